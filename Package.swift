@@ -1,0 +1,61 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Rumor",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "rumor", targets: ["rumor"]),
+        .library(name: "RumorCore", targets: ["RumorCore"]),
+        .library(name: "RumorWire", targets: ["RumorWire"]),
+        .library(name: "RumorAgent", targets: ["RumorAgent"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+    ],
+    targets: [
+        // Pure protocol core: no I/O, no clock, no global randomness.
+        .target(name: "RumorCore"),
+        // Wire codecs: memberlist-compatible bytes <-> RumorCore messages.
+        .target(name: "RumorWire", dependencies: ["RumorCore"]),
+        // The NIO runtime that drives the core over real sockets, plus the local HTTP API.
+        .target(
+            name: "RumorAgent",
+            dependencies: [
+                "RumorCore",
+                "RumorWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
+        .executableTarget(
+            name: "rumor",
+            dependencies: [
+                "RumorAgent",
+                "RumorCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(name: "RumorCoreTests", dependencies: ["RumorCore"]),
+        .testTarget(name: "RumorWireTests", dependencies: ["RumorWire", "RumorCore"], resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "RumorAgentTests",
+            dependencies: [
+                "RumorAgent", "RumorCore", "RumorWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+    ]
+)

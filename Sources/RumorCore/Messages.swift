@@ -1,0 +1,270 @@
+/// The membership messages Rumor exchanges, one type per memberlist message.
+///
+/// These are domain values: the core reasons about them and never sees bytes. `RumorWire` maps
+/// each one to and from HashiCorp memberlist's wire format (message type byte + msgpack body),
+/// so field meanings follow memberlist's `net.go` exactly.
+
+/// An IP address (4 or 16 bytes, network order) and a port.
+public struct NodeAddress: Hashable, Sendable, CustomStringConvertible {
+    /// The raw address bytes: 4 for IPv4, 16 for IPv6.
+    public var ip: [UInt8]
+    public var port: UInt16
+
+    public init(ip: [UInt8], port: UInt16) {
+        self.ip = ip
+        self.port = port
+    }
+
+    /// Parses dotted IPv4 (`"127.0.0.1"`); returns nil for anything else.
+    public init?(ipv4 text: Substring, port: UInt16) {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        var bytes: [UInt8] = []
+        for part in parts {
+            guard let byte = UInt8(part) else { return nil }
+            bytes.append(byte)
+        }
+        self.init(ip: bytes, port: port)
+    }
+
+    /// `host:port`, with IPv6 hosts in brackets.
+    public var description: String {
+        "\(host):\(port)"
+    }
+
+    /// The textual IP address without the port.
+    public var host: String {
+        if ip.count == 4 {
+            return ip.map(String.init).joined(separator: ".")
+        }
+        if ip.count == 16 {
+            var groups: [String] = []
+            for index in stride(from: 0, to: 16, by: 2) {
+                groups.append(String(UInt16(ip[index]) << 8 | UInt16(ip[index + 1]), radix: 16))
+            }
+            return "[" + groups.joined(separator: ":") + "]"
+        }
+        return "invalid(\(ip.count) bytes)"
+    }
+}
+
+/// The six protocol version bytes memberlist carries in `alive` and push-pull node states, in
+/// wire order: protocol min, max, current, delegate min, max, current.
+public struct ProtocolVersions: Hashable, Sendable {
+    public var protocolMin: UInt8
+    public var protocolMax: UInt8
+    public var protocolCurrent: UInt8
+    public var delegateMin: UInt8
+    public var delegateMax: UInt8
+    public var delegateCurrent: UInt8
+
+    public init(
+        protocolMin: UInt8, protocolMax: UInt8, protocolCurrent: UInt8,
+        delegateMin: UInt8, delegateMax: UInt8, delegateCurrent: UInt8
+    ) {
+        self.protocolMin = protocolMin
+        self.protocolMax = protocolMax
+        self.protocolCurrent = protocolCurrent
+        self.delegateMin = delegateMin
+        self.delegateMax = delegateMax
+        self.delegateCurrent = delegateCurrent
+    }
+
+    /// memberlist's supported range: ProtocolVersionMin 1 ... ProtocolVersionMax 5, speaking 2
+    /// (`ProtocolVersion2Compatible`, memberlist's default), with delegate versions 2...5 at 4.
+    public static let rumor = ProtocolVersions(
+        protocolMin: 1, protocolMax: 5, protocolCurrent: 2,
+        delegateMin: 2, delegateMax: 5, delegateCurrent: 4
+    )
+
+    /// The wire form: six bytes.
+    public var bytes: [UInt8] {
+        [protocolMin, protocolMax, protocolCurrent, delegateMin, delegateMax, delegateCurrent]
+    }
+
+    /// Reads the wire form; missing bytes count as 0, as memberlist does for short vectors.
+    public init(bytes: [UInt8]) {
+        func at(_ index: Int) -> UInt8 { index < bytes.count ? bytes[index] : 0 }
+        self.init(
+            protocolMin: at(0), protocolMax: at(1), protocolCurrent: at(2),
+            delegateMin: at(3), delegateMax: at(4), delegateCurrent: at(5)
+        )
+    }
+}
+
+/// A member's state as memberlist numbers it on the wire (`NodeStateType`).
+public enum MemberState: Int, Sendable, Hashable, CustomStringConvertible {
+    case alive = 0
+    case suspect = 1
+    case dead = 2
+    case left = 3
+
+    public var description: String {
+        switch self {
+        case .alive: "alive"
+        case .suspect: "suspect"
+        case .dead: "dead"
+        case .left: "left"
+        }
+    }
+}
+
+/// `ping`: a direct probe. `target` lets the receiver reject probes meant for a previous node at
+/// its address.
+public struct Ping: Hashable, Sendable {
+    public var sequenceNumber: UInt32
+    /// The name of the node this ping is meant for (memberlist `Node`); may be empty.
+    public var target: String
+    /// Where to send the ack, when the sender is behind a relay (memberlist `SourceAddr/Port`).
+    public var source: NodeAddress?
+    /// The sender's name (memberlist `SourceNode`); empty when not given.
+    public var sourceName: String
+
+    public init(sequenceNumber: UInt32, target: String, source: NodeAddress? = nil, sourceName: String = "") {
+        self.sequenceNumber = sequenceNumber
+        self.target = target
+        self.source = source
+        self.sourceName = sourceName
+    }
+}
+
+/// `indirectPingReq`: asks the receiver to probe `target` on the sender's behalf.
+public struct IndirectPing: Hashable, Sendable {
+    public var sequenceNumber: UInt32
+    public var target: NodeAddress
+    public var targetName: String
+    /// True when the requester wants a nack if the target does not answer in time.
+    public var wantsNack: Bool
+    public var source: NodeAddress?
+    public var sourceName: String
+
+    public init(
+        sequenceNumber: UInt32, target: NodeAddress, targetName: String, wantsNack: Bool,
+        source: NodeAddress? = nil, sourceName: String = ""
+    ) {
+        self.sequenceNumber = sequenceNumber
+        self.target = target
+        self.targetName = targetName
+        self.wantsNack = wantsNack
+        self.source = source
+        self.sourceName = sourceName
+    }
+}
+
+/// `ackResp`: answers a ping.
+public struct Ack: Hashable, Sendable {
+    public var sequenceNumber: UInt32
+    public var payload: [UInt8]
+
+    public init(sequenceNumber: UInt32, payload: [UInt8] = []) {
+        self.sequenceNumber = sequenceNumber
+        self.payload = payload
+    }
+}
+
+/// `nackResp`: an indirect prober could not reach the target in time (Lifeguard).
+public struct Nack: Hashable, Sendable {
+    public var sequenceNumber: UInt32
+
+    public init(sequenceNumber: UInt32) {
+        self.sequenceNumber = sequenceNumber
+    }
+}
+
+/// `suspect`: `from` suspects `node` at `incarnation`.
+public struct Suspect: Hashable, Sendable {
+    public var incarnation: UInt32
+    public var node: String
+    public var from: String
+
+    public init(incarnation: UInt32, node: String, from: String) {
+        self.incarnation = incarnation
+        self.node = node
+        self.from = from
+    }
+}
+
+/// `alive`: `node` is alive at `incarnation`; also how a node announces itself and its metadata.
+public struct Alive: Hashable, Sendable {
+    public var incarnation: UInt32
+    public var node: String
+    public var address: NodeAddress
+    public var meta: [UInt8]
+    public var versions: ProtocolVersions
+
+    public init(incarnation: UInt32, node: String, address: NodeAddress, meta: [UInt8], versions: ProtocolVersions) {
+        self.incarnation = incarnation
+        self.node = node
+        self.address = address
+        self.meta = meta
+        self.versions = versions
+    }
+}
+
+/// `dead`: `from` declares `node` dead at `incarnation`. When `from == node` the node is leaving.
+public struct Dead: Hashable, Sendable {
+    public var incarnation: UInt32
+    public var node: String
+    public var from: String
+
+    public init(incarnation: UInt32, node: String, from: String) {
+        self.incarnation = incarnation
+        self.node = node
+        self.from = from
+    }
+
+    /// A node declaring itself dead is a graceful leave.
+    public var isLeave: Bool { node == from }
+}
+
+/// One node in a push-pull exchange (`pushNodeState`).
+public struct PushNodeState: Hashable, Sendable {
+    public var name: String
+    public var address: NodeAddress
+    public var meta: [UInt8]
+    public var incarnation: UInt32
+    public var state: MemberState
+    public var versions: ProtocolVersions
+
+    public init(
+        name: String, address: NodeAddress, meta: [UInt8], incarnation: UInt32,
+        state: MemberState, versions: ProtocolVersions
+    ) {
+        self.name = name
+        self.address = address
+        self.meta = meta
+        self.incarnation = incarnation
+        self.state = state
+        self.versions = versions
+    }
+}
+
+/// A full state exchange over a stream (`pushPullHeader` + node states + user state).
+public struct PushPull: Hashable, Sendable {
+    /// True when the sender is joining (memberlist `Join`).
+    public var join: Bool
+    public var nodes: [PushNodeState]
+    /// Opaque application state carried after the node states (memberlist `UserStateLen`).
+    public var userState: [UInt8]
+
+    public init(join: Bool, nodes: [PushNodeState], userState: [UInt8] = []) {
+        self.join = join
+        self.nodes = nodes
+        self.userState = userState
+    }
+}
+
+/// One membership message, as carried in a UDP packet (possibly inside a compound) or a stream.
+public enum Message: Hashable, Sendable {
+    case ping(Ping)
+    case indirectPing(IndirectPing)
+    case ack(Ack)
+    case nack(Nack)
+    case suspect(Suspect)
+    case alive(Alive)
+    case dead(Dead)
+    /// An application message (memberlist `userMsg`), opaque to membership.
+    case user([UInt8])
+    /// A remote error report (memberlist `errResp`), sent on streams.
+    case error(String)
+}

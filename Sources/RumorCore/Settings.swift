@@ -1,0 +1,129 @@
+/// Tunables of the membership protocol. Defaults equal HashiCorp memberlist's `DefaultLANConfig`.
+///
+/// Build one from a preset (`.lan`, `.wan`, `.local`) and adjust fields; `validate()` reports the
+/// first value that cannot work.
+public struct MembershipSettings: Sendable, Hashable {
+    /// Time between failure-detection probes of one random member. Default 1 s.
+    public var probeInterval: Duration = .seconds(1)
+    /// How long to wait for a direct ack before asking others to probe indirectly. Default 500 ms.
+    /// Should be about the 99th percentile of round-trip time.
+    public var probeTimeout: Duration = .milliseconds(500)
+    /// How many members to ask for indirect probes when a direct probe fails. Default 3.
+    public var indirectChecks: Int = 3
+    /// Gossip retransmit multiplier: a broadcast is piggybacked
+    /// `retransmitMultiplier * ceil(log10(N + 1))` times. Default 4.
+    public var retransmitMultiplier: Int = 4
+    /// Suspicion timeout multiplier: the minimum suspicion timeout is
+    /// `suspicionMultiplier * max(1, log10(N)) * probeInterval`. Default 4.
+    public var suspicionMultiplier: Int = 4
+    /// Lifeguard: the suspicion timeout starts at `suspicionMaxTimeoutMultiplier` times the
+    /// minimum and shrinks toward it as independent confirmations arrive. Default 6.
+    public var suspicionMaxTimeoutMultiplier: Int = 6
+    /// Time between full state exchanges (TCP push-pull) with one random member; 0 disables. Default 30 s.
+    public var pushPullInterval: Duration = .seconds(30)
+    /// Time between gossip rounds (piggyback flushes to `gossipNodes` random members). Default 200 ms.
+    public var gossipInterval: Duration = .milliseconds(200)
+    /// Members gossiped to per gossip round. Default 3.
+    public var gossipNodes: Int = 3
+    /// How long dead members keep receiving gossip (so they can refute), and stay listed. Default 30 s.
+    public var gossipToTheDeadTime: Duration = .seconds(30)
+    /// Lifeguard: the local-health (awareness) multiplier's maximum; probe intervals and timeouts
+    /// are scaled by `1 + health score` with the score in `0..<awarenessMaxMultiplier`. Default 8.
+    public var awarenessMaxMultiplier: Int = 8
+    /// Timeout for stream (TCP) operations such as push-pull. Default 10 s.
+    public var streamTimeout: Duration = .seconds(10)
+    /// Largest UDP packet we build when piggybacking gossip. Default 1400 bytes.
+    public var packetBudget: Int = 1400
+    /// How long a dead member's name is blocked from being reclaimed by a different address; 0 =
+    /// never reclaimable while listed (memberlist's `DeadNodeReclaimTime`). Default 0.
+    public var deadNodeReclaimTime: Duration = .zero
+    /// Whether to compress outgoing packets and streams with LZW as memberlist does. Incoming
+    /// compressed messages are always accepted. Default true.
+    public var enableCompression: Bool = true
+
+    public init() {}
+
+    /// memberlist `DefaultLANConfig`.
+    public static var lan: MembershipSettings { MembershipSettings() }
+
+    /// memberlist `DefaultWANConfig`.
+    public static var wan: MembershipSettings {
+        var settings = MembershipSettings()
+        settings.streamTimeout = .seconds(30)
+        settings.suspicionMultiplier = 6
+        settings.pushPullInterval = .seconds(60)
+        settings.probeTimeout = .seconds(3)
+        settings.probeInterval = .seconds(5)
+        settings.gossipNodes = 4
+        settings.gossipInterval = .milliseconds(500)
+        settings.gossipToTheDeadTime = .seconds(60)
+        return settings
+    }
+
+    /// memberlist `DefaultLocalConfig`: one host or a fast, reliable network.
+    public static var local: MembershipSettings {
+        var settings = MembershipSettings()
+        settings.streamTimeout = .seconds(1)
+        settings.indirectChecks = 1
+        settings.retransmitMultiplier = 2
+        settings.suspicionMultiplier = 3
+        settings.pushPullInterval = .seconds(15)
+        settings.probeTimeout = .milliseconds(200)
+        settings.probeInterval = .seconds(1)
+        settings.gossipInterval = .milliseconds(100)
+        settings.gossipToTheDeadTime = .seconds(15)
+        return settings
+    }
+
+    /// Looks up a preset by name (`lan`, `wan`, `local`).
+    public static func preset(named name: String) -> MembershipSettings? {
+        switch name.lowercased() {
+        case "lan": .lan
+        case "wan": .wan
+        case "local": .local
+        default: nil
+        }
+    }
+
+    /// Checks that every value can work; throws the first problem found.
+    public func validate() throws(SettingsError) {
+        func positive(_ value: Duration, _ name: String) throws(SettingsError) {
+            guard value > .zero else { throw SettingsError(setting: name, problem: "must be greater than zero") }
+        }
+        try positive(probeInterval, "probeInterval")
+        try positive(probeTimeout, "probeTimeout")
+        try positive(gossipInterval, "gossipInterval")
+        try positive(streamTimeout, "streamTimeout")
+        guard probeTimeout <= probeInterval else {
+            throw SettingsError(setting: "probeTimeout", problem: "must not exceed probeInterval")
+        }
+        guard pushPullInterval >= .zero else {
+            throw SettingsError(setting: "pushPullInterval", problem: "must be zero (disabled) or positive")
+        }
+        guard indirectChecks >= 0 else { throw SettingsError(setting: "indirectChecks", problem: "must be >= 0") }
+        guard gossipNodes >= 1 else { throw SettingsError(setting: "gossipNodes", problem: "must be >= 1") }
+        guard retransmitMultiplier >= 1 else {
+            throw SettingsError(setting: "retransmitMultiplier", problem: "must be >= 1")
+        }
+        guard suspicionMultiplier >= 1 else {
+            throw SettingsError(setting: "suspicionMultiplier", problem: "must be >= 1")
+        }
+        guard suspicionMaxTimeoutMultiplier >= 1 else {
+            throw SettingsError(setting: "suspicionMaxTimeoutMultiplier", problem: "must be >= 1")
+        }
+        guard awarenessMaxMultiplier >= 1 else {
+            throw SettingsError(setting: "awarenessMaxMultiplier", problem: "must be >= 1")
+        }
+        guard packetBudget >= 512, packetBudget <= 65_000 else {
+            throw SettingsError(setting: "packetBudget", problem: "must be within 512...65000 bytes")
+        }
+    }
+}
+
+/// A setting that cannot work, with the reason.
+public struct SettingsError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var setting: String
+    public var problem: String
+
+    public var description: String { "\(setting) \(problem)" }
+}
