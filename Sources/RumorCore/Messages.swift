@@ -71,10 +71,12 @@ public struct ProtocolVersions: Hashable, Sendable {
     }
 
     /// memberlist's supported range: ProtocolVersionMin 1 ... ProtocolVersionMax 5, speaking 2
-    /// (`ProtocolVersion2Compatible`, memberlist's default), with delegate versions 2...5 at 4.
+    /// (`ProtocolVersion2Compatible`, memberlist's default). Delegate versions are 0, as for a
+    /// plain memberlist node: memberlist's `verifyProtocol` requires every node's delegate
+    /// version to fall inside every other node's delegate range.
     public static let rumor = ProtocolVersions(
         protocolMin: 1, protocolMax: 5, protocolCurrent: 2,
-        delegateMin: 2, delegateMax: 5, delegateCurrent: 4
+        delegateMin: 0, delegateMax: 0, delegateCurrent: 0
     )
 
     /// The wire form: six bytes.

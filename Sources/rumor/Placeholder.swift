@@ -1,0 +1,1 @@
+// Placeholder so the target is not empty; delete once the target has real sources.
