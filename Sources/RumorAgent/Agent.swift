@@ -1,0 +1,461 @@
+import Logging
+import Metrics
+import NIOCore
+import NIOPosix
+import RumorCore
+import RumorWire
+import ServiceLifecycle
+
+/// A running Rumor node: drives the pure `Membership` machine over real UDP and TCP sockets.
+///
+/// The actor is the single owner of the membership state. Datagrams and timer expiries arrive
+/// through one ordered event stream consumed by `run()`; stream requests and API calls enter
+/// through actor methods. Every directive the machine returns is carried out here.
+public actor Agent: Service, AgentControl {
+    public nonisolated let configuration: AgentConfiguration
+    private let logger: Logger
+    private let group: EventLoopGroup
+    private let packetCodec: PacketCodec
+    private let streamCodec: StreamCodec
+    private let advertised: NodeAddress
+    private let clock = ContinuousClock()
+    private let origin: ContinuousClock.Instant
+
+    private var membership: Membership
+    private var packets: PacketTransport?
+    private var listener: StreamListener?
+    private var counters = AgentCounters()
+    private var leaveWaiters: [CheckedContinuation<Void, Never>] = []
+    private var leaveCompleted = false
+    private var stopped = false
+    private var labelWarnings: Set<String> = []
+
+    private let events: AsyncStream<Event>
+    private let eventSink: AsyncStream<Event>.Continuation
+
+    private enum Event: Sendable {
+        case packet([UInt8], SocketAddress)
+        case timer(MembershipTimer)
+    }
+
+    /// Largest stream message accepted (memberlist's `maxPushStateBytes`).
+    static let maximumStreamBytes = 20 << 20
+
+    /// Validates the configuration and prepares the node; sockets open in `run()`.
+    /// - Throws: `AgentError` (`bad_config`, `bad_address`) describing the first problem.
+    public init(configuration: AgentConfiguration, logger: Logger) throws {
+        do {
+            try configuration.membership.validate()
+        } catch {
+            throw AgentError(
+                code: "bad_config", message: "invalid membership setting: \(error)",
+                hint: "fix the setting or use a preset (--profile lan|wan|local)")
+        }
+        guard !configuration.name.isEmpty, configuration.name.utf8.count <= 255 else {
+            throw AgentError(code: "bad_config", message: "node name must be 1...255 bytes", hint: "pass --name")
+        }
+        guard configuration.meta.count <= 512 else {
+            throw AgentError(
+                code: "bad_config", message: "node metadata is \(configuration.meta.count) bytes; the limit is 512",
+                hint: "shorten --meta values")
+        }
+        guard configuration.swarm.utf8.count <= 255 else {
+            throw AgentError(code: "bad_config", message: "swarm name must be at most 255 bytes", hint: "shorten --swarm")
+        }
+        self.configuration = configuration
+        self.logger = logger
+        self.group = MultiThreadedEventLoopGroup.singleton
+        let compression = configuration.membership.enableCompression
+        self.packetCodec = PacketCodec(label: configuration.swarm, compression: compression)
+        self.streamCodec = StreamCodec(
+            label: configuration.swarm, compression: compression, maximumMessageSize: Self.maximumStreamBytes)
+        self.advertised = try Self.advertisedAddress(for: configuration)
+        self.origin = clock.now
+        self.membership = Membership(
+            name: configuration.name, address: advertised, meta: configuration.meta,
+            settings: configuration.membership, seed: UInt64.random(in: .min ... .max), now: .zero)
+        (self.events, self.eventSink) = AsyncStream.makeStream(of: Event.self)
+    }
+
+    // MARK: - Service
+
+    /// Opens the sockets, joins the seeds, and runs until graceful shutdown, which leaves the
+    /// swarm (bounded) before returning.
+    public func run() async throws {
+        try await openSockets()
+        logger.info(
+            "rumor agent started",
+            metadata: [
+                "name": "\(configuration.name)", "address": "\(advertised)",
+                "swarm": "\(configuration.swarm.isEmpty ? "-" : configuration.swarm)",
+            ])
+        execute(membership.start(now: now))
+        if !configuration.seeds.isEmpty {
+            Task { await self.joinAtStart() }
+        }
+        let events = self.events
+        await withGracefulShutdownHandler {
+            for await event in events {
+                await self.handle(event)
+            }
+        } onGracefulShutdown: {
+            Task { await self.shutdown() }
+        }
+    }
+
+    private func openSockets() async throws {
+        let sink = eventSink
+        do {
+            packets = try await PacketTransport.bind(
+                host: configuration.bindHost, port: configuration.bindPort, group: group
+            ) { bytes, sender in
+                sink.yield(.packet(bytes, sender))
+            }
+            let codec = streamCodec
+            listener = try await StreamListener.bind(
+                host: configuration.bindHost, port: configuration.bindPort, group: group,
+                timeout: .nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped),
+                maximumBytes: Self.maximumStreamBytes,
+                decode: { try codec.decode($0) },
+                onRequest: { [weak self] request, peer in await self?.answer(request, from: peer) },
+                onFailure: { [weak self] error, peer in Task { await self?.streamFailed(error, from: peer) } })
+        } catch {
+            await packets?.close()
+            throw AgentError(
+                code: "bind_failed",
+                message: "cannot bind \(configuration.bindHost):\(configuration.bindPort): \(error)",
+                hint: "is another agent using this port? pick another with --bind HOST:PORT")
+        }
+    }
+
+    /// Leaves gracefully (if not already), closes the sockets and ends `run()`.
+    private func shutdown() async {
+        guard !stopped else { return }
+        if !membership.hasLeft {
+            try? await leave()
+        }
+        stopped = true
+        await packets?.close()
+        await listener?.close()
+        eventSink.finish()
+        logger.info("rumor agent stopped")
+    }
+
+    private func joinAtStart() async {
+        var delay = Duration.seconds(1)
+        while !stopped, !membership.hasLeft {
+            let contacted = (try? await join(configuration.seeds)) ?? 0
+            if contacted > 0 { return }
+            logger.warning("no seed answered; retrying", metadata: ["seeds": "\(configuration.seeds)", "in": "\(delay)"])
+            try? await Task.sleep(for: delay)
+            delay = min(delay * 2, .seconds(30))
+        }
+    }
+
+    // MARK: - AgentControl
+
+    public func members() async -> [MemberSnapshot] {
+        membership.members.values
+            .sorted { $0.name < $1.name }
+            .map { member in
+                MemberSnapshot(
+                    name: member.name, address: member.address.description, state: member.state.description,
+                    incarnation: member.incarnation, meta: String(decoding: member.meta, as: UTF8.self),
+                    protocolVersion: member.versions.protocolCurrent)
+            }
+    }
+
+    public func info() async -> AgentInfo {
+        var counts = ["alive": 0, "suspect": 0, "dead": 0, "left": 0]
+        for member in membership.members.values {
+            counts[member.state.description, default: 0] += 1
+        }
+        return AgentInfo(
+            name: configuration.name, address: advertised.description, swarm: configuration.swarm, members: counts,
+            healthScore: membership.healthScore, incarnation: membership.localMember.incarnation,
+            left: leaveCompleted, uptimeSeconds: Double((clock.now - origin).nanosecondsClamped) / 1e9,
+            counters: counters.values)
+    }
+
+    public func join(_ seeds: [String]) async throws -> Int {
+        guard !membership.hasLeft else {
+            throw AgentError(
+                code: "left", message: "this node has left the swarm", hint: "restart the agent to rejoin")
+        }
+        var addresses: [NodeAddress] = []
+        for seed in seeds {
+            addresses.append(try NodeAddress.resolve(seed, defaultPort: 7946))
+        }
+        let directives = membership.join(seeds: addresses, now: now)
+        let contacted = await withTaskGroup(of: Bool.self) { group in
+            for directive in directives {
+                guard case .pushPull(let address, let state) = directive else { continue }
+                group.addTask { await self.pushPull(with: address, state: state) }
+            }
+            var count = 0
+            for await answered in group where answered { count += 1 }
+            return count
+        }
+        guard contacted > 0 else {
+            throw AgentError(
+                code: "join_failed", message: "none of \(seeds.joined(separator: ", ")) answered",
+                hint: "check that an agent runs there, with the same --swarm name")
+        }
+        logger.info("joined", metadata: ["seeds": "\(seeds)", "contacted": "\(contacted)"])
+        return contacted
+    }
+
+    public func leave() async throws {
+        if !membership.hasLeft {
+            logger.info("leaving the swarm")
+            execute(membership.leave(now: now))
+        }
+        guard !leaveCompleted else { return }
+        // Wait for the announcement to be gossiped, at most a few gossip rounds' worth.
+        let limit = max(Duration.seconds(3), configuration.membership.gossipInterval * 10)
+        let timeout = Task {
+            try? await Task.sleep(for: limit)
+            self.completeLeave()
+        }
+        await withCheckedContinuation { continuation in
+            if leaveCompleted {
+                continuation.resume()
+            } else {
+                leaveWaiters.append(continuation)
+            }
+        }
+        timeout.cancel()
+    }
+
+    private func completeLeave() {
+        leaveCompleted = true
+        let waiters = leaveWaiters
+        leaveWaiters = []
+        for waiter in waiters { waiter.resume() }
+    }
+
+    // MARK: - Events
+
+    private var now: Instant {
+        Instant(nanoseconds: (clock.now - origin).nanosecondsClamped)
+    }
+
+    private func handle(_ event: Event) {
+        switch event {
+        case .packet(let bytes, let sender):
+            receivePacket(bytes, from: sender)
+        case .timer(let timer):
+            guard !stopped else { return }
+            execute(membership.timerFired(timer, now: now))
+        }
+    }
+
+    private func receivePacket(_ bytes: [UInt8], from sender: SocketAddress) {
+        counters.add("packets_received")
+        counters.add("bytes_received", UInt64(bytes.count))
+        guard let from = NodeAddress(sender) else { return }
+        let decoded: DecodedPacket
+        do {
+            decoded = try packetCodec.decode(bytes)
+        } catch {
+            dropped(error, from: sender)
+            return
+        }
+        if decoded.truncatedParts > 0 { counters.add("dropped_truncated_parts", UInt64(decoded.truncatedParts)) }
+        let timestamp = now
+        for message in decoded.messages {
+            execute(membership.receive(message, from: from, now: timestamp))
+        }
+    }
+
+    /// Answers one stream request; returns the encoded reply.
+    private func answer(_ request: StreamMessage, from peer: SocketAddress?) -> [UInt8]? {
+        counters.add("streams_received")
+        switch request {
+        case .pushPull(let remote):
+            guard let from = peer.flatMap(NodeAddress.init) else { return nil }
+            let (reply, directives) = membership.receivePushPull(remote, from: from, now: now)
+            execute(directives)
+            return streamCodec.encode(.pushPull(reply))
+        case .ping(let ping):
+            guard ping.target.isEmpty || ping.target == configuration.name else {
+                return streamCodec.encode(.error("ping for \(ping.target) reached \(configuration.name)"))
+            }
+            return streamCodec.encode(.ack(Ack(sequenceNumber: ping.sequenceNumber)))
+        case .user(let payload):
+            if let from = peer.flatMap(NodeAddress.init) {
+                execute(membership.receive(.user(payload), from: from, now: now))
+            }
+            return nil
+        case .ack, .error:
+            return nil
+        }
+    }
+
+    private func streamFailed(_ error: Error, from peer: SocketAddress?) {
+        if let wireError = error as? WireError {
+            dropped(wireError, from: peer)
+        } else {
+            counters.add("streams_failed")
+            logger.debug("stream failed", metadata: ["peer": "\(peer.map { "\($0)" } ?? "?")", "error": "\(error)"])
+        }
+    }
+
+    private func dropped(_ error: Error, from peer: SocketAddress?) {
+        let reason = (error as? WireError).map(dropReason) ?? "malformed"
+        counters.add("dropped_\(reason)")
+        Counter(label: "rumor_packets_dropped", dimensions: [("reason", reason)]).increment()
+        let peerText = peer.map { "\($0)" } ?? "?"
+        if reason == "label" {
+            // Once per peer: a foreign swarm on the same network would otherwise flood the log.
+            if labelWarnings.insert(peerText).inserted {
+                logger.warning(
+                    "ignoring packets from another swarm",
+                    metadata: ["peer": "\(peerText)", "swarm": "\(configuration.swarm)", "error": "\(error)"])
+            }
+        } else {
+            logger.debug("dropped malformed input", metadata: ["peer": "\(peerText)", "error": "\(error)"])
+        }
+    }
+
+    // MARK: - Directives
+
+    private func execute(_ directives: [MembershipDirective]) {
+        for directive in directives {
+            switch directive {
+            case .send(let address, let messages, let checksum):
+                guard let target = address.socketAddress, let packets, !stopped else { continue }
+                let bytes = packetCodec.encode(messages, checksum: checksum)
+                packets.send(bytes, to: target)
+                counters.add("packets_sent")
+                counters.add("bytes_sent", UInt64(bytes.count))
+            case .startTimer(let timer, let delay):
+                let sink = eventSink
+                group.next().scheduleTask(in: .nanoseconds(max(0, delay.nanosecondsClamped))) {
+                    sink.yield(.timer(timer))
+                }
+            case .pushPull(let address, let state):
+                Task { await self.pushPull(with: address, state: state) }
+            case .streamPing(let address, let ping, let deadline):
+                Task { await self.streamPing(ping, to: address, deadline: deadline) }
+            case .deliver(let payload, let sender):
+                counters.add("user_messages_received")
+                logger.trace("user message", metadata: ["from": "\(sender)", "bytes": "\(payload.count)"])
+            case .event(let event):
+                report(event)
+            case .conflict(let existing, let claimed):
+                counters.add("name_conflicts")
+                logger.warning(
+                    "name conflict: another node claims a known name",
+                    metadata: [
+                        "name": "\(existing.name)", "known": "\(existing.address)", "claimed": "\(claimed.address)",
+                    ])
+            case .leaveCompleted:
+                completeLeave()
+            }
+        }
+    }
+
+    /// Runs one push-pull exchange; returns whether the peer answered.
+    private func pushPull(with address: NodeAddress, state: PushPull) async -> Bool {
+        guard let target = address.socketAddress else { return false }
+        let codec = streamCodec
+        do {
+            let answer = try await StreamClient.exchange(
+                codec.encode(.pushPull(state)), with: target, group: group,
+                timeout: .nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped),
+                maximumBytes: Self.maximumStreamBytes, decode: { try codec.decode($0) })
+            guard case .pushPull(let remote) = answer else {
+                counters.add("push_pull_failed")
+                return false
+            }
+            counters.add("push_pull_completed")
+            execute(membership.receivePushPullReply(remote, from: address, now: now))
+            return true
+        } catch {
+            counters.add("push_pull_failed")
+            if let wireError = error as? WireError { dropped(wireError, from: target) }
+            logger.debug("push-pull failed", metadata: ["peer": "\(address)", "error": "\(error)"])
+            return false
+        }
+    }
+
+    private func streamPing(_ ping: Ping, to address: NodeAddress, deadline: Instant) async {
+        guard let target = address.socketAddress else { return }
+        let remaining = deadline - now
+        guard remaining > .zero else { return }
+        let codec = streamCodec
+        let contacted: Bool
+        do {
+            let answer = try await StreamClient.exchange(
+                codec.encode(.ping(ping)), with: target, group: group,
+                timeout: .nanoseconds(remaining.nanosecondsClamped), maximumBytes: 1 << 16,
+                decode: { try codec.decode($0) })
+            if case .ack(let ack) = answer, ack.sequenceNumber == ping.sequenceNumber {
+                contacted = true
+            } else {
+                contacted = false
+            }
+        } catch {
+            contacted = false
+        }
+        membership.streamPingFinished(sequence: ping.sequenceNumber, contacted: contacted, now: now)
+    }
+
+    private func report(_ event: MemberEvent) {
+        let member = event.member
+        counters.add("member_events_\(event.kind.rawValue)")
+        Counter(label: "rumor_member_events", dimensions: [("kind", event.kind.rawValue)]).increment()
+        let metadata: Logger.Metadata = [
+            "member": "\(member.name)", "address": "\(member.address)", "incarnation": "\(member.incarnation)",
+        ]
+        switch event.kind {
+        case .joined: logger.info("member joined", metadata: metadata)
+        case .updated: logger.info("member updated", metadata: metadata)
+        case .suspected: logger.info("member suspected", metadata: metadata)
+        case .recovered: logger.info("member recovered", metadata: metadata)
+        case .failed: logger.warning("member failed", metadata: metadata)
+        case .left: logger.info("member left", metadata: metadata)
+        case .reaped: logger.debug("member reaped", metadata: metadata)
+        }
+    }
+
+    // MARK: - Configuration helpers
+
+    /// The address announced to others: `--advertise` if given, the bind address if specific,
+    /// else the first non-loopback IPv4 address of this host (127.0.0.1 when there is none).
+    private static func advertisedAddress(for configuration: AgentConfiguration) throws -> NodeAddress {
+        let port = configuration.advertisePort ?? configuration.bindPort
+        guard let port16 = UInt16(exactly: port) else { throw AgentError.badAddress("\(port)") }
+        if let host = configuration.advertiseHost {
+            return try NodeAddress.resolve("\(host):\(port16)", defaultPort: Int(port16))
+        }
+        let bind = configuration.bindHost
+        if bind != "0.0.0.0", bind != "::", !bind.isEmpty {
+            return try NodeAddress.resolve(bind.contains(":") ? "[\(bind)]:\(port16)" : "\(bind):\(port16)", defaultPort: port)
+        }
+        let devices = (try? System.enumerateDevices()) ?? []
+        for device in devices {
+            guard let address = device.address, case .v4 = address, let node = NodeAddress(address),
+                node.ip.first != 127
+            else { continue }
+            return NodeAddress(ip: node.ip, port: port16)
+        }
+        return NodeAddress(ip: [127, 0, 0, 1], port: port16)
+    }
+}
+
+/// Named counters reported by `rumor info` (and mirrored to swift-metrics).
+struct AgentCounters: Sendable {
+    private(set) var values: [String: UInt64] = [:]
+
+    mutating func add(_ name: String, _ amount: UInt64 = 1) {
+        values[name, default: 0] &+= amount
+    }
+}
+
+/// The counter suffix for a dropped packet or stream: `dropped_<reason>`.
+func dropReason(_ error: WireError) -> String {
+    if case .labelMismatch = error.code { return "label" }
+    return "\(error.code)"
+}

@@ -1,0 +1,86 @@
+import NIOCore
+import RumorCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+extension NodeAddress {
+    /// The NIO socket address for this node address; nil when the IP is neither 4 nor 16 bytes.
+    var socketAddress: SocketAddress? {
+        guard ip.count == 4 || ip.count == 16 else { return nil }
+        var buffer = ByteBuffer()
+        buffer.writeBytes(ip)
+        return try? SocketAddress(packedIPAddress: buffer, port: Int(port))
+    }
+
+    /// The node address of an IPv4/IPv6 socket address; nil for Unix sockets.
+    init?(_ address: SocketAddress) {
+        guard let port = address.port, let port = UInt16(exactly: port) else { return nil }
+        switch address {
+        case .v4(let v4):
+            let bytes = withUnsafeBytes(of: v4.address.sin_addr) { Array($0) }
+            self.init(ip: bytes, port: port)
+        case .v6(let v6):
+            let bytes = withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
+            // An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is the IPv4 peer it stands for.
+            if bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xff, bytes[11] == 0xff {
+                self.init(ip: Array(bytes[12..<16]), port: port)
+            } else {
+                self.init(ip: bytes, port: port)
+            }
+        case .unixDomainSocket:
+            return nil
+        }
+    }
+
+    /// Resolves `host:port` (or `host`, with `defaultPort`) to a node address.
+    /// - Throws: `AgentError` with code `bad_address` when the text is not an address or the host
+    ///   does not resolve.
+    static func resolve(_ text: String, defaultPort: Int) throws -> NodeAddress {
+        let (host, port) = try splitHostPort(text, defaultPort: defaultPort)
+        do {
+            let address = try SocketAddress.makeAddressResolvingHost(host, port: port)
+            guard let node = NodeAddress(address) else { throw AgentError.badAddress(text) }
+            return node
+        } catch let error as AgentError {
+            throw error
+        } catch {
+            throw AgentError(
+                code: "bad_address", message: "cannot resolve '\(host)': \(error)",
+                hint: "give an IP address or a resolvable host name, e.g. 127.0.0.1:7946")
+        }
+    }
+}
+
+/// Splits `host:port`, `[v6]:port`, `host` into host and port.
+func splitHostPort(_ text: String, defaultPort: Int) throws(AgentError) -> (host: String, port: Int) {
+    var host = Substring(text)
+    var portText: Substring?
+    if host.hasPrefix("[") {
+        guard let close = host.firstIndex(of: "]") else { throw AgentError.badAddress(text) }
+        let rest = host[host.index(after: close)...]
+        host = host[host.index(after: host.startIndex)..<close]
+        if rest.hasPrefix(":") { portText = rest.dropFirst() } else if !rest.isEmpty { throw AgentError.badAddress(text) }
+    } else if host.filter({ $0 == ":" }).count == 1, let colon = host.firstIndex(of: ":") {
+        portText = host[host.index(after: colon)...]
+        host = host[..<colon]
+    }
+    guard !host.isEmpty else { throw AgentError.badAddress(text) }
+    var port = defaultPort
+    if let portText {
+        guard let parsed = Int(portText), (0...65_535).contains(parsed) else { throw AgentError.badAddress(text) }
+        port = parsed
+    }
+    return (String(host), port)
+}
+
+extension AgentError {
+    static func badAddress(_ text: String) -> AgentError {
+        AgentError(
+            code: "bad_address", message: "'\(text)' is not a valid address",
+            hint: "use HOST:PORT, e.g. 127.0.0.1:7946 or [::1]:7946")
+    }
+}

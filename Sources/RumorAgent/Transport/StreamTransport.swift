@@ -1,0 +1,202 @@
+import NIOCore
+import NIOPosix
+import RumorWire
+
+/// Decodes one stream message from the bytes received so far; nil while incomplete.
+typealias StreamDecoder = @Sendable ([UInt8]) throws -> (message: StreamMessage, consumed: Int)?
+
+/// The gossip TCP listener: every connection carries one request (push-pull, ping or user
+/// message) that `onRequest` answers; the reply (if any) is written and the connection closed.
+final class StreamListener: Sendable {
+    let channel: Channel
+
+    private init(channel: Channel) {
+        self.channel = channel
+    }
+
+    static func bind(
+        host: String, port: Int, group: EventLoopGroup, timeout: TimeAmount, maximumBytes: Int,
+        decode: @escaping StreamDecoder,
+        onRequest: @escaping @Sendable (StreamMessage, SocketAddress?) async -> [UInt8]?,
+        onFailure: @escaping @Sendable (Error, SocketAddress?) -> Void
+    ) async throws -> StreamListener {
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.backlog, value: 256)
+            .childChannelInitializer { child in
+                child.eventLoop.makeCompletedFuture {
+                    let handler = StreamRequestHandler(
+                        maximumBytes: maximumBytes, decode: decode, onRequest: onRequest, onFailure: onFailure)
+                    try child.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: timeout))
+                    try child.pipeline.syncOperations.addHandler(handler)
+                }
+            }
+            .bind(host: host, port: port)
+            .get()
+        return StreamListener(channel: channel)
+    }
+
+    func close() async {
+        try? await channel.close()
+    }
+}
+
+/// Reads one request, hands it to the agent, writes the answer, closes.
+private final class StreamRequestHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let maximumBytes: Int
+    private let decode: StreamDecoder
+    private let onRequest: @Sendable (StreamMessage, SocketAddress?) async -> [UInt8]?
+    private let onFailure: @Sendable (Error, SocketAddress?) -> Void
+    private var received: [UInt8] = []
+    private var answered = false
+
+    init(
+        maximumBytes: Int, decode: @escaping StreamDecoder,
+        onRequest: @escaping @Sendable (StreamMessage, SocketAddress?) async -> [UInt8]?,
+        onFailure: @escaping @Sendable (Error, SocketAddress?) -> Void
+    ) {
+        self.maximumBytes = maximumBytes
+        self.decode = decode
+        self.onRequest = onRequest
+        self.onFailure = onFailure
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !answered else { return }
+        received.append(contentsOf: unwrapInboundIn(data).readableBytesView)
+        let peer = context.remoteAddress
+        guard received.count <= maximumBytes else {
+            fail(StreamTransportError.tooLarge, peer: peer, context: context)
+            return
+        }
+        let request: StreamMessage
+        do {
+            guard let decoded = try decode(received) else { return }
+            request = decoded.message
+        } catch {
+            fail(error, peer: peer, context: context)
+            return
+        }
+        answered = true
+        let channel = context.channel
+        let onRequest = self.onRequest
+        Task {
+            if let reply = await onRequest(request, peer) {
+                try? await channel.writeAndFlush(channel.allocator.buffer(bytes: reply))
+            }
+            try? await channel.close()
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            if !answered { onFailure(StreamTransportError.timedOut, context.remoteAddress) }
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !answered, !received.isEmpty { onFailure(StreamTransportError.closedEarly, context.remoteAddress) }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    private func fail(_ error: Error, peer: SocketAddress?, context: ChannelHandlerContext) {
+        answered = true
+        onFailure(error, peer)
+        context.close(promise: nil)
+    }
+}
+
+enum StreamTransportError: Error, CustomStringConvertible {
+    case tooLarge
+    case timedOut
+    case closedEarly
+
+    var description: String {
+        switch self {
+        case .tooLarge: "stream message exceeds the size limit"
+        case .timedOut: "stream timed out"
+        case .closedEarly: "peer closed the stream before a whole message arrived"
+        }
+    }
+}
+
+/// One request/answer exchange over a new TCP connection (push-pull, fallback ping).
+enum StreamClient {
+    /// Connects to `address`, sends `request`, and returns the first whole message the peer sends
+    /// back. Throws on connection failure, malformed answer, or when `timeout` passes.
+    static func exchange(
+        _ request: [UInt8], with address: SocketAddress, group: EventLoopGroup, timeout: TimeAmount,
+        maximumBytes: Int, decode: @escaping StreamDecoder
+    ) async throws -> StreamMessage {
+        let channel = try await ClientBootstrap(group: group)
+            .connectTimeout(timeout)
+            .connect(to: address)
+            .get()
+        let promise = channel.eventLoop.makePromise(of: StreamMessage.self)
+        let deadline = channel.eventLoop.scheduleTask(in: timeout) {
+            promise.fail(StreamTransportError.timedOut)
+        }
+        do {
+            try await channel.pipeline.addHandler(
+                ResponseHandler(promise: promise, maximumBytes: maximumBytes, decode: decode)
+            ).get()
+            try await channel.writeAndFlush(channel.allocator.buffer(bytes: request))
+            let answer = try await promise.futureResult.get()
+            deadline.cancel()
+            try? await channel.close()
+            return answer
+        } catch {
+            deadline.cancel()
+            promise.fail(error)
+            try? await channel.close()
+            throw error
+        }
+    }
+}
+
+private final class ResponseHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let promise: EventLoopPromise<StreamMessage>
+    private let maximumBytes: Int
+    private let decode: StreamDecoder
+    private var received: [UInt8] = []
+
+    init(promise: EventLoopPromise<StreamMessage>, maximumBytes: Int, decode: @escaping StreamDecoder) {
+        self.promise = promise
+        self.maximumBytes = maximumBytes
+        self.decode = decode
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        received.append(contentsOf: unwrapInboundIn(data).readableBytesView)
+        guard received.count <= maximumBytes else {
+            promise.fail(StreamTransportError.tooLarge)
+            return
+        }
+        do {
+            if let decoded = try decode(received) { promise.succeed(decoded.message) }
+        } catch {
+            promise.fail(error)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        promise.fail(StreamTransportError.closedEarly)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        promise.fail(error)
+        context.close(promise: nil)
+    }
+}
