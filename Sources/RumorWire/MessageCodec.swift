@@ -1,0 +1,235 @@
+import RumorCore
+
+/// Encodes and decodes single memberlist messages: a type byte, then a msgpack map whose keys are
+/// the Go struct field names of memberlist's `net.go`.
+enum MessageCodec {
+    static func encode(_ message: Message) -> [UInt8] {
+        var writer = MessagePackWriter(reservingCapacity: message.estimatedWireSize)
+        switch message {
+        case .ping(let ping):
+            writer.byte(MessageType.ping.rawValue)
+            let hasSource = ping.source != nil
+            writer.mapHeader(2 + (hasSource ? 2 : 0) + (ping.sourceName.isEmpty ? 0 : 1))
+            writer.key("SeqNo"); writer.unsigned(UInt64(ping.sequenceNumber))
+            writer.key("Node"); writer.string(ping.target)
+            writeSource(ping.source, name: ping.sourceName, into: &writer)
+        case .indirectPing(let request):
+            writer.byte(MessageType.indirectPing.rawValue)
+            let hasSource = request.source != nil
+            writer.mapHeader(5 + (hasSource ? 2 : 0) + (request.sourceName.isEmpty ? 0 : 1))
+            writer.key("SeqNo"); writer.unsigned(UInt64(request.sequenceNumber))
+            writer.key("Target"); writer.raw(request.target.ip)
+            writer.key("Port"); writer.unsigned(UInt64(request.target.port))
+            writer.key("Node"); writer.string(request.targetName)
+            writer.key("Nack"); writer.bool(request.wantsNack)
+            writeSource(request.source, name: request.sourceName, into: &writer)
+        case .ack(let ack):
+            writer.byte(MessageType.ack.rawValue)
+            writer.mapHeader(2)
+            writer.key("SeqNo"); writer.unsigned(UInt64(ack.sequenceNumber))
+            writer.key("Payload"); writer.raw(ack.payload)
+        case .nack(let nack):
+            writer.byte(MessageType.nack.rawValue)
+            writer.mapHeader(1)
+            writer.key("SeqNo"); writer.unsigned(UInt64(nack.sequenceNumber))
+        case .suspect(let suspect):
+            writer.byte(MessageType.suspect.rawValue)
+            writeAccusation(suspect.incarnation, suspect.node, suspect.from, into: &writer)
+        case .dead(let dead):
+            writer.byte(MessageType.dead.rawValue)
+            writeAccusation(dead.incarnation, dead.node, dead.from, into: &writer)
+        case .alive(let alive):
+            writer.byte(MessageType.alive.rawValue)
+            writer.mapHeader(6)
+            writer.key("Incarnation"); writer.unsigned(UInt64(alive.incarnation))
+            writer.key("Node"); writer.string(alive.node)
+            writer.key("Addr"); writer.raw(alive.address.ip)
+            writer.key("Port"); writer.unsigned(UInt64(alive.address.port))
+            writer.key("Meta"); writer.raw(alive.meta)
+            writer.key("Vsn"); writer.raw(alive.versions.bytes)
+        case .user(let payload):
+            writer.byte(MessageType.user.rawValue)
+            return writer.bytes + payload
+        case .error(let text):
+            writer.byte(MessageType.error.rawValue)
+            writer.mapHeader(1)
+            writer.key("Error"); writer.string(text)
+        }
+        return writer.bytes
+    }
+
+    private static func writeSource(_ source: NodeAddress?, name: String, into writer: inout MessagePackWriter) {
+        if let source {
+            writer.key("SourceAddr"); writer.raw(source.ip)
+            writer.key("SourcePort"); writer.unsigned(UInt64(source.port))
+        }
+        if !name.isEmpty {
+            writer.key("SourceNode"); writer.string(name)
+        }
+    }
+
+    private static func writeAccusation(_ incarnation: UInt32, _ node: String, _ from: String, into writer: inout MessagePackWriter) {
+        writer.mapHeader(3)
+        writer.key("Incarnation"); writer.unsigned(UInt64(incarnation))
+        writer.key("Node"); writer.string(node)
+        writer.key("From"); writer.string(from)
+    }
+
+    /// Decodes one message whose type byte is `bytes[range.lowerBound]`.
+    static func decode(_ bytes: [UInt8], _ range: Range<Int>) throws(WireError) -> Message {
+        guard !range.isEmpty else { throw WireError(.truncated, "empty message") }
+        let typeByte = bytes[range.lowerBound]
+        guard let type = MessageType(rawValue: typeByte) else { throw WireError(.unknownMessageType(typeByte)) }
+        var reader = MessagePackReader(bytes, offset: range.lowerBound + 1, end: range.upperBound)
+        switch type {
+        case .ping:
+            var ping = Ping(sequenceNumber: 0, target: "")
+            var source = SourceFields()
+            try reader.map { reader, key throws(WireError) in
+                switch key {
+                case "SeqNo": ping.sequenceNumber = try reader.integer(as: UInt32.self)
+                case "Node": ping.target = try reader.string()
+                default: return try source.read(key, from: &reader)
+                }
+                return true
+            }
+            ping.source = try source.address()
+            ping.sourceName = source.name
+            return .ping(ping)
+        case .indirectPing:
+            var sequence: UInt32 = 0
+            var targetIP: [UInt8] = []
+            var port: UInt16 = 0
+            var name = ""
+            var wantsNack = false
+            var source = SourceFields()
+            try reader.map { reader, key throws(WireError) in
+                switch key {
+                case "SeqNo": sequence = try reader.integer(as: UInt32.self)
+                case "Target": targetIP = try reader.bytesValue()
+                case "Port": port = try reader.integer(as: UInt16.self)
+                case "Node": name = try reader.string()
+                case "Nack": wantsNack = try reader.bool()
+                default: return try source.read(key, from: &reader)
+                }
+                return true
+            }
+            return .indirectPing(
+                IndirectPing(
+                    sequenceNumber: sequence, target: try address(targetIP, port), targetName: name, wantsNack: wantsNack,
+                    source: try source.address(), sourceName: source.name))
+        case .ack:
+            var ack = Ack(sequenceNumber: 0)
+            try reader.map { reader, key throws(WireError) in
+                switch key {
+                case "SeqNo": ack.sequenceNumber = try reader.integer(as: UInt32.self)
+                case "Payload": ack.payload = try reader.bytesValue()
+                default: return false
+                }
+                return true
+            }
+            return .ack(ack)
+        case .nack:
+            var nack = Nack(sequenceNumber: 0)
+            try reader.map { reader, key throws(WireError) in
+                guard key == "SeqNo" else { return false }
+                nack.sequenceNumber = try reader.integer(as: UInt32.self)
+                return true
+            }
+            return .nack(nack)
+        case .suspect:
+            let (incarnation, node, from) = try readAccusation(&reader)
+            return .suspect(Suspect(incarnation: incarnation, node: node, from: from))
+        case .dead:
+            let (incarnation, node, from) = try readAccusation(&reader)
+            return .dead(Dead(incarnation: incarnation, node: node, from: from))
+        case .alive:
+            var incarnation: UInt32 = 0
+            var node = ""
+            var ip: [UInt8] = []
+            var port: UInt16 = 0
+            var meta: [UInt8] = []
+            var versions: [UInt8] = []
+            try reader.map { reader, key throws(WireError) in
+                switch key {
+                case "Incarnation": incarnation = try reader.integer(as: UInt32.self)
+                case "Node": node = try reader.string()
+                case "Addr": ip = try reader.bytesValue()
+                case "Port": port = try reader.integer(as: UInt16.self)
+                case "Meta": meta = try reader.bytesValue()
+                case "Vsn": versions = try reader.bytesValue()
+                default: return false
+                }
+                return true
+            }
+            guard !node.isEmpty else { throw WireError(.malformed, "alive without a node name") }
+            return .alive(
+                Alive(
+                    incarnation: incarnation, node: node, address: try address(ip, port), meta: meta,
+                    versions: ProtocolVersions(bytes: versions)))
+        case .user:
+            return .user(Array(bytes[(range.lowerBound + 1)..<range.upperBound]))
+        case .error:
+            var text = ""
+            try reader.map { reader, key throws(WireError) in
+                guard key == "Error" else { return false }
+                text = try reader.string()
+                return true
+            }
+            return .error(text)
+        case .pushPull, .compound, .compress, .encrypt, .hasCRC, .hasLabel:
+            throw WireError(.malformed, "message type \(typeByte) cannot appear here")
+        }
+    }
+
+    private static func readAccusation(_ reader: inout MessagePackReader) throws(WireError) -> (UInt32, String, String) {
+        var incarnation: UInt32 = 0
+        var node = ""
+        var from = ""
+        try reader.map { reader, key throws(WireError) in
+            switch key {
+            case "Incarnation": incarnation = try reader.integer(as: UInt32.self)
+            case "Node": node = try reader.string()
+            case "From": from = try reader.string()
+            default: return false
+            }
+            return true
+        }
+        guard !node.isEmpty else { throw WireError(.malformed, "accusation without a node name") }
+        return (incarnation, node, from)
+    }
+
+    static func address(_ ip: [UInt8], _ port: UInt16) throws(WireError) -> NodeAddress {
+        guard ip.count == 4 || ip.count == 16 else {
+            throw WireError(.malformed, "address of \(ip.count) bytes (expected 4 or 16)")
+        }
+        return NodeAddress(ip: ip, port: port)
+    }
+
+    /// The optional `SourceAddr`, `SourcePort`, `SourceNode` fields of pings.
+    private struct SourceFields {
+        var ip: [UInt8] = []
+        var port: UInt16 = 0
+        var name = ""
+
+        mutating func read(_ key: String, from reader: inout MessagePackReader) throws(WireError) -> Bool {
+            switch key {
+            case "SourceAddr": ip = try reader.bytesValue()
+            case "SourcePort": port = try reader.integer(as: UInt16.self)
+            case "SourceNode": name = try reader.string()
+            default: return false
+            }
+            return true
+        }
+
+        func address() throws(WireError) -> NodeAddress? {
+            guard !ip.isEmpty else { return nil }
+            return try MessageCodec.address(ip, port)
+        }
+    }
+}
+
+/// The exact encoded size of one message, type byte included.
+public func encodedSize(of message: Message) -> Int {
+    MessageCodec.encode(message).count
+}

@@ -1,0 +1,187 @@
+import RumorCore
+
+/// One message on a TCP stream.
+public enum StreamMessage: Sendable, Hashable {
+    /// A full state exchange (join or periodic anti-entropy).
+    case pushPull(PushPull)
+    /// A fallback probe, answered by `.ack`.
+    case ping(Ping)
+    case ack(Ack)
+    /// An application message sent reliably.
+    case user([UInt8])
+    /// The peer reports an error.
+    case error(String)
+}
+
+/// Encodes and decodes stream messages as memberlist does: an optional label header, then
+/// (optionally LZW-compressed) a type byte and its msgpack body. Push-pull bodies are a header
+/// `{Nodes, UserStateLen, Join}`, `Nodes` node states, then `UserStateLen` raw bytes.
+public struct StreamCodec: Sendable {
+    public let label: String
+    public let compression: Bool
+    /// Largest stream message accepted, in bytes, compressed or not (memberlist's 20 MiB).
+    public let maximumMessageSize: Int
+
+    public init(label: String = "", compression: Bool = true, maximumMessageSize: Int = 20 << 20) {
+        self.label = label
+        self.compression = compression
+        self.maximumMessageSize = maximumMessageSize
+    }
+
+    public func encode(_ message: StreamMessage) -> [UInt8] {
+        var body: [UInt8]
+        switch message {
+        case .pushPull(let state):
+            var writer = MessagePackWriter(reservingCapacity: 64 + state.nodes.count * 96 + state.userState.count)
+            writer.byte(MessageType.pushPull.rawValue)
+            writer.mapHeader(3)
+            writer.key("Nodes"); writer.signed(Int64(state.nodes.count))
+            writer.key("UserStateLen"); writer.signed(Int64(state.userState.count))
+            writer.key("Join"); writer.bool(state.join)
+            for node in state.nodes {
+                writer.mapHeader(7)
+                writer.key("Name"); writer.string(node.name)
+                writer.key("Addr"); writer.raw(node.address.ip)
+                writer.key("Port"); writer.unsigned(UInt64(node.address.port))
+                writer.key("Meta"); writer.raw(node.meta)
+                writer.key("Incarnation"); writer.unsigned(UInt64(node.incarnation))
+                writer.key("State"); writer.signed(Int64(node.state.rawValue))
+                writer.key("Vsn"); writer.raw(node.versions.bytes)
+            }
+            body = writer.bytes + state.userState
+        case .ping(let ping):
+            body = MessageCodec.encode(.ping(ping))
+        case .ack(let ack):
+            body = MessageCodec.encode(.ack(ack))
+        case .error(let text):
+            body = MessageCodec.encode(.error(text))
+        case .user(let payload):
+            var writer = MessagePackWriter()
+            writer.byte(MessageType.user.rawValue)
+            writer.mapHeader(1)
+            writer.key("UserMsgLen"); writer.signed(Int64(payload.count))
+            body = writer.bytes + payload
+        }
+        if compression { body = compressMessage(body) }
+        return labelHeader(label) + body
+    }
+
+    /// Decodes the first message in `buffer`. Returns nil while more bytes are needed; throws
+    /// `WireError` for a foreign label, malformed bytes, or a message over the size limit.
+    public func decode(_ buffer: [UInt8]) throws(WireError) -> (message: StreamMessage, consumed: Int)? {
+        guard let start = try checkLabel(buffer, expected: label) else { return nil }
+        do throws(WireError) {
+            guard start < buffer.count else { return nil }
+            var reader = MessagePackReader(buffer, offset: start)
+            if buffer[start] == MessageType.compress.rawValue {
+                _ = try reader.byte()
+                let inner = try readCompressed(&reader, limit: maximumMessageSize)
+                var innerReader = MessagePackReader(inner)
+                do throws(WireError) {
+                    let message = try decodeBody(&innerReader)
+                    return (message, reader.offset)
+                } catch where error.code == .truncated {
+                    throw WireError(.malformed, "compressed stream message is incomplete")
+                }
+            }
+            let message = try decodeBody(&reader)
+            return (message, reader.offset)
+        } catch where error.code == .truncated {
+            guard buffer.count <= maximumMessageSize else {
+                throw WireError(.tooLarge, "stream message exceeds \(maximumMessageSize) bytes")
+            }
+            return nil
+        }
+    }
+
+    private func decodeBody(_ reader: inout MessagePackReader) throws(WireError) -> StreamMessage {
+        let typeByte = try reader.byte()
+        switch MessageType(rawValue: typeByte) {
+        case .pushPull:
+            return .pushPull(try decodePushPull(&reader))
+        case .user:
+            var length: Int64 = -1
+            try reader.map { reader, key throws(WireError) in
+                guard key == "UserMsgLen" else { return false }
+                length = try reader.integer()
+                return true
+            }
+            guard length >= 0, length <= Int64(maximumMessageSize) else {
+                throw WireError(.tooLarge, "user message of \(length) bytes")
+            }
+            return .user(Array(try reader.take(Int(length))))
+        case .ping, .ack, .error:
+            // These bodies are one msgpack map: find its end, then decode it as a packet message.
+            let start = reader.offset - 1
+            try reader.skip()
+            switch try MessageCodec.decode(reader.bytes, start..<reader.offset) {
+            case .ping(let ping): return .ping(ping)
+            case .ack(let ack): return .ack(ack)
+            case .error(let text): return .error(text)
+            default: throw WireError(.malformed, "unexpected stream message")
+            }
+        case .encrypt:
+            throw WireError(.encrypted)
+        case .some(let other):
+            throw WireError(.malformed, "message type \(other.rawValue) is not a stream message")
+        case nil:
+            throw WireError(.unknownMessageType(typeByte))
+        }
+    }
+
+    private func decodePushPull(_ reader: inout MessagePackReader) throws(WireError) -> PushPull {
+        var nodeCount: Int64 = 0
+        var userStateLength: Int64 = 0
+        var join = false
+        try reader.map { reader, key throws(WireError) in
+            switch key {
+            case "Nodes": nodeCount = try reader.integer()
+            case "UserStateLen": userStateLength = try reader.integer()
+            case "Join": join = try reader.bool()
+            default: return false
+            }
+            return true
+        }
+        // Each node state takes well over 8 bytes; a count the size limit cannot hold is a lie.
+        guard nodeCount >= 0, nodeCount <= Int64(maximumMessageSize / 8) else {
+            throw WireError(.tooLarge, "push-pull claims \(nodeCount) nodes")
+        }
+        guard userStateLength >= 0, userStateLength <= Int64(maximumMessageSize) else {
+            throw WireError(.tooLarge, "push-pull claims \(userStateLength) bytes of user state")
+        }
+        var nodes: [PushNodeState] = []
+        nodes.reserveCapacity(min(Int(nodeCount), reader.remaining / 8 + 1))
+        for _ in 0..<Int(nodeCount) {
+            var name = ""
+            var ip: [UInt8] = []
+            var port: UInt16 = 0
+            var meta: [UInt8] = []
+            var incarnation: UInt32 = 0
+            var state: Int64 = 0
+            var versions: [UInt8] = []
+            try reader.map { reader, key throws(WireError) in
+                switch key {
+                case "Name": name = try reader.string()
+                case "Addr": ip = try reader.bytesValue()
+                case "Port": port = try reader.integer(as: UInt16.self)
+                case "Meta": meta = try reader.bytesValue()
+                case "Incarnation": incarnation = try reader.integer(as: UInt32.self)
+                case "State": state = try reader.integer()
+                case "Vsn": versions = try reader.bytesValue()
+                default: return false
+                }
+                return true
+            }
+            guard !name.isEmpty else { throw WireError(.malformed, "node state without a name") }
+            guard let memberState = MemberState(rawValue: Int(state)) else {
+                throw WireError(.malformed, "unknown node state \(state)")
+            }
+            nodes.append(
+                PushNodeState(
+                    name: name, address: try MessageCodec.address(ip, port), meta: meta, incarnation: incarnation,
+                    state: memberState, versions: ProtocolVersions(bytes: versions)))
+        }
+        let userState = Array(try reader.take(Int(userStateLength)))
+        return PushPull(join: join, nodes: nodes, userState: userState)
+    }
+}
