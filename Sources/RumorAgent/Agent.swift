@@ -17,7 +17,9 @@ public actor Agent: Service, AgentControl {
     private let group: EventLoopGroup
     private let packetCodec: PacketCodec
     private let streamCodec: StreamCodec
-    private let advertised: NodeAddress
+    /// Where others reach this node; its port is fixed once the sockets are bound.
+    public private(set) var advertised: NodeAddress
+    private let seed = UInt64.random(in: .min ... .max)
     private let clock = ContinuousClock()
     private let origin: ContinuousClock.Instant
 
@@ -73,7 +75,7 @@ public actor Agent: Service, AgentControl {
         self.origin = clock.now
         self.membership = Membership(
             name: configuration.name, address: advertised, meta: configuration.meta,
-            settings: configuration.membership, seed: UInt64.random(in: .min ... .max), now: .zero)
+            settings: configuration.membership, seed: seed, now: .zero)
         (self.events, self.eventSink) = AsyncStream.makeStream(of: Event.self)
     }
 
@@ -101,19 +103,37 @@ public actor Agent: Service, AgentControl {
         } onGracefulShutdown: {
             Task { await self.shutdown() }
         }
+        // Cancelled without a graceful shutdown: stop at once, like a crash, but free the ports.
+        await closeSockets()
+    }
+
+    private func closeSockets() async {
+        stopped = true
+        await packets?.close()
+        await listener?.close()
+        eventSink.finish()
     }
 
     private func openSockets() async throws {
         let sink = eventSink
         do {
-            packets = try await PacketTransport.bind(
+            let packets = try await PacketTransport.bind(
                 host: configuration.bindHost, port: configuration.bindPort, group: group
             ) { bytes, sender in
                 sink.yield(.packet(bytes, sender))
             }
+            self.packets = packets
+            // Port 0 asks the system for a free port; TCP then takes the same one.
+            let port = packets.localAddress?.port ?? configuration.bindPort
+            if configuration.bindPort == 0, configuration.advertisePort == nil, let port16 = UInt16(exactly: port) {
+                advertised.port = port16
+                membership = Membership(
+                    name: configuration.name, address: advertised, meta: configuration.meta,
+                    settings: configuration.membership, seed: seed, now: now)
+            }
             let codec = streamCodec
             listener = try await StreamListener.bind(
-                host: configuration.bindHost, port: configuration.bindPort, group: group,
+                host: configuration.bindHost, port: port, group: group,
                 timeout: .nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped),
                 maximumBytes: Self.maximumStreamBytes,
                 decode: { try codec.decode($0) },
@@ -134,10 +154,7 @@ public actor Agent: Service, AgentControl {
         if !membership.hasLeft {
             try? await leave()
         }
-        stopped = true
-        await packets?.close()
-        await listener?.close()
-        eventSink.finish()
+        await closeSockets()
         logger.info("rumor agent stopped")
     }
 
