@@ -113,6 +113,8 @@ public struct AgentConfiguration: Sendable {
     /// Local API address. Default 127.0.0.1:7373.
     public var apiHost: String = "127.0.0.1"
     public var apiPort: Int = 7373
+    /// When set, API requests must carry `Authorization: Bearer <token>`.
+    public var apiToken: String?
     /// Node metadata sent to others (at most 512 bytes).
     public var meta: [UInt8] = []
     /// Protocol tunables.

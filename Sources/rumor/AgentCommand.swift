@@ -1,0 +1,162 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RumorAgent
+import RumorCore
+import ServiceLifecycle
+
+/// `rumor agent`: runs a node until SIGTERM/SIGINT, which make it leave gracefully first.
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Run a Rumor node.",
+        discussion: "Every option can also be set by an environment variable RUMOR_<OPTION>, e.g. RUMOR_NAME, RUMOR_JOIN=a:7946,b:7946.")
+
+    @Option(help: "Unique node name (env RUMOR_NAME; default: host name).")
+    var name: String?
+    @Option(help: "Gossip address, UDP and TCP (env RUMOR_BIND).")
+    var bind: String?
+    @Option(help: "Address others reach this node at (env RUMOR_ADVERTISE).")
+    var advertise: String?
+    @Option(help: "Seed to join through; repeatable (env RUMOR_JOIN, comma-separated).")
+    var join: [String] = []
+    @Option(help: "Swarm name: nodes with another name ignore this one (env RUMOR_SWARM).")
+    var swarm: String?
+    @Option(name: .customLong("data-dir"), help: "Directory for persistent state (env RUMOR_DATA_DIR).")
+    var dataDirectory: String?
+    @Option(help: "Local API address (env RUMOR_API).")
+    var api: String?
+    @Option(name: .customLong("api-token"), help: "Require this bearer token on the API (env RUMOR_API_TOKEN); needed for a non-loopback --api.")
+    var apiToken: String?
+    @Option(help: "Timing preset: lan, wan or local (env RUMOR_PROFILE).")
+    var profile: String?
+    @Option(help: "Node metadata KEY=VALUE; repeatable, 512 bytes in all (env RUMOR_META, comma-separated).")
+    var meta: [String] = []
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (env RUMOR_LOG_LEVEL).")
+    var logLevel: String?
+    @Flag(help: "Report startup errors as JSON.")
+    var json = false
+
+    func run() async throws {
+        let configuration = try makeConfiguration(environment: ProcessInfo.processInfo.environment)
+        let level = try logLevelValue(environment: ProcessInfo.processInfo.environment)
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "rumor")
+        let agent = try Agent(configuration: configuration, logger: logger)
+        let api = APIServer(
+            control: agent, host: configuration.apiHost, port: configuration.apiPort, token: configuration.apiToken,
+            logger: Logger(label: "rumor.api"))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: agent), .init(service: api)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        do {
+            try await group.run()
+        } catch let error as AgentError {
+            throw error
+        } catch {
+            throw AgentError(code: "agent_failed", message: "\(error)", hint: "see the log above")
+        }
+    }
+
+    /// Builds the configuration from flags, then environment variables, then defaults.
+    func makeConfiguration(environment: [String: String]) throws -> AgentConfiguration {
+        func value(_ flag: String?, _ variable: String) -> String? {
+            flag ?? environment[variable].flatMap { $0.isEmpty ? nil : $0 }
+        }
+        func list(_ flags: [String], _ variable: String) -> [String] {
+            if !flags.isEmpty { return flags }
+            return (environment[variable] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }
+        }
+        let nodeName = value(name, "RUMOR_NAME") ?? ProcessInfo.processInfo.hostName
+        var configuration = AgentConfiguration(name: nodeName)
+
+        let (bindHost, bindPort) = try hostPort(value(bind, "RUMOR_BIND") ?? "0.0.0.0:7946", defaultPort: 7946, flag: "--bind")
+        configuration.bindHost = bindHost
+        configuration.bindPort = bindPort
+        if let advertise = value(advertise, "RUMOR_ADVERTISE") {
+            let (host, port) = try hostPort(advertise, defaultPort: bindPort, flag: "--advertise")
+            configuration.advertiseHost = host
+            configuration.advertisePort = port
+        }
+        configuration.seeds = list(join, "RUMOR_JOIN")
+        for seed in configuration.seeds { _ = try hostPort(seed, defaultPort: 7946, flag: "--join") }
+        configuration.swarm = value(swarm, "RUMOR_SWARM") ?? ""
+        configuration.dataDirectory = value(dataDirectory, "RUMOR_DATA_DIR")
+
+        let (apiHost, apiPort) = try hostPort(value(api, "RUMOR_API") ?? "127.0.0.1:7373", defaultPort: 7373, flag: "--api")
+        configuration.apiHost = apiHost
+        configuration.apiPort = apiPort
+        configuration.apiToken = value(apiToken, "RUMOR_API_TOKEN")
+        if !isLoopback(apiHost), configuration.apiToken == nil {
+            throw AgentError(
+                code: "bad_arguments", message: "--api \(apiHost):\(apiPort) is reachable from other hosts but no token is set",
+                hint: "bind the API to 127.0.0.1, or set --api-token (RUMOR_API_TOKEN)")
+        }
+
+        let profileName = value(profile, "RUMOR_PROFILE") ?? "lan"
+        guard let settings = MembershipSettings.preset(named: profileName) else {
+            throw AgentError(code: "bad_arguments", message: "unknown profile '\(profileName)'", hint: "use lan, wan or local")
+        }
+        configuration.membership = settings
+
+        let metaPairs = list(meta, "RUMOR_META")
+        for pair in metaPairs where !pair.contains("=") {
+            throw AgentError(code: "bad_arguments", message: "--meta '\(pair)' is not KEY=VALUE", hint: "e.g. --meta role=worker")
+        }
+        let metaBytes = Array(metaPairs.joined(separator: ",").utf8)
+        guard metaBytes.count <= 512 else {
+            throw AgentError(
+                code: "bad_arguments", message: "metadata is \(metaBytes.count) bytes; the limit is 512",
+                hint: "shorten the --meta values")
+        }
+        configuration.meta = metaBytes
+        return configuration
+    }
+
+    func logLevelValue(environment: [String: String]) throws -> Logger.Level {
+        let text = logLevel ?? environment["RUMOR_LOG_LEVEL"] ?? "info"
+        guard let level = Logger.Level(rawValue: text.lowercased()) else {
+            throw AgentError(
+                code: "bad_arguments", message: "unknown log level '\(text)'",
+                hint: "use trace, debug, info, notice, warning or error")
+        }
+        return level
+    }
+}
+
+/// Splits and checks `HOST:PORT`.
+func hostPort(_ text: String, defaultPort: Int, flag: String) throws -> (String, Int) {
+    var host = Substring(text)
+    var port = defaultPort
+    if host.hasPrefix("["), let close = host.firstIndex(of: "]") {
+        let rest = host[host.index(after: close)...]
+        host = host[host.index(after: host.startIndex)..<close]
+        if rest.hasPrefix(":") {
+            guard let parsed = Int(rest.dropFirst()), (0...65_535).contains(parsed) else { throw badAddress(text, flag) }
+            port = parsed
+        }
+    } else if let colon = host.lastIndex(of: ":"), host.filter({ $0 == ":" }).count == 1 {
+        guard let parsed = Int(host[host.index(after: colon)...]), (0...65_535).contains(parsed) else {
+            throw badAddress(text, flag)
+        }
+        port = parsed
+        host = host[..<colon]
+    }
+    guard !host.isEmpty, !host.contains(" ") else { throw badAddress(text, flag) }
+    return (String(host), port)
+}
+
+private func badAddress(_ text: String, _ flag: String) -> AgentError {
+    AgentError(code: "bad_arguments", message: "\(flag) '\(text)' is not HOST:PORT", hint: "e.g. \(flag) 127.0.0.1:7946")
+}
+
+func isLoopback(_ host: String) -> Bool {
+    host == "localhost" || host == "::1" || host.hasPrefix("127.")
+}

@@ -1,0 +1,37 @@
+import ArgumentParser
+import Foundation
+import RumorAgent
+
+@main
+struct Rumor: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rumor",
+        abstract: "Gossip membership for swarms of agents, services and machines.",
+        subcommands: [AgentCommand.self, MembersCommand.self, JoinCommand.self, LeaveCommand.self, InfoCommand.self])
+
+    /// Parses and runs, reporting every failure as `code`/`message`/`hint` (JSON with `--json`)
+    /// on stderr with exit status 1.
+    static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        let wantsJSON = arguments.contains("--json")
+        do {
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as AgentError {
+            Output.fail(error, json: wantsJSON)
+        } catch {
+            let exitCode = Rumor.exitCode(for: error)
+            if exitCode == .success {
+                Rumor.exit(withError: error)  // --help, --version
+            }
+            guard wantsJSON else { Rumor.exit(withError: error) }
+            let message = Rumor.message(for: error).trimmingCharacters(in: .whitespacesAndNewlines)
+            Output.fail(
+                AgentError(code: "bad_arguments", message: message, hint: "see `rumor help` for usage"), json: true)
+        }
+    }
+}
