@@ -1,0 +1,207 @@
+"""Real-process harness: starts `rumor agent` and Go memberlist nodes on 127.0.0.1, always stops
+them, and prints their logs when a test fails."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def rumor_binary() -> str:
+    for candidate in (os.environ.get("RUMOR_BIN"), ROOT / ".build/release/rumor", ROOT / ".build/debug/rumor"):
+        if candidate and Path(candidate).is_file():
+            return str(candidate)
+    pytest.fail("no rumor binary: run `swift build -c release` first or set RUMOR_BIN", pytrace=False)
+
+
+def free_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                    udp.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+
+
+def wait_until(predicate, timeout: float, message: str, interval: float = 0.05):
+    """Polls `predicate` until it returns a truthy value; fails with `message` and the last
+    observed value after `timeout` seconds. Returns (value, seconds waited)."""
+    start = time.monotonic()
+    last = None
+    while True:
+        try:
+            last = predicate()
+        except Exception as error:  # a node may be restarting; keep polling
+            last = error
+        if last and not isinstance(last, Exception):
+            return last, time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            pytest.fail(f"timed out after {timeout:.1f}s: {message}; last observed: {last!r}", pytrace=False)
+        time.sleep(interval)
+
+
+class Process:
+    def __init__(self, name, args, log_dir: Path):
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self.log = open(self.log_path, "wb")
+        self.popen = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def kill9(self):
+        self.popen.send_signal(signal.SIGKILL)
+        self.popen.wait(timeout=10)
+
+    def terminate(self, timeout=15) -> int:
+        self.popen.send_signal(signal.SIGTERM)
+        return self.popen.wait(timeout=timeout)
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self):
+        if self.alive():
+            self.popen.kill()
+            self.popen.wait(timeout=10)
+        self.log.close()
+
+
+class RumorAgent(Process):
+    def __init__(self, name, log_dir, join=(), swarm=None, profile=None, extra=()):
+        self.port = free_port()
+        self.api_port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.api = f"127.0.0.1:{self.api_port}"
+        args = [rumor_binary(), "agent", "--name", name, "--bind", self.address, "--api", self.api]
+        for seed in join:
+            args += ["--join", seed]
+        if swarm:
+            args += ["--swarm", swarm]
+        if profile:
+            args += ["--profile", profile]
+        args += list(extra)
+        super().__init__(name, args, log_dir)
+        wait_until(self.healthy, 20, f"agent {name} serves its API")
+
+    def healthy(self):
+        if not self.alive():
+            pytest.fail(f"agent {self.name} exited with {self.popen.returncode}; log: {self.log_path.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://{self.api}/v1/health", timeout=1) as response:
+                return json.load(response)["status"] == "ok"
+        except OSError:
+            return False
+
+    def cli(self, *args, check=True):
+        result = subprocess.run(
+            [rumor_binary(), *args, "--api", self.api, "--json"], capture_output=True, text=True, timeout=30
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"rumor {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+        return result
+
+    def members(self) -> dict:
+        """name -> state, as this agent reports it."""
+        envelope = json.loads(self.cli("members").stdout)
+        assert envelope["status"] == "ok", envelope
+        return {m["name"]: m["state"] for m in envelope["data"]["members"]}
+
+    def info(self) -> dict:
+        return json.loads(self.cli("info").stdout)["data"]
+
+
+class GoNode(Process):
+    def __init__(self, name, log_dir, binary, join=()):
+        self.port = free_port()
+        self.http_port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        args = [binary, "-name", name, "-port", str(self.port), "-http", f"127.0.0.1:{self.http_port}"]
+        for seed in join:
+            args += ["-join", seed]
+        super().__init__(name, args, log_dir)
+        wait_until(self.reachable, 20, f"Go node {name} serves HTTP")
+
+    def reachable(self):
+        if not self.alive():
+            pytest.fail(f"Go node {self.name} exited; log: {self.log_path.read_text()[-2000:]}")
+        try:
+            self.members()
+            return True
+        except OSError:
+            return False
+
+    def members(self) -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/members", timeout=2) as response:
+            return {m["name"]: m["state"] for m in json.load(response)}
+
+    def leave(self):
+        request = urllib.request.Request(f"http://127.0.0.1:{self.http_port}/leave", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+
+
+@pytest.fixture(scope="session")
+def gonode_binary(tmp_path_factory):
+    go = shutil.which("go")
+    if not go:
+        pytest.fail("`go` is not installed: apt-get install golang-go golang-github-hashicorp-memberlist-dev", pytrace=False)
+    out = tmp_path_factory.mktemp("gonode") / "gonode"
+    env = dict(os.environ, GOPATH="/usr/share/gocode", GO111MODULE="off", GOFLAGS="", GOCACHE=str(out.parent / "cache"))
+    result = subprocess.run(
+        [go, "build", "-o", str(out), "."], cwd=ROOT / "tests/interop/gonode", env=env, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        pytest.fail(f"building the Go memberlist node failed:\n{result.stderr}", pytrace=False)
+    return str(out)
+
+
+@pytest.fixture
+def swarm(request, gonode_binary):
+    """Starts processes for one test and stops them all afterwards, printing logs on failure."""
+    log_dir = Path(tempfile.mkdtemp(prefix=f"rumor-{request.node.name}-"))
+    processes = []
+
+    class Swarm:
+        def agent(self, name, **kwargs):
+            process = RumorAgent(name, log_dir, **kwargs)
+            processes.append(process)
+            return process
+
+        def gonode(self, name, **kwargs):
+            process = GoNode(name, log_dir, gonode_binary, **kwargs)
+            processes.append(process)
+            return process
+
+    yield Swarm()
+    for process in processes:
+        process.stop()
+    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+        for process in processes:
+            print(f"----- log of {process.name} -----")
+            print(process.log_path.read_text(errors="replace")[-4000:])
+    shutil.rmtree(log_dir, ignore_errors=True)
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, "rep_" + report.when, report)
+
+
+def measure(name: str, seconds: float):
+    print(f"MEASURE {name}={seconds:.2f}s")
