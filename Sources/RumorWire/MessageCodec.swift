@@ -1,7 +1,8 @@
 import RumorCore
 
 /// Encodes and decodes single memberlist messages: a type byte, then a msgpack map whose keys are
-/// the Go struct field names of memberlist's `net.go`.
+/// the Go struct field names of memberlist's `net.go`, in the sorted order go-msgpack 0.5 writes
+/// them, with empty byte slices as nil as Go's nil slices are.
 enum MessageCodec {
     static func encode(_ message: Message) -> [UInt8] {
         var writer = MessagePackWriter(reservingCapacity: message.estimatedWireSize)
@@ -10,24 +11,24 @@ enum MessageCodec {
             writer.byte(MessageType.ping.rawValue)
             let hasSource = ping.source != nil
             writer.mapHeader(2 + (hasSource ? 2 : 0) + (ping.sourceName.isEmpty ? 0 : 1))
-            writer.key("SeqNo"); writer.unsigned(UInt64(ping.sequenceNumber))
             writer.key("Node"); writer.string(ping.target)
+            writer.key("SeqNo"); writer.unsigned(UInt64(ping.sequenceNumber))
             writeSource(ping.source, name: ping.sourceName, into: &writer)
         case .indirectPing(let request):
             writer.byte(MessageType.indirectPing.rawValue)
             let hasSource = request.source != nil
             writer.mapHeader(5 + (hasSource ? 2 : 0) + (request.sourceName.isEmpty ? 0 : 1))
-            writer.key("SeqNo"); writer.unsigned(UInt64(request.sequenceNumber))
-            writer.key("Target"); writer.raw(request.target.ip)
-            writer.key("Port"); writer.unsigned(UInt64(request.target.port))
-            writer.key("Node"); writer.string(request.targetName)
             writer.key("Nack"); writer.bool(request.wantsNack)
+            writer.key("Node"); writer.string(request.targetName)
+            writer.key("Port"); writer.unsigned(UInt64(request.target.port))
+            writer.key("SeqNo"); writer.unsigned(UInt64(request.sequenceNumber))
             writeSource(request.source, name: request.sourceName, into: &writer)
+            writer.key("Target"); writer.raw(request.target.ip)
         case .ack(let ack):
             writer.byte(MessageType.ack.rawValue)
             writer.mapHeader(2)
+            writer.key("Payload"); writer.rawOrNil(ack.payload)
             writer.key("SeqNo"); writer.unsigned(UInt64(ack.sequenceNumber))
-            writer.key("Payload"); writer.raw(ack.payload)
         case .nack(let nack):
             writer.byte(MessageType.nack.rawValue)
             writer.mapHeader(1)
@@ -41,11 +42,11 @@ enum MessageCodec {
         case .alive(let alive):
             writer.byte(MessageType.alive.rawValue)
             writer.mapHeader(6)
-            writer.key("Incarnation"); writer.unsigned(UInt64(alive.incarnation))
-            writer.key("Node"); writer.string(alive.node)
             writer.key("Addr"); writer.raw(alive.address.ip)
+            writer.key("Incarnation"); writer.unsigned(UInt64(alive.incarnation))
+            writer.key("Meta"); writer.rawOrNil(alive.meta)
+            writer.key("Node"); writer.string(alive.node)
             writer.key("Port"); writer.unsigned(UInt64(alive.address.port))
-            writer.key("Meta"); writer.raw(alive.meta)
             writer.key("Vsn"); writer.raw(alive.versions.bytes)
         case .user(let payload):
             writer.byte(MessageType.user.rawValue)
@@ -59,20 +60,16 @@ enum MessageCodec {
     }
 
     private static func writeSource(_ source: NodeAddress?, name: String, into writer: inout MessagePackWriter) {
-        if let source {
-            writer.key("SourceAddr"); writer.raw(source.ip)
-            writer.key("SourcePort"); writer.unsigned(UInt64(source.port))
-        }
-        if !name.isEmpty {
-            writer.key("SourceNode"); writer.string(name)
-        }
+        if let source { writer.key("SourceAddr"); writer.raw(source.ip) }
+        if !name.isEmpty { writer.key("SourceNode"); writer.string(name) }
+        if let source { writer.key("SourcePort"); writer.unsigned(UInt64(source.port)) }
     }
 
     private static func writeAccusation(_ incarnation: UInt32, _ node: String, _ from: String, into writer: inout MessagePackWriter) {
         writer.mapHeader(3)
+        writer.key("From"); writer.string(from)
         writer.key("Incarnation"); writer.unsigned(UInt64(incarnation))
         writer.key("Node"); writer.string(node)
-        writer.key("From"); writer.string(from)
     }
 
     /// Decodes one message whose type byte is `bytes[range.lowerBound]`.

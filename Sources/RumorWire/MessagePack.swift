@@ -39,6 +39,11 @@ struct MessagePackWriter {
         bytes.append(contentsOf: value)
     }
 
+    /// Bytes, or nil when empty (as go-msgpack writes a nil slice).
+    mutating func rawOrNil(_ value: [UInt8]) {
+        if value.isEmpty { bytes.append(0xc0) } else { raw(value) }
+    }
+
     mutating func string(_ value: String) {
         raw(value.utf8)
     }
