@@ -1,0 +1,308 @@
+import Testing
+
+@testable import RumorCore
+
+/// One machine, fed events by hand: each SWIM/Lifeguard rule in isolation.
+struct MembershipRuleTests {
+    static let me = NodeAddress(ip: [10, 0, 0, 1], port: 7946)
+
+    static func peer(_ index: Int) -> NodeAddress { NodeAddress(ip: [10, 0, 0, UInt8(index)], port: 7946) }
+
+    /// A machine that knows `others` alive members named p2, p3, ….
+    static func machine(others: Int, settings: MembershipSettings = .lan, protocolMax: UInt8 = 5) -> Membership {
+        var machine = Membership(name: "me", address: me, settings: settings, seed: 1, now: .zero)
+        var versions = ProtocolVersions.rumor
+        versions.protocolMax = protocolMax
+        for index in 2..<(2 + others) {
+            _ = machine.receive(
+                .alive(Alive(incarnation: 1, node: "p\(index)", address: peer(index), meta: [], versions: versions)),
+                from: peer(index), now: .zero)
+        }
+        return machine
+    }
+
+    static func sends(_ directives: [MembershipDirective]) -> [(NodeAddress, [Message])] {
+        directives.compactMap { if case .send(let to, let messages, _) = $0 { (to, messages) } else { nil } }
+    }
+
+    static func at(_ seconds: Double) -> Instant { Instant(nanoseconds: Int64(seconds * 1e9)) }
+
+    @Test func probeSendsPingAndWaitsProbeTimeout() {
+        var machine = Self.machine(others: 1)
+        let out = machine.timerFired(.probe, now: Self.at(1))
+        let pings = Self.sends(out).flatMap(\.1).compactMap { if case .ping(let ping) = $0 { ping } else { nil } }
+        #expect(pings.count == 1 && pings[0].target == "p2" && pings[0].sourceName == "me")
+        #expect(out.contains(.startTimer(.probeTimeout(sequence: pings[0].sequenceNumber), after: .milliseconds(500))))
+        #expect(out.contains(.startTimer(.probe, after: .seconds(1))))
+    }
+
+    @Test func ackedProbe_keepsTargetAliveAndImprovesHealth() {
+        var machine = Self.machine(others: 1)
+        _ = machine.receive(.suspect(Suspect(incarnation: 1, node: "me", from: "p2")), from: Self.peer(2), now: Self.at(0.5))
+        #expect(machine.healthScore == 1)
+        let out = machine.timerFired(.probe, now: Self.at(1))
+        let ping = Self.sends(out).flatMap(\.1).compactMap { if case .ping(let ping) = $0 { ping } else { nil } }.first!
+        _ = machine.receive(.ack(Ack(sequenceNumber: ping.sequenceNumber)), from: Self.peer(2), now: Self.at(1.01))
+        _ = machine.timerFired(.probe, now: Self.at(3))
+        #expect(machine.members["p2"]?.state == .alive)
+        #expect(machine.healthScore == 0)
+    }
+
+    @Test func unansweredProbe_goesIndirectThenSuspects() {
+        var machine = Self.machine(others: 4)
+        let out = machine.timerFired(.probe, now: Self.at(1))
+        let (target, messages) = Self.sends(out)[0]
+        guard case .ping(let ping) = messages[0] else { Issue.record("no ping"); return }
+        let indirect = machine.timerFired(.probeTimeout(sequence: ping.sequenceNumber), now: Self.at(1.5))
+        let requests = Self.sends(indirect).flatMap(\.1).compactMap { if case .indirectPing(let r) = $0 { r } else { nil } }
+        #expect(requests.count == 3, "indirectChecks helpers are asked")
+        #expect(requests.allSatisfy { $0.target == target && $0.wantsNack && $0.sequenceNumber == ping.sequenceNumber })
+        #expect(indirect.contains { if case .streamPing(target, _, _) = $0 { true } else { false } }, "TCP fallback for protocol ≥ 3")
+        let closing = machine.timerFired(.probe, now: Self.at(2))
+        let name = ping.target
+        #expect(machine.members[name]?.state == .suspect)
+        #expect(closing.contains(.event(MemberEvent(kind: .suspected, member: machine.members[name]!))))
+        #expect(machine.healthScore == 3, "3 expected nacks missing raise local health by 3")
+    }
+
+    @Test func nacksFromHelpers_spareLocalHealth() {
+        var machine = Self.machine(others: 4)
+        let out = machine.timerFired(.probe, now: Self.at(1))
+        guard case .ping(let ping) = Self.sends(out)[0].1[0] else { return }
+        _ = machine.timerFired(.probeTimeout(sequence: ping.sequenceNumber), now: Self.at(1.5))
+        for helper in 0..<3 {
+            _ = machine.receive(.nack(Nack(sequenceNumber: ping.sequenceNumber)), from: Self.peer(helper + 2), now: Self.at(1.9))
+        }
+        _ = machine.timerFired(.probe, now: Self.at(2))
+        #expect(machine.healthScore == 0, "all helpers answered: the problem is the target, not us")
+    }
+
+    @Test func indirectAck_isRelayedWithTheRequestersSequence() {
+        var machine = Self.machine(others: 2)
+        let request = IndirectPing(
+            sequenceNumber: 42, target: Self.peer(3), targetName: "p3", wantsNack: true, source: Self.peer(2), sourceName: "p2")
+        let out = machine.receive(.indirectPing(request), from: Self.peer(2), now: Self.at(1))
+        let (to, messages) = Self.sends(out)[0]
+        guard case .ping(let relayed) = messages[0] else { Issue.record("no relayed ping"); return }
+        #expect(to == Self.peer(3))
+        let forwarded = machine.receive(.ack(Ack(sequenceNumber: relayed.sequenceNumber)), from: Self.peer(3), now: Self.at(1.1))
+        let ack = Self.sends(forwarded).first { $0.0 == Self.peer(2) }?.1.first
+        #expect(ack == .ack(Ack(sequenceNumber: 42)))
+    }
+
+    @Test func relayTimeout_nacksWhenAsked() {
+        var machine = Self.machine(others: 2)
+        let request = IndirectPing(sequenceNumber: 7, target: Self.peer(3), targetName: "p3", wantsNack: true, source: Self.peer(2))
+        let out = machine.receive(.indirectPing(request), from: Self.peer(2), now: Self.at(1))
+        guard case .ping(let relayed) = Self.sends(out)[0].1[0] else { return }
+        let timeout = machine.timerFired(.relayTimeout(sequence: relayed.sequenceNumber), now: Self.at(1.5))
+        #expect(Self.sends(timeout).first?.1.first == .nack(Nack(sequenceNumber: 7)))
+    }
+
+    @Test func pingForAnotherName_isNotAnswered() {
+        var machine = Self.machine(others: 1)
+        #expect(machine.receive(.ping(Ping(sequenceNumber: 1, target: "someone-else")), from: Self.peer(2), now: .zero).isEmpty)
+        let answered = machine.receive(.ping(Ping(sequenceNumber: 2, target: "me")), from: Self.peer(2), now: .zero)
+        #expect(Self.sends(answered).first?.1.first == .ack(Ack(sequenceNumber: 2)))
+    }
+
+    /// N = 5, lan: min = 4 × max(1, log10 5) × 1 s = 4 s, max = 6 × min = 24 s, k = 4 − 2 = 2.
+    @Test func suspicionTimeout_startsAtMaxAndShrinksWithConfirmations() {
+        var machine = Self.machine(others: 4)
+        let start = machine.receive(.suspect(Suspect(incarnation: 1, node: "p2", from: "p3")), from: Self.peer(3), now: Self.at(10))
+        #expect(start.contains(.startTimer(.suspicionTimeout(node: "p2"), after: .seconds(24))))
+        let duplicate = machine.receive(.suspect(Suspect(incarnation: 1, node: "p2", from: "p3")), from: Self.peer(3), now: Self.at(11))
+        #expect(duplicate.isEmpty, "the same accuser twice is not a confirmation")
+        let first = machine.receive(.suspect(Suspect(incarnation: 1, node: "p2", from: "p4")), from: Self.peer(4), now: Self.at(11))
+        // 24 − (log 2 / log 3) × 20 = 11.381… s from the start.
+        #expect(first.contains(.startTimer(.suspicionTimeout(node: "p2"), after: .milliseconds(10_381))))
+        let second = machine.receive(.suspect(Suspect(incarnation: 1, node: "p2", from: "p5")), from: Self.peer(5), now: Self.at(12))
+        #expect(second.contains(.startTimer(.suspicionTimeout(node: "p2"), after: .seconds(2))), "reaches min = 4 s")
+        _ = machine.timerFired(.suspicionTimeout(node: "p2"), now: Self.at(13.9))
+        #expect(machine.members["p2"]?.state == .suspect, "not before the deadline")
+        _ = machine.timerFired(.suspicionTimeout(node: "p2"), now: Self.at(14))
+        #expect(machine.members["p2"]?.state == .dead)
+    }
+
+    @Test func suspicionWithFewMembers_usesMinimumTimeout() {
+        var machine = Self.machine(others: 2)  // N = 3: N − 2 < k, so k = 0
+        let out = machine.receive(.suspect(Suspect(incarnation: 1, node: "p2", from: "p3")), from: Self.peer(3), now: .zero)
+        #expect(out.contains(.startTimer(.suspicionTimeout(node: "p2"), after: .seconds(4))))
+    }
+
+    @Test func suspectAboutLocalNode_isRefutedWithHigherIncarnation() {
+        var machine = Self.machine(others: 2)
+        _ = machine.receive(.suspect(Suspect(incarnation: 5, node: "me", from: "p2")), from: Self.peer(2), now: .zero)
+        #expect(machine.localMember.incarnation == 6)
+        #expect(machine.localMember.state == .alive)
+        #expect(machine.healthScore == 1)
+        let gossip = machine.timerFired(.gossip, now: Self.at(0.2))
+        let alive = Self.sends(gossip).flatMap(\.1).contains {
+            if case .alive(let alive) = $0 { alive.node == "me" && alive.incarnation == 6 } else { false }
+        }
+        #expect(alive, "the refutation is gossiped")
+    }
+
+    @Test func deadAboutLocalNode_isRefuted() {
+        var machine = Self.machine(others: 2)
+        _ = machine.receive(.dead(Dead(incarnation: 1, node: "me", from: "p2")), from: Self.peer(2), now: .zero)
+        #expect(machine.localMember.state == .alive && machine.localMember.incarnation == 2)
+    }
+
+    @Test func aliveWithHigherIncarnation_clearsSuspicion_olderIsIgnored() {
+        var machine = Self.machine(others: 3)
+        _ = machine.receive(.suspect(Suspect(incarnation: 1, node: "p2", from: "p3")), from: Self.peer(3), now: .zero)
+        let same = Alive(incarnation: 1, node: "p2", address: Self.peer(2), meta: [], versions: .rumor)
+        _ = machine.receive(.alive(same), from: Self.peer(2), now: Self.at(1))
+        #expect(machine.members["p2"]?.state == .suspect, "equal incarnation does not refute")
+        var newer = same
+        newer.incarnation = 2
+        let out = machine.receive(.alive(newer), from: Self.peer(2), now: Self.at(1))
+        #expect(machine.members["p2"]?.state == .alive)
+        #expect(out.contains { if case .event(let e) = $0 { e.kind == .recovered } else { false } })
+        _ = machine.timerFired(.suspicionTimeout(node: "p2"), now: Self.at(100))
+        #expect(machine.members["p2"]?.state == .alive, "the old suspicion timer no longer applies")
+    }
+
+    @Test func deadFromTheNodeItself_meansLeft_staleAndUnknownAreIgnored() {
+        var machine = Self.machine(others: 3)
+        _ = machine.receive(.dead(Dead(incarnation: 0, node: "p2", from: "p3")), from: Self.peer(3), now: .zero)
+        #expect(machine.members["p2"]?.state == .alive, "stale incarnation")
+        #expect(machine.receive(.dead(Dead(incarnation: 9, node: "ghost", from: "p3")), from: Self.peer(3), now: .zero).isEmpty)
+        _ = machine.receive(.dead(Dead(incarnation: 1, node: "p2", from: "p2")), from: Self.peer(2), now: .zero)
+        #expect(machine.members["p2"]?.state == .left)
+        _ = machine.receive(.dead(Dead(incarnation: 1, node: "p3", from: "p4")), from: Self.peer(4), now: .zero)
+        #expect(machine.members["p3"]?.state == .dead)
+    }
+
+    @Test func healthScore_isClampedAndScalesTheProbeInterval() {
+        var machine = Self.machine(others: 1)
+        for incarnation in 1...20 {
+            _ = machine.receive(.suspect(Suspect(incarnation: UInt32(incarnation * 10), node: "me", from: "p2")), from: Self.peer(2), now: .zero)
+        }
+        #expect(machine.healthScore == 7, "0 ..< awarenessMaxMultiplier")
+        let out = machine.timerFired(.probe, now: Self.at(1))
+        #expect(out.contains(.startTimer(.probe, after: .seconds(8))))
+    }
+
+    @Test func retransmitLimit_followsMemberlistFormula() {
+        let settings = MembershipSettings.lan
+        #expect(settings.retransmitLimit(memberCount: 1) == 4)
+        #expect(settings.retransmitLimit(memberCount: 9) == 4)
+        #expect(settings.retransmitLimit(memberCount: 10) == 8)
+        #expect(settings.retransmitLimit(memberCount: 100) == 12)
+        #expect(settings.scaledPushPullInterval(memberCount: 32) == .seconds(30))
+        #expect(settings.scaledPushPullInterval(memberCount: 64) == .seconds(60))
+    }
+
+    @Test func broadcast_isSentRetransmitLimitTimesThenDropped() {
+        var machine = Self.machine(others: 2)  // N = 3 → limit 4
+        var copies = 0
+        for round in 0..<10 {
+            let out = machine.timerFired(.gossip, now: Self.at(Double(round) * 0.2))
+            copies += Self.sends(out).flatMap(\.1).filter {
+                if case .alive(let alive) = $0 { alive.node == "p2" } else { false }
+            }.count
+        }
+        #expect(copies == 4)
+        #expect(machine.pendingBroadcasts == 0)
+    }
+
+    @Test func newerNewsAboutAMember_replacesQueuedNews() {
+        var machine = Self.machine(others: 3)
+        let before = machine.pendingBroadcasts
+        _ = machine.receive(.suspect(Suspect(incarnation: 1, node: "p2", from: "p3")), from: Self.peer(3), now: .zero)
+        _ = machine.receive(.dead(Dead(incarnation: 1, node: "p2", from: "p3")), from: Self.peer(3), now: .zero)
+        #expect(machine.pendingBroadcasts == before, "suspect and dead replaced p2's alive")
+    }
+
+    @Test func packets_stayWithinTheBudget() {
+        var settings = MembershipSettings.lan
+        settings.packetBudget = 600
+        var machine = Self.machine(others: 40, settings: settings)
+        let out = machine.timerFired(.gossip, now: .zero)
+        for (_, messages) in Self.sends(out) {
+            #expect(messages.reduce(2) { $0 + $1.estimatedWireSize + 2 } <= 600)
+        }
+    }
+
+    @Test func gossip_goesToRecentlyDeadButNotToLeft() {
+        var machine = Self.machine(others: 2)
+        _ = machine.receive(.dead(Dead(incarnation: 1, node: "p2", from: "p3")), from: Self.peer(3), now: .zero)
+        _ = machine.receive(.dead(Dead(incarnation: 1, node: "p3", from: "p3")), from: Self.peer(3), now: .zero)
+        let soon = Self.sends(machine.timerFired(.gossip, now: Self.at(1))).map(\.0)
+        #expect(soon == [Self.peer(2)], "dead p2 still hears gossip (to refute); left p3 does not")
+        _ = machine.updateMeta([1], now: Self.at(40))
+        #expect(Self.sends(machine.timerFired(.gossip, now: Self.at(40))).isEmpty, "not after gossipToTheDeadTime")
+    }
+
+    @Test func pushPullMerge_treatsRemoteDeadAsSuspicionOnly() {
+        var machine = Self.machine(others: 1)
+        let remote = PushPull(
+            join: false,
+            nodes: [
+                PushNodeState(name: "p2", address: Self.peer(2), meta: [], incarnation: 1, state: .dead, versions: .rumor),
+                PushNodeState(name: "new", address: Self.peer(9), meta: [], incarnation: 3, state: .alive, versions: .rumor),
+                PushNodeState(name: "gone", address: Self.peer(8), meta: [], incarnation: 3, state: .alive, versions: .rumor),
+            ])
+        _ = machine.receivePushPullReply(remote, from: Self.peer(2), now: .zero)
+        #expect(machine.members["p2"]?.state == .suspect)
+        #expect(machine.members["new"]?.state == .alive)
+        let leftState = PushPull(join: false, nodes: [
+            PushNodeState(name: "gone", address: Self.peer(8), meta: [], incarnation: 3, state: .left, versions: .rumor)
+        ])
+        _ = machine.receivePushPullReply(leftState, from: Self.peer(2), now: .zero)
+        #expect(machine.members["gone"]?.state == .left)
+    }
+
+    @Test func leave_announcesAndCompletesAfterRetransmits() {
+        var machine = Self.machine(others: 2)
+        _ = machine.leave(now: .zero)
+        #expect(machine.localMember.state == .left)
+        var completed = false
+        var announced = 0
+        for round in 1...10 where !completed {
+            let out = machine.timerFired(.gossip, now: Self.at(Double(round) * 0.2))
+            announced += Self.sends(out).flatMap(\.1).filter { $0 == .dead(Dead(incarnation: 1, node: "me", from: "me")) }.count
+            completed = out.contains(.leaveCompleted)
+        }
+        #expect(completed && announced == 4)
+        let probe = machine.timerFired(.probe, now: Self.at(5))
+        #expect(Self.sends(probe).isEmpty, "no probing after leave")
+    }
+
+    @Test func leaveAlone_completesAtOnce() {
+        var machine = Membership(name: "me", address: Self.me, seed: 1, now: .zero)
+        #expect(machine.leave(now: .zero) == [.leaveCompleted])
+    }
+
+    @Test func deadMembers_areReapedAfterGossipToTheDeadTime() {
+        var machine = Self.machine(others: 2)
+        _ = machine.receive(.dead(Dead(incarnation: 1, node: "p2", from: "p3")), from: Self.peer(3), now: .zero)
+        var reaped = false
+        for second in 1...40 {
+            let out = machine.timerFired(.probe, now: Self.at(Double(second)))
+            reaped = reaped || out.contains { if case .event(let e) = $0 { e.kind == .reaped } else { false } }
+        }
+        #expect(reaped && machine.members["p2"] == nil)
+    }
+
+    @Test func sameSeedAndEvents_giveIdenticalDirectives_otherSeedsDiffer() {
+        func trace(seed: UInt64) -> [MembershipDirective] {
+            var machine = Membership(name: "me", address: Self.me, seed: seed, now: .zero)
+            var out = machine.start(now: .zero)
+            for index in 2...30 {
+                out += machine.receive(
+                    .alive(Alive(incarnation: 1, node: "p\(index)", address: Self.peer(index), meta: [], versions: .rumor)),
+                    from: Self.peer(index), now: .zero)
+            }
+            for step in 1...20 {
+                out += machine.timerFired(.probe, now: Self.at(Double(step)))
+                out += machine.timerFired(.gossip, now: Self.at(Double(step) + 0.5))
+            }
+            return out
+        }
+        #expect(trace(seed: 5) == trace(seed: 5))
+        #expect(trace(seed: 5) != trace(seed: 6))
+    }
+}
