@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Metrics
 import NIOCore
@@ -63,6 +64,9 @@ public actor Agent: Service, AgentControl {
         }
         guard configuration.swarm.utf8.count <= 255 else {
             throw AgentError(code: "bad_config", message: "swarm name must be at most 255 bytes", hint: "shorten --swarm")
+        }
+        if let directory = configuration.dataDirectory {
+            try Self.prepareDataDirectory(directory)
         }
         self.configuration = configuration
         self.logger = logger
@@ -438,6 +442,24 @@ public actor Agent: Service, AgentControl {
     }
 
     // MARK: - Configuration helpers
+
+    /// Creates the data directory (owner-only) if needed and checks that it is writable, so a
+    /// bad `--data-dir` fails at start-up rather than at the first write.
+    private static func prepareDataDirectory(_ path: String) throws {
+        let files = FileManager.default
+        do {
+            try files.createDirectory(
+                atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw AgentError(
+                code: "bad_config", message: "cannot create data directory \(path): \(error.localizedDescription)",
+                hint: "pass a writable --data-dir")
+        }
+        guard files.isWritableFile(atPath: path) else {
+            throw AgentError(
+                code: "bad_config", message: "data directory \(path) is not writable", hint: "pass a writable --data-dir")
+        }
+    }
 
     /// The address announced to others: `--advertise` if given, the bind address if specific,
     /// else the first non-loopback IPv4 address of this host (127.0.0.1 when there is none).

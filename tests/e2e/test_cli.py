@@ -42,3 +42,32 @@ def test_human_errors_have_error_and_hint_lines():
     result = run("info", "--api", f"127.0.0.1:{free_port()}")
     assert result.returncode == 1
     assert result.stderr.startswith("error: ") and "\nhint: " in result.stderr
+
+
+def test_data_dir_is_created_owner_only(tmp_path):
+    import os
+    import signal
+    import time
+
+    from conftest import wait_until
+    data = tmp_path / "nested" / "data"
+    port, api = free_port(), free_port()
+    agent = subprocess.Popen(
+        [rumor_binary(), "agent", "--name", "d", "--bind", f"127.0.0.1:{port}", "--api", f"127.0.0.1:{api}",
+         "--data-dir", str(data)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: data.is_dir(), 10, "the agent creates its data directory")
+        assert os.stat(data).st_mode & 0o777 == 0o700
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=15)
+
+
+def test_unwritable_data_dir_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = run("agent", "--name", "x", "--bind", f"127.0.0.1:{free_port()}", "--api", f"127.0.0.1:{free_port()}",
+                 "--data-dir", str(blocker / "sub"), "--json")
+    assert result.returncode == 1
+    assert json.loads(result.stderr)["code"] == "bad_config"
