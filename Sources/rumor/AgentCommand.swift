@@ -131,30 +131,13 @@ struct AgentCommand: AsyncParsableCommand {
     }
 }
 
-/// Splits and checks `HOST:PORT`.
+/// Splits and checks `HOST:PORT`, naming the flag in the error.
 func hostPort(_ text: String, defaultPort: Int, flag: String) throws -> (String, Int) {
-    var host = Substring(text)
-    var port = defaultPort
-    if host.hasPrefix("["), let close = host.firstIndex(of: "]") {
-        let rest = host[host.index(after: close)...]
-        host = host[host.index(after: host.startIndex)..<close]
-        if rest.hasPrefix(":") {
-            guard let parsed = Int(rest.dropFirst()), (0...65_535).contains(parsed) else { throw badAddress(text, flag) }
-            port = parsed
-        }
-    } else if let colon = host.lastIndex(of: ":"), host.filter({ $0 == ":" }).count == 1 {
-        guard let parsed = Int(host[host.index(after: colon)...]), (0...65_535).contains(parsed) else {
-            throw badAddress(text, flag)
-        }
-        port = parsed
-        host = host[..<colon]
+    do {
+        return try splitHostPort(text, defaultPort: defaultPort)
+    } catch {
+        throw AgentError(code: "bad_arguments", message: "\(flag) '\(text)' is not HOST:PORT", hint: "e.g. \(flag) 127.0.0.1:7946")
     }
-    guard !host.isEmpty, !host.contains(" ") else { throw badAddress(text, flag) }
-    return (String(host), port)
-}
-
-private func badAddress(_ text: String, _ flag: String) -> AgentError {
-    AgentError(code: "bad_arguments", message: "\(flag) '\(text)' is not HOST:PORT", hint: "e.g. \(flag) 127.0.0.1:7946")
 }
 
 func isLoopback(_ host: String) -> Bool {

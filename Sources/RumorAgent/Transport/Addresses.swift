@@ -55,8 +55,8 @@ extension NodeAddress {
     }
 }
 
-/// Splits `host:port`, `[v6]:port`, `host` into host and port.
-func splitHostPort(_ text: String, defaultPort: Int) throws(AgentError) -> (host: String, port: Int) {
+/// Splits `host:port`, `[v6]:port`, `host` into host and port; throws `bad_address`.
+public func splitHostPort(_ text: String, defaultPort: Int) throws(AgentError) -> (host: String, port: Int) {
     var host = Substring(text)
     var portText: Substring?
     if host.hasPrefix("[") {
