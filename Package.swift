@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // Pure protocol core: no I/O, no clock, no global randomness.
@@ -47,7 +48,10 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .testTarget(name: "RumorCoreTests", dependencies: ["RumorCore"]),
+        .testTarget(
+            name: "RumorCoreTests",
+            dependencies: ["RumorCore", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
         .testTarget(name: "RumorWireTests", dependencies: ["RumorWire", "RumorCore"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "RumorAgentTests",
