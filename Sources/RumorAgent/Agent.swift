@@ -25,6 +25,7 @@ public actor Agent: Service, AgentControl {
     private let origin: ContinuousClock.Instant
 
     private var membership: Membership
+    private var replication: Replication
     private var packets: PacketTransport?
     private var listener: StreamListener?
     private var counters = AgentCounters()
@@ -39,7 +40,12 @@ public actor Agent: Service, AgentControl {
     private enum Event: Sendable {
         case packet([UInt8], SocketAddress)
         case timer(MembershipTimer)
+        case antiEntropy
     }
+
+    /// Metadata marker of nodes that replicate the key-value state (Go memberlist nodes lack it).
+    static let replicationMarker = "rumor.kv=1"
+
 
     /// Largest stream message accepted (memberlist's `maxPushStateBytes`).
     static let maximumStreamBytes = 20 << 20
@@ -57,7 +63,7 @@ public actor Agent: Service, AgentControl {
         guard !configuration.name.isEmpty, configuration.name.utf8.count <= 255 else {
             throw AgentError(code: "bad_config", message: "node name must be 1...255 bytes", hint: "pass --name")
         }
-        guard configuration.meta.count <= 512 else {
+        guard Self.advertisedMeta(configuration).count <= 512 else {
             throw AgentError(
                 code: "bad_config", message: "node metadata is \(configuration.meta.count) bytes; the limit is 512",
                 hint: "shorten --meta values")
@@ -78,8 +84,9 @@ public actor Agent: Service, AgentControl {
         self.advertised = try Self.advertisedAddress(for: configuration)
         self.origin = clock.now
         self.membership = Membership(
-            name: configuration.name, address: advertised, meta: configuration.meta,
+            name: configuration.name, address: advertised, meta: Self.advertisedMeta(configuration),
             settings: configuration.membership, seed: seed, now: .zero)
+        self.replication = Replication(localName: configuration.name, seed: seed &+ 1)
         (self.events, self.eventSink) = AsyncStream.makeStream(of: Event.self)
     }
 
@@ -96,6 +103,7 @@ public actor Agent: Service, AgentControl {
                 "swarm": "\(configuration.swarm.isEmpty ? "-" : configuration.swarm)",
             ])
         execute(membership.start(now: now))
+        execute(replication.start())
         if !configuration.seeds.isEmpty {
             Task { await self.joinAtStart() }
         }
@@ -132,7 +140,7 @@ public actor Agent: Service, AgentControl {
             if configuration.bindPort == 0, configuration.advertisePort == nil, let port16 = UInt16(exactly: port) {
                 advertised.port = port16
                 membership = Membership(
-                    name: configuration.name, address: advertised, meta: configuration.meta,
+                    name: configuration.name, address: advertised, meta: Self.advertisedMeta(configuration),
                     settings: configuration.membership, seed: seed, now: now)
             }
             let codec = streamCodec
@@ -268,6 +276,9 @@ public actor Agent: Service, AgentControl {
         case .timer(let timer):
             guard !stopped else { return }
             execute(membership.timerFired(timer, now: now))
+        case .antiEntropy:
+            guard !stopped else { return }
+            execute(replication.antiEntropyTimerFired(peers: replicationPeers))
         }
     }
 
@@ -304,9 +315,11 @@ public actor Agent: Service, AgentControl {
             }
             return streamCodec.encode(.ack(Ack(sequenceNumber: ping.sequenceNumber)))
         case .user(let payload):
-            if let from = peer.flatMap(NodeAddress.init) {
-                execute(membership.receive(.user(payload), from: from, now: now))
+            guard let from = peer.flatMap(NodeAddress.init) else { return nil }
+            if ReplicationCodec.isFrame(payload) {
+                return answerReplication(payload, from: from)
             }
+            execute(membership.receive(.user(payload), from: from, now: now))
             return nil
         case .ack, .error:
             return nil
@@ -361,7 +374,7 @@ public actor Agent: Service, AgentControl {
                 Task { await self.streamPing(ping, to: address, deadline: deadline) }
             case .deliver(let payload, let sender):
                 counters.add("user_messages_received")
-                logger.trace("user message", metadata: ["from": "\(sender)", "bytes": "\(payload.count)"])
+                if ReplicationCodec.isFrame(payload) { _ = answerReplication(payload, from: sender) }
             case .event(let event):
                 report(event)
             case .conflict(let existing, let claimed):
@@ -439,6 +452,146 @@ public actor Agent: Service, AgentControl {
         case .left: logger.info("member left", metadata: metadata)
         case .reaped: logger.debug("member reaped", metadata: metadata)
         }
+    }
+
+    // MARK: - Replication
+
+    /// Live members that replicate the key-value state.
+    private var replicationPeers: [NodeAddress] {
+        membership.members.values.compactMap { member in
+            guard member.name != configuration.name, member.state == .alive,
+                String(decoding: member.meta, as: UTF8.self).split(separator: ",").contains(Substring(Self.replicationMarker))
+            else { return nil }
+            return member.address
+        }
+    }
+
+    private var wallMilliseconds: UInt64 {
+        UInt64(max(0, Date().timeIntervalSince1970 * 1000))
+    }
+
+    /// Handles a replication frame from `sender`; returns the encoded stream reply, if any.
+    private func answerReplication(_ payload: [UInt8], from sender: NodeAddress) -> [UInt8]? {
+        let frame: ReplicationFrame
+        do {
+            frame = try ReplicationCodec.decode(payload)
+        } catch {
+            dropped(error, from: sender.socketAddress)
+            return nil
+        }
+        switch frame {
+        case .push(let entries, let hops):
+            counters.add("replication_pushes_received")
+            execute(
+                replication.receivePush(
+                    entries, hops: hops, from: sender, wallMilliseconds: wallMilliseconds, peers: replicationPeers))
+            return nil
+        case .pullRequest(let digest):
+            counters.add("replication_pulls_answered")
+            let (entries, ours) = replication.answerPull(digest: digest)
+            return streamCodec.encode(.user(ReplicationCodec.encode(.pullAnswer(entries: entries, digest: ours))))
+        case .pullAnswer:
+            return nil
+        }
+    }
+
+    private func execute(_ directives: [ReplicationDirective]) {
+        for directive in directives {
+            switch directive {
+            case .push(let entries, let hops, let address):
+                guard let target = address.socketAddress, let packets, !stopped else { continue }
+                let frame = ReplicationCodec.encode(.push(entries: entries, hops: hops))
+                counters.add("replication_pushes_sent")
+                if frame.count <= replication.settings.packetPushBytes {
+                    let bytes = packetCodec.encode([.user(frame)])
+                    packets.send(bytes, to: target)
+                    counters.add("packets_sent")
+                    counters.add("bytes_sent", UInt64(bytes.count))
+                } else {
+                    let message = streamCodec.encode(.user(frame))
+                    let timeout = TimeAmount.nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped)
+                    let group = self.group
+                    Task {
+                        do {
+                            try await StreamClient.send(message, to: target, group: group, timeout: timeout)
+                        } catch {
+                            await self.count("replication_push_failed")
+                        }
+                    }
+                }
+            case .pull(let address, let digest):
+                Task { await self.pull(from: address, digest: digest) }
+            case .startAntiEntropyTimer(let delay):
+                let sink = eventSink
+                group.next().scheduleTask(in: .nanoseconds(max(0, delay.nanosecondsClamped))) {
+                    sink.yield(.antiEntropy)
+                }
+            case .applied(let entries):
+                counters.add("replication_entries_applied", UInt64(entries.count))
+            }
+        }
+    }
+
+    private func count(_ name: String) {
+        counters.add(name)
+    }
+
+    private func pull(from address: NodeAddress, digest: [String: HybridTimestamp]) async {
+        guard let target = address.socketAddress else { return }
+        let codec = streamCodec
+        do {
+            let answer = try await StreamClient.exchange(
+                codec.encode(.user(ReplicationCodec.encode(.pullRequest(digest: digest)))), with: target, group: group,
+                timeout: .nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped),
+                maximumBytes: Self.maximumStreamBytes, decode: { try codec.decode($0) })
+            guard case .user(let payload) = answer, case .pullAnswer(let entries, let theirs) = try ReplicationCodec.decode(payload)
+            else {
+                counters.add("replication_pull_failed")
+                return
+            }
+            counters.add("replication_pulls_completed")
+            execute(replication.receivePullAnswer(entries: entries, digest: theirs, wallMilliseconds: wallMilliseconds))
+        } catch {
+            counters.add("replication_pull_failed")
+            logger.debug("anti-entropy pull failed", metadata: ["peer": "\(address)", "error": "\(error)"])
+        }
+    }
+
+    // MARK: - Key-value operations
+
+    public func put(key: String, value: [UInt8], timeToLive: Duration?) async throws -> EntrySnapshot {
+        try write(key: key, value: value, timeToLive: timeToLive)
+    }
+
+    public func delete(key: String) async throws -> EntrySnapshot {
+        try write(key: key, value: nil, timeToLive: nil)
+    }
+
+    private func write(key: String, value: [UInt8]?, timeToLive: Duration?) throws -> EntrySnapshot {
+        guard !membership.hasLeft else {
+            throw AgentError(code: "left", message: "this node has left the swarm", hint: "restart the agent to write")
+        }
+        do {
+            let (entry, directives) = try replication.write(
+                key: key, value: value, timeToLive: timeToLive, wallMilliseconds: wallMilliseconds, peers: replicationPeers)
+            execute(directives)
+            return EntrySnapshot(entry)
+        } catch {
+            throw AgentError(code: error.code.rawValue, message: error.message, hint: error.hint)
+        }
+    }
+
+    public func get(key: String) async -> EntrySnapshot? {
+        replication.read(key, wallMilliseconds: wallMilliseconds).map(EntrySnapshot.init)
+    }
+
+    public func list(prefix: String) async -> [EntrySnapshot] {
+        replication.list(prefix: prefix, wallMilliseconds: wallMilliseconds).map(EntrySnapshot.init)
+    }
+
+    /// The metadata announced to others: the operator's `--meta` plus the replication marker.
+    static func advertisedMeta(_ configuration: AgentConfiguration) -> [UInt8] {
+        configuration.meta.isEmpty ? Array(replicationMarker.utf8) : configuration.meta + Array(",\(replicationMarker)".utf8)
     }
 
     // MARK: - Configuration helpers

@@ -1,3 +1,4 @@
+import Foundation
 import RumorCore
 
 /// What the local API (and so the CLI) can ask of a running agent.
@@ -14,6 +15,46 @@ public protocol AgentControl: Sendable {
     /// Leaves the swarm gracefully: tells the others this node is leaving, waits for that to
     /// spread (bounded), then stops taking part. The process keeps running until signalled.
     func leave() async throws
+    /// Writes `value` under `key` and starts replicating it. Throws `AgentError` (`empty_key`,
+    /// `key_too_long`, `value_too_large`, `left`); nothing is written then.
+    func put(key: String, value: [UInt8], timeToLive: Duration?) async throws -> EntrySnapshot
+    /// Deletes `key` by writing a tombstone.
+    func delete(key: String) async throws -> EntrySnapshot
+    /// The live value of `key`, if any.
+    func get(key: String) async -> EntrySnapshot?
+    /// Live entries whose key starts with `prefix`, sorted by key.
+    func list(prefix: String) async -> [EntrySnapshot]
+}
+
+/// One key-value entry as the API reports it.
+public struct EntrySnapshot: Codable, Sendable, Hashable {
+    public var key: String
+    /// The value as UTF-8 text; nil for a delete, or when the bytes are not UTF-8 (see `valueBase64`).
+    public var value: String?
+    /// The value in base64 when it is not UTF-8 text.
+    public var valueBase64: String?
+    public var deleted: Bool
+    /// The hybrid logical clock timestamp of the write, as `milliseconds.logical`.
+    public var timestamp: String
+    /// The node that wrote it.
+    public var origin: String
+    /// When the value expires (milliseconds since the epoch), if it has a time to live.
+    public var expiresAt: UInt64?
+
+    public init(_ entry: Entry) {
+        key = entry.key
+        deleted = entry.isTombstone
+        if let bytes = entry.value {
+            if let text = String(validating: bytes, as: UTF8.self) {
+                value = text
+            } else {
+                valueBase64 = Data(bytes).base64EncodedString()
+            }
+        }
+        timestamp = entry.version.timestamp.description
+        origin = entry.version.origin
+        expiresAt = entry.expiresAtMilliseconds
+    }
 }
 
 /// One member as the API reports it.

@@ -12,7 +12,7 @@ struct APIClient {
     var timeout: TimeInterval = 10
 
     /// Performs a request and returns the raw `data` JSON and the full envelope text.
-    func call(_ method: String, _ path: String, body: [String: [String]]? = nil) async throws -> (data: Any, envelope: String) {
+    func call(_ method: String, _ path: String, body: [String: Any]? = nil) async throws -> (data: Any, envelope: String) {
         guard let url = URL(string: "http://\(address)\(path)") else {
             throw AgentError(code: "bad_arguments", message: "'\(address)' is not a valid API address", hint: "use --api HOST:PORT")
         }
@@ -47,7 +47,7 @@ struct APIClient {
     }
 
     /// Performs a request and decodes its `data` as `T`.
-    func call<T: Decodable>(_ method: String, _ path: String, as type: T.Type, body: [String: [String]]? = nil) async throws -> (value: T, envelope: String) {
+    func call<T: Decodable>(_ method: String, _ path: String, as type: T.Type, body: [String: Any]? = nil) async throws -> (value: T, envelope: String) {
         let (data, envelope) = try await call(method, path, body: body)
         let json = try JSONSerialization.data(withJSONObject: data, options: [.fragmentsAllowed])
         return (try JSONDecoder().decode(T.self, from: json), envelope)

@@ -7,7 +7,10 @@ struct Rumor: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rumor",
         abstract: "Gossip membership for swarms of agents, services and machines.",
-        subcommands: [AgentCommand.self, MembersCommand.self, JoinCommand.self, LeaveCommand.self, InfoCommand.self])
+        subcommands: [
+            AgentCommand.self, MembersCommand.self, JoinCommand.self, LeaveCommand.self, InfoCommand.self,
+            PutCommand.self, GetCommand.self, DeleteCommand.self, ListCommand.self,
+        ])
 
     /// Parses and runs, reporting every failure as `code`/`message`/`hint` (JSON with `--json`)
     /// on stderr with exit status 1.

@@ -8,7 +8,9 @@ import ServiceLifecycle
 /// `{"status":"ok","data":…}` or `{"status":"error","code":…,"message":…,"hint":…}`.
 ///
 /// Routes: `GET /v1/health`, `GET /v1/members`, `GET /v1/info`, `POST /v1/join`
-/// (`{"addresses":["host:port",…]}`), `POST /v1/leave`. When a token is configured every
+/// (`{"addresses":["host:port",…]}`), `POST /v1/leave`, `POST /v1/kv/put`
+/// (`{"key":…,"value":…,"ttlSeconds":…}`), `POST /v1/kv/delete` (`{"key":…}`),
+/// `GET /v1/kv/get?key=…`, `GET /v1/kv/list?prefix=…`. When a token is configured every
 /// request must carry `Authorization: Bearer <token>`.
 public struct APIServer: Service {
     let control: any AgentControl
@@ -62,7 +64,59 @@ public struct APIServer: Service {
             try await control.leave()
             return try ok(["left": true])
         }
+        router.post("/v1/kv/put") { request, _ in
+            let put = try await decode(PutRequest.self, from: request, hint: #"send {"key":"k","value":"v","ttlSeconds":30}"#)
+            var timeToLive: Duration?
+            if let seconds = put.ttlSeconds {
+                guard seconds > 0, seconds <= 10 * 365 * 24 * 3600 else {
+                    throw AgentError(code: "bad_request", message: "ttlSeconds must be positive", hint: "give the time to live in seconds, e.g. 30")
+                }
+                timeToLive = .milliseconds(Int64(seconds * 1000))
+            }
+            return try ok(try await control.put(key: put.key, value: Array(put.value.utf8), timeToLive: timeToLive))
+        }
+        router.post("/v1/kv/delete") { request, _ in
+            let delete = try await decode(KeyRequest.self, from: request, hint: #"send {"key":"k"}"#)
+            return try ok(try await control.delete(key: delete.key))
+        }
+        router.get("/v1/kv/get") { request, _ in
+            guard let key = request.uri.queryParameters.get("key") else {
+                throw AgentError(code: "bad_request", message: "no key given", hint: "GET /v1/kv/get?key=KEY")
+            }
+            guard let entry = await control.get(key: key) else {
+                throw AgentError(code: "key_not_found", message: "no live value for '\(key)'", hint: "list keys with `rumor list`")
+            }
+            return try ok(entry)
+        }
+        router.get("/v1/kv/list") { request, _ in
+            let prefix = request.uri.queryParameters.get("prefix") ?? ""
+            return try ok(EntriesData(entries: await control.list(prefix: prefix)))
+        }
         return router
+    }
+
+    struct PutRequest: Decodable {
+        var key: String
+        var value: String
+        var ttlSeconds: Double?
+    }
+
+    struct KeyRequest: Decodable {
+        var key: String
+    }
+
+    struct EntriesData: Encodable {
+        var entries: [EntrySnapshot]
+    }
+
+    /// Decodes a bounded JSON body, or throws `bad_request` with `hint`.
+    static func decode<T: Decodable>(_ type: T.Type, from request: Request, hint: String) async throws -> T {
+        let body = try await request.body.collect(upTo: maximumBodyBytes)
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer: body))
+        } catch {
+            throw AgentError(code: "bad_request", message: "the request body is not valid: \(error)", hint: hint)
+        }
     }
 
     struct JoinRequest: Decodable {
@@ -112,7 +166,7 @@ struct EnvelopeErrors<Context: RequestContext>: RouterMiddleware {
             let code = error.status == .notFound ? "not_found" : error.status == .contentTooLarge ? "too_large" : "bad_request"
             let hint =
                 error.status == .notFound
-                ? "routes: GET /v1/health, /v1/members, /v1/info; POST /v1/join, /v1/leave"
+                ? "routes: GET /v1/health, /v1/members, /v1/info, /v1/kv/get, /v1/kv/list; POST /v1/join, /v1/leave, /v1/kv/put, /v1/kv/delete"
                 : "check the request"
             return try json(
                 ErrorEnvelope(code: code, message: "\(request.method) \(request.uri.path): \(error.status.reasonPhrase)", hint: hint),
@@ -129,6 +183,8 @@ struct EnvelopeErrors<Context: RequestContext>: RouterMiddleware {
         case "unauthorized": .unauthorized
         case "join_failed": .badGateway
         case "left": .conflict
+        case "key_not_found": .notFound
+        case "empty_key", "key_too_long", "value_too_large": .badRequest
         default: .internalServerError
         }
     }

@@ -131,6 +131,16 @@ enum StreamTransportError: Error, CustomStringConvertible {
 
 /// One request/answer exchange over a new TCP connection (push-pull, fallback ping).
 enum StreamClient {
+    /// Connects to `address`, writes `message` and closes, expecting no answer.
+    static func send(_ message: [UInt8], to address: SocketAddress, group: EventLoopGroup, timeout: TimeAmount) async throws {
+        let channel = try await ClientBootstrap(group: group)
+            .connectTimeout(timeout)
+            .connect(to: address)
+            .get()
+        defer { channel.close(promise: nil) }
+        try await channel.writeAndFlush(channel.allocator.buffer(bytes: message))
+    }
+
     /// Connects to `address`, sends `request`, and returns the first whole message the peer sends
     /// back. Throws on connection failure, malformed answer, or when `timeout` passes.
     static func exchange(

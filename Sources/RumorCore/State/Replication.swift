@@ -1,0 +1,164 @@
+/// Tunables of key-value replication.
+public struct ReplicationSettings: Sendable, Hashable {
+    /// Peers a fresh write is pushed to, and relayed to by each node that learns it. Default 3.
+    public var fanout = 3
+    /// How many times a pushed write is relayed onward before only anti-entropy carries it. Default 6.
+    public var maximumHops = 6
+    /// Time between anti-entropy pulls from one random peer. Default 1 s.
+    public var antiEntropyInterval: Duration = .seconds(1)
+    /// Longest key, in UTF-8 bytes. Default 1024.
+    public var maximumKeyBytes = 1024
+    /// Largest value, in bytes. Default 1 MiB.
+    public var maximumValueBytes = 1 << 20
+    /// Pushes larger than this go over a stream instead of a UDP packet. Default 1200 bytes.
+    public var packetPushBytes = 1200
+
+    public init() {}
+}
+
+/// Why a local write was refused; nothing was written.
+public struct WriteError: Error, Hashable, Sendable, CustomStringConvertible {
+    public enum Code: String, Sendable {
+        case emptyKey = "empty_key"
+        case keyTooLong = "key_too_long"
+        case valueTooLarge = "value_too_large"
+    }
+
+    public var code: Code
+    public var message: String
+    public var hint: String
+
+    public var description: String { message }
+}
+
+/// Key-value replication as a pure state machine: local writes, pushed writes from peers, and
+/// anti-entropy pulls, each returning `ReplicationDirective`s for the driver.
+///
+/// Fresh writes spread by rumor mongering: the writer pushes to `fanout` random peers, and every
+/// node for which a pushed entry is news relays it to `fanout` others, up to `maximumHops`.
+/// Anti-entropy repairs whatever pushes missed: each interval a node sends its digest to a random
+/// peer, which answers with the entries the digest shows missing plus its own digest.
+public struct Replication: Sendable {
+    public let localName: String
+    public let settings: ReplicationSettings
+    public private(set) var store = KeyValueStore()
+    private var clock = HybridClock()
+    private var random: SeededRandom
+
+    public init(localName: String, settings: ReplicationSettings = ReplicationSettings(), seed: UInt64) {
+        self.localName = localName
+        self.settings = settings
+        self.random = SeededRandom(seed: seed)
+    }
+
+    /// Starts the anti-entropy timer.
+    public func start() -> [ReplicationDirective] {
+        [.startAntiEntropyTimer(after: settings.antiEntropyInterval)]
+    }
+
+    /// Writes `value` (nil deletes) locally and pushes it to `fanout` of `peers`.
+    /// - Throws: `WriteError` (nothing written) for an empty or oversized key or value.
+    public mutating func write(
+        key: String, value: [UInt8]?, timeToLive: Duration? = nil, ephemeral: Bool = false,
+        wallMilliseconds: UInt64, peers: [NodeAddress]
+    ) throws(WriteError) -> (entry: Entry, directives: [ReplicationDirective]) {
+        guard !key.isEmpty else {
+            throw WriteError(code: .emptyKey, message: "the key is empty", hint: "give a non-empty key")
+        }
+        guard key.utf8.count <= settings.maximumKeyBytes else {
+            throw WriteError(
+                code: .keyTooLong, message: "the key is \(key.utf8.count) bytes; the limit is \(settings.maximumKeyBytes)",
+                hint: "use a shorter key")
+        }
+        if let value, value.count > settings.maximumValueBytes {
+            throw WriteError(
+                code: .valueTooLarge, message: "the value is \(value.count) bytes; the limit is \(settings.maximumValueBytes)",
+                hint: "store large blobs elsewhere and put a reference")
+        }
+        let timestamp = clock.tick(wallMilliseconds: wallMilliseconds)
+        let expiry = timeToLive.map { wallMilliseconds + UInt64(max(0, $0.nanosecondsClamped / 1_000_000)) }
+        let entry = Entry(
+            key: key, value: value, version: Version(timestamp: timestamp, origin: localName),
+            expiresAtMilliseconds: expiry, ephemeral: ephemeral)
+        store.writeLocally(entry)
+        return (entry, push([entry], hops: 0, to: peers, excluding: nil))
+    }
+
+    /// Merges entries pushed by `sender`; relays the ones that were news.
+    public mutating func receivePush(
+        _ entries: [Entry], hops: Int, from sender: NodeAddress, wallMilliseconds: UInt64, peers: [NodeAddress]
+    ) -> [ReplicationDirective] {
+        let news = mergeRemote(entries, wallMilliseconds: wallMilliseconds)
+        var out: [ReplicationDirective] = news.isEmpty ? [] : [.applied(news)]
+        if !news.isEmpty, hops + 1 <= settings.maximumHops {
+            out += push(news, hops: hops + 1, to: peers, excluding: sender)
+        }
+        return out
+    }
+
+    /// The anti-entropy timer fired: pull from one random peer.
+    public mutating func antiEntropyTimerFired(peers: [NodeAddress]) -> [ReplicationDirective] {
+        var out: [ReplicationDirective] = [.startAntiEntropyTimer(after: settings.antiEntropyInterval)]
+        if let peer = peers.randomElement(using: &random) {
+            out.append(.pull(from: peer, digest: store.digest))
+        }
+        return out
+    }
+
+    /// Answers a pull: the entries the requester's digest shows missing, and our digest.
+    public func answerPull(digest: [String: HybridTimestamp]) -> (entries: [Entry], digest: [String: HybridTimestamp]) {
+        (store.delta(since: digest), store.digest)
+    }
+
+    /// Merges the answer to our pull; afterwards we hold all the peer held.
+    public mutating func receivePullAnswer(
+        entries: [Entry], digest: [String: HybridTimestamp], wallMilliseconds: UInt64
+    ) -> [ReplicationDirective] {
+        let news = mergeRemote(entries, wallMilliseconds: wallMilliseconds)
+        store.acknowledge(digest)
+        return news.isEmpty ? [] : [.applied(news)]
+    }
+
+    /// The live entry for `key`, if any.
+    public func read(_ key: String, wallMilliseconds: UInt64) -> Entry? {
+        store.value(of: key, nowMilliseconds: wallMilliseconds)
+    }
+
+    /// Live entries whose key starts with `prefix`, sorted by key.
+    public func list(prefix: String, wallMilliseconds: UInt64) -> [Entry] {
+        store.entries.values
+            .filter { $0.key.hasPrefix(prefix) && store.value(of: $0.key, nowMilliseconds: wallMilliseconds) != nil }
+            .sorted { $0.key < $1.key }
+    }
+
+    private mutating func mergeRemote(_ entries: [Entry], wallMilliseconds: UInt64) -> [Entry] {
+        var news: [Entry] = []
+        for entry in entries {
+            guard entry.key.utf8.count <= settings.maximumKeyBytes, (entry.value?.count ?? 0) <= settings.maximumValueBytes,
+                (try? clock.observe(entry.version.timestamp, wallMilliseconds: wallMilliseconds)) != nil
+            else { continue }
+            if store.merge(entry) { news.append(entry) }
+        }
+        return news
+    }
+
+    private mutating func push(_ entries: [Entry], hops: Int, to peers: [NodeAddress], excluding sender: NodeAddress?)
+        -> [ReplicationDirective]
+    {
+        var candidates = peers.filter { $0 != sender }
+        candidates.shuffle(using: &random)
+        return candidates.prefix(settings.fanout).map { .push(entries, hops: hops, to: $0) }
+    }
+}
+
+/// Something the driver must do for the replication machine.
+public enum ReplicationDirective: Sendable, Hashable {
+    /// Send these entries to `to` (a packet when small, a stream otherwise).
+    case push([Entry], hops: Int, to: NodeAddress)
+    /// Ask `from` for what `digest` lacks, then call `receivePullAnswer`.
+    case pull(from: NodeAddress, digest: [String: HybridTimestamp])
+    /// Call `antiEntropyTimerFired` after this long.
+    case startAntiEntropyTimer(after: Duration)
+    /// These remote entries became winners (for watchers).
+    case applied([Entry])
+}

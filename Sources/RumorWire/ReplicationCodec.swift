@@ -1,0 +1,185 @@
+import RumorCore
+
+/// A key-value replication frame. Frames ride inside memberlist user messages: pushes in UDP
+/// packets (or a stream when large), pulls and their answers on a stream.
+public enum ReplicationFrame: Sendable, Hashable {
+    case push(entries: [Entry], hops: Int)
+    case pullRequest(digest: [String: HybridTimestamp])
+    case pullAnswer(entries: [Entry], digest: [String: HybridTimestamp])
+}
+
+/// Encodes and decodes replication frames:
+/// `"RK" version(1) kind(1) body`, with unsigned LEB128 lengths and counts, big-endian
+/// timestamps. An entry is `key flags(bit0 tombstone, bit1 expiry, bit2 ephemeral) timestamp(8)
+/// origin [expiry(8)] [value]`; a digest is `count (origin timestamp(8))*`.
+/// Every length and count is checked against the bytes present before allocation.
+public enum ReplicationCodec {
+    static let magic: [UInt8] = [0x52, 0x4B, 1]
+
+    /// True when `payload` (a user message body) is a replication frame.
+    public static func isFrame(_ payload: [UInt8]) -> Bool {
+        payload.count >= 4 && payload[0] == magic[0] && payload[1] == magic[1]
+    }
+
+    public static func encode(_ frame: ReplicationFrame) -> [UInt8] {
+        var out = magic
+        switch frame {
+        case .push(let entries, let hops):
+            out.append(1)
+            out.append(UInt8(clamping: hops))
+            writeEntries(entries, into: &out)
+        case .pullRequest(let digest):
+            out.append(2)
+            writeDigest(digest, into: &out)
+        case .pullAnswer(let entries, let digest):
+            out.append(3)
+            writeDigest(digest, into: &out)
+            writeEntries(entries, into: &out)
+        }
+        return out
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(WireError) -> ReplicationFrame {
+        guard bytes.count >= 4, Array(bytes[0..<3]) == magic else { throw WireError(.malformed, "not a replication frame") }
+        var reader = ByteReader(buffer: bytes, offset: 4)
+        let frame: ReplicationFrame
+        switch bytes[3] {
+        case 1:
+            let hops = Int(try reader.byte())
+            frame = .push(entries: try readEntries(&reader), hops: hops)
+        case 2:
+            frame = .pullRequest(digest: try readDigest(&reader))
+        case 3:
+            let digest = try readDigest(&reader)
+            frame = .pullAnswer(entries: try readEntries(&reader), digest: digest)
+        default:
+            throw WireError(.malformed, "unknown replication frame kind \(bytes[3])")
+        }
+        guard reader.offset == bytes.count else { throw WireError(.malformed, "trailing bytes after a replication frame") }
+        return frame
+    }
+
+    private static func writeEntries(_ entries: [Entry], into out: inout [UInt8]) {
+        writeVarint(UInt64(entries.count), into: &out)
+        for entry in entries {
+            writeBytes(Array(entry.key.utf8), into: &out)
+            var flags: UInt8 = 0
+            if entry.isTombstone { flags |= 1 }
+            if entry.expiresAtMilliseconds != nil { flags |= 2 }
+            if entry.ephemeral { flags |= 4 }
+            out.append(flags)
+            writeUInt64(entry.version.timestamp.rawValue, into: &out)
+            writeBytes(Array(entry.version.origin.utf8), into: &out)
+            if let expiry = entry.expiresAtMilliseconds { writeUInt64(expiry, into: &out) }
+            if let value = entry.value { writeBytes(value, into: &out) }
+        }
+    }
+
+    private static func readEntries(_ reader: inout ByteReader) throws(WireError) -> [Entry] {
+        let count = try reader.count(minimumItemBytes: 12)
+        var entries: [Entry] = []
+        entries.reserveCapacity(count)
+        for _ in 0..<count {
+            let key = try reader.string()
+            let flags = try reader.byte()
+            guard flags & ~7 == 0 else { throw WireError(.malformed, "unknown entry flags \(flags)") }
+            let timestamp = HybridTimestamp(rawValue: try reader.uint64())
+            let origin = try reader.string()
+            let expiry = flags & 2 != 0 ? try reader.uint64() : nil
+            let value = flags & 1 != 0 ? nil : try reader.bytes()
+            entries.append(
+                Entry(
+                    key: key, value: value, version: Version(timestamp: timestamp, origin: origin),
+                    expiresAtMilliseconds: expiry, ephemeral: flags & 4 != 0))
+        }
+        return entries
+    }
+
+    private static func writeDigest(_ digest: [String: HybridTimestamp], into out: inout [UInt8]) {
+        writeVarint(UInt64(digest.count), into: &out)
+        for (origin, timestamp) in digest.sorted(by: { $0.key < $1.key }) {
+            writeBytes(Array(origin.utf8), into: &out)
+            writeUInt64(timestamp.rawValue, into: &out)
+        }
+    }
+
+    private static func readDigest(_ reader: inout ByteReader) throws(WireError) -> [String: HybridTimestamp] {
+        let count = try reader.count(minimumItemBytes: 9)
+        var digest: [String: HybridTimestamp] = [:]
+        for _ in 0..<count {
+            let origin = try reader.string()
+            digest[origin] = HybridTimestamp(rawValue: try reader.uint64())
+        }
+        return digest
+    }
+
+    private static func writeVarint(_ value: UInt64, into out: inout [UInt8]) {
+        var value = value
+        while value >= 0x80 {
+            out.append(UInt8(value & 0x7f) | 0x80)
+            value >>= 7
+        }
+        out.append(UInt8(value))
+    }
+
+    private static func writeBytes(_ bytes: [UInt8], into out: inout [UInt8]) {
+        writeVarint(UInt64(bytes.count), into: &out)
+        out += bytes
+    }
+
+    private static func writeUInt64(_ value: UInt64, into out: inout [UInt8]) {
+        withUnsafeBytes(of: value.bigEndian) { out.append(contentsOf: $0) }
+    }
+}
+
+/// Reads the replication frame primitives, checking every length first.
+private struct ByteReader {
+    let buffer: [UInt8]
+    var offset: Int
+
+    var remaining: Int { buffer.count - offset }
+
+    mutating func byte() throws(WireError) -> UInt8 {
+        guard offset < buffer.count else { throw WireError(.truncated) }
+        defer { offset += 1 }
+        return buffer[offset]
+    }
+
+    mutating func varint() throws(WireError) -> UInt64 {
+        var result: UInt64 = 0
+        for shift in stride(from: 0, to: 64, by: 7) {
+            let byte = try byte()
+            result |= UInt64(byte & 0x7f) << UInt64(shift)
+            if byte & 0x80 == 0 { return result }
+        }
+        throw WireError(.malformed, "varint too long")
+    }
+
+    /// A count of items each at least `minimumItemBytes` long: more than the bytes left allow is a lie.
+    mutating func count(minimumItemBytes: Int) throws(WireError) -> Int {
+        let value = try varint()
+        guard value <= UInt64(remaining / minimumItemBytes) else { throw WireError(.truncated, "count \(value) exceeds the frame") }
+        return Int(value)
+    }
+
+    mutating func bytes() throws(WireError) -> [UInt8] {
+        let length = try varint()
+        guard length <= UInt64(remaining) else { throw WireError(.truncated, "length \(length) exceeds the frame") }
+        defer { offset += Int(length) }
+        return Array(buffer[offset..<offset + Int(length)])
+    }
+
+    mutating func string() throws(WireError) -> String {
+        let raw = try bytes()
+        guard let text = String(validating: raw, as: UTF8.self) else { throw WireError(.malformed, "string is not UTF-8") }
+        return text
+    }
+
+    mutating func uint64() throws(WireError) -> UInt64 {
+        guard remaining >= 8 else { throw WireError(.truncated) }
+        var value: UInt64 = 0
+        for byte in buffer[offset..<offset + 8] { value = value << 8 | UInt64(byte) }
+        offset += 8
+        return value
+    }
+}

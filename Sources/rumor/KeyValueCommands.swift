@@ -1,0 +1,78 @@
+import ArgumentParser
+import Foundation
+import RumorAgent
+
+struct PutCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "put", abstract: "Write a value; it replicates to every node.")
+    @OptionGroup var options: ClientOptions
+    @Argument(help: "The key (UTF-8).") var key: String
+    @Argument(help: "The value (text; JSON is the common case).") var value: String
+    @Option(help: "Time to live: 30s, 5m, 2h or plain seconds.") var ttl: String?
+
+    func run() async throws {
+        var body: [String: Any] = ["key": key, "value": value]
+        if let ttl { body["ttlSeconds"] = try parseDuration(ttl) }
+        let (entry, envelope) = try await options.client().call("POST", "/v1/kv/put", as: EntrySnapshot.self, body: body)
+        options.emit(envelope: envelope, text: "ok \(entry.key) @ \(entry.timestamp) by \(entry.origin)")
+    }
+}
+
+struct GetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "get", abstract: "Read a key's value.")
+    @OptionGroup var options: ClientOptions
+    @Argument(help: "The key.") var key: String
+
+    func run() async throws {
+        var components = URLComponents()
+        components.queryItems = [URLQueryItem(name: "key", value: key)]
+        let query = components.percentEncodedQuery ?? ""
+        let (entry, envelope) = try await options.client().call("GET", "/v1/kv/get?\(query)", as: EntrySnapshot.self)
+        options.emit(envelope: envelope, text: entry.value ?? entry.valueBase64 ?? "")
+    }
+}
+
+struct DeleteCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "delete", abstract: "Delete a key (a tombstone replicates).")
+    @OptionGroup var options: ClientOptions
+    @Argument(help: "The key.") var key: String
+
+    func run() async throws {
+        let (entry, envelope) = try await options.client().call("POST", "/v1/kv/delete", as: EntrySnapshot.self, body: ["key": key])
+        options.emit(envelope: envelope, text: "deleted \(entry.key) @ \(entry.timestamp)")
+    }
+}
+
+struct ListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List live keys, optionally under a prefix.")
+    @OptionGroup var options: ClientOptions
+    @Argument(help: "Only keys starting with this.") var prefix: String = ""
+
+    struct Entries: Decodable { var entries: [EntrySnapshot] }
+
+    func run() async throws {
+        var components = URLComponents()
+        components.queryItems = [URLQueryItem(name: "prefix", value: prefix)]
+        let query = components.percentEncodedQuery ?? ""
+        let (list, envelope) = try await options.client().call("GET", "/v1/kv/list?\(query)", as: Entries.self)
+        options.emit(
+            envelope: envelope,
+            text: Output.table(
+                ["KEY", "VALUE", "TIMESTAMP", "ORIGIN"],
+                list.entries.map { [$0.key, $0.value ?? "base64:" + ($0.valueBase64 ?? ""), $0.timestamp, $0.origin] }))
+    }
+}
+
+/// `30s`, `5m`, `2h`, `1d` or plain seconds, in seconds.
+func parseDuration(_ text: String) throws -> Double {
+    let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
+    var number = Substring(text)
+    var scale = 1.0
+    if let last = text.last, let unit = units[last] {
+        number = number.dropLast()
+        scale = unit
+    }
+    guard let value = Double(number), value > 0, value.isFinite else {
+        throw AgentError(code: "bad_arguments", message: "'\(text)' is not a duration", hint: "use e.g. 30s, 5m, 2h or 90")
+    }
+    return value * scale
+}
