@@ -204,4 +204,4 @@ def pytest_runtest_makereport(item, call):
 
 
 def measure(name: str, seconds: float):
-    print(f"MEASURE {name}={seconds:.2f}s")
+    print(f"MEASURE {name}={seconds:.3f}s")

@@ -1,0 +1,75 @@
+import Testing
+
+@testable import RumorCore
+
+struct ReplicationTests {
+    static func peer(_ index: Int) -> NodeAddress { NodeAddress(ip: [10, 0, 0, UInt8(index)], port: 7946) }
+    static let peers = (2...9).map(peer)
+
+    static func pushes(_ directives: [ReplicationDirective]) -> [(entries: [Entry], hops: Int, to: NodeAddress)] {
+        directives.compactMap { if case .push(let entries, let hops, let to) = $0 { (entries, hops, to) } else { nil } }
+    }
+
+    @Test func localWrite_isPushedToFanoutPeers() throws {
+        var node = Replication(localName: "a", seed: 1)
+        let (entry, out) = try node.write(key: "k", value: [1], wallMilliseconds: 1_000, peers: Self.peers)
+        let pushed = Self.pushes(out)
+        #expect(pushed.count == 3 && Set(pushed.map(\.to)).count == 3)
+        #expect(pushed.allSatisfy { $0.entries == [entry] && $0.hops == 0 })
+        #expect(node.read("k", wallMilliseconds: 1_000) == entry)
+    }
+
+    @Test func badWrites_areRefusedAndWriteNothing() {
+        var node = Replication(localName: "a", seed: 1)
+        #expect(throws: WriteError.self) { try node.write(key: "", value: [1], wallMilliseconds: 1, peers: []) }
+        #expect(throws: WriteError.self) {
+            try node.write(key: String(repeating: "k", count: 1025), value: [1], wallMilliseconds: 1, peers: [])
+        }
+        #expect(throws: WriteError.self) {
+            try node.write(key: "k", value: Array(repeating: 0, count: (1 << 20) + 1), wallMilliseconds: 1, peers: [])
+        }
+        #expect(node.store.entries.isEmpty)
+    }
+
+    @Test func newsIsRelayedWithOneMoreHop_oldNewsIsNot() throws {
+        var writer = Replication(localName: "a", seed: 1)
+        var relay = Replication(localName: "b", seed: 2)
+        let (entry, _) = try writer.write(key: "k", value: [1], wallMilliseconds: 1_000, peers: Self.peers)
+        let first = relay.receivePush([entry], hops: 0, from: Self.peer(1), wallMilliseconds: 1_000, peers: Self.peers)
+        let relayed = Self.pushes(first)
+        #expect(relayed.count == 3 && relayed.allSatisfy { $0.hops == 1 && $0.to != Self.peer(1) })
+        #expect(first.contains(.applied([entry])))
+        #expect(relay.receivePush([entry], hops: 0, from: Self.peer(3), wallMilliseconds: 1_000, peers: Self.peers).isEmpty)
+    }
+
+    @Test func relayingStopsAtTheHopBound() throws {
+        var writer = Replication(localName: "a", seed: 1)
+        var relay = Replication(localName: "b", seed: 2)
+        let (entry, _) = try writer.write(key: "k", value: [1], wallMilliseconds: 1_000, peers: [])
+        let out = relay.receivePush([entry], hops: relay.settings.maximumHops, from: Self.peer(1), wallMilliseconds: 1_000, peers: Self.peers)
+        #expect(Self.pushes(out).isEmpty)
+        #expect(relay.read("k", wallMilliseconds: 1_000) == entry, "still applied")
+    }
+
+    @Test func pullAntiEntropy_bringsAMissedWrite() throws {
+        var writer = Replication(localName: "a", seed: 1)
+        var laggard = Replication(localName: "b", seed: 2)
+        let (entry, _) = try writer.write(key: "k", value: [1], wallMilliseconds: 1_000, peers: [])  // no peers: push lost
+        let tick = laggard.antiEntropyTimerFired(peers: [Self.peer(1)])
+        guard case .pull(_, let digest) = tick.first(where: { if case .pull = $0 { true } else { false } }) else {
+            Issue.record("no pull")
+            return
+        }
+        let answer = writer.answerPull(digest: digest)
+        _ = laggard.receivePullAnswer(entries: answer.entries, digest: answer.digest, wallMilliseconds: 1_000)
+        #expect(laggard.read("k", wallMilliseconds: 1_000) == entry)
+        #expect(writer.answerPull(digest: laggard.store.digest).entries.isEmpty, "nothing left to send")
+    }
+
+    @Test func entriesFromTooFarInTheFuture_areIgnored() {
+        var node = Replication(localName: "b", seed: 2)
+        let future = Entry(key: "k", value: [1], version: Version(timestamp: HybridTimestamp(milliseconds: 10_000_000, logical: 0), origin: "a"))
+        _ = node.receivePush([future], hops: 0, from: Self.peer(1), wallMilliseconds: 1_000, peers: [])
+        #expect(node.store.entries.isEmpty)
+    }
+}

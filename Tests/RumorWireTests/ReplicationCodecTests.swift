@@ -1,0 +1,54 @@
+import RumorCore
+import Testing
+
+@testable import RumorWire
+
+struct ReplicationCodecTests {
+    static let entries = [
+        Entry(key: "k", value: Array("v".utf8), version: Version(timestamp: HybridTimestamp(milliseconds: 5, logical: 2), origin: "n1")),
+        Entry(key: "gone", value: nil, version: Version(timestamp: HybridTimestamp(milliseconds: 6, logical: 0), origin: "n2")),
+        Entry(
+            key: "ttl/é", value: Array(repeating: 0xff, count: 300),
+            version: Version(timestamp: HybridTimestamp(rawValue: .max), origin: "n3"), expiresAtMilliseconds: 99, ephemeral: true),
+    ]
+    static let digest = ["n1": HybridTimestamp(milliseconds: 5, logical: 2), "n2": .zero]
+
+    @Test(arguments: [
+        ReplicationFrame.push(entries: entries, hops: 3),
+        .push(entries: [], hops: 0),
+        .pullRequest(digest: digest),
+        .pullRequest(digest: [:]),
+        .pullAnswer(entries: entries, digest: digest),
+    ])
+    func framesRoundTrip(frame: ReplicationFrame) throws {
+        let bytes = ReplicationCodec.encode(frame)
+        #expect(ReplicationCodec.isFrame(bytes))
+        #expect(try ReplicationCodec.decode(bytes) == frame)
+    }
+
+    @Test func everyTruncationIsRejected() {
+        let bytes = ReplicationCodec.encode(.pullAnswer(entries: Self.entries, digest: Self.digest))
+        for cut in 0..<bytes.count {
+            #expect(throws: WireError.self) { try ReplicationCodec.decode(Array(bytes.prefix(cut))) }
+        }
+        #expect(throws: WireError.self) { try ReplicationCodec.decode(bytes + [0]) }
+    }
+
+    @Test func hugeCountsAreRejectedBeforeAllocating() {
+        // push, hops 0, count = 2^63 as a varint
+        let bytes: [UInt8] = [0x52, 0x4B, 1, 1, 0] + Array(repeating: 0xff, count: 8) + [0x7f]
+        #expect(throws: WireError.self) { try ReplicationCodec.decode(bytes) }
+    }
+
+    @Test func randomAndMutatedFramesNeverCrash() {
+        var random = SeededRandom(seed: 7)
+        let seed = ReplicationCodec.encode(.pullAnswer(entries: Self.entries, digest: Self.digest))
+        for _ in 0..<20_000 {
+            var input = seed
+            for _ in 0..<Int.random(in: 1...4, using: &random) {
+                input[Int.random(in: 3..<input.count, using: &random)] = UInt8.random(in: 0...255, using: &random)
+            }
+            _ = try? ReplicationCodec.decode(input)
+        }
+    }
+}

@@ -1,0 +1,114 @@
+"""Replicated key-value state across five real agents."""
+
+import json
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+from conftest import measure, wait_until
+
+
+def http(agent, method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"http://{agent.api}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as error:
+        return json.load(error)
+
+
+def get(agent, key):
+    answer = http(agent, "GET", "/v1/kv/get?" + urllib.parse.urlencode({"key": key}))
+    return answer["data"] if answer["status"] == "ok" else None
+
+
+def put(agent, key, value):
+    answer = http(agent, "POST", "/v1/kv/put", {"key": key, "value": value})
+    assert answer["status"] == "ok", answer
+    return answer["data"]
+
+
+def five(swarm):
+    seed = swarm.agent("n1")
+    agents = [seed] + [swarm.agent(f"n{i}", join=[seed.address]) for i in range(2, 6)]
+    wait_until(lambda: all(len(a.members()) == 5 for a in agents), 5, "five agents see each other")
+    return agents
+
+
+def test_put_is_readable_everywhere_within_100ms_p99(swarm):
+    agents = five(swarm)
+    latencies = []
+    for index in range(100):
+        writer = agents[index % 5]
+        value = json.dumps({"n": index})
+        start = time.monotonic()
+        put(writer, f"bench/{index}", value)
+        pending = set(range(5))
+        while pending:
+            for i in list(pending):
+                entry = get(agents[i], f"bench/{index}")
+                if entry and entry.get("value") == value:
+                    pending.discard(i)
+            assert time.monotonic() - start < 5, f"put {index} not everywhere after 5 s; missing on {pending}"
+        latencies.append(time.monotonic() - start)
+    latencies.sort()
+    p50, p99 = latencies[49], latencies[98]
+    measure("put_visible_on_all_p50", p50)
+    measure("put_visible_on_all_p99", p99)
+    assert p99 < 0.100, f"p99 {p99 * 1000:.1f} ms"
+
+
+def test_concurrent_writers_converge_to_one_value(swarm):
+    agents = five(swarm)
+    writers = agents[:3]
+
+    def hammer(agent, name):
+        for i in range(1000):
+            put(agent, "contested", f"{name}-{i}")
+
+    threads = [threading.Thread(target=hammer, args=(agent, agent.name)) for agent in writers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    def converged():
+        views = [get(agent, "contested") for agent in agents]
+        return all(v == views[0] for v in views) and views[0]
+    final, took = wait_until(converged, 10, "all five hold the same final value")
+    measure("concurrent_writers_converged_after", took)
+    assert final["value"].split("-")[0] in {"n1", "n2", "n3"}
+    print("final:", final)
+
+
+def test_delete_replicates_and_reads_as_missing(swarm):
+    agents = five(swarm)
+    put(agents[0], "doomed", "x")
+    wait_until(lambda: all(get(a, "doomed") for a in agents), 2, "the value arrives everywhere")
+    answer = http(agents[2], "POST", "/v1/kv/delete", {"key": "doomed"})
+    assert answer["status"] == "ok" and answer["data"]["deleted"]
+    wait_until(lambda: all(get(a, "doomed") is None for a in agents), 2, "the delete arrives everywhere")
+    missing = http(agents[4], "GET", "/v1/kv/get?key=doomed")
+    assert missing["status"] == "error" and missing["code"] == "key_not_found"
+
+
+def test_late_joiner_catches_up_by_anti_entropy(swarm):
+    agents = five(swarm)[:2]
+    for i in range(200):
+        put(agents[i % 2], f"early/{i}", str(i))
+    late = swarm.agent("late", join=[agents[0].address])
+    _, took = wait_until(lambda: len(http(late, "GET", "/v1/kv/list?prefix=early/")["data"]["entries"]) == 200, 10,
+                         "the late joiner has all 200 keys")
+    measure("late_joiner_200_keys", took)
+
+
+def test_bad_writes_are_clear_errors_and_write_nothing(swarm):
+    agent = swarm.agent("solo")
+    too_long = agent.cli("put", "k" * 2000, "v", check=False)
+    assert too_long.returncode == 1 and json.loads(too_long.stderr)["code"] == "key_too_long"
+    empty = agent.cli("put", "", "v", check=False)
+    assert empty.returncode == 1 and json.loads(empty.stderr)["code"] == "empty_key"
+    assert http(agent, "GET", "/v1/kv/list")["data"]["entries"] == []
