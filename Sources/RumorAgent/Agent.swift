@@ -438,6 +438,11 @@ public actor Agent: Service, AgentControl {
 
     private func report(_ event: MemberEvent) {
         let member = event.member
+        switch event.kind {
+        case .failed, .left: replication.writer(member.name, isLive: false)
+        case .joined, .recovered: replication.writer(member.name, isLive: true)
+        case .updated, .suspected, .reaped: break
+        }
         counters.add("member_events_\(event.kind.rawValue)")
         Counter(label: "rumor_member_events", dimensions: [("kind", event.kind.rawValue)]).increment()
         let metadata: Logger.Metadata = [
@@ -559,21 +564,22 @@ public actor Agent: Service, AgentControl {
 
     // MARK: - Key-value operations
 
-    public func put(key: String, value: [UInt8], timeToLive: Duration?) async throws -> EntrySnapshot {
-        try write(key: key, value: value, timeToLive: timeToLive)
+    public func put(key: String, value: [UInt8], timeToLive: Duration?, ephemeral: Bool) async throws -> EntrySnapshot {
+        try write(key: key, value: value, timeToLive: timeToLive, ephemeral: ephemeral)
     }
 
     public func delete(key: String) async throws -> EntrySnapshot {
-        try write(key: key, value: nil, timeToLive: nil)
+        try write(key: key, value: nil, timeToLive: nil, ephemeral: false)
     }
 
-    private func write(key: String, value: [UInt8]?, timeToLive: Duration?) throws -> EntrySnapshot {
+    private func write(key: String, value: [UInt8]?, timeToLive: Duration?, ephemeral: Bool) throws -> EntrySnapshot {
         guard !membership.hasLeft else {
             throw AgentError(code: "left", message: "this node has left the swarm", hint: "restart the agent to write")
         }
         do {
             let (entry, directives) = try replication.write(
-                key: key, value: value, timeToLive: timeToLive, wallMilliseconds: wallMilliseconds, peers: replicationPeers)
+                key: key, value: value, timeToLive: timeToLive, ephemeral: ephemeral, wallMilliseconds: wallMilliseconds,
+                peers: replicationPeers)
             execute(directives)
             return EntrySnapshot(entry)
         } catch {

@@ -15,9 +15,10 @@ public protocol AgentControl: Sendable {
     /// Leaves the swarm gracefully: tells the others this node is leaving, waits for that to
     /// spread (bounded), then stops taking part. The process keeps running until signalled.
     func leave() async throws
-    /// Writes `value` under `key` and starts replicating it. Throws `AgentError` (`empty_key`,
-    /// `key_too_long`, `value_too_large`, `left`); nothing is written then.
-    func put(key: String, value: [UInt8], timeToLive: Duration?) async throws -> EntrySnapshot
+    /// Writes `value` under `key` and starts replicating it; an `ephemeral` value vanishes when
+    /// this node fails or leaves. Throws `AgentError` (`empty_key`, `key_too_long`,
+    /// `value_too_large`, `left`); nothing is written then.
+    func put(key: String, value: [UInt8], timeToLive: Duration?, ephemeral: Bool) async throws -> EntrySnapshot
     /// Deletes `key` by writing a tombstone.
     func delete(key: String) async throws -> EntrySnapshot
     /// The live value of `key`, if any.
@@ -40,6 +41,8 @@ public struct EntrySnapshot: Codable, Sendable, Hashable {
     public var origin: String
     /// When the value expires (milliseconds since the epoch), if it has a time to live.
     public var expiresAt: UInt64?
+    /// True when the value lives only while its writer is in the swarm.
+    public var ephemeral: Bool
 
     public init(_ entry: Entry) {
         key = entry.key
@@ -54,6 +57,7 @@ public struct EntrySnapshot: Codable, Sendable, Hashable {
         timestamp = entry.version.timestamp.description
         origin = entry.version.origin
         expiresAt = entry.expiresAtMilliseconds
+        ephemeral = entry.ephemeral
     }
 }
 

@@ -8,10 +8,12 @@ struct PutCommand: AsyncParsableCommand {
     @Argument(help: "The key (UTF-8).") var key: String
     @Argument(help: "The value (text; JSON is the common case).") var value: String
     @Option(help: "Time to live: 30s, 5m, 2h or plain seconds.") var ttl: String?
+    @Flag(help: "Remove the value when this node fails or leaves (presence).") var ephemeral = false
 
     func run() async throws {
         var body: [String: Any] = ["key": key, "value": value]
         if let ttl { body["ttlSeconds"] = try parseDuration(ttl) }
+        if ephemeral { body["ephemeral"] = true }
         let (entry, envelope) = try await options.client().call("POST", "/v1/kv/put", as: EntrySnapshot.self, body: body)
         options.emit(envelope: envelope, text: "ok \(entry.key) @ \(entry.timestamp) by \(entry.origin)")
     }

@@ -73,3 +73,20 @@ struct ReplicationTests {
         #expect(node.store.entries.isEmpty)
     }
 }
+
+struct EphemeralTests {
+    @Test func ephemeralValues_vanishWhenTheirWriterDeparts_andReturnWithIt() throws {
+        var writer = Replication(localName: "a", seed: 1)
+        var reader = Replication(localName: "b", seed: 2)
+        let (presence, _) = try writer.write(key: "presence/a", value: [1], ephemeral: true, wallMilliseconds: 1_000, peers: [])
+        let (durable, _) = try writer.write(key: "config", value: [2], wallMilliseconds: 1_000, peers: [])
+        _ = reader.receivePush([presence, durable], hops: 0, from: ReplicationTests.peer(1), wallMilliseconds: 1_000, peers: [])
+        #expect(reader.read("presence/a", wallMilliseconds: 1_000) == presence)
+        reader.writer("a", isLive: false)
+        #expect(reader.read("presence/a", wallMilliseconds: 1_000) == nil)
+        #expect(reader.read("config", wallMilliseconds: 1_000) == durable, "non-ephemeral values stay")
+        #expect(reader.list(prefix: "", wallMilliseconds: 1_000).map(\.key) == ["config"])
+        reader.writer("a", isLive: true)
+        #expect(reader.read("presence/a", wallMilliseconds: 1_000) == presence)
+    }
+}

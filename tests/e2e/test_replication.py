@@ -112,3 +112,16 @@ def test_bad_writes_are_clear_errors_and_write_nothing(swarm):
     empty = agent.cli("put", "", "v", check=False)
     assert empty.returncode == 1 and json.loads(empty.stderr)["code"] == "empty_key"
     assert http(agent, "GET", "/v1/kv/list")["data"]["entries"] == []
+
+
+def test_ephemeral_key_disappears_when_its_writer_dies(swarm):
+    agents = five(swarm)
+    owner = agents[4]
+    owner.cli("put", "presence/n5", "here", "--ephemeral")
+    put(agents[0], "durable", "stays")
+    wait_until(lambda: all(get(a, "presence/n5") for a in agents[:4]), 2, "presence arrives everywhere")
+    owner.kill9()
+    _, took = wait_until(lambda: all(get(a, "presence/n5") is None for a in agents[:4]), 30,
+                         "the presence key is gone once n5 is declared dead", interval=0.2)
+    measure("ephemeral_removed_after_kill9", took)
+    assert all(get(a, "durable")["value"] == "stays" for a in agents[:4])

@@ -65,7 +65,7 @@ public struct APIServer: Service {
             return try ok(["left": true])
         }
         router.post("/v1/kv/put") { request, _ in
-            let put = try await decode(PutRequest.self, from: request, hint: #"send {"key":"k","value":"v","ttlSeconds":30}"#)
+            let put = try await decode(PutRequest.self, from: request, hint: #"send {"key":"k","value":"v","ttlSeconds":30,"ephemeral":false}"#)
             var timeToLive: Duration?
             if let seconds = put.ttlSeconds {
                 guard seconds > 0, seconds <= 10 * 365 * 24 * 3600 else {
@@ -73,7 +73,9 @@ public struct APIServer: Service {
                 }
                 timeToLive = .milliseconds(Int64(seconds * 1000))
             }
-            return try ok(try await control.put(key: put.key, value: Array(put.value.utf8), timeToLive: timeToLive))
+            return try ok(
+                try await control.put(
+                    key: put.key, value: Array(put.value.utf8), timeToLive: timeToLive, ephemeral: put.ephemeral ?? false))
         }
         router.post("/v1/kv/delete") { request, _ in
             let delete = try await decode(KeyRequest.self, from: request, hint: #"send {"key":"k"}"#)
@@ -99,6 +101,7 @@ public struct APIServer: Service {
         var key: String
         var value: String
         var ttlSeconds: Double?
+        var ephemeral: Bool?
     }
 
     struct KeyRequest: Decodable {

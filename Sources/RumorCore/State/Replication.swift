@@ -42,6 +42,8 @@ public struct Replication: Sendable {
     public let localName: String
     public let settings: ReplicationSettings
     public private(set) var store = KeyValueStore()
+    /// Writers known to have failed or left: their ephemeral entries read as absent.
+    public private(set) var departedWriters: Set<String> = []
     private var clock = HybridClock()
     private var random: SeededRandom
 
@@ -119,15 +121,23 @@ public struct Replication: Sendable {
         return news.isEmpty ? [] : [.applied(news)]
     }
 
-    /// The live entry for `key`, if any.
+    /// Records that a writer failed or left (its ephemeral entries vanish) or is back.
+    public mutating func writer(_ name: String, isLive: Bool) {
+        if isLive { departedWriters.remove(name) } else { departedWriters.insert(name) }
+    }
+
+    /// The live entry for `key`, if any: not deleted, not expired, not ephemeral of a departed writer.
     public func read(_ key: String, wallMilliseconds: UInt64) -> Entry? {
-        store.value(of: key, nowMilliseconds: wallMilliseconds)
+        guard let entry = store.value(of: key, nowMilliseconds: wallMilliseconds) else { return nil }
+        if entry.ephemeral, departedWriters.contains(entry.version.origin) { return nil }
+        return entry
     }
 
     /// Live entries whose key starts with `prefix`, sorted by key.
     public func list(prefix: String, wallMilliseconds: UInt64) -> [Entry] {
-        store.entries.values
-            .filter { $0.key.hasPrefix(prefix) && store.value(of: $0.key, nowMilliseconds: wallMilliseconds) != nil }
+        store.entries.keys
+            .filter { $0.hasPrefix(prefix) }
+            .compactMap { read($0, wallMilliseconds: wallMilliseconds) }
             .sorted { $0.key < $1.key }
     }
 
