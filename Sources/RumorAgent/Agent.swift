@@ -26,6 +26,8 @@ public actor Agent: Service, AgentControl {
 
     private var membership: Membership
     private var replication: Replication
+    /// The durable copy of the key-value state; nil when running in memory (no --data-dir).
+    private let storage: EntryStorage?
     private var packets: PacketTransport?
     private var listener: StreamListener?
     private var counters = AgentCounters()
@@ -86,7 +88,22 @@ public actor Agent: Service, AgentControl {
         self.membership = Membership(
             name: configuration.name, address: advertised, meta: Self.advertisedMeta(configuration),
             settings: configuration.membership, seed: seed, now: .zero)
-        self.replication = Replication(localName: configuration.name, seed: seed &+ 1)
+        if let directory = configuration.dataDirectory {
+            let storage = try EntryStorage(directory: directory)
+            let saved: KeyValueStore
+            do {
+                saved = try storage.load()
+            } catch {
+                throw AgentError(
+                    code: "storage_failed", message: "cannot read the saved state in \(directory): \(error)",
+                    hint: "move the damaged state.sqlite away to start empty; peers will resend the data")
+            }
+            self.storage = storage
+            self.replication = Replication(localName: configuration.name, seed: seed &+ 1, restoring: saved)
+        } else {
+            self.storage = nil
+            self.replication = Replication(localName: configuration.name, seed: seed &+ 1)
+        }
         (self.events, self.eventSink) = AsyncStream.makeStream(of: Event.self)
     }
 
@@ -533,12 +550,25 @@ public actor Agent: Service, AgentControl {
                 }
             case .applied(let entries):
                 counters.add("replication_entries_applied", UInt64(entries.count))
+                persist(entries, digest: [:])
             }
         }
     }
 
     private func count(_ name: String) {
         counters.add(name)
+    }
+
+    /// Saves remote state; a failure is logged and counted (the data is still in memory and
+    /// anti-entropy will offer it again after a restart).
+    private func persist(_ entries: [Entry], digest: [String: HybridTimestamp]) {
+        guard let storage, !(entries.isEmpty && digest.isEmpty) else { return }
+        do {
+            try storage.save(entries, digest: digest)
+        } catch {
+            counters.add("storage_errors")
+            logger.error("cannot save replicated state", metadata: ["error": "\(error)"])
+        }
     }
 
     private func pull(from address: NodeAddress, digest: [String: HybridTimestamp]) async {
@@ -556,6 +586,7 @@ public actor Agent: Service, AgentControl {
             }
             counters.add("replication_pulls_completed")
             execute(replication.receivePullAnswer(entries: entries, digest: theirs, wallMilliseconds: wallMilliseconds))
+            persist([], digest: replication.store.digest)
         } catch {
             counters.add("replication_pull_failed")
             logger.debug("anti-entropy pull failed", metadata: ["peer": "\(address)", "error": "\(error)"])
@@ -580,9 +611,18 @@ public actor Agent: Service, AgentControl {
             let (entry, directives) = try replication.write(
                 key: key, value: value, timeToLive: timeToLive, ephemeral: ephemeral, wallMilliseconds: wallMilliseconds,
                 peers: replicationPeers)
+            // Durable before acknowledged: the put returns only after the commit.
+            do {
+                try storage?.save([entry], digest: [configuration.name: entry.version.timestamp])
+            } catch {
+                counters.add("storage_errors")
+                throw AgentError(
+                    code: "storage_failed", message: "the write could not be saved: \(error)",
+                    hint: "check the disk behind --data-dir; the value is held in memory only")
+            }
             execute(directives)
             return EntrySnapshot(entry)
-        } catch {
+        } catch let error as WriteError {
             throw AgentError(code: error.code.rawValue, message: error.message, hint: error.hint)
         }
     }

@@ -16,6 +16,12 @@ public struct KeyValueStore: Sendable, Hashable {
 
     public init() {}
 
+    /// Restores a store saved earlier (entries and digest as they were).
+    public init(entries: some Sequence<Entry>, digest: [String: HybridTimestamp]) {
+        for entry in entries { self.entries[entry.key] = entry }
+        self.digest = digest
+    }
+
     /// Merges one entry received from elsewhere. Returns true when it became the key's winner.
     @discardableResult
     public mutating func merge(_ entry: Entry) -> Bool {

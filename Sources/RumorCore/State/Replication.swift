@@ -47,10 +47,18 @@ public struct Replication: Sendable {
     private var clock = HybridClock()
     private var random: SeededRandom
 
-    public init(localName: String, settings: ReplicationSettings = ReplicationSettings(), seed: UInt64) {
+    /// - Parameter restoring: state saved before a restart; the clock resumes past every
+    ///   timestamp in it, so new writes win over old ones even if the wall clock went back.
+    public init(
+        localName: String, settings: ReplicationSettings = ReplicationSettings(), seed: UInt64,
+        restoring saved: KeyValueStore = KeyValueStore()
+    ) {
         self.localName = localName
         self.settings = settings
         self.random = SeededRandom(seed: seed)
+        self.store = saved
+        let newest = saved.entries.values.map(\.version.timestamp).max() ?? .zero
+        try? clock.observe(newest, wallMilliseconds: .max)
     }
 
     /// Starts the anti-entropy timer.
