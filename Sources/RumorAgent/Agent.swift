@@ -28,6 +28,8 @@ public actor Agent: Service, AgentControl {
     private var replication: Replication
     /// The durable copy of the key-value state; nil when running in memory (no --data-dir).
     private let storage: EntryStorage?
+    /// When the state was last reconciled with a peer (wall milliseconds).
+    private var lastSynced: UInt64?
     private var packets: PacketTransport?
     private var listener: StreamListener?
     private var counters = AgentCounters()
@@ -90,19 +92,35 @@ public actor Agent: Service, AgentControl {
             settings: configuration.membership, seed: seed, now: .zero)
         if let directory = configuration.dataDirectory {
             let storage = try EntryStorage(directory: directory)
-            let saved: KeyValueStore
+            var saved: KeyValueStore
+            var lastSynced: UInt64?
             do {
                 saved = try storage.load()
+                lastSynced = try storage.lastSynced()
             } catch {
                 throw AgentError(
                     code: "storage_failed", message: "cannot read the saved state in \(directory): \(error)",
                     hint: "move the damaged state.sqlite away to start empty; peers will resend the data")
             }
+            let probe = Replication(localName: configuration.name, settings: configuration.replication, seed: 0)
+            let wall = UInt64(max(0, Date().timeIntervalSince1970 * 1000))
+            if let synced = lastSynced, probe.isStale(lastSyncedMilliseconds: synced, wallMilliseconds: wall) {
+                // Tombstones this state never saw may be forgotten by now: merging it could bring
+                // deleted keys back. Start empty and let anti-entropy resend the live state.
+                logger.warning(
+                    "saved state is older than the tombstone grace period; discarding it and resyncing",
+                    metadata: ["lastSyncedSecondsAgo": "\((wall - synced) / 1000)", "keys": "\(saved.entries.count)"])
+                try storage.reset()
+                saved = KeyValueStore()
+                lastSynced = nil
+            }
             self.storage = storage
-            self.replication = Replication(localName: configuration.name, seed: seed &+ 1, restoring: saved)
+            self.lastSynced = lastSynced
+            self.replication = Replication(
+                localName: configuration.name, settings: configuration.replication, seed: seed &+ 1, restoring: saved)
         } else {
             self.storage = nil
-            self.replication = Replication(localName: configuration.name, seed: seed &+ 1)
+            self.replication = Replication(localName: configuration.name, settings: configuration.replication, seed: seed &+ 1)
         }
         (self.events, self.eventSink) = AsyncStream.makeStream(of: Event.self)
     }
@@ -295,7 +313,7 @@ public actor Agent: Service, AgentControl {
             execute(membership.timerFired(timer, now: now))
         case .antiEntropy:
             guard !stopped else { return }
-            execute(replication.antiEntropyTimerFired(peers: replicationPeers))
+            execute(replication.antiEntropyTimerFired(peers: replicationPeers, wallMilliseconds: wallMilliseconds))
         }
     }
 
@@ -551,6 +569,14 @@ public actor Agent: Service, AgentControl {
             case .applied(let entries):
                 counters.add("replication_entries_applied", UInt64(entries.count))
                 persist(entries, digest: [:])
+            case .forgot(let keys):
+                counters.add("tombstones_collected", UInt64(keys.count))
+                do {
+                    try storage?.forget(keys)
+                } catch {
+                    counters.add("storage_errors")
+                    logger.error("cannot delete collected tombstones", metadata: ["error": "\(error)"])
+                }
             }
         }
     }
@@ -587,6 +613,13 @@ public actor Agent: Service, AgentControl {
             counters.add("replication_pulls_completed")
             execute(replication.receivePullAnswer(entries: entries, digest: theirs, wallMilliseconds: wallMilliseconds))
             persist([], digest: replication.store.digest)
+            let synced = wallMilliseconds
+            lastSynced = synced
+            do {
+                try storage?.recordSync(at: synced)
+            } catch {
+                counters.add("storage_errors")
+            }
         } catch {
             counters.add("replication_pull_failed")
             logger.debug("anti-entropy pull failed", metadata: ["peer": "\(address)", "error": "\(error)"])
@@ -629,6 +662,15 @@ public actor Agent: Service, AgentControl {
 
     public func get(key: String) async -> EntrySnapshot? {
         replication.read(key, wallMilliseconds: wallMilliseconds).map(EntrySnapshot.init)
+    }
+
+    public func status() async -> StateStatus {
+        let (values, tombstones) = replication.store.counts
+        let wall = wallMilliseconds
+        return StateStatus(
+            values: values, tombstones: tombstones,
+            digest: replication.store.digest.mapValues(\.description),
+            lastSyncedMillisecondsAgo: lastSynced.map { wall > $0 ? wall - $0 : 0 }, durable: storage != nil)
     }
 
     public func list(prefix: String) async -> [EntrySnapshot] {

@@ -25,6 +25,30 @@ public protocol AgentControl: Sendable {
     func get(key: String) async -> EntrySnapshot?
     /// Live entries whose key starts with `prefix`, sorted by key.
     func list(prefix: String) async -> [EntrySnapshot]
+    /// A summary of the replicated state.
+    func status() async -> StateStatus
+}
+
+/// The replicated state at a glance, for `rumor status`.
+public struct StateStatus: Codable, Sendable, Hashable {
+    /// Keys with a live value (expired and departed-ephemeral values included until collected).
+    public var values: Int
+    /// Deletes still remembered (until the tombstone grace period passes).
+    public var tombstones: Int
+    /// Per writer, the timestamp up to which this node holds all its writes.
+    public var digest: [String: String]
+    /// Milliseconds since the last completed anti-entropy exchange; nil if none yet.
+    public var lastSyncedMillisecondsAgo: UInt64?
+    /// Whether the state survives restarts (a --data-dir is set).
+    public var durable: Bool
+
+    public init(values: Int, tombstones: Int, digest: [String: String], lastSyncedMillisecondsAgo: UInt64?, durable: Bool) {
+        self.values = values
+        self.tombstones = tombstones
+        self.digest = digest
+        self.lastSyncedMillisecondsAgo = lastSyncedMillisecondsAgo
+        self.durable = durable
+    }
 }
 
 /// One key-value entry as the API reports it.
@@ -164,6 +188,8 @@ public struct AgentConfiguration: Sendable {
     public var meta: [UInt8] = []
     /// Protocol tunables.
     public var membership: MembershipSettings = .lan
+    /// Key-value replication tunables.
+    public var replication = ReplicationSettings()
 
     public init(name: String) {
         self.name = name

@@ -32,6 +32,8 @@ struct AgentCommand: AsyncParsableCommand {
     var profile: String?
     @Option(help: "Node metadata KEY=VALUE; repeatable, 512 bytes in all (env RUMOR_META, comma-separated).")
     var meta: [String] = []
+    @Option(name: .customLong("tombstone-grace"), help: "How long deletes are remembered, e.g. 24h (env RUMOR_TOMBSTONE_GRACE).")
+    var tombstoneGrace: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (env RUMOR_LOG_LEVEL).")
     var logLevel: String?
     @Flag(help: "Report startup errors as JSON.")
@@ -117,6 +119,9 @@ struct AgentCommand: AsyncParsableCommand {
                 hint: "shorten the --meta values")
         }
         configuration.meta = metaBytes
+        if let grace = value(tombstoneGrace, "RUMOR_TOMBSTONE_GRACE") {
+            configuration.replication.tombstoneGrace = .milliseconds(Int64(try parseDuration(grace) * 1000))
+        }
         return configuration
     }
 

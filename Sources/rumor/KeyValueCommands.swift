@@ -78,3 +78,24 @@ func parseDuration(_ text: String) throws -> Double {
     }
     return value * scale
 }
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Summarize the replicated state.")
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        let (status, envelope) = try await options.client().call("GET", "/v1/kv/status", as: StateStatus.self)
+        let synced = status.lastSyncedMillisecondsAgo.map { String(format: "%.1f s ago", Double($0) / 1000) } ?? "never"
+        let digest = status.digest.sorted { $0.key < $1.key }.map { "  \($0.key) \($0.value)" }.joined(separator: "\n")
+        options.emit(
+            envelope: envelope,
+            text: """
+                values:      \(status.values)
+                tombstones:  \(status.tombstones)
+                durable:     \(status.durable)
+                last sync:   \(synced)
+                digest:
+                \(digest)
+                """)
+    }
+}

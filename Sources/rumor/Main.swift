@@ -9,7 +9,7 @@ struct Rumor: AsyncParsableCommand {
         abstract: "Gossip membership for swarms of agents, services and machines.",
         subcommands: [
             AgentCommand.self, MembersCommand.self, JoinCommand.self, LeaveCommand.self, InfoCommand.self,
-            PutCommand.self, GetCommand.self, DeleteCommand.self, ListCommand.self,
+            PutCommand.self, GetCommand.self, DeleteCommand.self, ListCommand.self, StatusCommand.self,
         ])
 
     /// Parses and runs, reporting every failure as `code`/`message`/`hint` (JSON with `--json`)

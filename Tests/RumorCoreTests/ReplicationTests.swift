@@ -55,7 +55,7 @@ struct ReplicationTests {
         var writer = Replication(localName: "a", seed: 1)
         var laggard = Replication(localName: "b", seed: 2)
         let (entry, _) = try writer.write(key: "k", value: [1], wallMilliseconds: 1_000, peers: [])  // no peers: push lost
-        let tick = laggard.antiEntropyTimerFired(peers: [Self.peer(1)])
+        let tick = laggard.antiEntropyTimerFired(peers: [Self.peer(1)], wallMilliseconds: 1_000)
         guard case .pull(_, let digest) = tick.first(where: { if case .pull = $0 { true } else { false } }) else {
             Issue.record("no pull")
             return
@@ -88,5 +88,26 @@ struct EphemeralTests {
         #expect(reader.list(prefix: "", wallMilliseconds: 1_000).map(\.key) == ["config"])
         reader.writer("a", isLive: true)
         #expect(reader.read("presence/a", wallMilliseconds: 1_000) == presence)
+    }
+}
+
+struct TombstoneTests {
+    @Test func tombstonesAreForgottenAfterGrace_onTheAntiEntropyTick() throws {
+        var settings = ReplicationSettings()
+        settings.tombstoneGrace = .seconds(10)
+        var node = Replication(localName: "a", settings: settings, seed: 1)
+        _ = try node.write(key: "k", value: [1], wallMilliseconds: 1_000, peers: [])
+        _ = try node.write(key: "k", value: nil, wallMilliseconds: 2_000, peers: [])
+        #expect(!node.antiEntropyTimerFired(peers: [], wallMilliseconds: 11_000).contains(.forgot(["k"])))
+        #expect(node.antiEntropyTimerFired(peers: [], wallMilliseconds: 12_001).contains(.forgot(["k"])))
+        #expect(node.store.entries.isEmpty)
+    }
+
+    @Test func stateOlderThanGrace_isStale() {
+        var settings = ReplicationSettings()
+        settings.tombstoneGrace = .seconds(10)
+        let node = Replication(localName: "a", settings: settings, seed: 1)
+        #expect(!node.isStale(lastSyncedMilliseconds: 1_000, wallMilliseconds: 11_000))
+        #expect(node.isStale(lastSyncedMilliseconds: 1_000, wallMilliseconds: 11_001))
     }
 }

@@ -154,3 +154,32 @@ def test_restarted_node_keeps_its_data_and_catches_up(swarm, tmp_path):
     assert get(n2b, "before")["value"] == "1", "kept across the restart"
     _, took = wait_until(lambda: get(n2b, "while-away"), 10, "the restarted node catches up")
     measure("restart_catch_up", took)
+
+
+def test_node_away_past_tombstone_grace_does_not_resurrect_deleted_keys(swarm, tmp_path):
+    grace = ["--tombstone-grace", "2s"]
+    n1 = swarm.agent("n1", extra=grace)
+    n2 = swarm.agent("n2", join=[n1.address], extra=grace)
+    data = tmp_path / "n3-data"
+    n3 = swarm.agent("n3", join=[n1.address], extra=grace + ["--data-dir", str(data)])
+    wait_until(lambda: all(len(a.members()) == 3 for a in (n1, n2, n3)), 5, "three nodes")
+    put(n1, "doomed", "old value")
+    put(n1, "kept", "stays")
+    wait_until(lambda: get(n3, "doomed") and get(n3, "kept"), 3, "n3 has both keys")
+    wait_until(lambda: json.loads(n3.cli("status").stdout)["data"]["lastSyncedMillisecondsAgo"] is not None, 5,
+               "n3 has reconciled with a peer at least once")
+    n3.kill9()  # away, holding the old value on disk
+
+    http(n2, "POST", "/v1/kv/delete", {"key": "doomed"})
+    wait_until(lambda: get(n1, "doomed") is None, 2, "the delete reaches n1")
+    # The tombstone is forgotten once the grace period has passed.
+    wait_until(lambda: all(json.loads(a.cli("status").stdout)["data"]["tombstones"] == 0 for a in (n1, n2)), 10,
+               "n1 and n2 forget the tombstone after the grace period")
+
+    back = swarm.agent("n3", join=[n1.address], extra=grace + ["--data-dir", str(data)])
+    wait_until(lambda: get(back, "kept"), 10, "the returning node resyncs live keys")
+    time.sleep(3)  # several anti-entropy rounds in which a resurrection would spread
+    for agent in (n1, n2, back):
+        assert get(agent, "doomed") is None, f"{agent.name} resurrected a deleted key"
+    with open(back.log_path) as log:
+        assert "older than the tombstone grace period" in log.read()

@@ -90,6 +90,7 @@ public struct APIServer: Service {
             }
             return try ok(entry)
         }
+        router.get("/v1/kv/status") { _, _ in try ok(await control.status()) }
         router.get("/v1/kv/list") { request, _ in
             let prefix = request.uri.queryParameters.get("prefix") ?? ""
             return try ok(EntriesData(entries: await control.list(prefix: prefix)))
@@ -169,7 +170,7 @@ struct EnvelopeErrors<Context: RequestContext>: RouterMiddleware {
             let code = error.status == .notFound ? "not_found" : error.status == .contentTooLarge ? "too_large" : "bad_request"
             let hint =
                 error.status == .notFound
-                ? "routes: GET /v1/health, /v1/members, /v1/info, /v1/kv/get, /v1/kv/list; POST /v1/join, /v1/leave, /v1/kv/put, /v1/kv/delete"
+                ? "routes: GET /v1/health, /v1/members, /v1/info, /v1/kv/get, /v1/kv/list, /v1/kv/status; POST /v1/join, /v1/leave, /v1/kv/put, /v1/kv/delete"
                 : "check the request"
             return try json(
                 ErrorEnvelope(code: code, message: "\(request.method) \(request.uri.path): \(error.status.reasonPhrase)", hint: hint),

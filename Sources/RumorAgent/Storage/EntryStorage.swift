@@ -35,6 +35,9 @@ final class EntryStorage: Sendable {
                         CREATE TABLE digest (origin TEXT PRIMARY KEY NOT NULL, timestamp INTEGER NOT NULL) WITHOUT ROWID;
                         """)
             }
+            migrator.registerMigration("v2: last sync") { db in
+                try db.execute(sql: "CREATE TABLE sync (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL)")
+            }
             try migrator.migrate(database)
         } catch {
             throw AgentError(
@@ -87,6 +90,36 @@ final class EntryStorage: Sendable {
                         """,
                     arguments: [origin, Int64(bitPattern: timestamp.rawValue)])
             }
+        }
+    }
+
+    /// Deletes forgotten keys (collected tombstones and expired values).
+    func forget(_ keys: [String]) throws {
+        try database.write { db in
+            for key in keys { try db.execute(sql: "DELETE FROM entry WHERE key = ?", arguments: [key]) }
+        }
+    }
+
+    /// When the state was last reconciled with a peer (milliseconds since the epoch), if ever.
+    func lastSynced() throws -> UInt64? {
+        try database.read { db in
+            try Int64.fetchOne(db, sql: "SELECT last FROM sync WHERE id = 1").map { UInt64(bitPattern: $0) }
+        }
+    }
+
+    /// Records a completed reconciliation with a peer.
+    func recordSync(at milliseconds: UInt64) throws {
+        try database.write { db in
+            try db.execute(
+                sql: "INSERT INTO sync (id, last) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET last = excluded.last",
+                arguments: [Int64(bitPattern: milliseconds)])
+        }
+    }
+
+    /// Discards every saved entry and digest (the state is too old to merge safely).
+    func reset() throws {
+        try database.write { db in
+            try db.execute(sql: "DELETE FROM entry; DELETE FROM digest; DELETE FROM sync")
         }
     }
 }

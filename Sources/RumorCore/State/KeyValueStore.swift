@@ -70,12 +70,23 @@ public struct KeyValueStore: Sendable, Hashable {
         return entry
     }
 
-    /// Forgets tombstones older than `graceMilliseconds`. Returns how many were removed.
+    /// Forgets tombstones, and values whose time to live ran out, older than
+    /// `graceMilliseconds`. Returns the keys removed.
     @discardableResult
-    public mutating func collectTombstones(nowMilliseconds: UInt64, graceMilliseconds: UInt64) -> Int {
+    public mutating func collectTombstones(nowMilliseconds: UInt64, graceMilliseconds: UInt64) -> [String] {
         let horizon = nowMilliseconds > graceMilliseconds ? nowMilliseconds - graceMilliseconds : 0
-        let expired = entries.values.filter { $0.isTombstone && $0.version.timestamp.milliseconds < horizon }
+        let expired = entries.values.filter { entry in
+            if entry.isTombstone { return entry.version.timestamp.milliseconds < horizon }
+            if let expiry = entry.expiresAtMilliseconds { return expiry < horizon }
+            return false
+        }
         for entry in expired { entries[entry.key] = nil }
-        return expired.count
+        return expired.map(\.key)
+    }
+
+    /// Live keys and tombstones held.
+    public var counts: (values: Int, tombstones: Int) {
+        let tombstones = entries.values.count { $0.isTombstone }
+        return (entries.count - tombstones, tombstones)
     }
 }

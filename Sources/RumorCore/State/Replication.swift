@@ -12,6 +12,10 @@ public struct ReplicationSettings: Sendable, Hashable {
     public var maximumValueBytes = 1 << 20
     /// Pushes larger than this go over a stream instead of a UDP packet. Default 1200 bytes.
     public var packetPushBytes = 1200
+    /// How long a delete's tombstone is kept before it is forgotten. A node whose state has not
+    /// been reconciled with a peer for longer than this discards it and resyncs, so it cannot
+    /// bring back a key whose tombstone others have forgotten. Default 24 h.
+    public var tombstoneGrace: Duration = .seconds(24 * 3600)
 
     public init() {}
 }
@@ -106,9 +110,12 @@ public struct Replication: Sendable {
         return out
     }
 
-    /// The anti-entropy timer fired: pull from one random peer.
-    public mutating func antiEntropyTimerFired(peers: [NodeAddress]) -> [ReplicationDirective] {
+    /// The anti-entropy timer fired: forget tombstones past the grace period, and pull from one
+    /// random peer.
+    public mutating func antiEntropyTimerFired(peers: [NodeAddress], wallMilliseconds: UInt64) -> [ReplicationDirective] {
         var out: [ReplicationDirective] = [.startAntiEntropyTimer(after: settings.antiEntropyInterval)]
+        let collected = store.collectTombstones(nowMilliseconds: wallMilliseconds, graceMilliseconds: graceMilliseconds)
+        if !collected.isEmpty { out.append(.forgot(collected)) }
         if let peer = peers.randomElement(using: &random) {
             out.append(.pull(from: peer, digest: store.digest))
         }
@@ -127,6 +134,14 @@ public struct Replication: Sendable {
         let news = mergeRemote(entries, wallMilliseconds: wallMilliseconds)
         store.acknowledge(digest)
         return news.isEmpty ? [] : [.applied(news)]
+    }
+
+    var graceMilliseconds: UInt64 { UInt64(max(0, settings.tombstoneGrace.nanosecondsClamped / 1_000_000)) }
+
+    /// True when state last reconciled at `lastSyncedMilliseconds` is too old to merge safely:
+    /// tombstones it never saw may have been forgotten since.
+    public func isStale(lastSyncedMilliseconds: UInt64, wallMilliseconds: UInt64) -> Bool {
+        wallMilliseconds > lastSyncedMilliseconds && wallMilliseconds - lastSyncedMilliseconds > graceMilliseconds
     }
 
     /// Records that a writer failed or left (its ephemeral entries vanish) or is back.
@@ -179,4 +194,6 @@ public enum ReplicationDirective: Sendable, Hashable {
     case startAntiEntropyTimer(after: Duration)
     /// These remote entries became winners (for watchers).
     case applied([Entry])
+    /// These tombstones were forgotten after the grace period.
+    case forgot([String])
 }
