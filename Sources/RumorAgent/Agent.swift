@@ -636,28 +636,39 @@ public actor Agent: Service, AgentControl {
         try write(key: key, value: nil, timeToLive: nil, ephemeral: false)
     }
 
+    public func putBatch(_ writes: [Replication.Write]) async throws -> Int {
+        try write(writes).count
+    }
+
     private func write(key: String, value: [UInt8]?, timeToLive: Duration?, ephemeral: Bool) throws -> EntrySnapshot {
+        EntrySnapshot(try write([Replication.Write(key: key, value: value, timeToLive: timeToLive, ephemeral: ephemeral)])[0])
+    }
+
+    /// Writes locally, saves durably, then replicates; returns once the commit is done.
+    private func write(_ writes: [Replication.Write]) throws -> [Entry] {
         guard !membership.hasLeft else {
             throw AgentError(code: "left", message: "this node has left the swarm", hint: "restart the agent to write")
         }
+        let entries: [Entry]
+        let directives: [ReplicationDirective]
         do {
-            let (entry, directives) = try replication.write(
-                key: key, value: value, timeToLive: timeToLive, ephemeral: ephemeral, wallMilliseconds: wallMilliseconds,
-                peers: replicationPeers)
-            // Durable before acknowledged: the put returns only after the commit.
-            do {
-                try storage?.save([entry], digest: [configuration.name: entry.version.timestamp])
-            } catch {
-                counters.add("storage_errors")
-                throw AgentError(
-                    code: "storage_failed", message: "the write could not be saved: \(error)",
-                    hint: "check the disk behind --data-dir; the value is held in memory only")
-            }
-            execute(directives)
-            return EntrySnapshot(entry)
-        } catch let error as WriteError {
+            (entries, directives) = try replication.write(writes, wallMilliseconds: wallMilliseconds, peers: replicationPeers)
+        } catch {
             throw AgentError(code: error.code.rawValue, message: error.message, hint: error.hint)
         }
+        // Durable before acknowledged: the put returns only after the commit.
+        do {
+            if let last = entries.last {
+                try storage?.save(entries, digest: [configuration.name: last.version.timestamp])
+            }
+        } catch {
+            counters.add("storage_errors")
+            throw AgentError(
+                code: "storage_failed", message: "the write could not be saved: \(error)",
+                hint: "check the disk behind --data-dir; the value is held in memory only")
+        }
+        execute(directives)
+        return entries
     }
 
     public func get(key: String) async -> EntrySnapshot? {

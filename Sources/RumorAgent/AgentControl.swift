@@ -19,6 +19,8 @@ public protocol AgentControl: Sendable {
     /// this node fails or leaves. Throws `AgentError` (`empty_key`, `key_too_long`,
     /// `value_too_large`, `left`); nothing is written then.
     func put(key: String, value: [UInt8], timeToLive: Duration?, ephemeral: Bool) async throws -> EntrySnapshot
+    /// Writes a batch in one transaction and one replication message: all or nothing.
+    func putBatch(_ writes: [Replication.Write]) async throws -> Int
     /// Deletes `key` by writing a tombstone.
     func delete(key: String) async throws -> EntrySnapshot
     /// The live value of `key`, if any.

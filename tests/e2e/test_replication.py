@@ -183,3 +183,22 @@ def test_node_away_past_tombstone_grace_does_not_resurrect_deleted_keys(swarm, t
         assert get(agent, "doomed") is None, f"{agent.name} resurrected a deleted key"
     with open(back.log_path) as log:
         assert "older than the tombstone grace period" in log.read()
+
+
+def test_node_joining_a_swarm_of_100k_keys_has_them_within_10s(swarm):
+    n1 = swarm.agent("n1")
+    n2 = swarm.agent("n2", join=[n1.address])
+    wait_until(lambda: len(n1.members()) == 2, 5, "two nodes")
+    for chunk in range(10):
+        entries = [{"key": f"big/{chunk * 10_000 + i:06d}", "value": f"v{i}"} for i in range(10_000)]
+        answer = http(n1, "POST", "/v1/kv/batch", {"entries": entries})
+        assert answer["status"] == "ok", answer
+    wait_until(lambda: json.loads(n2.cli("status").stdout)["data"]["values"] == 100_000, 30, "n2 holds 100k keys")
+
+    start = time.monotonic()
+    late = swarm.agent("late", join=[n1.address])
+    _, _ = wait_until(lambda: json.loads(late.cli("status").stdout)["data"]["values"] == 100_000, 10,
+                      "the joining node has all 100k keys within 10 s", interval=0.1)
+    took = time.monotonic() - start
+    measure("join_100k_keys", took)
+    assert took < 10

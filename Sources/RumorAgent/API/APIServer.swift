@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import RumorCore
 import ServiceLifecycle
 
 /// The local HTTP API: JSON over HTTP/1.1, every answer in the envelope
@@ -9,7 +10,8 @@ import ServiceLifecycle
 ///
 /// Routes: `GET /v1/health`, `GET /v1/members`, `GET /v1/info`, `POST /v1/join`
 /// (`{"addresses":["host:port",…]}`), `POST /v1/leave`, `POST /v1/kv/put`
-/// (`{"key":…,"value":…,"ttlSeconds":…}`), `POST /v1/kv/delete` (`{"key":…}`),
+/// (`{"key":…,"value":…,"ttlSeconds":…}`), `POST /v1/kv/batch` (`{"entries":[{"key","value"}…]}`),
+/// `POST /v1/kv/delete` (`{"key":…}`),
 /// `GET /v1/kv/get?key=…`, `GET /v1/kv/list?prefix=…`. When a token is configured every
 /// request must carry `Authorization: Bearer <token>`.
 public struct APIServer: Service {
@@ -19,7 +21,7 @@ public struct APIServer: Service {
     let token: String?
     let logger: Logger
     /// Largest request body accepted.
-    static let maximumBodyBytes = 1 << 20
+    static let maximumBodyBytes = 64 << 20
 
     public init(control: any AgentControl, host: String, port: Int, token: String?, logger: Logger) {
         self.control = control
@@ -77,6 +79,11 @@ public struct APIServer: Service {
                 try await control.put(
                     key: put.key, value: Array(put.value.utf8), timeToLive: timeToLive, ephemeral: put.ephemeral ?? false))
         }
+        router.post("/v1/kv/batch") { request, _ in
+            let batch = try await decode(BatchRequest.self, from: request, hint: #"send {"entries":[{"key":"k","value":"v"},…]}"#)
+            let writes = batch.entries.map { Replication.Write(key: $0.key, value: $0.value.map { Array($0.utf8) }) }
+            return try ok(["written": try await control.putBatch(writes)])
+        }
         router.post("/v1/kv/delete") { request, _ in
             let delete = try await decode(KeyRequest.self, from: request, hint: #"send {"key":"k"}"#)
             return try ok(try await control.delete(key: delete.key))
@@ -103,6 +110,15 @@ public struct APIServer: Service {
         var value: String
         var ttlSeconds: Double?
         var ephemeral: Bool?
+    }
+
+    struct BatchRequest: Decodable {
+        struct Item: Decodable {
+            var key: String
+            /// nil deletes.
+            var value: String?
+        }
+        var entries: [Item]
     }
 
     struct KeyRequest: Decodable {
@@ -170,7 +186,7 @@ struct EnvelopeErrors<Context: RequestContext>: RouterMiddleware {
             let code = error.status == .notFound ? "not_found" : error.status == .contentTooLarge ? "too_large" : "bad_request"
             let hint =
                 error.status == .notFound
-                ? "routes: GET /v1/health, /v1/members, /v1/info, /v1/kv/get, /v1/kv/list, /v1/kv/status; POST /v1/join, /v1/leave, /v1/kv/put, /v1/kv/delete"
+                ? "routes: GET /v1/health, /v1/members, /v1/info, /v1/kv/get, /v1/kv/list, /v1/kv/status; POST /v1/join, /v1/leave, /v1/kv/put, /v1/kv/batch, /v1/kv/delete"
                 : "check the request"
             return try json(
                 ErrorEnvelope(code: code, message: "\(request.method) \(request.uri.path): \(error.status.reasonPhrase)", hint: hint),

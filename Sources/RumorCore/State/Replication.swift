@@ -70,32 +70,69 @@ public struct Replication: Sendable {
         [.startAntiEntropyTimer(after: settings.antiEntropyInterval)]
     }
 
+    /// One write of a batch: `value` nil deletes.
+    public struct Write: Sendable, Hashable {
+        public var key: String
+        public var value: [UInt8]?
+        public var timeToLive: Duration?
+        public var ephemeral: Bool
+
+        public init(key: String, value: [UInt8]?, timeToLive: Duration? = nil, ephemeral: Bool = false) {
+            self.key = key
+            self.value = value
+            self.timeToLive = timeToLive
+            self.ephemeral = ephemeral
+        }
+    }
+
     /// Writes `value` (nil deletes) locally and pushes it to `fanout` of `peers`.
     /// - Throws: `WriteError` (nothing written) for an empty or oversized key or value.
     public mutating func write(
         key: String, value: [UInt8]?, timeToLive: Duration? = nil, ephemeral: Bool = false,
         wallMilliseconds: UInt64, peers: [NodeAddress]
     ) throws(WriteError) -> (entry: Entry, directives: [ReplicationDirective]) {
-        guard !key.isEmpty else {
+        let (entries, directives) = try write(
+            [Write(key: key, value: value, timeToLive: timeToLive, ephemeral: ephemeral)],
+            wallMilliseconds: wallMilliseconds, peers: peers)
+        return (entries[0], directives)
+    }
+
+    /// Writes a batch locally (all or nothing: every write is checked first) and pushes it to
+    /// `fanout` of `peers` as one message.
+    /// - Throws: `WriteError` for the first invalid write; nothing is written.
+    public mutating func write(_ writes: [Write], wallMilliseconds: UInt64, peers: [NodeAddress]) throws(WriteError)
+        -> (entries: [Entry], directives: [ReplicationDirective])
+    {
+        for write in writes { try validate(write) }
+        var entries: [Entry] = []
+        entries.reserveCapacity(writes.count)
+        for write in writes {
+            let timestamp = clock.tick(wallMilliseconds: wallMilliseconds)
+            let expiry = write.timeToLive.map { wallMilliseconds + UInt64(max(0, $0.nanosecondsClamped / 1_000_000)) }
+            let entry = Entry(
+                key: write.key, value: write.value, version: Version(timestamp: timestamp, origin: localName),
+                expiresAtMilliseconds: expiry, ephemeral: write.ephemeral)
+            store.writeLocally(entry)
+            entries.append(entry)
+        }
+        return (entries, entries.isEmpty ? [] : push(entries, hops: 0, to: peers, excluding: nil))
+    }
+
+    private func validate(_ write: Write) throws(WriteError) {
+        guard !write.key.isEmpty else {
             throw WriteError(code: .emptyKey, message: "the key is empty", hint: "give a non-empty key")
         }
-        guard key.utf8.count <= settings.maximumKeyBytes else {
+        guard write.key.utf8.count <= settings.maximumKeyBytes else {
             throw WriteError(
-                code: .keyTooLong, message: "the key is \(key.utf8.count) bytes; the limit is \(settings.maximumKeyBytes)",
+                code: .keyTooLong,
+                message: "the key is \(write.key.utf8.count) bytes; the limit is \(settings.maximumKeyBytes)",
                 hint: "use a shorter key")
         }
-        if let value, value.count > settings.maximumValueBytes {
+        if let value = write.value, value.count > settings.maximumValueBytes {
             throw WriteError(
                 code: .valueTooLarge, message: "the value is \(value.count) bytes; the limit is \(settings.maximumValueBytes)",
                 hint: "store large blobs elsewhere and put a reference")
         }
-        let timestamp = clock.tick(wallMilliseconds: wallMilliseconds)
-        let expiry = timeToLive.map { wallMilliseconds + UInt64(max(0, $0.nanosecondsClamped / 1_000_000)) }
-        let entry = Entry(
-            key: key, value: value, version: Version(timestamp: timestamp, origin: localName),
-            expiresAtMilliseconds: expiry, ephemeral: ephemeral)
-        store.writeLocally(entry)
-        return (entry, push([entry], hops: 0, to: peers, excluding: nil))
     }
 
     /// Merges entries pushed by `sender`; relays the ones that were news.
