@@ -37,6 +37,18 @@ public actor Agent: Service, AgentControl {
     private var leaveCompleted = false
     private var stopped = false
     private var labelWarnings: Set<String> = []
+    /// Puts waiting until enough nodes hold their write (`put --wait`), by id.
+    private var replicaWaits: [Int: ReplicaWait] = [:]
+    private var nextReplicaWait = 0
+    private var replicaWaitTicking = false
+
+    private struct ReplicaWait {
+        var entries: [Entry]
+        var target: ReplicaTarget
+        var timeout: Duration
+        var deadline: ContinuousClock.Instant
+        var continuation: CheckedContinuation<[String], any Error>
+    }
 
     private let events: AsyncStream<Event>
     private let eventSink: AsyncStream<Event>.Continuation
@@ -496,14 +508,9 @@ public actor Agent: Service, AgentControl {
 
     // MARK: - Replication
 
-    /// Live members that replicate the key-value state.
+    /// Addresses of the live members that replicate the key-value state.
     private var replicationPeers: [NodeAddress] {
-        membership.members.values.compactMap { member in
-            guard member.name != configuration.name, member.state == .alive,
-                String(decoding: member.meta, as: UTF8.self).split(separator: ",").contains(Substring(Self.replicationMarker))
-            else { return nil }
-            return member.address
-        }
+        replicationMembers().map(\.address)
     }
 
     private var wallMilliseconds: UInt64 {
@@ -520,16 +527,24 @@ public actor Agent: Service, AgentControl {
             return nil
         }
         switch frame {
-        case .push(let entries, let hops):
+        case .push(let entries, let hops, let acknowledge):
             counters.add("replication_pushes_received")
             execute(
                 replication.receivePush(
-                    entries, hops: hops, from: sender, wallMilliseconds: wallMilliseconds, peers: replicationPeers))
+                    entries, hops: hops, acknowledge: acknowledge, from: sender, wallMilliseconds: wallMilliseconds,
+                    peers: replicationPeers))
             return nil
-        case .pullRequest(let digest):
+        case .pullRequest(let peer, let digest):
             counters.add("replication_pulls_answered")
-            let (entries, ours) = replication.answerPull(digest: digest)
-            return streamCodec.encode(.user(ReplicationCodec.encode(.pullAnswer(entries: entries, digest: ours))))
+            let (entries, ours) = replication.answerPull(digest: digest, from: peer)
+            checkReplicaWaits()
+            return streamCodec.encode(
+                .user(ReplicationCodec.encode(.pullAnswer(from: configuration.name, entries: entries, digest: ours))))
+        case .acknowledgement(let peer, let versions):
+            counters.add("replication_acknowledgements_received")
+            replication.receiveAcknowledgement(versions, from: peer)
+            checkReplicaWaits()
+            return nil
         case .pullAnswer:
             return nil
         }
@@ -538,27 +553,13 @@ public actor Agent: Service, AgentControl {
     private func execute(_ directives: [ReplicationDirective]) {
         for directive in directives {
             switch directive {
-            case .push(let entries, let hops, let address):
-                guard let target = address.socketAddress, let packets, !stopped else { continue }
-                let frame = ReplicationCodec.encode(.push(entries: entries, hops: hops))
+            case .push(let entries, let hops, let acknowledge, let address):
                 counters.add("replication_pushes_sent")
-                if frame.count <= replication.settings.packetPushBytes {
-                    let bytes = packetCodec.encode([.user(frame)])
-                    packets.send(bytes, to: target)
-                    counters.add("packets_sent")
-                    counters.add("bytes_sent", UInt64(bytes.count))
-                } else {
-                    let message = streamCodec.encode(.user(frame))
-                    let timeout = TimeAmount.nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped)
-                    let group = self.group
-                    Task {
-                        do {
-                            try await StreamClient.send(message, to: target, group: group, timeout: timeout)
-                        } catch {
-                            await self.count("replication_push_failed")
-                        }
-                    }
-                }
+                send(.push(entries: entries, hops: hops, acknowledge: acknowledge), to: address)
+            case .acknowledge(let versions, let writer):
+                guard let member = membership.members[writer], member.state == .alive else { continue }
+                counters.add("replication_acknowledgements_sent")
+                send(.acknowledgement(from: configuration.name, versions: versions), to: member.address)
             case .pull(let address, let digest):
                 Task { await self.pull(from: address, digest: digest) }
             case .startAntiEntropyTimer(let delay):
@@ -576,6 +577,29 @@ public actor Agent: Service, AgentControl {
                 } catch {
                     counters.add("storage_errors")
                     logger.error("cannot delete collected tombstones", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    /// Sends a one-way replication frame: in a UDP packet when small, else over a stream.
+    private func send(_ frame: ReplicationFrame, to address: NodeAddress) {
+        guard let target = address.socketAddress, let packets, !stopped else { return }
+        let bytes = ReplicationCodec.encode(frame)
+        if bytes.count <= replication.settings.packetPushBytes {
+            let packet = packetCodec.encode([.user(bytes)])
+            packets.send(packet, to: target)
+            counters.add("packets_sent")
+            counters.add("bytes_sent", UInt64(packet.count))
+        } else {
+            let message = streamCodec.encode(.user(bytes))
+            let timeout = TimeAmount.nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped)
+            let group = self.group
+            Task {
+                do {
+                    try await StreamClient.send(message, to: target, group: group, timeout: timeout)
+                } catch {
+                    await self.count("replication_send_failed")
                 }
             }
         }
@@ -602,16 +626,20 @@ public actor Agent: Service, AgentControl {
         let codec = streamCodec
         do {
             let answer = try await StreamClient.exchange(
-                codec.encode(.user(ReplicationCodec.encode(.pullRequest(digest: digest)))), with: target, group: group,
+                codec.encode(.user(ReplicationCodec.encode(.pullRequest(from: configuration.name, digest: digest)))),
+                with: target, group: group,
                 timeout: .nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped),
                 maximumBytes: Self.maximumStreamBytes, decode: { try codec.decode($0) })
-            guard case .user(let payload) = answer, case .pullAnswer(let entries, let theirs) = try ReplicationCodec.decode(payload)
+            guard case .user(let payload) = answer,
+                case .pullAnswer(let peer, let entries, let theirs) = try ReplicationCodec.decode(payload)
             else {
                 counters.add("replication_pull_failed")
                 return
             }
             counters.add("replication_pulls_completed")
-            execute(replication.receivePullAnswer(entries: entries, digest: theirs, wallMilliseconds: wallMilliseconds))
+            execute(
+                replication.receivePullAnswer(entries: entries, digest: theirs, from: peer, wallMilliseconds: wallMilliseconds))
+            checkReplicaWaits()
             persist([], digest: replication.store.digest)
             let synced = wallMilliseconds
             lastSynced = synced
@@ -628,8 +656,16 @@ public actor Agent: Service, AgentControl {
 
     // MARK: - Key-value operations
 
-    public func put(key: String, value: [UInt8], timeToLive: Duration?, ephemeral: Bool) async throws -> EntrySnapshot {
-        try write(key: key, value: value, timeToLive: timeToLive, ephemeral: ephemeral)
+    public func put(
+        key: String, value: [UInt8], timeToLive: Duration?, ephemeral: Bool, replicas: ReplicaTarget?, timeout: Duration
+    ) async throws -> EntrySnapshot {
+        let write = Replication.Write(key: key, value: value, timeToLive: timeToLive, ephemeral: ephemeral)
+        let entries = try self.write([write], awaitingReplicas: replicas != nil)
+        var snapshot = EntrySnapshot(entries[0])
+        if let replicas {
+            snapshot.replicas = [configuration.name] + (try await awaitReplicas(of: entries, target: replicas, timeout: timeout))
+        }
+        return snapshot
     }
 
     public func delete(key: String) async throws -> EntrySnapshot {
@@ -645,14 +681,15 @@ public actor Agent: Service, AgentControl {
     }
 
     /// Writes locally, saves durably, then replicates; returns once the commit is done.
-    private func write(_ writes: [Replication.Write]) throws -> [Entry] {
+    private func write(_ writes: [Replication.Write], awaitingReplicas: Bool = false) throws -> [Entry] {
         guard !membership.hasLeft else {
             throw AgentError(code: "left", message: "this node has left the swarm", hint: "restart the agent to write")
         }
         let entries: [Entry]
         let directives: [ReplicationDirective]
         do {
-            (entries, directives) = try replication.write(writes, wallMilliseconds: wallMilliseconds, peers: replicationPeers)
+            (entries, directives) = try replication.write(
+                writes, wallMilliseconds: wallMilliseconds, peers: replicationPeers, awaitingReplicas: awaitingReplicas)
         } catch {
             throw AgentError(code: error.code.rawValue, message: error.message, hint: error.hint)
         }
@@ -669,6 +706,84 @@ public actor Agent: Service, AgentControl {
         }
         execute(directives)
         return entries
+    }
+
+    // MARK: - Waiting for replicas
+
+    /// Members that replicate the state, other than this node, in one of `states`.
+    private func replicationMembers(in states: Set<MemberState> = [.alive]) -> [Member] {
+        membership.members.values.filter { member in
+            member.name != configuration.name && states.contains(member.state)
+                && String(decoding: member.meta, as: UTF8.self).split(separator: ",").contains(Substring(Self.replicationMarker))
+        }
+    }
+
+    /// Waits until `target` nodes hold `entries`; returns the peers that do. Every 200 ms the
+    /// writes are pushed again, straight to the live peers not known to hold them.
+    private func awaitReplicas(of entries: [Entry], target: ReplicaTarget, timeout: Duration) async throws -> [String] {
+        let id = nextReplicaWait
+        nextReplicaWait += 1
+        let deadline = clock.now + timeout
+        return try await withCheckedThrowingContinuation { continuation in
+            replicaWaits[id] = ReplicaWait(
+                entries: entries, target: target, timeout: timeout, deadline: deadline, continuation: continuation)
+            checkReplicaWaits()
+            if !replicaWaits.isEmpty, !replicaWaitTicking {
+                replicaWaitTicking = true
+                Task { await self.tickReplicaWaits() }
+            }
+        }
+    }
+
+    private func tickReplicaWaits() async {
+        while !replicaWaits.isEmpty {
+            try? await Task.sleep(for: .milliseconds(200))
+            checkReplicaWaits(repairing: true)
+        }
+        replicaWaitTicking = false
+    }
+
+    /// Completes the waits that have enough replicas; with `repairing`, fails those past their
+    /// deadline and pushes the rest again to the peers that lack them.
+    private func checkReplicaWaits(repairing: Bool = false) {
+        guard !replicaWaits.isEmpty else { return }
+        // Suspects count: until declared dead they are members that should get the write.
+        let peers = replicationMembers(in: [.alive, .suspect])
+        let names = peers.map(\.name)
+        for (id, wait) in replicaWaits {
+            let versions = wait.entries.map(\.version)
+            let holders = replication.holders(of: versions, among: names).sorted()
+            let needed: Int
+            switch wait.target {
+            case .all: needed = names.count
+            case .count(let count): needed = count - 1
+            }
+            if holders.count >= needed {
+                finishReplicaWait(id, with: .success(holders))
+            } else if clock.now >= wait.deadline || stopped {
+                let missing = Set(names).subtracting(holders).sorted()
+                let total = wait.target == .all ? names.count + 1 : needed + 1
+                finishReplicaWait(
+                    id,
+                    with: .failure(
+                        AgentError(
+                            code: "replication_timeout",
+                            message:
+                                "the write is saved on \(configuration.name), but only \(holders.count + 1) of \(total) nodes had it after \(wait.timeout)"
+                                + (missing.isEmpty ? "" : " (not yet: \(missing.joined(separator: ", ")))"),
+                            hint: "the write stays and will keep spreading; raise --timeout, or check the missing nodes")))
+            } else if repairing {
+                let lacking = Set(names).subtracting(holders)
+                let addresses = peers.filter { lacking.contains($0.name) }.map(\.address)
+                execute(replication.pushAgain(wait.entries, to: addresses))
+            }
+        }
+    }
+
+    private func finishReplicaWait(_ id: Int, with result: Result<[String], any Error>) {
+        guard let wait = replicaWaits.removeValue(forKey: id) else { return }
+        replication.stopAwaiting(wait.entries.map(\.version))
+        wait.continuation.resume(with: result)
     }
 
     public func get(key: String) async -> EntrySnapshot? {

@@ -18,7 +18,13 @@ public protocol AgentControl: Sendable {
     /// Writes `value` under `key` and starts replicating it; an `ephemeral` value vanishes when
     /// this node fails or leaves. Throws `AgentError` (`empty_key`, `key_too_long`,
     /// `value_too_large`, `left`); nothing is written then.
-    func put(key: String, value: [UInt8], timeToLive: Duration?, ephemeral: Bool) async throws -> EntrySnapshot
+    ///
+    /// With `replicas`, returns only once that many nodes hold the write (reported in
+    /// `EntrySnapshot.replicas`), or throws `replication_timeout` after `timeout` saying how many
+    /// did; the write itself stays saved either way.
+    func put(
+        key: String, value: [UInt8], timeToLive: Duration?, ephemeral: Bool, replicas: ReplicaTarget?, timeout: Duration
+    ) async throws -> EntrySnapshot
     /// Writes a batch in one transaction and one replication message: all or nothing.
     func putBatch(_ writes: [Replication.Write]) async throws -> Int
     /// Deletes `key` by writing a tombstone.
@@ -29,6 +35,32 @@ public protocol AgentControl: Sendable {
     func list(prefix: String) async -> [EntrySnapshot]
     /// A summary of the replicated state.
     func status() async -> StateStatus
+}
+
+/// How many nodes must hold a write before `put` returns (`--wait`).
+public enum ReplicaTarget: Sendable, Hashable, CustomStringConvertible {
+    /// Every live node that replicates the state, at the time of each check.
+    case all
+    /// This many nodes, the writer included.
+    case count(Int)
+
+    /// Parses `all` or a positive count.
+    public init?(_ text: String) {
+        if text == "all" {
+            self = .all
+        } else if let count = Int(text), count > 0 {
+            self = .count(count)
+        } else {
+            return nil
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .all: "all"
+        case .count(let count): "\(count)"
+        }
+    }
 }
 
 /// The replicated state at a glance, for `rumor status`.
@@ -69,6 +101,8 @@ public struct EntrySnapshot: Codable, Sendable, Hashable {
     public var expiresAt: UInt64?
     /// True when the value lives only while its writer is in the swarm.
     public var ephemeral: Bool
+    /// For `put --wait`: the nodes known to hold the write, the writer first.
+    public var replicas: [String]?
 
     public init(_ entry: Entry) {
         key = entry.key

@@ -3,14 +3,22 @@ import RumorCore
 /// A key-value replication frame. Frames ride inside memberlist user messages: pushes in UDP
 /// packets (or a stream when large), pulls and their answers on a stream.
 public enum ReplicationFrame: Sendable, Hashable {
-    case push(entries: [Entry], hops: Int)
-    case pullRequest(digest: [String: HybridTimestamp])
-    case pullAnswer(entries: [Entry], digest: [String: HybridTimestamp])
+    /// Entries spreading by rumor mongering; `acknowledge` asks every node that gets them to
+    /// report back to the writer (for `put --wait`).
+    case push(entries: [Entry], hops: Int, acknowledge: Bool)
+    /// Node `from` asks for what its digest shows missing.
+    case pullRequest(from: String, digest: [String: HybridTimestamp])
+    /// Node `from` answers a pull with the missing entries and its own digest.
+    case pullAnswer(from: String, entries: [Entry], digest: [String: HybridTimestamp])
+    /// Node `from` holds these versions (or newer writes of the same keys).
+    case acknowledgement(from: String, versions: [Version])
 }
 
 /// Encodes and decodes replication frames:
 /// `"RK" version(1) kind(1) body`, with unsigned LEB128 lengths and counts, big-endian
-/// timestamps. An entry is `key flags(bit0 tombstone, bit1 expiry, bit2 ephemeral) timestamp(8)
+/// timestamps. Bodies: push `hops(1) flags(1, bit0 acknowledge) entries`; pull request
+/// `from digest`; pull answer `from digest entries`; acknowledgement `from count (timestamp(8) origin)*`.
+/// An entry is `key flags(bit0 tombstone, bit1 expiry, bit2 ephemeral) timestamp(8)
 /// origin [expiry(8)] [value]`; a digest is `count (origin timestamp(8))*`.
 /// Every length and count is checked against the bytes present before allocation.
 public enum ReplicationCodec {
@@ -24,17 +32,28 @@ public enum ReplicationCodec {
     public static func encode(_ frame: ReplicationFrame) -> [UInt8] {
         var out = magic
         switch frame {
-        case .push(let entries, let hops):
+        case .push(let entries, let hops, let acknowledge):
             out.append(1)
             out.append(UInt8(clamping: hops))
+            out.append(acknowledge ? 1 : 0)
             writeEntries(entries, into: &out)
-        case .pullRequest(let digest):
+        case .pullRequest(let from, let digest):
             out.append(2)
+            writeBytes(Array(from.utf8), into: &out)
             writeDigest(digest, into: &out)
-        case .pullAnswer(let entries, let digest):
+        case .pullAnswer(let from, let entries, let digest):
             out.append(3)
+            writeBytes(Array(from.utf8), into: &out)
             writeDigest(digest, into: &out)
             writeEntries(entries, into: &out)
+        case .acknowledgement(let from, let versions):
+            out.append(4)
+            writeBytes(Array(from.utf8), into: &out)
+            writeVarint(UInt64(versions.count), into: &out)
+            for version in versions {
+                writeUInt64(version.timestamp.rawValue, into: &out)
+                writeBytes(Array(version.origin.utf8), into: &out)
+            }
         }
         return out
     }
@@ -46,12 +65,26 @@ public enum ReplicationCodec {
         switch bytes[3] {
         case 1:
             let hops = Int(try reader.byte())
-            frame = .push(entries: try readEntries(&reader), hops: hops)
+            let flags = try reader.byte()
+            guard flags & ~1 == 0 else { throw WireError(.malformed, "unknown push flags \(flags)") }
+            frame = .push(entries: try readEntries(&reader), hops: hops, acknowledge: flags & 1 != 0)
         case 2:
-            frame = .pullRequest(digest: try readDigest(&reader))
+            let from = try reader.string()
+            frame = .pullRequest(from: from, digest: try readDigest(&reader))
         case 3:
+            let from = try reader.string()
             let digest = try readDigest(&reader)
-            frame = .pullAnswer(entries: try readEntries(&reader), digest: digest)
+            frame = .pullAnswer(from: from, entries: try readEntries(&reader), digest: digest)
+        case 4:
+            let from = try reader.string()
+            let count = try reader.count(minimumItemBytes: 9)
+            var versions: [Version] = []
+            versions.reserveCapacity(count)
+            for _ in 0..<count {
+                let timestamp = HybridTimestamp(rawValue: try reader.uint64())
+                versions.append(Version(timestamp: timestamp, origin: try reader.string()))
+            }
+            frame = .acknowledgement(from: from, versions: versions)
         default:
             throw WireError(.malformed, "unknown replication frame kind \(bytes[3])")
         }

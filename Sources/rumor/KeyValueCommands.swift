@@ -9,13 +9,35 @@ struct PutCommand: AsyncParsableCommand {
     @Argument(help: "The value (text; JSON is the common case).") var value: String
     @Option(help: "Time to live: 30s, 5m, 2h or plain seconds.") var ttl: String?
     @Flag(help: "Remove the value when this node fails or leaves (presence).") var ephemeral = false
+    @Option(help: "Return only once this many nodes hold the write: 'all' live nodes, or a count (the writer included).")
+    var wait: String?
+    @Option(help: "How long --wait may take: 5s, 1m or plain seconds (default 10s).") var timeout: String?
 
     func run() async throws {
         var body: [String: Any] = ["key": key, "value": value]
         if let ttl { body["ttlSeconds"] = try parseDuration(ttl) }
         if ephemeral { body["ephemeral"] = true }
-        let (entry, envelope) = try await options.client().call("POST", "/v1/kv/put", as: EntrySnapshot.self, body: body)
-        options.emit(envelope: envelope, text: "ok \(entry.key) @ \(entry.timestamp) by \(entry.origin)")
+        var limit = 10.0
+        if let timeout {
+            guard wait != nil else {
+                throw AgentError(code: "bad_arguments", message: "--timeout only applies with --wait", hint: "add --wait all or --wait N")
+            }
+            limit = try parseDuration(timeout)
+            body["timeoutSeconds"] = limit
+        }
+        if let wait {
+            guard ReplicaTarget(wait) != nil else {
+                throw AgentError(
+                    code: "bad_arguments", message: "--wait takes 'all' or a positive count, not '\(wait)'",
+                    hint: "e.g. --wait all, or --wait 3 for the writer and two more nodes")
+            }
+            body["wait"] = wait
+        }
+        let (entry, envelope) = try await options.client(timeout: limit + 10)
+            .call("POST", "/v1/kv/put", as: EntrySnapshot.self, body: body)
+        var text = "ok \(entry.key) @ \(entry.timestamp) by \(entry.origin)"
+        if let replicas = entry.replicas { text += " on \(replicas.count) nodes: \(replicas.joined(separator: ", "))" }
+        options.emit(envelope: envelope, text: text)
     }
 }
 

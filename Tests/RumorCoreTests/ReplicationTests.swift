@@ -7,7 +7,7 @@ struct ReplicationTests {
     static let peers = (2...9).map(peer)
 
     static func pushes(_ directives: [ReplicationDirective]) -> [(entries: [Entry], hops: Int, to: NodeAddress)] {
-        directives.compactMap { if case .push(let entries, let hops, let to) = $0 { (entries, hops, to) } else { nil } }
+        directives.compactMap { if case .push(let entries, let hops, _, let to) = $0 { (entries, hops, to) } else { nil } }
     }
 
     @Test func localWrite_isPushedToFanoutPeers() throws {
@@ -60,10 +60,68 @@ struct ReplicationTests {
             Issue.record("no pull")
             return
         }
-        let answer = writer.answerPull(digest: digest)
-        _ = laggard.receivePullAnswer(entries: answer.entries, digest: answer.digest, wallMilliseconds: 1_000)
+        let answer = writer.answerPull(digest: digest, from: "b")
+        _ = laggard.receivePullAnswer(entries: answer.entries, digest: answer.digest, from: "a", wallMilliseconds: 1_000)
         #expect(laggard.read("k", wallMilliseconds: 1_000) == entry)
-        #expect(writer.answerPull(digest: laggard.store.digest).entries.isEmpty, "nothing left to send")
+        #expect(writer.answerPull(digest: laggard.store.digest, from: "b").entries.isEmpty, "nothing left to send")
+    }
+
+    @Test func awaitedWrite_isAcknowledgedByEveryNodeThePushReaches() throws {
+        var writer = Replication(localName: "a", seed: 1)
+        var relay = Replication(localName: "b", seed: 2)
+        var last = Replication(localName: "c", seed: 3)
+        let (entries, out) = try writer.write(
+            [.init(key: "k", value: [1])], wallMilliseconds: 1_000, peers: [Self.peer(2)], awaitingReplicas: true)
+        let version = entries[0].version
+        guard case .push(let pushed, let hops, true, _) = out.first else {
+            Issue.record("the push does not ask for acknowledgement: \(out)")
+            return
+        }
+        #expect(writer.holders(of: [version], among: ["b", "c"]).isEmpty)
+
+        let atRelay = relay.receivePush(pushed, hops: hops, acknowledge: true, from: Self.peer(1), wallMilliseconds: 1_000, peers: [Self.peer(3)])
+        #expect(atRelay.contains(.acknowledge([version], to: "a")))
+        guard case .push(let relayed, let relayHops, true, _) = atRelay.first(where: { if case .push = $0 { true } else { false } }) else {
+            Issue.record("the relay does not pass the acknowledgement request on")
+            return
+        }
+        let atLast = last.receivePush(relayed, hops: relayHops, acknowledge: true, from: Self.peer(2), wallMilliseconds: 1_000, peers: [])
+        #expect(atLast.contains(.acknowledge([version], to: "a")))
+
+        writer.receiveAcknowledgement([version], from: "b")
+        #expect(writer.holders(of: [version], among: ["b", "c"]) == ["b"])
+        writer.receiveAcknowledgement([version], from: "c")
+        #expect(writer.holders(of: [version], among: ["b", "c"]) == ["b", "c"])
+        writer.stopAwaiting([version])
+        #expect(writer.holders(of: [version], among: ["b", "c"]).isEmpty, "acknowledgements are kept only while awaited")
+    }
+
+    @Test func unawaitedWrites_askNoAcknowledgement() throws {
+        var writer = Replication(localName: "a", seed: 1)
+        var reader = Replication(localName: "b", seed: 2)
+        let (entry, out) = try writer.write(key: "k", value: [1], wallMilliseconds: 1_000, peers: [Self.peer(2)])
+        #expect(out.allSatisfy { if case .push(_, _, false, _) = $0 { true } else { false } })
+        let atReader = reader.receivePush([entry], hops: 0, from: Self.peer(1), wallMilliseconds: 1_000, peers: [])
+        #expect(!atReader.contains { if case .acknowledge = $0 { true } else { false } })
+    }
+
+    @Test func aPeersDigest_showsWhichWritesItHolds() throws {
+        var writer = Replication(localName: "a", seed: 1)
+        var peer = Replication(localName: "b", seed: 2)
+        let (entry, _) = try writer.write(key: "k", value: [1], wallMilliseconds: 1_000, peers: [])
+        _ = writer.answerPull(digest: peer.store.digest, from: "b")
+        #expect(writer.holders(of: [entry.version], among: ["b"]).isEmpty, "b's digest predates the write")
+        let answer = writer.answerPull(digest: peer.store.digest, from: "b")
+        _ = peer.receivePullAnswer(entries: answer.entries, digest: answer.digest, from: "a", wallMilliseconds: 1_000)
+        _ = writer.answerPull(digest: peer.store.digest, from: "b")
+        #expect(writer.holders(of: [entry.version], among: ["b"]) == ["b"], "b's next pull shows it holds the write")
+    }
+
+    @Test func pushAgain_goesStraightToTheLaggardsWithoutRelaying() throws {
+        var writer = Replication(localName: "a", seed: 1)
+        let (entry, _) = try writer.write(key: "k", value: [1], wallMilliseconds: 1_000, peers: [])
+        let out = writer.pushAgain([entry], to: [Self.peer(4)])
+        #expect(out == [.push([entry], hops: writer.settings.maximumHops, acknowledge: true, to: Self.peer(4))])
     }
 
     @Test func entriesFromTooFarInTheFuture_areIgnored() {

@@ -14,11 +14,13 @@ struct ReplicationCodecTests {
     static let digest = ["n1": HybridTimestamp(milliseconds: 5, logical: 2), "n2": .zero]
 
     @Test(arguments: [
-        ReplicationFrame.push(entries: entries, hops: 3),
-        .push(entries: [], hops: 0),
-        .pullRequest(digest: digest),
-        .pullRequest(digest: [:]),
-        .pullAnswer(entries: entries, digest: digest),
+        ReplicationFrame.push(entries: entries, hops: 3, acknowledge: false),
+        .push(entries: [], hops: 0, acknowledge: true),
+        .pullRequest(from: "n1", digest: digest),
+        .pullRequest(from: "", digest: [:]),
+        .pullAnswer(from: "n2", entries: entries, digest: digest),
+        .acknowledgement(from: "n4", versions: entries.map(\.version)),
+        .acknowledgement(from: "n4", versions: []),
     ])
     func framesRoundTrip(frame: ReplicationFrame) throws {
         let bytes = ReplicationCodec.encode(frame)
@@ -27,7 +29,7 @@ struct ReplicationCodecTests {
     }
 
     @Test func everyTruncationIsRejected() {
-        let bytes = ReplicationCodec.encode(.pullAnswer(entries: Self.entries, digest: Self.digest))
+        let bytes = ReplicationCodec.encode(.pullAnswer(from: "n2", entries: Self.entries, digest: Self.digest))
         for cut in 0..<bytes.count {
             #expect(throws: WireError.self) { try ReplicationCodec.decode(Array(bytes.prefix(cut))) }
         }
@@ -35,14 +37,14 @@ struct ReplicationCodecTests {
     }
 
     @Test func hugeCountsAreRejectedBeforeAllocating() {
-        // push, hops 0, count = 2^63 as a varint
-        let bytes: [UInt8] = [0x52, 0x4B, 1, 1, 0] + Array(repeating: 0xff, count: 8) + [0x7f]
+        // push, hops 0, flags 0, count = 2^63 as a varint
+        let bytes: [UInt8] = [0x52, 0x4B, 1, 1, 0, 0] + Array(repeating: 0xff, count: 8) + [0x7f]
         #expect(throws: WireError.self) { try ReplicationCodec.decode(bytes) }
     }
 
     @Test func randomAndMutatedFramesNeverCrash() {
         var random = SeededRandom(seed: 7)
-        let seed = ReplicationCodec.encode(.pullAnswer(entries: Self.entries, digest: Self.digest))
+        let seed = ReplicationCodec.encode(.pullAnswer(from: "n2", entries: Self.entries, digest: Self.digest))
         for _ in 0..<20_000 {
             var input = seed
             for _ in 0..<Int.random(in: 1...4, using: &random) {

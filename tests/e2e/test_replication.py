@@ -1,6 +1,8 @@
 """Replicated key-value state across five real agents."""
 
 import json
+import os
+import signal
 import threading
 import time
 import urllib.parse
@@ -202,3 +204,64 @@ def test_node_joining_a_swarm_of_100k_keys_has_them_within_10s(swarm):
     took = time.monotonic() - start
     measure("join_100k_keys", took)
     assert took < 10
+
+
+def test_put_wait_all_returns_only_once_every_live_node_has_the_write(swarm):
+    agents = five(swarm)
+    latencies = []
+    for index in range(40):
+        writer = agents[index % 5]
+        start = time.monotonic()
+        answer = http(writer, "POST", "/v1/kv/put", {"key": f"waited/{index}", "value": str(index), "wait": "all"})
+        latencies.append(time.monotonic() - start)
+        assert answer["status"] == "ok", answer
+        assert sorted(answer["data"]["replicas"]) == sorted(a.name for a in agents)
+        # No polling: the put has returned, so every node must already hold the write.
+        for agent in agents:
+            entry = get(agent, f"waited/{index}")
+            assert entry and entry["value"] == str(index), f"{agent.name} lacks waited/{index} after put --wait all"
+    latencies.sort()
+    measure("put_wait_all_p50", latencies[19])
+    measure("put_wait_all_p99", latencies[-1])
+
+    text = agents[0].cli("put", "cli-waited", "v", "--wait", "all").stdout
+    assert len(json.loads(text)["data"]["replicas"]) == 5
+    counted = json.loads(agents[1].cli("put", "counted", "v", "--wait", "3").stdout)["data"]
+    assert len(counted["replicas"]) >= 3
+
+
+def test_put_wait_times_out_saying_how_many_nodes_had_the_write(swarm):
+    agents = five(swarm)
+    paused = agents[4]
+    os.kill(paused.popen.pid, signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        result = agents[0].cli("put", "partial", "v", "--wait", "all", "--timeout", "1s", check=False)
+        took = time.monotonic() - start
+        assert result.returncode == 1, result.stdout
+        error = json.loads(result.stderr)
+        assert error["code"] == "replication_timeout", error
+        assert "4 of 5" in error["message"] and "n5" in error["message"], error["message"]
+        assert 0.9 < took < 5, f"the wait took {took:.1f} s for a 1 s timeout"
+        assert get(agents[0], "partial")["value"] == "v", "a timed-out wait keeps the write"
+        too_many = agents[0].cli("put", "more", "v", "--wait", "9", "--timeout", "0.5s", check=False)
+        assert json.loads(too_many.stderr)["code"] == "replication_timeout"
+    finally:
+        os.kill(paused.popen.pid, signal.SIGCONT)
+    # Back: the paused node gets both the old write (anti-entropy) and a new waited one.
+    wait_until(lambda: get(paused, "partial"), 10, "the resumed node catches up")
+    result = agents[0].cli("put", "after", "v", "--wait", "all", "--timeout", "10s")
+    assert len(json.loads(result.stdout)["data"]["replicas"]) == 5
+
+
+def test_put_wait_rejects_bad_arguments(swarm):
+    agent = swarm.agent("solo")
+    bad = agent.cli("put", "k", "v", "--wait", "most", check=False)
+    assert bad.returncode == 1 and json.loads(bad.stderr)["code"] == "bad_arguments"
+    orphan = agent.cli("put", "k", "v", "--timeout", "1s", check=False)
+    assert orphan.returncode == 1 and json.loads(orphan.stderr)["code"] == "bad_arguments"
+    api = http(agent, "POST", "/v1/kv/put", {"key": "k", "value": "v", "wait": 0})
+    assert api["status"] == "error" and api["code"] == "bad_request"
+    assert http(agent, "GET", "/v1/kv/list")["data"]["entries"] == [], "nothing written"
+    alone = json.loads(agent.cli("put", "k", "v", "--wait", "all").stdout)["data"]
+    assert alone["replicas"] == ["solo"], "a lone node is all the live nodes"

@@ -10,7 +10,7 @@ import ServiceLifecycle
 ///
 /// Routes: `GET /v1/health`, `GET /v1/members`, `GET /v1/info`, `POST /v1/join`
 /// (`{"addresses":["host:port",…]}`), `POST /v1/leave`, `POST /v1/kv/put`
-/// (`{"key":…,"value":…,"ttlSeconds":…}`), `POST /v1/kv/batch` (`{"entries":[{"key","value"}…]}`),
+/// (`{"key":…,"value":…,"ttlSeconds":…,"ephemeral":…,"wait":"all"|N,"timeoutSeconds":…}`), `POST /v1/kv/batch` (`{"entries":[{"key","value"}…]}`),
 /// `POST /v1/kv/delete` (`{"key":…}`),
 /// `GET /v1/kv/get?key=…`, `GET /v1/kv/list?prefix=…`. When a token is configured every
 /// request must carry `Authorization: Bearer <token>`.
@@ -67,7 +67,9 @@ public struct APIServer: Service {
             return try ok(["left": true])
         }
         router.post("/v1/kv/put") { request, _ in
-            let put = try await decode(PutRequest.self, from: request, hint: #"send {"key":"k","value":"v","ttlSeconds":30,"ephemeral":false}"#)
+            let put = try await decode(
+                PutRequest.self, from: request,
+                hint: #"send {"key":"k","value":"v","ttlSeconds":30,"ephemeral":false,"wait":"all","timeoutSeconds":5}"#)
             var timeToLive: Duration?
             if let seconds = put.ttlSeconds {
                 guard seconds > 0, seconds <= 10 * 365 * 24 * 3600 else {
@@ -75,9 +77,24 @@ public struct APIServer: Service {
                 }
                 timeToLive = .milliseconds(Int64(seconds * 1000))
             }
+            var replicas: ReplicaTarget?
+            if let wait = put.wait {
+                guard let target = ReplicaTarget(wait.text) else {
+                    throw AgentError(
+                        code: "bad_request", message: "wait must be \"all\" or a positive number of nodes, not \(wait.text)",
+                        hint: #"send "wait":"all" or "wait":3"#)
+                }
+                replicas = target
+            }
+            let timeout = put.timeoutSeconds ?? 10
+            guard timeout > 0, timeout <= 3600 else {
+                throw AgentError(
+                    code: "bad_request", message: "timeoutSeconds must be in (0, 3600]", hint: "give the wait limit in seconds, e.g. 5")
+            }
             return try ok(
                 try await control.put(
-                    key: put.key, value: Array(put.value.utf8), timeToLive: timeToLive, ephemeral: put.ephemeral ?? false))
+                    key: put.key, value: Array(put.value.utf8), timeToLive: timeToLive, ephemeral: put.ephemeral ?? false,
+                    replicas: replicas, timeout: .milliseconds(Int64(timeout * 1000))))
         }
         router.post("/v1/kv/batch") { request, _ in
             let batch = try await decode(BatchRequest.self, from: request, hint: #"send {"entries":[{"key":"k","value":"v"},…]}"#)
@@ -110,6 +127,23 @@ public struct APIServer: Service {
         var value: String
         var ttlSeconds: Double?
         var ephemeral: Bool?
+        /// "all" or a number of nodes (the writer included) that must hold the write.
+        var wait: StringOrNumber?
+        var timeoutSeconds: Double?
+    }
+
+    /// A JSON value given either as a string or as a number.
+    struct StringOrNumber: Decodable {
+        var text: String
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            if let number = try? container.decode(Int.self) {
+                text = String(number)
+            } else {
+                text = try container.decode(String.self)
+            }
+        }
     }
 
     struct BatchRequest: Decodable {
@@ -204,6 +238,7 @@ struct EnvelopeErrors<Context: RequestContext>: RouterMiddleware {
         case "join_failed": .badGateway
         case "left": .conflict
         case "key_not_found": .notFound
+        case "replication_timeout": .gatewayTimeout
         case "empty_key", "key_too_long", "value_too_large": .badRequest
         default: .internalServerError
         }

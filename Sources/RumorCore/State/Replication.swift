@@ -50,6 +50,10 @@ public struct Replication: Sendable {
     public private(set) var departedWriters: Set<String> = []
     private var clock = HybridClock()
     private var random: SeededRandom
+    /// The digest each peer last sent us (in a pull request or answer): what it is known to hold.
+    private var peerDigests: [String: [String: HybridTimestamp]] = [:]
+    /// For our writes someone waits on (`put --wait`): the peers that acknowledged holding them.
+    private var acknowledgements: [Version: Set<String>] = [:]
 
     /// - Parameter restoring: state saved before a restart; the clock resumes past every
     ///   timestamp in it, so new writes win over old ones even if the wall clock went back.
@@ -98,11 +102,12 @@ public struct Replication: Sendable {
     }
 
     /// Writes a batch locally (all or nothing: every write is checked first) and pushes it to
-    /// `fanout` of `peers` as one message.
+    /// `fanout` of `peers` as one message. With `awaitingReplicas` the push asks every node that
+    /// gets it to acknowledge, and `holders(of:among:)` tracks who did.
     /// - Throws: `WriteError` for the first invalid write; nothing is written.
-    public mutating func write(_ writes: [Write], wallMilliseconds: UInt64, peers: [NodeAddress]) throws(WriteError)
-        -> (entries: [Entry], directives: [ReplicationDirective])
-    {
+    public mutating func write(
+        _ writes: [Write], wallMilliseconds: UInt64, peers: [NodeAddress], awaitingReplicas: Bool = false
+    ) throws(WriteError) -> (entries: [Entry], directives: [ReplicationDirective]) {
         for write in writes { try validate(write) }
         var entries: [Entry] = []
         entries.reserveCapacity(writes.count)
@@ -115,7 +120,12 @@ public struct Replication: Sendable {
             store.writeLocally(entry)
             entries.append(entry)
         }
-        return (entries, entries.isEmpty ? [] : push(entries, hops: 0, to: peers, excluding: nil))
+        if awaitingReplicas {
+            for entry in entries { acknowledgements[entry.version] = [] }
+        }
+        let directives =
+            entries.isEmpty ? [] : push(entries, hops: 0, acknowledge: awaitingReplicas, to: peers, excluding: nil)
+        return (entries, directives)
     }
 
     private func validate(_ write: Write) throws(WriteError) {
@@ -135,16 +145,55 @@ public struct Replication: Sendable {
         }
     }
 
-    /// Merges entries pushed by `sender`; relays the ones that were news.
+    /// Merges entries pushed by `sender`; relays the ones that were news. When the push asks for
+    /// `acknowledge`ment, tells each writer which of its pushed versions this node now holds.
     public mutating func receivePush(
-        _ entries: [Entry], hops: Int, from sender: NodeAddress, wallMilliseconds: UInt64, peers: [NodeAddress]
+        _ entries: [Entry], hops: Int, acknowledge: Bool = false, from sender: NodeAddress, wallMilliseconds: UInt64,
+        peers: [NodeAddress]
     ) -> [ReplicationDirective] {
         let news = mergeRemote(entries, wallMilliseconds: wallMilliseconds)
         var out: [ReplicationDirective] = news.isEmpty ? [] : [.applied(news)]
         if !news.isEmpty, hops + 1 <= settings.maximumHops {
-            out += push(news, hops: hops + 1, to: peers, excluding: sender)
+            out += push(news, hops: hops + 1, acknowledge: acknowledge, to: peers, excluding: sender)
+        }
+        if acknowledge {
+            let held = entries.filter { entry in store.entries[entry.key].map { $0.version >= entry.version } ?? false }
+            for (writer, versions) in Dictionary(grouping: held.map(\.version), by: \.origin) where writer != localName {
+                out.append(.acknowledge(versions, to: writer))
+            }
         }
         return out
+    }
+
+    /// `peer` reports holding these versions (or newer writes of their keys).
+    public mutating func receiveAcknowledgement(_ versions: [Version], from peer: String) {
+        for version in versions where acknowledgements[version] != nil {
+            acknowledgements[version]?.insert(peer)
+        }
+    }
+
+    /// The `peers` known to hold every one of `versions` (or newer writes of the same keys): by
+    /// their acknowledgement, or by the digest they last sent.
+    public func holders(of versions: [Version], among peers: [String]) -> [String] {
+        peers.filter { peer in
+            versions.allSatisfy { version in
+                if acknowledgements[version]?.contains(peer) == true { return true }
+                guard let held = peerDigests[peer]?[version.origin] else { return false }
+                return held >= version.timestamp
+            }
+        }
+    }
+
+    /// Stops tracking acknowledgements of `versions` (the wait for them is over).
+    public mutating func stopAwaiting(_ versions: [Version]) {
+        for version in versions { acknowledgements[version] = nil }
+    }
+
+    /// Pushes awaited writes straight to peers not yet known to hold them, asking for
+    /// acknowledgement, without relaying (`put --wait` repairs this way between anti-entropy rounds).
+    public func pushAgain(_ entries: [Entry], to peers: [NodeAddress]) -> [ReplicationDirective] {
+        guard !entries.isEmpty else { return [] }
+        return peers.map { .push(entries, hops: settings.maximumHops, acknowledge: true, to: $0) }
     }
 
     /// The anti-entropy timer fired: forget tombstones past the grace period, and pull from one
@@ -159,15 +208,19 @@ public struct Replication: Sendable {
         return out
     }
 
-    /// Answers a pull: the entries the requester's digest shows missing, and our digest.
-    public func answerPull(digest: [String: HybridTimestamp]) -> (entries: [Entry], digest: [String: HybridTimestamp]) {
-        (store.delta(since: digest), store.digest)
+    /// Answers `peer`'s pull: the entries its digest shows missing, and our digest.
+    public mutating func answerPull(digest: [String: HybridTimestamp], from peer: String)
+        -> (entries: [Entry], digest: [String: HybridTimestamp])
+    {
+        peerDigests[peer] = digest
+        return (store.delta(since: digest), store.digest)
     }
 
-    /// Merges the answer to our pull; afterwards we hold all the peer held.
+    /// Merges `peer`'s answer to our pull; afterwards we hold all the peer held.
     public mutating func receivePullAnswer(
-        entries: [Entry], digest: [String: HybridTimestamp], wallMilliseconds: UInt64
+        entries: [Entry], digest: [String: HybridTimestamp], from peer: String, wallMilliseconds: UInt64
     ) -> [ReplicationDirective] {
+        peerDigests[peer] = digest
         let news = mergeRemote(entries, wallMilliseconds: wallMilliseconds)
         store.acknowledge(digest)
         return news.isEmpty ? [] : [.applied(news)]
@@ -183,7 +236,12 @@ public struct Replication: Sendable {
 
     /// Records that a writer failed or left (its ephemeral entries vanish) or is back.
     public mutating func writer(_ name: String, isLive: Bool) {
-        if isLive { departedWriters.remove(name) } else { departedWriters.insert(name) }
+        if isLive {
+            departedWriters.remove(name)
+        } else {
+            departedWriters.insert(name)
+            peerDigests[name] = nil
+        }
     }
 
     /// The live entry for `key`, if any: not deleted, not expired, not ephemeral of a departed writer.
@@ -212,19 +270,22 @@ public struct Replication: Sendable {
         return news
     }
 
-    private mutating func push(_ entries: [Entry], hops: Int, to peers: [NodeAddress], excluding sender: NodeAddress?)
-        -> [ReplicationDirective]
-    {
+    private mutating func push(
+        _ entries: [Entry], hops: Int, acknowledge: Bool, to peers: [NodeAddress], excluding sender: NodeAddress?
+    ) -> [ReplicationDirective] {
         var candidates = peers.filter { $0 != sender }
         candidates.shuffle(using: &random)
-        return candidates.prefix(settings.fanout).map { .push(entries, hops: hops, to: $0) }
+        return candidates.prefix(settings.fanout).map { .push(entries, hops: hops, acknowledge: acknowledge, to: $0) }
     }
 }
 
 /// Something the driver must do for the replication machine.
 public enum ReplicationDirective: Sendable, Hashable {
-    /// Send these entries to `to` (a packet when small, a stream otherwise).
-    case push([Entry], hops: Int, to: NodeAddress)
+    /// Send these entries to `to` (a packet when small, a stream otherwise), asking for an
+    /// acknowledgement when `acknowledge`.
+    case push([Entry], hops: Int, acknowledge: Bool, to: NodeAddress)
+    /// Tell the member named `to` that this node holds these versions of its writes.
+    case acknowledge([Version], to: String)
     /// Ask `from` for what `digest` lacks, then call `receivePullAnswer`.
     case pull(from: NodeAddress, digest: [String: HybridTimestamp])
     /// Call `antiEntropyTimerFired` after this long.
