@@ -26,6 +26,12 @@ public actor Agent: Service, AgentControl {
 
     private var membership: Membership
     private var replication: Replication
+    /// The order keys changed here, for watchers (`watch`); saved with the entries.
+    private var changes: ChangeLog
+    /// Wakes each open watch when the change log grows, by watch id.
+    private var watchWakeups: [Int: AsyncStream<Void>.Continuation] = [:]
+    private var nextWatch = 0
+    private var watchesEnded = false
     /// The durable copy of the key-value state; nil when running in memory (no --data-dir).
     private let storage: EntryStorage?
     /// When the state was last reconciled with a peer (wall milliseconds).
@@ -104,7 +110,7 @@ public actor Agent: Service, AgentControl {
             settings: configuration.membership, seed: seed, now: .zero)
         if let directory = configuration.dataDirectory {
             let storage = try EntryStorage(directory: directory)
-            var saved: KeyValueStore
+            var saved: EntryStorage.Saved
             var lastSynced: UInt64?
             do {
                 saved = try storage.load()
@@ -121,17 +127,20 @@ public actor Agent: Service, AgentControl {
                 // deleted keys back. Start empty and let anti-entropy resend the live state.
                 logger.warning(
                     "saved state is older than the tombstone grace period; discarding it and resyncing",
-                    metadata: ["lastSyncedSecondsAgo": "\((wall - synced) / 1000)", "keys": "\(saved.entries.count)"])
-                try storage.reset()
-                saved = KeyValueStore()
+                    metadata: ["lastSyncedSecondsAgo": "\((wall - synced) / 1000)", "keys": "\(saved.store.entries.count)"])
+                saved.changes.reset()
+                try storage.reset(compactedThrough: saved.changes.compactedThrough)
+                saved.store = KeyValueStore()
                 lastSynced = nil
             }
             self.storage = storage
             self.lastSynced = lastSynced
+            self.changes = saved.changes
             self.replication = Replication(
-                localName: configuration.name, settings: configuration.replication, seed: seed &+ 1, restoring: saved)
+                localName: configuration.name, settings: configuration.replication, seed: seed &+ 1, restoring: saved.store)
         } else {
             self.storage = nil
+            self.changes = ChangeLog()
             self.replication = Replication(localName: configuration.name, settings: configuration.replication, seed: seed &+ 1)
         }
         (self.events, self.eventSink) = AsyncStream.makeStream(of: Event.self)
@@ -168,6 +177,7 @@ public actor Agent: Service, AgentControl {
 
     private func closeSockets() async {
         stopped = true
+        finishWatches()
         await packets?.close()
         await listener?.close()
         eventSink.finish()
@@ -485,11 +495,13 @@ public actor Agent: Service, AgentControl {
 
     private func report(_ event: MemberEvent) {
         let member = event.member
+        let visibilityChanged: [Entry]
         switch event.kind {
-        case .failed, .left: replication.writer(member.name, isLive: false)
-        case .joined, .recovered: replication.writer(member.name, isLive: true)
-        case .updated, .suspected, .reaped: break
+        case .failed, .left: visibilityChanged = replication.writer(member.name, isLive: false)
+        case .joined, .recovered: visibilityChanged = replication.writer(member.name, isLive: true)
+        case .updated, .suspected, .reaped: visibilityChanged = []
         }
+        touch(visibilityChanged)
         counters.add("member_events_\(event.kind.rawValue)")
         Counter(label: "rumor_member_events", dimensions: [("kind", event.kind.rawValue)]).increment()
         let metadata: Logger.Metadata = [
@@ -569,11 +581,15 @@ public actor Agent: Service, AgentControl {
                 }
             case .applied(let entries):
                 counters.add("replication_entries_applied", UInt64(entries.count))
-                persist(entries, digest: [:])
+                persist(entries, sequences: recordChanges(entries.map(\.key)), digest: [:])
+            case .expired(let entries):
+                counters.add("values_expired", UInt64(entries.count))
+                touch(entries)
             case .forgot(let keys):
                 counters.add("tombstones_collected", UInt64(keys.count))
+                for key in keys { changes.forget(key) }
                 do {
-                    try storage?.forget(keys)
+                    try storage?.forget(keys, compactedThrough: changes.compactedThrough)
                 } catch {
                     counters.add("storage_errors")
                     logger.error("cannot delete collected tombstones", metadata: ["error": "\(error)"])
@@ -609,12 +625,34 @@ public actor Agent: Service, AgentControl {
         counters.add(name)
     }
 
+    /// Gives each changed key the next change-log sequence number and wakes the watchers.
+    private func recordChanges(_ keys: some Sequence<String>) -> [String: UInt64] {
+        var sequences: [String: UInt64] = [:]
+        for key in keys { sequences[key] = changes.record(key) }
+        if !sequences.isEmpty {
+            for wake in watchWakeups.values { wake.yield() }
+        }
+        return sequences
+    }
+
+    /// Records entries whose visibility changed without a write (expired, writer left or back).
+    private func touch(_ entries: [Entry]) {
+        guard !entries.isEmpty else { return }
+        let sequences = recordChanges(entries.map(\.key))
+        do {
+            try storage?.touch(sequences)
+        } catch {
+            counters.add("storage_errors")
+            logger.error("cannot save change-log positions", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// Saves remote state; a failure is logged and counted (the data is still in memory and
     /// anti-entropy will offer it again after a restart).
-    private func persist(_ entries: [Entry], digest: [String: HybridTimestamp]) {
+    private func persist(_ entries: [Entry], sequences: [String: UInt64], digest: [String: HybridTimestamp]) {
         guard let storage, !(entries.isEmpty && digest.isEmpty) else { return }
         do {
-            try storage.save(entries, digest: digest)
+            try storage.save(entries, sequences: sequences, digest: digest)
         } catch {
             counters.add("storage_errors")
             logger.error("cannot save replicated state", metadata: ["error": "\(error)"])
@@ -640,7 +678,7 @@ public actor Agent: Service, AgentControl {
             execute(
                 replication.receivePullAnswer(entries: entries, digest: theirs, from: peer, wallMilliseconds: wallMilliseconds))
             checkReplicaWaits()
-            persist([], digest: replication.store.digest)
+            persist([], sequences: [:], digest: replication.store.digest)
             let synced = wallMilliseconds
             lastSynced = synced
             do {
@@ -693,10 +731,11 @@ public actor Agent: Service, AgentControl {
         } catch {
             throw AgentError(code: error.code.rawValue, message: error.message, hint: error.hint)
         }
+        let sequences = recordChanges(entries.map(\.key))
         // Durable before acknowledged: the put returns only after the commit.
         do {
             if let last = entries.last {
-                try storage?.save(entries, digest: [configuration.name: last.version.timestamp])
+                try storage?.save(entries, sequences: sequences, digest: [configuration.name: last.version.timestamp])
             }
         } catch {
             counters.add("storage_errors")
@@ -796,11 +835,91 @@ public actor Agent: Service, AgentControl {
         return StateStatus(
             values: values, tombstones: tombstones,
             digest: replication.store.digest.mapValues(\.description),
-            lastSyncedMillisecondsAgo: lastSynced.map { wall > $0 ? wall - $0 : 0 }, durable: storage != nil)
+            lastSyncedMillisecondsAgo: lastSynced.map { wall > $0 ? wall - $0 : 0 }, durable: storage != nil,
+            seq: changes.last)
     }
 
-    public func list(prefix: String) async -> [EntrySnapshot] {
-        replication.list(prefix: prefix, wallMilliseconds: wallMilliseconds).map(EntrySnapshot.init)
+    public func list(prefix: String) async -> EntryList {
+        let entries = replication.list(prefix: prefix, wallMilliseconds: wallMilliseconds).map { entry in
+            var snapshot = EntrySnapshot(entry)
+            snapshot.seq = changes.sequence(of: entry.key)
+            return snapshot
+        }
+        return EntryList(entries: entries, seq: changes.last)
+    }
+
+    // MARK: - Watching
+
+    public func watch(prefix: String, from: UInt64?) async throws -> AsyncThrowingStream<[EntrySnapshot], any Error> {
+        let start = from ?? changes.last
+        guard start <= changes.last else {
+            throw AgentError(
+                code: "watch_ahead",
+                message: "seq \(start) is beyond this agent's change log, which ends at \(changes.last)",
+                hint: "the agent may have restarted without --data-dir; list again and watch from the seq it returns")
+        }
+        try checkResumable(from: start)
+        let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let id = nextWatch
+        nextWatch += 1
+        if watchesEnded {
+            wake.finish()
+        } else {
+            watchWakeups[id] = wake
+            wake.onTermination = { [weak self] _ in Task { await self?.forgetWatch(id) } }
+        }
+        counters.add("watches_opened")
+        let session = WatchSession(agent: self, prefix: prefix, cursor: start, wakeups: wakeups)
+        return AsyncThrowingStream { try await session.next() }
+    }
+
+    public func endWatches() async {
+        finishWatches()
+    }
+
+    private func finishWatches() {
+        watchesEnded = true
+        let wakeups = watchWakeups
+        watchWakeups = [:]
+        for wake in wakeups.values { wake.finish() }
+    }
+
+    private func forgetWatch(_ id: Int) {
+        watchWakeups[id] = nil
+    }
+
+    private func checkResumable(from sequence: UInt64) throws {
+        guard sequence >= changes.compactedThrough else {
+            throw AgentError(
+                code: "watch_compacted",
+                message: "changes after seq \(sequence) are no longer all known: keys changed up to seq \(changes.compactedThrough) were since forgotten (tombstone grace)",
+                hint: "list the keys again and watch from the seq the list returns")
+        }
+    }
+
+    /// The latest changes after `sequence` under `prefix` (a bounded batch), as watchers see
+    /// them, and the sequence number to continue from.
+    func watchBatch(after sequence: UInt64, prefix: String) throws -> (changes: [EntrySnapshot], through: UInt64) {
+        try checkResumable(from: sequence)
+        let (found, through) = changes.changes(after: sequence, prefix: prefix, limit: 512)
+        let wall = wallMilliseconds
+        let snapshots = found.compactMap { change -> EntrySnapshot? in
+            guard let entry = replication.store.entries[change.key] else { return nil }
+            var snapshot = EntrySnapshot(entry)
+            snapshot.seq = change.sequence
+            if replication.read(change.key, wallMilliseconds: wall) != nil {
+                snapshot.change = "put"
+            } else {
+                snapshot.value = nil
+                snapshot.valueBase64 = nil
+                snapshot.deleted = true
+                snapshot.change =
+                    entry.isTombstone
+                    ? "delete" : entry.ephemeral && replication.departedWriters.contains(entry.version.origin) ? "depart" : "expire"
+            }
+            return snapshot
+        }
+        return (snapshots, through)
     }
 
     /// The metadata announced to others: the operator's `--meta` plus the replication marker.
@@ -864,4 +983,33 @@ struct AgentCounters: Sendable {
 func dropReason(_ error: WireError) -> String {
     if case .labelMismatch = error.code { return "label" }
     return "\(error.code)"
+}
+
+/// One open watch: pulls batches of changes from the agent as the consumer asks for them, and
+/// sleeps until the change log grows when there are none, so a slow reader costs no buffering.
+private actor WatchSession {
+    let agent: Agent
+    let prefix: String
+    var cursor: UInt64
+    var wakeups: AsyncStream<Void>.AsyncIterator
+
+    init(agent: Agent, prefix: String, cursor: UInt64, wakeups: AsyncStream<Void>) {
+        self.agent = agent
+        self.prefix = prefix
+        self.cursor = cursor
+        self.wakeups = wakeups.makeAsyncIterator()
+    }
+
+    /// The next batch of changes; nil once the agent ends the watch (shutting down).
+    func next() async throws -> [EntrySnapshot]? {
+        while true {
+            let (batch, through) = try await agent.watchBatch(after: cursor, prefix: prefix)
+            cursor = through
+            if !batch.isEmpty { return batch }
+            var iterator = wakeups
+            let woken = await iterator.next(isolation: self)
+            wakeups = iterator
+            if woken == nil { return nil }
+        }
+    }
 }

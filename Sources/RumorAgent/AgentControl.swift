@@ -31,8 +31,16 @@ public protocol AgentControl: Sendable {
     func delete(key: String) async throws -> EntrySnapshot
     /// The live value of `key`, if any.
     func get(key: String) async -> EntrySnapshot?
-    /// Live entries whose key starts with `prefix`, sorted by key.
-    func list(prefix: String) async -> [EntrySnapshot]
+    /// Live entries whose key starts with `prefix`, sorted by key, and the change-log position
+    /// they reflect (watch from there to follow them).
+    func list(prefix: String) async -> EntryList
+    /// Changes to keys under `prefix` after change-log position `from` (nil: from now on), in
+    /// batches, oldest first, each key at its latest state; then new changes as they happen.
+    /// The stream ends when the agent shuts down. Throws `watch_compacted` when changes after
+    /// `from` were forgotten, `watch_ahead` when `from` is beyond the log.
+    func watch(prefix: String, from: UInt64?) async throws -> AsyncThrowingStream<[EntrySnapshot], any Error>
+    /// Ends every open watch (the API is shutting down).
+    func endWatches() async
     /// A summary of the replicated state.
     func status() async -> StateStatus
 }
@@ -75,13 +83,29 @@ public struct StateStatus: Codable, Sendable, Hashable {
     public var lastSyncedMillisecondsAgo: UInt64?
     /// Whether the state survives restarts (a --data-dir is set).
     public var durable: Bool
+    /// The newest change-log position (see `watch`).
+    public var seq: UInt64
 
-    public init(values: Int, tombstones: Int, digest: [String: String], lastSyncedMillisecondsAgo: UInt64?, durable: Bool) {
+    public init(
+        values: Int, tombstones: Int, digest: [String: String], lastSyncedMillisecondsAgo: UInt64?, durable: Bool, seq: UInt64
+    ) {
         self.values = values
         self.tombstones = tombstones
         self.digest = digest
         self.lastSyncedMillisecondsAgo = lastSyncedMillisecondsAgo
         self.durable = durable
+        self.seq = seq
+    }
+}
+
+/// The answer to `list`: entries, and the change-log position they reflect.
+public struct EntryList: Codable, Sendable, Hashable {
+    public var entries: [EntrySnapshot]
+    public var seq: UInt64
+
+    public init(entries: [EntrySnapshot], seq: UInt64) {
+        self.entries = entries
+        self.seq = seq
     }
 }
 
@@ -103,6 +127,11 @@ public struct EntrySnapshot: Codable, Sendable, Hashable {
     public var ephemeral: Bool
     /// For `put --wait`: the nodes known to hold the write, the writer first.
     public var replicas: [String]?
+    /// The key's position in this node's change log (in `list` and `watch`).
+    public var seq: UInt64?
+    /// In `watch`: what happened: `put`, `delete`, `expire` (time to live ran out) or `depart`
+    /// (an ephemeral value's writer failed or left).
+    public var change: String?
 
     public init(_ entry: Entry) {
         key = entry.key

@@ -53,3 +53,77 @@ struct APIClient {
         return (try JSONDecoder().decode(T.self, from: json), envelope)
     }
 }
+
+extension APIClient {
+    /// Streams a long-lived response line by line (`watch`). An error answer (a JSON envelope
+    /// with a non-2xx status) is thrown as its `AgentError`.
+    func lines(_ path: String) throws -> AsyncThrowingStream<String, any Error> {
+        guard let url = URL(string: "http://\(address)\(path)") else {
+            throw AgentError(code: "bad_arguments", message: "'\(address)' is not a valid API address", hint: "use --api HOST:PORT")
+        }
+        // A watch may stay quiet for a long time: no idle timeout.
+        var request = URLRequest(url: url, timeoutInterval: 365 * 24 * 3600)
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: String.self)
+        let receiver = LineReceiver(address: address, continuation: continuation)
+        let session = URLSession(configuration: .default, delegate: receiver, delegateQueue: nil)
+        let task = session.dataTask(with: request)
+        continuation.onTermination = { _ in
+            task.cancel()
+            session.invalidateAndCancel()
+        }
+        task.resume()
+        return stream
+    }
+}
+
+/// Splits a streamed response into lines as bytes arrive (URLSession calls it on its own queue,
+/// one callback at a time).
+private final class LineReceiver: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+    let address: String
+    let continuation: AsyncThrowingStream<String, any Error>.Continuation
+    private var pending = Data()
+    private var status = 0
+
+    init(address: String, continuation: AsyncThrowingStream<String, any Error>.Continuation) {
+        self.address = address
+        self.continuation = continuation
+    }
+
+    func urlSession(
+        _ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+        completionHandler: @escaping (URLSession.ResponseDisposition) -> Void
+    ) {
+        status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        completionHandler(.allow)
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+        pending.append(data)
+        guard status == 200 else { return }  // an error envelope: read it whole at the end
+        while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+            let line = String(decoding: pending[pending.startIndex..<newline], as: UTF8.self)
+            pending.removeSubrange(pending.startIndex...newline)
+            if !line.isEmpty { continuation.yield(line) }
+        }
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
+        if let error {
+            continuation.finish(
+                throwing: AgentError(
+                    code: "agent_unreachable", message: "cannot reach the agent API at \(address): \(error.localizedDescription)",
+                    hint: "is `rumor agent` running? start one with `rumor agent --name n1`, or point --api (RUMOR_API) at it"))
+        } else if status != 200 {
+            let object = (try? JSONSerialization.jsonObject(with: pending)) as? [String: Any]
+            continuation.finish(
+                throwing: AgentError(
+                    code: object?["code"] as? String ?? "bad_response",
+                    message: object?["message"] as? String ?? "the agent answered HTTP \(status)",
+                    hint: object?["hint"] as? String ?? "is --api pointing at a Rumor agent's API port?"))
+        } else {
+            continuation.finish()
+        }
+        session.finishTasksAndInvalidate()
+    }
+}

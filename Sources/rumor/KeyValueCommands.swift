@@ -115,9 +115,44 @@ struct StatusCommand: AsyncParsableCommand {
                 values:      \(status.values)
                 tombstones:  \(status.tombstones)
                 durable:     \(status.durable)
+                seq:         \(status.seq)
                 last sync:   \(synced)
                 digest:
                 \(digest)
                 """)
+    }
+}
+
+struct WatchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "watch",
+        abstract: "Print changes as they happen, one JSON object per line (NDJSON).",
+        discussion: """
+            Each line is a key's new state with its `seq` (this agent's change-log position) and \
+            `change` (put, delete, expire or depart). Resume after an interruption with \
+            --from <the last seq you processed>; --from 0 replays every key first.
+            """)
+    @OptionGroup var options: ClientOptions
+    @Argument(help: "Only keys starting with this.") var prefix: String = ""
+    @Option(help: "Start after this change-log seq (0 replays every key); default: only new changes.") var from: UInt64?
+
+    func run() async throws {
+        var components = URLComponents()
+        components.queryItems = [URLQueryItem(name: "prefix", value: prefix)] + (from.map { [URLQueryItem(name: "from", value: String($0))] } ?? [])
+        let query = components.percentEncodedQuery ?? ""
+        var last = from
+        for try await line in try options.client().lines("/v1/kv/watch?\(query)") {
+            let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+            if object?["status"] as? String == "error" {
+                throw AgentError(
+                    code: object?["code"] as? String ?? "error", message: object?["message"] as? String ?? line,
+                    hint: object?["hint"] as? String ?? "")
+            }
+            if let seq = object?["seq"] as? NSNumber { last = seq.uint64Value }
+            Output.print(line)
+        }
+        throw AgentError(
+            code: "watch_ended", message: "the agent ended the watch (it is shutting down)",
+            hint: "resume with `rumor watch \(prefix.isEmpty ? "" : "\(prefix) ")--from \(last.map(String.init) ?? "0")` once it is back")
     }
 }

@@ -6,10 +6,11 @@ import RumorAgent
 struct Rumor: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rumor",
-        abstract: "Gossip membership for swarms of agents, services and machines.",
+        abstract: "Gossip membership and a replicated key-value store for swarms of agents, services and machines.",
         subcommands: [
             AgentCommand.self, MembersCommand.self, JoinCommand.self, LeaveCommand.self, InfoCommand.self,
-            PutCommand.self, GetCommand.self, DeleteCommand.self, ListCommand.self, StatusCommand.self,
+            PutCommand.self, GetCommand.self, DeleteCommand.self, ListCommand.self, WatchCommand.self,
+            StatusCommand.self,
         ])
 
     /// Parses and runs, reporting every failure as `code`/`message`/`hint` (JSON with `--json`)

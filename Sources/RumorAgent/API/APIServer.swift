@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
@@ -12,7 +13,9 @@ import ServiceLifecycle
 /// (`{"addresses":["host:port",…]}`), `POST /v1/leave`, `POST /v1/kv/put`
 /// (`{"key":…,"value":…,"ttlSeconds":…,"ephemeral":…,"wait":"all"|N,"timeoutSeconds":…}`), `POST /v1/kv/batch` (`{"entries":[{"key","value"}…]}`),
 /// `POST /v1/kv/delete` (`{"key":…}`),
-/// `GET /v1/kv/get?key=…`, `GET /v1/kv/list?prefix=…`. When a token is configured every
+/// `GET /v1/kv/get?key=…`, `GET /v1/kv/list?prefix=…`, `GET /v1/kv/status`,
+/// `GET /v1/kv/watch?prefix=…&from=SEQ` (NDJSON, or server-sent events with
+/// `Accept: text/event-stream`, resumable with `Last-Event-ID`). When a token is configured every
 /// request must carry `Authorization: Bearer <token>`.
 public struct APIServer: Service {
     let control: any AgentControl
@@ -36,7 +39,13 @@ public struct APIServer: Service {
             router: Self.router(control: control, token: token),
             configuration: .init(address: .hostname(host, port: port), serverName: "rumor"),
             logger: logger)
-        try await application.runService()
+        let control = self.control
+        // Open watches would hold the server's graceful shutdown forever: end them first.
+        try await withGracefulShutdownHandler {
+            try await application.runService()
+        } onGracefulShutdown: {
+            Task { await control.endWatches() }
+        }
     }
 
     /// The routes, separate from the socket so tests can drive them directly.
@@ -117,7 +126,27 @@ public struct APIServer: Service {
         router.get("/v1/kv/status") { _, _ in try ok(await control.status()) }
         router.get("/v1/kv/list") { request, _ in
             let prefix = request.uri.queryParameters.get("prefix") ?? ""
-            return try ok(EntriesData(entries: await control.list(prefix: prefix)))
+            return try ok(await control.list(prefix: prefix))
+        }
+        router.get("/v1/kv/watch") { request, _ in
+            let prefix = request.uri.queryParameters.get("prefix") ?? ""
+            var from: UInt64?
+            if let text = request.uri.queryParameters.get("from") ?? request.headers[lastEventID] {
+                guard let value = UInt64(text) else {
+                    throw AgentError(
+                        code: "bad_request", message: "from must be a change-log seq (a non-negative integer), not \(text)",
+                        hint: "use the seq of the last change you processed, or 0 to replay every key")
+                }
+                from = value
+            }
+            let events = request.headers[.accept]?.contains("text/event-stream") == true
+            let changes = try await control.watch(prefix: prefix, from: from)
+            return Response(
+                status: .ok,
+                headers: [.contentType: events ? "text/event-stream" : "application/x-ndjson", .cacheControl: "no-cache"],
+                body: ResponseBody { writer in
+                    try await streamChanges(changes, asServerSentEvents: events, to: &writer)
+                })
         }
         return router
     }
@@ -159,8 +188,32 @@ public struct APIServer: Service {
         var key: String
     }
 
-    struct EntriesData: Encodable {
-        var entries: [EntrySnapshot]
+    static let lastEventID = HTTPField.Name("Last-Event-ID")!
+
+    /// Writes each change as an NDJSON line or a server-sent event (`id:` is its seq). An error
+    /// mid-stream (the reader fell behind compaction) becomes a final error envelope line.
+    static func streamChanges(
+        _ changes: AsyncThrowingStream<[EntrySnapshot], any Error>, asServerSentEvents events: Bool,
+        to writer: inout any ResponseBodyWriter
+    ) async throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        do {
+            for try await batch in changes {
+                var text = ""
+                for change in batch {
+                    let line = String(decoding: try encoder.encode(change), as: UTF8.self)
+                    text += events ? "id: \(change.seq ?? 0)\ndata: \(line)\n\n" : line + "\n"
+                }
+                try await writer.write(ByteBuffer(string: text))
+            }
+        } catch let error as AgentError {
+            let line = String(
+                decoding: try encoder.encode(ErrorEnvelope(code: error.code, message: error.message, hint: error.hint)),
+                as: UTF8.self)
+            try await writer.write(ByteBuffer(string: events ? "event: error\ndata: \(line)\n\n" : line + "\n"))
+        }
+        try await writer.finish(nil)
     }
 
     /// Decodes a bounded JSON body, or throws `bad_request` with `hint`.
@@ -220,7 +273,7 @@ struct EnvelopeErrors<Context: RequestContext>: RouterMiddleware {
             let code = error.status == .notFound ? "not_found" : error.status == .contentTooLarge ? "too_large" : "bad_request"
             let hint =
                 error.status == .notFound
-                ? "routes: GET /v1/health, /v1/members, /v1/info, /v1/kv/get, /v1/kv/list, /v1/kv/status; POST /v1/join, /v1/leave, /v1/kv/put, /v1/kv/batch, /v1/kv/delete"
+                ? "routes: GET /v1/health, /v1/members, /v1/info, /v1/kv/get, /v1/kv/list, /v1/kv/status, /v1/kv/watch; POST /v1/join, /v1/leave, /v1/kv/put, /v1/kv/batch, /v1/kv/delete"
                 : "check the request"
             return try json(
                 ErrorEnvelope(code: code, message: "\(request.method) \(request.uri.path): \(error.status.reasonPhrase)", hint: hint),
@@ -238,6 +291,8 @@ struct EnvelopeErrors<Context: RequestContext>: RouterMiddleware {
         case "join_failed": .badGateway
         case "left": .conflict
         case "key_not_found": .notFound
+        case "watch_compacted": .gone
+        case "watch_ahead": .conflict
         case "replication_timeout": .gatewayTimeout
         case "empty_key", "key_too_long", "value_too_large": .badRequest
         default: .internalServerError

@@ -38,6 +38,13 @@ final class EntryStorage: Sendable {
             migrator.registerMigration("v2: last sync") { db in
                 try db.execute(sql: "CREATE TABLE sync (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL)")
             }
+            migrator.registerMigration("v3: change log") { db in
+                try db.execute(
+                    sql: """
+                        ALTER TABLE entry ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+                        CREATE TABLE changelog (id INTEGER PRIMARY KEY CHECK (id = 1), compacted INTEGER NOT NULL);
+                        """)
+            }
             try migrator.migrate(database)
         } catch {
             throw AgentError(
@@ -46,10 +53,20 @@ final class EntryStorage: Sendable {
         }
     }
 
-    /// Everything saved: the store as it was when last written.
-    func load() throws -> KeyValueStore {
+    /// What `load` returns: the store, and the change log watchers resume from.
+    struct Saved {
+        var store: KeyValueStore
+        var changes: ChangeLog
+    }
+
+    /// Everything saved: the store and change log as they were when last written.
+    func load() throws -> Saved {
         try database.read { db in
-            let entries = try Row.fetchAll(db, sql: "SELECT key, value, timestamp, origin, expires, ephemeral FROM entry").map { row in
+            var sequences: [String: UInt64] = [:]
+            let rows = try Row.fetchAll(db, sql: "SELECT key, value, timestamp, origin, expires, ephemeral, seq FROM entry")
+            let entries = rows.map { row in
+                let seq: Int64 = row["seq"]
+                sequences[row["key"]] = UInt64(bitPattern: seq)
                 let value: Data? = row["value"]
                 let timestamp: Int64 = row["timestamp"]
                 let expires: Int64? = row["expires"]
@@ -63,23 +80,29 @@ final class EntryStorage: Sendable {
                 let timestamp: Int64 = row["timestamp"]
                 digest[row["origin"]] = HybridTimestamp(rawValue: UInt64(bitPattern: timestamp))
             }
-            return KeyValueStore(entries: entries, digest: digest)
+            let compacted = try Int64.fetchOne(db, sql: "SELECT compacted FROM changelog WHERE id = 1") ?? 0
+            return Saved(
+                store: KeyValueStore(entries: entries, digest: digest),
+                changes: ChangeLog(restoring: sequences, compactedThrough: UInt64(bitPattern: compacted)))
         }
     }
 
-    /// Saves winning entries and digest values in one transaction.
-    func save(_ entries: [Entry], digest: [String: HybridTimestamp]) throws {
+    /// Saves winning entries (with their change-log sequence numbers) and digest values in one
+    /// transaction.
+    func save(_ entries: [Entry], sequences: [String: UInt64], digest: [String: HybridTimestamp]) throws {
         try database.write { db in
             for entry in entries {
                 try db.execute(
                     sql: """
-                        INSERT INTO entry (key, value, timestamp, origin, expires, ephemeral) VALUES (?, ?, ?, ?, ?, ?)
+                        INSERT INTO entry (key, value, timestamp, origin, expires, ephemeral, seq) VALUES (?, ?, ?, ?, ?, ?, ?)
                         ON CONFLICT(key) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp,
-                            origin = excluded.origin, expires = excluded.expires, ephemeral = excluded.ephemeral
+                            origin = excluded.origin, expires = excluded.expires, ephemeral = excluded.ephemeral,
+                            seq = excluded.seq
                         """,
                     arguments: [
                         entry.key, entry.value.map { Data($0) }, Int64(bitPattern: entry.version.timestamp.rawValue),
                         entry.version.origin, entry.expiresAtMilliseconds.map { Int64(bitPattern: $0) }, entry.ephemeral,
+                        Int64(bitPattern: sequences[entry.key] ?? 0),
                     ])
             }
             for (origin, timestamp) in digest {
@@ -93,11 +116,29 @@ final class EntryStorage: Sendable {
         }
     }
 
-    /// Deletes forgotten keys (collected tombstones and expired values).
-    func forget(_ keys: [String]) throws {
+    /// Records new change-log sequence numbers of keys whose visibility changed without a write
+    /// (a value expired, an ephemeral value's writer left or came back).
+    func touch(_ sequences: [String: UInt64]) throws {
+        try database.write { db in
+            for (key, seq) in sequences {
+                try db.execute(sql: "UPDATE entry SET seq = ? WHERE key = ?", arguments: [Int64(bitPattern: seq), key])
+            }
+        }
+    }
+
+    /// Deletes forgotten keys (collected tombstones and expired values) and records how far the
+    /// change log is now compacted.
+    func forget(_ keys: [String], compactedThrough: UInt64) throws {
         try database.write { db in
             for key in keys { try db.execute(sql: "DELETE FROM entry WHERE key = ?", arguments: [key]) }
+            try Self.recordCompaction(compactedThrough, db)
         }
+    }
+
+    private static func recordCompaction(_ compacted: UInt64, _ db: Database) throws {
+        try db.execute(
+            sql: "INSERT INTO changelog (id, compacted) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET compacted = excluded.compacted",
+            arguments: [Int64(bitPattern: compacted)])
     }
 
     /// When the state was last reconciled with a peer (milliseconds since the epoch), if ever.
@@ -116,10 +157,12 @@ final class EntryStorage: Sendable {
         }
     }
 
-    /// Discards every saved entry and digest (the state is too old to merge safely).
-    func reset() throws {
+    /// Discards every saved entry and digest (the state is too old to merge safely); the change
+    /// log counts as compacted through `compactedThrough` so sequence numbers are never reused.
+    func reset(compactedThrough: UInt64) throws {
         try database.write { db in
             try db.execute(sql: "DELETE FROM entry; DELETE FROM digest; DELETE FROM sync")
+            try Self.recordCompaction(compactedThrough, db)
         }
     }
 }

@@ -54,6 +54,8 @@ public struct Replication: Sendable {
     private var peerDigests: [String: [String: HybridTimestamp]] = [:]
     /// For our writes someone waits on (`put --wait`): the peers that acknowledged holding them.
     private var acknowledgements: [Version: Set<String>] = [:]
+    /// Values whose time to live ran out up to here have been reported as `expired`.
+    private var expiryReportedThrough: UInt64 = 0
 
     /// - Parameter restoring: state saved before a restart; the clock resumes past every
     ///   timestamp in it, so new writes win over old ones even if the wall clock went back.
@@ -196,10 +198,17 @@ public struct Replication: Sendable {
         return peers.map { .push(entries, hops: settings.maximumHops, acknowledge: true, to: $0) }
     }
 
-    /// The anti-entropy timer fired: forget tombstones past the grace period, and pull from one
-    /// random peer.
+    /// The anti-entropy timer fired: report values whose time to live ran out, forget tombstones
+    /// past the grace period, and pull from one random peer.
     public mutating func antiEntropyTimerFired(peers: [NodeAddress], wallMilliseconds: UInt64) -> [ReplicationDirective] {
         var out: [ReplicationDirective] = [.startAntiEntropyTimer(after: settings.antiEntropyInterval)]
+        let since = expiryReportedThrough
+        let expired = store.entries.values.filter { entry in
+            guard !entry.isTombstone, let expiry = entry.expiresAtMilliseconds else { return false }
+            return expiry > since && expiry <= wallMilliseconds
+        }
+        expiryReportedThrough = max(since, wallMilliseconds)
+        if !expired.isEmpty { out.append(.expired(expired)) }
         let collected = store.collectTombstones(nowMilliseconds: wallMilliseconds, graceMilliseconds: graceMilliseconds)
         if !collected.isEmpty { out.append(.forgot(collected)) }
         if let peer = peers.randomElement(using: &random) {
@@ -234,14 +243,19 @@ public struct Replication: Sendable {
         wallMilliseconds > lastSyncedMilliseconds && wallMilliseconds - lastSyncedMilliseconds > graceMilliseconds
     }
 
-    /// Records that a writer failed or left (its ephemeral entries vanish) or is back.
-    public mutating func writer(_ name: String, isLive: Bool) {
+    /// Records that a writer failed or left (its ephemeral entries vanish) or is back (they
+    /// return). Returns the entries whose visibility changed.
+    @discardableResult
+    public mutating func writer(_ name: String, isLive: Bool) -> [Entry] {
+        let changed: Bool
         if isLive {
-            departedWriters.remove(name)
+            changed = departedWriters.remove(name) != nil
         } else {
-            departedWriters.insert(name)
+            changed = departedWriters.insert(name).inserted
             peerDigests[name] = nil
         }
+        guard changed else { return [] }
+        return store.entries.values.filter { $0.ephemeral && !$0.isTombstone && $0.version.origin == name }
     }
 
     /// The live entry for `key`, if any: not deleted, not expired, not ephemeral of a departed writer.
@@ -294,4 +308,6 @@ public enum ReplicationDirective: Sendable, Hashable {
     case applied([Entry])
     /// These tombstones were forgotten after the grace period.
     case forgot([String])
+    /// These values' time to live ran out since the last report (for watchers).
+    case expired([Entry])
 }

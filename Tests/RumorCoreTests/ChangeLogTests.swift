@@ -1,0 +1,79 @@
+import Testing
+
+@testable import RumorCore
+
+struct ChangeLogTests {
+    static func keys(_ result: (changes: [(sequence: UInt64, key: String)], scannedThrough: UInt64)) -> [String] {
+        result.changes.map(\.key)
+    }
+
+    @Test func eachKeyKeepsOnlyItsLatestChange_inOrder() {
+        var log = ChangeLog()
+        log.record("a")
+        log.record("b")
+        log.record("a")
+        #expect(log.last == 3)
+        #expect(Self.keys(log.changes(after: 0)) == ["b", "a"])
+        #expect(Self.keys(log.changes(after: 2)) == ["a"])
+        #expect(log.changes(after: 3).changes.isEmpty)
+        #expect(log.sequence(of: "a") == 3)
+    }
+
+    @Test func prefixAndLimit_resumeWhereTheScanStopped() {
+        var log = ChangeLog()
+        for key in ["x/1", "y/1", "x/2", "y/2", "x/3"] { log.record(key) }
+        let first = log.changes(after: 0, prefix: "x/", limit: 2)
+        #expect(Self.keys(first) == ["x/1", "x/2"] && first.scannedThrough == 3)
+        let rest = log.changes(after: first.scannedThrough, prefix: "x/", limit: 2)
+        #expect(Self.keys(rest) == ["x/3"] && rest.scannedThrough == 5)
+        let none = log.changes(after: 0, prefix: "z/")
+        #expect(none.changes.isEmpty && none.scannedThrough == 5, "an unmatched scan still advances the cursor")
+    }
+
+    @Test func forgettingAKey_compactsTheLogThroughItsChange() {
+        var log = ChangeLog()
+        log.record("gone")
+        log.record("kept")
+        log.forget("gone")
+        #expect(log.compactedThrough == 1)
+        #expect(Self.keys(log.changes(after: 0)) == ["kept"])
+        log.reset()
+        #expect(log.compactedThrough == 2 && log.changes(after: 0).changes.isEmpty)
+        #expect(log.record("new") == 3, "sequence numbers are never reused")
+    }
+
+    @Test func restoredLog_continuesAfterTheNewestSequence() {
+        var log = ChangeLog(restoring: ["a": 7, "b": 3], compactedThrough: 9)
+        #expect(log.last == 9)
+        #expect(Self.keys(log.changes(after: 0)) == ["b", "a"])
+        #expect(log.record("c") == 10)
+    }
+
+    @Test func manyRewritesOfFewKeys_stayBounded() {
+        var log = ChangeLog()
+        for index in 0..<100_000 { log.record("k\(index % 10)") }
+        #expect(log.changes(after: 0).changes.count == 10)
+        #expect(log.changes(after: 99_995).changes.map(\.sequence) == [99_996, 99_997, 99_998, 99_999, 100_000])
+    }
+}
+
+struct ReplicationVisibilityTests {
+    @Test func expiredValues_areReportedOnceOnTheTick() throws {
+        var node = Replication(localName: "a", seed: 1)
+        let (entry, _) = try node.write(key: "k", value: [1], timeToLive: .seconds(2), wallMilliseconds: 1_000, peers: [])
+        #expect(!node.antiEntropyTimerFired(peers: [], wallMilliseconds: 2_000).contains(.expired([entry])))
+        #expect(node.antiEntropyTimerFired(peers: [], wallMilliseconds: 3_500).contains(.expired([entry])))
+        #expect(!node.antiEntropyTimerFired(peers: [], wallMilliseconds: 4_500).contains(.expired([entry])), "reported once")
+    }
+
+    @Test func departingWriter_reportsItsEphemeralValuesOnce() throws {
+        var writer = Replication(localName: "a", seed: 1)
+        var reader = Replication(localName: "b", seed: 2)
+        let (presence, _) = try writer.write(key: "p", value: [1], ephemeral: true, wallMilliseconds: 1_000, peers: [])
+        let (durable, _) = try writer.write(key: "d", value: [1], wallMilliseconds: 1_000, peers: [])
+        _ = reader.receivePush([presence, durable], hops: 0, from: ReplicationTests.peer(1), wallMilliseconds: 1_000, peers: [])
+        #expect(reader.writer("a", isLive: false) == [presence])
+        #expect(reader.writer("a", isLive: false).isEmpty, "already departed")
+        #expect(reader.writer("a", isLive: true) == [presence])
+    }
+}
