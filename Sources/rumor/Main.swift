@@ -18,6 +18,15 @@ struct Rumor: AsyncParsableCommand {
     static func main() async {
         let arguments = Array(CommandLine.arguments.dropFirst())
         let wantsJSON = arguments.contains("--json")
+        // Swift repairs invalid UTF-8 in arguments with U+FFFD; a key must not change silently.
+        for index in 1..<Int(CommandLine.argc) {
+            guard let raw = CommandLine.unsafeArgv[index], String(validatingCString: raw) == nil else { continue }
+            Output.fail(
+                AgentError(
+                    code: "bad_arguments", message: "argument \(index) is not valid UTF-8",
+                    hint: "keys and values are UTF-8 text; send binary values base64-encoded"),
+                json: wantsJSON)
+        }
         do {
             var command = try parseAsRoot(arguments)
             if var asyncCommand = command as? AsyncParsableCommand {

@@ -3,12 +3,13 @@
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 import urllib.parse
 import urllib.request
 
-from conftest import measure, wait_until
+from conftest import measure, rumor_binary, wait_until
 
 
 def http(agent, method, path, body=None):
@@ -113,6 +114,17 @@ def test_bad_writes_are_clear_errors_and_write_nothing(swarm):
     assert too_long.returncode == 1 and json.loads(too_long.stderr)["code"] == "key_too_long"
     empty = agent.cli("put", "", "v", check=False)
     assert empty.returncode == 1 and json.loads(empty.stderr)["code"] == "empty_key"
+    too_large = http(agent, "POST", "/v1/kv/put", {"key": "big", "value": "x" * ((1 << 20) + 1)})
+    assert too_large["code"] == "value_too_large" and "1048576" in too_large["message"], too_large
+    not_utf8 = subprocess.run([rumor_binary(), "put", b"key-\xff", "v", "--api", agent.api, "--json"],
+                              capture_output=True, timeout=30)
+    assert not_utf8.returncode == 1 and json.loads(not_utf8.stderr)["code"] == "bad_arguments"
+    raw = urllib.request.Request(f"http://{agent.api}/v1/kv/put", data=b'{"key":"k\xff","value":"v"}', method="POST")
+    try:
+        urllib.request.urlopen(raw, timeout=5)
+        raise AssertionError("a key with invalid UTF-8 was accepted")
+    except urllib.error.HTTPError as error:
+        assert json.load(error)["code"] == "bad_request"
     assert http(agent, "GET", "/v1/kv/list")["data"]["entries"] == []
 
 
