@@ -836,7 +836,7 @@ public actor Agent: Service, AgentControl {
             values: values, tombstones: tombstones,
             digest: replication.store.digest.mapValues(\.description),
             lastSyncedMillisecondsAgo: lastSynced.map { wall > $0 ? wall - $0 : 0 }, durable: storage != nil,
-            seq: changes.last)
+            seq: changes.last, peerLagMilliseconds: replication.peerLagMilliseconds)
     }
 
     public func list(prefix: String) async -> EntryList {

@@ -85,10 +85,15 @@ public struct StateStatus: Codable, Sendable, Hashable {
     public var durable: Bool
     /// The newest change-log position (see `watch`).
     public var seq: UInt64
+    /// Per peer, how many milliseconds of writes (by writer clock) its last digest lacked
+    /// compared with ours: the replication lag the digests prove (pushes usually close it sooner).
+    public var peerLagMilliseconds: [String: UInt64]
 
     public init(
-        values: Int, tombstones: Int, digest: [String: String], lastSyncedMillisecondsAgo: UInt64?, durable: Bool, seq: UInt64
+        values: Int, tombstones: Int, digest: [String: String], lastSyncedMillisecondsAgo: UInt64?, durable: Bool, seq: UInt64,
+        peerLagMilliseconds: [String: UInt64]
     ) {
+        self.peerLagMilliseconds = peerLagMilliseconds
         self.values = values
         self.tombstones = tombstones
         self.digest = digest

@@ -109,6 +109,8 @@ struct StatusCommand: AsyncParsableCommand {
         let (status, envelope) = try await options.client().call("GET", "/v1/kv/status", as: StateStatus.self)
         let synced = status.lastSyncedMillisecondsAgo.map { String(format: "%.1f s ago", Double($0) / 1000) } ?? "never"
         let digest = status.digest.sorted { $0.key < $1.key }.map { "  \($0.key) \($0.value)" }.joined(separator: "\n")
+        let lag = status.peerLagMilliseconds.sorted { $0.key < $1.key }.map { "  \($0.key) \($0.value) ms" }
+            .joined(separator: "\n")
         options.emit(
             envelope: envelope,
             text: """
@@ -119,6 +121,8 @@ struct StatusCommand: AsyncParsableCommand {
                 last sync:   \(synced)
                 digest:
                 \(digest)
+                peer lag (by digest):
+                \(lag.isEmpty ? "  none known yet" : lag)
                 """)
     }
 }

@@ -115,6 +115,15 @@ struct ReplicationTests {
         _ = peer.receivePullAnswer(entries: answer.entries, digest: answer.digest, from: "a", wallMilliseconds: 1_000)
         _ = writer.answerPull(digest: peer.store.digest, from: "b")
         #expect(writer.holders(of: [entry.version], among: ["b"]) == ["b"], "b's next pull shows it holds the write")
+        #expect(writer.peerLagMilliseconds == ["b": 0])
+    }
+
+    @Test func peerLag_isHowFarBehindOurDigestAPeersDigestWas() throws {
+        var writer = Replication(localName: "a", seed: 1)
+        _ = try writer.write(key: "k", value: [1], wallMilliseconds: 5_000, peers: [])
+        _ = writer.answerPull(digest: ["a": HybridTimestamp(milliseconds: 3_500, logical: 0)], from: "b")
+        _ = writer.answerPull(digest: [:], from: "c")
+        #expect(writer.peerLagMilliseconds == ["b": 1_500, "c": 5_000])
     }
 
     @Test func pushAgain_goesStraightToTheLaggardsWithoutRelaying() throws {

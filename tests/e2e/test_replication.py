@@ -106,6 +106,11 @@ def test_late_joiner_catches_up_by_anti_entropy(swarm):
     _, took = wait_until(lambda: len(http(late, "GET", "/v1/kv/list?prefix=early/")["data"]["entries"]) == 200, 10,
                          "the late joiner has all 200 keys")
     measure("late_joiner_200_keys", took)
+    # The digests exchanged by anti-entropy prove the late joiner caught up: its lag drops to 0.
+    status = lambda: json.loads(agents[0].cli("status").stdout)["data"]
+    wait_until(lambda: status()["peerLagMilliseconds"].get("late") == 0, 10, "n1 knows the late joiner has caught up")
+    text = agents[0].cli("status").stdout
+    assert '"seq"' in text and '"digest"' in text
 
 
 def test_bad_writes_are_clear_errors_and_write_nothing(swarm):

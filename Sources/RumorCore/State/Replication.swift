@@ -51,7 +51,7 @@ public struct Replication: Sendable {
     private var clock = HybridClock()
     private var random: SeededRandom
     /// The digest each peer last sent us (in a pull request or answer): what it is known to hold.
-    private var peerDigests: [String: [String: HybridTimestamp]] = [:]
+    public private(set) var peerDigests: [String: [String: HybridTimestamp]] = [:]
     /// For our writes someone waits on (`put --wait`): the peers that acknowledged holding them.
     private var acknowledgements: [Version: Set<String>] = [:]
     /// Values whose time to live ran out up to here have been reported as `expired`.
@@ -182,6 +182,17 @@ public struct Replication: Sendable {
                 if acknowledgements[version]?.contains(peer) == true { return true }
                 guard let held = peerDigests[peer]?[version.origin] else { return false }
                 return held >= version.timestamp
+            }
+        }
+    }
+
+    /// For each peer whose digest we know: how far (in writer milliseconds) it was behind ours
+    /// when it last sent it, over all writers — the replication lag the digests prove.
+    public var peerLagMilliseconds: [String: UInt64] {
+        peerDigests.mapValues { theirs in
+            store.digest.reduce(0) { lag, item in
+                let held = theirs[item.key]?.milliseconds ?? 0
+                return max(lag, item.value.milliseconds > held ? item.value.milliseconds - held : 0)
             }
         }
     }
