@@ -166,7 +166,7 @@ public actor Agent: Service, AgentControl {
         let events = self.events
         await withGracefulShutdownHandler {
             for await event in events {
-                await self.handle(event)
+                self.handle(event)
             }
         } onGracefulShutdown: {
             Task { await self.shutdown() }
@@ -615,7 +615,7 @@ public actor Agent: Service, AgentControl {
                 do {
                     try await StreamClient.send(message, to: target, group: group, timeout: timeout)
                 } catch {
-                    await self.count("replication_send_failed")
+                    self.count("replication_send_failed")
                 }
             }
         }
@@ -1007,7 +1007,7 @@ private actor WatchSession {
             cursor = through
             if !batch.isEmpty { return batch }
             var iterator = wakeups
-            let woken = await iterator.next(isolation: self)
+            let woken: Void? = await iterator.next(isolation: self)
             wakeups = iterator
             if woken == nil { return nil }
         }
