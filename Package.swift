@@ -26,6 +26,8 @@ let package = Package(
         .target(name: "RumorCore"),
         // Wire codecs: memberlist-compatible bytes <-> RumorCore messages.
         .target(name: "RumorWire", dependencies: ["RumorCore"]),
+        // The simulator: the real core machines on a virtual clock and network.
+        .target(name: "RumorSimulation", dependencies: ["RumorCore", "RumorWire"]),
         // The NIO runtime that drives the core over real sockets, plus the local HTTP API.
         .target(
             name: "RumorAgent",
@@ -47,6 +49,7 @@ let package = Package(
             dependencies: [
                 "RumorAgent",
                 "RumorCore",
+                "RumorSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -56,6 +59,7 @@ let package = Package(
             name: "RumorCoreTests",
             dependencies: ["RumorCore", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
+        .testTarget(name: "RumorSimulationTests", dependencies: ["RumorSimulation", "RumorCore"]),
         .testTarget(name: "RumorWireTests", dependencies: ["RumorWire", "RumorCore"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "RumorAgentTests",

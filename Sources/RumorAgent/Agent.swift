@@ -557,7 +557,12 @@ public actor Agent: Service, AgentControl {
             replication.receiveAcknowledgement(versions, from: peer)
             checkReplicaWaits()
             return nil
-        case .pullAnswer:
+        case .pullAnswer(let peer, let entries, let digest):
+            // The push half of a push-pull exchange we answered.
+            counters.add("replication_deltas_received")
+            execute(replication.receivePullAnswer(entries: entries, digest: digest, from: peer, wallMilliseconds: wallMilliseconds))
+            persist([], sequences: [:], digest: replication.store.digest)
+            checkReplicaWaits()
             return nil
         }
     }
@@ -574,6 +579,9 @@ public actor Agent: Service, AgentControl {
                 send(.acknowledgement(from: configuration.name, versions: versions), to: member.address)
             case .pull(let address, let digest):
                 Task { await self.pull(from: address, digest: digest) }
+            case .sendDelta(let entries, let digest, let address):
+                counters.add("replication_deltas_sent")
+                send(.pullAnswer(from: configuration.name, entries: entries, digest: digest), to: address)
             case .startAntiEntropyTimer(let delay):
                 let sink = eventSink
                 group.next().scheduleTask(in: .nanoseconds(max(0, delay.nanosecondsClamped))) {
@@ -676,7 +684,8 @@ public actor Agent: Service, AgentControl {
             }
             counters.add("replication_pulls_completed")
             execute(
-                replication.receivePullAnswer(entries: entries, digest: theirs, from: peer, wallMilliseconds: wallMilliseconds))
+                replication.receivePullAnswer(
+                    entries: entries, digest: theirs, from: peer, replyingTo: address, wallMilliseconds: wallMilliseconds))
             checkReplicaWaits()
             persist([], sequences: [:], digest: replication.store.digest)
             let synced = wallMilliseconds

@@ -58,6 +58,38 @@ public enum ReplicationCodec {
         return out
     }
 
+    /// The length `encode(frame)` would have, computed without building it.
+    public static func encodedSize(_ frame: ReplicationFrame) -> Int {
+        func varint(_ value: Int) -> Int {
+            var size = 1
+            var rest = UInt64(value) >> 7
+            while rest > 0 {
+                size += 1
+                rest >>= 7
+            }
+            return size
+        }
+        func bytes(_ count: Int) -> Int { varint(count) + count }
+        func entries(_ entries: [Entry]) -> Int {
+            entries.reduce(varint(entries.count)) { size, entry in
+                size + bytes(entry.key.utf8.count) + 1 + 8 + bytes(entry.version.origin.utf8.count)
+                    + (entry.expiresAtMilliseconds == nil ? 0 : 8) + (entry.value.map { bytes($0.count) } ?? 0)
+            }
+        }
+        func digest(_ digest: [String: HybridTimestamp]) -> Int {
+            digest.keys.reduce(varint(digest.count)) { $0 + bytes($1.utf8.count) + 8 }
+        }
+        let header = magic.count + 1
+        switch frame {
+        case .push(let list, _, _): return header + 2 + entries(list)
+        case .pullRequest(let from, let summary): return header + bytes(from.utf8.count) + digest(summary)
+        case .pullAnswer(let from, let list, let summary):
+            return header + bytes(from.utf8.count) + digest(summary) + entries(list)
+        case .acknowledgement(let from, let versions):
+            return header + bytes(from.utf8.count) + versions.reduce(varint(versions.count)) { $0 + 8 + bytes($1.origin.utf8.count) }
+        }
+    }
+
     public static func decode(_ bytes: [UInt8]) throws(WireError) -> ReplicationFrame {
         guard bytes.count >= 4, Array(bytes[0..<3]) == magic else { throw WireError(.malformed, "not a replication frame") }
         var reader = ByteReader(buffer: bytes, offset: 4)

@@ -46,7 +46,8 @@ struct ReplicationTests {
         var writer = Replication(localName: "a", seed: 1)
         var relay = Replication(localName: "b", seed: 2)
         let (entry, _) = try writer.write(key: "k", value: [1], wallMilliseconds: 1_000, peers: [])
-        let out = relay.receivePush([entry], hops: relay.settings.maximumHops, from: Self.peer(1), wallMilliseconds: 1_000, peers: Self.peers)
+        let limit = Replication.hopLimit(swarmSize: Self.peers.count + 1, fanout: 3)
+        let out = relay.receivePush([entry], hops: limit, from: Self.peer(1), wallMilliseconds: 1_000, peers: Self.peers)
         #expect(Self.pushes(out).isEmpty)
         #expect(relay.read("k", wallMilliseconds: 1_000) == entry, "still applied")
     }
@@ -130,7 +131,31 @@ struct ReplicationTests {
         var writer = Replication(localName: "a", seed: 1)
         let (entry, _) = try writer.write(key: "k", value: [1], wallMilliseconds: 1_000, peers: [])
         let out = writer.pushAgain([entry], to: [Self.peer(4)])
-        #expect(out == [.push([entry], hops: writer.settings.maximumHops, acknowledge: true, to: Self.peer(4))])
+        #expect(out == [.push([entry], hops: Replication.unrelayedHops, acknowledge: true, to: Self.peer(4))])
+    }
+
+    @Test func hopLimit_growsWithTheLogarithmOfTheSwarm() {
+        #expect(Replication.hopLimit(swarmSize: 5, fanout: 3) == 2)
+        #expect(Replication.hopLimit(swarmSize: 1_000, fanout: 3) == 6)
+        #expect(Replication.hopLimit(swarmSize: 100_000, fanout: 3) == 10)
+    }
+
+    @Test func pushPull_sendsBackWhatTheAnsweringPeerLacks() throws {
+        var a = Replication(localName: "a", seed: 1)
+        var b = Replication(localName: "b", seed: 2)
+        let (onlyA, _) = try a.write(key: "x", value: [1], wallMilliseconds: 1_000, peers: [])
+        let (onlyB, _) = try b.write(key: "y", value: [2], wallMilliseconds: 1_000, peers: [])
+        let answer = b.answerPull(digest: a.store.digest, from: "a")
+        let out = a.receivePullAnswer(
+            entries: answer.entries, digest: answer.digest, from: "b", replyingTo: Self.peer(2), wallMilliseconds: 1_000)
+        guard case .sendDelta(let back, let digest, Self.peer(2)) = out.last else {
+            Issue.record("no delta sent back: \(out)")
+            return
+        }
+        #expect(back == [onlyA])
+        let final = b.receivePullAnswer(entries: back, digest: digest, from: "a", wallMilliseconds: 1_000)
+        #expect(!final.contains { if case .sendDelta = $0 { true } else { false } }, "the exchange ends")
+        #expect(a.store == b.store && a.read("y", wallMilliseconds: 1_000) == onlyB)
     }
 
     @Test func entriesFromTooFarInTheFuture_areIgnored() {

@@ -24,6 +24,7 @@ struct ReplicationCodecTests {
     ])
     func framesRoundTrip(frame: ReplicationFrame) throws {
         let bytes = ReplicationCodec.encode(frame)
+        #expect(ReplicationCodec.encodedSize(frame) == bytes.count)
         #expect(ReplicationCodec.isFrame(bytes))
         #expect(try ReplicationCodec.decode(bytes) == frame)
     }

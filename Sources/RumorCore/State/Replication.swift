@@ -2,8 +2,9 @@
 public struct ReplicationSettings: Sendable, Hashable {
     /// Peers a fresh write is pushed to, and relayed to by each node that learns it. Default 3.
     public var fanout = 3
-    /// How many times a pushed write is relayed onward before only anti-entropy carries it. Default 6.
-    public var maximumHops = 6
+    /// How many times a pushed write is relayed onward before only anti-entropy carries it.
+    /// nil (the default) scales it to the swarm: see `Replication.hopLimit(swarmSize:fanout:)`.
+    public var maximumHops: Int?
     /// Time between anti-entropy pulls from one random peer. Default 1 s.
     public var antiEntropyInterval: Duration = .seconds(1)
     /// Longest key, in UTF-8 bytes. Default 1024.
@@ -147,6 +148,23 @@ public struct Replication: Sendable {
         }
     }
 
+    /// The hop count of pushes that must not be relayed (direct repairs).
+    public static let unrelayedHops = 255
+
+    /// How many hops a push travels in a swarm of `swarmSize` nodes: about log_fanout(N) - 1, so
+    /// the push alone informs most nodes (the last, largest generation does not relay, which
+    /// keeps redundant copies low) and anti-entropy informs the rest within a few rounds.
+    public static func hopLimit(swarmSize: Int, fanout: Int) -> Int {
+        let fanout = max(2, fanout)
+        var hops = 0
+        var reach = 1
+        while reach < swarmSize, hops < 64 {
+            reach = reach.multipliedReportingOverflow(by: fanout).overflow ? .max : reach * fanout
+            hops += 1
+        }
+        return max(2, hops - 1)
+    }
+
     /// Merges entries pushed by `sender`; relays the ones that were news. When the push asks for
     /// `acknowledge`ment, tells each writer which of its pushed versions this node now holds.
     public mutating func receivePush(
@@ -155,7 +173,8 @@ public struct Replication: Sendable {
     ) -> [ReplicationDirective] {
         let news = mergeRemote(entries, wallMilliseconds: wallMilliseconds)
         var out: [ReplicationDirective] = news.isEmpty ? [] : [.applied(news)]
-        if !news.isEmpty, hops + 1 <= settings.maximumHops {
+        let limit = settings.maximumHops ?? Self.hopLimit(swarmSize: peers.count + 1, fanout: settings.fanout)
+        if !news.isEmpty, hops + 1 <= limit {
             out += push(news, hops: hops + 1, acknowledge: acknowledge, to: peers, excluding: sender)
         }
         if acknowledge {
@@ -206,7 +225,7 @@ public struct Replication: Sendable {
     /// acknowledgement, without relaying (`put --wait` repairs this way between anti-entropy rounds).
     public func pushAgain(_ entries: [Entry], to peers: [NodeAddress]) -> [ReplicationDirective] {
         guard !entries.isEmpty else { return [] }
-        return peers.map { .push(entries, hops: settings.maximumHops, acknowledge: true, to: $0) }
+        return peers.map { .push(entries, hops: Self.unrelayedHops, acknowledge: true, to: $0) }
     }
 
     /// The anti-entropy timer fired: report values whose time to live ran out, forget tombstones
@@ -236,14 +255,23 @@ public struct Replication: Sendable {
         return (store.delta(since: digest), store.digest)
     }
 
-    /// Merges `peer`'s answer to our pull; afterwards we hold all the peer held.
+    /// Merges `peer`'s answer to our pull; afterwards we hold all the peer held. With
+    /// `replyingTo` (the answer to our own pull) we then send back what the peer's digest shows
+    /// it lacks, making the exchange push-pull; a delta sent back that way is merged with
+    /// `replyingTo: nil`, which ends the exchange.
     public mutating func receivePullAnswer(
-        entries: [Entry], digest: [String: HybridTimestamp], from peer: String, wallMilliseconds: UInt64
+        entries: [Entry], digest: [String: HybridTimestamp], from peer: String, replyingTo address: NodeAddress? = nil,
+        wallMilliseconds: UInt64
     ) -> [ReplicationDirective] {
         peerDigests[peer] = digest
         let news = mergeRemote(entries, wallMilliseconds: wallMilliseconds)
         store.acknowledge(digest)
-        return news.isEmpty ? [] : [.applied(news)]
+        var out: [ReplicationDirective] = news.isEmpty ? [] : [.applied(news)]
+        if let address {
+            let missing = store.delta(since: digest)
+            if !missing.isEmpty { out.append(.sendDelta(missing, digest: store.digest, to: address)) }
+        }
+        return out
     }
 
     var graceMilliseconds: UInt64 { UInt64(max(0, settings.tombstoneGrace.nanosecondsClamped / 1_000_000)) }
@@ -298,9 +326,26 @@ public struct Replication: Sendable {
     private mutating func push(
         _ entries: [Entry], hops: Int, acknowledge: Bool, to peers: [NodeAddress], excluding sender: NodeAddress?
     ) -> [ReplicationDirective] {
-        var candidates = peers.filter { $0 != sender }
-        candidates.shuffle(using: &random)
-        return candidates.prefix(settings.fanout).map { .push(entries, hops: hops, acknowledge: acknowledge, to: $0) }
+        choose(settings.fanout, from: peers, excluding: sender).map {
+            .push(entries, hops: hops, acknowledge: acknowledge, to: $0)
+        }
+    }
+
+    /// Up to `count` distinct random peers other than `excluded`, in O(count) when peers are
+    /// many (a swarm of 100k nodes must not shuffle 100k addresses per push).
+    private mutating func choose(_ count: Int, from peers: [NodeAddress], excluding excluded: NodeAddress?) -> [NodeAddress] {
+        guard peers.count > 4 * count else {
+            var candidates = peers.filter { $0 != excluded }
+            candidates.shuffle(using: &random)
+            return Array(candidates.prefix(count))
+        }
+        var chosen: [NodeAddress] = []
+        chosen.reserveCapacity(count)
+        while chosen.count < count {
+            let candidate = peers[Int.random(in: 0..<peers.count, using: &random)]
+            if candidate != excluded, !chosen.contains(candidate) { chosen.append(candidate) }
+        }
+        return chosen
     }
 }
 
@@ -311,8 +356,11 @@ public enum ReplicationDirective: Sendable, Hashable {
     case push([Entry], hops: Int, acknowledge: Bool, to: NodeAddress)
     /// Tell the member named `to` that this node holds these versions of its writes.
     case acknowledge([Version], to: String)
-    /// Ask `from` for what `digest` lacks, then call `receivePullAnswer`.
+    /// Ask `from` for what `digest` lacks, then call `receivePullAnswer(replyingTo: from)`.
     case pull(from: NodeAddress, digest: [String: HybridTimestamp])
+    /// Send these entries, which `to` lacks, with our digest: the push half of a push-pull
+    /// exchange. The receiver merges them with `receivePullAnswer(replyingTo: nil)`.
+    case sendDelta([Entry], digest: [String: HybridTimestamp], to: NodeAddress)
     /// Call `antiEntropyTimerFired` after this long.
     case startAntiEntropyTimer(after: Duration)
     /// These remote entries became winners (for watchers).

@@ -1,0 +1,208 @@
+/// What a simulation measured. Encodes to the same JSON for the same configuration.
+public struct SimulationReport: Sendable, Hashable, Codable {
+    /// How one update spread. Times are after the write; rounds are anti-entropy intervals
+    /// begun since the write (a push that arrives within the first interval counts as round 1).
+    public struct Update: Sendable, Hashable, Codable {
+        public var informed: Int
+        /// Nodes up at the end of the run: the ones that should know.
+        public var live: Int
+        public var millisecondsTo50: Double?
+        public var millisecondsTo99: Double?
+        public var millisecondsTo999: Double?
+        public var millisecondsTo100: Double?
+        public var roundsTo50: Double?
+        public var roundsTo99: Double?
+        public var roundsTo999: Double?
+        public var roundsTo100: Double?
+        /// Payload copies of the update delivered, per node (1.0 = no redundancy).
+        public var copiesPerNode: Double
+    }
+
+    public struct Point: Sendable, Hashable, Codable {
+        public var milliseconds: Double
+        /// Fraction of live nodes informed, averaged over updates.
+        public var informed: Double
+    }
+
+    /// p50 / p99 / max of a set of values (nil when empty).
+    public struct Summary: Sendable, Hashable, Codable {
+        public var p50: Double?
+        public var p99: Double?
+        public var max: Double?
+
+        public init(_ values: [Double]) {
+            let sorted = values.sorted()
+            func at(_ fraction: Double) -> Double? {
+                sorted.isEmpty ? nil : sorted[min(sorted.count - 1, Int((Double(sorted.count) * fraction).rounded(.up)) - 1)]
+            }
+            p50 = at(0.5)
+            p99 = at(0.99)
+            max = sorted.last
+        }
+    }
+
+    public struct Failures: Sendable, Hashable, Codable {
+        public var crashed: Int
+        /// Crashed nodes some live node declared dead.
+        public var detected: Int
+        /// Crashed nodes every live node declared dead.
+        public var allAware: Int
+        public var firstDetectionMilliseconds: Summary
+        public var allAwareMilliseconds: Summary
+        /// Nodes declared dead while they were running.
+        public var falsePositives: Int
+    }
+
+    public var configuration: SimulationConfiguration
+    public var updates: [Update]
+    public var curve: [Point]
+    public var replicationMessagesPerNodePerSecond: Double
+    public var replicationBytesPerNodePerSecond: Double
+    public var membershipMessagesPerNodePerSecond: Double
+    public var membershipBytesPerNodePerSecond: Double
+    public var failures: Failures?
+
+    /// Over all updates: the given percentile of rounds-to-`reach`, or nil if some update never
+    /// reached it.
+    public func rounds(toReach reach: KeyPath<Update, Double?>, percentile: Double) -> Double? {
+        let values = updates.map { $0[keyPath: reach] }
+        guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else { return nil }
+        let sorted = values.compactMap { $0 }.sorted()
+        return sorted[min(sorted.count - 1, Int((Double(sorted.count) * percentile).rounded(.up)) - 1)]
+    }
+
+    /// Mean payload copies per node per update.
+    public var copiesPerNode: Double {
+        updates.isEmpty ? 0 : updates.map(\.copiesPerNode).reduce(0, +) / Double(updates.count)
+    }
+}
+
+extension SimulationReport {
+    /// A plain-text table.
+    public var table: String {
+        var lines: [String] = []
+        let c = configuration
+        lines.append(
+            "nodes \(c.nodes), rounds \(c.rounds) × \(c.roundMilliseconds) ms, fanout \(c.fanout), loss \(percent(c.loss)), "
+                + "updates \(c.updates), seed \(c.seed)\(c.membership ? ", SWIM membership" : ", full-knowledge membership")")
+        lines.append("")
+        lines.append(pad(["informed", "p50 ms", "p99 ms", "max ms", "p50 rounds", "p99 rounds", "max rounds"]))
+        let rows: [(String, KeyPath<Update, Double?>, KeyPath<Update, Double?>)] = [
+            ("50 %", \.millisecondsTo50, \.roundsTo50), ("99 %", \.millisecondsTo99, \.roundsTo99),
+            ("99.9 %", \.millisecondsTo999, \.roundsTo999), ("100 %", \.millisecondsTo100, \.roundsTo100),
+        ]
+        for (label, time, rounds) in rows {
+            let times = Summary(updates.compactMap { $0[keyPath: time] })
+            let never = updates.contains { $0[keyPath: time] == nil }
+            lines.append(
+                pad([
+                    label, number(times.p50), number(times.p99), never ? "never" : number(times.max),
+                    number(self.rounds(toReach: rounds, percentile: 0.5)), number(self.rounds(toReach: rounds, percentile: 0.99)),
+                    never ? "never" : number(self.rounds(toReach: rounds, percentile: 1)),
+                ]))
+        }
+        lines.append("")
+        lines.append("payload copies per node per update: \(number(copiesPerNode, digits: 2))")
+        lines.append(
+            "replication: \(number(replicationMessagesPerNodePerSecond, digits: 2)) msg/s, "
+                + "\(number(replicationBytesPerNodePerSecond, digits: 0)) B/s per node")
+        if c.membership {
+            lines.append(
+                "membership:  \(number(membershipMessagesPerNodePerSecond, digits: 2)) msg/s, "
+                    + "\(number(membershipBytesPerNodePerSecond, digits: 0)) B/s per node")
+        }
+        if let failures {
+            lines.append(
+                "failures: \(failures.crashed) crashed, \(failures.detected) detected (first p50 \(number(failures.firstDetectionMilliseconds.p50)) ms, "
+                    + "max \(number(failures.firstDetectionMilliseconds.max)) ms), \(failures.allAware) known to all "
+                    + "(p50 \(number(failures.allAwareMilliseconds.p50)) ms, max \(number(failures.allAwareMilliseconds.max)) ms), "
+                    + "\(failures.falsePositives) false positives")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// Per-update figures as CSV, one row per update.
+    public var csv: String {
+        var lines = ["update,informed,live,ms_to_50,ms_to_99,ms_to_99_9,ms_to_100,rounds_to_50,rounds_to_99,rounds_to_99_9,rounds_to_100,copies_per_node"]
+        for (index, update) in updates.enumerated() {
+            let fields = [
+                update.millisecondsTo50, update.millisecondsTo99, update.millisecondsTo999, update.millisecondsTo100,
+                update.roundsTo50, update.roundsTo99, update.roundsTo999, update.roundsTo100,
+            ].map { number($0, digits: 3, empty: "") }
+            lines.append(([String(index), String(update.informed), String(update.live)] + fields + [number(update.copiesPerNode, digits: 4)]).joined(separator: ","))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The convergence curve (nodes informed against time) as a standalone SVG.
+    public var svg: String {
+        let width = 720.0
+        let height = 400.0
+        let left = 64.0
+        let right = 24.0
+        let top = 40.0
+        let bottom = 56.0
+        let plotWidth = width - left - right
+        let plotHeight = height - top - bottom
+        let maximum = max(curve.last?.milliseconds ?? 1, 1e-3)
+        func x(_ milliseconds: Double) -> Double { left + plotWidth * milliseconds / maximum }
+        func y(_ fraction: Double) -> Double { top + plotHeight * (1 - fraction) }
+        var svg = [
+            ##"<svg xmlns="http://www.w3.org/2000/svg" width="\##(Int(width))" height="\##(Int(height))" font-family="sans-serif" font-size="12">"##,
+            ##"<rect width="100%" height="100%" fill="white"/>"##,
+            ##"<text x="\##(Int(width / 2))" y="22" text-anchor="middle" font-size="14">Rumor: \##(configuration.nodes) nodes, fanout \##(configuration.fanout), loss \##(percent(configuration.loss)), seed \##(configuration.seed)</text>"##,
+        ]
+        for tick in 0...4 {
+            let fraction = Double(tick) / 4
+            svg.append(
+                ##"<line x1="\##(f(left))" y1="\##(f(y(fraction)))" x2="\##(f(width - right))" y2="\##(f(y(fraction)))" stroke="#ddd"/>"##)
+            svg.append(##"<text x="\##(f(left - 6))" y="\##(f(y(fraction) + 4))" text-anchor="end">\##(tick * 25) %</text>"##)
+            let time = maximum * fraction
+            svg.append(##"<text x="\##(f(x(time)))" y="\##(f(height - bottom + 18))" text-anchor="middle">\##(number(time, digits: time < 10 ? 1 : 0))</text>"##)
+        }
+        svg.append(##"<text x="\##(f(left + plotWidth / 2))" y="\##(f(height - 12))" text-anchor="middle">milliseconds after the write</text>"##)
+        svg.append(##"<text x="16" y="\##(f(top + plotHeight / 2))" text-anchor="middle" transform="rotate(-90 16 \##(f(top + plotHeight / 2)))">nodes informed</text>"##)
+        svg.append(
+            ##"<rect x="\##(f(left))" y="\##(f(top))" width="\##(f(plotWidth))" height="\##(f(plotHeight))" fill="none" stroke="#333"/>"##)
+        let points = curve.map { "\(f(x($0.milliseconds))),\(f(y($0.informed)))" }.joined(separator: " ")
+        svg.append(##"<polyline fill="none" stroke="#c0392b" stroke-width="2" points="\##(points)"/>"##)
+        svg.append("</svg>")
+        return svg.joined(separator: "\n") + "\n"
+    }
+}
+
+private func f(_ value: Double) -> String { number(value, digits: 1) }
+
+private func percent(_ fraction: Double) -> String { "\(number(fraction * 100, digits: 1)) %" }
+
+/// Formats without Foundation: fixed `digits` decimals.
+func number(_ value: Double?, digits: Int = 1, empty: String = "-") -> String {
+    guard let value, value.isFinite else { return empty }
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    let rounded = (value * scale).rounded() / scale
+    let negative = rounded < 0
+    let magnitude = abs(rounded)
+    let whole = magnitude.rounded(.down)
+    var text = String(Int64(whole))
+    if digits > 0 {
+        let fraction = Int64(((magnitude - whole) * scale).rounded())
+        var fractionText = String(fraction)
+        while fractionText.count < digits { fractionText = "0" + fractionText }
+        text += "." + fractionText
+    }
+    return negative && magnitude > 0 ? "-" + text : text
+}
+
+private func pad(_ cells: [String]) -> String {
+    cells.enumerated().map { index, cell in
+        let width = index == 0 ? 8 : 11
+        return index == 0 ? cell.padding(width) : String(repeating: " ", count: max(0, width - cell.count)) + cell
+    }.joined()
+}
+
+extension String {
+    fileprivate func padding(_ width: Int) -> String {
+        self + String(repeating: " ", count: max(0, width - count))
+    }
+}

@@ -1,0 +1,108 @@
+import ArgumentParser
+import Foundation
+import RumorAgent
+import RumorSimulation
+
+struct SimCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sim",
+        abstract: "Simulate a swarm on the real protocol code, with a virtual clock and network.",
+        discussion: """
+            Runs one Replication machine per node (and with --membership one SWIM machine per node) \
+            and reports how fast updates reach 50/99/99.9/100 % of nodes, payload copies per node, \
+            traffic per node, and failure detection. The same --seed gives the same output.
+            """)
+
+    @Option(help: "Nodes in the swarm.") var nodes = 1_000
+    @Option(help: "Seed of every random choice.") var seed: UInt64 = 1
+    @Option(help: "Virtual duration in rounds (anti-entropy intervals).") var rounds = 20
+    @Option(name: .customLong("round-ms"), help: "Length of a round, ms.") var roundMilliseconds = 1_000
+    @Option(help: "Push fanout.") var fanout = 3
+    @Option(name: .customLong("max-hops"), help: "Hop bound of pushes (default: scaled to the swarm).") var maximumHops: Int?
+    @Option(help: "Updates to write, one every --update-spacing-ms.") var updates = 1
+    @Option(name: .customLong("update-spacing-ms")) var updateSpacingMilliseconds = 100
+    @Option(name: .customLong("latency-min-us"), help: "Minimum one-way latency, µs.") var latencyMinimum = 200
+    @Option(name: .customLong("latency-tail-us"), help: "Mean of the exponential latency tail, µs.") var latencyTail = 300
+    @Option(help: "Datagram loss: 0.1 or 10%.") var loss = "0"
+    @Flag(help: "Run SWIM + Lifeguard membership on every node (at most 5,000 nodes).") var membership = false
+    @Option(help: "Nodes to crash at --crash-at-ms.") var crashes = 0
+    @Option(name: .customLong("crash-at-ms")) var crashAt = 5_000
+    @Option(name: .customLong("restart-after-ms"), help: "Crashed nodes restart (state kept) after this long.") var restartAfter: Int?
+    @Option(help: "Fraction of nodes cut off from the rest between --partition-at-ms and --heal-at-ms.") var partition = 0.0
+    @Option(name: .customLong("partition-at-ms")) var partitionAt = 5_000
+    @Option(name: .customLong("heal-at-ms")) var healAt = 10_000
+    @Option(help: "Fraction of live nodes that crash and restart each round.") var churn = 0.0
+    @Flag(help: "Print the report as JSON.") var json = false
+    @Option(help: "Also write per-update figures as CSV to this file.") var csv: String?
+    @Option(help: "Also write the convergence curve as an SVG plot to this file.") var svg: String?
+    @Flag(help: "No progress bar.") var quiet = false
+
+    func run() throws {
+        var configuration = SimulationConfiguration()
+        configuration.nodes = nodes
+        configuration.seed = seed
+        configuration.rounds = rounds
+        configuration.roundMilliseconds = roundMilliseconds
+        configuration.fanout = fanout
+        configuration.maximumHops = maximumHops
+        configuration.updates = updates
+        configuration.updateSpacingMilliseconds = updateSpacingMilliseconds
+        configuration.latencyMinimumMicroseconds = latencyMinimum
+        configuration.latencyMeanExtraMicroseconds = latencyTail
+        configuration.loss = try Self.fraction(loss)
+        configuration.membership = membership
+        configuration.crashes = crashes
+        configuration.crashAtMilliseconds = crashAt
+        configuration.restartAfterMilliseconds = restartAfter
+        configuration.partitionFraction = partition
+        configuration.partitionAtMilliseconds = partitionAt
+        configuration.healAtMilliseconds = healAt
+        configuration.churnPerRound = churn
+        var simulation: Simulation
+        do {
+            simulation = try Simulation(configuration)
+        } catch {
+            throw AgentError(code: "bad_arguments", message: error.message, hint: "see `rumor sim --help`")
+        }
+        let showProgress = !quiet && isatty(STDERR_FILENO) != 0
+        let started = ContinuousClock.now
+        let report = simulation.run { fraction in
+            guard showProgress else { return }
+            let width = 40
+            let filled = Int(fraction * Double(width))
+            let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+            FileHandle.standardError.write(Data("\r\(bar) \(Int(fraction * 100)) %".utf8))
+        }
+        let wall = ContinuousClock.now - started
+        if showProgress { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        if let csv { try write(report.csv, to: csv) }
+        if let svg { try write(report.svg, to: svg) }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            Output.print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            Output.print(report.table)
+        }
+        // Wall time goes to stderr so the report itself stays identical for the same seed.
+        let seconds = Double(wall.components.seconds) + Double(wall.components.attoseconds) / 1e18
+        FileHandle.standardError.write(Data(String(format: "simulated in %.2f s wall\n", seconds).utf8))
+    }
+
+    private func write(_ text: String, to path: String) throws {
+        do {
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+        } catch {
+            throw AgentError(code: "write_failed", message: "cannot write \(path): \(error.localizedDescription)", hint: "pick a writable path")
+        }
+    }
+
+    /// `0.1` or `10%`.
+    static func fraction(_ text: String) throws -> Double {
+        let percent = text.hasSuffix("%")
+        guard let value = Double(percent ? String(text.dropLast()) : text) else {
+            throw AgentError(code: "bad_arguments", message: "'\(text)' is not a fraction", hint: "use e.g. 0.1 or 10%")
+        }
+        return percent ? value / 100 : value
+    }
+}
