@@ -546,18 +546,20 @@ public actor Agent: Service, AgentControl {
                     entries, hops: hops, acknowledge: acknowledge, from: sender, wallMilliseconds: wallMilliseconds,
                     peers: replicationPeers))
             return nil
-        case .pullRequest(let peer, let digest):
+        case .pullRequest(let peer, let digest, let held):
             counters.add("replication_pulls_answered")
-            let (entries, ours) = replication.answerPull(digest: digest, from: peer)
+            let answer = replication.answerPull(digest: digest, held: held, from: peer)
             checkReplicaWaits()
             return streamCodec.encode(
-                .user(ReplicationCodec.encode(.pullAnswer(from: configuration.name, entries: entries, digest: ours))))
+                .user(
+                    ReplicationCodec.encode(
+                        .pullAnswer(from: configuration.name, entries: answer.entries, digest: answer.digest, held: answer.held))))
         case .acknowledgement(let peer, let versions):
             counters.add("replication_acknowledgements_received")
             replication.receiveAcknowledgement(versions, from: peer)
             checkReplicaWaits()
             return nil
-        case .pullAnswer(let peer, let entries, let digest):
+        case .pullAnswer(let peer, let entries, let digest, _):
             // The push half of a push-pull exchange we answered.
             counters.add("replication_deltas_received")
             execute(replication.receivePullAnswer(entries: entries, digest: digest, from: peer, wallMilliseconds: wallMilliseconds))
@@ -577,11 +579,11 @@ public actor Agent: Service, AgentControl {
                 guard let member = membership.members[writer], member.state == .alive else { continue }
                 counters.add("replication_acknowledgements_sent")
                 send(.acknowledgement(from: configuration.name, versions: versions), to: member.address)
-            case .pull(let address, let digest):
-                Task { await self.pull(from: address, digest: digest) }
+            case .pull(let address, let digest, let held):
+                Task { await self.pull(from: address, digest: digest, held: held) }
             case .sendDelta(let entries, let digest, let address):
                 counters.add("replication_deltas_sent")
-                send(.pullAnswer(from: configuration.name, entries: entries, digest: digest), to: address)
+                send(.pullAnswer(from: configuration.name, entries: entries, digest: digest, held: [:]), to: address)
             case .startAntiEntropyTimer(let delay):
                 let sink = eventSink
                 group.next().scheduleTask(in: .nanoseconds(max(0, delay.nanosecondsClamped))) {
@@ -667,17 +669,17 @@ public actor Agent: Service, AgentControl {
         }
     }
 
-    private func pull(from address: NodeAddress, digest: [String: HybridTimestamp]) async {
+    private func pull(from address: NodeAddress, digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]]) async {
         guard let target = address.socketAddress else { return }
         let codec = streamCodec
         do {
             let answer = try await StreamClient.exchange(
-                codec.encode(.user(ReplicationCodec.encode(.pullRequest(from: configuration.name, digest: digest)))),
+                codec.encode(.user(ReplicationCodec.encode(.pullRequest(from: configuration.name, digest: digest, held: held)))),
                 with: target, group: group,
                 timeout: .nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped),
                 maximumBytes: Self.maximumStreamBytes, decode: { try codec.decode($0) })
             guard case .user(let payload) = answer,
-                case .pullAnswer(let peer, let entries, let theirs) = try ReplicationCodec.decode(payload)
+                case .pullAnswer(let peer, let entries, let theirs, let theirsHeld) = try ReplicationCodec.decode(payload)
             else {
                 counters.add("replication_pull_failed")
                 return
@@ -685,7 +687,8 @@ public actor Agent: Service, AgentControl {
             counters.add("replication_pulls_completed")
             execute(
                 replication.receivePullAnswer(
-                    entries: entries, digest: theirs, from: peer, replyingTo: address, wallMilliseconds: wallMilliseconds))
+                    entries: entries, digest: theirs, held: theirsHeld, from: peer, replyingTo: address,
+                    wallMilliseconds: wallMilliseconds))
             checkReplicaWaits()
             persist([], sequences: [:], digest: replication.store.digest)
             let synced = wallMilliseconds

@@ -15,9 +15,11 @@ public struct SimulationConfiguration: Sendable, Hashable, Codable {
     public var fanout = 3
     /// Hop bound of pushes; nil scales it to the swarm (`Replication.hopLimit`).
     public var maximumHops: Int?
-    /// Updates written, one every `updateSpacingMilliseconds` from t = 0, by random live nodes.
+    /// Updates written, one every `updateSpacingMilliseconds` from `firstUpdateMilliseconds`
+    /// (default: at once, or once every node has joined with `membership`), by random live nodes.
     public var updates = 1
     public var updateSpacingMilliseconds = 100
+    public var firstUpdateMilliseconds: Int?
     /// One-way latency: `latencyMinimumMicroseconds` plus an exponential tail of this mean.
     public var latencyMinimumMicroseconds = 200
     public var latencyMeanExtraMicroseconds = 300
@@ -152,8 +154,10 @@ public struct Simulation {
             schedule(.antiEntropy(index), at: Instant(nanoseconds: Int64.random(in: 0..<roundNanoseconds, using: &random)))
         }
         if configuration.membership { startMembership() }
+        let first = configuration.firstUpdateMilliseconds ?? (configuration.membership ? count + 3 * configuration.roundMilliseconds : 0)
         for update in 0..<configuration.updates {
-            schedule(.write(update), at: Instant(nanoseconds: Int64(update) * Int64(configuration.updateSpacingMilliseconds) * 1_000_000))
+            let at = Int64(first) + Int64(update) * Int64(configuration.updateSpacingMilliseconds)
+            schedule(.write(update), at: Instant(nanoseconds: at * 1_000_000))
         }
         writtenAt = Array(repeating: .zero, count: configuration.updates)
         informedAt = Array(repeating: [], count: configuration.updates)
@@ -248,14 +252,16 @@ public struct Simulation {
             let directives = nodes[index].replication.receivePush(
                 entries, hops: hops, from: addresses[from], wallMilliseconds: wall, peers: peers(of: index))
             apply(directives, at: index)
-        case .pullRequest(let digest, let from):
-            let (entries, ours) = nodes[index].replication.answerPull(digest: digest, from: Self.name(of: from))
-            send(.pullAnswer(entries: entries, digest: ours, from: index, solicited: true), to: from, from: index, stream: true)
-        case .pullAnswer(let entries, let digest, let from, let solicited):
+        case .pullRequest(let digest, let held, let from):
+            let answer = nodes[index].replication.answerPull(digest: digest, held: held, from: Self.name(of: from))
+            send(
+                .pullAnswer(entries: answer.entries, digest: answer.digest, held: answer.held, from: index, solicited: true),
+                to: from, from: index, stream: true)
+        case .pullAnswer(let entries, let digest, let held, let from, let solicited):
             count(entries)
             let directives = nodes[index].replication.receivePullAnswer(
-                entries: entries, digest: digest, from: Self.name(of: from), replyingTo: solicited ? addresses[from] : nil,
-                wallMilliseconds: wall)
+                entries: entries, digest: digest, held: held, from: Self.name(of: from),
+                replyingTo: solicited ? addresses[from] : nil, wallMilliseconds: wall)
             apply(directives, at: index)
         }
     }
@@ -323,10 +329,12 @@ public struct Simulation {
             switch directive {
             case .push(let entries, let hops, _, let to):
                 send(.push(entries: entries, hops: hops, from: index), to: Self.index(of: to), from: index, stream: false)
-            case .pull(let from, let digest):
-                send(.pullRequest(digest: digest, from: index), to: Self.index(of: from), from: index, stream: true)
+            case .pull(let from, let digest, let held):
+                send(.pullRequest(digest: digest, held: held, from: index), to: Self.index(of: from), from: index, stream: true)
             case .sendDelta(let entries, let digest, let to):
-                send(.pullAnswer(entries: entries, digest: digest, from: index, solicited: false), to: Self.index(of: to), from: index, stream: true)
+                send(
+                    .pullAnswer(entries: entries, digest: digest, held: [:], from: index, solicited: false),
+                    to: Self.index(of: to), from: index, stream: true)
             case .startAntiEntropyTimer(let delay):
                 schedule(.antiEntropy(index), at: now + delay)
             case .applied(let entries):
@@ -555,15 +563,17 @@ struct SimulatedNode {
 /// Replication traffic in flight; sizes are those of the real frames.
 enum ReplicationMessage {
     case push(entries: [Entry], hops: Int, from: Int)
-    case pullRequest(digest: [String: HybridTimestamp], from: Int)
-    case pullAnswer(entries: [Entry], digest: [String: HybridTimestamp], from: Int, solicited: Bool)
+    case pullRequest(digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]], from: Int)
+    case pullAnswer(
+        entries: [Entry], digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]], from: Int, solicited: Bool)
 
     func wireSize(from name: String) -> Int {
         let frame: ReplicationFrame
         switch self {
         case .push(let entries, let hops, _): frame = .push(entries: entries, hops: hops, acknowledge: false)
-        case .pullRequest(let digest, _): frame = .pullRequest(from: name, digest: digest)
-        case .pullAnswer(let entries, let digest, _, _): frame = .pullAnswer(from: name, entries: entries, digest: digest)
+        case .pullRequest(let digest, let held, _): frame = .pullRequest(from: name, digest: digest, held: held)
+        case .pullAnswer(let entries, let digest, let held, _, _):
+            frame = .pullAnswer(from: name, entries: entries, digest: digest, held: held)
         }
         return ReplicationCodec.encodedSize(frame) + 28  // IP + UDP headers (streams: TCP framing is similar)
     }

@@ -6,10 +6,11 @@ public enum ReplicationFrame: Sendable, Hashable {
     /// Entries spreading by rumor mongering; `acknowledge` asks every node that gets them to
     /// report back to the writer (for `put --wait`).
     case push(entries: [Entry], hops: Int, acknowledge: Bool)
-    /// Node `from` asks for what its digest shows missing.
-    case pullRequest(from: String, digest: [String: HybridTimestamp])
-    /// Node `from` answers a pull with the missing entries and its own digest.
-    case pullAnswer(from: String, entries: [Entry], digest: [String: HybridTimestamp])
+    /// Node `from` asks for what its digest shows missing, less the writes it `held` beyond it.
+    case pullRequest(from: String, digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]])
+    /// Node `from` answers a pull with the missing entries, its own digest and held writes
+    /// (also sent unsolicited as the push half of a push-pull exchange).
+    case pullAnswer(from: String, entries: [Entry], digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]])
     /// Node `from` holds these versions (or newer writes of the same keys).
     case acknowledgement(from: String, versions: [Version])
 }
@@ -17,7 +18,8 @@ public enum ReplicationFrame: Sendable, Hashable {
 /// Encodes and decodes replication frames:
 /// `"RK" version(1) kind(1) body`, with unsigned LEB128 lengths and counts, big-endian
 /// timestamps. Bodies: push `hops(1) flags(1, bit0 acknowledge) entries`; pull request
-/// `from digest`; pull answer `from digest entries`; acknowledgement `from count (timestamp(8) origin)*`.
+/// `from digest held`; pull answer `from digest held entries`; acknowledgement
+/// `from count (timestamp(8) origin)*`. `held` is `count (origin count timestamp(8)*)*`.
 /// An entry is `key flags(bit0 tombstone, bit1 expiry, bit2 ephemeral) timestamp(8)
 /// origin [expiry(8)] [value]`; a digest is `count (origin timestamp(8))*`.
 /// Every length and count is checked against the bytes present before allocation.
@@ -37,14 +39,16 @@ public enum ReplicationCodec {
             out.append(UInt8(clamping: hops))
             out.append(acknowledge ? 1 : 0)
             writeEntries(entries, into: &out)
-        case .pullRequest(let from, let digest):
+        case .pullRequest(let from, let digest, let held):
             out.append(2)
             writeBytes(Array(from.utf8), into: &out)
             writeDigest(digest, into: &out)
-        case .pullAnswer(let from, let entries, let digest):
+            writeHeld(held, into: &out)
+        case .pullAnswer(let from, let entries, let digest, let held):
             out.append(3)
             writeBytes(Array(from.utf8), into: &out)
             writeDigest(digest, into: &out)
+            writeHeld(held, into: &out)
             writeEntries(entries, into: &out)
         case .acknowledgement(let from, let versions):
             out.append(4)
@@ -79,12 +83,15 @@ public enum ReplicationCodec {
         func digest(_ digest: [String: HybridTimestamp]) -> Int {
             digest.keys.reduce(varint(digest.count)) { $0 + bytes($1.utf8.count) + 8 }
         }
+        func held(_ held: [String: [HybridTimestamp]]) -> Int {
+            held.reduce(varint(held.count)) { $0 + bytes($1.key.utf8.count) + varint($1.value.count) + 8 * $1.value.count }
+        }
         let header = magic.count + 1
         switch frame {
         case .push(let list, _, _): return header + 2 + entries(list)
-        case .pullRequest(let from, let summary): return header + bytes(from.utf8.count) + digest(summary)
-        case .pullAnswer(let from, let list, let summary):
-            return header + bytes(from.utf8.count) + digest(summary) + entries(list)
+        case .pullRequest(let from, let summary, let extra): return header + bytes(from.utf8.count) + digest(summary) + held(extra)
+        case .pullAnswer(let from, let list, let summary, let extra):
+            return header + bytes(from.utf8.count) + digest(summary) + held(extra) + entries(list)
         case .acknowledgement(let from, let versions):
             return header + bytes(from.utf8.count) + versions.reduce(varint(versions.count)) { $0 + 8 + bytes($1.origin.utf8.count) }
         }
@@ -102,11 +109,13 @@ public enum ReplicationCodec {
             frame = .push(entries: try readEntries(&reader), hops: hops, acknowledge: flags & 1 != 0)
         case 2:
             let from = try reader.string()
-            frame = .pullRequest(from: from, digest: try readDigest(&reader))
+            let digest = try readDigest(&reader)
+            frame = .pullRequest(from: from, digest: digest, held: try readHeld(&reader))
         case 3:
             let from = try reader.string()
             let digest = try readDigest(&reader)
-            frame = .pullAnswer(from: from, entries: try readEntries(&reader), digest: digest)
+            let held = try readHeld(&reader)
+            frame = .pullAnswer(from: from, entries: try readEntries(&reader), digest: digest, held: held)
         case 4:
             let from = try reader.string()
             let count = try reader.count(minimumItemBytes: 9)
@@ -176,6 +185,29 @@ public enum ReplicationCodec {
             digest[origin] = HybridTimestamp(rawValue: try reader.uint64())
         }
         return digest
+    }
+
+    private static func writeHeld(_ held: [String: [HybridTimestamp]], into out: inout [UInt8]) {
+        writeVarint(UInt64(held.count), into: &out)
+        for (origin, stamps) in held.sorted(by: { $0.key < $1.key }) {
+            writeBytes(Array(origin.utf8), into: &out)
+            writeVarint(UInt64(stamps.count), into: &out)
+            for stamp in stamps { writeUInt64(stamp.rawValue, into: &out) }
+        }
+    }
+
+    private static func readHeld(_ reader: inout ByteReader) throws(WireError) -> [String: [HybridTimestamp]] {
+        let count = try reader.count(minimumItemBytes: 2)
+        var held: [String: [HybridTimestamp]] = [:]
+        for _ in 0..<count {
+            let origin = try reader.string()
+            let stamps = try reader.count(minimumItemBytes: 8)
+            var list: [HybridTimestamp] = []
+            list.reserveCapacity(stamps)
+            for _ in 0..<stamps { list.append(HybridTimestamp(rawValue: try reader.uint64())) }
+            held[origin] = list
+        }
+        return held
     }
 
     private static func writeVarint(_ value: UInt64, into out: inout [UInt8]) {

@@ -21,6 +21,7 @@ struct SimCommand: ParsableCommand {
     @Option(name: .customLong("max-hops"), help: "Hop bound of pushes (default: scaled to the swarm).") var maximumHops: Int?
     @Option(help: "Updates to write, one every --update-spacing-ms.") var updates = 1
     @Option(name: .customLong("update-spacing-ms")) var updateSpacingMilliseconds = 100
+    @Option(name: .customLong("first-update-ms"), help: "When the first update is written (default: at once, or after joining with --membership).") var firstUpdate: Int?
     @Option(name: .customLong("latency-min-us"), help: "Minimum one-way latency, µs.") var latencyMinimum = 200
     @Option(name: .customLong("latency-tail-us"), help: "Mean of the exponential latency tail, µs.") var latencyTail = 300
     @Option(help: "Datagram loss: 0.1 or 10%.") var loss = "0"
@@ -47,6 +48,7 @@ struct SimCommand: ParsableCommand {
         configuration.maximumHops = maximumHops
         configuration.updates = updates
         configuration.updateSpacingMilliseconds = updateSpacingMilliseconds
+        configuration.firstUpdateMilliseconds = firstUpdate
         configuration.latencyMinimumMicroseconds = latencyMinimum
         configuration.latencyMeanExtraMicroseconds = latencyTail
         configuration.loss = try Self.fraction(loss)

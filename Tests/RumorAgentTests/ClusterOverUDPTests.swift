@@ -34,7 +34,7 @@ struct ClusterOverUDPTests {
         logger.logLevel = .warning
         let agent = try Agent(configuration: configuration, logger: logger)
         let task = Task { try await agent.run() }
-        try await waitUntil("\(name) has bound its port", within: .seconds(5)) {
+        try await waitUntil("\(name) has bound its port", within: .seconds(30)) {
             await agent.advertised.port != 0
         }
         if let seed {

@@ -57,7 +57,7 @@ struct ReplicationTests {
         var laggard = Replication(localName: "b", seed: 2)
         let (entry, _) = try writer.write(key: "k", value: [1], wallMilliseconds: 1_000, peers: [])  // no peers: push lost
         let tick = laggard.antiEntropyTimerFired(peers: [Self.peer(1)], wallMilliseconds: 1_000)
-        guard case .pull(_, let digest) = tick.first(where: { if case .pull = $0 { true } else { false } }) else {
+        guard case .pull(_, let digest, _) = tick.first(where: { if case .pull = $0 { true } else { false } }) else {
             Issue.record("no pull")
             return
         }

@@ -12,13 +12,14 @@ struct ReplicationCodecTests {
             version: Version(timestamp: HybridTimestamp(rawValue: .max), origin: "n3"), expiresAtMilliseconds: 99, ephemeral: true),
     ]
     static let digest = ["n1": HybridTimestamp(milliseconds: 5, logical: 2), "n2": .zero]
+    static let held = ["n1": [HybridTimestamp(milliseconds: 7, logical: 0), HybridTimestamp(milliseconds: 9, logical: 1)]]
 
     @Test(arguments: [
         ReplicationFrame.push(entries: entries, hops: 3, acknowledge: false),
         .push(entries: [], hops: 0, acknowledge: true),
-        .pullRequest(from: "n1", digest: digest),
-        .pullRequest(from: "", digest: [:]),
-        .pullAnswer(from: "n2", entries: entries, digest: digest),
+        .pullRequest(from: "n1", digest: digest, held: held),
+        .pullRequest(from: "", digest: [:], held: [:]),
+        .pullAnswer(from: "n2", entries: entries, digest: digest, held: held),
         .acknowledgement(from: "n4", versions: entries.map(\.version)),
         .acknowledgement(from: "n4", versions: []),
     ])
@@ -30,7 +31,7 @@ struct ReplicationCodecTests {
     }
 
     @Test func everyTruncationIsRejected() {
-        let bytes = ReplicationCodec.encode(.pullAnswer(from: "n2", entries: Self.entries, digest: Self.digest))
+        let bytes = ReplicationCodec.encode(.pullAnswer(from: "n2", entries: Self.entries, digest: Self.digest, held: Self.held))
         for cut in 0..<bytes.count {
             #expect(throws: WireError.self) { try ReplicationCodec.decode(Array(bytes.prefix(cut))) }
         }
@@ -45,7 +46,7 @@ struct ReplicationCodecTests {
 
     @Test func randomAndMutatedFramesNeverCrash() {
         var random = SeededRandom(seed: 7)
-        let seed = ReplicationCodec.encode(.pullAnswer(from: "n2", entries: Self.entries, digest: Self.digest))
+        let seed = ReplicationCodec.encode(.pullAnswer(from: "n2", entries: Self.entries, digest: Self.digest, held: Self.held))
         for _ in 0..<20_000 {
             var input = seed
             for _ in 0..<Int.random(in: 1...4, using: &random) {

@@ -13,8 +13,23 @@ public struct KeyValueStore: Sendable, Hashable {
     /// known to be whole: for our own writes, and after merging a full delta from a peer
     /// (`acknowledge`). Entries pushed one by one may arrive out of order and do not advance it.
     public private(set) var digest: [String: HybridTimestamp] = [:]
+    /// Per writer, timestamps of writes held beyond `digest` (or superseded here by a newer write
+    /// of the same key): pushes that arrived ahead of anti-entropy. A pull request carries them
+    /// so the answer leaves them out. Pruned as the digest advances; not saved (after a restart
+    /// the first pulls may resend a few entries).
+    public private(set) var heldBeyondDigest: [String: Set<HybridTimestamp>] = [:]
 
     public init() {}
+
+    /// Equal when the entries and digest are; `heldBeyondDigest` is a transfer optimization.
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.entries == rhs.entries && lhs.digest == rhs.digest
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(entries)
+        hasher.combine(digest)
+    }
 
     /// Restores a store saved earlier (entries and digest as they were).
     public init(entries: some Sequence<Entry>, digest: [String: HybridTimestamp]) {
@@ -25,6 +40,9 @@ public struct KeyValueStore: Sendable, Hashable {
     /// Merges one entry received from elsewhere. Returns true when it became the key's winner.
     @discardableResult
     public mutating func merge(_ entry: Entry) -> Bool {
+        if digest[entry.version.origin].map({ $0 < entry.version.timestamp }) ?? true {
+            heldBeyondDigest[entry.version.origin, default: []].insert(entry.version.timestamp)
+        }
         if let current = entries[entry.key], current.version >= entry.version {
             return false
         }
@@ -52,15 +70,33 @@ public struct KeyValueStore: Sendable, Hashable {
     }
 
     private mutating func advance(_ origin: String, to timestamp: HybridTimestamp) {
-        if digest[origin].map({ $0 < timestamp }) ?? true { digest[origin] = timestamp }
+        guard digest[origin].map({ $0 < timestamp }) ?? true else { return }
+        digest[origin] = timestamp
+        if let held = heldBeyondDigest[origin] {
+            let ahead = held.filter { $0 > timestamp }
+            heldBeyondDigest[origin] = ahead.isEmpty ? nil : ahead
+        }
     }
 
     /// The winning entries a peer with `peerDigest` may lack: those whose writer's timestamp is
-    /// beyond what the peer has seen from that writer.
-    public func delta(since peerDigest: [String: HybridTimestamp]) -> [Entry] {
-        entries.values.filter { entry in
-            peerDigest[entry.version.origin].map { $0 < entry.version.timestamp } ?? true
+    /// beyond what the peer has seen from that writer, except the ones it lists in `peerHeld`.
+    public func delta(since peerDigest: [String: HybridTimestamp], held peerHeld: [String: [HybridTimestamp]] = [:]) -> [Entry] {
+        let held = peerHeld.mapValues(Set.init)
+        return entries.values.filter { entry in
+            let version = entry.version
+            guard peerDigest[version.origin].map({ $0 < version.timestamp }) ?? true else { return false }
+            return held[version.origin]?.contains(version.timestamp) != true
         }
+    }
+
+    /// `heldBeyondDigest` for a pull request: at most `limit` timestamps, the newest first.
+    public func heldSummary(limit: Int = 1024) -> [String: [HybridTimestamp]] {
+        var all = heldBeyondDigest.flatMap { origin, stamps in stamps.map { (origin, $0) } }
+        if all.count > limit {
+            all.sort { $0.1 > $1.1 }
+            all.removeLast(all.count - limit)
+        }
+        return Dictionary(grouping: all, by: \.0).mapValues { $0.map(\.1).sorted() }
     }
 
     /// The live value of `key` at `nowMilliseconds`: nil when absent, deleted or expired.

@@ -242,17 +242,18 @@ public struct Replication: Sendable {
         let collected = store.collectTombstones(nowMilliseconds: wallMilliseconds, graceMilliseconds: graceMilliseconds)
         if !collected.isEmpty { out.append(.forgot(collected)) }
         if let peer = peers.randomElement(using: &random) {
-            out.append(.pull(from: peer, digest: store.digest))
+            out.append(.pull(from: peer, digest: store.digest, held: store.heldSummary()))
         }
         return out
     }
 
-    /// Answers `peer`'s pull: the entries its digest shows missing, and our digest.
-    public mutating func answerPull(digest: [String: HybridTimestamp], from peer: String)
-        -> (entries: [Entry], digest: [String: HybridTimestamp])
+    /// Answers `peer`'s pull: the entries its digest shows missing (less those it says it
+    /// holds), and our digest and held writes.
+    public mutating func answerPull(digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]] = [:], from peer: String)
+        -> (entries: [Entry], digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]])
     {
         peerDigests[peer] = digest
-        return (store.delta(since: digest), store.digest)
+        return (store.delta(since: digest, held: held), store.digest, store.heldSummary())
     }
 
     /// Merges `peer`'s answer to our pull; afterwards we hold all the peer held. With
@@ -260,15 +261,17 @@ public struct Replication: Sendable {
     /// it lacks, making the exchange push-pull; a delta sent back that way is merged with
     /// `replyingTo: nil`, which ends the exchange.
     public mutating func receivePullAnswer(
-        entries: [Entry], digest: [String: HybridTimestamp], from peer: String, replyingTo address: NodeAddress? = nil,
-        wallMilliseconds: UInt64
+        entries: [Entry], digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]] = [:], from peer: String,
+        replyingTo address: NodeAddress? = nil, wallMilliseconds: UInt64
     ) -> [ReplicationDirective] {
         peerDigests[peer] = digest
         let news = mergeRemote(entries, wallMilliseconds: wallMilliseconds)
+        // Our clock must pass every write the digest vouches for, even ones we never merged.
+        if let newest = digest.values.max() { try? clock.observe(newest, wallMilliseconds: wallMilliseconds) }
         store.acknowledge(digest)
         var out: [ReplicationDirective] = news.isEmpty ? [] : [.applied(news)]
         if let address {
-            let missing = store.delta(since: digest)
+            let missing = store.delta(since: digest, held: held)
             if !missing.isEmpty { out.append(.sendDelta(missing, digest: store.digest, to: address)) }
         }
         return out
@@ -357,7 +360,7 @@ public enum ReplicationDirective: Sendable, Hashable {
     /// Tell the member named `to` that this node holds these versions of its writes.
     case acknowledge([Version], to: String)
     /// Ask `from` for what `digest` lacks, then call `receivePullAnswer(replyingTo: from)`.
-    case pull(from: NodeAddress, digest: [String: HybridTimestamp])
+    case pull(from: NodeAddress, digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]])
     /// Send these entries, which `to` lacks, with our digest: the push half of a push-pull
     /// exchange. The receiver merges them with `receivePullAnswer(replyingTo: nil)`.
     case sendDelta([Entry], digest: [String: HybridTimestamp], to: NodeAddress)

@@ -1,0 +1,127 @@
+import Foundation
+import Testing
+
+@testable import RumorSimulation
+
+/// The simulator's bounds, checked against gossip theory: push with fanout 3 plus push-pull
+/// anti-entropy informs everyone in O(log N) rounds with little redundancy.
+struct SimulationTests {
+    static func run(_ configure: (inout SimulationConfiguration) -> Void) throws -> SimulationReport {
+        var configuration = SimulationConfiguration()
+        configure(&configuration)
+        var simulation = try Simulation(configuration)
+        return simulation.run()
+    }
+
+    @Test func sameSeed_sameReportByteForByte_otherSeed_otherReport() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        func bytes(_ seed: UInt64) throws -> Data {
+            try encoder.encode(
+                Self.run {
+                    $0.nodes = 300
+                    $0.seed = seed
+                    $0.loss = 0.1
+                    $0.updates = 3
+                    $0.rounds = 8
+                })
+        }
+        #expect(try bytes(7) == bytes(7))
+        #expect(try bytes(7) != bytes(8))
+    }
+
+    @Test(arguments: [0.0, 0.1])
+    func thousandNodes_allInformedWithinSixRounds_p99OverSeeds(loss: Double) throws {
+        var roundsToAll: [Double] = []
+        var copies: [Double] = []
+        for seed in 1...10 {
+            let report = try Self.run {
+                $0.nodes = 1_000
+                $0.seed = UInt64(seed)
+                $0.loss = loss
+                $0.updates = 10
+                $0.rounds = 10
+            }
+            for update in report.updates {
+                roundsToAll.append(try #require(update.roundsTo100, "seed \(seed): an update never reached every node"))
+            }
+            copies.append(report.copiesPerNode)
+        }
+        roundsToAll.sort()
+        let p99 = roundsToAll[Int((Double(roundsToAll.count) * 0.99).rounded(.up)) - 1]
+        #expect(p99 <= 6, "p99 rounds to inform all 1000 nodes at \(loss * 100) % loss: \(p99)")
+        let meanCopies = copies.reduce(0, +) / Double(copies.count)
+        #expect(meanCopies <= 2.3, "payload copies per node per update: \(meanCopies)")
+    }
+
+    @Test func partitionedUpdates_reachEveryoneAfterTheHeal() throws {
+        let report = try Self.run {
+            $0.nodes = 200
+            $0.partitionFraction = 0.3
+            $0.partitionAtMilliseconds = 0
+            $0.healAtMilliseconds = 4_000
+            $0.updates = 4
+            $0.rounds = 10
+        }
+        for update in report.updates {
+            let all = try #require(update.millisecondsTo100, "an update never crossed the healed partition")
+            #expect(all > 4_000, "the cut-off side cannot learn before the heal")
+        }
+    }
+
+    @Test func membership_detectsCrashes_withoutFalsePositives_underLoss() throws {
+        let report = try Self.run {
+            $0.nodes = 40
+            $0.membership = true
+            $0.loss = 0.1
+            $0.crashes = 2
+            $0.crashAtMilliseconds = 10_000
+            $0.rounds = 60
+            $0.updates = 3
+        }
+        let failures = try #require(report.failures)
+        #expect(failures.crashed == 2 && failures.allAware == 2, "\(failures)")
+        #expect(failures.falsePositives == 0)
+        #expect(try #require(failures.firstDetectionMilliseconds.max) < 30_000)
+        #expect(report.updates.allSatisfy { $0.roundsTo100 != nil }, "updates reach every live node through the SWIM views")
+    }
+
+    @Test func churn_leavesEveryLiveNodeInformed() throws {
+        let report = try Self.run {
+            $0.nodes = 300
+            $0.churnPerRound = 0.05
+            $0.churnDownMilliseconds = 2_000
+            $0.updates = 5
+            $0.updateSpacingMilliseconds = 1_000
+            $0.rounds = 20
+        }
+        #expect(report.updates.allSatisfy { $0.informed == $0.live }, "\(report.updates)")
+    }
+
+    @Test func outputs_tableCSVAndSVG() throws {
+        let report = try Self.run {
+            $0.nodes = 100
+            $0.updates = 2
+            $0.rounds = 5
+        }
+        #expect(report.table.contains("payload copies per node per update"))
+        #expect(report.csv.split(separator: "\n").count == 3)
+        #expect(report.svg.hasPrefix("<svg") && report.svg.contains("<polyline"))
+        #expect(report.curve.last?.informed == 1)
+    }
+
+    @Test func badSettings_areRefused() {
+        var configuration = SimulationConfiguration()
+        configuration.nodes = 1
+        #expect(throws: SimulationError.self) { try Simulation(configuration) }
+        configuration.nodes = 10_000
+        configuration.membership = true
+        #expect(throws: SimulationError.self) { try Simulation(configuration) }
+    }
+
+    @Test func naturalLog_isAccurate() {
+        for x in [1e-9, 0.001, 0.25, 0.5, 0.9, 1.0] {
+            #expect(abs(Simulation.naturalLog(x) - Foundation.log(x)) < 1e-9)
+        }
+    }
+}
