@@ -195,8 +195,33 @@ struct MembershipRuleTests {
         #expect(settings.scaledPushPullInterval(memberCount: 64) == .seconds(60))
     }
 
+    @Test func news_isGossipedAtOnce_thenWithinTheSpacing_andSpendsTheSameRetransmitBudget() {
+        var machine = Self.machine(others: 4)  // eager gossip is on by default
+        _ = machine.timerFired(.flushGossip, now: Self.at(0.5))  // the flush the set-up's burst scheduled
+        func copies(_ directives: [MembershipDirective], of node: String) -> Int {
+            Self.sends(directives).flatMap(\.1).filter { if case .alive(let alive) = $0 { alive.node == node } else { false } }.count
+        }
+        let news = Alive(incarnation: 1, node: "late", address: Self.peer(9), meta: [], versions: .rumor)
+        let first = machine.receive(.alive(news), from: Self.peer(9), now: Self.at(1))
+        #expect(copies(first, of: "late") == 3, "sent to gossipNodes members at once, not at the next gossip round")
+        let soon = Alive(incarnation: 1, node: "later", address: Self.peer(10), meta: [], versions: .rumor)
+        let second = machine.receive(.alive(soon), from: Self.peer(10), now: Self.at(1.004))
+        #expect(copies(second, of: "later") == 0)
+        #expect(second.contains(.startTimer(.flushGossip, after: .milliseconds(6))))
+        let flushed = machine.timerFired(.flushGossip, now: Self.at(1.010))
+        #expect(copies(flushed, of: "later") == 3)
+        var total = copies(first, of: "late") + copies(second, of: "late") + copies(flushed, of: "late")
+        for round in 1...10 {
+            total += copies(machine.timerFired(.gossip, now: Self.at(1.010 + Double(round) * 0.2)), of: "late")
+        }
+        let limit = MembershipSettings.lan.retransmitLimit(memberCount: 7)
+        #expect(total == limit, "eager gossip spends the retransmit budget sooner, not more of it")
+    }
+
     @Test func broadcast_isSentRetransmitLimitTimesThenDropped() {
-        var machine = Self.machine(others: 2)  // N = 3 → limit 4
+        var settings = MembershipSettings.lan
+        settings.eagerGossipSpacing = nil
+        var machine = Self.machine(others: 2, settings: settings)  // N = 3 → limit 4
         var copies = 0
         for round in 0..<10 {
             let out = machine.timerFired(.gossip, now: Self.at(Double(round) * 0.2))

@@ -18,6 +18,8 @@ struct BroadcastQueue: Sendable {
 
     var count: Int { items.count }
     var isEmpty: Bool { items.isEmpty }
+    /// True when some queued message has not been sent yet.
+    var hasFresh: Bool { items.contains { $0.transmits == 0 } }
 
     /// Queues `message`, replacing a queued message about the same subject. Returns the replaced
     /// message, if any.

@@ -26,6 +26,9 @@ public struct Membership: Sendable {
     private var probe: ProbeInFlight?
     private var relays: [UInt32: Relay] = [:]
     private var leave = LeaveProgress.none
+    /// When news was last gossiped eagerly, and whether a deferred flush is scheduled.
+    private var lastEagerGossip: Instant?
+    private var flushScheduled = false
 
     /// One direct probe in progress.
     private struct ProbeInFlight: Sendable {
@@ -174,6 +177,7 @@ public struct Membership: Sendable {
         case .error:
             break
         }
+        gossipNews(now: now, into: &out)
         return out
     }
 
@@ -185,6 +189,7 @@ public struct Membership: Sendable {
         let reply = pushPullState(join: false)
         var out: [MembershipDirective] = []
         merge(remote.nodes, now: now, into: &out)
+        gossipNews(now: now, into: &out)
         return (reply, out)
     }
 
@@ -192,6 +197,7 @@ public struct Membership: Sendable {
     public mutating func receivePushPullReply(_ remote: PushPull, from sender: NodeAddress, now: Instant) -> [MembershipDirective] {
         var out: [MembershipDirective] = []
         merge(remote.nodes, now: now, into: &out)
+        gossipNews(now: now, into: &out)
         return out
     }
 
@@ -224,7 +230,10 @@ public struct Membership: Sendable {
             out.append(.startTimer(.pushPull, after: settings.scaledPushPullInterval(memberCount: members.count)))
         case .suspicionTimeout(let name):
             suspicionExpired(name, now: now, into: &out)
+        case .flushGossip:
+            flushScheduled = false
         }
+        gossipNews(now: now, into: &out)
         return out
     }
 
@@ -510,6 +519,21 @@ public struct Membership: Sendable {
 
     // MARK: - Dissemination
 
+    /// Rumor's eager gossip: sends never-sent broadcasts at once (see
+    /// `MembershipSettings.eagerGossipSpacing`), or schedules a flush when one went out just now.
+    private mutating func gossipNews(now: Instant, into out: inout [MembershipDirective]) {
+        guard let spacing = settings.eagerGossipSpacing, broadcasts.hasFresh else { return }
+        if let last = lastEagerGossip, now - last < spacing {
+            if !flushScheduled {
+                flushScheduled = true
+                out.append(.startTimer(.flushGossip, after: spacing - (now - last)))
+            }
+            return
+        }
+        lastEagerGossip = now
+        gossip(now: now, into: &out)
+    }
+
     /// Sends queued broadcasts to `gossipNodes` random members: alive or suspect ones, and dead
     /// ones for `gossipToTheDeadTime` so they can learn of it and refute.
     private mutating func gossip(now: Instant, into out: inout [MembershipDirective]) {
@@ -644,4 +668,6 @@ public enum MembershipTimer: Sendable, Hashable {
     case pushPull
     /// The suspicion of `node` may have expired.
     case suspicionTimeout(node: String)
+    /// Gossip news that arrived too soon after the last eager gossip.
+    case flushGossip
 }
