@@ -43,6 +43,8 @@ public actor Agent: Service, AgentControl {
     private var leaveCompleted = false
     private var stopped = false
     private var labelWarnings: Set<String> = []
+    /// Anti-entropy pulls sent and not yet answered, by peer address, with when they were sent.
+    private var pendingPulls: [NodeAddress: Instant] = [:]
     /// Puts waiting until enough nodes hold their write (`put --wait`), by id.
     private var replicaWaits: [Int: ReplicaWait] = [:]
     private var nextReplicaWait = 0
@@ -550,21 +552,17 @@ public actor Agent: Service, AgentControl {
             counters.add("replication_pulls_answered")
             let answer = replication.answerPull(digest: digest, held: held, from: peer)
             checkReplicaWaits()
-            return streamCodec.encode(
-                .user(
-                    ReplicationCodec.encode(
-                        .pullAnswer(from: configuration.name, entries: answer.entries, digest: answer.digest, held: answer.held))))
+            send(
+                .pullAnswer(from: configuration.name, entries: answer.entries, digest: answer.digest, held: answer.held),
+                to: membership.members[peer]?.address ?? sender)
+            return nil
         case .acknowledgement(let peer, let versions):
             counters.add("replication_acknowledgements_received")
             replication.receiveAcknowledgement(versions, from: peer)
             checkReplicaWaits()
             return nil
-        case .pullAnswer(let peer, let entries, let digest, _):
-            // The push half of a push-pull exchange we answered.
-            counters.add("replication_deltas_received")
-            execute(replication.receivePullAnswer(entries: entries, digest: digest, from: peer, wallMilliseconds: wallMilliseconds))
-            persist([], sequences: [:], digest: replication.store.digest)
-            checkReplicaWaits()
+        case .pullAnswer(let peer, let entries, let digest, let held):
+            receivePullAnswer(from: peer, entries: entries, digest: digest, held: held)
             return nil
         }
     }
@@ -580,7 +578,13 @@ public actor Agent: Service, AgentControl {
                 counters.add("replication_acknowledgements_sent")
                 send(.acknowledgement(from: configuration.name, versions: versions), to: member.address)
             case .pull(let address, let digest, let held):
-                Task { await self.pull(from: address, digest: digest, held: held) }
+                // A datagram when it fits (most rounds exchange a few hundred bytes); the answer
+                // comes back the same way, or over a stream when it is large.
+                let timestamp = now
+                pendingPulls = pendingPulls.filter { timestamp - $0.value < .seconds(10) }
+                pendingPulls[address] = timestamp
+                counters.add("replication_pulls_sent")
+                send(.pullRequest(from: configuration.name, digest: digest, held: held), to: address)
             case .sendDelta(let entries, let digest, let address):
                 counters.add("replication_deltas_sent")
                 send(.pullAnswer(from: configuration.name, entries: entries, digest: digest, held: [:]), to: address)
@@ -669,38 +673,27 @@ public actor Agent: Service, AgentControl {
         }
     }
 
-    private func pull(from address: NodeAddress, digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]]) async {
-        guard let target = address.socketAddress else { return }
-        let codec = streamCodec
+    /// A pull answer from `peer` arrived: ours if we asked (then push the rest back and note
+    /// the sync), else the push half of an exchange `peer` started.
+    private func receivePullAnswer(
+        from peer: String, entries: [Entry], digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]]
+    ) {
+        let address = membership.members[peer]?.address
+        let solicited = address.map { pendingPulls.removeValue(forKey: $0) != nil } ?? false
+        counters.add(solicited ? "replication_pulls_completed" : "replication_deltas_received")
+        execute(
+            replication.receivePullAnswer(
+                entries: entries, digest: digest, held: held, from: peer, replyingTo: solicited ? address : nil,
+                wallMilliseconds: wallMilliseconds))
+        persist([], sequences: [:], digest: replication.store.digest)
+        checkReplicaWaits()
+        guard solicited else { return }
+        let synced = wallMilliseconds
+        lastSynced = synced
         do {
-            let answer = try await StreamClient.exchange(
-                codec.encode(.user(ReplicationCodec.encode(.pullRequest(from: configuration.name, digest: digest, held: held)))),
-                with: target, group: group,
-                timeout: .nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped),
-                maximumBytes: Self.maximumStreamBytes, decode: { try codec.decode($0) })
-            guard case .user(let payload) = answer,
-                case .pullAnswer(let peer, let entries, let theirs, let theirsHeld) = try ReplicationCodec.decode(payload)
-            else {
-                counters.add("replication_pull_failed")
-                return
-            }
-            counters.add("replication_pulls_completed")
-            execute(
-                replication.receivePullAnswer(
-                    entries: entries, digest: theirs, held: theirsHeld, from: peer, replyingTo: address,
-                    wallMilliseconds: wallMilliseconds))
-            checkReplicaWaits()
-            persist([], sequences: [:], digest: replication.store.digest)
-            let synced = wallMilliseconds
-            lastSynced = synced
-            do {
-                try storage?.recordSync(at: synced)
-            } catch {
-                counters.add("storage_errors")
-            }
+            try storage?.recordSync(at: synced)
         } catch {
-            counters.add("replication_pull_failed")
-            logger.debug("anti-entropy pull failed", metadata: ["peer": "\(address)", "error": "\(error)"])
+            counters.add("storage_errors")
         }
     }
 

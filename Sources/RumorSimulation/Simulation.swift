@@ -23,8 +23,8 @@ public struct SimulationConfiguration: Sendable, Hashable, Codable {
     /// One-way latency: `latencyMinimumMicroseconds` plus an exponential tail of this mean.
     public var latencyMinimumMicroseconds = 200
     public var latencyMeanExtraMicroseconds = 300
-    /// Probability that a datagram (push, membership packet) is lost. Streams (pulls) do not
-    /// lose data, as TCP retransmits.
+    /// Probability that a datagram is lost: membership packets, and replication frames that fit
+    /// a packet (larger ones go over TCP, which retransmits).
     public var loss = 0.0
     /// Run the SWIM + Lifeguard machines of every node (their views then choose replication
     /// peers, and failures are detected for real). Without it every node knows every other
@@ -256,7 +256,7 @@ public struct Simulation {
             let answer = nodes[index].replication.answerPull(digest: digest, held: held, from: Self.name(of: from))
             send(
                 .pullAnswer(entries: answer.entries, digest: answer.digest, held: answer.held, from: index, solicited: true),
-                to: from, from: index, stream: true)
+                to: from, from: index)
         case .pullAnswer(let entries, let digest, let held, let from, let solicited):
             count(entries)
             let directives = nodes[index].replication.receivePullAnswer(
@@ -328,13 +328,13 @@ public struct Simulation {
         for directive in directives {
             switch directive {
             case .push(let entries, let hops, _, let to):
-                send(.push(entries: entries, hops: hops, from: index), to: Self.index(of: to), from: index, stream: false)
+                send(.push(entries: entries, hops: hops, from: index), to: Self.index(of: to), from: index)
             case .pull(let from, let digest, let held):
-                send(.pullRequest(digest: digest, held: held, from: index), to: Self.index(of: from), from: index, stream: true)
+                send(.pullRequest(digest: digest, held: held, from: index), to: Self.index(of: from), from: index)
             case .sendDelta(let entries, let digest, let to):
                 send(
                     .pullAnswer(entries: entries, digest: digest, held: [:], from: index, solicited: false),
-                    to: Self.index(of: to), from: index, stream: true)
+                    to: Self.index(of: to), from: index)
             case .startAntiEntropyTimer(let delay):
                 schedule(.antiEntropy(index), at: now + delay)
             case .applied(let entries):
@@ -402,11 +402,14 @@ public struct Simulation {
 
     // MARK: - Network
 
-    private mutating func send(_ message: ReplicationMessage, to target: Int, from source: Int, stream: Bool) {
+    private mutating func send(_ message: ReplicationMessage, to target: Int, from source: Int) {
         guard target >= 0, target < nodes.count, target != source else { return }
         messages += 1
-        bytes += message.wireSize(from: Self.name(of: source))
-        guard reachable(source, target), stream || !lost() else { return }
+        let size = message.wireSize(from: Self.name(of: source))
+        bytes += size
+        // As in the agent: frames that fit a packet go by UDP (and may be lost), larger ones by TCP.
+        let datagram = size <= replicationSettings.packetPushBytes + 28
+        guard reachable(source, target), !datagram || !lost() else { return }
         schedule(.replication(to: target, message), at: now + latency())
     }
 

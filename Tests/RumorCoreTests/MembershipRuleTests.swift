@@ -218,6 +218,22 @@ struct MembershipRuleTests {
         #expect(total == limit, "eager gossip spends the retransmit budget sooner, not more of it")
     }
 
+    @Test func gossipTimer_stopsWhileNothingIsQueued_andRestartsWithNews() {
+        var settings = MembershipSettings.lan
+        settings.eagerGossipSpacing = nil
+        var machine = Self.machine(others: 2, settings: settings)
+        var round = 0
+        var out: [MembershipDirective] = []
+        repeat {
+            round += 1
+            out = machine.timerFired(.gossip, now: Self.at(Double(round) * 0.2))
+        } while out.contains(.startTimer(.gossip, after: settings.gossipInterval)) && round < 50
+        #expect(round < 50 && machine.pendingBroadcasts == 0, "an idle node stops ticking")
+        let news = Alive(incarnation: 1, node: "late", address: Self.peer(9), meta: [], versions: .rumor)
+        let rearmed = machine.receive(.alive(news), from: Self.peer(9), now: Self.at(20))
+        #expect(rearmed.contains(.startTimer(.gossip, after: settings.gossipInterval)))
+    }
+
     @Test func broadcast_isSentRetransmitLimitTimesThenDropped() {
         var settings = MembershipSettings.lan
         settings.eagerGossipSpacing = nil

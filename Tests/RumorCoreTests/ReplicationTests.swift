@@ -10,8 +10,17 @@ struct ReplicationTests {
         directives.compactMap { if case .push(let entries, let hops, _, let to) = $0 { (entries, hops, to) } else { nil } }
     }
 
-    @Test func localWrite_isPushedToFanoutPeers() throws {
+    @Test func localWrite_inASmallSwarm_goesStraightToEveryPeer_unrelayed() throws {
         var node = Replication(localName: "a", seed: 1)
+        let (entry, out) = try node.write(key: "k", value: [1], wallMilliseconds: 1_000, peers: Self.peers)
+        #expect(Set(Self.pushes(out).map(\.to)) == Set(Self.peers))
+        #expect(Self.pushes(out).allSatisfy { $0.entries == [entry] && $0.hops == Replication.unrelayedHops })
+    }
+
+    @Test func localWrite_isPushedToFanoutPeers() throws {
+        var settings = ReplicationSettings()
+        settings.directPushLimit = 1
+        var node = Replication(localName: "a", settings: settings, seed: 1)
         let (entry, out) = try node.write(key: "k", value: [1], wallMilliseconds: 1_000, peers: Self.peers)
         let pushed = Self.pushes(out)
         #expect(pushed.count == 3 && Set(pushed.map(\.to)).count == 3)
@@ -68,7 +77,9 @@ struct ReplicationTests {
     }
 
     @Test func awaitedWrite_isAcknowledgedByEveryNodeThePushReaches() throws {
-        var writer = Replication(localName: "a", seed: 1)
+        var fanoutOnly = ReplicationSettings()
+        fanoutOnly.directPushLimit = 1
+        var writer = Replication(localName: "a", settings: fanoutOnly, seed: 1)
         var relay = Replication(localName: "b", seed: 2)
         var last = Replication(localName: "c", seed: 3)
         let (entries, out) = try writer.write(

@@ -29,6 +29,9 @@ public struct Membership: Sendable {
     /// When news was last gossiped eagerly, and whether a deferred flush is scheduled.
     private var lastEagerGossip: Instant?
     private var flushScheduled = false
+    /// Whether the gossip timer is running: it stops while nothing is queued (an idle node then
+    /// has no gossip ticks to serve) and restarts when something is.
+    private var gossipTimerArmed = true
 
     /// One direct probe in progress.
     private struct ProbeInFlight: Sendable {
@@ -139,7 +142,9 @@ public struct Membership: Sendable {
             return [.leaveCompleted]
         }
         broadcasts.enqueue(.dead(announcement), about: localName)
-        return [.event(MemberEvent(kind: .left, member: local))]
+        var out: [MembershipDirective] = [.event(MemberEvent(kind: .left, member: local))]
+        gossipNews(now: now, into: &out)
+        return out
     }
 
     /// Replaces this node's metadata and announces it with a new incarnation.
@@ -149,7 +154,9 @@ public struct Membership: Sendable {
         local.incarnation &+= 1
         members[localName] = local
         broadcasts.enqueue(.alive(local.aliveMessage), about: localName)
-        return [.event(MemberEvent(kind: .updated, member: local))]
+        var out: [MembershipDirective] = [.event(MemberEvent(kind: .updated, member: local))]
+        gossipNews(now: now, into: &out)
+        return out
     }
 
     // MARK: - Events
@@ -222,7 +229,8 @@ public struct Membership: Sendable {
             }
         case .gossip:
             gossip(now: now, into: &out)
-            out.append(.startTimer(.gossip, after: settings.gossipInterval))
+            gossipTimerArmed = !broadcasts.isEmpty
+            if gossipTimerArmed { out.append(.startTimer(.gossip, after: settings.gossipInterval)) }
         case .pushPull:
             if leave == .none, let peer = randomMembers(1, where: { $0.state == .alive }).first {
                 out.append(.pushPull(to: peer.address, state: pushPullState(join: false)))
@@ -522,6 +530,10 @@ public struct Membership: Sendable {
     /// Rumor's eager gossip: sends never-sent broadcasts at once (see
     /// `MembershipSettings.eagerGossipSpacing`), or schedules a flush when one went out just now.
     private mutating func gossipNews(now: Instant, into out: inout [MembershipDirective]) {
+        if !gossipTimerArmed, !broadcasts.isEmpty {
+            gossipTimerArmed = true
+            out.append(.startTimer(.gossip, after: settings.gossipInterval))
+        }
         guard let spacing = settings.eagerGossipSpacing, broadcasts.hasFresh else { return }
         if let last = lastEagerGossip, now - last < spacing {
             if !flushScheduled {

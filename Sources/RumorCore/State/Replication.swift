@@ -2,6 +2,11 @@
 public struct ReplicationSettings: Sendable, Hashable {
     /// Peers a fresh write is pushed to, and relayed to by each node that learns it. Default 3.
     public var fanout = 3
+    /// In a swarm of at most this many nodes a writer pushes straight to every peer (one hop,
+    /// one copy per node); above it, rumor mongering with `fanout`. Fanout push misses each node
+    /// with probability about e^-fanout, which in a swarm of 30 leaves someone waiting for
+    /// anti-entropy on most writes. Default 64.
+    public var directPushLimit = 64
     /// How many times a pushed write is relayed onward before only anti-entropy carries it.
     /// nil (the default) scales it to the swarm: see `Replication.hopLimit(swarmSize:fanout:)`.
     public var maximumHops: Int?
@@ -126,8 +131,14 @@ public struct Replication: Sendable {
         if awaitingReplicas {
             for entry in entries { acknowledgements[entry.version] = [] }
         }
-        let directives =
-            entries.isEmpty ? [] : push(entries, hops: 0, acknowledge: awaitingReplicas, to: peers, excluding: nil)
+        let directives: [ReplicationDirective]
+        if entries.isEmpty {
+            directives = []
+        } else if peers.count + 1 <= settings.directPushLimit {
+            directives = peers.map { .push(entries, hops: Self.unrelayedHops, acknowledge: awaitingReplicas, to: $0) }
+        } else {
+            directives = push(entries, hops: 0, acknowledge: awaitingReplicas, to: peers, excluding: nil)
+        }
         return (entries, directives)
     }
 
