@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "rumor", targets: ["rumor"]),
+        .executable(name: "rumor-bench", targets: ["RumorBenchmarks"]),
         .library(name: "RumorCore", targets: ["RumorCore"]),
         .library(name: "RumorWire", targets: ["RumorWire"]),
         .library(name: "RumorAgent", targets: ["RumorAgent"]),
@@ -28,6 +29,8 @@ let package = Package(
         .target(name: "RumorWire", dependencies: ["RumorCore"]),
         // The simulator: the real core machines on a virtual clock and network.
         .target(name: "RumorSimulation", dependencies: ["RumorCore", "RumorWire"]),
+        // Micro-benchmarks of the hot paths (`swift run -c release rumor-bench`).
+        .executableTarget(name: "RumorBenchmarks", dependencies: ["RumorCore", "RumorWire"]),
         // The NIO runtime that drives the core over real sockets, plus the local HTTP API.
         .target(
             name: "RumorAgent",

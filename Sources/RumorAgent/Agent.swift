@@ -376,7 +376,7 @@ public actor Agent: Service, AgentControl {
         case .user(let payload):
             guard let from = peer.flatMap(NodeAddress.init) else { return nil }
             if ReplicationCodec.isFrame(payload) {
-                return answerReplication(payload, from: from)
+                return answerReplication(payload, from: from, viaStream: true)
             }
             execute(membership.receive(.user(payload), from: from, now: now))
             return nil
@@ -433,7 +433,7 @@ public actor Agent: Service, AgentControl {
                 Task { await self.streamPing(ping, to: address, deadline: deadline) }
             case .deliver(let payload, let sender):
                 counters.add("user_messages_received")
-                if ReplicationCodec.isFrame(payload) { _ = answerReplication(payload, from: sender) }
+                if ReplicationCodec.isFrame(payload) { _ = answerReplication(payload, from: sender, viaStream: false) }
             case .event(let event):
                 report(event)
             case .conflict(let existing, let claimed):
@@ -532,7 +532,9 @@ public actor Agent: Service, AgentControl {
     }
 
     /// Handles a replication frame from `sender`; returns the encoded stream reply, if any.
-    private func answerReplication(_ payload: [UInt8], from sender: NodeAddress) -> [UInt8]? {
+    /// `sender` is where a datagram came from (the peer's gossip socket), or the client end of
+    /// a stream (an ephemeral port: replies then go to the member's advertised address).
+    private func answerReplication(_ payload: [UInt8], from sender: NodeAddress, viaStream: Bool) -> [UInt8]? {
         let frame: ReplicationFrame
         do {
             frame = try ReplicationCodec.decode(payload)
@@ -552,9 +554,12 @@ public actor Agent: Service, AgentControl {
             counters.add("replication_pulls_answered")
             let answer = replication.answerPull(digest: digest, held: held, from: peer)
             checkReplicaWaits()
+            // A datagram's source is the requester's socket, right even when our view of its
+            // address is stale (it restarted on a new port).
+            let replyTo = viaStream ? membership.members[peer]?.address ?? sender : sender
             send(
                 .pullAnswer(from: configuration.name, entries: answer.entries, digest: answer.digest, held: answer.held),
-                to: membership.members[peer]?.address ?? sender)
+                to: replyTo)
             return nil
         case .acknowledgement(let peer, let versions):
             counters.add("replication_acknowledgements_received")
@@ -562,7 +567,7 @@ public actor Agent: Service, AgentControl {
             checkReplicaWaits()
             return nil
         case .pullAnswer(let peer, let entries, let digest, let held):
-            receivePullAnswer(from: peer, entries: entries, digest: digest, held: held)
+            receivePullAnswer(from: peer, at: viaStream ? nil : sender, entries: entries, digest: digest, held: held)
             return nil
         }
     }
@@ -676,9 +681,11 @@ public actor Agent: Service, AgentControl {
     /// A pull answer from `peer` arrived: ours if we asked (then push the rest back and note
     /// the sync), else the push half of an exchange `peer` started.
     private func receivePullAnswer(
-        from peer: String, entries: [Entry], digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]]
+        from peer: String, at source: NodeAddress?, entries: [Entry], digest: [String: HybridTimestamp],
+        held: [String: [HybridTimestamp]]
     ) {
-        let address = membership.members[peer]?.address
+        var address = membership.members[peer]?.address
+        if let source, pendingPulls[source] != nil { address = source }
         let solicited = address.map { pendingPulls.removeValue(forKey: $0) != nil } ?? false
         counters.add(solicited ? "replication_pulls_completed" : "replication_deltas_received")
         execute(

@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""Durable put throughput of one agent (--data-dir, SQLite WAL, acknowledged after commit).
+
+    python3 bench/put_throughput.py [--seconds 5] [--batch 1000] [--json FILE]
+
+Measures single puts (one HTTP request and one transaction each) and batched puts
+(POST /v1/kv/batch: one request, one transaction, one replication message per batch).
+"""
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from common import Agent, Client
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--json")
+    options = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="put-throughput-"))
+    agent = Agent("solo", work, data_dir=work / "data")
+    try:
+        client = Client(agent.api)
+        count = 0
+        start = time.monotonic()
+        while time.monotonic() - start < options.seconds:
+            client.call("POST", "/v1/kv/put", {"key": f"single/{count}", "value": '{"n":%d}' % count})
+            count += 1
+        single = count / (time.monotonic() - start)
+
+        count = 0
+        start = time.monotonic()
+        while time.monotonic() - start < options.seconds:
+            entries = [{"key": f"batch/{count + i}", "value": '{"n":%d}' % (count + i)} for i in range(options.batch)]
+            client.call("POST", "/v1/kv/batch", {"entries": entries})
+            count += options.batch
+        batched = count / (time.monotonic() - start)
+        status = client.call("GET", "/v1/kv/status")
+        assert status["durable"], status
+    finally:
+        agent.stop()
+    print(f"durable single puts:            {single:10.0f} puts/s")
+    print(f"durable batched puts (x{options.batch}):   {batched:10.0f} puts/s   (goal >= 20,000)")
+    if options.json:
+        Path(options.json).write_text(json.dumps({"single_puts_per_second": single, "batched_puts_per_second": batched,
+                                                  "batch": options.batch}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
