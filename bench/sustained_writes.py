@@ -4,7 +4,7 @@ cluster-wide, replication lag measured by watch streams.
 
     python3 bench/sustained_writes.py [--nodes 16] [--rate 5000] [--seconds 20] [--watchers 4] [--json FILE]
 
-Each agent gets small batches (POST /v1/kv/batch) every 20 ms so that together they write
+Each agent gets small batches (POST /v1/kv/batch) every 50 ms so that together they write
 `--rate` puts/s; each value carries its send time. `--watchers` agents stream every change, and
 the lag of a put is the time from its send to its arrival in a watch stream of another agent.
 """
@@ -59,7 +59,7 @@ def main():
             watch(watcher, "load/", on_line(watcher))
         time.sleep(1)
 
-        period = 0.02
+        period = 0.05
         per_batch = options.rate * period / len(agents)
         written = [0] * len(agents)
         stop = time.monotonic() + options.seconds

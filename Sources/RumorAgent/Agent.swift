@@ -34,6 +34,10 @@ public actor Agent: Service, AgentControl {
     private var watchesEnded = false
     /// The durable copy of the key-value state; nil when running in memory (no --data-dir).
     private let storage: EntryStorage?
+    /// Replicated state applied but not yet saved: committed together, a few milliseconds
+    /// later, so that a burst of pushes costs one transaction rather than one each.
+    private var unsaved = UnsavedState()
+    private var saveScheduled = false
     /// When the state was last reconciled with a peer (wall milliseconds).
     private var lastSynced: UInt64?
     private var packets: PacketTransport?
@@ -179,6 +183,7 @@ public actor Agent: Service, AgentControl {
 
     private func closeSockets() async {
         stopped = true
+        saveUnsaved()
         finishWatches()
         await packets?.close()
         await listener?.close()
@@ -543,12 +548,12 @@ public actor Agent: Service, AgentControl {
             return nil
         }
         switch frame {
-        case .push(let entries, let hops, let acknowledge):
+        case .push(let entries, let hops, let acknowledge, let after):
             counters.add("replication_pushes_received")
             execute(
                 replication.receivePush(
-                    entries, hops: hops, acknowledge: acknowledge, from: sender, wallMilliseconds: wallMilliseconds,
-                    peers: replicationPeers))
+                    entries, hops: hops, acknowledge: acknowledge, after: after, from: sender,
+                    wallMilliseconds: wallMilliseconds, peers: replicationPeers))
             return nil
         case .pullRequest(let peer, let digest, let held):
             counters.add("replication_pulls_answered")
@@ -575,9 +580,9 @@ public actor Agent: Service, AgentControl {
     private func execute(_ directives: [ReplicationDirective]) {
         for directive in directives {
             switch directive {
-            case .push(let entries, let hops, let acknowledge, let address):
+            case .push(let entries, let hops, let acknowledge, let after, let address):
                 counters.add("replication_pushes_sent")
-                send(.push(entries: entries, hops: hops, acknowledge: acknowledge), to: address)
+                send(.push(entries: entries, hops: hops, acknowledge: acknowledge, after: after), to: address)
             case .acknowledge(let versions, let writer):
                 guard let member = membership.members[writer], member.state == .alive else { continue }
                 counters.add("replication_acknowledgements_sent")
@@ -607,6 +612,7 @@ public actor Agent: Service, AgentControl {
             case .forgot(let keys):
                 counters.add("tombstones_collected", UInt64(keys.count))
                 for key in keys { changes.forget(key) }
+                saveUnsaved()
                 do {
                     try storage?.forget(keys, compactedThrough: changes.compactedThrough)
                 } catch {
@@ -622,12 +628,12 @@ public actor Agent: Service, AgentControl {
         guard let target = address.socketAddress, let packets, !stopped else { return }
         let bytes = ReplicationCodec.encode(frame)
         if bytes.count <= replication.settings.packetPushBytes {
-            let packet = packetCodec.encode([.user(bytes)])
+            let packet = packetCodec.encode([.user(bytes)], compress: false)
             packets.send(packet, to: target)
             counters.add("packets_sent")
             counters.add("bytes_sent", UInt64(packet.count))
         } else {
-            let message = streamCodec.encode(.user(bytes))
+            let message = streamCodec.encode(.user(bytes), compress: false)
             let timeout = TimeAmount.nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped)
             let group = self.group
             Task {
@@ -658,6 +664,7 @@ public actor Agent: Service, AgentControl {
     private func touch(_ entries: [Entry]) {
         guard !entries.isEmpty else { return }
         let sequences = recordChanges(entries.map(\.key))
+        saveUnsaved()
         do {
             try storage?.touch(sequences)
         } catch {
@@ -666,12 +673,31 @@ public actor Agent: Service, AgentControl {
         }
     }
 
-    /// Saves remote state; a failure is logged and counted (the data is still in memory and
-    /// anti-entropy will offer it again after a restart).
+    /// Queues remote state for saving within `saveDelay`. Losing it in a crash loses nothing
+    /// that matters: the writer has it durably and anti-entropy offers it again after a restart.
     private func persist(_ entries: [Entry], sequences: [String: UInt64], digest: [String: HybridTimestamp]) {
-        guard let storage, !(entries.isEmpty && digest.isEmpty) else { return }
+        guard storage != nil, !(entries.isEmpty && digest.isEmpty) else { return }
+        unsaved.add(entries, sequences: sequences, digest: digest)
+        guard !saveScheduled else { return }
+        saveScheduled = true
+        Task {
+            try? await Task.sleep(for: Self.saveDelay)
+            self.saveUnsaved()
+        }
+    }
+
+    /// How long applied remote state may wait to be saved.
+    static let saveDelay = Duration.milliseconds(5)
+
+    /// Commits the queued remote state in one transaction; a failure is logged and counted
+    /// (the data is still in memory and anti-entropy offers it again after a restart).
+    private func saveUnsaved() {
+        saveScheduled = false
+        guard let storage, !unsaved.isEmpty else { return }
+        let pending = unsaved
+        unsaved = UnsavedState()
         do {
-            try storage.save(entries, sequences: sequences, digest: digest)
+            try storage.save(Array(pending.entries.values), sequences: pending.sequences, digest: pending.digest)
         } catch {
             counters.add("storage_errors")
             logger.error("cannot save replicated state", metadata: ["error": "\(error)"])
@@ -697,6 +723,7 @@ public actor Agent: Service, AgentControl {
         guard solicited else { return }
         let synced = wallMilliseconds
         lastSynced = synced
+        saveUnsaved()
         do {
             try storage?.recordSync(at: synced)
         } catch {
@@ -744,7 +771,9 @@ public actor Agent: Service, AgentControl {
             throw AgentError(code: error.code.rawValue, message: error.message, hint: error.hint)
         }
         let sequences = recordChanges(entries.map(\.key))
-        // Durable before acknowledged: the put returns only after the commit.
+        // Durable before acknowledged: the put returns only after the commit (of anything
+        // queued before it, then of the write).
+        saveUnsaved()
         do {
             if let last = entries.last {
                 try storage?.save(entries, sequences: sequences, digest: [configuration.name: last.version.timestamp])
@@ -1023,5 +1052,21 @@ private actor WatchSession {
             wakeups = iterator
             if woken == nil { return nil }
         }
+    }
+}
+
+/// Applied remote state not yet saved: the latest entry per key, their change-log positions,
+/// and the highest digest values.
+struct UnsavedState {
+    var entries: [String: Entry] = [:]
+    var sequences: [String: UInt64] = [:]
+    var digest: [String: HybridTimestamp] = [:]
+
+    var isEmpty: Bool { entries.isEmpty && digest.isEmpty }
+
+    mutating func add(_ applied: [Entry], sequences: [String: UInt64], digest: [String: HybridTimestamp]) {
+        for entry in applied { entries[entry.key] = entry }
+        self.sequences.merge(sequences) { max($0, $1) }
+        self.digest.merge(digest) { max($0, $1) }
     }
 }

@@ -22,7 +22,7 @@ struct Benchmarks {
             ("receive push (relay decision, 100k-node peer list)", receivePush),
             ("local write (clock tick + store)", localWrite),
         ]
-        print("benchmark".padding(56) + "count".leftPadding(10) + "rate".leftPadding(18))
+        print("benchmark".padding(56) + "count".leftPadding(10) + "rate".leftPadding(24))
         for (name, run) in all where filter.isEmpty || name.contains(filter) {
             let clock = ContinuousClock()
             _ = run()  // warm-up
@@ -30,7 +30,7 @@ struct Benchmarks {
             let (operations, unit) = run()
             let elapsed = clock.now - start
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            print(name.padding(56) + String(operations).leftPadding(10) + "\(format(Double(operations) / seconds)) \(unit)/s".leftPadding(18))
+            print(name.padding(56) + String(operations).leftPadding(10) + "\(format(Double(operations) / seconds)) \(unit)/s".leftPadding(24))
         }
     }
 

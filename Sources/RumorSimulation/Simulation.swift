@@ -247,10 +247,10 @@ public struct Simulation {
         guard nodes[index].isUp else { return }
         let wall = wallMilliseconds
         switch message {
-        case .push(let entries, let hops, let from):
+        case .push(let entries, let hops, let after, let from):
             count(entries)
             let directives = nodes[index].replication.receivePush(
-                entries, hops: hops, from: addresses[from], wallMilliseconds: wall, peers: peers(of: index))
+                entries, hops: hops, after: after, from: addresses[from], wallMilliseconds: wall, peers: peers(of: index))
             apply(directives, at: index)
         case .pullRequest(let digest, let held, let from):
             let answer = nodes[index].replication.answerPull(digest: digest, held: held, from: Self.name(of: from))
@@ -327,8 +327,8 @@ public struct Simulation {
     private mutating func apply(_ directives: [ReplicationDirective], at index: Int) {
         for directive in directives {
             switch directive {
-            case .push(let entries, let hops, _, let to):
-                send(.push(entries: entries, hops: hops, from: index), to: Self.index(of: to), from: index)
+            case .push(let entries, let hops, _, let after, let to):
+                send(.push(entries: entries, hops: hops, after: after, from: index), to: Self.index(of: to), from: index)
             case .pull(let from, let digest, let held):
                 send(.pullRequest(digest: digest, held: held, from: index), to: Self.index(of: from), from: index)
             case .sendDelta(let entries, let digest, let to):
@@ -565,7 +565,7 @@ struct SimulatedNode {
 
 /// Replication traffic in flight; sizes are those of the real frames.
 enum ReplicationMessage {
-    case push(entries: [Entry], hops: Int, from: Int)
+    case push(entries: [Entry], hops: Int, after: HybridTimestamp?, from: Int)
     case pullRequest(digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]], from: Int)
     case pullAnswer(
         entries: [Entry], digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]], from: Int, solicited: Bool)
@@ -573,7 +573,7 @@ enum ReplicationMessage {
     func wireSize(from name: String) -> Int {
         let frame: ReplicationFrame
         switch self {
-        case .push(let entries, let hops, _): frame = .push(entries: entries, hops: hops, acknowledge: false)
+        case .push(let entries, let hops, let after, _): frame = .push(entries: entries, hops: hops, acknowledge: false, after: after)
         case .pullRequest(let digest, let held, _): frame = .pullRequest(from: name, digest: digest, held: held)
         case .pullAnswer(let entries, let digest, let held, _, _):
             frame = .pullAnswer(from: name, entries: entries, digest: digest, held: held)

@@ -27,8 +27,9 @@ public struct PacketCodec: Sendable {
         self.maximumDecompressedSize = maximumDecompressedSize
     }
 
-    /// Encodes `messages` (at most 255) into one packet.
-    public func encode(_ messages: [Message], checksum: Bool = false) -> [UInt8] {
+    /// Encodes `messages` (at most 255) into one packet; `compress: false` skips the compression
+    /// attempt (replication frames are mostly incompressible and sent often).
+    public func encode(_ messages: [Message], checksum: Bool = false, compress: Bool? = nil) -> [UInt8] {
         var body: [UInt8]
         if messages.count == 1 {
             body = MessageCodec.encode(messages[0])
@@ -42,7 +43,7 @@ public struct PacketCodec: Sendable {
             }
             for part in parts { body += part }
         }
-        if compression {
+        if compress ?? compression {
             let compressed = compressMessage(body)
             if compressed.count < body.count { body = compressed }
         }

@@ -5,7 +5,9 @@ import RumorCore
 public enum ReplicationFrame: Sendable, Hashable {
     /// Entries spreading by rumor mongering; `acknowledge` asks every node that gets them to
     /// report back to the writer (for `put --wait`).
-    case push(entries: [Entry], hops: Int, acknowledge: Bool)
+    /// `after`: every entry has the same writer, and the frame holds all of that writer's writes
+    /// after this timestamp (so a receiver holding everything up to it may advance its digest).
+    case push(entries: [Entry], hops: Int, acknowledge: Bool, after: HybridTimestamp? = nil)
     /// Node `from` asks for what its digest shows missing, less the writes it `held` beyond it.
     case pullRequest(from: String, digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]])
     /// Node `from` answers a pull with the missing entries, its own digest and held writes
@@ -17,7 +19,7 @@ public enum ReplicationFrame: Sendable, Hashable {
 
 /// Encodes and decodes replication frames:
 /// `"RK" version(1) kind(1) body`, with unsigned LEB128 lengths and counts, big-endian
-/// timestamps. Bodies: push `hops(1) flags(1, bit0 acknowledge) entries`; pull request
+/// timestamps. Bodies: push `hops(1) flags(1, bit0 acknowledge, bit1 after) [after(8)] entries`; pull request
 /// `from digest held`; pull answer `from digest held entries`; acknowledgement
 /// `from count (timestamp(8) origin)*`. `held` is `count (origin count timestamp(8)*)*`.
 /// An entry is `key flags(bit0 tombstone, bit1 expiry, bit2 ephemeral) timestamp(8)
@@ -34,10 +36,11 @@ public enum ReplicationCodec {
     public static func encode(_ frame: ReplicationFrame) -> [UInt8] {
         var out = magic
         switch frame {
-        case .push(let entries, let hops, let acknowledge):
+        case .push(let entries, let hops, let acknowledge, let after):
             out.append(1)
             out.append(UInt8(clamping: hops))
-            out.append(acknowledge ? 1 : 0)
+            out.append((acknowledge ? 1 : 0) | (after == nil ? 0 : 2))
+            if let after { writeUInt64(after.rawValue, into: &out) }
             writeEntries(entries, into: &out)
         case .pullRequest(let from, let digest, let held):
             out.append(2)
@@ -88,7 +91,7 @@ public enum ReplicationCodec {
         }
         let header = magic.count + 1
         switch frame {
-        case .push(let list, _, _): return header + 2 + entries(list)
+        case .push(let list, _, _, let after): return header + 2 + (after == nil ? 0 : 8) + entries(list)
         case .pullRequest(let from, let summary, let extra): return header + bytes(from.utf8.count) + digest(summary) + held(extra)
         case .pullAnswer(let from, let list, let summary, let extra):
             return header + bytes(from.utf8.count) + digest(summary) + held(extra) + entries(list)
@@ -105,8 +108,9 @@ public enum ReplicationCodec {
         case 1:
             let hops = Int(try reader.byte())
             let flags = try reader.byte()
-            guard flags & ~1 == 0 else { throw WireError(.malformed, "unknown push flags \(flags)") }
-            frame = .push(entries: try readEntries(&reader), hops: hops, acknowledge: flags & 1 != 0)
+            guard flags & ~3 == 0 else { throw WireError(.malformed, "unknown push flags \(flags)") }
+            let after = flags & 2 != 0 ? HybridTimestamp(rawValue: try reader.uint64()) : nil
+            frame = .push(entries: try readEntries(&reader), hops: hops, acknowledge: flags & 1 != 0, after: after)
         case 2:
             let from = try reader.string()
             let digest = try readDigest(&reader)

@@ -28,7 +28,8 @@ public struct StreamCodec: Sendable {
         self.maximumMessageSize = maximumMessageSize
     }
 
-    public func encode(_ message: StreamMessage) -> [UInt8] {
+    /// Encodes one stream message; `compress` overrides the codec's setting for it.
+    public func encode(_ message: StreamMessage, compress: Bool? = nil) -> [UInt8] {
         var body: [UInt8]
         switch message {
         case .pushPull(let state):
@@ -62,7 +63,7 @@ public struct StreamCodec: Sendable {
             writer.key("UserMsgLen"); writer.signed(Int64(payload.count))
             body = writer.bytes + payload
         }
-        if compression { body = compressMessage(body) }
+        if compress ?? compression { body = compressMessage(body) }
         return labelHeader(label) + body
     }
 

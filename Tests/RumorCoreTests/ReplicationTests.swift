@@ -7,7 +7,7 @@ struct ReplicationTests {
     static let peers = (2...9).map(peer)
 
     static func pushes(_ directives: [ReplicationDirective]) -> [(entries: [Entry], hops: Int, to: NodeAddress)] {
-        directives.compactMap { if case .push(let entries, let hops, _, let to) = $0 { (entries, hops, to) } else { nil } }
+        directives.compactMap { if case .push(let entries, let hops, _, _, let to) = $0 { (entries, hops, to) } else { nil } }
     }
 
     @Test func localWrite_inASmallSwarm_goesStraightToEveryPeer_unrelayed() throws {
@@ -85,7 +85,7 @@ struct ReplicationTests {
         let (entries, out) = try writer.write(
             [.init(key: "k", value: [1])], wallMilliseconds: 1_000, peers: [Self.peer(2)], awaitingReplicas: true)
         let version = entries[0].version
-        guard case .push(let pushed, let hops, true, _) = out.first else {
+        guard case .push(let pushed, let hops, true, _, _) = out.first else {
             Issue.record("the push does not ask for acknowledgement: \(out)")
             return
         }
@@ -93,7 +93,7 @@ struct ReplicationTests {
 
         let atRelay = relay.receivePush(pushed, hops: hops, acknowledge: true, from: Self.peer(1), wallMilliseconds: 1_000, peers: [Self.peer(3)])
         #expect(atRelay.contains(.acknowledge([version], to: "a")))
-        guard case .push(let relayed, let relayHops, true, _) = atRelay.first(where: { if case .push = $0 { true } else { false } }) else {
+        guard case .push(let relayed, let relayHops, true, _, _) = atRelay.first(where: { if case .push = $0 { true } else { false } }) else {
             Issue.record("the relay does not pass the acknowledgement request on")
             return
         }
@@ -112,7 +112,7 @@ struct ReplicationTests {
         var writer = Replication(localName: "a", seed: 1)
         var reader = Replication(localName: "b", seed: 2)
         let (entry, out) = try writer.write(key: "k", value: [1], wallMilliseconds: 1_000, peers: [Self.peer(2)])
-        #expect(out.allSatisfy { if case .push(_, _, false, _) = $0 { true } else { false } })
+        #expect(out.allSatisfy { if case .push(_, _, false, _, _) = $0 { true } else { false } })
         let atReader = reader.receivePush([entry], hops: 0, from: Self.peer(1), wallMilliseconds: 1_000, peers: [])
         #expect(!atReader.contains { if case .acknowledge = $0 { true } else { false } })
     }
@@ -142,7 +142,32 @@ struct ReplicationTests {
         var writer = Replication(localName: "a", seed: 1)
         let (entry, _) = try writer.write(key: "k", value: [1], wallMilliseconds: 1_000, peers: [])
         let out = writer.pushAgain([entry], to: [Self.peer(4)])
-        #expect(out == [.push([entry], hops: Replication.unrelayedHops, acknowledge: true, to: Self.peer(4))])
+        #expect(out == [.push([entry], hops: Replication.unrelayedHops, acknowledge: true, after: nil, to: Self.peer(4))])
+    }
+
+    @Test func chainedPushes_advanceTheDigest_untilAGap() throws {
+        var writer = Replication(localName: "a", seed: 1)
+        var reader = Replication(localName: "b", seed: 2)
+        func pushed(_ key: String) throws -> (entries: [Entry], after: HybridTimestamp?) {
+            let (_, out) = try writer.write(key: key, value: [1], wallMilliseconds: 1_000, peers: [Self.peer(2)])
+            guard case .push(let entries, _, _, let after, _) = out.first else { throw WriteError(code: .emptyKey, message: "", hint: "") }
+            return (entries, after)
+        }
+        let first = try pushed("k1")
+        #expect(first.after == nil, "a writer with no known history claims nothing")
+        _ = reader.receivePush(first.entries, hops: 255, after: first.after, from: Self.peer(1), wallMilliseconds: 1_000, peers: [])
+        #expect(reader.store.digest["a"] == nil)
+        // Anti-entropy once; from then on pushes keep the digest current by themselves.
+        let answer = writer.answerPull(digest: reader.store.digest, from: "b")
+        _ = reader.receivePullAnswer(entries: answer.entries, digest: answer.digest, from: "a", wallMilliseconds: 1_000)
+        let second = try pushed("k2")
+        _ = reader.receivePush(second.entries, hops: 255, after: second.after, from: Self.peer(1), wallMilliseconds: 1_000, peers: [])
+        #expect(reader.store.digest["a"] == second.entries[0].version.timestamp)
+        _ = try pushed("k3")  // lost
+        let fourth = try pushed("k4")
+        _ = reader.receivePush(fourth.entries, hops: 255, after: fourth.after, from: Self.peer(1), wallMilliseconds: 1_000, peers: [])
+        #expect(reader.store.digest["a"] == second.entries[0].version.timestamp, "a gap stops the chain")
+        #expect(writer.answerPull(digest: reader.store.digest, held: reader.store.heldSummary(), from: "b").entries.map(\.key) == ["k3"])
     }
 
     @Test func hopLimit_growsWithTheLogarithmOfTheSwarm() {

@@ -17,6 +17,7 @@ struct ReplicationCodecTests {
     @Test(arguments: [
         ReplicationFrame.push(entries: entries, hops: 3, acknowledge: false),
         .push(entries: [], hops: 0, acknowledge: true),
+        .push(entries: [entries[0]], hops: 255, acknowledge: true, after: HybridTimestamp(milliseconds: 4, logical: 9)),
         .pullRequest(from: "n1", digest: digest, held: held),
         .pullRequest(from: "", digest: [:], held: [:]),
         .pullAnswer(from: "n2", entries: entries, digest: digest, held: held),

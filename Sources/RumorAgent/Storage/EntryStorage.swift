@@ -91,14 +91,16 @@ final class EntryStorage: Sendable {
     /// transaction.
     func save(_ entries: [Entry], sequences: [String: UInt64], digest: [String: HybridTimestamp]) throws {
         try database.write { db in
+            // Compiled once per connection, not once per row.
+            let upsert = try db.cachedStatement(
+                sql: """
+                    INSERT INTO entry (key, value, timestamp, origin, expires, ephemeral, seq) VALUES (?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(key) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp,
+                        origin = excluded.origin, expires = excluded.expires, ephemeral = excluded.ephemeral,
+                        seq = excluded.seq
+                    """)
             for entry in entries {
-                try db.execute(
-                    sql: """
-                        INSERT INTO entry (key, value, timestamp, origin, expires, ephemeral, seq) VALUES (?, ?, ?, ?, ?, ?, ?)
-                        ON CONFLICT(key) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp,
-                            origin = excluded.origin, expires = excluded.expires, ephemeral = excluded.ephemeral,
-                            seq = excluded.seq
-                        """,
+                try upsert.execute(
                     arguments: [
                         entry.key, entry.value.map { Data($0) }, Int64(bitPattern: entry.version.timestamp.rawValue),
                         entry.version.origin, entry.expiresAtMilliseconds.map { Int64(bitPattern: $0) }, entry.ephemeral,
@@ -120,8 +122,9 @@ final class EntryStorage: Sendable {
     /// (a value expired, an ephemeral value's writer left or came back).
     func touch(_ sequences: [String: UInt64]) throws {
         try database.write { db in
+            let update = try db.cachedStatement(sql: "UPDATE entry SET seq = ? WHERE key = ?")
             for (key, seq) in sequences {
-                try db.execute(sql: "UPDATE entry SET seq = ? WHERE key = ?", arguments: [Int64(bitPattern: seq), key])
+                try update.execute(arguments: [Int64(bitPattern: seq), key])
             }
         }
     }

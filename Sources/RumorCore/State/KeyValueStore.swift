@@ -63,6 +63,16 @@ public struct KeyValueStore: Sendable, Hashable {
         batch.filter { merge($0) }
     }
 
+    /// After merging a push that holds all of `origin`'s writes after `after` up to `through`:
+    /// if we already held everything up to `after`, we now hold everything up to `through`.
+    /// Returns whether the digest advanced.
+    @discardableResult
+    public mutating func acknowledgeChain(origin: String, after: HybridTimestamp, through: HybridTimestamp) -> Bool {
+        guard let held = digest[origin], held >= after, held < through else { return false }
+        advance(origin, to: through)
+        return true
+    }
+
     /// After merging `delta(since: ourDigest)` computed by a peer whose digest is `peerDigest`,
     /// we hold everything the peer held: take the maximum of both digests.
     public mutating func acknowledge(_ peerDigest: [String: HybridTimestamp]) {

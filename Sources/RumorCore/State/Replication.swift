@@ -117,6 +117,9 @@ public struct Replication: Sendable {
         _ writes: [Write], wallMilliseconds: UInt64, peers: [NodeAddress], awaitingReplicas: Bool = false
     ) throws(WriteError) -> (entries: [Entry], directives: [ReplicationDirective]) {
         for write in writes { try validate(write) }
+        // Pushes say they hold every write of ours after this one, so receivers that have all
+        // before it can advance their digest without waiting for anti-entropy.
+        let after = store.digest[localName]
         var entries: [Entry] = []
         entries.reserveCapacity(writes.count)
         for write in writes {
@@ -135,9 +138,11 @@ public struct Replication: Sendable {
         if entries.isEmpty {
             directives = []
         } else if peers.count + 1 <= settings.directPushLimit {
-            directives = peers.map { .push(entries, hops: Self.unrelayedHops, acknowledge: awaitingReplicas, to: $0) }
+            directives = peers.map {
+                .push(entries, hops: Self.unrelayedHops, acknowledge: awaitingReplicas, after: after, to: $0)
+            }
         } else {
-            directives = push(entries, hops: 0, acknowledge: awaitingReplicas, to: peers, excluding: nil)
+            directives = push(entries, hops: 0, acknowledge: awaitingReplicas, after: after, to: peers, excluding: nil)
         }
         return (entries, directives)
     }
@@ -179,14 +184,21 @@ public struct Replication: Sendable {
     /// Merges entries pushed by `sender`; relays the ones that were news. When the push asks for
     /// `acknowledge`ment, tells each writer which of its pushed versions this node now holds.
     public mutating func receivePush(
-        _ entries: [Entry], hops: Int, acknowledge: Bool = false, from sender: NodeAddress, wallMilliseconds: UInt64,
-        peers: [NodeAddress]
+        _ entries: [Entry], hops: Int, acknowledge: Bool = false, after: HybridTimestamp? = nil, from sender: NodeAddress,
+        wallMilliseconds: UInt64, peers: [NodeAddress]
     ) -> [ReplicationDirective] {
         let news = mergeRemote(entries, wallMilliseconds: wallMilliseconds)
+        if let after, let origin = entries.first?.version.origin, let through = entries.map(\.version.timestamp).max(),
+            entries.allSatisfy({ entry in
+                entry.version.origin == origin && store.entries[entry.key].map { $0.version >= entry.version } == true
+            })
+        {
+            store.acknowledgeChain(origin: origin, after: after, through: through)
+        }
         var out: [ReplicationDirective] = news.isEmpty ? [] : [.applied(news)]
         let limit = settings.maximumHops ?? Self.hopLimit(swarmSize: peers.count + 1, fanout: settings.fanout)
         if !news.isEmpty, hops + 1 <= limit {
-            out += push(news, hops: hops + 1, acknowledge: acknowledge, to: peers, excluding: sender)
+            out += push(news, hops: hops + 1, acknowledge: acknowledge, after: nil, to: peers, excluding: sender)
         }
         if acknowledge {
             let held = entries.filter { entry in store.entries[entry.key].map { $0.version >= entry.version } ?? false }
@@ -236,7 +248,7 @@ public struct Replication: Sendable {
     /// acknowledgement, without relaying (`put --wait` repairs this way between anti-entropy rounds).
     public func pushAgain(_ entries: [Entry], to peers: [NodeAddress]) -> [ReplicationDirective] {
         guard !entries.isEmpty else { return [] }
-        return peers.map { .push(entries, hops: Self.unrelayedHops, acknowledge: true, to: $0) }
+        return peers.map { .push(entries, hops: Self.unrelayedHops, acknowledge: true, after: nil, to: $0) }
     }
 
     /// The anti-entropy timer fired: report values whose time to live ran out, forget tombstones
@@ -338,10 +350,11 @@ public struct Replication: Sendable {
     }
 
     private mutating func push(
-        _ entries: [Entry], hops: Int, acknowledge: Bool, to peers: [NodeAddress], excluding sender: NodeAddress?
+        _ entries: [Entry], hops: Int, acknowledge: Bool, after: HybridTimestamp?, to peers: [NodeAddress],
+        excluding sender: NodeAddress?
     ) -> [ReplicationDirective] {
         choose(settings.fanout, from: peers, excluding: sender).map {
-            .push(entries, hops: hops, acknowledge: acknowledge, to: $0)
+            .push(entries, hops: hops, acknowledge: acknowledge, after: after, to: $0)
         }
     }
 
@@ -367,7 +380,8 @@ public struct Replication: Sendable {
 public enum ReplicationDirective: Sendable, Hashable {
     /// Send these entries to `to` (a packet when small, a stream otherwise), asking for an
     /// acknowledgement when `acknowledge`.
-    case push([Entry], hops: Int, acknowledge: Bool, to: NodeAddress)
+    /// `after`: see `ReplicationFrame.push` (set on a writer's own pushes, not on relays).
+    case push([Entry], hops: Int, acknowledge: Bool, after: HybridTimestamp?, to: NodeAddress)
     /// Tell the member named `to` that this node holds these versions of its writes.
     case acknowledge([Version], to: String)
     /// Ask `from` for what `digest` lacks, then call `receivePullAnswer(replyingTo: from)`.
