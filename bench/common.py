@@ -70,15 +70,15 @@ class Agent:
         self.log.close()
 
 
-def watch(agent, prefix, on_line):
-    """Streams the agent's watch of `prefix`, calling on_line(dict, arrival_time) per change."""
+def watch(agent, prefix, on_line, parse=json.loads):
+    """Streams the agent's watch of `prefix`, calling on_line(parse(line), arrival_time) per change."""
     def run():
         host, port = agent.api.split(":")
         connection = http.client.HTTPConnection(host, int(port), timeout=3600)
         connection.request("GET", f"/v1/kv/watch?prefix={prefix}")
         response = connection.getresponse()
         for line in response:
-            on_line(json.loads(line), time.monotonic())
+            on_line(parse(line), time.monotonic())
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread

@@ -18,6 +18,10 @@ public struct KeyValueStore: Sendable, Hashable {
     /// so the answer leaves them out. Pruned as the digest advances; not saved (after a restart
     /// the first pulls may resend a few entries).
     public private(set) var heldBeyondDigest: [String: Set<HybridTimestamp>] = [:]
+    /// Per writer, its winning entries' (timestamp, key) in timestamp order, so a delta costs
+    /// what it returns rather than a scan of every key. Entries since overwritten or forgotten
+    /// stay until `compactIndex` and are skipped.
+    private var index: [String: WriterIndex] = [:]
 
     public init() {}
 
@@ -33,7 +37,10 @@ public struct KeyValueStore: Sendable, Hashable {
 
     /// Restores a store saved earlier (entries and digest as they were).
     public init(entries: some Sequence<Entry>, digest: [String: HybridTimestamp]) {
-        for entry in entries { self.entries[entry.key] = entry }
+        for entry in entries {
+            self.entries[entry.key] = entry
+            index[entry.version.origin, default: WriterIndex()].insert(entry.version.timestamp, entry.key)
+        }
         self.digest = digest
     }
 
@@ -47,6 +54,8 @@ public struct KeyValueStore: Sendable, Hashable {
             return false
         }
         entries[entry.key] = entry
+        index[entry.version.origin, default: WriterIndex()].insert(entry.version.timestamp, entry.key)
+        if index[entry.version.origin]!.count > 2 * entries.count + 1024 { compactIndex() }
         return true
     }
 
@@ -91,12 +100,17 @@ public struct KeyValueStore: Sendable, Hashable {
     /// The winning entries a peer with `peerDigest` may lack: those whose writer's timestamp is
     /// beyond what the peer has seen from that writer, except the ones it lists in `peerHeld`.
     public func delta(since peerDigest: [String: HybridTimestamp], held peerHeld: [String: [HybridTimestamp]] = [:]) -> [Entry] {
-        let held = peerHeld.mapValues(Set.init)
-        return entries.values.filter { entry in
-            let version = entry.version
-            guard peerDigest[version.origin].map({ $0 < version.timestamp }) ?? true else { return false }
-            return held[version.origin]?.contains(version.timestamp) != true
+        var out: [Entry] = []
+        for (origin, writes) in index {
+            let held = peerHeld[origin].map(Set.init)
+            for (timestamp, key) in writes.after(peerDigest[origin]) {
+                guard let entry = entries[key], entry.version.timestamp == timestamp, entry.version.origin == origin,
+                    held?.contains(timestamp) != true
+                else { continue }
+                out.append(entry)
+            }
         }
+        return out
     }
 
     /// `heldBeyondDigest` for a pull request: at most `limit` timestamps, the newest first.
@@ -127,6 +141,7 @@ public struct KeyValueStore: Sendable, Hashable {
             return false
         }
         for entry in expired { entries[entry.key] = nil }
+        if !expired.isEmpty { compactIndex() }
         return expired.map(\.key)
     }
 
@@ -134,5 +149,53 @@ public struct KeyValueStore: Sendable, Hashable {
     public var counts: (values: Int, tombstones: Int) {
         let tombstones = entries.values.count { $0.isTombstone }
         return (entries.count - tombstones, tombstones)
+    }
+
+    /// Drops index positions of entries since overwritten or forgotten.
+    private mutating func compactIndex() {
+        for (origin, writes) in index {
+            let live = writes.positions.filter { timestamp, key in
+                entries[key].map { $0.version.origin == origin && $0.version.timestamp == timestamp } ?? false
+            }
+            index[origin] = live.isEmpty ? nil : WriterIndex(positions: Array(live))
+        }
+    }
+}
+
+/// One writer's entries in timestamp order.
+struct WriterIndex: Sendable {
+    private(set) var positions: [(timestamp: HybridTimestamp, key: String)] = []
+
+    init() {}
+
+    init(positions: [(timestamp: HybridTimestamp, key: String)]) {
+        self.positions = positions
+    }
+
+    var count: Int { positions.count }
+
+    /// Appends (the usual case: a writer's timestamps increase) or inserts in order.
+    mutating func insert(_ timestamp: HybridTimestamp, _ key: String) {
+        if let last = positions.last, last.timestamp > timestamp {
+            positions.insert((timestamp, key), at: firstIndex(after: timestamp))
+        } else {
+            positions.append((timestamp, key))
+        }
+    }
+
+    /// Positions with a timestamp above `timestamp` (all when nil).
+    func after(_ timestamp: HybridTimestamp?) -> ArraySlice<(timestamp: HybridTimestamp, key: String)> {
+        guard let timestamp else { return positions[...] }
+        return positions[firstIndex(after: timestamp)...]
+    }
+
+    private func firstIndex(after timestamp: HybridTimestamp) -> Int {
+        var low = 0
+        var high = positions.count
+        while low < high {
+            let middle = (low + high) / 2
+            if positions[middle].timestamp <= timestamp { low = middle + 1 } else { high = middle }
+        }
+        return low
     }
 }
