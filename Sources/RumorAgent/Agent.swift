@@ -69,6 +69,7 @@ public actor Agent: Service, AgentControl {
         case packet([UInt8], SocketAddress)
         case timer(MembershipTimer)
         case antiEntropy
+        case pullRetry
     }
 
     /// Metadata marker of nodes that replicate the key-value state (Go memberlist nodes lack it).
@@ -343,6 +344,9 @@ public actor Agent: Service, AgentControl {
         case .antiEntropy:
             guard !stopped else { return }
             execute(replication.antiEntropyTimerFired(peers: replicationPeers, wallMilliseconds: wallMilliseconds))
+        case .pullRetry:
+            guard !stopped else { return }
+            execute(replication.pullRetryTimerFired(peers: replicationPeers))
         }
     }
 
@@ -598,6 +602,11 @@ public actor Agent: Service, AgentControl {
             case .sendDelta(let entries, let digest, let address):
                 counters.add("replication_deltas_sent")
                 send(.pullAnswer(from: configuration.name, entries: entries, digest: digest, held: [:]), to: address)
+            case .startPullRetryTimer(let delay):
+                let sink = eventSink
+                group.next().scheduleTask(in: .nanoseconds(max(0, delay.nanosecondsClamped))) {
+                    sink.yield(.pullRetry)
+                }
             case .startAntiEntropyTimer(let delay):
                 let sink = eventSink
                 group.next().scheduleTask(in: .nanoseconds(max(0, delay.nanosecondsClamped))) {

@@ -200,6 +200,10 @@ public struct Simulation {
             let peers = peers(of: index)
             let wall = wallMilliseconds
             apply(nodes[index].replication.antiEntropyTimerFired(peers: peers, wallMilliseconds: wall), at: index)
+        case .pullRetry(let index):
+            guard nodes[index].isUp else { return }
+            let peers = peers(of: index)
+            apply(nodes[index].replication.pullRetryTimerFired(peers: peers), at: index)
         case .replication(let to, let message):
             deliver(message, to: to)
         case .membershipTimer(let index, let timer):
@@ -337,6 +341,8 @@ public struct Simulation {
                     to: Self.index(of: to), from: index)
             case .startAntiEntropyTimer(let delay):
                 schedule(.antiEntropy(index), at: now + delay)
+            case .startPullRetryTimer(let delay):
+                schedule(.pullRetry(index), at: now + delay)
             case .applied(let entries):
                 for entry in entries {
                     guard let update = updateKeys[entry.key], informedAt[update][index] < 0 else { continue }
@@ -584,6 +590,7 @@ enum ReplicationMessage {
 
 enum EventKind {
     case antiEntropy(Int)
+    case pullRetry(Int)
     case replication(to: Int, ReplicationMessage)
     case membershipTimer(Int, MembershipTimer)
     case membershipMessage(to: Int, Message, from: Int)

@@ -194,6 +194,18 @@ struct ReplicationTests {
         #expect(a.store == b.store && a.read("y", wallMilliseconds: 1_000) == onlyB)
     }
 
+    @Test func anUnansweredPull_isRetriedElsewhere_twiceAtMost_andNotOnceAnswered() {
+        var node = Replication(localName: "b", seed: 2)
+        let tick = node.antiEntropyTimerFired(peers: Self.peers, wallMilliseconds: 1_000)
+        #expect(tick.contains(.startPullRetryTimer(after: .milliseconds(200))))
+        #expect(node.pullRetryTimerFired(peers: Self.peers).contains { if case .pull = $0 { true } else { false } })
+        #expect(!node.pullRetryTimerFired(peers: Self.peers).isEmpty)
+        #expect(node.pullRetryTimerFired(peers: Self.peers).isEmpty, "two retries per round")
+        _ = node.antiEntropyTimerFired(peers: Self.peers, wallMilliseconds: 2_000)
+        _ = node.receivePullAnswer(entries: [], digest: [:], from: "a", replyingTo: Self.peer(1), wallMilliseconds: 2_000)
+        #expect(node.pullRetryTimerFired(peers: Self.peers).isEmpty, "answered: no retry")
+    }
+
     @Test func entriesFromTooFarInTheFuture_areIgnored() {
         var node = Replication(localName: "b", seed: 2)
         let future = Entry(key: "k", value: [1], version: Version(timestamp: HybridTimestamp(milliseconds: 10_000_000, logical: 0), origin: "a"))

@@ -22,6 +22,10 @@ public struct ReplicationSettings: Sendable, Hashable {
     /// been reconciled with a peer for longer than this discards it and resyncs, so it cannot
     /// bring back a key whose tombstone others have forgotten. Default 24 h.
     public var tombstoneGrace: Duration = .seconds(24 * 3600)
+    /// A pull (a datagram, when small) unanswered after this long is sent again to another
+    /// peer, at most `pullRetries` times per round: a lost datagram costs this, not a round.
+    public var pullRetryAfter: Duration = .milliseconds(200)
+    public var pullRetries = 2
 
     public init() {}
 }
@@ -60,6 +64,8 @@ public struct Replication: Sendable {
     public private(set) var peerDigests: [String: [String: HybridTimestamp]] = [:]
     /// For our writes someone waits on (`put --wait`): the peers that acknowledged holding them.
     private var acknowledgements: [Version: Set<String>] = [:]
+    /// Retries left for this round's pull, while it is unanswered (nil: answered or none sent).
+    private var pullRetriesLeft: Int?
     /// Values whose time to live ran out up to here have been reported as `expired`.
     private var expiryReportedThrough: UInt64 = 0
 
@@ -264,10 +270,26 @@ public struct Replication: Sendable {
         if !expired.isEmpty { out.append(.expired(expired)) }
         let collected = store.collectTombstones(nowMilliseconds: wallMilliseconds, graceMilliseconds: graceMilliseconds)
         if !collected.isEmpty { out.append(.forgot(collected)) }
+        pullRetriesLeft = nil
         if let peer = peers.randomElement(using: &random) {
             out.append(.pull(from: peer, digest: store.digest, held: store.heldSummary()))
+            if settings.pullRetries > 0 {
+                pullRetriesLeft = settings.pullRetries
+                out.append(.startPullRetryTimer(after: settings.pullRetryAfter))
+            }
         }
         return out
+    }
+
+    /// The pull-retry timer fired: if this round's pull is still unanswered, pull from another
+    /// random peer.
+    public mutating func pullRetryTimerFired(peers: [NodeAddress]) -> [ReplicationDirective] {
+        guard let left = pullRetriesLeft, left > 0, let peer = peers.randomElement(using: &random) else { return [] }
+        pullRetriesLeft = left - 1
+        return [
+            .pull(from: peer, digest: store.digest, held: store.heldSummary()),
+            .startPullRetryTimer(after: settings.pullRetryAfter),
+        ]
     }
 
     /// Answers `peer`'s pull: the entries its digest shows missing (less those it says it
@@ -288,6 +310,7 @@ public struct Replication: Sendable {
         replyingTo address: NodeAddress? = nil, wallMilliseconds: UInt64
     ) -> [ReplicationDirective] {
         peerDigests[peer] = digest
+        if address != nil { pullRetriesLeft = nil }
         let news = mergeRemote(entries, wallMilliseconds: wallMilliseconds)
         // Our clock must pass every write the digest vouches for, even ones we never merged.
         if let newest = digest.values.max() { try? clock.observe(newest, wallMilliseconds: wallMilliseconds) }
@@ -391,6 +414,8 @@ public enum ReplicationDirective: Sendable, Hashable {
     case sendDelta([Entry], digest: [String: HybridTimestamp], to: NodeAddress)
     /// Call `antiEntropyTimerFired` after this long.
     case startAntiEntropyTimer(after: Duration)
+    /// Call `pullRetryTimerFired` after this long.
+    case startPullRetryTimer(after: Duration)
     /// These remote entries became winners (for watchers).
     case applied([Entry])
     /// These tombstones were forgotten after the grace period.
