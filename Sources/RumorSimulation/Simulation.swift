@@ -603,46 +603,64 @@ enum EventKind {
 }
 
 /// A binary min-heap of events by (time, insertion order): ties resolve in the order scheduled,
-/// which keeps runs deterministic.
+/// which keeps runs deterministic. The heap holds plain (time, order, slot) triples; the events
+/// themselves wait in a slab, so sifting moves no reference-counted payloads.
 struct EventQueue {
     struct Item {
-        var time: Instant
+        var time: Int64
         var order: UInt64
-        var kind: EventKind
+        var slot: Int32
     }
 
     private var heap: [Item] = []
+    private var slab: [EventKind?] = []
+    private var freeSlots: [Int32] = []
     private var order: UInt64 = 0
 
     var count: Int { heap.count }
 
     mutating func push(time: Instant, kind: EventKind) {
         order += 1
-        heap.append(Item(time: time, order: order, kind: kind))
+        let slot: Int32
+        if let free = freeSlots.popLast() {
+            slot = free
+            slab[Int(free)] = kind
+        } else {
+            slot = Int32(slab.count)
+            slab.append(kind)
+        }
+        heap.append(Item(time: time.nanoseconds, order: order, slot: slot))
         var child = heap.count - 1
+        let item = heap[child]
         while child > 0 {
             let parent = (child - 1) / 2
-            guard Self.before(heap[child], heap[parent]) else { break }
-            heap.swapAt(child, parent)
+            guard Self.before(item, heap[parent]) else { break }
+            heap[child] = heap[parent]
             child = parent
         }
+        heap[child] = item
     }
 
     mutating func pop() -> (time: Instant, kind: EventKind)? {
-        guard !heap.isEmpty else { return nil }
-        heap.swapAt(0, heap.count - 1)
-        let top = heap.removeLast()
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1
-            guard left < heap.count else { break }
-            var child = left
-            if left + 1 < heap.count, Self.before(heap[left + 1], heap[left]) { child = left + 1 }
-            guard Self.before(heap[child], heap[parent]) else { break }
-            heap.swapAt(child, parent)
-            parent = child
+        guard let top = heap.first else { return nil }
+        let last = heap.removeLast()
+        if !heap.isEmpty {
+            var parent = 0
+            let count = heap.count
+            while true {
+                let left = 2 * parent + 1
+                guard left < count else { break }
+                var child = left
+                if left + 1 < count, Self.before(heap[left + 1], heap[left]) { child = left + 1 }
+                guard Self.before(heap[child], last) else { break }
+                heap[parent] = heap[child]
+                parent = child
+            }
+            heap[parent] = last
         }
-        return (top.time, top.kind)
+        let kind = slab[Int(top.slot)].take()!
+        freeSlots.append(top.slot)
+        return (Instant(nanoseconds: top.time), kind)
     }
 
     private static func before(_ a: Item, _ b: Item) -> Bool {
