@@ -49,6 +49,9 @@ public actor Agent: Service, AgentControl {
     private var labelWarnings: Set<String> = []
     /// Anti-entropy pulls sent and not yet answered, by peer address, with when they were sent.
     private var pendingPulls: [NodeAddress: Instant] = [:]
+    /// The pull-retry timer, cancelled when the pull is answered (an idle node then wakes once
+    /// per anti-entropy round, not twice).
+    private var pullRetryTimer: Scheduled<Void>?
     /// Puts waiting until enough nodes hold their write (`put --wait`), by id.
     private var replicaWaits: [Int: ReplicaWait] = [:]
     private var nextReplicaWait = 0
@@ -604,7 +607,8 @@ public actor Agent: Service, AgentControl {
                 send(.pullAnswer(from: configuration.name, entries: entries, digest: digest, held: [:]), to: address)
             case .startPullRetryTimer(let delay):
                 let sink = eventSink
-                group.next().scheduleTask(in: .nanoseconds(max(0, delay.nanosecondsClamped))) {
+                pullRetryTimer?.cancel()
+                pullRetryTimer = group.next().scheduleTask(in: .nanoseconds(max(0, delay.nanosecondsClamped))) {
                     sink.yield(.pullRetry)
                 }
             case .startAntiEntropyTimer(let delay):
@@ -723,6 +727,10 @@ public actor Agent: Service, AgentControl {
         if let source, pendingPulls[source] != nil { address = source }
         let solicited = address.map { pendingPulls.removeValue(forKey: $0) != nil } ?? false
         counters.add(solicited ? "replication_pulls_completed" : "replication_deltas_received")
+        if solicited {
+            pullRetryTimer?.cancel()
+            pullRetryTimer = nil
+        }
         execute(
             replication.receivePullAnswer(
                 entries: entries, digest: digest, held: held, from: peer, replyingTo: solicited ? address : nil,
