@@ -267,7 +267,7 @@ def poll_all(system, agents, done, start, failure, limit=60):
             if done(agents[index]):
                 finished[index] = time.monotonic()
                 return
-            time.sleep(0.005)
+            time.sleep(0.02)
 
     threads = [threading.Thread(target=watch, args=(index,)) for index in range(len(agents))]
     for thread in threads:

@@ -28,8 +28,8 @@ public struct MembershipSettings: Sendable, Hashable {
     /// Rumor's extension: news (a join, suspicion, death, refutation) is gossiped as soon as it
     /// is learned, at most once per this spacing, instead of waiting for the next gossip round;
     /// later rounds retransmit it as usual. It spends the same retransmit budget, sooner, and
-    /// stays wire-compatible with memberlist. nil turns it off. Default 10 ms.
-    public var eagerGossipSpacing: Duration? = .milliseconds(10)
+    /// stays wire-compatible with memberlist. nil turns it off. Default 2 ms.
+    public var eagerGossipSpacing: Duration? = .milliseconds(2)
     /// How long dead members keep receiving gossip (so they can refute), and stay listed. Default 30 s.
     public var gossipToTheDeadTime: Duration = .seconds(30)
     /// Lifeguard: the local-health (awareness) multiplier's maximum; probe intervals and timeouts

@@ -196,7 +196,9 @@ struct MembershipRuleTests {
     }
 
     @Test func news_isGossipedAtOnce_thenWithinTheSpacing_andSpendsTheSameRetransmitBudget() {
-        var machine = Self.machine(others: 4)  // eager gossip is on by default
+        var settings = MembershipSettings.lan  // eager gossip is on by default; 10 ms spacing here
+        settings.eagerGossipSpacing = .milliseconds(10)
+        var machine = Self.machine(others: 4, settings: settings)
         _ = machine.timerFired(.flushGossip, now: Self.at(0.5))  // the flush the set-up's burst scheduled
         func copies(_ directives: [MembershipDirective], of node: String) -> Int {
             Self.sends(directives).flatMap(\.1).filter { if case .alive(let alive) = $0 { alive.node == node } else { false } }.count
