@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
@@ -26,7 +27,7 @@ let package = Package(
         // Pure protocol core: no I/O, no clock, no global randomness.
         .target(name: "RumorCore"),
         // Wire codecs: memberlist-compatible bytes <-> RumorCore messages.
-        .target(name: "RumorWire", dependencies: ["RumorCore"]),
+        .target(name: "RumorWire", dependencies: ["RumorCore", .product(name: "Crypto", package: "swift-crypto")]),
         // The simulator: the real core machines on a virtual clock and network.
         .target(name: "RumorSimulation", dependencies: ["RumorCore", "RumorWire"]),
         // Micro-benchmarks of the hot paths (`swift run -c release rumor-bench`).
@@ -39,6 +40,7 @@ let package = Package(
                 "RumorWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Metrics
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import RumorCore
@@ -16,8 +17,13 @@ public actor Agent: Service, AgentControl {
     public nonisolated let configuration: AgentConfiguration
     private let logger: Logger
     private let group: EventLoopGroup
-    private let packetCodec: PacketCodec
-    private let streamCodec: StreamCodec
+    private var packetCodec: PacketCodec
+    /// The stream codec, read by the TCP listener's event loops too (so a keyring change
+    /// reaches connections being decoded); written only by this actor.
+    private let streamCodecBox: NIOLockedValueBox<StreamCodec>
+    private var streamCodec: StreamCodec { streamCodecBox.withLockedValue { $0 } }
+    /// Where the keyring is saved after each change; nil keeps it in memory.
+    private let keyringPath: String?
     /// Where others reach this node; its port is fixed once the sockets are bound.
     public private(set) var advertised: NodeAddress
     private let seed = UInt64.random(in: .min ... .max)
@@ -46,7 +52,8 @@ public actor Agent: Service, AgentControl {
     private var leaveWaiters: [CheckedContinuation<Void, Never>] = []
     private var leaveCompleted = false
     private var stopped = false
-    private var labelWarnings: Set<String> = []
+    /// Peers already warned about, by drop reason (foreign swarm, wrong key…): one line each.
+    private var dropWarnings: Set<String> = []
     /// Anti-entropy pulls sent and not yet answered, by peer address, with when they were sent.
     private var pendingPulls: [NodeAddress: Instant] = [:]
     /// The pull-retry timer, cancelled when the pull is answered (an idle node then wakes once
@@ -106,13 +113,24 @@ public actor Agent: Service, AgentControl {
         if let directory = configuration.dataDirectory {
             try Self.prepareDataDirectory(directory)
         }
+        var configuration = configuration
+        let keyringPath = configuration.keyringFile ?? configuration.dataDirectory.map { $0 + "/keyring.json" }
+        let keyring = try Self.loadKeyring(configuration, path: keyringPath, logger: logger)
+        if keyring.isEnabled {
+            // Leave room for the encryption header and tag in every gossip packet.
+            configuration.membership.packetBudget -= GossipCipher.overhead
+            configuration.replication.packetPushBytes -= GossipCipher.overhead
+        }
+        self.keyringPath = keyringPath
         self.configuration = configuration
         self.logger = logger
         self.group = MultiThreadedEventLoopGroup.singleton
         let compression = configuration.membership.enableCompression
-        self.packetCodec = PacketCodec(label: configuration.swarm, compression: compression)
-        self.streamCodec = StreamCodec(
-            label: configuration.swarm, compression: compression, maximumMessageSize: Self.maximumStreamBytes)
+        self.packetCodec = PacketCodec(label: configuration.swarm, keyring: keyring, compression: compression)
+        self.streamCodecBox = NIOLockedValueBox(
+            StreamCodec(
+                label: configuration.swarm, keyring: keyring, compression: compression,
+                maximumMessageSize: Self.maximumStreamBytes))
         self.advertised = try Self.advertisedAddress(for: configuration)
         self.origin = clock.now
         self.membership = Membership(
@@ -211,12 +229,12 @@ public actor Agent: Service, AgentControl {
                     name: configuration.name, address: advertised, meta: Self.advertisedMeta(configuration),
                     settings: configuration.membership, seed: seed, now: now)
             }
-            let codec = streamCodec
+            let codecBox = streamCodecBox
             listener = try await StreamListener.bind(
                 host: configuration.bindHost, port: port, group: group,
                 timeout: .nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped),
                 maximumBytes: Self.maximumStreamBytes,
-                decode: { try codec.decode($0) },
+                decode: { bytes in try codecBox.withLockedValue { $0 }.decode(bytes) },
                 onRequest: { [weak self] request, peer in await self?.answer(request, from: peer) },
                 onFailure: { [weak self] error, peer in Task { await self?.streamFailed(error, from: peer) } })
         } catch {
@@ -390,6 +408,9 @@ public actor Agent: Service, AgentControl {
             if ReplicationCodec.isFrame(payload) {
                 return answerReplication(payload, from: from, viaStream: true)
             }
+            if KeyringCodec.isFrame(payload) {
+                return answerKeyring(payload, from: from)
+            }
             execute(membership.receive(.user(payload), from: from, now: now))
             return nil
         case .ack, .error:
@@ -411,12 +432,19 @@ public actor Agent: Service, AgentControl {
         counters.add("dropped_\(reason)")
         Counter(label: "rumor_packets_dropped", dimensions: [("reason", reason)]).increment()
         let peerText = peer.map { "\($0)" } ?? "?"
-        if reason == "label" {
-            // Once per peer: a foreign swarm on the same network would otherwise flood the log.
-            if labelWarnings.insert(peerText).inserted {
+        let warnings = [
+            "label": "ignoring packets from another swarm",
+            "decrypt": "ignoring traffic no installed key decrypts (wrong key?)",
+            "not_encrypted": "ignoring unencrypted traffic (this swarm is encrypted)",
+            "encrypted": "ignoring encrypted traffic (this node has no keyring; start it with --encrypt)",
+        ]
+        if let warning = warnings[reason] {
+            // Once per peer and reason: a foreign swarm or a misconfigured node would otherwise
+            // flood the log. The counters keep counting.
+            let host = peer?.ipAddress ?? peerText
+            if dropWarnings.insert("\(reason) \(host)").inserted {
                 logger.warning(
-                    "ignoring packets from another swarm",
-                    metadata: ["peer": "\(peerText)", "swarm": "\(configuration.swarm)", "error": "\(error)"])
+                    "\(warning)", metadata: ["peer": "\(peerText)", "swarm": "\(configuration.swarm)", "error": "\(error)"])
             }
         } else {
             logger.debug("dropped malformed input", metadata: ["peer": "\(peerText)", "error": "\(error)"])
@@ -981,6 +1009,140 @@ public actor Agent: Service, AgentControl {
     }
 
     /// The metadata announced to others: the operator's `--meta` plus the replication marker.
+    // MARK: - Keyring
+
+    public func keyring(_ operation: KeyringOperation) async throws -> KeyringReport {
+        guard packetCodec.keyring.isEnabled else {
+            throw AgentError(
+                code: "encryption_disabled", message: "this node does not encrypt gossip, so it has no keyring",
+                hint: "start every agent with --encrypt KEY (make one with `rumor keygen`) to encrypt the swarm")
+        }
+        counters.add("keyring_operations")
+        let local = applyKeyring(operation)
+        if case .response(_, let error?) = local {
+            throw AgentError(code: "bad_key", message: error, hint: "nothing changed on any node; list the keys with `rumor keys list`")
+        }
+        var answers: [String: KeyringFrame] = [configuration.name: local]
+        let peers = replicationMembers().filter { $0.name != configuration.name }
+        let request = streamCodec.encode(.user(KeyringCodec.encode(.request(operation))), compress: false)
+        let codec = streamCodec
+        let group = self.group
+        let timeout = TimeAmount.nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped)
+        var failures: [String: String] = [:]
+        await withTaskGroup(of: (String, Result<KeyringFrame, any Error>).self) { tasks in
+            for peer in peers {
+                guard let target = peer.address.socketAddress else { continue }
+                tasks.addTask {
+                    do {
+                        let answer = try await StreamClient.exchange(
+                            request, with: target, group: group, timeout: timeout, maximumBytes: 1 << 16,
+                            decode: { try codec.decode($0) })
+                        guard case .user(let payload) = answer, KeyringCodec.isFrame(payload) else {
+                            throw AgentError(code: "bad_answer", message: "not a keyring answer", hint: "")
+                        }
+                        return (peer.name, .success(try KeyringCodec.decode(payload)))
+                    } catch {
+                        return (peer.name, .failure(error))
+                    }
+                }
+            }
+            for await (name, result) in tasks {
+                switch result {
+                case .success(let frame): answers[name] = frame
+                case .failure(let error): failures[name] = "no answer: \(error)"
+                }
+            }
+        }
+        var keys: [String: Int] = [:]
+        var primaryKeys: [String: Int] = [:]
+        for (name, answer) in answers {
+            guard case .response(let held, let error) = answer else { continue }
+            if let error { failures[name] = error }
+            for key in held { keys[KeyringFile.encodeKey(key), default: 0] += 1 }
+            if let primary = held.first { primaryKeys[KeyringFile.encodeKey(primary), default: 0] += 1 }
+        }
+        let report = KeyringReport(
+            nodes: peers.count + 1, responded: answers.count, failures: failures, keys: keys, primaryKeys: primaryKeys)
+        guard failures.isEmpty else {
+            throw AgentError(
+                code: "keyring_partial",
+                message: "\(failures.count) of \(report.nodes) nodes did not apply it: "
+                    + failures.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; "),
+                hint: "fix or wait for those nodes and run the same command again (it is idempotent)")
+        }
+        return report
+    }
+
+    /// A keyring request from another node (it came encrypted: this node requires encryption).
+    private func answerKeyring(_ payload: [UInt8], from sender: NodeAddress) -> [UInt8]? {
+        let frame: KeyringFrame
+        do {
+            frame = try KeyringCodec.decode(payload)
+        } catch {
+            dropped(error, from: sender.socketAddress)
+            return nil
+        }
+        guard case .request(let operation) = frame else { return nil }
+        let answer: KeyringFrame
+        if packetCodec.keyring.isEnabled {
+            counters.add("keyring_requests_answered")
+            answer = applyKeyring(operation)
+        } else {
+            answer = .response(keys: [], error: "this node does not encrypt gossip")
+        }
+        return streamCodec.encode(.user(KeyringCodec.encode(answer)), compress: false)
+    }
+
+    /// Changes the keyring (both codecs and the file) and answers with the keys now installed.
+    private func applyKeyring(_ operation: KeyringOperation) -> KeyringFrame {
+        var keyring = packetCodec.keyring
+        do {
+            switch operation {
+            case .list: break
+            case .install(let key): try keyring.install(key)
+            case .use(let key): try keyring.use(key)
+            case .remove(let key): try keyring.remove(key)
+            }
+        } catch {
+            return .response(keys: packetCodec.keyring.keys, error: "\(error)")
+        }
+        if keyring != packetCodec.keyring {
+            if let keyringPath {
+                do {
+                    try KeyringFile.save(keyring, to: keyringPath)
+                } catch {
+                    logger.error("cannot save the keyring", metadata: ["error": "\(error)"])
+                    return .response(keys: packetCodec.keyring.keys, error: "cannot save the keyring: \(error)")
+                }
+            }
+            packetCodec.keyring = keyring
+            streamCodecBox.withLockedValue { $0.keyring = keyring }
+            logger.notice("keyring changed", metadata: ["operation": "\(operation.name)", "keys": "\(keyring.keys.count)"])
+        }
+        return .response(keys: keyring.keys, error: nil)
+    }
+
+    /// The keyring to start with: the saved one if any, else `--encrypt`'s key (saved then).
+    private static func loadKeyring(_ configuration: AgentConfiguration, path: String?, logger: Logger) throws -> Keyring {
+        if let path, let saved = try KeyringFile.load(path) {
+            if let key = configuration.encryptionKey, !saved.keys.contains(key) {
+                logger.warning(
+                    "--encrypt is ignored: the saved keyring (which holds rotations) does not contain that key",
+                    metadata: ["keyring": "\(path)"])
+            }
+            return saved
+        }
+        guard let key = configuration.encryptionKey else { return Keyring() }
+        let keyring: Keyring
+        do {
+            keyring = try Keyring(keys: [key])
+        } catch {
+            throw AgentError(code: "bad_config", message: "--encrypt: \(error)", hint: "make a key with `rumor keygen`")
+        }
+        if let path { try KeyringFile.save(keyring, to: path) }
+        return keyring
+    }
+
     static func advertisedMeta(_ configuration: AgentConfiguration) -> [UInt8] {
         configuration.meta.isEmpty ? Array(replicationMarker.utf8) : configuration.meta + Array(",\(replicationMarker)".utf8)
     }

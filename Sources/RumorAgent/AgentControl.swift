@@ -1,5 +1,6 @@
 import Foundation
 import RumorCore
+import RumorWire
 
 /// What the local API (and so the CLI) can ask of a running agent.
 ///
@@ -43,6 +44,34 @@ public protocol AgentControl: Sendable {
     func endWatches() async
     /// A summary of the replicated state.
     func status() async -> StateStatus
+    /// Runs a keyring operation here and on every other live Rumor node of the swarm, and
+    /// reports which keys each holds. Throws `encryption_disabled` when this node has no
+    /// keyring, `bad_key` when this node refuses the operation (nothing changed anywhere), and
+    /// `keyring_partial` when some nodes failed or did not answer (rerun it: every operation
+    /// is idempotent).
+    func keyring(_ operation: KeyringOperation) async throws -> KeyringReport
+}
+
+/// What `rumor keys` reports: how many nodes answered and which keys they hold.
+public struct KeyringReport: Codable, Sendable, Hashable {
+    /// Live Rumor nodes asked, this one included.
+    public var nodes: Int
+    /// Nodes that answered.
+    public var responded: Int
+    /// Per node that failed or did not answer, why.
+    public var failures: [String: String]
+    /// Per installed key (base64), how many nodes hold it.
+    public var keys: [String: Int]
+    /// Per primary key (base64), how many nodes encrypt with it.
+    public var primaryKeys: [String: Int]
+
+    public init(nodes: Int, responded: Int, failures: [String: String], keys: [String: Int], primaryKeys: [String: Int]) {
+        self.nodes = nodes
+        self.responded = responded
+        self.failures = failures
+        self.keys = keys
+        self.primaryKeys = primaryKeys
+    }
 }
 
 /// How many nodes must hold a write before `put` returns (`--wait`).
@@ -254,6 +283,12 @@ public struct AgentConfiguration: Sendable {
     public var apiPort: Int = 7373
     /// When set, API requests must carry `Authorization: Bearer <token>`.
     public var apiToken: String?
+    /// The gossip encryption key to start with (16, 24 or 32 bytes) when no keyring file exists
+    /// yet; nil and no keyring file = unencrypted.
+    public var encryptionKey: [UInt8]?
+    /// Where the keyring is kept (owner-only permissions), rotations included. Default:
+    /// `keyring.json` in the data directory; nil without one (rotations then last until restart).
+    public var keyringFile: String?
     /// Node metadata sent to others (at most 512 bytes).
     public var meta: [UInt8] = []
     /// Protocol tunables.

@@ -8,21 +8,23 @@ public struct DecodedPacket: Sendable, Hashable {
 }
 
 /// Encodes and decodes UDP packets as memberlist does: one message or a compound of up to 255,
-/// optionally LZW-compressed, optionally behind a CRC32, optionally prefixed by a label.
-///
-/// Encryption (memberlist's keyring, AES-GCM) is not implemented yet; it belongs between the
-/// label and the CRC/compression layers, where `decode` currently rejects encrypted packets.
+/// optionally LZW-compressed, optionally behind a CRC32, encrypted when a keyring is set,
+/// optionally prefixed by a label: `[label header] [encrypted( [crc] [compressed] body )]`.
 public struct PacketCodec: Sendable {
     /// The swarm label; "" sends unlabelled packets and accepts only unlabelled ones.
     public let label: String
+    /// The encryption keys; when enabled, every packet sent is encrypted with the primary key
+    /// and every packet received must decrypt with one of them (the label is authenticated).
+    public var keyring: Keyring
     /// Compress outgoing packets (only when that makes them smaller). Incoming compressed
     /// packets are always accepted.
     public let compression: Bool
     /// Largest decompressed size accepted.
     public let maximumDecompressedSize: Int
 
-    public init(label: String = "", compression: Bool = true, maximumDecompressedSize: Int = 1 << 20) {
+    public init(label: String = "", keyring: Keyring = Keyring(), compression: Bool = true, maximumDecompressedSize: Int = 1 << 20) {
         self.label = label
+        self.keyring = keyring
         self.compression = compression
         self.maximumDecompressedSize = maximumDecompressedSize
     }
@@ -51,6 +53,9 @@ public struct PacketCodec: Sendable {
             let crc = CRC32.checksum(body)
             body = [MessageType.hasCRC.rawValue, UInt8(crc >> 24), UInt8((crc >> 16) & 0xff), UInt8((crc >> 8) & 0xff), UInt8(crc & 0xff)] + body
         }
+        if let key = keyring.primary {
+            body = GossipCipher.seal(body, key: key, authenticated: Array(label.utf8))
+        }
         return labelHeader(label) + body
     }
 
@@ -60,7 +65,26 @@ public struct PacketCodec: Sendable {
         let start = try checkLabel(packet, expected: label)
         guard let start else { throw WireError(.truncated, "label header cut off") }
         var result = DecodedPacket(messages: [], truncatedParts: 0)
-        try decodeBody(packet, start..<packet.count, depth: 0, into: &result)
+        if keyring.isEnabled {
+            let plain: [UInt8]
+            do throws(WireError) {
+                plain = try GossipCipher.open(packet[start...], keyring: keyring, authenticated: Array(label.utf8))
+            } catch where error.code == .malformed && packet.count > start && packet[start] > 1 {
+                throw WireError(.notEncrypted, "a plaintext packet; this node requires encryption")
+            }
+            try decodeBody(plain, 0..<plain.count, depth: 0, into: &result)
+            return result
+        }
+        do throws(WireError) {
+            try decodeBody(packet, start..<packet.count, depth: 0, into: &result)
+        } catch {
+            // memberlist's encrypted packets start with encryption version 0 or 1 (also the
+            // ping and indirect-ping types): call such a failure by its likely cause.
+            if packet.count >= start + GossipCipher.overhead, packet[start] <= 1 {
+                throw WireError(.encrypted, "an encrypted packet (or a malformed ping); this node has no keyring")
+            }
+            throw error
+        }
         return result
     }
 

@@ -16,14 +16,19 @@ public enum StreamMessage: Sendable, Hashable {
 /// Encodes and decodes stream messages as memberlist does: an optional label header, then
 /// (optionally LZW-compressed) a type byte and its msgpack body. Push-pull bodies are a header
 /// `{Nodes, UserStateLen, Join}`, `Nodes` node states, then `UserStateLen` raw bytes.
+/// With a keyring, everything after the label is `[10] length(4, big-endian) encrypted(…)`,
+/// the 5 header bytes and the label authenticated with it.
 public struct StreamCodec: Sendable {
     public let label: String
+    /// The encryption keys; when enabled, streams are sent encrypted and must arrive encrypted.
+    public var keyring: Keyring
     public let compression: Bool
     /// Largest stream message accepted, in bytes, compressed or not (memberlist's 20 MiB).
     public let maximumMessageSize: Int
 
-    public init(label: String = "", compression: Bool = true, maximumMessageSize: Int = 20 << 20) {
+    public init(label: String = "", keyring: Keyring = Keyring(), compression: Bool = true, maximumMessageSize: Int = 20 << 20) {
         self.label = label
+        self.keyring = keyring
         self.compression = compression
         self.maximumMessageSize = maximumMessageSize
     }
@@ -64,6 +69,14 @@ public struct StreamCodec: Sendable {
             body = writer.bytes + payload
         }
         if compress ?? compression { body = compressMessage(body) }
+        if let key = keyring.primary {
+            let length = UInt32(GossipCipher.overhead + body.count)
+            let header: [UInt8] = [
+                MessageType.encrypt.rawValue, UInt8(length >> 24), UInt8((length >> 16) & 0xff),
+                UInt8((length >> 8) & 0xff), UInt8(length & 0xff),
+            ]
+            body = header + GossipCipher.seal(body, key: key, authenticated: header + Array(label.utf8))
+        }
         return labelHeader(label) + body
     }
 
@@ -71,8 +84,37 @@ public struct StreamCodec: Sendable {
     /// `WireError` for a foreign label, malformed bytes, or a message over the size limit.
     public func decode(_ buffer: [UInt8]) throws(WireError) -> (message: StreamMessage, consumed: Int)? {
         guard let start = try checkLabel(buffer, expected: label) else { return nil }
+        guard start < buffer.count else { return nil }
+        guard buffer[start] == MessageType.encrypt.rawValue else {
+            guard !keyring.isEnabled else {
+                throw WireError(.notEncrypted, "a plaintext stream; this node requires encryption")
+            }
+            return try decodePlain(buffer, from: start)
+        }
+        guard keyring.isEnabled else { throw WireError(.encrypted, "an encrypted stream; this node has no keyring") }
+        guard buffer.count >= start + 5 else { return nil }
+        let header = Array(buffer[start..<(start + 5)])
+        let length = Int(header[1]) << 24 | Int(header[2]) << 16 | Int(header[3]) << 8 | Int(header[4])
+        guard length <= maximumMessageSize else {
+            throw WireError(.tooLarge, "encrypted stream message of \(length) bytes exceeds \(maximumMessageSize)")
+        }
+        guard length >= GossipCipher.overhead else { throw WireError(.malformed, "encrypted stream message of \(length) bytes") }
+        let end = start + 5 + length
+        guard buffer.count >= end else { return nil }
+        let plain = try GossipCipher.open(buffer[(start + 5)..<end], keyring: keyring, authenticated: header + Array(label.utf8))
         do throws(WireError) {
-            guard start < buffer.count else { return nil }
+            guard let (message, _) = try decodePlain(plain, from: 0) else {
+                throw WireError(.malformed, "encrypted stream message is incomplete")
+            }
+            return (message, end)
+        } catch where error.code == .truncated {
+            throw WireError(.malformed, "encrypted stream message is incomplete")
+        }
+    }
+
+    /// Decodes a plaintext (possibly compressed) message starting at `start`.
+    private func decodePlain(_ buffer: [UInt8], from start: Int) throws(WireError) -> (message: StreamMessage, consumed: Int)? {
+        do throws(WireError) {
             var reader = MessagePackReader(buffer, offset: start)
             if buffer[start] == MessageType.compress.rawValue {
                 _ = try reader.byte()

@@ -18,6 +18,10 @@ public struct WireError: Error, Hashable, Sendable, CustomStringConvertible {
         case unsupportedCompression
         /// The message is encrypted and no keyring is configured.
         case encrypted
+        /// No installed key decrypts the message (a wrong key, a foreign swarm, tampering).
+        case decryptionFailed
+        /// The message is plaintext but this node requires encryption.
+        case notEncrypted
 
         public var description: String {
             switch self {
@@ -29,6 +33,8 @@ public struct WireError: Error, Hashable, Sendable, CustomStringConvertible {
             case .tooLarge: "too_large"
             case .unsupportedCompression: "unsupported_compression"
             case .encrypted: "encrypted"
+            case .decryptionFailed: "decrypt"
+            case .notEncrypted: "not_encrypted"
             }
         }
     }

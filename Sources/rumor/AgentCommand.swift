@@ -28,6 +28,10 @@ struct AgentCommand: AsyncParsableCommand {
     var api: String?
     @Option(name: .customLong("api-token"), help: "Require this bearer token on the API (env RUMOR_API_TOKEN); needed for a non-loopback --api.")
     var apiToken: String?
+    @Option(help: "Encrypt gossip with this base64 key from `rumor keygen` (env RUMOR_ENCRYPT); a saved keyring takes precedence.")
+    var encrypt: String?
+    @Option(name: .customLong("keyring-file"), help: "Keyring file (env RUMOR_KEYRING_FILE; default: DATA_DIR/keyring.json).")
+    var keyringFile: String?
     @Option(help: "Timing preset: lan, wan or local (env RUMOR_PROFILE).")
     var profile: String?
     @Option(help: "Node metadata KEY=VALUE; repeatable, 512 bytes in all (env RUMOR_META, comma-separated).")
@@ -101,6 +105,16 @@ struct AgentCommand: AsyncParsableCommand {
                 code: "bad_arguments", message: "--api \(apiHost):\(apiPort) is reachable from other hosts but no token is set",
                 hint: "bind the API to 127.0.0.1, or set --api-token (RUMOR_API_TOKEN)")
         }
+
+        if let text = value(encrypt, "RUMOR_ENCRYPT") {
+            guard let key = Data(base64Encoded: text).map(Array.init), [16, 24, 32].contains(key.count) else {
+                throw AgentError(
+                    code: "bad_arguments", message: "--encrypt needs a base64 key of 16, 24 or 32 bytes",
+                    hint: "make one with `rumor keygen`")
+            }
+            configuration.encryptionKey = key
+        }
+        configuration.keyringFile = value(keyringFile, "RUMOR_KEYRING_FILE")
 
         let profileName = value(profile, "RUMOR_PROFILE") ?? "lan"
         guard let settings = MembershipSettings.preset(named: profileName) else {

@@ -10,7 +10,7 @@ struct Rumor: AsyncParsableCommand {
         subcommands: [
             AgentCommand.self, MembersCommand.self, JoinCommand.self, LeaveCommand.self, InfoCommand.self,
             PutCommand.self, GetCommand.self, DeleteCommand.self, ListCommand.self, WatchCommand.self,
-            StatusCommand.self, SimCommand.self,
+            StatusCommand.self, KeygenCommand.self, KeysCommand.self, SimCommand.self,
         ])
 
     /// Parses and runs, reporting every failure as `code`/`message`/`hint` (JSON with `--json`)

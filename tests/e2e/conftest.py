@@ -9,6 +9,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -103,6 +104,8 @@ class RumorAgent(Process):
         try:
             with urllib.request.urlopen(f"http://{self.api}/v1/health", timeout=1) as response:
                 return json.load(response)["status"] == "ok"
+        except urllib.error.HTTPError as error:
+            return error.code == 401  # serving, behind a token
         except OSError:
             return False
 
@@ -125,13 +128,15 @@ class RumorAgent(Process):
 
 
 class GoNode(Process):
-    def __init__(self, name, log_dir, binary, join=()):
+    def __init__(self, name, log_dir, binary, join=(), key=None):
         self.port = free_port()
         self.http_port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         args = [binary, "-name", name, "-port", str(self.port), "-http", f"127.0.0.1:{self.http_port}"]
         for seed in join:
             args += ["-join", seed]
+        if key:
+            args += ["-key", key]
         super().__init__(name, args, log_dir)
         wait_until(self.reachable, 20, f"Go node {name} serves HTTP")
 

@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import RumorCore
+import RumorWire
 import ServiceLifecycle
 
 /// The local HTTP API: JSON over HTTP/1.1, every answer in the envelope
@@ -15,7 +16,8 @@ import ServiceLifecycle
 /// `POST /v1/kv/delete` (`{"key":…}`),
 /// `GET /v1/kv/get?key=…`, `GET /v1/kv/list?prefix=…`, `GET /v1/kv/status`,
 /// `GET /v1/kv/watch?prefix=…&from=SEQ` (NDJSON, or server-sent events with
-/// `Accept: text/event-stream`, resumable with `Last-Event-ID`). When a token is configured every
+/// `Accept: text/event-stream`, resumable with `Last-Event-ID`), `GET /v1/keys` and `POST /v1/keys`
+/// (`{"operation":"install"|"use"|"remove","key":BASE64}`, run across the swarm). When a token is configured every
 /// request must carry `Authorization: Bearer <token>`.
 public struct APIServer: Service {
     let control: any AgentControl
@@ -124,6 +126,23 @@ public struct APIServer: Service {
             return try ok(entry)
         }
         router.get("/v1/kv/status") { _, _ in try ok(await control.status()) }
+        router.get("/v1/keys") { _, _ in try ok(try await control.keyring(.list)) }
+        router.post("/v1/keys") { request, _ in
+            let hint = #"send {"operation":"install","key":"<base64 key from `rumor keygen`>"} (install, use or remove)"#
+            let body = try await decode(KeyOperationRequest.self, from: request, hint: hint)
+            guard let key = Data(base64Encoded: body.key).map(Array.init) else {
+                throw AgentError(code: "bad_key", message: "the key is not base64", hint: "make a key with `rumor keygen`")
+            }
+            let operation: KeyringOperation
+            switch body.operation {
+            case "install": operation = .install(key)
+            case "use": operation = .use(key)
+            case "remove": operation = .remove(key)
+            default:
+                throw AgentError(code: "bad_request", message: "unknown key operation '\(body.operation)'", hint: hint)
+            }
+            return try ok(try await control.keyring(operation))
+        }
         router.get("/v1/kv/list") { request, _ in
             let prefix = request.uri.queryParameters.get("prefix") ?? ""
             return try ok(await control.list(prefix: prefix))
@@ -185,6 +204,11 @@ public struct APIServer: Service {
     }
 
     struct KeyRequest: Decodable {
+        var key: String
+    }
+
+    struct KeyOperationRequest: Decodable {
+        var operation: String
         var key: String
     }
 
@@ -273,7 +297,7 @@ struct EnvelopeErrors<Context: RequestContext>: RouterMiddleware {
             let code = error.status == .notFound ? "not_found" : error.status == .contentTooLarge ? "too_large" : "bad_request"
             let hint =
                 error.status == .notFound
-                ? "routes: GET /v1/health, /v1/members, /v1/info, /v1/kv/get, /v1/kv/list, /v1/kv/status, /v1/kv/watch; POST /v1/join, /v1/leave, /v1/kv/put, /v1/kv/batch, /v1/kv/delete"
+                ? "routes: GET /v1/health, /v1/members, /v1/info, /v1/kv/get, /v1/kv/list, /v1/kv/status, /v1/kv/watch, /v1/keys; POST /v1/join, /v1/leave, /v1/kv/put, /v1/kv/batch, /v1/kv/delete, /v1/keys"
                 : "check the request"
             return try json(
                 ErrorEnvelope(code: code, message: "\(request.method) \(request.uri.path): \(error.status.reasonPhrase)", hint: hint),
@@ -294,7 +318,9 @@ struct EnvelopeErrors<Context: RequestContext>: RouterMiddleware {
         case "watch_compacted": .gone
         case "watch_ahead": .conflict
         case "replication_timeout": .gatewayTimeout
-        case "empty_key", "key_too_long", "value_too_large": .badRequest
+        case "empty_key", "key_too_long", "value_too_large", "bad_key": .badRequest
+        case "encryption_disabled": .conflict
+        case "keyring_partial": .badGateway
         default: .internalServerError
         }
     }

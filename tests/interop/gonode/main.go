@@ -7,6 +7,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -59,6 +60,7 @@ func main() {
 	httpAddr := flag.String("http", "127.0.0.1:0", "status HTTP address")
 	profile := flag.String("profile", "lan", "lan or local")
 	meta := flag.String("meta", "", "node metadata")
+	key := flag.String("key", "", "base64 gossip encryption key (memberlist keyring)")
 	var join seeds
 	flag.Var(&join, "join", "seed host:port (repeatable)")
 	flag.Parse()
@@ -77,6 +79,13 @@ func main() {
 	config.AdvertisePort = *port
 	config.LogOutput = os.Stderr
 	config.Delegate = metaDelegate(*meta)
+	if *key != "" {
+		secret, err := base64.StdEncoding.DecodeString(*key)
+		if err != nil {
+			log.Fatalf("key: %v", err)
+		}
+		config.SecretKey = secret
+	}
 
 	list, err := memberlist.Create(config)
 	if err != nil {

@@ -1,0 +1,58 @@
+import Foundation
+import RumorWire
+
+/// The keyring on disk: a JSON array of base64 keys, the primary first (Serf's keyring format),
+/// readable and writable by the owner only.
+enum KeyringFile {
+    /// Reads the keyring at `path`; nil when there is no file.
+    /// - Throws: `AgentError` `bad_keyring` for an unreadable file or an invalid key.
+    static func load(_ path: String) throws -> Keyring? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        do {
+            let texts = try JSONDecoder().decode([String].self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+            return try Keyring(keys: texts.map { text in
+                guard let key = decodeKey(text) else { throw KeyringFileError.notBase64(text) }
+                return key
+            })
+        } catch {
+            throw AgentError(
+                code: "bad_keyring", message: "cannot read the keyring \(path): \(error)",
+                hint: "fix the file (a JSON array of base64 keys, primary first) or move it away and pass --encrypt KEY")
+        }
+    }
+
+    /// Writes `keyring` to `path` atomically (a temporary file renamed over it), mode 0600.
+    static func save(_ keyring: Keyring, to path: String) throws {
+        let data = try JSONEncoder().encode(keyring.keys.map(encodeKey))
+        let temporary = path + ".tmp"
+        let files = FileManager.default
+        try? files.removeItem(atPath: temporary)
+        guard files.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]) else {
+            throw AgentError(
+                code: "keyring_not_saved", message: "cannot write \(temporary)", hint: "check the directory's permissions")
+        }
+        guard rename(temporary, path) == 0 else {
+            throw AgentError(
+                code: "keyring_not_saved", message: "cannot replace \(path): errno \(errno)", hint: "check the directory's permissions")
+        }
+    }
+
+    /// A key from its base64 text (what `rumor keygen` prints), if it is base64.
+    static func decodeKey(_ text: String) -> [UInt8]? {
+        Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)).map { Array($0) }
+    }
+
+    static func encodeKey(_ key: [UInt8]) -> String {
+        Data(key).base64EncodedString()
+    }
+}
+
+enum KeyringFileError: Error, CustomStringConvertible {
+    case notBase64(String)
+
+    var description: String {
+        switch self {
+        case .notBase64: "a key is not base64 text"
+        }
+    }
+}
