@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "RumorCore", targets: ["RumorCore"]),
         .library(name: "RumorWire", targets: ["RumorWire"]),
         .library(name: "RumorAgent", targets: ["RumorAgent"]),
+        .library(name: "RumorAPI", targets: ["RumorAPI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -32,12 +33,15 @@ let package = Package(
         .target(name: "RumorSimulation", dependencies: ["RumorCore", "RumorWire"]),
         // Micro-benchmarks of the hot paths (`swift run -c release rumor-bench`).
         .executableTarget(name: "RumorBenchmarks", dependencies: ["RumorCore", "RumorWire"]),
+        // What the local API offers (the AgentControl protocol, its types, request decoding).
+        .target(name: "RumorAPI", dependencies: ["RumorCore", "RumorWire"]),
         // The NIO runtime that drives the core over real sockets, plus the local HTTP API.
         .target(
             name: "RumorAgent",
             dependencies: [
                 "RumorCore",
                 "RumorWire",
+                "RumorAPI",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -60,6 +64,11 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // libFuzzer targets, one per decoder family (built with the fuzzer flags by Fuzz/run.sh).
+        .executableTarget(name: "FuzzPacket", dependencies: ["RumorWire"], path: "Fuzz/FuzzPacket"),
+        .executableTarget(name: "FuzzStream", dependencies: ["RumorWire"], path: "Fuzz/FuzzStream"),
+        .executableTarget(name: "FuzzReplication", dependencies: ["RumorWire"], path: "Fuzz/FuzzReplication"),
+        .executableTarget(name: "FuzzAPI", dependencies: ["RumorAPI"], path: "Fuzz/FuzzAPI"),
         .testTarget(
             name: "RumorCoreTests",
             dependencies: ["RumorCore", .product(name: "PropertyBased", package: "swift-property-based")]

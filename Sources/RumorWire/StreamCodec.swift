@@ -114,6 +114,7 @@ public struct StreamCodec: Sendable {
 
     /// Decodes a plaintext (possibly compressed) message starting at `start`.
     private func decodePlain(_ buffer: [UInt8], from start: Int) throws(WireError) -> (message: StreamMessage, consumed: Int)? {
+        guard start < buffer.count else { return nil }
         do throws(WireError) {
             var reader = MessagePackReader(buffer, offset: start)
             if buffer[start] == MessageType.compress.rawValue {

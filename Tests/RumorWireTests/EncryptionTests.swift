@@ -113,6 +113,18 @@ struct EncryptionTests {
         }
     }
 
+    /// Found by Fuzz/FuzzStream: an authentic but empty encrypted stream message indexed past
+    /// the end of its plaintext.
+    @Test func emptyEncryptedStreamMessageIsRejected() throws {
+        let keyring = try Keyring(keys: [Self.key16])
+        let length = UInt32(GossipCipher.overhead)
+        let header: [UInt8] = [MessageType.encrypt.rawValue, 0, 0, 0, UInt8(length)]
+        let bytes = header + GossipCipher.seal([], key: Self.key16, authenticated: header)
+        #expect(throws: WireError(.malformed, "encrypted stream message is incomplete")) {
+            try StreamCodec(keyring: keyring).decode(bytes)
+        }
+    }
+
     @Test func encryptedStreamLengthIsBoundedBeforeReading() throws {
         let codec = StreamCodec(keyring: try Keyring(keys: [Self.key16]), maximumMessageSize: 1 << 20)
         let header: [UInt8] = [MessageType.encrypt.rawValue, 0x7f, 0xff, 0xff, 0xff]

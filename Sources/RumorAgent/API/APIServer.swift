@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import RumorCore
+import RumorAPI
 import RumorWire
 import ServiceLifecycle
 
@@ -25,8 +26,6 @@ public struct APIServer: Service {
     let port: Int
     let token: String?
     let logger: Logger
-    /// Largest request body accepted.
-    static let maximumBodyBytes = 64 << 20
 
     public init(control: any AgentControl, host: String, port: Int, token: String?, logger: Logger) {
         self.control = control
@@ -59,62 +58,27 @@ public struct APIServer: Service {
         router.get("/v1/members") { _, _ in try ok(MembersData(members: await control.members())) }
         router.get("/v1/info") { _, _ in try ok(await control.info()) }
         router.post("/v1/join") { request, _ in
-            let body = try await request.body.collect(upTo: maximumBodyBytes)
-            let join: JoinRequest
-            do {
-                join = try JSONDecoder().decode(JoinRequest.self, from: Data(buffer: body))
-            } catch {
-                throw AgentError(
-                    code: "bad_request", message: "the body is not a join request: \(error)",
-                    hint: #"send {"addresses":["host:port", …]}"#)
-            }
-            guard !join.addresses.isEmpty else {
-                throw AgentError(code: "bad_request", message: "no addresses to join", hint: "give at least one host:port")
-            }
-            return try ok(["contacted": try await control.join(join.addresses)])
+            let addresses = try APIRequests.join(try await body(of: request))
+            return try ok(["contacted": try await control.join(addresses)])
         }
         router.post("/v1/leave") { _, _ in
             try await control.leave()
             return try ok(["left": true])
         }
         router.post("/v1/kv/put") { request, _ in
-            let put = try await decode(
-                PutRequest.self, from: request,
-                hint: #"send {"key":"k","value":"v","ttlSeconds":30,"ephemeral":false,"wait":"all","timeoutSeconds":5}"#)
-            var timeToLive: Duration?
-            if let seconds = put.ttlSeconds {
-                guard seconds > 0, seconds <= 10 * 365 * 24 * 3600 else {
-                    throw AgentError(code: "bad_request", message: "ttlSeconds must be positive", hint: "give the time to live in seconds, e.g. 30")
-                }
-                timeToLive = .milliseconds(Int64(seconds * 1000))
-            }
-            var replicas: ReplicaTarget?
-            if let wait = put.wait {
-                guard let target = ReplicaTarget(wait.text) else {
-                    throw AgentError(
-                        code: "bad_request", message: "wait must be \"all\" or a positive number of nodes, not \(wait.text)",
-                        hint: #"send "wait":"all" or "wait":3"#)
-                }
-                replicas = target
-            }
-            let timeout = put.timeoutSeconds ?? 10
-            guard timeout > 0, timeout <= 3600 else {
-                throw AgentError(
-                    code: "bad_request", message: "timeoutSeconds must be in (0, 3600]", hint: "give the wait limit in seconds, e.g. 5")
-            }
+            let put = try APIRequests.put(try await body(of: request))
             return try ok(
                 try await control.put(
-                    key: put.key, value: Array(put.value.utf8), timeToLive: timeToLive, ephemeral: put.ephemeral ?? false,
-                    replicas: replicas, timeout: .milliseconds(Int64(timeout * 1000))))
+                    key: put.key, value: put.value, timeToLive: put.timeToLive, ephemeral: put.ephemeral,
+                    replicas: put.replicas, timeout: put.timeout))
         }
         router.post("/v1/kv/batch") { request, _ in
-            let batch = try await decode(BatchRequest.self, from: request, hint: #"send {"entries":[{"key":"k","value":"v"},…]}"#)
-            let writes = batch.entries.map { Replication.Write(key: $0.key, value: $0.value.map { Array($0.utf8) }) }
+            let writes = try APIRequests.batch(try await body(of: request))
             return try ok(["written": try await control.putBatch(writes)])
         }
         router.post("/v1/kv/delete") { request, _ in
-            let delete = try await decode(KeyRequest.self, from: request, hint: #"send {"key":"k"}"#)
-            return try ok(try await control.delete(key: delete.key))
+            let key = try APIRequests.delete(try await body(of: request))
+            return try ok(try await control.delete(key: key))
         }
         router.get("/v1/kv/get") { request, _ in
             guard let key = request.uri.queryParameters.get("key") else {
@@ -128,88 +92,9 @@ public struct APIServer: Service {
         router.get("/v1/kv/status") { _, _ in try ok(await control.status()) }
         router.get("/v1/keys") { _, _ in try ok(try await control.keyring(.list)) }
         router.post("/v1/keys") { request, _ in
-            let hint = #"send {"operation":"install","key":"<base64 key from `rumor keygen`>"} (install, use or remove)"#
-            let body = try await decode(KeyOperationRequest.self, from: request, hint: hint)
-            guard let key = Data(base64Encoded: body.key).map(Array.init) else {
-                throw AgentError(code: "bad_key", message: "the key is not base64", hint: "make a key with `rumor keygen`")
-            }
-            let operation: KeyringOperation
-            switch body.operation {
-            case "install": operation = .install(key)
-            case "use": operation = .use(key)
-            case "remove": operation = .remove(key)
-            default:
-                throw AgentError(code: "bad_request", message: "unknown key operation '\(body.operation)'", hint: hint)
-            }
-            return try ok(try await control.keyring(operation))
-        }
-        router.get("/v1/kv/list") { request, _ in
-            let prefix = request.uri.queryParameters.get("prefix") ?? ""
-            return try ok(await control.list(prefix: prefix))
-        }
-        router.get("/v1/kv/watch") { request, _ in
-            let prefix = request.uri.queryParameters.get("prefix") ?? ""
-            var from: UInt64?
-            if let text = request.uri.queryParameters.get("from") ?? request.headers[lastEventID] {
-                guard let value = UInt64(text) else {
-                    throw AgentError(
-                        code: "bad_request", message: "from must be a change-log seq (a non-negative integer), not \(text)",
-                        hint: "use the seq of the last change you processed, or 0 to replay every key")
-                }
-                from = value
-            }
-            let events = request.headers[.accept]?.contains("text/event-stream") == true
-            let changes = try await control.watch(prefix: prefix, from: from)
-            return Response(
-                status: .ok,
-                headers: [.contentType: events ? "text/event-stream" : "application/x-ndjson", .cacheControl: "no-cache"],
-                body: ResponseBody { writer in
-                    try await streamChanges(changes, asServerSentEvents: events, to: &writer)
-                })
+            try ok(try await control.keyring(try APIRequests.keyOperation(try await body(of: request))))
         }
         return router
-    }
-
-    struct PutRequest: Decodable {
-        var key: String
-        var value: String
-        var ttlSeconds: Double?
-        var ephemeral: Bool?
-        /// "all" or a number of nodes (the writer included) that must hold the write.
-        var wait: StringOrNumber?
-        var timeoutSeconds: Double?
-    }
-
-    /// A JSON value given either as a string or as a number.
-    struct StringOrNumber: Decodable {
-        var text: String
-
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.singleValueContainer()
-            if let number = try? container.decode(Int.self) {
-                text = String(number)
-            } else {
-                text = try container.decode(String.self)
-            }
-        }
-    }
-
-    struct BatchRequest: Decodable {
-        struct Item: Decodable {
-            var key: String
-            /// nil deletes.
-            var value: String?
-        }
-        var entries: [Item]
-    }
-
-    struct KeyRequest: Decodable {
-        var key: String
-    }
-
-    struct KeyOperationRequest: Decodable {
-        var operation: String
-        var key: String
     }
 
     static let lastEventID = HTTPField.Name("Last-Event-ID")!
@@ -240,18 +125,10 @@ public struct APIServer: Service {
         try await writer.finish(nil)
     }
 
-    /// Decodes a bounded JSON body, or throws `bad_request` with `hint`.
-    static func decode<T: Decodable>(_ type: T.Type, from request: Request, hint: String) async throws -> T {
-        let body = try await request.body.collect(upTo: maximumBodyBytes)
-        do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer: body))
-        } catch {
-            throw AgentError(code: "bad_request", message: "the request body is not valid: \(error)", hint: hint)
-        }
-    }
-
-    struct JoinRequest: Decodable {
-        var addresses: [String]
+    /// The request body, refused past `APIRequests.maximumBodyBytes`.
+    static func body(of request: Request) async throws -> [UInt8] {
+        let buffer = try await request.body.collect(upTo: APIRequests.maximumBodyBytes)
+        return Array(buffer.readableBytesView)
     }
 
     struct MembersData: Encodable {

@@ -1,0 +1,31 @@
+// libFuzzer target: TCP stream message decoding (push-pull, user messages, ping/ack/error,
+// compression, label, encryption with its length header), whole and cut short.
+import RumorWire
+
+let key = [UInt8](repeating: 0x5a, count: 16)
+let plain = StreamCodec(maximumMessageSize: 1 << 20)
+let encrypted = StreamCodec(label: "swarm", keyring: try! Keyring(keys: [key]), maximumMessageSize: 1 << 20)
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzStream(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    guard size > 0 else { return 0 }
+    let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    let input = Array(bytes.dropFirst())
+    if bytes[0] % 2 == 0 {
+        if let decoded = try? plain.decode(input) {
+            precondition(decoded.consumed <= input.count, "consumed more bytes than given")
+        }
+        _ = try? plain.decode(Array(input.prefix(input.count / 2)))
+    } else {
+        let header: [UInt8] = [10, 0, 0, 0, 0]
+        var sealed = header + GossipCipher.seal(input, key: key, authenticated: [])
+        let length = UInt32(sealed.count - 5)
+        sealed[1] = UInt8(length >> 24); sealed[2] = UInt8((length >> 16) & 0xff)
+        sealed[3] = UInt8((length >> 8) & 0xff); sealed[4] = UInt8(length & 0xff)
+        let authenticated = Array(sealed[0..<5]) + Array("swarm".utf8)
+        let body = GossipCipher.seal(input, key: key, authenticated: authenticated)
+        _ = try? encrypted.decode([244, 5] + Array("swarm".utf8) + Array(sealed[0..<5]) + body)
+        _ = try? encrypted.decode([244, 5] + Array("swarm".utf8) + input)
+    }
+    return 0
+}
