@@ -30,6 +30,13 @@ public struct MembershipSettings: Sendable, Hashable {
     /// later rounds retransmit it as usual. It spends the same retransmit budget, sooner, and
     /// stays wire-compatible with memberlist. nil turns it off. Default 2 ms.
     public var eagerGossipSpacing: Duration? = .milliseconds(2)
+    /// Rumor's extension (Serf's reconnect): while members declared dead are remembered, one of
+    /// them, at random, is offered a push-pull exchange this often, so that both sides of a
+    /// healed partition find each other again (memberlist alone stops talking to dead members
+    /// once their death has been gossiped). 0 disables. Default 1 s (5 s in `.wan`).
+    public var reconnectInterval: Duration = .seconds(1)
+    /// How long a failed member is offered reconnects before it is given up. Default 24 h.
+    public var reconnectTimeout: Duration = .seconds(24 * 3600)
     /// How long dead members keep receiving gossip (so they can refute), and stay listed. Default 30 s.
     public var gossipToTheDeadTime: Duration = .seconds(30)
     /// Lifeguard: the local-health (awareness) multiplier's maximum; probe intervals and timeouts
@@ -62,6 +69,7 @@ public struct MembershipSettings: Sendable, Hashable {
         settings.gossipNodes = 4
         settings.gossipInterval = .milliseconds(500)
         settings.gossipToTheDeadTime = .seconds(60)
+        settings.reconnectInterval = .seconds(5)
         return settings
     }
 
@@ -104,6 +112,9 @@ public struct MembershipSettings: Sendable, Hashable {
         }
         guard pushPullInterval >= .zero else {
             throw SettingsError(setting: "pushPullInterval", problem: "must be zero (disabled) or positive")
+        }
+        guard reconnectInterval >= .zero, reconnectTimeout > .zero else {
+            throw SettingsError(setting: "reconnectInterval", problem: "must be zero (disabled) or positive, with a positive reconnectTimeout")
         }
         guard indirectChecks >= 0 else { throw SettingsError(setting: "indirectChecks", problem: "must be >= 0") }
         guard gossipNodes >= 1 else { throw SettingsError(setting: "gossipNodes", problem: "must be >= 1") }

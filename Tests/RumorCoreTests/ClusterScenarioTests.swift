@@ -37,6 +37,26 @@ struct ClusterScenarioTests {
         #expect((took ?? .seconds(99)) < .seconds(12), "confirmations from independent probers shorten detection: took \(String(describing: took))")
     }
 
+    /// A partition long enough for each side to declare the other dead, and for the deaths to
+    /// be reaped, heals once the network does: reconnect offers push-pulls to failed members.
+    @Test(arguments: [true, false])
+    func whenPartitionHeals_bothSidesSeeEveryoneAliveAgain(reconnect: Bool) {
+        var settings = MembershipSettings.lan
+        if !reconnect { settings.reconnectInterval = .zero }
+        var cluster = Self.cluster(6, settings: settings)
+        cluster.run(for: .seconds(3))
+        cluster.partition(["n0", "n1", "n2"], ["n3", "n4", "n5"])
+        cluster.run(for: .seconds(60))
+        #expect(cluster.state(of: "n4", seenBy: "n0") != .alive, "each side declares the other dead")
+        cluster.heal()
+        let took = cluster.runUntil(within: .seconds(30)) { Self.allAlive($0, count: 6) }
+        if reconnect {
+            #expect(took != nil && took! <= .seconds(5), "healed in \(String(describing: took))")
+        } else {
+            #expect(took == nil, "without reconnect (plain memberlist) the halves stay apart")
+        }
+    }
+
     @Test func gracefulLeave_showsAsLeftEverywhere() {
         var cluster = Self.cluster(5)
         cluster.run(for: .seconds(3))

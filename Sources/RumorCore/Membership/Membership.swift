@@ -22,6 +22,14 @@ public struct Membership: Sendable {
     private var suspicions: [String: Suspicion] = [:]
     private var broadcasts = BroadcastQueue()
     private var random: SeededRandom
+    /// Members declared dead (not left), kept after reaping until `reconnectTimeout` so the
+    /// reconnect timer can offer them push-pull exchanges: how a partition heals.
+    private var failedMembers: [String: FailedMember] = [:]
+
+    private struct FailedMember {
+        var address: NodeAddress
+        var since: Instant
+    }
     private var sequence: UInt32 = 0
     private var probe: ProbeInFlight?
     private var relays: [UInt32: Relay] = [:]
@@ -98,6 +106,9 @@ public struct Membership: Sendable {
     /// Members counted for protocol formulas (memberlist's `estNumNodes`: every listed member).
     public var memberCount: Int { members.count }
 
+    /// Most failed members remembered for reconnecting (the oldest is forgotten first).
+    static let maximumFailedMembers = 1024
+
     /// The full state as sent in a push-pull exchange.
     public func pushPullState(join: Bool) -> PushPull {
         PushPull(join: join, nodes: probeOrder.compactMap { members[$0]?.pushState })
@@ -114,6 +125,9 @@ public struct Membership: Sendable {
         ]
         if settings.pushPullInterval > .zero {
             out.append(.startTimer(.pushPull, after: stagger(settings.pushPullInterval)))
+        }
+        if settings.reconnectInterval > .zero {
+            out.append(.startTimer(.reconnect, after: stagger(settings.reconnectInterval)))
         }
         return out
     }
@@ -201,9 +215,18 @@ public struct Membership: Sendable {
     }
 
     /// Merges the answer to a push-pull exchange we started.
+    ///
+    /// When the answer says we are dead (a healed partition: the peer declared us dead while
+    /// cut off), we refute and at once send the peer our state again with the new incarnation,
+    /// which it accepts; it would otherwise learn we are alive only when gossip happens to
+    /// reach it.
     public mutating func receivePushPullReply(_ remote: PushPull, from sender: NodeAddress, now: Instant) -> [MembershipDirective] {
         var out: [MembershipDirective] = []
+        let incarnation = localMember.incarnation
         merge(remote.nodes, now: now, into: &out)
+        if localMember.incarnation != incarnation, leave == .none {
+            out.append(.pushPull(to: sender, state: pushPullState(join: false)))
+        }
         gossipNews(now: now, into: &out)
         return out
     }
@@ -236,6 +259,14 @@ public struct Membership: Sendable {
                 out.append(.pushPull(to: peer.address, state: pushPullState(join: false)))
             }
             out.append(.startTimer(.pushPull, after: settings.scaledPushPullInterval(memberCount: members.count)))
+        case .reconnect:
+            failedMembers = failedMembers.filter { now - $0.value.since < settings.reconnectTimeout }
+            if leave == .none, !failedMembers.isEmpty {
+                let names = failedMembers.keys.sorted()
+                let name = names[Int(random.next() % UInt64(names.count))]
+                out.append(.pushPull(to: failedMembers[name]!.address, state: pushPullState(join: false)))
+            }
+            out.append(.startTimer(.reconnect, after: settings.reconnectInterval))
         case .suspicionTimeout(let name):
             suspicionExpired(name, now: now, into: &out)
         case .flushGossip:
@@ -404,6 +435,7 @@ public struct Membership: Sendable {
         guard alive.incarnation > member.incarnation || movesAddress else { return }
 
         suspicions[alive.node] = nil
+        failedMembers[alive.node] = nil
         broadcasts.enqueue(.alive(alive), about: alive.node)
         let previous = member
         member.incarnation = alive.incarnation
@@ -494,6 +526,14 @@ public struct Membership: Sendable {
         member.state = dead.isLeave ? .left : .dead
         member.stateChanged = now
         members[dead.node] = member
+        if dead.isLeave {
+            failedMembers[dead.node] = nil
+        } else {
+            failedMembers[dead.node] = FailedMember(address: member.address, since: now)
+            if failedMembers.count > Self.maximumFailedMembers, let oldest = failedMembers.min(by: { $0.value.since < $1.value.since }) {
+                failedMembers[oldest.key] = nil
+            }
+        }
         out.append(.event(MemberEvent(kind: dead.isLeave ? .left : .failed, member: member)))
     }
 
@@ -680,6 +720,8 @@ public enum MembershipTimer: Sendable, Hashable {
     case pushPull
     /// The suspicion of `node` may have expired.
     case suspicionTimeout(node: String)
+    /// Offer a push-pull exchange to one failed member (partition healing).
+    case reconnect
     /// Gossip news that arrived too soon after the last eager gossip.
     case flushGossip
 }
