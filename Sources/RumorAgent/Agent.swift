@@ -216,7 +216,8 @@ public actor Agent: Service, AgentControl {
         let sink = eventSink
         do {
             let packets = try await PacketTransport.bind(
-                host: configuration.bindHost, port: configuration.bindPort, group: group
+                host: configuration.bindHost, port: configuration.bindPort, group: group,
+                onReopen: { [weak self] error in Task { await self?.udpReopened(after: error) } }
             ) { bytes, sender in
                 sink.yield(.packet(bytes, sender))
             }
@@ -416,6 +417,16 @@ public actor Agent: Service, AgentControl {
         case .ack, .error:
             return nil
         }
+    }
+
+    private func udpReopened(after error: any Error) {
+        counters.add("udp_socket_reopened")
+        logger.warning("the gossip UDP socket closed on an error and was bound again", metadata: ["error": "\(error)"])
+    }
+
+    /// For tests: makes the UDP socket close as a fatal send error would.
+    func simulateUDPFailure() async {
+        await packets?.simulateFatalError()
     }
 
     private func streamFailed(_ error: Error, from peer: SocketAddress?) {

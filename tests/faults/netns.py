@@ -87,6 +87,8 @@ class Network:
         for index, host in enumerate(self.hosts):
             self.exec_in(host, "iptables", "-N", "RUMOR_CUT", check=False)
             self.exec_in(host, "iptables", "-F", "RUMOR_CUT")
+            # Both chains: the OUTPUT rule also makes the agent's own sends fail with EPERM,
+            # which closes a NIO datagram channel (the agent must bind it again).
             for chain in ("INPUT", "OUTPUT"):
                 if self.exec_in(host, "iptables", "-C", chain, "-j", "RUMOR_CUT", check=False).returncode != 0:
                     self.exec_in(host, "iptables", "-I", chain, "-j", "RUMOR_CUT")

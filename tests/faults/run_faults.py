@@ -197,11 +197,14 @@ def run(duration: float, binary: str, keep: bool) -> dict:
             identical["state"] = snapshots[0]
             return all(snapshot == snapshots[0] for snapshot in snapshots.values())
 
+        # Wait up to 60 s to report how long it took; the bound is 10 s.
         try:
-            convergence = cluster.wait(converged, 10, "every node holds identical state within 10 s of the last heal")
+            cluster.wait(converged, 60, "every node holds identical state")
+            convergence = round(time.monotonic() - last_heal, 2)
         except AssertionError:
             convergence = None
-        summary["convergence_seconds_after_heal"] = None if convergence is None else round(time.monotonic() - last_heal, 2)
+            summary["final_key_counts"] = {f"h{i}": len(v) for i, v in cluster.snapshots().items()}
+        summary["convergence_seconds_after_heal"] = convergence
         cluster.check_alive()
         records = checker.load(sorted(workdir.glob("client*.jsonl")))
         result = checker.check(records, identical.get("state", {}))
@@ -215,7 +218,7 @@ def run(duration: float, binary: str, keep: bool) -> dict:
             false_deaths_under_10pct_loss_or_pause=false_deaths, agent_crashes=cluster.crashes,
             examples={name: result[name][:3] for name in result if result[name]})
         summary["passed"] = (
-            convergence is not None and not result["lost"] and not result["resurrected"] and not result["phantom"]
+            convergence is not None and convergence <= 10 and not result["lost"] and not result["resurrected"] and not result["phantom"]
             and false_deaths == 0 and not cluster.crashes and statuses.get("acked", 0) > 0)
         return summary
     finally:

@@ -94,6 +94,30 @@ public struct APIServer: Service {
         router.post("/v1/keys") { request, _ in
             try ok(try await control.keyring(try APIRequests.keyOperation(try await body(of: request))))
         }
+        router.get("/v1/kv/list") { request, _ in
+            let prefix = request.uri.queryParameters.get("prefix") ?? ""
+            return try ok(await control.list(prefix: prefix))
+        }
+        router.get("/v1/kv/watch") { request, _ in
+            let prefix = request.uri.queryParameters.get("prefix") ?? ""
+            var from: UInt64?
+            if let text = request.uri.queryParameters.get("from") ?? request.headers[lastEventID] {
+                guard let value = UInt64(text) else {
+                    throw AgentError(
+                        code: "bad_request", message: "from must be a change-log seq (a non-negative integer), not \(text)",
+                        hint: "use the seq of the last change you processed, or 0 to replay every key")
+                }
+                from = value
+            }
+            let events = request.headers[.accept]?.contains("text/event-stream") == true
+            let changes = try await control.watch(prefix: prefix, from: from)
+            return Response(
+                status: .ok,
+                headers: [.contentType: events ? "text/event-stream" : "application/x-ndjson", .cacheControl: "no-cache"],
+                body: ResponseBody { writer in
+                    try await streamChanges(changes, asServerSentEvents: events, to: &writer)
+                })
+        }
         return router
     }
 
