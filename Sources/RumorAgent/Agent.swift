@@ -52,6 +52,13 @@ public actor Agent: Service, AgentControl {
     private var leaveWaiters: [CheckedContinuation<Void, Never>] = []
     private var leaveCompleted = false
     private var stopped = false
+    /// Per sending host, push-pull state exchanges it may ask of us (each costs a full state
+    /// encode and merge): 16 at once, then 8 per second.
+    private var pushPullLimiter = RateLimiter(burst: 16, perSecond: 8)
+    /// Per sending node, anti-entropy pulls it may ask of us (each costs a digest comparison
+    /// and possibly a large answer): 10 at once, then 5 per second (a node pulls about once a
+    /// second, plus retries).
+    private var pullLimiter = RateLimiter(burst: 10, perSecond: 5)
     /// Peers already warned about, by drop reason (foreign swarm, wrong key…): one line each.
     private var dropWarnings: Set<String> = []
     /// Anti-entropy pulls sent and not yet answered, by peer address, with when they were sent.
@@ -396,6 +403,10 @@ public actor Agent: Service, AgentControl {
         switch request {
         case .pushPull(let remote):
             guard let from = peer.flatMap(NodeAddress.init) else { return nil }
+            guard pushPullLimiter.allow(peer?.ipAddress ?? "?", now: now) else {
+                counters.add("rate_limited_push_pull")
+                return nil
+            }
             let (reply, directives) = membership.receivePushPull(remote, from: from, now: now)
             execute(directives)
             return streamCodec.encode(.pushPull(reply))
@@ -602,6 +613,10 @@ public actor Agent: Service, AgentControl {
                     wallMilliseconds: wallMilliseconds, peers: replicationPeers))
             return nil
         case .pullRequest(let peer, let digest, let held):
+            guard pullLimiter.allow(sender.description, now: now) else {
+                counters.add("rate_limited_pull")
+                return nil
+            }
             counters.add("replication_pulls_answered")
             let answer = replication.answerPull(digest: digest, held: held, from: peer)
             checkReplicaWaits()

@@ -1,5 +1,5 @@
 import Logging
-import RumorAgent
+@testable import RumorAgent
 import RumorCore
 import Testing
 
@@ -46,6 +46,31 @@ struct ClusterOverUDPTests {
 
     func states(_ agent: Agent) async -> [String: String] {
         Dictionary(uniqueKeysWithValues: await agent.members().map { ($0.name, $0.state) })
+    }
+
+    /// NIO closes a datagram channel on a fatal send error (EPERM from a local DROP rule); the
+    /// agent must bind it again, or it would be left gossiping over TCP fallbacks only.
+    @Test func whenTheUDPSocketClosesOnAnError_itIsBoundAgainAndGossipFlows() async throws {
+        let a = try await start("a")
+        let b = try await start("b", join: a)
+        defer { for agent in [a, b] { agent.task.cancel() } }
+        try await waitUntil("both see each other", within: .seconds(5)) {
+            let seenByA = await states(a.agent).count
+            let seenByB = await states(b.agent).count
+            return seenByA == 2 && seenByB == 2
+        }
+        await a.agent.simulateUDPFailure()
+        try await waitUntil("the socket is bound again", within: .seconds(5)) {
+            await a.agent.info().counters["udp_socket_reopened"] == 1
+        }
+        let before = await a.agent.info().counters["packets_received"] ?? 0
+        _ = try await a.agent.put(key: "k", value: Array("v".utf8), timeToLive: nil, ephemeral: false, replicas: nil, timeout: .seconds(1))
+        try await waitUntil("a write on a reaches b", within: .seconds(5)) {
+            await b.agent.get(key: "k")?.value == "v"
+        }
+        try await waitUntil("a receives datagrams again", within: .seconds(5)) {
+            (await a.agent.info().counters["packets_received"] ?? 0) > before + 3
+        }
     }
 
     @Test func agentsJoinedThroughOneSeed_allSeeAllAlive() async throws {

@@ -105,7 +105,7 @@ def test_key_rotation_with_the_swarm_live(swarm, tmp_path):
         for thread in threads:
             thread.join()
     assert not problems, f"a member looked unhealthy during rotation: {problems[:5]}"
-    assert len(written) > 50
+    assert len(written) > 20, len(written)
     last = written[-1]
     wait_until(lambda: all(json.loads(n.cli("get", last, check=False).stdout or "{}").get("status") == "ok" for n in nodes),
                5, "the last write reached every node")
@@ -158,3 +158,18 @@ def test_api_requires_the_token_when_set(swarm):
         assert json.load(response)["status"] == "ok"
     exposed = subprocess.run([rumor_binary(), "agent", "--api", "0.0.0.0:7399"], capture_output=True, text=True, timeout=10)
     assert exposed.returncode == 1 and "token" in exposed.stderr
+
+
+def test_pull_floods_from_one_peer_are_rate_limited(swarm):
+    import socket
+    agent = swarm.agent("limited")
+    agent.cli("put", "k", "v")
+    host, port = agent.address.split(":")
+    pull = b"\x08" + b"RK\x01\x02" + b"\x05flood" + b"\x00" + b"\x00"  # user message: pull request, empty digest
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        for _ in range(200):
+            sender.sendto(pull, (host, int(port)))
+    counters, _ = wait_until(lambda: (c := agent.info()["counters"]).get("rate_limited_pull", 0) >= 150 and c, 5,
+                             "most of 200 back-to-back pulls from one node are dropped")
+    assert 5 <= counters.get("replication_pulls_answered", 0) <= 40, counters
+    assert agent.healthy()
