@@ -18,7 +18,7 @@ scratch=.build-fuzz
 
 for target in "${targets[@]}"; do
     swift build -c release --scratch-path "$scratch" --product "$target" \
-        --sanitize fuzzer --sanitize address -Xswiftc -parse-as-library 2>&1 | grep -E 'error|warning: unre|Compiling|Build' | tail -2
+        --sanitize fuzzer --sanitize address -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library 2>&1 | grep -E 'error|warning: unre|Compiling|Build' | tail -2
 done
 bin=$(swift build -c release --scratch-path "$scratch" --show-bin-path)
 
