@@ -154,15 +154,18 @@ public enum ReplicationCodec {
     }
 
     private static func readEntries(_ reader: inout ByteReader) throws(WireError) -> [Entry] {
-        let count = try reader.count(minimumItemBytes: 12)
+        // key length, flags, timestamp, origin length: 11 bytes at the very least.
+        let count = try reader.count(minimumItemBytes: 11)
         var entries: [Entry] = []
         entries.reserveCapacity(count)
         for _ in 0..<count {
             let key = try reader.string()
+            guard !key.isEmpty else { throw WireError(.malformed, "entry without a key") }
             let flags = try reader.byte()
             guard flags & ~7 == 0 else { throw WireError(.malformed, "unknown entry flags \(flags)") }
             let timestamp = HybridTimestamp(rawValue: try reader.uint64())
             let origin = try reader.string()
+            guard !origin.isEmpty else { throw WireError(.malformed, "entry without a writer") }
             let expiry = flags & 2 != 0 ? try reader.uint64() : nil
             let value = flags & 1 != 0 ? nil : try reader.bytes()
             entries.append(

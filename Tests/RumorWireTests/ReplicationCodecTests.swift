@@ -56,4 +56,19 @@ struct ReplicationCodecTests {
             _ = try? ReplicationCodec.decode(input)
         }
     }
+
+    /// Found by Fuzz/FuzzReplication: entries with an empty key and writer, padded with a
+    /// non-canonical varint, decoded; their canonical re-encoding then failed the entry-count
+    /// plausibility check (which assumed 12-byte entries; the minimum is 11). Entries without a
+    /// key or writer are now malformed, and the bound is 11.
+    @Test func entriesWithoutKeyOrWriterAreMalformed() throws {
+        let crash: [UInt8] = [
+            0x52, 0x4b, 0x01, 0x01, 0x00, 0x00, 0x02, 0x80, 0x00, 0x05, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00,
+        ]
+        #expect(throws: WireError(.malformed, "entry without a key")) { try ReplicationCodec.decode(crash) }
+        let tombstone = Entry(key: "k", value: nil, version: Version(timestamp: .zero, origin: "w"))
+        let frame = ReplicationFrame.push(entries: [tombstone, tombstone], hops: 0, acknowledge: false)
+        #expect(try ReplicationCodec.decode(ReplicationCodec.encode(frame)) == frame, "the smallest entries still decode")
+    }
 }
