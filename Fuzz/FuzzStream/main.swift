@@ -17,14 +17,12 @@ public func fuzzStream(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         }
         _ = try? plain.decode(Array(input.prefix(input.count / 2)))
     } else {
-        let header: [UInt8] = [10, 0, 0, 0, 0]
-        var sealed = header + GossipCipher.seal(input, key: key, authenticated: [])
-        let length = UInt32(sealed.count - 5)
-        sealed[1] = UInt8(length >> 24); sealed[2] = UInt8((length >> 16) & 0xff)
-        sealed[3] = UInt8((length >> 8) & 0xff); sealed[4] = UInt8(length & 0xff)
-        let authenticated = Array(sealed[0..<5]) + Array("swarm".utf8)
-        let body = GossipCipher.seal(input, key: key, authenticated: authenticated)
-        _ = try? encrypted.decode([244, 5] + Array("swarm".utf8) + Array(sealed[0..<5]) + body)
+        let length = UInt32(GossipCipher.overhead + input.count)
+        let header: [UInt8] = [
+            10, UInt8(length >> 24), UInt8((length >> 16) & 0xff), UInt8((length >> 8) & 0xff), UInt8(length & 0xff),
+        ]
+        let body = GossipCipher.seal(input, key: key, authenticated: header + Array("swarm".utf8))
+        _ = try? encrypted.decode([244, 5] + Array("swarm".utf8) + header + body)
         _ = try? encrypted.decode([244, 5] + Array("swarm".utf8) + input)
     }
     return 0
