@@ -76,13 +76,7 @@ public enum APIRequests {
     public static func keyOperation(_ body: [UInt8]) throws(AgentError) -> KeyringOperation {
         let hint = #"send {"operation":"install","key":"<base64 key from `rumor keygen`>"} (install, use or remove)"#
         let request = try decode(KeyOperationBody.self, body, hint: hint)
-        guard let key = Data(base64Encoded: request.key).map(Array.init) else {
-            throw AgentError(code: "bad_key", message: "the key is not base64", hint: "make a key with `rumor keygen`")
-        }
-        guard Keyring.validSizes.contains(key.count) else {
-            throw AgentError(
-                code: "bad_key", message: "a key must be 16, 24 or 32 bytes, not \(key.count)", hint: "make a key with `rumor keygen`")
-        }
+        let key = try KeyText.decode(request.key)
         switch request.operation {
         case "install": return .install(key)
         case "use": return .use(key)

@@ -1084,8 +1084,8 @@ public actor Agent: Service, AgentControl {
         for (name, answer) in answers {
             guard case .response(let held, let error) = answer else { continue }
             if let error { failures[name] = error }
-            for key in held { keys[KeyringFile.encodeKey(key), default: 0] += 1 }
-            if let primary = held.first { primaryKeys[KeyringFile.encodeKey(primary), default: 0] += 1 }
+            for key in held { keys[KeyText.encode(key), default: 0] += 1 }
+            if let primary = held.first { primaryKeys[KeyText.encode(primary), default: 0] += 1 }
         }
         let report = KeyringReport(
             nodes: peers.count + 1, responded: answers.count, failures: failures, keys: keys, primaryKeys: primaryKeys)

@@ -107,12 +107,11 @@ struct AgentCommand: AsyncParsableCommand {
         }
 
         if let text = value(encrypt, "RUMOR_ENCRYPT") {
-            guard let key = Data(base64Encoded: text).map(Array.init), [16, 24, 32].contains(key.count) else {
-                throw AgentError(
-                    code: "bad_arguments", message: "--encrypt needs a base64 key of 16, 24 or 32 bytes",
-                    hint: "make one with `rumor keygen`")
+            do {
+                configuration.encryptionKey = try KeyText.decode(text)
+            } catch {
+                throw AgentError(code: "bad_arguments", message: "--encrypt: \(error.message)", hint: error.hint)
             }
-            configuration.encryptionKey = key
         }
         configuration.keyringFile = value(keyringFile, "RUMOR_KEYRING_FILE")
 

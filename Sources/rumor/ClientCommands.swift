@@ -8,13 +8,13 @@ struct ClientOptions: ParsableArguments {
     var api: String = ProcessInfo.processInfo.environment["RUMOR_API"] ?? "127.0.0.1:7373"
 
     @Option(name: .customLong("api-token"), help: "Bearer token, when the agent requires one (env RUMOR_API_TOKEN).")
-    var token: String? = ProcessInfo.processInfo.environment["RUMOR_API_TOKEN"]
+    var token: String?
 
     @Flag(help: "Print the JSON envelope instead of text.")
     var json = false
 
     func client(timeout: TimeInterval = 10) -> APIClient {
-        APIClient(address: api, token: token, timeout: timeout)
+        APIClient(address: api, token: token ?? ProcessInfo.processInfo.environment["RUMOR_API_TOKEN"], timeout: timeout)
     }
 
     /// Prints the envelope (JSON mode) or the text rendering.

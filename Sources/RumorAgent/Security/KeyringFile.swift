@@ -10,20 +10,17 @@ enum KeyringFile {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         do {
             let texts = try JSONDecoder().decode([String].self, from: Data(contentsOf: URL(fileURLWithPath: path)))
-            return try Keyring(keys: texts.map { text in
-                guard let key = decodeKey(text) else { throw KeyringFileError.notBase64(text) }
-                return key
-            })
+            return try Keyring(keys: texts.map(KeyText.decode))
         } catch {
             throw AgentError(
-                code: "bad_keyring", message: "cannot read the keyring \(path): \(error)",
+                code: "bad_keyring", message: "cannot read the keyring \(path): \((error as? AgentError)?.message ?? "\(error)")",
                 hint: "fix the file (a JSON array of base64 keys, primary first) or move it away and pass --encrypt KEY")
         }
     }
 
     /// Writes `keyring` to `path` atomically (a temporary file renamed over it), mode 0600.
     static func save(_ keyring: Keyring, to path: String) throws {
-        let data = try JSONEncoder().encode(keyring.keys.map(encodeKey))
+        let data = try JSONEncoder().encode(keyring.keys.map(KeyText.encode))
         let temporary = path + ".tmp"
         let files = FileManager.default
         try? files.removeItem(atPath: temporary)
@@ -34,25 +31,6 @@ enum KeyringFile {
         guard rename(temporary, path) == 0 else {
             throw AgentError(
                 code: "keyring_not_saved", message: "cannot replace \(path): errno \(errno)", hint: "check the directory's permissions")
-        }
-    }
-
-    /// A key from its base64 text (what `rumor keygen` prints), if it is base64.
-    static func decodeKey(_ text: String) -> [UInt8]? {
-        Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)).map { Array($0) }
-    }
-
-    static func encodeKey(_ key: [UInt8]) -> String {
-        Data(key).base64EncodedString()
-    }
-}
-
-enum KeyringFileError: Error, CustomStringConvertible {
-    case notBase64(String)
-
-    var description: String {
-        switch self {
-        case .notBase64: "a key is not base64 text"
         }
     }
 }
