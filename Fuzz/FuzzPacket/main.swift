@@ -6,6 +6,12 @@ let key = [UInt8](repeating: 0x5a, count: 32)
 let plain = PacketCodec()
 let labelled = PacketCodec(label: "swarm")
 let encrypted = PacketCodec(label: "swarm", keyring: try! Keyring(keys: [key]))
+/// A node moving to encryption: what no key opens is read as plaintext.
+let acceptingPlaintext = {
+    var codec = encrypted
+    codec.verifyIncoming = false
+    return codec
+}()
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzPacket(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -22,6 +28,7 @@ public func fuzzPacket(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         // decryption (it cannot forge tags), and also try it raw as ciphertext.
         _ = try? encrypted.decode([244, 5] + Array("swarm".utf8) + GossipCipher.seal(input, key: key, authenticated: Array("swarm".utf8)))
         _ = try? encrypted.decode([244, 5] + Array("swarm".utf8) + input)
+        _ = try? acceptingPlaintext.decode([244, 5] + Array("swarm".utf8) + input)
     }
     return 0
 }

@@ -223,12 +223,15 @@ public struct AgentInfo: Codable, Sendable, Hashable {
     public var left: Bool
     /// Seconds since the agent started.
     public var uptimeSeconds: Double
+    /// Gossip encryption: `off`; `on` (required both ways); or, while a plaintext swarm moves to
+    /// encryption, `sending-plaintext` (step 1) or `accepting-plaintext` (step 2).
+    public var encryption: String
     /// Counters: packets received/sent, dropped (by reason) and so on.
     public var counters: [String: UInt64]
 
     public init(
         name: String, address: String, swarm: String, members: [String: Int], healthScore: Int,
-        incarnation: UInt32, left: Bool, uptimeSeconds: Double, counters: [String: UInt64]
+        incarnation: UInt32, left: Bool, uptimeSeconds: Double, encryption: String, counters: [String: UInt64]
     ) {
         self.name = name
         self.address = address
@@ -238,6 +241,7 @@ public struct AgentInfo: Codable, Sendable, Hashable {
         self.incarnation = incarnation
         self.left = left
         self.uptimeSeconds = uptimeSeconds
+        self.encryption = encryption
         self.counters = counters
     }
 }
@@ -286,6 +290,12 @@ public struct AgentConfiguration: Sendable {
     /// The gossip encryption key to start with (16, 24 or 32 bytes) when no keyring file exists
     /// yet; nil and no keyring file = unencrypted.
     public var encryptionKey: [UInt8]?
+    /// With encryption: refuse plaintext gossip (memberlist's `GossipVerifyIncoming`, Consul's
+    /// `encrypt_verify_incoming`). False only while a plaintext swarm moves to encryption.
+    public var encryptionVerifiesIncoming = true
+    /// With encryption: send encrypted gossip (memberlist's `GossipVerifyOutgoing`). False only in
+    /// the first step of that move. Requires `encryptionVerifiesIncoming` false.
+    public var encryptionVerifiesOutgoing = true
     /// Where the keyring is kept (owner-only permissions), rotations included. Default:
     /// `keyring.json` in the data directory; nil without one (rotations then last until restart).
     public var keyringFile: String?

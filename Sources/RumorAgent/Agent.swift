@@ -123,6 +123,7 @@ public actor Agent: Service, AgentControl {
         var configuration = configuration
         let keyringPath = configuration.keyringFile ?? configuration.dataDirectory.map { $0 + "/keyring.json" }
         let keyring = try Self.loadKeyring(configuration, path: keyringPath, logger: logger)
+        try Self.validateEncryptionVerification(configuration, keyring: keyring)
         if keyring.isEnabled {
             // Leave room for the encryption header and tag in every gossip packet.
             configuration.membership.packetBudget -= GossipCipher.overhead
@@ -133,11 +134,15 @@ public actor Agent: Service, AgentControl {
         self.logger = logger
         self.group = MultiThreadedEventLoopGroup.singleton
         let compression = configuration.membership.enableCompression
-        self.packetCodec = PacketCodec(label: configuration.swarm, keyring: keyring, compression: compression)
-        self.streamCodecBox = NIOLockedValueBox(
-            StreamCodec(
-                label: configuration.swarm, keyring: keyring, compression: compression,
-                maximumMessageSize: Self.maximumStreamBytes))
+        var packetCodec = PacketCodec(label: configuration.swarm, keyring: keyring, compression: compression)
+        var streamCodec = StreamCodec(
+            label: configuration.swarm, keyring: keyring, compression: compression, maximumMessageSize: Self.maximumStreamBytes)
+        packetCodec.verifyIncoming = configuration.encryptionVerifiesIncoming
+        packetCodec.verifyOutgoing = configuration.encryptionVerifiesOutgoing
+        streamCodec.verifyIncoming = configuration.encryptionVerifiesIncoming
+        streamCodec.verifyOutgoing = configuration.encryptionVerifiesOutgoing
+        self.packetCodec = packetCodec
+        self.streamCodecBox = NIOLockedValueBox(streamCodec)
         self.advertised = try Self.advertisedAddress(for: configuration)
         self.origin = clock.now
         self.membership = Membership(
@@ -297,7 +302,15 @@ public actor Agent: Service, AgentControl {
             name: configuration.name, address: advertised.description, swarm: configuration.swarm, members: counts,
             healthScore: membership.healthScore, incarnation: membership.localMember.incarnation,
             left: leaveCompleted, uptimeSeconds: Double((clock.now - origin).nanosecondsClamped) / 1e9,
-            counters: counters.values)
+            encryption: encryptionMode, counters: counters.values)
+    }
+
+    /// `off`, `on`, or the step of a move to encryption this node is in (see `AgentInfo.encryption`).
+    private var encryptionMode: String {
+        if !packetCodec.keyring.isEnabled { return "off" }
+        if !packetCodec.verifyOutgoing { return "sending-plaintext" }
+        if !packetCodec.verifyIncoming { return "accepting-plaintext" }
+        return "on"
     }
 
     public func join(_ seeds: [String]) async throws -> Int {
@@ -1043,6 +1056,12 @@ public actor Agent: Service, AgentControl {
                 code: "encryption_disabled", message: "this node does not encrypt gossip, so it has no keyring",
                 hint: "start every agent with --encrypt KEY (make one with `rumor keygen`) to encrypt the swarm")
         }
+        guard packetCodec.verifyIncoming else {
+            throw AgentError(
+                code: "encryption_migrating",
+                message: "this node still accepts plaintext gossip, so keyring requests could be forged or read",
+                hint: "finish the move to encryption first: restart every agent without --encrypt-verify-incoming false")
+        }
         counters.add("keyring_operations")
         let local = applyKeyring(operation)
         if case .response(_, let error?) = local {
@@ -1099,7 +1118,8 @@ public actor Agent: Service, AgentControl {
         return report
     }
 
-    /// A keyring request from another node (it came encrypted: this node requires encryption).
+    /// A keyring request from another node. Answered only when this node requires encryption, so
+    /// the request came encrypted and the answer goes back encrypted.
     private func answerKeyring(_ payload: [UInt8], from sender: NodeAddress) -> [UInt8]? {
         let frame: KeyringFrame
         do {
@@ -1110,11 +1130,13 @@ public actor Agent: Service, AgentControl {
         }
         guard case .request(let operation) = frame else { return nil }
         let answer: KeyringFrame
-        if packetCodec.keyring.isEnabled {
+        if !packetCodec.keyring.isEnabled {
+            answer = .response(keys: [], error: "this node does not encrypt gossip")
+        } else if !packetCodec.verifyIncoming {
+            answer = .response(keys: [], error: "this node still accepts plaintext gossip (moving to encryption)")
+        } else {
             counters.add("keyring_requests_answered")
             answer = applyKeyring(operation)
-        } else {
-            answer = .response(keys: [], error: "this node does not encrypt gossip")
         }
         return streamCodec.encode(.user(KeyringCodec.encode(answer)), compress: false)
     }
@@ -1146,6 +1168,22 @@ public actor Agent: Service, AgentControl {
             logger.notice("keyring changed", metadata: ["operation": "\(operation.name)", "keys": "\(keyring.keys.count)"])
         }
         return .response(keys: keyring.keys, error: nil)
+    }
+
+    /// The verification switches make sense only with a keyring, and a node cannot send plaintext
+    /// while it refuses plaintext.
+    private static func validateEncryptionVerification(_ configuration: AgentConfiguration, keyring: Keyring) throws {
+        let relaxed = !configuration.encryptionVerifiesIncoming || !configuration.encryptionVerifiesOutgoing
+        guard keyring.isEnabled || !relaxed else {
+            throw AgentError(
+                code: "bad_config", message: "--encrypt-verify-incoming/--encrypt-verify-outgoing apply only to an encrypted node",
+                hint: "pass --encrypt KEY too (make one with `rumor keygen`)")
+        }
+        guard configuration.encryptionVerifiesOutgoing || !configuration.encryptionVerifiesIncoming else {
+            throw AgentError(
+                code: "bad_config", message: "a node that sends plaintext gossip must also accept it",
+                hint: "pass --encrypt-verify-incoming false with --encrypt-verify-outgoing false")
+        }
     }
 
     /// The keyring to start with: the saved one if any, else `--encrypt`'s key (saved then).

@@ -16,6 +16,13 @@ public struct PacketCodec: Sendable {
     /// The encryption keys; when enabled, every packet sent is encrypted with the primary key
     /// and every packet received must decrypt with one of them (the label is authenticated).
     public var keyring: Keyring
+    /// With a keyring: whether every packet received must be encrypted (memberlist's
+    /// `GossipVerifyIncoming`). False while a plaintext swarm moves to encryption: packets that
+    /// no key opens are then read as plaintext.
+    public var verifyIncoming = true
+    /// With a keyring: whether packets are sent encrypted (memberlist's `GossipVerifyOutgoing`).
+    /// False only in the first step of moving a plaintext swarm to encryption.
+    public var verifyOutgoing = true
     /// Compress outgoing packets (only when that makes them smaller). Incoming compressed
     /// packets are always accepted.
     public let compression: Bool
@@ -53,7 +60,7 @@ public struct PacketCodec: Sendable {
             let crc = CRC32.checksum(body)
             body = [MessageType.hasCRC.rawValue, UInt8(crc >> 24), UInt8((crc >> 16) & 0xff), UInt8((crc >> 8) & 0xff), UInt8(crc & 0xff)] + body
         }
-        if let key = keyring.primary {
+        if let key = keyring.primary, verifyOutgoing {
             body = GossipCipher.seal(body, key: key, authenticated: Array(label.utf8))
         }
         return labelHeader(label) + body
@@ -69,6 +76,13 @@ public struct PacketCodec: Sendable {
             let plain: [UInt8]
             do throws(WireError) {
                 plain = try GossipCipher.open(packet[start...], keyring: keyring, authenticated: Array(label.utf8))
+            } catch where !verifyIncoming {
+                do throws(WireError) {
+                    try decodeBody(packet, start..<packet.count, depth: 0, into: &result)
+                    return result
+                } catch _ {
+                    throw error
+                }
             } catch where error.code == .malformed && packet.count > start && packet[start] > 1 {
                 throw WireError(.notEncrypted, "a plaintext packet; this node requires encryption")
             }

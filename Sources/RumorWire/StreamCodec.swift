@@ -22,6 +22,11 @@ public struct StreamCodec: Sendable {
     public let label: String
     /// The encryption keys; when enabled, streams are sent encrypted and must arrive encrypted.
     public var keyring: Keyring
+    /// With a keyring: whether streams must arrive encrypted (memberlist's `GossipVerifyIncoming`);
+    /// false accepts plaintext ones too, while a plaintext swarm moves to encryption.
+    public var verifyIncoming = true
+    /// With a keyring: whether streams are sent encrypted (memberlist's `GossipVerifyOutgoing`).
+    public var verifyOutgoing = true
     public let compression: Bool
     /// Largest stream message accepted, in bytes, compressed or not (memberlist's 20 MiB).
     public let maximumMessageSize: Int
@@ -69,7 +74,7 @@ public struct StreamCodec: Sendable {
             body = writer.bytes + payload
         }
         if compress ?? compression { body = compressMessage(body) }
-        if let key = keyring.primary {
+        if let key = keyring.primary, verifyOutgoing {
             let length = UInt32(GossipCipher.overhead + body.count)
             let header: [UInt8] = [
                 MessageType.encrypt.rawValue, UInt8(length >> 24), UInt8((length >> 16) & 0xff),
@@ -86,7 +91,7 @@ public struct StreamCodec: Sendable {
         guard let start = try checkLabel(buffer, expected: label) else { return nil }
         guard start < buffer.count else { return nil }
         guard buffer[start] == MessageType.encrypt.rawValue else {
-            guard !keyring.isEnabled else {
+            guard !keyring.isEnabled || !verifyIncoming else {
                 throw WireError(.notEncrypted, "a plaintext stream; this node requires encryption")
             }
             return try decodePlain(buffer, from: start)

@@ -30,6 +30,14 @@ struct AgentCommand: AsyncParsableCommand {
     var apiToken: String?
     @Option(help: "Encrypt gossip with this base64 key from `rumor keygen` (env RUMOR_ENCRYPT); a saved keyring takes precedence.")
     var encrypt: String?
+    @Option(
+        name: .customLong("encrypt-verify-incoming"),
+        help: "true: refuse plaintext gossip; false: accept it too, while a plaintext swarm moves to encryption (env RUMOR_ENCRYPT_VERIFY_INCOMING).")
+    var encryptVerifyIncoming: String?
+    @Option(
+        name: .customLong("encrypt-verify-outgoing"),
+        help: "true: send encrypted gossip; false: send plaintext, the first step of that move (env RUMOR_ENCRYPT_VERIFY_OUTGOING).")
+    var encryptVerifyOutgoing: String?
     @Option(name: .customLong("keyring-file"), help: "Keyring file (env RUMOR_KEYRING_FILE; default: DATA_DIR/keyring.json).")
     var keyringFile: String?
     @Option(help: "Timing preset: lan, wan or local (env RUMOR_PROFILE).")
@@ -114,6 +122,10 @@ struct AgentCommand: AsyncParsableCommand {
             }
         }
         configuration.keyringFile = value(keyringFile, "RUMOR_KEYRING_FILE")
+        configuration.encryptionVerifiesIncoming = try boolean(
+            value(encryptVerifyIncoming, "RUMOR_ENCRYPT_VERIFY_INCOMING"), flag: "--encrypt-verify-incoming")
+        configuration.encryptionVerifiesOutgoing = try boolean(
+            value(encryptVerifyOutgoing, "RUMOR_ENCRYPT_VERIFY_OUTGOING"), flag: "--encrypt-verify-outgoing")
 
         let profileName = value(profile, "RUMOR_PROFILE") ?? "lan"
         guard let settings = MembershipSettings.preset(named: profileName) else {
@@ -160,4 +172,13 @@ func hostPort(_ text: String, defaultPort: Int, flag: String) throws -> (String,
 
 func isLoopback(_ host: String) -> Bool {
     host == "localhost" || host == "::1" || host.hasPrefix("127.")
+}
+
+/// `true` or `false` (nil, when not given, is `true`), naming the flag in the error.
+func boolean(_ text: String?, flag: String) throws -> Bool {
+    switch text?.lowercased() {
+    case nil, "true": return true
+    case "false": return false
+    default: throw AgentError(code: "bad_arguments", message: "\(flag) '\(text ?? "")' is not true or false", hint: "e.g. \(flag) false")
+    }
 }

@@ -54,6 +54,7 @@ enum Output {
             "health score: \(info.healthScore)",
             "incarnation:  \(info.incarnation)",
             "left:         \(info.left)",
+            "encryption:   \(info.encryption)",
             String(format: "uptime:       %.1f s", info.uptimeSeconds),
         ]
         if !info.counters.isEmpty {

@@ -49,6 +49,45 @@ struct EncryptionTests {
         }
     }
 
+    /// The three steps that move a plaintext swarm to encryption (Consul's verify_incoming and
+    /// verify_outgoing): every step's nodes read what the previous step's nodes send, and back.
+    @Test func aPlaintextSwarmMovesToEncryptionInThreeSteps() throws {
+        let keyring = try Keyring(keys: [Self.key16])
+        func packets(incoming: Bool, outgoing: Bool) -> PacketCodec {
+            var codec = PacketCodec(label: "red", keyring: keyring)
+            codec.verifyIncoming = incoming
+            codec.verifyOutgoing = outgoing
+            return codec
+        }
+        func streams(incoming: Bool, outgoing: Bool) -> StreamCodec {
+            var codec = StreamCodec(label: "red", keyring: keyring)
+            codec.verifyIncoming = incoming
+            codec.verifyOutgoing = outgoing
+            return codec
+        }
+        let plaintext = (packets: PacketCodec(label: "red"), streams: StreamCodec(label: "red"))
+        let first = (packets: packets(incoming: false, outgoing: false), streams: streams(incoming: false, outgoing: false))
+        let second = (packets: packets(incoming: false, outgoing: true), streams: streams(incoming: false, outgoing: true))
+        let last = (packets: PacketCodec(label: "red", keyring: keyring), streams: StreamCodec(label: "red", keyring: keyring))
+        let steps = [plaintext, first, second, last]
+        for (older, newer) in zip(steps, steps.dropFirst()) {
+            for (sender, receiver) in [(older, newer), (newer, older)] {
+                #expect(try receiver.packets.decode(sender.packets.encode([Self.message])).messages == [Self.message])
+                #expect(try receiver.streams.decode(sender.streams.encode(.user([1, 2, 3])))?.message == .user([1, 2, 3]))
+            }
+        }
+        #expect(first.packets.encode([Self.message]) == plaintext.packets.encode([Self.message]), "the first step still sends plaintext")
+        #expect(second.streams.encode(.user([1]))[5] == MessageType.encrypt.rawValue, "the second step sends encrypted")
+        // Accepting plaintext never means accepting another swarm's key.
+        let stranger = PacketCodec(label: "red", keyring: try Keyring(keys: [Self.key32]))
+        #expect(throws: WireError(.decryptionFailed, "no installed key decrypts the message")) {
+            try second.packets.decode(stranger.encode([Self.message]))
+        }
+        // Skipping the middle step splits the swarm: plaintext and strict nodes cannot talk.
+        #expect(throws: WireError.self) { try last.packets.decode(plaintext.packets.encode([Self.message])) }
+        #expect(throws: WireError.self) { try last.streams.decode(plaintext.streams.encode(.user([1]))) }
+    }
+
     @Test func encryptedTrafficWithoutAKeyringIsNamedAsSuch() throws {
         let sender = StreamCodec(keyring: try Keyring(keys: [Self.key16]))
         #expect(throws: WireError(.encrypted, "an encrypted stream; this node has no keyring")) {

@@ -122,6 +122,71 @@ def test_key_rotation_with_the_swarm_live(swarm, tmp_path):
     assert "--encrypt is ignored" in back.log_path.read_text()
 
 
+def test_plaintext_swarm_moves_to_encryption_with_rolling_restarts(swarm, tmp_path):
+    """Consul's three steps: every node restarted to send plaintext but hold the key, then to send
+    encrypted while still accepting plaintext, then to require encryption. The swarm stays whole
+    and keeps replicating at every restart."""
+    key = keygen()
+    relaxed = ["--encrypt", key, "--encrypt-verify-incoming", "false"]
+    steps = [relaxed + ["--encrypt-verify-outgoing", "false"], relaxed, ["--encrypt", key]]
+    names = ["m1", "m2", "m3"]
+    nodes = {}
+    for name in names:
+        data = ["--data-dir", str(tmp_path / name)]
+        nodes[name] = swarm.agent(name, join=[nodes["m1"].address] if nodes else [], extra=data)
+    wait_until(all_alive(list(nodes.values()), names), 10, "three plaintext agents")
+
+    def value_everywhere(key_name):
+        def check():
+            return all(
+                json.loads(node.cli("get", key_name, check=False).stdout or "{}").get("data", {}).get("value") == "v"
+                for node in nodes.values())
+        return check
+
+    assert nodes["m1"].info()["encryption"] == "off"
+    slowest = 0.0
+    for step, (extra, mode) in enumerate(zip(steps, ["sending-plaintext", "accepting-plaintext", "on"]), 1):
+        for name in names:
+            assert nodes[name].terminate() == 0
+            other = next(node for other_name, node in nodes.items() if other_name != name)
+            restarted = time.monotonic()
+            nodes[name] = swarm.agent(name, join=[other.address], extra=extra + ["--data-dir", str(tmp_path / name)])
+            wait_until(all_alive(list(nodes.values()), names), 10, f"step {step}: {name} restarted and all alive")
+            slowest = max(slowest, time.monotonic() - restarted)
+            assert nodes[name].info()["encryption"] == mode
+            for writer in (nodes[name], other):
+                key_name = f"step{step}-{name}-by-{writer.name}"
+                writer.cli("put", key_name, "v")
+                wait_until(value_everywhere(key_name), 5, f"step {step}: {key_name} reaches every node")
+        if step < len(steps):
+            refused = nodes["m1"].cli("keys", "list", check=False)
+            assert refused.returncode == 1 and json.loads(refused.stderr)["code"] == "encryption_migrating", refused.stderr
+    measure("encryption_migration_restart_rejoin_slowest", slowest)
+
+    for node in nodes.values():
+        counters = node.info()["counters"]
+        assert counters.get("dropped_decrypt", 0) == 0 and counters.get("dropped_not_encrypted", 0) == 0, counters
+    report = json.loads(nodes["m2"].cli("keys", "list").stdout)["data"]
+    assert report["keys"] == {key: 3}, report
+    stranger = swarm.agent("stranger", join=[nodes["m1"].address])
+    time.sleep(1.5)
+    assert "stranger" not in nodes["m1"].members(), "the finished swarm refuses plaintext"
+    assert nodes["m1"].info()["counters"].get("dropped_not_encrypted", 0) >= 1
+
+
+def test_encryption_verification_flags_are_checked(swarm):
+    binary = rumor_binary()
+    for extra, message in [
+        (["--encrypt-verify-incoming", "false"], "apply only to an encrypted node"),
+        (["--encrypt", keygen(), "--encrypt-verify-outgoing", "false"], "must also accept it"),
+        (["--encrypt", keygen(), "--encrypt-verify-incoming", "maybe"], "is not true or false"),
+    ]:
+        result = subprocess.run([binary, "agent", "--name", "x", "--bind", "127.0.0.1:0", "--json", *extra],
+                                capture_output=True, text=True, timeout=20)
+        assert result.returncode == 1, result
+        assert message in json.loads(result.stderr)["message"], result.stderr
+
+
 def test_key_commands_report_clear_errors(swarm):
     plain = swarm.agent("plain")
     result = plain.cli("keys", "list", check=False)
