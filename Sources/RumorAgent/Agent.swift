@@ -61,6 +61,9 @@ public actor Agent: Service, AgentControl {
     private var pullLimiter = RateLimiter(burst: 10, perSecond: 5)
     /// Peers already warned about, by drop reason (foreign swarm, wrong key…): one line each.
     private var dropWarnings: Set<String> = []
+    /// When the UDP socket's rebinding was last logged, and how many rebinds since went unlogged
+    /// (a partition can close it hundreds of times a second; the counter has them all).
+    private var udpReopenLogged: (at: Instant, since: Int)?
     /// Anti-entropy pulls sent and not yet answered, by peer address, with when they were sent.
     private var pendingPulls: [NodeAddress: Instant] = [:]
     /// The pull-retry timer, cancelled when the pull is answered (an idle node then wakes once
@@ -445,7 +448,14 @@ public actor Agent: Service, AgentControl {
 
     private func udpReopened(after error: any Error) {
         counters.add("udp_socket_reopened")
-        logger.warning("the gossip UDP socket closed on an error and was bound again", metadata: ["error": "\(error)"])
+        if let logged = udpReopenLogged, now - logged.at < .seconds(10) {
+            udpReopenLogged?.since += 1
+            return
+        }
+        logger.warning(
+            "the gossip UDP socket closed on a send error and was bound again (a firewall rule refusing sends?)",
+            metadata: ["error": "\(error)", "times_since_last_logged": "\((udpReopenLogged?.since ?? 0) + 1)"])
+        udpReopenLogged = (now, 0)
     }
 
     /// For tests: makes the UDP socket close as a fatal send error would.

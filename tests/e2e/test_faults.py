@@ -21,4 +21,5 @@ def test_fault_injection_suite_loses_nothing_and_converges():
     assert summary["lost_acknowledged_writes"] == 0 and summary["resurrected_deletes"] == 0
     assert summary["convergence_seconds_after_heal"] <= 10
     assert summary["false_deaths_under_10pct_loss_or_pause"] == 0
+    assert summary["sockets_off_the_gossip_port"] == [], "an agent's gossip socket moved off its port"
     print(f"MEASURE fault_convergence_after_heal={summary['convergence_seconds_after_heal']:.3f}s")

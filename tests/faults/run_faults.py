@@ -89,6 +89,20 @@ class Cluster:
     def failed_events(self):
         return {index: self.cli(index, "info")["counters"].get("member_events_failed", 0) for index in self.agents}
 
+    def sockets_off_the_gossip_port(self):
+        """Agents whose UDP socket or TCP listener is no longer (only) on HOST:7946: a rebind after
+        a send error must take the same port, or the swarm would reach the node over TCP only."""
+        wrong = []
+        for index in self.agents:
+            address = f"{self.network.addresses[index]}:7946"
+            for kind, flags in (("udp", "-Huanp"), ("tcp", "-Htlnp")):
+                listing = subprocess.run(self.network.command(index, "ss", flags), capture_output=True, text=True).stdout
+                ours = [line.split()[3] for line in listing.splitlines() if '"rumor"' in line]
+                ours = [local for local in ours if local != "127.0.0.1:7373"]  # the API
+                if ours != [address]:
+                    wrong.append(f"h{index} {kind}: {ours}")
+        return wrong
+
     def snapshots(self):
         result = {}
         for index in self.agents:
@@ -206,6 +220,7 @@ def run(duration: float, binary: str, keep: bool) -> dict:
             summary["final_key_counts"] = {f"h{i}": len(v) for i, v in cluster.snapshots().items()}
         summary["convergence_seconds_after_heal"] = convergence
         cluster.check_alive()
+        sockets_wrong = cluster.sockets_off_the_gossip_port()
         records = checker.load(sorted(workdir.glob("client*.jsonl")))
         result = checker.check(records, identical.get("state", {}))
         statuses = {}
@@ -216,10 +231,11 @@ def run(duration: float, binary: str, keep: bool) -> dict:
             keys_final=len(identical.get("state", {})), lost_acknowledged_writes=len(result["lost"]),
             resurrected_deletes=len(result["resurrected"]), phantom_values=len(result["phantom"]),
             false_deaths_under_10pct_loss_or_pause=false_deaths, agent_crashes=cluster.crashes,
+            sockets_off_the_gossip_port=sockets_wrong,
             examples={name: result[name][:3] for name in result if result[name]})
         summary["passed"] = (
             convergence is not None and convergence <= 10 and not result["lost"] and not result["resurrected"] and not result["phantom"]
-            and false_deaths == 0 and not cluster.crashes and statuses.get("acked", 0) > 0)
+            and false_deaths == 0 and not cluster.crashes and not sockets_wrong and statuses.get("acked", 0) > 0)
         return summary
     finally:
         for client in cluster.clients:

@@ -9,19 +9,23 @@ import NIOPosix
 /// rule, for one); the socket is then bound again on the same port, so one refused datagram
 /// cannot silence the node's UDP for good.
 final class PacketTransport: Sendable {
-    private let channel: NIOLockedValueBox<Channel>
+    private let socket: NIOLockedValueBox<OpenSocket>
     private let closing = NIOLockedValueBox(false)
     private let host: String
+    /// The port bound at start, taken again by every rebind. Never read from a channel that may
+    /// already have closed: a closed channel has no address, and port 0 would bind a random one.
+    private let port: Int
     private let group: EventLoopGroup
     private let onPacket: @Sendable ([UInt8], SocketAddress) -> Void
     private let onReopen: @Sendable (any Error) -> Void
 
     private init(
-        channel: Channel, host: String, group: EventLoopGroup, onPacket: @escaping @Sendable ([UInt8], SocketAddress) -> Void,
+        socket: OpenSocket, host: String, port: Int, group: EventLoopGroup, onPacket: @escaping @Sendable ([UInt8], SocketAddress) -> Void,
         onReopen: @escaping @Sendable (any Error) -> Void
     ) {
-        self.channel = NIOLockedValueBox(channel)
+        self.socket = NIOLockedValueBox(socket)
         self.host = host
+        self.port = port
         self.group = group
         self.onPacket = onPacket
         self.onReopen = onReopen
@@ -34,16 +38,28 @@ final class PacketTransport: Sendable {
         onReopen: @escaping @Sendable (any Error) -> Void = { _ in },
         onPacket: @escaping @Sendable ([UInt8], SocketAddress) -> Void
     ) async throws -> PacketTransport {
-        let channel = try await open(host: host, port: port, group: group, onPacket: onPacket)
-        let transport = PacketTransport(channel: channel, host: host, group: group, onPacket: onPacket, onReopen: onReopen)
-        transport.watch(channel)
+        let socket = try await open(host: host, port: port, group: group, onPacket: onPacket)
+        guard let bound = socket.channel.localAddress?.port else {
+            try? await socket.channel.close()
+            throw ChannelError.inappropriateOperationForState
+        }
+        let transport = PacketTransport(
+            socket: socket, host: host, port: bound, group: group, onPacket: onPacket, onReopen: onReopen)
+        transport.watch(socket)
         return transport
+    }
+
+    /// A bound channel and the error that closes it, once one does.
+    private struct OpenSocket: Sendable {
+        var channel: Channel
+        var failure: NIOLockedValueBox<(any Error)?>
     }
 
     private static func open(
         host: String, port: Int, group: EventLoopGroup, onPacket: @escaping @Sendable ([UInt8], SocketAddress) -> Void
-    ) async throws -> Channel {
-        try await DatagramBootstrap(group: group)
+    ) async throws -> OpenSocket {
+        let failure = NIOLockedValueBox<(any Error)?>(nil)
+        let channel = try await DatagramBootstrap(group: group)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
             .channelOption(.maxMessagesPerRead, value: 16)
@@ -55,23 +71,22 @@ final class PacketTransport: Sendable {
             }
             .bind(host: host, port: port)
             .get()
+        return OpenSocket(channel: channel, failure: failure)
     }
 
-    /// Rebinds when `channel` closes without `close()` having been called.
-    private func watch(_ channel: Channel) {
-        let port = channel.localAddress?.port ?? 0
-        let failure = NIOLockedValueBox<(any Error)?>(nil)
-        channel.pipeline.addHandler(CloseReason(failure: failure)).whenComplete { _ in }
-        channel.closeFuture.whenComplete { _ in
+    /// Binds again, on the same port, when `socket` closes without `close()` having been called
+    /// (also when it closed before this was called).
+    private func watch(_ socket: OpenSocket) {
+        socket.channel.closeFuture.whenComplete { _ in
             guard !self.closing.withLockedValue({ $0 }) else { return }
             Task {
                 var delay = Duration.milliseconds(10)
                 while !self.closing.withLockedValue({ $0 }) {
                     do {
-                        let fresh = try await Self.open(host: self.host, port: port, group: self.group, onPacket: self.onPacket)
-                        self.channel.withLockedValue { $0 = fresh }
-                        self.onReopen(failure.withLockedValue { $0 } ?? ChannelError.alreadyClosed)
+                        let fresh = try await Self.open(host: self.host, port: self.port, group: self.group, onPacket: self.onPacket)
+                        self.socket.withLockedValue { $0 = fresh }
                         self.watch(fresh)
+                        self.onReopen(socket.failure.withLockedValue { $0 } ?? ChannelError.alreadyClosed)
                         return
                     } catch {
                         try? await Task.sleep(for: delay)
@@ -83,38 +98,28 @@ final class PacketTransport: Sendable {
     }
 
     /// The bound local address.
-    var localAddress: SocketAddress? { channel.withLockedValue { $0 }.localAddress }
+    var localAddress: SocketAddress? { socket.withLockedValue { $0 }.channel.localAddress }
 
-    /// Sends one datagram; errors (unreachable peers and the like) are dropped, as UDP is lossy anyway.
+    /// Sends one datagram; errors (unreachable peers and the like) are dropped, as UDP is lossy
+    /// anyway. A send error that closes the socket is kept for the reopen report.
     func send(_ bytes: [UInt8], to address: SocketAddress) {
-        let channel = self.channel.withLockedValue { $0 }
-        let buffer = channel.allocator.buffer(bytes: bytes)
-        channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
+        let socket = self.socket.withLockedValue { $0 }
+        let buffer = socket.channel.allocator.buffer(bytes: bytes)
+        socket.channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: buffer)).whenFailure { error in
+            // The first failure is the cause; later writes only find the channel closed.
+            guard !(error is ChannelError) else { return }
+            socket.failure.withLockedValue { if $0 == nil { $0 = error } }
+        }
     }
 
     func close() async {
         closing.withLockedValue { $0 = true }
-        try? await channel.withLockedValue { $0 }.close()
+        try? await socket.withLockedValue { $0 }.channel.close()
     }
 
     /// For tests: closes the socket as a fatal send error would.
     func simulateFatalError() async {
-        try? await channel.withLockedValue { $0 }.close()
-    }
-}
-
-/// Remembers the error that closed the channel, for the reopen report.
-private final class CloseReason: ChannelInboundHandler, Sendable {
-    typealias InboundIn = AddressedEnvelope<ByteBuffer>
-    let failure: NIOLockedValueBox<(any Error)?>
-
-    init(failure: NIOLockedValueBox<(any Error)?>) {
-        self.failure = failure
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        failure.withLockedValue { $0 = error }
-        context.fireErrorCaught(error)
+        try? await socket.withLockedValue { $0 }.channel.close()
     }
 }
 
