@@ -481,9 +481,11 @@ def main():
         if rumor is None or serf is None:
             print(f"{label:32} {'n/a':>10} {'n/a':>10}")
             continue
-        ratio = rumor / serf if serf else float("inf")
-        verdict = "" if target is None else ("ok" if ratio <= target else "MISSED")
-        print(f"{label:32} {rumor * scale:10.2f} {serf * scale:10.2f} {ratio:8.3f} {('≤ ' + str(target)) if target else '':>8} {verdict}")
+        # A peer figure of 0 (idle CPU below one clock tick in a short run) has no ratio.
+        ratio = rumor / serf if serf else None
+        verdict = "" if target is None or ratio is None else ("ok" if ratio <= target else "MISSED")
+        shown = "n/a" if ratio is None else f"{ratio:.3f}"
+        print(f"{label:32} {rumor * scale:10.2f} {serf * scale:10.2f} {shown:>8} {('≤ ' + str(target)) if target else '':>8} {verdict}")
         table.append({"figure": label, "rumor": rumor * scale, "serf": serf * scale, "ratio": ratio, "target": target})
     if options.json:
         Path(options.json).write_text(json.dumps({"nodes": n, "updates": options.updates, "rows": table}, indent=2) + "\n")

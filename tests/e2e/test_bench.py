@@ -22,7 +22,10 @@ def test_serf_comparison_runs_and_prints_ratios(tmp_path):
     assert "ratio" in result.stdout
     rows = {row["figure"]: row for row in json.loads(out.read_text())["rows"]}
     for figure in ("membership convergence (s)", "dissemination p99 (ms)", "failure detection, mean (s)",
-                   "idle CPU per agent (% core)", "RSS per agent (MB)"):
+                   "RSS per agent (MB)"):
         assert rows[figure]["rumor"] > 0 and rows[figure]["serf"] > 0, rows[figure]
+    # Idle CPU over 3 s can be below one clock tick (10 ms) for all of an implementation's agents.
+    idle = rows["idle CPU per agent (% core)"]
+    assert idle["rumor"] >= 0 and idle["serf"] >= 0 and (idle["ratio"] is None) == (idle["serf"] == 0), idle
     # The headline claim holds even at this size: Rumor's push beats Serf's gossip by 10x.
     assert rows["dissemination p99 (ms)"]["ratio"] <= 0.1, rows["dissemination p99 (ms)"]
