@@ -3,10 +3,22 @@
 from conftest import measure, wait_until
 
 
+class Views(dict):
+    """Each node's view of the members: truthy when every view shows every name in the state,
+    and shown whole when a wait times out."""
+
+    def __init__(self, views, ok):
+        super().__init__(views)
+        self.ok = ok
+
+    def __bool__(self):
+        return self.ok
+
+
 def everyone_sees(nodes, names, state="alive"):
     def check():
-        views = [node.members() for node in nodes]
-        return all(all(view.get(name) == state for name in names) for view in views) and views
+        views = {node.name: node.members() for node in nodes}
+        return Views(views, all(all(view.get(name) == state for name in names) for view in views.values()))
     return check
 
 
