@@ -120,13 +120,23 @@ public actor Agent: Service, AgentControl {
         guard configuration.swarm.utf8.count <= 255 else {
             throw AgentError(code: "bad_config", message: "swarm name must be at most 255 bytes", hint: "shorten --swarm")
         }
+        guard configuration.encryptionVerifiesOutgoing || !configuration.encryptionVerifiesIncoming else {
+            throw AgentError(
+                code: "bad_config", message: "a node that sends plaintext gossip must also accept it",
+                hint: "pass --encrypt-verify-incoming false with --encrypt-verify-outgoing false")
+        }
         if let directory = configuration.dataDirectory {
             try Self.prepareDataDirectory(directory)
         }
         var configuration = configuration
         let keyringPath = configuration.keyringFile ?? configuration.dataDirectory.map { $0 + "/keyring.json" }
         let keyring = try Self.loadKeyring(configuration, path: keyringPath, logger: logger)
-        try Self.validateEncryptionVerification(configuration, keyring: keyring)
+        let verificationRelaxed = !configuration.encryptionVerifiesIncoming || !configuration.encryptionVerifiesOutgoing
+        guard keyring.isEnabled || !verificationRelaxed else {
+            throw AgentError(
+                code: "bad_config", message: "--encrypt-verify-incoming/--encrypt-verify-outgoing apply only to an encrypted node",
+                hint: "pass --encrypt KEY too (make one with `rumor keygen`)")
+        }
         if keyring.isEnabled {
             // Leave room for the encryption header and tag in every gossip packet.
             configuration.membership.packetBudget -= GossipCipher.overhead
@@ -1178,22 +1188,6 @@ public actor Agent: Service, AgentControl {
             logger.notice("keyring changed", metadata: ["operation": "\(operation.name)", "keys": "\(keyring.keys.count)"])
         }
         return .response(keys: keyring.keys, error: nil)
-    }
-
-    /// The verification switches make sense only with a keyring, and a node cannot send plaintext
-    /// while it refuses plaintext.
-    private static func validateEncryptionVerification(_ configuration: AgentConfiguration, keyring: Keyring) throws {
-        let relaxed = !configuration.encryptionVerifiesIncoming || !configuration.encryptionVerifiesOutgoing
-        guard keyring.isEnabled || !relaxed else {
-            throw AgentError(
-                code: "bad_config", message: "--encrypt-verify-incoming/--encrypt-verify-outgoing apply only to an encrypted node",
-                hint: "pass --encrypt KEY too (make one with `rumor keygen`)")
-        }
-        guard configuration.encryptionVerifiesOutgoing || !configuration.encryptionVerifiesIncoming else {
-            throw AgentError(
-                code: "bad_config", message: "a node that sends plaintext gossip must also accept it",
-                hint: "pass --encrypt-verify-incoming false with --encrypt-verify-outgoing false")
-        }
     }
 
     /// The keyring to start with: the saved one if any, else `--encrypt`'s key (saved then).

@@ -174,17 +174,20 @@ def test_plaintext_swarm_moves_to_encryption_with_rolling_restarts(swarm, tmp_pa
     assert nodes["m1"].info()["counters"].get("dropped_not_encrypted", 0) >= 1
 
 
-def test_encryption_verification_flags_are_checked(swarm):
+def test_encryption_verification_flags_are_checked(swarm, tmp_path):
     binary = rumor_binary()
+    data = tmp_path / "data"
     for extra, message in [
         (["--encrypt-verify-incoming", "false"], "apply only to an encrypted node"),
         (["--encrypt", keygen(), "--encrypt-verify-outgoing", "false"], "must also accept it"),
         (["--encrypt", keygen(), "--encrypt-verify-incoming", "maybe"], "is not true or false"),
     ]:
-        result = subprocess.run([binary, "agent", "--name", "x", "--bind", "127.0.0.1:0", "--json", *extra],
-                                capture_output=True, text=True, timeout=20)
+        result = subprocess.run(
+            [binary, "agent", "--name", "x", "--bind", "127.0.0.1:0", "--data-dir", str(data), "--json", *extra],
+            capture_output=True, text=True, timeout=20)
         assert result.returncode == 1, result
         assert message in json.loads(result.stderr)["message"], result.stderr
+        assert not (data / "keyring.json").exists(), "a refused start saves no keyring"
 
 
 def test_key_commands_report_clear_errors(swarm):
