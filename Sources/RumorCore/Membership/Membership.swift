@@ -14,35 +14,35 @@ public struct Membership: Sendable {
     public let localName: String
 
     /// Every known member, this node included, by name.
-    public private(set) var members: [String: Member]
+    public internal(set) var members: [String: Member]
     /// Probe order: member names, shuffled each time a full round completes.
-    private var probeOrder: [String]
-    private var probeIndex = 0
-    private var awareness: Awareness
-    private var suspicions: [String: Suspicion] = [:]
-    private var broadcasts = BroadcastQueue()
-    private var random: SeededRandom
+    var probeOrder: [String]
+    var probeIndex = 0
+    var awareness: Awareness
+    var suspicions: [String: Suspicion] = [:]
+    var broadcasts = BroadcastQueue()
+    var random: SeededRandom
     /// Members declared dead (not left), kept after reaping until `reconnectTimeout` so the
     /// reconnect timer can offer them push-pull exchanges: how a partition heals.
-    private var failedMembers: [String: FailedMember] = [:]
+    var failedMembers: [String: FailedMember] = [:]
 
-    private struct FailedMember {
+    struct FailedMember {
         var address: NodeAddress
         var since: Instant
     }
-    private var sequence: UInt32 = 0
-    private var probe: ProbeInFlight?
-    private var relays: [UInt32: Relay] = [:]
-    private var leave = LeaveProgress.none
+    var sequence: UInt32 = 0
+    var probe: ProbeInFlight?
+    var relays: [UInt32: Relay] = [:]
+    var leave = LeaveProgress.none
     /// When news was last gossiped eagerly, and whether a deferred flush is scheduled.
-    private var lastEagerGossip: Instant?
-    private var flushScheduled = false
+    var lastEagerGossip: Instant?
+    var flushScheduled = false
     /// Whether the gossip timer is running: it stops while nothing is queued (an idle node then
     /// has no gossip ticks to serve) and restarts when something is.
-    private var gossipTimerArmed = true
+    var gossipTimerArmed = true
 
     /// One direct probe in progress.
-    private struct ProbeInFlight: Sendable {
+    struct ProbeInFlight: Sendable {
         var sequence: UInt32
         var target: String
         var acknowledged = false
@@ -52,13 +52,13 @@ public struct Membership: Sendable {
     }
 
     /// An indirect probe we run for another member.
-    private struct Relay: Sendable {
+    struct Relay: Sendable {
         var requesterSequence: UInt32
         var requester: NodeAddress
         var wantsNack: Bool
     }
 
-    private enum LeaveProgress: Sendable {
+    enum LeaveProgress: Sendable {
         case none
         /// The leave announcement is being gossiped.
         case announcing
@@ -276,452 +276,8 @@ public struct Membership: Sendable {
         return out
     }
 
-    // MARK: - Probing (SWIM failure detection)
-
-    private mutating func startProbe(now: Instant, into out: inout [MembershipDirective]) {
-        guard let target = nextProbeTarget(now: now, into: &out) else { return }
-        let sequence = nextSequence()
-        let local = localMember
-        let ping = Ping(sequenceNumber: sequence, target: target.name, source: local.address, sourceName: localName)
-        probe = ProbeInFlight(sequence: sequence, target: target.name)
-        var messages: [Message] = [.ping(ping)]
-        if target.state != .alive {
-            // A suspect is told directly, so it can refute at once.
-            messages.append(.suspect(Suspect(incarnation: target.incarnation, node: target.name, from: localName)))
-        }
-        send(messages, to: target.address, checksum: target.versions.protocolMax >= 5, into: &out)
-        out.append(.startTimer(.probeTimeout(sequence: sequence), after: settings.probeTimeout))
-    }
-
-    /// The next member in probe order that is neither us nor dead/left, reshuffling (and reaping
-    /// long-dead members) each time the order is exhausted.
-    private mutating func nextProbeTarget(now: Instant, into out: inout [MembershipDirective]) -> Member? {
-        var checked = 0
-        while checked <= probeOrder.count {
-            if probeIndex >= probeOrder.count {
-                resetProbeOrder(now: now, into: &out)
-                probeIndex = 0
-                checked += 1
-                continue
-            }
-            let name = probeOrder[probeIndex]
-            probeIndex += 1
-            checked += 1
-            if name != localName, let member = members[name], !member.isDeadOrLeft {
-                return member
-            }
-        }
-        return nil
-    }
-
-    private mutating func resetProbeOrder(now: Instant, into out: inout [MembershipDirective]) {
-        var kept: [String] = []
-        kept.reserveCapacity(probeOrder.count)
-        for name in probeOrder {
-            guard let member = members[name] else { continue }
-            if name != localName, member.isDeadOrLeft, now - member.stateChanged > settings.gossipToTheDeadTime {
-                members[name] = nil
-                suspicions[name] = nil
-                out.append(.event(MemberEvent(kind: .reaped, member: member)))
-            } else {
-                kept.append(name)
-            }
-        }
-        kept.shuffle(using: &random)
-        probeOrder = kept
-    }
-
-    /// The direct probe got no ack in `probeTimeout`: ask others to probe indirectly, and try a
-    /// stream ping in case only UDP is failing.
-    private mutating func probeTimedOut(sequence: UInt32, now: Instant, into out: inout [MembershipDirective]) {
-        guard var current = probe, current.sequence == sequence, !current.acknowledged,
-            let target = members[current.target]
-        else { return }
-        let helpers = randomMembers(settings.indirectChecks) {
-            $0.state == .alive && $0.name != target.name
-        }
-        let local = localMember
-        for helper in helpers {
-            let wantsNack = helper.versions.protocolMax >= 4
-            if wantsNack { current.expectedNacks += 1 }
-            let request = IndirectPing(
-                sequenceNumber: sequence, target: target.address, targetName: target.name, wantsNack: wantsNack,
-                source: local.address, sourceName: localName)
-            send([.indirectPing(request)], to: helper.address, checksum: helper.versions.protocolMax >= 5, into: &out)
-        }
-        probe = current
-        if target.versions.protocolMax >= 3 {
-            let ping = Ping(sequenceNumber: sequence, target: target.name, source: local.address, sourceName: localName)
-            let remaining = awareness.scale(settings.probeInterval) - settings.probeTimeout
-            out.append(.streamPing(to: target.address, ping: ping, deadline: now + remaining))
-        }
-    }
-
-    /// Closes the probe started one probe interval ago: on silence, suspect the target and adjust
-    /// local health by how many nacks were missing (Lifeguard).
-    private mutating func finishProbe(now: Instant, into out: inout [MembershipDirective]) {
-        guard let finished = probe else { return }
-        probe = nil
-        if finished.acknowledged || finished.contactedByStream {
-            if finished.acknowledged { awareness.apply(-1) }
-            return
-        }
-        if finished.expectedNacks > 0 {
-            awareness.apply(max(0, finished.expectedNacks - finished.nacks))
-        } else {
-            awareness.apply(1)
-        }
-        guard let target = members[finished.target], target.state == .alive || target.state == .suspect else { return }
-        handleSuspect(Suspect(incarnation: target.incarnation, node: target.name, from: localName), now: now, into: &out)
-    }
-
-    private mutating func handlePing(_ ping: Ping, from sender: NodeAddress, into out: inout [MembershipDirective]) {
-        // A ping for a previous node at our address must not be answered on its behalf.
-        guard ping.target.isEmpty || ping.target == localName else { return }
-        let replyTo = ping.source ?? sender
-        send([.ack(Ack(sequenceNumber: ping.sequenceNumber))], to: replyTo, checksum: checksumFor(ping.sourceName), into: &out)
-    }
-
-    private mutating func handleIndirectPing(
-        _ request: IndirectPing, from sender: NodeAddress, into out: inout [MembershipDirective]
-    ) {
-        let sequence = nextSequence()
-        let local = localMember
-        relays[sequence] = Relay(
-            requesterSequence: request.sequenceNumber, requester: request.source ?? sender, wantsNack: request.wantsNack)
-        let ping = Ping(sequenceNumber: sequence, target: request.targetName, source: local.address, sourceName: localName)
-        send([.ping(ping)], to: request.target, checksum: checksumFor(request.targetName), into: &out)
-        out.append(.startTimer(.relayTimeout(sequence: sequence), after: settings.probeTimeout))
-    }
-
-    private mutating func handleAck(_ ack: Ack, into out: inout [MembershipDirective]) {
-        if probe?.sequence == ack.sequenceNumber {
-            probe?.acknowledged = true
-        } else if let relay = relays.removeValue(forKey: ack.sequenceNumber) {
-            send(
-                [.ack(Ack(sequenceNumber: relay.requesterSequence, payload: ack.payload))], to: relay.requester,
-                into: &out)
-        }
-    }
-
-    // MARK: - Gossip (alive / suspect / dead)
-
-    private mutating func handleAlive(_ alive: Alive, now: Instant, into out: inout [MembershipDirective]) {
-        if alive.node == localName {
-            handleAliveAboutLocalNode(alive, now: now, into: &out)
-            return
-        }
-        guard alive.address.ip.count == 4 || alive.address.ip.count == 16 else { return }
-        guard var member = members[alive.node] else {
-            let member = Member(
-                name: alive.node, address: alive.address, meta: alive.meta, incarnation: alive.incarnation,
-                state: .alive, stateChanged: now, versions: alive.versions)
-            insertIntoProbeOrder(member.name)
-            members[member.name] = member
-            broadcasts.enqueue(.alive(alive), about: alive.node)
-            out.append(.event(MemberEvent(kind: .joined, member: member)))
-            return
-        }
-        var movesAddress = false
-        if member.address != alive.address {
-            let reclaimable = settings.deadNodeReclaimTime > .zero
-                && now - member.stateChanged > settings.deadNodeReclaimTime
-            guard member.state == .left || (member.state == .dead && reclaimable) else {
-                out.append(.conflict(existing: member, claimed: alive))
-                return
-            }
-            movesAddress = true
-        }
-        guard alive.incarnation > member.incarnation || movesAddress else { return }
-
-        suspicions[alive.node] = nil
-        failedMembers[alive.node] = nil
-        broadcasts.enqueue(.alive(alive), about: alive.node)
-        let previous = member
-        member.incarnation = alive.incarnation
-        member.address = alive.address
-        member.meta = alive.meta
-        member.versions = alive.versions
-        if member.state != .alive {
-            member.state = .alive
-            member.stateChanged = now
-        }
-        members[alive.node] = member
-        let kind: MemberEvent.Kind? =
-            switch previous.state {
-            case .dead, .left: .joined
-            case .suspect: .recovered
-            case .alive: previous.meta != member.meta || previous.address != member.address ? .updated : nil
-            }
-        if let kind { out.append(.event(MemberEvent(kind: kind, member: member))) }
-    }
-
-    /// Someone gossips about us. Our own announcement coming back is fine; anything newer or
-    /// different claims something about us that is not true, so we refute it.
-    private mutating func handleAliveAboutLocalNode(_ alive: Alive, now: Instant, into out: inout [MembershipDirective]) {
-        let local = localMember
-        guard alive.incarnation >= local.incarnation, leave == .none else { return }
-        if alive.incarnation == local.incarnation, alive.meta == local.meta, alive.address == local.address,
-            alive.versions == local.versions
-        {
-            return
-        }
-        refute(accusedIncarnation: alive.incarnation, now: now, into: &out)
-    }
-
-    private mutating func handleSuspect(_ suspect: Suspect, now: Instant, into out: inout [MembershipDirective]) {
-        guard var member = members[suspect.node], suspect.incarnation >= member.incarnation else { return }
-        if var suspicion = suspicions[suspect.node] {
-            if suspicion.confirm(from: suspect.from) {
-                suspicions[suspect.node] = suspicion
-                broadcasts.enqueue(.suspect(suspect), about: suspect.node)
-                out.append(.startTimer(.suspicionTimeout(node: suspect.node), after: max(.zero, suspicion.deadline - now)))
-            }
-            return
-        }
-        guard member.state == .alive else { return }
-        if suspect.node == localName {
-            guard leave == .none else { return }
-            refute(accusedIncarnation: suspect.incarnation, now: now, into: &out)
-            return
-        }
-        broadcasts.enqueue(.suspect(suspect), about: suspect.node)
-        member.incarnation = suspect.incarnation
-        member.state = .suspect
-        member.stateChanged = now
-        members[suspect.node] = member
-
-        // k: confirmations expected before the timeout reaches its minimum; none when too few
-        // others could possibly confirm.
-        let memberCount = members.count
-        var expected = settings.suspicionMultiplier - 2
-        if memberCount - 2 < expected { expected = 0 }
-        let minimum = settings.minimumSuspicionTimeout(memberCount: memberCount)
-        let maximum = minimum * settings.suspicionMaxTimeoutMultiplier
-        let suspicion = Suspicion(
-            from: suspect.from, start: now, minimum: minimum, maximum: maximum, expectedConfirmations: expected)
-        suspicions[suspect.node] = suspicion
-        out.append(.startTimer(.suspicionTimeout(node: suspect.node), after: suspicion.deadline - now))
-        out.append(.event(MemberEvent(kind: .suspected, member: member)))
-    }
-
-    private mutating func suspicionExpired(_ name: String, now: Instant, into out: inout [MembershipDirective]) {
-        guard let suspicion = suspicions[name], now >= suspicion.deadline,
-            let member = members[name], member.state == .suspect
-        else { return }
-        handleDead(Dead(incarnation: member.incarnation, node: name, from: localName), now: now, into: &out)
-    }
-
-    private mutating func handleDead(_ dead: Dead, now: Instant, into out: inout [MembershipDirective]) {
-        guard var member = members[dead.node], dead.incarnation >= member.incarnation else { return }
-        suspicions[dead.node] = nil
-        guard !member.isDeadOrLeft else { return }
-        if dead.node == localName {
-            // Only our own leave may say we are gone; anyone else is wrong and is refuted.
-            if leave == .none { refute(accusedIncarnation: dead.incarnation, now: now, into: &out) }
-            return
-        }
-        broadcasts.enqueue(.dead(dead), about: dead.node)
-        member.incarnation = dead.incarnation
-        member.state = dead.isLeave ? .left : .dead
-        member.stateChanged = now
-        members[dead.node] = member
-        if dead.isLeave {
-            failedMembers[dead.node] = nil
-        } else {
-            failedMembers[dead.node] = FailedMember(address: member.address, since: now)
-            if failedMembers.count > Self.maximumFailedMembers, let oldest = failedMembers.min(by: { $0.value.since < $1.value.since }) {
-                failedMembers[oldest.key] = nil
-            }
-        }
-        out.append(.event(MemberEvent(kind: dead.isLeave ? .left : .failed, member: member)))
-    }
-
-    /// Claims a higher incarnation than the accusation and announces we are alive; refuting is a
-    /// sign we may be slow, so local health worsens (Lifeguard).
-    private mutating func refute(accusedIncarnation: UInt32, now: Instant, into out: inout [MembershipDirective]) {
-        var local = localMember
-        local.incarnation = max(local.incarnation, accusedIncarnation) &+ 1
-        members[localName] = local
-        awareness.apply(1)
-        broadcasts.enqueue(.alive(local.aliveMessage), about: localName)
-    }
-
-    /// Merges a remote push-pull state: remote `alive` as alive, `left` as a leave, and remote
-    /// `suspect`/`dead` as a suspicion only, so a node is never declared dead on hearsay.
-    private mutating func merge(_ nodes: [PushNodeState], now: Instant, into out: inout [MembershipDirective]) {
-        for node in nodes {
-            switch node.state {
-            case .alive:
-                let alive = Alive(
-                    incarnation: node.incarnation, node: node.name, address: node.address, meta: node.meta,
-                    versions: node.versions)
-                handleAlive(alive, now: now, into: &out)
-            case .left:
-                handleDead(Dead(incarnation: node.incarnation, node: node.name, from: node.name), now: now, into: &out)
-            case .dead, .suspect:
-                handleSuspect(Suspect(incarnation: node.incarnation, node: node.name, from: localName), now: now, into: &out)
-            }
-        }
-    }
-
-    // MARK: - Dissemination
-
-    /// Rumor's eager gossip: sends never-sent broadcasts at once (see
-    /// `MembershipSettings.eagerGossipSpacing`), or schedules a flush when one went out just now.
-    private mutating func gossipNews(now: Instant, into out: inout [MembershipDirective]) {
-        if !gossipTimerArmed, !broadcasts.isEmpty {
-            gossipTimerArmed = true
-            out.append(.startTimer(.gossip, after: settings.gossipInterval))
-        }
-        guard let spacing = settings.eagerGossipSpacing, broadcasts.hasFresh else { return }
-        if let last = lastEagerGossip, now - last < spacing {
-            if !flushScheduled {
-                flushScheduled = true
-                out.append(.startTimer(.flushGossip, after: spacing - (now - last)))
-            }
-            return
-        }
-        lastEagerGossip = now
-        gossip(now: now, into: &out)
-    }
-
-    /// Sends queued broadcasts to `gossipNodes` random members: alive or suspect ones, and dead
-    /// ones for `gossipToTheDeadTime` so they can learn of it and refute.
-    private mutating func gossip(now: Instant, into out: inout [MembershipDirective]) {
-        guard !broadcasts.isEmpty else { return }
-        let deadGossipWindow = settings.gossipToTheDeadTime
-        let targets = randomMembers(settings.gossipNodes) { member in
-            switch member.state {
-            case .alive, .suspect: true
-            case .dead: now - member.stateChanged <= deadGossipWindow
-            case .left: false
-            }
-        }
-        for target in targets {
-            let (messages, retired) = takeBroadcasts(budget: settings.packetBudget - compoundHeader)
-            noteRetired(retired, into: &out)
-            guard !messages.isEmpty else { break }
-            out.append(.send(to: target.address, messages: messages, checksum: target.versions.protocolMax >= 5))
-        }
-    }
-
-    /// Sends a packet carrying `messages` plus as much queued gossip as fits the packet budget.
-    private mutating func send(
-        _ messages: [Message], to address: NodeAddress, checksum: Bool = false, into out: inout [MembershipDirective]
-    ) {
-        let used = messages.reduce(compoundHeader) { $0 + $1.estimatedWireSize + compoundPartOverhead }
-        var all = messages
-        if used < settings.packetBudget {
-            let (extra, retired) = takeBroadcasts(budget: settings.packetBudget - used, maximumCount: 255 - messages.count)
-            all += extra
-            noteRetired(retired, into: &out)
-        }
-        out.append(.send(to: address, messages: all, checksum: checksum))
-    }
-
-    private mutating func takeBroadcasts(budget: Int, maximumCount: Int = 255) -> (sent: [Message], retired: [Message]) {
-        broadcasts.take(
-            budget: budget, overhead: compoundPartOverhead,
-            limit: settings.retransmitLimit(memberCount: members.count), maximumCount: maximumCount)
-    }
-
-    private mutating func noteRetired(_ retired: [Message], into out: inout [MembershipDirective]) {
-        guard leave == .announcing else { return }
-        for message in retired {
-            if case .dead(let dead) = message, dead.node == localName {
-                leave = .done
-                out.append(.leaveCompleted)
-            }
-        }
-    }
-
-    // MARK: - Helpers
-
-    private var compoundHeader: Int { 2 }
-    private var compoundPartOverhead: Int { 2 }
-
-    private func checksumFor(_ name: String) -> Bool {
-        guard !name.isEmpty, let member = members[name] else { return false }
-        return member.versions.protocolMax >= 5
-    }
-
-    private mutating func nextSequence() -> UInt32 {
-        sequence &+= 1
-        return sequence
-    }
-
     private mutating func stagger(_ interval: Duration) -> Duration {
         let nanoseconds = max(1, interval.nanosecondsClamped)
         return .nanoseconds(Int64.random(in: 0..<nanoseconds, using: &random))
     }
-
-    /// Inserts a new member at a random place in the probe order, so newcomers are not all
-    /// probed last (memberlist does the same).
-    private mutating func insertIntoProbeOrder(_ name: String) {
-        probeOrder.append(name)
-        let index = Int.random(in: 0..<probeOrder.count, using: &random)
-        probeOrder.swapAt(index, probeOrder.count - 1)
-    }
-
-    /// Up to `count` distinct random members other than us satisfying `isEligible`, sampled like
-    /// memberlist's `kRandomNodes` (at most `3 * N` draws).
-    private mutating func randomMembers(_ count: Int, where isEligible: (Member) -> Bool) -> [Member] {
-        guard count > 0, probeOrder.count > 1 else { return [] }
-        var chosen: [Member] = []
-        var chosenNames: Set<String> = []
-        let draws = 3 * probeOrder.count
-        for _ in 0..<draws where chosen.count < count {
-            let name = probeOrder[Int.random(in: 0..<probeOrder.count, using: &random)]
-            guard name != localName, !chosenNames.contains(name), let member = members[name], isEligible(member)
-            else { continue }
-            chosen.append(member)
-            chosenNames.insert(name)
-        }
-        return chosen
-    }
-}
-
-/// Something the driver must do on the machine's behalf.
-public enum MembershipDirective: Sendable, Hashable {
-    /// Send one UDP packet holding `messages` (a compound when more than one), with a CRC when
-    /// `checksum` is set (memberlist adds one for peers speaking protocol 5).
-    case send(to: NodeAddress, messages: [Message], checksum: Bool)
-    /// Call `timerFired(timer)` after `after`. Timers are never cancelled: the machine ignores
-    /// those that no longer apply.
-    case startTimer(MembershipTimer, after: Duration)
-    /// Open a stream to `to`, send `state` as a push-pull, read the reply and hand it to
-    /// `receivePushPullReply`. Failure needs no report.
-    case pushPull(to: NodeAddress, state: PushPull)
-    /// Fallback probe: send `ping` over a stream and wait for its ack until `deadline`; report
-    /// with `streamPingFinished`.
-    case streamPing(to: NodeAddress, ping: Ping, deadline: Instant)
-    /// An application (user) message arrived.
-    case deliver([UInt8], from: NodeAddress)
-    /// Membership changed.
-    case event(MemberEvent)
-    /// Another node claims a name we know at a different address; it was ignored.
-    case conflict(existing: Member, claimed: Alive)
-    /// Our leave announcement has been gossiped as often as any broadcast is.
-    case leaveCompleted
-}
-
-/// Timers the membership machine asks its driver for.
-public enum MembershipTimer: Sendable, Hashable {
-    /// Close the current probe and start the next (every probe interval, scaled by local health).
-    case probe
-    /// The direct ack for probe `sequence` is overdue: go indirect.
-    case probeTimeout(sequence: UInt32)
-    /// An indirect probe we relay got no ack in time: nack the requester if it asked.
-    case relayTimeout(sequence: UInt32)
-    /// Gossip queued broadcasts.
-    case gossip
-    /// Run a push-pull exchange with a random member.
-    case pushPull
-    /// The suspicion of `node` may have expired.
-    case suspicionTimeout(node: String)
-    /// Offer a push-pull exchange to one failed member (partition healing).
-    case reconnect
-    /// Gossip news that arrived too soon after the last eager gossip.
-    case flushGossip
 }

@@ -1,0 +1,148 @@
+/// SWIM failure detection: the probe round, direct and indirect probes, and the answers to
+/// other members' probes.
+/// - SeeAlso: SWIM (Das et al., 2002) §3.1 and §4.3; Lifeguard (Dadgar et al., 2018) §IV-A.
+extension Membership {
+    mutating func startProbe(now: Instant, into out: inout [MembershipDirective]) {
+        guard let target = nextProbeTarget(now: now, into: &out) else { return }
+        let sequence = nextSequence()
+        let local = localMember
+        let ping = Ping(sequenceNumber: sequence, target: target.name, source: local.address, sourceName: localName)
+        probe = ProbeInFlight(sequence: sequence, target: target.name)
+        var messages: [Message] = [.ping(ping)]
+        if target.state != .alive {
+            // A suspect is told directly, so it can refute at once.
+            messages.append(.suspect(Suspect(incarnation: target.incarnation, node: target.name, from: localName)))
+        }
+        send(messages, to: target.address, checksum: target.versions.protocolMax >= 5, into: &out)
+        out.append(.startTimer(.probeTimeout(sequence: sequence), after: settings.probeTimeout))
+    }
+
+    /// The next member in probe order that is neither us nor dead/left, reshuffling (and reaping
+    /// long-dead members) each time the order is exhausted.
+    private mutating func nextProbeTarget(now: Instant, into out: inout [MembershipDirective]) -> Member? {
+        var checked = 0
+        while checked <= probeOrder.count {
+            if probeIndex >= probeOrder.count {
+                resetProbeOrder(now: now, into: &out)
+                probeIndex = 0
+                checked += 1
+                continue
+            }
+            let name = probeOrder[probeIndex]
+            probeIndex += 1
+            checked += 1
+            if name != localName, let member = members[name], !member.isDeadOrLeft {
+                return member
+            }
+        }
+        return nil
+    }
+
+    private mutating func resetProbeOrder(now: Instant, into out: inout [MembershipDirective]) {
+        var kept: [String] = []
+        kept.reserveCapacity(probeOrder.count)
+        for name in probeOrder {
+            guard let member = members[name] else { continue }
+            if name != localName, member.isDeadOrLeft, now - member.stateChanged > settings.gossipToTheDeadTime {
+                members[name] = nil
+                suspicions[name] = nil
+                out.append(.event(MemberEvent(kind: .reaped, member: member)))
+            } else {
+                kept.append(name)
+            }
+        }
+        kept.shuffle(using: &random)
+        probeOrder = kept
+    }
+
+    /// The direct probe got no ack in `probeTimeout`: ask others to probe indirectly, and try a
+    /// stream ping in case only UDP is failing.
+    mutating func probeTimedOut(sequence: UInt32, now: Instant, into out: inout [MembershipDirective]) {
+        guard var current = probe, current.sequence == sequence, !current.acknowledged,
+            let target = members[current.target]
+        else { return }
+        let helpers = randomMembers(settings.indirectChecks) {
+            $0.state == .alive && $0.name != target.name
+        }
+        let local = localMember
+        for helper in helpers {
+            let wantsNack = helper.versions.protocolMax >= 4
+            if wantsNack { current.expectedNacks += 1 }
+            let request = IndirectPing(
+                sequenceNumber: sequence, target: target.address, targetName: target.name, wantsNack: wantsNack,
+                source: local.address, sourceName: localName)
+            send([.indirectPing(request)], to: helper.address, checksum: helper.versions.protocolMax >= 5, into: &out)
+        }
+        probe = current
+        if target.versions.protocolMax >= 3 {
+            let ping = Ping(sequenceNumber: sequence, target: target.name, source: local.address, sourceName: localName)
+            let remaining = awareness.scale(settings.probeInterval) - settings.probeTimeout
+            out.append(.streamPing(to: target.address, ping: ping, deadline: now + remaining))
+        }
+    }
+
+    /// Closes the probe started one probe interval ago: on silence, suspect the target and adjust
+    /// local health by how many nacks were missing (Lifeguard).
+    mutating func finishProbe(now: Instant, into out: inout [MembershipDirective]) {
+        guard let finished = probe else { return }
+        probe = nil
+        if finished.acknowledged || finished.contactedByStream {
+            if finished.acknowledged { awareness.apply(-1) }
+            return
+        }
+        if finished.expectedNacks > 0 {
+            awareness.apply(max(0, finished.expectedNacks - finished.nacks))
+        } else {
+            awareness.apply(1)
+        }
+        guard let target = members[finished.target], target.state == .alive || target.state == .suspect else { return }
+        handleSuspect(Suspect(incarnation: target.incarnation, node: target.name, from: localName), now: now, into: &out)
+    }
+
+    mutating func handlePing(_ ping: Ping, from sender: NodeAddress, into out: inout [MembershipDirective]) {
+        // A ping for a previous node at our address must not be answered on its behalf.
+        guard ping.target.isEmpty || ping.target == localName else { return }
+        let replyTo = ping.source ?? sender
+        send([.ack(Ack(sequenceNumber: ping.sequenceNumber))], to: replyTo, checksum: checksumFor(ping.sourceName), into: &out)
+    }
+
+    mutating func handleIndirectPing(
+        _ request: IndirectPing, from sender: NodeAddress, into out: inout [MembershipDirective]
+    ) {
+        let sequence = nextSequence()
+        let local = localMember
+        relays[sequence] = Relay(
+            requesterSequence: request.sequenceNumber, requester: request.source ?? sender, wantsNack: request.wantsNack)
+        let ping = Ping(sequenceNumber: sequence, target: request.targetName, source: local.address, sourceName: localName)
+        send([.ping(ping)], to: request.target, checksum: checksumFor(request.targetName), into: &out)
+        out.append(.startTimer(.relayTimeout(sequence: sequence), after: settings.probeTimeout))
+    }
+
+    mutating func handleAck(_ ack: Ack, into out: inout [MembershipDirective]) {
+        if probe?.sequence == ack.sequenceNumber {
+            probe?.acknowledged = true
+        } else if let relay = relays.removeValue(forKey: ack.sequenceNumber) {
+            send(
+                [.ack(Ack(sequenceNumber: relay.requesterSequence, payload: ack.payload))], to: relay.requester,
+                into: &out)
+        }
+    }
+
+    private mutating func nextSequence() -> UInt32 {
+        sequence &+= 1
+        return sequence
+    }
+
+    private func checksumFor(_ name: String) -> Bool {
+        guard !name.isEmpty, let member = members[name] else { return false }
+        return member.versions.protocolMax >= 5
+    }
+
+    /// Inserts a new member at a random place in the probe order, so newcomers are not all
+    /// probed last (memberlist does the same).
+    mutating func insertIntoProbeOrder(_ name: String) {
+        probeOrder.append(name)
+        let index = Int.random(in: 0..<probeOrder.count, using: &random)
+        probeOrder.swapAt(index, probeOrder.count - 1)
+    }
+}
