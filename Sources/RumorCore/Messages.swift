@@ -79,6 +79,25 @@ public struct ProtocolVersions: Hashable, Sendable {
         delegateMin: 0, delegateMax: 0, delegateCurrent: 0
     )
 
+    // What a peer may be sent, by the highest protocol version it understands (`protocolMax`,
+    // memberlist's `PMax`). memberlist's version table is the comment on `ProtocolVersionMax` in
+    // `net.go`: 3 added stream (TCP) pings, 4 added nacks in indirect probes, 5 added the packet
+    // CRC; each feature is used with a peer whose `PMax` reaches its version.
+
+    /// The peer answers a ping sent over a stream, so a probe that got no UDP ack can fall back to
+    /// one (protocol version 3; memberlist's `probeNode`: `node.PMax >= 3`).
+    public var acceptsStreamPings: Bool { protocolMax >= 3 }
+
+    /// The peer sends a nack when an indirect probe it relays gets no ack in time, so the
+    /// requester can count missing nacks against its own health (protocol version 4; memberlist's
+    /// `probeNode`: `peer.PMax >= 4`).
+    /// - SeeAlso: Lifeguard (Dadgar et al., 2018) §IV-A.
+    public var supportsNacks: Bool { protocolMax >= 4 }
+
+    /// The peer checks a CRC-32 on packets (the `hasCrc` message type), so packets to it carry one
+    /// (protocol version 5; memberlist's `rawSendMsgPacket`: `node.PMax >= 5`).
+    public var acceptsChecksums: Bool { protocolMax >= 5 }
+
     /// The wire form: six bytes.
     public var bytes: [UInt8] {
         [protocolMin, protocolMax, protocolCurrent, delegateMin, delegateMax, delegateCurrent]

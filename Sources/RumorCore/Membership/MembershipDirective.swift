@@ -1,7 +1,8 @@
 /// Something the driver must do on the machine's behalf.
 public enum MembershipDirective: Sendable, Hashable {
     /// Send one UDP packet holding `messages` (a compound when more than one), with a CRC when
-    /// `checksum` is set (memberlist adds one for peers speaking protocol 5).
+    /// `checksum` is set (memberlist adds one for peers speaking protocol 5: see
+    /// `ProtocolVersions.acceptsChecksums`).
     case send(to: NodeAddress, messages: [Message], checksum: Bool)
     /// Call `timerFired(timer)` after `after`. Timers are never cancelled: the machine ignores
     /// those that no longer apply.

@@ -37,7 +37,7 @@ extension Membership {
             let (messages, retired) = takeBroadcasts(budget: settings.packetBudget - compoundHeader)
             noteRetired(retired, into: &out)
             guard !messages.isEmpty else { break }
-            out.append(.send(to: target.address, messages: messages, checksum: target.versions.protocolMax >= 5))
+            out.append(.send(to: target.address, messages: messages, checksum: target.versions.acceptsChecksums))
         }
     }
 

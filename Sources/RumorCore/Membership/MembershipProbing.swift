@@ -13,7 +13,7 @@ extension Membership {
             // A suspect is told directly, so it can refute at once.
             messages.append(.suspect(Suspect(incarnation: target.incarnation, node: target.name, from: localName)))
         }
-        send(messages, to: target.address, checksum: target.versions.protocolMax >= 5, into: &out)
+        send(messages, to: target.address, checksum: target.versions.acceptsChecksums, into: &out)
         out.append(.startTimer(.probeTimeout(sequence: sequence), after: settings.probeTimeout))
     }
 
@@ -66,15 +66,15 @@ extension Membership {
         }
         let local = localMember
         for helper in helpers {
-            let wantsNack = helper.versions.protocolMax >= 4
+            let wantsNack = helper.versions.supportsNacks
             if wantsNack { current.expectedNacks += 1 }
             let request = IndirectPing(
                 sequenceNumber: sequence, target: target.address, targetName: target.name, wantsNack: wantsNack,
                 source: local.address, sourceName: localName)
-            send([.indirectPing(request)], to: helper.address, checksum: helper.versions.protocolMax >= 5, into: &out)
+            send([.indirectPing(request)], to: helper.address, checksum: helper.versions.acceptsChecksums, into: &out)
         }
         probe = current
-        if target.versions.protocolMax >= 3 {
+        if target.versions.acceptsStreamPings {
             let ping = Ping(sequenceNumber: sequence, target: target.name, source: local.address, sourceName: localName)
             let remaining = awareness.scale(settings.probeInterval) - settings.probeTimeout
             out.append(.streamPing(to: target.address, ping: ping, deadline: now + remaining))
@@ -135,7 +135,7 @@ extension Membership {
 
     private func checksumFor(_ name: String) -> Bool {
         guard !name.isEmpty, let member = members[name] else { return false }
-        return member.versions.protocolMax >= 5
+        return member.versions.acceptsChecksums
     }
 
     /// Inserts a new member at a random place in the probe order, so newcomers are not all
