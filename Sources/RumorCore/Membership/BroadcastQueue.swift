@@ -21,17 +21,13 @@ struct BroadcastQueue: Sendable {
     /// True when some queued message has not been sent yet.
     var hasFresh: Bool { items.contains { $0.transmits == 0 } }
 
-    /// Queues `message`, replacing a queued message about the same subject. Returns the replaced
-    /// message, if any.
-    @discardableResult
-    mutating func enqueue(_ message: Message, about subject: String?) -> Message? {
-        var replaced: Message?
+    /// Queues `message`, replacing a queued message about the same subject.
+    mutating func enqueue(_ message: Message, about subject: String?) {
         if let subject, let index = items.firstIndex(where: { $0.subject == subject }) {
-            replaced = items.remove(at: index).message
+            items.remove(at: index)
         }
         nextID &+= 1
         items.append(Item(subject: subject, message: message, size: message.estimatedWireSize, transmits: 0, id: nextID))
-        return replaced
     }
 
     /// Takes messages fitting in `budget` bytes (each costing `overhead` extra bytes), counting one
@@ -59,15 +55,5 @@ struct BroadcastQueue: Sendable {
         }
         items = kept
         return (sent, retired)
-    }
-
-    /// Drops every queued message.
-    mutating func removeAll() {
-        items.removeAll()
-    }
-
-    /// True when a message about `subject` is queued.
-    func contains(subject: String) -> Bool {
-        items.contains { $0.subject == subject }
     }
 }

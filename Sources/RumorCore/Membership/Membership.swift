@@ -245,7 +245,7 @@ public struct Membership: Sendable {
             if leave == .none { startProbe(now: now, into: &out) }
             out.append(.startTimer(.probe, after: awareness.scale(settings.probeInterval)))
         case .probeTimeout(let sequence):
-            probeTimedOut(sequence: sequence, now: now, into: &out)
+            handleProbeTimeout(sequence: sequence, now: now, into: &out)
         case .relayTimeout(let sequence):
             if let relay = relays.removeValue(forKey: sequence), relay.wantsNack {
                 send([.nack(Nack(sequenceNumber: relay.requesterSequence))], to: relay.requester, into: &out)
@@ -255,10 +255,10 @@ public struct Membership: Sendable {
             gossipTimerArmed = !broadcasts.isEmpty
             if gossipTimerArmed { out.append(.startTimer(.gossip, after: settings.gossipInterval)) }
         case .pushPull:
-            if leave == .none, let peer = randomMembers(1, where: { $0.state == .alive }).first {
+            if leave == .none, let peer = drawRandomMembers(1, where: { $0.state == .alive }).first {
                 out.append(.pushPull(to: peer.address, state: pushPullState(join: false)))
             }
-            out.append(.startTimer(.pushPull, after: settings.scaledPushPullInterval(memberCount: members.count)))
+            out.append(.startTimer(.pushPull, after: settings.scaledPushPullInterval(memberCount: memberCount)))
         case .reconnect:
             failedMembers = failedMembers.filter { now - $0.value.since < settings.reconnectTimeout }
             if leave == .none, !failedMembers.isEmpty {
@@ -268,7 +268,7 @@ public struct Membership: Sendable {
             }
             out.append(.startTimer(.reconnect, after: settings.reconnectInterval))
         case .suspicionTimeout(let name):
-            suspicionExpired(name, now: now, into: &out)
+            handleSuspicionTimeout(name, now: now, into: &out)
         case .flushGossip:
             flushScheduled = false
         }

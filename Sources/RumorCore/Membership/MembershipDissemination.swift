@@ -26,7 +26,7 @@ extension Membership {
     mutating func gossip(now: Instant, into out: inout [MembershipDirective]) {
         guard !broadcasts.isEmpty else { return }
         let deadGossipWindow = settings.gossipToTheDeadTime
-        let targets = randomMembers(settings.gossipNodes) { member in
+        let targets = drawRandomMembers(settings.gossipNodes) { member in
             switch member.state {
             case .alive, .suspect: true
             case .dead: now - member.stateChanged <= deadGossipWindow
@@ -58,7 +58,7 @@ extension Membership {
     private mutating func takeBroadcasts(budget: Int, maximumCount: Int = 255) -> (sent: [Message], retired: [Message]) {
         broadcasts.take(
             budget: budget, overhead: compoundPartOverhead,
-            limit: settings.retransmitLimit(memberCount: members.count), maximumCount: maximumCount)
+            limit: settings.retransmitLimit(memberCount: memberCount), maximumCount: maximumCount)
     }
 
     private mutating func noteRetired(_ retired: [Message], into out: inout [MembershipDirective]) {
@@ -77,7 +77,7 @@ extension Membership {
 
     /// Up to `count` distinct random members other than us satisfying `isEligible`, sampled like
     /// memberlist's `kRandomNodes` (at most `3 * N` draws).
-    mutating func randomMembers(_ count: Int, where isEligible: (Member) -> Bool) -> [Member] {
+    mutating func drawRandomMembers(_ count: Int, where isEligible: (Member) -> Bool) -> [Member] {
         guard count > 0, probeOrder.count > 1 else { return [] }
         var chosen: [Member] = []
         var chosenNames: Set<String> = []

@@ -3,8 +3,8 @@
 /// - SeeAlso: SWIM (Das et al., 2002) §3.1 and §4.3; Lifeguard (Dadgar et al., 2018) §IV-A.
 extension Membership {
     mutating func startProbe(now: Instant, into out: inout [MembershipDirective]) {
-        guard let target = nextProbeTarget(now: now, into: &out) else { return }
-        let sequence = nextSequence()
+        guard let target = advanceToNextProbeTarget(now: now, into: &out) else { return }
+        let sequence = advanceSequence()
         let local = localMember
         let ping = Ping(sequenceNumber: sequence, target: target.name, source: local.address, sourceName: localName)
         probe = ProbeInFlight(sequence: sequence, target: target.name)
@@ -19,7 +19,7 @@ extension Membership {
 
     /// The next member in probe order that is neither us nor dead/left, reshuffling (and reaping
     /// long-dead members) each time the order is exhausted.
-    private mutating func nextProbeTarget(now: Instant, into out: inout [MembershipDirective]) -> Member? {
+    private mutating func advanceToNextProbeTarget(now: Instant, into out: inout [MembershipDirective]) -> Member? {
         var checked = 0
         while checked <= probeOrder.count {
             if probeIndex >= probeOrder.count {
@@ -57,11 +57,11 @@ extension Membership {
 
     /// The direct probe got no ack in `probeTimeout`: ask others to probe indirectly, and try a
     /// stream ping in case only UDP is failing.
-    mutating func probeTimedOut(sequence: UInt32, now: Instant, into out: inout [MembershipDirective]) {
+    mutating func handleProbeTimeout(sequence: UInt32, now: Instant, into out: inout [MembershipDirective]) {
         guard var current = probe, current.sequence == sequence, !current.acknowledged,
             let target = members[current.target]
         else { return }
-        let helpers = randomMembers(settings.indirectChecks) {
+        let helpers = drawRandomMembers(settings.indirectChecks) {
             $0.state == .alive && $0.name != target.name
         }
         let local = localMember
@@ -103,18 +103,18 @@ extension Membership {
         // A ping for a previous node at our address must not be answered on its behalf.
         guard ping.target.isEmpty || ping.target == localName else { return }
         let replyTo = ping.source ?? sender
-        send([.ack(Ack(sequenceNumber: ping.sequenceNumber))], to: replyTo, checksum: checksumFor(ping.sourceName), into: &out)
+        send([.ack(Ack(sequenceNumber: ping.sequenceNumber))], to: replyTo, checksum: memberAcceptsChecksums(ping.sourceName), into: &out)
     }
 
     mutating func handleIndirectPing(
         _ request: IndirectPing, from sender: NodeAddress, into out: inout [MembershipDirective]
     ) {
-        let sequence = nextSequence()
+        let sequence = advanceSequence()
         let local = localMember
         relays[sequence] = Relay(
             requesterSequence: request.sequenceNumber, requester: request.source ?? sender, wantsNack: request.wantsNack)
         let ping = Ping(sequenceNumber: sequence, target: request.targetName, source: local.address, sourceName: localName)
-        send([.ping(ping)], to: request.target, checksum: checksumFor(request.targetName), into: &out)
+        send([.ping(ping)], to: request.target, checksum: memberAcceptsChecksums(request.targetName), into: &out)
         out.append(.startTimer(.relayTimeout(sequence: sequence), after: settings.probeTimeout))
     }
 
@@ -128,12 +128,12 @@ extension Membership {
         }
     }
 
-    private mutating func nextSequence() -> UInt32 {
+    private mutating func advanceSequence() -> UInt32 {
         sequence &+= 1
         return sequence
     }
 
-    private func checksumFor(_ name: String) -> Bool {
+    private func memberAcceptsChecksums(_ name: String) -> Bool {
         guard !name.isEmpty, let member = members[name] else { return false }
         return member.versions.acceptsChecksums
     }

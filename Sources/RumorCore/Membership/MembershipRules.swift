@@ -90,7 +90,6 @@ extension Membership {
 
         // k: confirmations expected before the timeout reaches its minimum; none when too few
         // others could possibly confirm.
-        let memberCount = members.count
         var expected = settings.suspicionMultiplier - 2
         if memberCount - 2 < expected { expected = 0 }
         let minimum = settings.minimumSuspicionTimeout(memberCount: memberCount)
@@ -102,7 +101,7 @@ extension Membership {
         out.append(.event(MemberEvent(kind: .suspected, member: member)))
     }
 
-    mutating func suspicionExpired(_ name: String, now: Instant, into out: inout [MembershipDirective]) {
+    mutating func handleSuspicionTimeout(_ name: String, now: Instant, into out: inout [MembershipDirective]) {
         guard let suspicion = suspicions[name], now >= suspicion.deadline,
             let member = members[name], member.state == .suspect
         else { return }
