@@ -8,68 +8,68 @@ enum MessageCodec {
         var writer = MessagePackWriter(reservingCapacity: message.estimatedWireSize)
         switch message {
         case .ping(let ping):
-            writer.byte(MessageType.ping.rawValue)
+            writer.writeByte(MessageType.ping.rawValue)
             let hasSource = ping.source != nil
-            writer.mapHeader(2 + (hasSource ? 2 : 0) + (ping.sourceName.isEmpty ? 0 : 1))
-            writer.key("Node"); writer.string(ping.target)
-            writer.key("SeqNo"); writer.unsigned(UInt64(ping.sequenceNumber))
+            writer.writeMapHeader(2 + (hasSource ? 2 : 0) + (ping.sourceName.isEmpty ? 0 : 1))
+            writer.writeKey("Node"); writer.writeString(ping.target)
+            writer.writeKey("SeqNo"); writer.writeUnsigned(UInt64(ping.sequenceNumber))
             writeSource(ping.source, name: ping.sourceName, into: &writer)
         case .indirectPing(let request):
-            writer.byte(MessageType.indirectPing.rawValue)
+            writer.writeByte(MessageType.indirectPing.rawValue)
             let hasSource = request.source != nil
-            writer.mapHeader(5 + (hasSource ? 2 : 0) + (request.sourceName.isEmpty ? 0 : 1))
-            writer.key("Nack"); writer.bool(request.wantsNack)
-            writer.key("Node"); writer.string(request.targetName)
-            writer.key("Port"); writer.unsigned(UInt64(request.target.port))
-            writer.key("SeqNo"); writer.unsigned(UInt64(request.sequenceNumber))
+            writer.writeMapHeader(5 + (hasSource ? 2 : 0) + (request.sourceName.isEmpty ? 0 : 1))
+            writer.writeKey("Nack"); writer.writeBool(request.wantsNack)
+            writer.writeKey("Node"); writer.writeString(request.targetName)
+            writer.writeKey("Port"); writer.writeUnsigned(UInt64(request.target.port))
+            writer.writeKey("SeqNo"); writer.writeUnsigned(UInt64(request.sequenceNumber))
             writeSource(request.source, name: request.sourceName, into: &writer)
-            writer.key("Target"); writer.raw(request.target.ip)
+            writer.writeKey("Target"); writer.writeRaw(request.target.ip)
         case .ack(let ack):
-            writer.byte(MessageType.ack.rawValue)
-            writer.mapHeader(2)
-            writer.key("Payload"); writer.rawOrNil(ack.payload)
-            writer.key("SeqNo"); writer.unsigned(UInt64(ack.sequenceNumber))
+            writer.writeByte(MessageType.ack.rawValue)
+            writer.writeMapHeader(2)
+            writer.writeKey("Payload"); writer.writeRawOrNil(ack.payload)
+            writer.writeKey("SeqNo"); writer.writeUnsigned(UInt64(ack.sequenceNumber))
         case .nack(let nack):
-            writer.byte(MessageType.nack.rawValue)
-            writer.mapHeader(1)
-            writer.key("SeqNo"); writer.unsigned(UInt64(nack.sequenceNumber))
+            writer.writeByte(MessageType.nack.rawValue)
+            writer.writeMapHeader(1)
+            writer.writeKey("SeqNo"); writer.writeUnsigned(UInt64(nack.sequenceNumber))
         case .suspect(let suspect):
-            writer.byte(MessageType.suspect.rawValue)
+            writer.writeByte(MessageType.suspect.rawValue)
             writeAccusation(suspect.incarnation, suspect.node, suspect.from, into: &writer)
         case .dead(let dead):
-            writer.byte(MessageType.dead.rawValue)
+            writer.writeByte(MessageType.dead.rawValue)
             writeAccusation(dead.incarnation, dead.node, dead.from, into: &writer)
         case .alive(let alive):
-            writer.byte(MessageType.alive.rawValue)
-            writer.mapHeader(6)
-            writer.key("Addr"); writer.raw(alive.address.ip)
-            writer.key("Incarnation"); writer.unsigned(UInt64(alive.incarnation))
-            writer.key("Meta"); writer.rawOrNil(alive.meta)
-            writer.key("Node"); writer.string(alive.node)
-            writer.key("Port"); writer.unsigned(UInt64(alive.address.port))
-            writer.key("Vsn"); writer.raw(alive.versions.bytes)
+            writer.writeByte(MessageType.alive.rawValue)
+            writer.writeMapHeader(6)
+            writer.writeKey("Addr"); writer.writeRaw(alive.address.ip)
+            writer.writeKey("Incarnation"); writer.writeUnsigned(UInt64(alive.incarnation))
+            writer.writeKey("Meta"); writer.writeRawOrNil(alive.meta)
+            writer.writeKey("Node"); writer.writeString(alive.node)
+            writer.writeKey("Port"); writer.writeUnsigned(UInt64(alive.address.port))
+            writer.writeKey("Vsn"); writer.writeRaw(alive.versions.bytes)
         case .user(let payload):
-            writer.byte(MessageType.user.rawValue)
+            writer.writeByte(MessageType.user.rawValue)
             return writer.bytes + payload
         case .error(let text):
-            writer.byte(MessageType.error.rawValue)
-            writer.mapHeader(1)
-            writer.key("Error"); writer.string(text)
+            writer.writeByte(MessageType.error.rawValue)
+            writer.writeMapHeader(1)
+            writer.writeKey("Error"); writer.writeString(text)
         }
         return writer.bytes
     }
 
     private static func writeSource(_ source: NodeAddress?, name: String, into writer: inout MessagePackWriter) {
-        if let source { writer.key("SourceAddr"); writer.raw(source.ip) }
-        if !name.isEmpty { writer.key("SourceNode"); writer.string(name) }
-        if let source { writer.key("SourcePort"); writer.unsigned(UInt64(source.port)) }
+        if let source { writer.writeKey("SourceAddr"); writer.writeRaw(source.ip) }
+        if !name.isEmpty { writer.writeKey("SourceNode"); writer.writeString(name) }
+        if let source { writer.writeKey("SourcePort"); writer.writeUnsigned(UInt64(source.port)) }
     }
 
     private static func writeAccusation(_ incarnation: UInt32, _ node: String, _ from: String, into writer: inout MessagePackWriter) {
-        writer.mapHeader(3)
-        writer.key("From"); writer.string(from)
-        writer.key("Incarnation"); writer.unsigned(UInt64(incarnation))
-        writer.key("Node"); writer.string(node)
+        writer.writeMapHeader(3)
+        writer.writeKey("From"); writer.writeString(from)
+        writer.writeKey("Incarnation"); writer.writeUnsigned(UInt64(incarnation))
+        writer.writeKey("Node"); writer.writeString(node)
     }
 
     /// Decodes one message whose type byte is `bytes[range.lowerBound]`.
@@ -82,10 +82,10 @@ enum MessageCodec {
         case .ping:
             var ping = Ping(sequenceNumber: 0, target: "")
             var source = SourceFields()
-            try reader.map { reader, key throws(WireError) in
+            try reader.readMap { reader, key throws(WireError) in
                 switch key {
-                case "SeqNo": ping.sequenceNumber = try reader.integer(as: UInt32.self)
-                case "Node": ping.target = try reader.string()
+                case "SeqNo": ping.sequenceNumber = try reader.readInteger(as: UInt32.self)
+                case "Node": ping.target = try reader.readString()
                 default: return try source.read(key, from: &reader)
                 }
                 return true
@@ -100,13 +100,13 @@ enum MessageCodec {
             var name = ""
             var wantsNack = false
             var source = SourceFields()
-            try reader.map { reader, key throws(WireError) in
+            try reader.readMap { reader, key throws(WireError) in
                 switch key {
-                case "SeqNo": sequence = try reader.integer(as: UInt32.self)
-                case "Target": targetIP = try reader.bytesValue()
-                case "Port": port = try reader.integer(as: UInt16.self)
-                case "Node": name = try reader.string()
-                case "Nack": wantsNack = try reader.bool()
+                case "SeqNo": sequence = try reader.readInteger(as: UInt32.self)
+                case "Target": targetIP = try reader.readBytes()
+                case "Port": port = try reader.readInteger(as: UInt16.self)
+                case "Node": name = try reader.readString()
+                case "Nack": wantsNack = try reader.readBool()
                 default: return try source.read(key, from: &reader)
                 }
                 return true
@@ -117,10 +117,10 @@ enum MessageCodec {
                     source: try source.address(), sourceName: source.name))
         case .ack:
             var ack = Ack(sequenceNumber: 0)
-            try reader.map { reader, key throws(WireError) in
+            try reader.readMap { reader, key throws(WireError) in
                 switch key {
-                case "SeqNo": ack.sequenceNumber = try reader.integer(as: UInt32.self)
-                case "Payload": ack.payload = try reader.bytesValue()
+                case "SeqNo": ack.sequenceNumber = try reader.readInteger(as: UInt32.self)
+                case "Payload": ack.payload = try reader.readBytes()
                 default: return false
                 }
                 return true
@@ -128,9 +128,9 @@ enum MessageCodec {
             return .ack(ack)
         case .nack:
             var nack = Nack(sequenceNumber: 0)
-            try reader.map { reader, key throws(WireError) in
+            try reader.readMap { reader, key throws(WireError) in
                 guard key == "SeqNo" else { return false }
-                nack.sequenceNumber = try reader.integer(as: UInt32.self)
+                nack.sequenceNumber = try reader.readInteger(as: UInt32.self)
                 return true
             }
             return .nack(nack)
@@ -147,14 +147,14 @@ enum MessageCodec {
             var port: UInt16 = 0
             var meta: [UInt8] = []
             var versions: [UInt8] = []
-            try reader.map { reader, key throws(WireError) in
+            try reader.readMap { reader, key throws(WireError) in
                 switch key {
-                case "Incarnation": incarnation = try reader.integer(as: UInt32.self)
-                case "Node": node = try reader.string()
-                case "Addr": ip = try reader.bytesValue()
-                case "Port": port = try reader.integer(as: UInt16.self)
-                case "Meta": meta = try reader.bytesValue()
-                case "Vsn": versions = try reader.bytesValue()
+                case "Incarnation": incarnation = try reader.readInteger(as: UInt32.self)
+                case "Node": node = try reader.readString()
+                case "Addr": ip = try reader.readBytes()
+                case "Port": port = try reader.readInteger(as: UInt16.self)
+                case "Meta": meta = try reader.readBytes()
+                case "Vsn": versions = try reader.readBytes()
                 default: return false
                 }
                 return true
@@ -168,9 +168,9 @@ enum MessageCodec {
             return .user(Array(bytes[(range.lowerBound + 1)..<range.upperBound]))
         case .error:
             var text = ""
-            try reader.map { reader, key throws(WireError) in
+            try reader.readMap { reader, key throws(WireError) in
                 guard key == "Error" else { return false }
-                text = try reader.string()
+                text = try reader.readString()
                 return true
             }
             return .error(text)
@@ -183,11 +183,11 @@ enum MessageCodec {
         var incarnation: UInt32 = 0
         var node = ""
         var from = ""
-        try reader.map { reader, key throws(WireError) in
+        try reader.readMap { reader, key throws(WireError) in
             switch key {
-            case "Incarnation": incarnation = try reader.integer(as: UInt32.self)
-            case "Node": node = try reader.string()
-            case "From": from = try reader.string()
+            case "Incarnation": incarnation = try reader.readInteger(as: UInt32.self)
+            case "Node": node = try reader.readString()
+            case "From": from = try reader.readString()
             default: return false
             }
             return true
@@ -211,9 +211,9 @@ enum MessageCodec {
 
         mutating func read(_ key: String, from reader: inout MessagePackReader) throws(WireError) -> Bool {
             switch key {
-            case "SourceAddr": ip = try reader.bytesValue()
-            case "SourcePort": port = try reader.integer(as: UInt16.self)
-            case "SourceNode": name = try reader.string()
+            case "SourceAddr": ip = try reader.readBytes()
+            case "SourcePort": port = try reader.readInteger(as: UInt16.self)
+            case "SourceNode": name = try reader.readString()
             default: return false
             }
             return true

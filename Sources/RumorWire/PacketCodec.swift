@@ -173,10 +173,10 @@ func checkLabel(_ bytes: [UInt8], expected: String) throws(WireError) -> Int? {
 /// `[9] + msgpack compress{Algo: 0, Buf: lzw(body)}`.
 func compressMessage(_ body: [UInt8]) -> [UInt8] {
     var writer = MessagePackWriter(reservingCapacity: body.count / 2 + 16)
-    writer.byte(MessageType.compress.rawValue)
-    writer.mapHeader(2)
-    writer.key("Algo"); writer.unsigned(0)
-    writer.key("Buf"); writer.raw(LZW.compress(body))
+    writer.writeByte(MessageType.compress.rawValue)
+    writer.writeMapHeader(2)
+    writer.writeKey("Algo"); writer.writeUnsigned(0)
+    writer.writeKey("Buf"); writer.writeRaw(LZW.compress(body))
     return writer.bytes
 }
 
@@ -184,10 +184,10 @@ func compressMessage(_ body: [UInt8]) -> [UInt8] {
 func readCompressed(_ reader: inout MessagePackReader, limit: Int) throws(WireError) -> [UInt8] {
     var algorithm: Int64 = 0
     var buffer: [UInt8] = []
-    try reader.map { reader, key throws(WireError) in
+    try reader.readMap { reader, key throws(WireError) in
         switch key {
-        case "Algo": algorithm = try reader.integer()
-        case "Buf": buffer = try reader.bytesValue()
+        case "Algo": algorithm = try reader.readInteger()
+        case "Buf": buffer = try reader.readBytes()
         default: return false
         }
         return true

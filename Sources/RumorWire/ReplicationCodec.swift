@@ -106,28 +106,28 @@ public enum ReplicationCodec {
         let frame: ReplicationFrame
         switch bytes[3] {
         case 1:
-            let hops = Int(try reader.byte())
-            let flags = try reader.byte()
+            let hops = Int(try reader.readByte())
+            let flags = try reader.readByte()
             guard flags & ~3 == 0 else { throw WireError(.malformed, "unknown push flags \(flags)") }
-            let after = flags & 2 != 0 ? HybridTimestamp(rawValue: try reader.uint64()) : nil
+            let after = flags & 2 != 0 ? HybridTimestamp(rawValue: try reader.readUInt64()) : nil
             frame = .push(entries: try readEntries(&reader), hops: hops, acknowledge: flags & 1 != 0, after: after)
         case 2:
-            let from = try reader.string()
+            let from = try reader.readString()
             let digest = try readDigest(&reader)
             frame = .pullRequest(from: from, digest: digest, held: try readHeld(&reader))
         case 3:
-            let from = try reader.string()
+            let from = try reader.readString()
             let digest = try readDigest(&reader)
             let held = try readHeld(&reader)
             frame = .pullAnswer(from: from, entries: try readEntries(&reader), digest: digest, held: held)
         case 4:
-            let from = try reader.string()
-            let count = try reader.count(minimumItemBytes: 9)
+            let from = try reader.readString()
+            let count = try reader.readCount(minimumItemBytes: 9)
             var versions: [Version] = []
             versions.reserveCapacity(count)
             for _ in 0..<count {
-                let timestamp = HybridTimestamp(rawValue: try reader.uint64())
-                versions.append(Version(timestamp: timestamp, origin: try reader.string()))
+                let timestamp = HybridTimestamp(rawValue: try reader.readUInt64())
+                versions.append(Version(timestamp: timestamp, origin: try reader.readString()))
             }
             frame = .acknowledgement(from: from, versions: versions)
         default:
@@ -155,19 +155,19 @@ public enum ReplicationCodec {
 
     private static func readEntries(_ reader: inout ByteReader) throws(WireError) -> [Entry] {
         // key length, flags, timestamp, origin length: 11 bytes at the very least.
-        let count = try reader.count(minimumItemBytes: 11)
+        let count = try reader.readCount(minimumItemBytes: 11)
         var entries: [Entry] = []
         entries.reserveCapacity(count)
         for _ in 0..<count {
-            let key = try reader.string()
+            let key = try reader.readString()
             guard !key.isEmpty else { throw WireError(.malformed, "entry without a key") }
-            let flags = try reader.byte()
+            let flags = try reader.readByte()
             guard flags & ~7 == 0 else { throw WireError(.malformed, "unknown entry flags \(flags)") }
-            let timestamp = HybridTimestamp(rawValue: try reader.uint64())
-            let origin = try reader.string()
+            let timestamp = HybridTimestamp(rawValue: try reader.readUInt64())
+            let origin = try reader.readString()
             guard !origin.isEmpty else { throw WireError(.malformed, "entry without a writer") }
-            let expiry = flags & 2 != 0 ? try reader.uint64() : nil
-            let value = flags & 1 != 0 ? nil : try reader.bytes()
+            let expiry = flags & 2 != 0 ? try reader.readUInt64() : nil
+            let value = flags & 1 != 0 ? nil : try reader.readBytes()
             entries.append(
                 Entry(
                     key: key, value: value, version: Version(timestamp: timestamp, origin: origin),
@@ -185,11 +185,11 @@ public enum ReplicationCodec {
     }
 
     private static func readDigest(_ reader: inout ByteReader) throws(WireError) -> [String: HybridTimestamp] {
-        let count = try reader.count(minimumItemBytes: 9)
+        let count = try reader.readCount(minimumItemBytes: 9)
         var digest: [String: HybridTimestamp] = [:]
         for _ in 0..<count {
-            let origin = try reader.string()
-            digest[origin] = HybridTimestamp(rawValue: try reader.uint64())
+            let origin = try reader.readString()
+            digest[origin] = HybridTimestamp(rawValue: try reader.readUInt64())
         }
         return digest
     }
@@ -204,14 +204,14 @@ public enum ReplicationCodec {
     }
 
     private static func readHeld(_ reader: inout ByteReader) throws(WireError) -> [String: [HybridTimestamp]] {
-        let count = try reader.count(minimumItemBytes: 2)
+        let count = try reader.readCount(minimumItemBytes: 2)
         var held: [String: [HybridTimestamp]] = [:]
         for _ in 0..<count {
-            let origin = try reader.string()
-            let stamps = try reader.count(minimumItemBytes: 8)
+            let origin = try reader.readString()
+            let stamps = try reader.readCount(minimumItemBytes: 8)
             var list: [HybridTimestamp] = []
             list.reserveCapacity(stamps)
-            for _ in 0..<stamps { list.append(HybridTimestamp(rawValue: try reader.uint64())) }
+            for _ in 0..<stamps { list.append(HybridTimestamp(rawValue: try reader.readUInt64())) }
             held[origin] = list
         }
         return held
@@ -243,16 +243,16 @@ private struct ByteReader {
 
     var remaining: Int { buffer.count - offset }
 
-    mutating func byte() throws(WireError) -> UInt8 {
+    mutating func readByte() throws(WireError) -> UInt8 {
         guard offset < buffer.count else { throw WireError(.truncated) }
         defer { offset += 1 }
         return buffer[offset]
     }
 
-    mutating func varint() throws(WireError) -> UInt64 {
+    mutating func readVarint() throws(WireError) -> UInt64 {
         var result: UInt64 = 0
         for shift in stride(from: 0, to: 64, by: 7) {
-            let byte = try byte()
+            let byte = try readByte()
             result |= UInt64(byte & 0x7f) << UInt64(shift)
             if byte & 0x80 == 0 { return result }
         }
@@ -260,26 +260,26 @@ private struct ByteReader {
     }
 
     /// A count of items each at least `minimumItemBytes` long: more than the bytes left allow is a lie.
-    mutating func count(minimumItemBytes: Int) throws(WireError) -> Int {
-        let value = try varint()
+    mutating func readCount(minimumItemBytes: Int) throws(WireError) -> Int {
+        let value = try readVarint()
         guard value <= UInt64(remaining / minimumItemBytes) else { throw WireError(.truncated, "count \(value) exceeds the frame") }
         return Int(value)
     }
 
-    mutating func bytes() throws(WireError) -> [UInt8] {
-        let length = try varint()
+    mutating func readBytes() throws(WireError) -> [UInt8] {
+        let length = try readVarint()
         guard length <= UInt64(remaining) else { throw WireError(.truncated, "length \(length) exceeds the frame") }
         defer { offset += Int(length) }
         return Array(buffer[offset..<offset + Int(length)])
     }
 
-    mutating func string() throws(WireError) -> String {
-        let raw = try bytes()
+    mutating func readString() throws(WireError) -> String {
+        let raw = try readBytes()
         guard let text = String(validating: raw, as: UTF8.self) else { throw WireError(.malformed, "string is not UTF-8") }
         return text
     }
 
-    mutating func uint64() throws(WireError) -> UInt64 {
+    mutating func readUInt64() throws(WireError) -> UInt64 {
         guard remaining >= 8 else { throw WireError(.truncated) }
         var value: UInt64 = 0
         for byte in buffer[offset..<offset + 8] { value = value << 8 | UInt64(byte) }

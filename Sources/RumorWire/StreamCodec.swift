@@ -44,20 +44,20 @@ public struct StreamCodec: Sendable {
         switch message {
         case .pushPull(let state):
             var writer = MessagePackWriter(reservingCapacity: 64 + state.nodes.count * 96 + state.userState.count)
-            writer.byte(MessageType.pushPull.rawValue)
-            writer.mapHeader(3)
-            writer.key("Join"); writer.bool(state.join)
-            writer.key("Nodes"); writer.signed(Int64(state.nodes.count))
-            writer.key("UserStateLen"); writer.signed(Int64(state.userState.count))
+            writer.writeByte(MessageType.pushPull.rawValue)
+            writer.writeMapHeader(3)
+            writer.writeKey("Join"); writer.writeBool(state.join)
+            writer.writeKey("Nodes"); writer.writeSigned(Int64(state.nodes.count))
+            writer.writeKey("UserStateLen"); writer.writeSigned(Int64(state.userState.count))
             for node in state.nodes {
-                writer.mapHeader(7)
-                writer.key("Addr"); writer.raw(node.address.ip)
-                writer.key("Incarnation"); writer.unsigned(UInt64(node.incarnation))
-                writer.key("Meta"); writer.rawOrNil(node.meta)
-                writer.key("Name"); writer.string(node.name)
-                writer.key("Port"); writer.unsigned(UInt64(node.address.port))
-                writer.key("State"); writer.signed(Int64(node.state.rawValue))
-                writer.key("Vsn"); writer.raw(node.versions.bytes)
+                writer.writeMapHeader(7)
+                writer.writeKey("Addr"); writer.writeRaw(node.address.ip)
+                writer.writeKey("Incarnation"); writer.writeUnsigned(UInt64(node.incarnation))
+                writer.writeKey("Meta"); writer.writeRawOrNil(node.meta)
+                writer.writeKey("Name"); writer.writeString(node.name)
+                writer.writeKey("Port"); writer.writeUnsigned(UInt64(node.address.port))
+                writer.writeKey("State"); writer.writeSigned(Int64(node.state.rawValue))
+                writer.writeKey("Vsn"); writer.writeRaw(node.versions.bytes)
             }
             body = writer.bytes + state.userState
         case .ping(let ping):
@@ -68,9 +68,9 @@ public struct StreamCodec: Sendable {
             body = MessageCodec.encode(.error(text))
         case .user(let payload):
             var writer = MessagePackWriter()
-            writer.byte(MessageType.user.rawValue)
-            writer.mapHeader(1)
-            writer.key("UserMsgLen"); writer.signed(Int64(payload.count))
+            writer.writeByte(MessageType.user.rawValue)
+            writer.writeMapHeader(1)
+            writer.writeKey("UserMsgLen"); writer.writeSigned(Int64(payload.count))
             body = writer.bytes + payload
         }
         if compress ?? compression { body = compressMessage(body) }
@@ -123,7 +123,7 @@ public struct StreamCodec: Sendable {
         do throws(WireError) {
             var reader = MessagePackReader(buffer, offset: start)
             if buffer[start] == MessageType.compress.rawValue {
-                _ = try reader.byte()
+                _ = try reader.readByte()
                 let inner = try readCompressed(&reader, limit: maximumMessageSize)
                 var innerReader = MessagePackReader(inner)
                 do throws(WireError) {
@@ -144,15 +144,15 @@ public struct StreamCodec: Sendable {
     }
 
     private func decodeBody(_ reader: inout MessagePackReader) throws(WireError) -> StreamMessage {
-        let typeByte = try reader.byte()
+        let typeByte = try reader.readByte()
         switch MessageType(rawValue: typeByte) {
         case .pushPull:
             return .pushPull(try decodePushPull(&reader))
         case .user:
             var length: Int64 = -1
-            try reader.map { reader, key throws(WireError) in
+            try reader.readMap { reader, key throws(WireError) in
                 guard key == "UserMsgLen" else { return false }
-                length = try reader.integer()
+                length = try reader.readInteger()
                 return true
             }
             guard length >= 0, length <= Int64(maximumMessageSize) else {
@@ -182,11 +182,11 @@ public struct StreamCodec: Sendable {
         var nodeCount: Int64 = 0
         var userStateLength: Int64 = 0
         var join = false
-        try reader.map { reader, key throws(WireError) in
+        try reader.readMap { reader, key throws(WireError) in
             switch key {
-            case "Nodes": nodeCount = try reader.integer()
-            case "UserStateLen": userStateLength = try reader.integer()
-            case "Join": join = try reader.bool()
+            case "Nodes": nodeCount = try reader.readInteger()
+            case "UserStateLen": userStateLength = try reader.readInteger()
+            case "Join": join = try reader.readBool()
             default: return false
             }
             return true
@@ -208,15 +208,15 @@ public struct StreamCodec: Sendable {
             var incarnation: UInt32 = 0
             var state: Int64 = 0
             var versions: [UInt8] = []
-            try reader.map { reader, key throws(WireError) in
+            try reader.readMap { reader, key throws(WireError) in
                 switch key {
-                case "Name": name = try reader.string()
-                case "Addr": ip = try reader.bytesValue()
-                case "Port": port = try reader.integer(as: UInt16.self)
-                case "Meta": meta = try reader.bytesValue()
-                case "Incarnation": incarnation = try reader.integer(as: UInt32.self)
-                case "State": state = try reader.integer()
-                case "Vsn": versions = try reader.bytesValue()
+                case "Name": name = try reader.readString()
+                case "Addr": ip = try reader.readBytes()
+                case "Port": port = try reader.readInteger(as: UInt16.self)
+                case "Meta": meta = try reader.readBytes()
+                case "Incarnation": incarnation = try reader.readInteger(as: UInt32.self)
+                case "State": state = try reader.readInteger()
+                case "Vsn": versions = try reader.readBytes()
                 default: return false
                 }
                 return true

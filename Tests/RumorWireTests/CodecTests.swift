@@ -73,11 +73,11 @@ struct CodecTests {
 
     @Test func streamClaimingHugeCountsIsRejectedBeforeAllocating() {
         var writer = MessagePackWriter()
-        writer.byte(6)
-        writer.mapHeader(3)
-        writer.key("Nodes"); writer.signed(Int64(Int32.max))
-        writer.key("UserStateLen"); writer.signed(0)
-        writer.key("Join"); writer.bool(false)
+        writer.writeByte(6)
+        writer.writeMapHeader(3)
+        writer.writeKey("Nodes"); writer.writeSigned(Int64(Int32.max))
+        writer.writeKey("UserStateLen"); writer.writeSigned(0)
+        writer.writeKey("Join"); writer.writeBool(false)
         #expect(throws: WireError.self) { try StreamCodec().decode(writer.bytes) }
     }
 
