@@ -13,7 +13,7 @@ public enum APIRequests {
     public static func join(_ body: [UInt8]) throws(AgentError) -> [String] {
         let join = try decode(JoinBody.self, body, hint: #"send {"addresses":["host:port", …]}"#)
         guard !join.addresses.isEmpty else {
-            throw AgentError(code: "bad_request", message: "no addresses to join", hint: "give at least one host:port")
+            throw AgentError(code: .badRequest, message: "no addresses to join", hint: "give at least one host:port")
         }
         return join.addresses
     }
@@ -37,7 +37,7 @@ public enum APIRequests {
         if let seconds = put.ttlSeconds {
             guard seconds > 0, seconds <= 10 * 365 * 24 * 3600 else {
                 throw AgentError(
-                    code: "bad_request", message: "ttlSeconds must be positive and at most ten years",
+                    code: .badRequest, message: "ttlSeconds must be positive and at most ten years",
                     hint: "give the time to live in seconds, e.g. 30")
             }
             timeToLive = .milliseconds(max(1, Int64(seconds * 1000)))
@@ -46,7 +46,7 @@ public enum APIRequests {
         if let wait = put.wait {
             guard let target = ReplicaTarget(wait.text) else {
                 throw AgentError(
-                    code: "bad_request", message: "wait must be \"all\" or a positive number of nodes, not \(wait.text)",
+                    code: .badRequest, message: "wait must be \"all\" or a positive number of nodes, not \(wait.text)",
                     hint: #"send "wait":"all" or "wait":3"#)
             }
             replicas = target
@@ -54,7 +54,7 @@ public enum APIRequests {
         let timeout = put.timeoutSeconds ?? 10
         guard timeout > 0, timeout <= 3600 else {
             throw AgentError(
-                code: "bad_request", message: "timeoutSeconds must be in (0, 3600]", hint: "give the wait limit in seconds, e.g. 5")
+                code: .badRequest, message: "timeoutSeconds must be in (0, 3600]", hint: "give the wait limit in seconds, e.g. 5")
         }
         return Put(
             key: put.key, value: Array(put.value.utf8), timeToLive: timeToLive, ephemeral: put.ephemeral ?? false,
@@ -81,18 +81,18 @@ public enum APIRequests {
         case "install": return .install(key)
         case "use": return .use(key)
         case "remove": return .remove(key)
-        default: throw AgentError(code: "bad_request", message: "unknown key operation '\(request.operation)'", hint: hint)
+        default: throw AgentError(code: .badRequest, message: "unknown key operation '\(request.operation)'", hint: hint)
         }
     }
 
     static func decode<T: Decodable>(_ type: T.Type, _ body: [UInt8], hint: String) throws(AgentError) -> T {
         guard body.count <= maximumBodyBytes else {
-            throw AgentError(code: "too_large", message: "the request body exceeds \(maximumBodyBytes) bytes", hint: hint)
+            throw AgentError(code: .tooLarge, message: "the request body exceeds \(maximumBodyBytes) bytes", hint: hint)
         }
         do {
             return try JSONDecoder().decode(T.self, from: Data(body))
         } catch {
-            throw AgentError(code: "bad_request", message: "the request body is not valid: \(error)", hint: hint)
+            throw AgentError(code: .badRequest, message: "the request body is not valid: \(error)", hint: hint)
         }
     }
 

@@ -246,22 +246,6 @@ public struct AgentInfo: Codable, Sendable, Hashable {
     }
 }
 
-/// An agent error the API reports as `{"status":"error","code":…,"message":…,"hint":…}`.
-public struct AgentError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// A stable machine-readable code such as `join_failed`, `bad_request`, `agent_unreachable`.
-    public var code: String
-    public var message: String
-    public var hint: String
-
-    public init(code: String, message: String, hint: String) {
-        self.code = code
-        self.message = message
-        self.hint = hint
-    }
-
-    public var description: String { "\(code): \(message) (\(hint))" }
-}
-
 /// How an agent is configured; `rumor agent` builds it from flags and environment variables.
 public struct AgentConfiguration: Sendable {
     /// This node's unique name. Default: the host name.

@@ -20,7 +20,7 @@ struct PutCommand: AsyncParsableCommand {
         var limit = 10.0
         if let timeout {
             guard wait != nil else {
-                throw AgentError(code: "bad_arguments", message: "--timeout only applies with --wait", hint: "add --wait all or --wait N")
+                throw AgentError(code: .badArguments, message: "--timeout only applies with --wait", hint: "add --wait all or --wait N")
             }
             limit = try parseDuration(timeout)
             body["timeoutSeconds"] = limit
@@ -28,7 +28,7 @@ struct PutCommand: AsyncParsableCommand {
         if let wait {
             guard ReplicaTarget(wait) != nil else {
                 throw AgentError(
-                    code: "bad_arguments", message: "--wait takes 'all' or a positive count, not '\(wait)'",
+                    code: .badArguments, message: "--wait takes 'all' or a positive count, not '\(wait)'",
                     hint: "e.g. --wait all, or --wait 3 for the writer and two more nodes")
             }
             body["wait"] = wait
@@ -96,7 +96,7 @@ func parseDuration(_ text: String) throws -> Double {
         scale = unit
     }
     guard let value = Double(number), value > 0, value.isFinite else {
-        throw AgentError(code: "bad_arguments", message: "'\(text)' is not a duration", hint: "use e.g. 30s, 5m, 2h or 90")
+        throw AgentError(code: .badArguments, message: "'\(text)' is not a duration", hint: "use e.g. 30s, 5m, 2h or 90")
     }
     return value * scale
 }
@@ -149,14 +149,14 @@ struct WatchCommand: AsyncParsableCommand {
             let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
             if object?["status"] as? String == "error" {
                 throw AgentError(
-                    code: object?["code"] as? String ?? "error", message: object?["message"] as? String ?? line,
+                    code: ErrorCode(answered: object?["code"]), message: object?["message"] as? String ?? line,
                     hint: object?["hint"] as? String ?? "")
             }
             if let seq = object?["seq"] as? NSNumber { last = seq.uint64Value }
             Output.print(line)
         }
         throw AgentError(
-            code: "watch_ended", message: "the agent ended the watch (it is shutting down)",
+            code: .watchEnded, message: "the agent ended the watch (it is shutting down)",
             hint: "resume with `rumor watch \(prefix.isEmpty ? "" : "\(prefix) ")--from \(last.map(String.init) ?? "0")` once it is back")
     }
 }

@@ -8,7 +8,7 @@ struct APIRequestsTests {
     private func body(_ json: String) -> [UInt8] { Array(json.utf8) }
 
     /// The code of the `AgentError` that `decode` throws, nil when it throws nothing.
-    private func errorCode(_ decode: () throws -> Void) -> String? {
+    private func errorCode(_ decode: () throws -> Void) -> ErrorCode? {
         do {
             try decode()
             return nil
@@ -17,7 +17,7 @@ struct APIRequestsTests {
             return error.code
         } catch {
             Issue.record("not an AgentError: \(error)")
-            return "?"
+            return .internal
         }
     }
 
@@ -31,10 +31,10 @@ struct APIRequestsTests {
 
     @Test func badKeysAndOperationsAreRefused() {
         let sixteen = KeyText.encode([UInt8](repeating: 1, count: 16))
-        #expect(errorCode { _ = try APIRequests.keyOperation(body(#"{"operation":"install","key":"not base64!"}"#)) } == "bad_key")
-        #expect(errorCode { _ = try APIRequests.keyOperation(body(#"{"operation":"install","key":"AAAA"}"#)) } == "bad_key")
-        #expect(errorCode { _ = try APIRequests.keyOperation(body(#"{"operation":"rotate","key":"\#(sixteen)"}"#)) } == "bad_request")
-        #expect(errorCode { _ = try APIRequests.keyOperation(body(#"{"key":"\#(sixteen)"}"#)) } == "bad_request")
+        #expect(errorCode { _ = try APIRequests.keyOperation(body(#"{"operation":"install","key":"not base64!"}"#)) } == .badKey)
+        #expect(errorCode { _ = try APIRequests.keyOperation(body(#"{"operation":"install","key":"AAAA"}"#)) } == .badKey)
+        #expect(errorCode { _ = try APIRequests.keyOperation(body(#"{"operation":"rotate","key":"\#(sixteen)"}"#)) } == .badRequest)
+        #expect(errorCode { _ = try APIRequests.keyOperation(body(#"{"key":"\#(sixteen)"}"#)) } == .badRequest)
         #expect(errorCode { _ = try KeyText.decode(KeyText.encode([UInt8](repeating: 1, count: 24))) } == nil)
     }
 
@@ -43,15 +43,15 @@ struct APIRequestsTests {
         #expect(put.key == "k" && put.value == Array("v".utf8))
         #expect(put.timeToLive == .milliseconds(1), "a time to live rounds up to at least 1 ms")
         #expect(put.timeout == .seconds(2) && put.replicas != nil)
-        #expect(errorCode { _ = try APIRequests.put(body(#"{"key":"k","value":"v","ttlSeconds":-1}"#)) } == "bad_request")
-        #expect(errorCode { _ = try APIRequests.put(body(#"{"key":"k","value":"v","timeoutSeconds":7200}"#)) } == "bad_request")
-        #expect(errorCode { _ = try APIRequests.put(body(#"{"key":"k","value":"v","wait":0}"#)) } == "bad_request")
+        #expect(errorCode { _ = try APIRequests.put(body(#"{"key":"k","value":"v","ttlSeconds":-1}"#)) } == .badRequest)
+        #expect(errorCode { _ = try APIRequests.put(body(#"{"key":"k","value":"v","timeoutSeconds":7200}"#)) } == .badRequest)
+        #expect(errorCode { _ = try APIRequests.put(body(#"{"key":"k","value":"v","wait":0}"#)) } == .badRequest)
     }
 
     @Test func malformedAndOversizedBodiesAreRefused() {
-        #expect(errorCode { _ = try APIRequests.join(body(#"{"addresses":[]}"#)) } == "bad_request")
-        #expect(errorCode { _ = try APIRequests.delete(body("{")) } == "bad_request")
+        #expect(errorCode { _ = try APIRequests.join(body(#"{"addresses":[]}"#)) } == .badRequest)
+        #expect(errorCode { _ = try APIRequests.delete(body("{")) } == .badRequest)
         let huge = [UInt8](repeating: 0x20, count: APIRequests.maximumBodyBytes + 1)
-        #expect(errorCode { _ = try APIRequests.batch(huge) } == "too_large")
+        #expect(errorCode { _ = try APIRequests.batch(huge) } == .tooLarge)
     }
 }

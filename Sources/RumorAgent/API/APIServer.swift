@@ -82,10 +82,10 @@ public struct APIServer: Service {
         }
         router.get("/v1/kv/get") { request, _ in
             guard let key = request.uri.queryParameters.get("key") else {
-                throw AgentError(code: "bad_request", message: "no key given", hint: "GET /v1/kv/get?key=KEY")
+                throw AgentError(code: .badRequest, message: "no key given", hint: "GET /v1/kv/get?key=KEY")
             }
             guard let entry = await control.get(key: key) else {
-                throw AgentError(code: "key_not_found", message: "no live value for '\(key)'", hint: "list keys with `rumor list`")
+                throw AgentError(code: .keyNotFound, message: "no live value for '\(key)'", hint: "list keys with `rumor list`")
             }
             return try ok(entry)
         }
@@ -104,7 +104,7 @@ public struct APIServer: Service {
             if let text = request.uri.queryParameters.get("from") ?? request.headers[lastEventID] {
                 guard let value = UInt64(text) else {
                     throw AgentError(
-                        code: "bad_request", message: "from must be a change-log seq (a non-negative integer), not \(text)",
+                        code: .badRequest, message: "from must be a change-log seq (a non-negative integer), not \(text)",
                         hint: "use the seq of the last change you processed, or 0 to replay every key")
                 }
                 from = value
@@ -172,7 +172,7 @@ struct OKEnvelope<Payload: Encodable>: Encodable {
 
 struct ErrorEnvelope: Codable {
     var status = "error"
-    var code: String
+    var code: ErrorCode
     var message: String
     var hint: String
 }
@@ -193,9 +193,10 @@ struct EnvelopeErrors<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as AgentError {
             return try json(
-                ErrorEnvelope(code: error.code, message: error.message, hint: error.hint), status: Self.status(for: error.code))
+                ErrorEnvelope(code: error.code, message: error.message, hint: error.hint),
+                status: HTTPResponse.Status(code: error.code.httpStatus))
         } catch let error as HTTPError {
-            let code = error.status == .notFound ? "not_found" : error.status == .contentTooLarge ? "too_large" : "bad_request"
+            let code: ErrorCode = error.status == .notFound ? .notFound : error.status == .contentTooLarge ? .tooLarge : .badRequest
             let hint =
                 error.status == .notFound
                 ? "routes: GET /v1/health, /v1/members, /v1/info, /v1/kv/get, /v1/kv/list, /v1/kv/status, /v1/kv/watch, /v1/keys; POST /v1/join, /v1/leave, /v1/kv/put, /v1/kv/batch, /v1/kv/delete, /v1/keys"
@@ -205,24 +206,7 @@ struct EnvelopeErrors<Context: RequestContext>: RouterMiddleware {
                 status: error.status)
         } catch {
             return try json(
-                ErrorEnvelope(code: "internal", message: "\(error)", hint: "see the agent's log"), status: .internalServerError)
-        }
-    }
-
-    static func status(for code: String) -> HTTPResponse.Status {
-        switch code {
-        case "bad_request", "bad_address": .badRequest
-        case "unauthorized": .unauthorized
-        case "join_failed": .badGateway
-        case "left": .conflict
-        case "key_not_found": .notFound
-        case "watch_compacted": .gone
-        case "watch_ahead": .conflict
-        case "replication_timeout": .gatewayTimeout
-        case "empty_key", "key_too_long", "value_too_large", "bad_key": .badRequest
-        case "encryption_disabled": .conflict
-        case "keyring_partial": .badGateway
-        default: .internalServerError
+                ErrorEnvelope(code: .internal, message: "\(error)", hint: "see the agent's log"), status: .internalServerError)
         }
     }
 }
@@ -234,7 +218,7 @@ struct BearerToken<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard request.headers[.authorization] == "Bearer \(token)" else {
             throw AgentError(
-                code: "unauthorized", message: "missing or wrong API token",
+                code: .unauthorized, message: "missing or wrong API token",
                 hint: "pass --api-token (or RUMOR_API_TOKEN) with the agent's token")
         }
         return try await next(request, context)
