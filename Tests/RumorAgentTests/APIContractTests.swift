@@ -2,7 +2,7 @@ import RumorCore
 @testable import RumorAgent
 import Testing
 
-/// The API's contract as data: every error code with its HTTP status.
+/// The API's contract as data: every error code with its HTTP status, and every route.
 struct APIContractTests {
     @Test func everyErrorCodeIsTheSnakeCaseOfItsName() {
         for code in ErrorCode.allCases {
@@ -28,5 +28,19 @@ struct APIContractTests {
         for code in [WriteError.Code.emptyKey, .keyTooLong, .valueTooLarge] {
             #expect(ErrorCode(code).rawValue == code.rawValue)
         }
+    }
+
+    @Test func routesAreUniqueAndSummarized() {
+        let names = APIRoute.all.map(\.name)
+        #expect(Set(names).count == names.count)
+        #expect(APIRoute.all.allSatisfy { $0.path.hasPrefix("/v1/") && !$0.summary.isEmpty && !$0.summary.contains("\n") })
+        #expect(names.count == 14)
+    }
+
+    @Test func theNotFoundHintListsEveryRouteAsBefore() {
+        #expect(
+            APIRoute.notFoundHint
+                == "routes: GET /v1/health, /v1/members, /v1/info, /v1/kv/get, /v1/kv/list, /v1/kv/status, /v1/kv/watch, /v1/keys; POST /v1/join, /v1/leave, /v1/kv/put, /v1/kv/batch, /v1/kv/delete, /v1/keys"
+        )
     }
 }
