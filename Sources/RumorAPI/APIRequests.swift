@@ -2,16 +2,17 @@ import Foundation
 import RumorCore
 import RumorWire
 
-/// The local API's request bodies: bytes in, a validated request or an `AgentError`
-/// (`bad_request`, `bad_key`) out. Kept apart from the HTTP server so the decoders can be
-/// fuzzed and tested without sockets.
+/// The local API's request bodies (`JoinRequest`, `PutRequest`, `BatchRequest`, `DeleteRequest`,
+/// `KeyringRequest`, which the CLI encodes): bytes in, a validated request or an `AgentError`
+/// (`bad_request`, `bad_key`, `too_large`) out. Kept apart from the HTTP server so the decoders
+/// can be fuzzed and tested without sockets.
 public enum APIRequests {
     /// Largest request body accepted (the server refuses longer ones before reading them).
     public static let maximumBodyBytes = 64 << 20
 
     /// `POST /v1/join`: `{"addresses":["host:port",…]}`.
     public static func join(_ body: [UInt8]) throws(AgentError) -> [String] {
-        let join = try decode(JoinBody.self, body, hint: #"send {"addresses":["host:port", …]}"#)
+        let join = try decode(JoinRequest.self, body, hint: #"send {"addresses":["host:port", …]}"#)
         guard !join.addresses.isEmpty else {
             throw AgentError(code: .badRequest, message: "no addresses to join", hint: "give at least one host:port")
         }
@@ -31,7 +32,7 @@ public enum APIRequests {
     /// `POST /v1/kv/put`: `{"key","value","ttlSeconds","ephemeral","wait":"all"|N,"timeoutSeconds"}`.
     public static func put(_ body: [UInt8]) throws(AgentError) -> Put {
         let put = try decode(
-            PutBody.self, body,
+            PutRequest.self, body,
             hint: #"send {"key":"k","value":"v","ttlSeconds":30,"ephemeral":false,"wait":"all","timeoutSeconds":5}"#)
         var timeToLive: Duration?
         if let seconds = put.ttlSeconds {
@@ -63,19 +64,19 @@ public enum APIRequests {
 
     /// `POST /v1/kv/batch`: `{"entries":[{"key","value"},…]}` (a null value deletes).
     public static func batch(_ body: [UInt8]) throws(AgentError) -> [Replication.Write] {
-        let batch = try decode(BatchBody.self, body, hint: #"send {"entries":[{"key":"k","value":"v"},…]}"#)
+        let batch = try decode(BatchRequest.self, body, hint: #"send {"entries":[{"key":"k","value":"v"},…]}"#)
         return batch.entries.map { Replication.Write(key: $0.key, value: $0.value.map { Array($0.utf8) }) }
     }
 
     /// `POST /v1/kv/delete`: `{"key":…}`.
     public static func delete(_ body: [UInt8]) throws(AgentError) -> String {
-        try decode(KeyBody.self, body, hint: #"send {"key":"k"}"#).key
+        try decode(DeleteRequest.self, body, hint: #"send {"key":"k"}"#).key
     }
 
     /// `POST /v1/keys`: `{"operation":"install"|"use"|"remove","key":BASE64}`.
     public static func keyOperation(_ body: [UInt8]) throws(AgentError) -> KeyringOperation {
         let hint = #"send {"operation":"install","key":"<base64 key from `rumor keygen`>"} (install, use or remove)"#
-        let request = try decode(KeyOperationBody.self, body, hint: hint)
+        let request = try decode(KeyringRequest.self, body, hint: hint)
         let key = try KeyText.decode(request.key)
         switch request.operation {
         case "install": return .install(key)
@@ -94,51 +95,5 @@ public enum APIRequests {
         } catch {
             throw AgentError(code: .badRequest, message: "the request body is not valid: \(error)", hint: hint)
         }
-    }
-
-    struct JoinBody: Decodable {
-        var addresses: [String]
-    }
-
-    struct PutBody: Decodable {
-        var key: String
-        var value: String
-        var ttlSeconds: Double?
-        var ephemeral: Bool?
-        /// "all" or a number of nodes (the writer included) that must hold the write.
-        var wait: StringOrNumber?
-        var timeoutSeconds: Double?
-    }
-
-    /// A JSON value given either as a string or as a number.
-    struct StringOrNumber: Decodable {
-        var text: String
-
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.singleValueContainer()
-            if let number = try? container.decode(Int.self) {
-                text = String(number)
-            } else {
-                text = try container.decode(String.self)
-            }
-        }
-    }
-
-    struct BatchBody: Decodable {
-        struct Item: Decodable {
-            var key: String
-            /// nil deletes.
-            var value: String?
-        }
-        var entries: [Item]
-    }
-
-    struct KeyBody: Decodable {
-        var key: String
-    }
-
-    struct KeyOperationBody: Decodable {
-        var operation: String
-        var key: String
     }
 }

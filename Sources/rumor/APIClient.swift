@@ -11,8 +11,9 @@ struct APIClient {
     var token: String?
     var timeout: TimeInterval = 10
 
-    /// Performs a request and returns the raw `data` JSON and the full envelope text.
-    func call(_ method: String, _ path: String, body: [String: Any]? = nil) async throws -> (data: Any, envelope: String) {
+    /// Performs a request (with `body` as JSON, see `APIRequests.encode`) and returns the raw
+    /// `data` JSON and the full envelope text.
+    func call(_ method: String, _ path: String, body: (any Encodable)? = nil) async throws -> (data: Any, envelope: String) {
         guard let url = URL(string: "http://\(address)\(path)") else {
             throw AgentError(code: .badArguments, message: "'\(address)' is not a valid API address", hint: "use --api HOST:PORT")
         }
@@ -21,7 +22,7 @@ struct APIClient {
         if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
         if let body {
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-            request.httpBody = try JSONSerialization.data(withJSONObject: body)
+            request.httpBody = Data(try APIRequests.encode(body))
         }
         let bytes: Data
         do {
@@ -47,7 +48,9 @@ struct APIClient {
     }
 
     /// Performs a request and decodes its `data` as `T`.
-    func call<T: Decodable>(_ method: String, _ path: String, as type: T.Type, body: [String: Any]? = nil) async throws -> (value: T, envelope: String) {
+    func call<T: Decodable>(
+        _ method: String, _ path: String, as type: T.Type, body: (any Encodable)? = nil
+    ) async throws -> (value: T, envelope: String) {
         let (data, envelope) = try await call(method, path, body: body)
         let json = try JSONSerialization.data(withJSONObject: data, options: [.fragmentsAllowed])
         return (try JSONDecoder().decode(T.self, from: json), envelope)

@@ -14,16 +14,16 @@ struct PutCommand: AsyncParsableCommand {
     @Option(help: "How long --wait may take: 5s, 1m or plain seconds (default 10s).") var timeout: String?
 
     func run() async throws {
-        var body: [String: Any] = ["key": key, "value": value]
-        if let ttl { body["ttlSeconds"] = try parseDuration(ttl) }
-        if ephemeral { body["ephemeral"] = true }
+        var body = PutRequest(key: key, value: value)
+        if let ttl { body.ttlSeconds = try parseDuration(ttl) }
+        if ephemeral { body.ephemeral = true }
         var limit = 10.0
         if let timeout {
             guard wait != nil else {
                 throw AgentError(code: .badArguments, message: "--timeout only applies with --wait", hint: "add --wait all or --wait N")
             }
             limit = try parseDuration(timeout)
-            body["timeoutSeconds"] = limit
+            body.timeoutSeconds = limit
         }
         if let wait {
             guard ReplicaTarget(wait) != nil else {
@@ -31,7 +31,7 @@ struct PutCommand: AsyncParsableCommand {
                     code: .badArguments, message: "--wait takes 'all' or a positive count, not '\(wait)'",
                     hint: "e.g. --wait all, or --wait 3 for the writer and two more nodes")
             }
-            body["wait"] = wait
+            body.wait = PutRequest.ReplicaCount(wait)
         }
         let (entry, envelope) = try await options.client(timeout: limit + 10)
             .call("POST", "/v1/kv/put", as: EntrySnapshot.self, body: body)
@@ -61,7 +61,7 @@ struct DeleteCommand: AsyncParsableCommand {
     @Argument(help: "The key.") var key: String
 
     func run() async throws {
-        let (entry, envelope) = try await options.client().call("POST", "/v1/kv/delete", as: EntrySnapshot.self, body: ["key": key])
+        let (entry, envelope) = try await options.client().call("POST", "/v1/kv/delete", as: EntrySnapshot.self, body: DeleteRequest(key: key))
         options.emit(envelope: envelope, text: "deleted \(entry.key) @ \(entry.timestamp)")
     }
 }
