@@ -92,51 +92,21 @@ public actor Agent: Service, AgentControl {
         case pullRetry
     }
 
-    /// Metadata marker of nodes that replicate the key-value state (Go memberlist nodes lack it).
-    static let replicationMarker = "rumor.kv=1"
-
-
     /// Largest stream message accepted (memberlist's `maxPushStateBytes`).
     static let maximumStreamBytes = 20 << 20
 
-    /// Validates the configuration and prepares the node; sockets open in `run()`.
-    /// - Throws: `AgentError` (`bad_config`, `bad_address`) describing the first problem.
+    /// Validates the configuration (`AgentConfiguration.validate()`) and prepares the node;
+    /// sockets open in `run()`.
+    /// - Throws: `AgentError` (`bad_config`, `bad_address`, …) describing the first problem.
     public init(configuration: AgentConfiguration, logger: Logger) throws {
-        do {
-            try configuration.membership.validate()
-        } catch {
-            throw AgentError(
-                code: .badConfig, message: "invalid membership setting: \(error)",
-                hint: "fix the setting or use a preset (--profile lan|wan|local)")
-        }
-        guard !configuration.name.isEmpty, configuration.name.utf8.count <= 255 else {
-            throw AgentError(code: .badConfig, message: "node name must be 1...255 bytes", hint: "pass --name")
-        }
-        guard Self.advertisedMeta(configuration).count <= 512 else {
-            throw AgentError(
-                code: .badConfig, message: "node metadata is \(configuration.meta.count) bytes; the limit is 512",
-                hint: "shorten --meta values")
-        }
-        guard configuration.swarm.utf8.count <= 255 else {
-            throw AgentError(code: .badConfig, message: "swarm name must be at most 255 bytes", hint: "shorten --swarm")
-        }
-        guard configuration.encryptionVerifiesOutgoing || !configuration.encryptionVerifiesIncoming else {
-            throw AgentError(
-                code: .badConfig, message: "a node that sends plaintext gossip must also accept it",
-                hint: "pass --encrypt-verify-incoming false with --encrypt-verify-outgoing false")
-        }
+        try configuration.validate()
         if let directory = configuration.dataDirectory {
             try Self.prepareDataDirectory(directory)
         }
         var configuration = configuration
         let keyringPath = configuration.keyringFile ?? configuration.dataDirectory.map { $0 + "/keyring.json" }
         let keyring = try Self.loadKeyring(configuration, path: keyringPath, logger: logger)
-        let verificationRelaxed = !configuration.encryptionVerifiesIncoming || !configuration.encryptionVerifiesOutgoing
-        guard keyring.isEnabled || !verificationRelaxed else {
-            throw AgentError(
-                code: .badConfig, message: "--encrypt-verify-incoming/--encrypt-verify-outgoing apply only to an encrypted node",
-                hint: "pass --encrypt KEY too (make one with `rumor keygen`)")
-        }
+        try configuration.validate(encryptionEnabled: keyring.isEnabled)
         if keyring.isEnabled {
             // Leave room for the encryption header and tag in every gossip packet.
             configuration.membership.packetBudget -= GossipCipher.overhead
@@ -159,7 +129,7 @@ public actor Agent: Service, AgentControl {
         self.advertised = try Self.advertisedAddress(for: configuration)
         self.origin = clock.now
         self.membership = Membership(
-            name: configuration.name, address: advertised, meta: Self.advertisedMeta(configuration),
+            name: configuration.name, address: advertised, meta: configuration.advertisedMeta,
             settings: configuration.membership, seed: seed, now: .zero)
         if let directory = configuration.dataDirectory {
             let storage = try EntryStorage(directory: directory)
@@ -252,7 +222,7 @@ public actor Agent: Service, AgentControl {
             if configuration.bindPort == 0, configuration.advertisePort == nil, let port16 = UInt16(exactly: port) {
                 advertised.port = port16
                 membership = Membership(
-                    name: configuration.name, address: advertised, meta: Self.advertisedMeta(configuration),
+                    name: configuration.name, address: advertised, meta: configuration.advertisedMeta,
                     settings: configuration.membership, seed: seed, now: now)
             }
             let codecBox = streamCodecBox
@@ -898,7 +868,8 @@ public actor Agent: Service, AgentControl {
     private func replicationMembers(in states: Set<MemberState> = [.alive]) -> [Member] {
         membership.members.values.filter { member in
             member.name != configuration.name && states.contains(member.state)
-                && String(decoding: member.meta, as: UTF8.self).split(separator: ",").contains(Substring(Self.replicationMarker))
+                && String(decoding: member.meta, as: UTF8.self).split(separator: ",")
+                    .contains(Substring(AgentConfiguration.replicationMarker))
         }
     }
 
@@ -1209,10 +1180,6 @@ public actor Agent: Service, AgentControl {
         }
         if let path { try KeyringFile.save(keyring, to: path) }
         return keyring
-    }
-
-    static func advertisedMeta(_ configuration: AgentConfiguration) -> [UInt8] {
-        configuration.meta.isEmpty ? Array(replicationMarker.utf8) : configuration.meta + Array(",\(replicationMarker)".utf8)
     }
 
     // MARK: - Configuration helpers

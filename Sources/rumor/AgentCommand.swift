@@ -78,7 +78,8 @@ struct AgentCommand: AsyncParsableCommand {
         }
     }
 
-    /// Builds the configuration from flags, then environment variables, then defaults.
+    /// Builds the configuration from flags, then environment variables, then defaults, and
+    /// validates it (`AgentConfiguration.validate()`, which `Agent.init` repeats).
     func makeConfiguration(environment: [String: String]) throws -> AgentConfiguration {
         func value(_ flag: String?, _ variable: String) -> String? {
             flag ?? environment[variable].flatMap { $0.isEmpty ? nil : $0 }
@@ -108,11 +109,6 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.apiHost = apiHost
         configuration.apiPort = apiPort
         configuration.apiToken = value(apiToken, "RUMOR_API_TOKEN")
-        if !isLoopback(apiHost), configuration.apiToken == nil {
-            throw AgentError(
-                code: .badArguments, message: "--api \(apiHost):\(apiPort) is reachable from other hosts but no token is set",
-                hint: "bind the API to 127.0.0.1, or set --api-token (RUMOR_API_TOKEN)")
-        }
 
         if let text = value(encrypt, "RUMOR_ENCRYPT") {
             do {
@@ -137,16 +133,11 @@ struct AgentCommand: AsyncParsableCommand {
         for pair in metaPairs where !pair.contains("=") {
             throw AgentError(code: .badArguments, message: "--meta '\(pair)' is not KEY=VALUE", hint: "e.g. --meta role=worker")
         }
-        let metaBytes = Array(metaPairs.joined(separator: ",").utf8)
-        guard metaBytes.count <= 512 else {
-            throw AgentError(
-                code: .badArguments, message: "metadata is \(metaBytes.count) bytes; the limit is 512",
-                hint: "shorten the --meta values")
-        }
-        configuration.meta = metaBytes
+        configuration.meta = Array(metaPairs.joined(separator: ",").utf8)
         if let grace = value(tombstoneGrace, "RUMOR_TOMBSTONE_GRACE") {
             configuration.replication.tombstoneGrace = .milliseconds(Int64(try parseDuration(grace) * 1000))
         }
+        try configuration.validate()
         return configuration
     }
 
@@ -168,10 +159,6 @@ func hostPort(_ text: String, defaultPort: Int, flag: String) throws -> (String,
     } catch {
         throw AgentError(code: .badArguments, message: "\(flag) '\(text)' is not HOST:PORT", hint: "e.g. \(flag) 127.0.0.1:7946")
     }
-}
-
-func isLoopback(_ host: String) -> Bool {
-    host == "localhost" || host == "::1" || host.hasPrefix("127.")
 }
 
 /// `true` or `false` (nil, when not given, is `true`), naming the flag in the error.
