@@ -2,18 +2,19 @@ import Foundation
 import RumorCore
 import RumorWire
 
-/// The local API's request bodies: bytes in, a validated request or an `AgentError`
-/// (`bad_request`, `bad_key`) out. Kept apart from the HTTP server so the decoders can be
-/// fuzzed and tested without sockets.
+/// The local API's request bodies (`JoinRequest`, `PutRequest`, `BatchRequest`, `DeleteRequest`,
+/// `KeyringRequest`, which the CLI encodes): bytes in, a validated request or an `AgentError`
+/// (`bad_request`, `bad_key`, `too_large`) out. Kept apart from the HTTP server so the decoders
+/// can be fuzzed and tested without sockets.
 public enum APIRequests {
     /// Largest request body accepted (the server refuses longer ones before reading them).
     public static let maximumBodyBytes = 64 << 20
 
     /// `POST /v1/join`: `{"addresses":["host:port",…]}`.
     public static func join(_ body: [UInt8]) throws(AgentError) -> [String] {
-        let join = try decode(JoinBody.self, body, hint: #"send {"addresses":["host:port", …]}"#)
+        let join = try decode(JoinRequest.self, body, hint: #"send {"addresses":["host:port", …]}"#)
         guard !join.addresses.isEmpty else {
-            throw AgentError(code: "bad_request", message: "no addresses to join", hint: "give at least one host:port")
+            throw AgentError(code: .badRequest, message: "no addresses to join", hint: "give at least one host:port")
         }
         return join.addresses
     }
@@ -31,13 +32,13 @@ public enum APIRequests {
     /// `POST /v1/kv/put`: `{"key","value","ttlSeconds","ephemeral","wait":"all"|N,"timeoutSeconds"}`.
     public static func put(_ body: [UInt8]) throws(AgentError) -> Put {
         let put = try decode(
-            PutBody.self, body,
+            PutRequest.self, body,
             hint: #"send {"key":"k","value":"v","ttlSeconds":30,"ephemeral":false,"wait":"all","timeoutSeconds":5}"#)
         var timeToLive: Duration?
         if let seconds = put.ttlSeconds {
             guard seconds > 0, seconds <= 10 * 365 * 24 * 3600 else {
                 throw AgentError(
-                    code: "bad_request", message: "ttlSeconds must be positive and at most ten years",
+                    code: .badRequest, message: "ttlSeconds must be positive and at most ten years",
                     hint: "give the time to live in seconds, e.g. 30")
             }
             timeToLive = .milliseconds(max(1, Int64(seconds * 1000)))
@@ -46,7 +47,7 @@ public enum APIRequests {
         if let wait = put.wait {
             guard let target = ReplicaTarget(wait.text) else {
                 throw AgentError(
-                    code: "bad_request", message: "wait must be \"all\" or a positive number of nodes, not \(wait.text)",
+                    code: .badRequest, message: "wait must be \"all\" or a positive number of nodes, not \(wait.text)",
                     hint: #"send "wait":"all" or "wait":3"#)
             }
             replicas = target
@@ -54,7 +55,7 @@ public enum APIRequests {
         let timeout = put.timeoutSeconds ?? 10
         guard timeout > 0, timeout <= 3600 else {
             throw AgentError(
-                code: "bad_request", message: "timeoutSeconds must be in (0, 3600]", hint: "give the wait limit in seconds, e.g. 5")
+                code: .badRequest, message: "timeoutSeconds must be in (0, 3600]", hint: "give the wait limit in seconds, e.g. 5")
         }
         return Put(
             key: put.key, value: Array(put.value.utf8), timeToLive: timeToLive, ephemeral: put.ephemeral ?? false,
@@ -63,82 +64,36 @@ public enum APIRequests {
 
     /// `POST /v1/kv/batch`: `{"entries":[{"key","value"},…]}` (a null value deletes).
     public static func batch(_ body: [UInt8]) throws(AgentError) -> [Replication.Write] {
-        let batch = try decode(BatchBody.self, body, hint: #"send {"entries":[{"key":"k","value":"v"},…]}"#)
+        let batch = try decode(BatchRequest.self, body, hint: #"send {"entries":[{"key":"k","value":"v"},…]}"#)
         return batch.entries.map { Replication.Write(key: $0.key, value: $0.value.map { Array($0.utf8) }) }
     }
 
     /// `POST /v1/kv/delete`: `{"key":…}`.
     public static func delete(_ body: [UInt8]) throws(AgentError) -> String {
-        try decode(KeyBody.self, body, hint: #"send {"key":"k"}"#).key
+        try decode(DeleteRequest.self, body, hint: #"send {"key":"k"}"#).key
     }
 
     /// `POST /v1/keys`: `{"operation":"install"|"use"|"remove","key":BASE64}`.
     public static func keyOperation(_ body: [UInt8]) throws(AgentError) -> KeyringOperation {
         let hint = #"send {"operation":"install","key":"<base64 key from `rumor keygen`>"} (install, use or remove)"#
-        let request = try decode(KeyOperationBody.self, body, hint: hint)
+        let request = try decode(KeyringRequest.self, body, hint: hint)
         let key = try KeyText.decode(request.key)
         switch request.operation {
         case "install": return .install(key)
         case "use": return .use(key)
         case "remove": return .remove(key)
-        default: throw AgentError(code: "bad_request", message: "unknown key operation '\(request.operation)'", hint: hint)
+        default: throw AgentError(code: .badRequest, message: "unknown key operation '\(request.operation)'", hint: hint)
         }
     }
 
     static func decode<T: Decodable>(_ type: T.Type, _ body: [UInt8], hint: String) throws(AgentError) -> T {
         guard body.count <= maximumBodyBytes else {
-            throw AgentError(code: "too_large", message: "the request body exceeds \(maximumBodyBytes) bytes", hint: hint)
+            throw AgentError(code: .tooLarge, message: "the request body exceeds \(maximumBodyBytes) bytes", hint: hint)
         }
         do {
             return try JSONDecoder().decode(T.self, from: Data(body))
         } catch {
-            throw AgentError(code: "bad_request", message: "the request body is not valid: \(error)", hint: hint)
+            throw AgentError(code: .badRequest, message: "the request body is not valid: \(error)", hint: hint)
         }
-    }
-
-    struct JoinBody: Decodable {
-        var addresses: [String]
-    }
-
-    struct PutBody: Decodable {
-        var key: String
-        var value: String
-        var ttlSeconds: Double?
-        var ephemeral: Bool?
-        /// "all" or a number of nodes (the writer included) that must hold the write.
-        var wait: StringOrNumber?
-        var timeoutSeconds: Double?
-    }
-
-    /// A JSON value given either as a string or as a number.
-    struct StringOrNumber: Decodable {
-        var text: String
-
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.singleValueContainer()
-            if let number = try? container.decode(Int.self) {
-                text = String(number)
-            } else {
-                text = try container.decode(String.self)
-            }
-        }
-    }
-
-    struct BatchBody: Decodable {
-        struct Item: Decodable {
-            var key: String
-            /// nil deletes.
-            var value: String?
-        }
-        var entries: [Item]
-    }
-
-    struct KeyBody: Decodable {
-        var key: String
-    }
-
-    struct KeyOperationBody: Decodable {
-        var operation: String
-        var key: String
     }
 }

@@ -92,51 +92,21 @@ public actor Agent: Service, AgentControl {
         case pullRetry
     }
 
-    /// Metadata marker of nodes that replicate the key-value state (Go memberlist nodes lack it).
-    static let replicationMarker = "rumor.kv=1"
-
-
     /// Largest stream message accepted (memberlist's `maxPushStateBytes`).
     static let maximumStreamBytes = 20 << 20
 
-    /// Validates the configuration and prepares the node; sockets open in `run()`.
-    /// - Throws: `AgentError` (`bad_config`, `bad_address`) describing the first problem.
+    /// Validates the configuration (`AgentConfiguration.validate()`) and prepares the node;
+    /// sockets open in `run()`.
+    /// - Throws: `AgentError` (`bad_config`, `bad_address`, …) describing the first problem.
     public init(configuration: AgentConfiguration, logger: Logger) throws {
-        do {
-            try configuration.membership.validate()
-        } catch {
-            throw AgentError(
-                code: "bad_config", message: "invalid membership setting: \(error)",
-                hint: "fix the setting or use a preset (--profile lan|wan|local)")
-        }
-        guard !configuration.name.isEmpty, configuration.name.utf8.count <= 255 else {
-            throw AgentError(code: "bad_config", message: "node name must be 1...255 bytes", hint: "pass --name")
-        }
-        guard Self.advertisedMeta(configuration).count <= 512 else {
-            throw AgentError(
-                code: "bad_config", message: "node metadata is \(configuration.meta.count) bytes; the limit is 512",
-                hint: "shorten --meta values")
-        }
-        guard configuration.swarm.utf8.count <= 255 else {
-            throw AgentError(code: "bad_config", message: "swarm name must be at most 255 bytes", hint: "shorten --swarm")
-        }
-        guard configuration.encryptionVerifiesOutgoing || !configuration.encryptionVerifiesIncoming else {
-            throw AgentError(
-                code: "bad_config", message: "a node that sends plaintext gossip must also accept it",
-                hint: "pass --encrypt-verify-incoming false with --encrypt-verify-outgoing false")
-        }
+        try configuration.validate()
         if let directory = configuration.dataDirectory {
             try Self.prepareDataDirectory(directory)
         }
         var configuration = configuration
         let keyringPath = configuration.keyringFile ?? configuration.dataDirectory.map { $0 + "/keyring.json" }
         let keyring = try Self.loadKeyring(configuration, path: keyringPath, logger: logger)
-        let verificationRelaxed = !configuration.encryptionVerifiesIncoming || !configuration.encryptionVerifiesOutgoing
-        guard keyring.isEnabled || !verificationRelaxed else {
-            throw AgentError(
-                code: "bad_config", message: "--encrypt-verify-incoming/--encrypt-verify-outgoing apply only to an encrypted node",
-                hint: "pass --encrypt KEY too (make one with `rumor keygen`)")
-        }
+        try configuration.validate(encryptionEnabled: keyring.isEnabled)
         if keyring.isEnabled {
             // Leave room for the encryption header and tag in every gossip packet.
             configuration.membership.packetBudget -= GossipCipher.overhead
@@ -159,7 +129,7 @@ public actor Agent: Service, AgentControl {
         self.advertised = try Self.advertisedAddress(for: configuration)
         self.origin = clock.now
         self.membership = Membership(
-            name: configuration.name, address: advertised, meta: Self.advertisedMeta(configuration),
+            name: configuration.name, address: advertised, meta: configuration.advertisedMeta,
             settings: configuration.membership, seed: seed, now: .zero)
         if let directory = configuration.dataDirectory {
             let storage = try EntryStorage(directory: directory)
@@ -170,7 +140,7 @@ public actor Agent: Service, AgentControl {
                 lastSynced = try storage.lastSynced()
             } catch {
                 throw AgentError(
-                    code: "storage_failed", message: "cannot read the saved state in \(directory): \(error)",
+                    code: .storageFailed, message: "cannot read the saved state in \(directory): \(error)",
                     hint: "move the damaged state.sqlite away to start empty; peers will resend the data")
             }
             let probe = Replication(localName: configuration.name, settings: configuration.replication, seed: 0)
@@ -252,7 +222,7 @@ public actor Agent: Service, AgentControl {
             if configuration.bindPort == 0, configuration.advertisePort == nil, let port16 = UInt16(exactly: port) {
                 advertised.port = port16
                 membership = Membership(
-                    name: configuration.name, address: advertised, meta: Self.advertisedMeta(configuration),
+                    name: configuration.name, address: advertised, meta: configuration.advertisedMeta,
                     settings: configuration.membership, seed: seed, now: now)
             }
             let codecBox = streamCodecBox
@@ -266,7 +236,7 @@ public actor Agent: Service, AgentControl {
         } catch {
             await packets?.close()
             throw AgentError(
-                code: "bind_failed",
+                code: .bindFailed,
                 message: "cannot bind \(configuration.bindHost):\(configuration.bindPort): \(error)",
                 hint: "is another agent using this port? pick another with --bind HOST:PORT")
         }
@@ -329,7 +299,7 @@ public actor Agent: Service, AgentControl {
     public func join(_ seeds: [String]) async throws -> Int {
         guard !membership.hasLeft else {
             throw AgentError(
-                code: "left", message: "this node has left the swarm", hint: "restart the agent to rejoin")
+                code: .left, message: "this node has left the swarm", hint: "restart the agent to rejoin")
         }
         var addresses: [NodeAddress] = []
         for seed in seeds {
@@ -347,7 +317,7 @@ public actor Agent: Service, AgentControl {
         }
         guard contacted > 0 else {
             throw AgentError(
-                code: "join_failed", message: "none of \(seeds.joined(separator: ", ")) answered",
+                code: .joinFailed, message: "none of \(seeds.joined(separator: ", ")) answered",
                 hint: "check that an agent runs there, with the same --swarm name")
         }
         logger.info("joined", metadata: ["seeds": "\(seeds)", "contacted": "\(contacted)"])
@@ -864,7 +834,7 @@ public actor Agent: Service, AgentControl {
     /// Writes locally, saves durably, then replicates; returns once the commit is done.
     private func write(_ writes: [Replication.Write], awaitingReplicas: Bool = false) throws -> [Entry] {
         guard !membership.hasLeft else {
-            throw AgentError(code: "left", message: "this node has left the swarm", hint: "restart the agent to write")
+            throw AgentError(code: .left, message: "this node has left the swarm", hint: "restart the agent to write")
         }
         let entries: [Entry]
         let directives: [ReplicationDirective]
@@ -872,7 +842,7 @@ public actor Agent: Service, AgentControl {
             (entries, directives) = try replication.write(
                 writes, wallMilliseconds: wallMilliseconds, peers: replicationPeers, awaitingReplicas: awaitingReplicas)
         } catch {
-            throw AgentError(code: error.code.rawValue, message: error.message, hint: error.hint)
+            throw AgentError(error)
         }
         let sequences = recordChanges(entries.map(\.key))
         // Durable before acknowledged: the put returns only after the commit (of anything
@@ -885,7 +855,7 @@ public actor Agent: Service, AgentControl {
         } catch {
             counters.add("storage_errors")
             throw AgentError(
-                code: "storage_failed", message: "the write could not be saved: \(error)",
+                code: .storageFailed, message: "the write could not be saved: \(error)",
                 hint: "check the disk behind --data-dir; the value is held in memory only")
         }
         execute(directives)
@@ -898,7 +868,8 @@ public actor Agent: Service, AgentControl {
     private func replicationMembers(in states: Set<MemberState> = [.alive]) -> [Member] {
         membership.members.values.filter { member in
             member.name != configuration.name && states.contains(member.state)
-                && String(decoding: member.meta, as: UTF8.self).split(separator: ",").contains(Substring(Self.replicationMarker))
+                && String(decoding: member.meta, as: UTF8.self).split(separator: ",")
+                    .contains(Substring(AgentConfiguration.replicationMarker))
         }
     }
 
@@ -951,7 +922,7 @@ public actor Agent: Service, AgentControl {
                     id,
                     with: .failure(
                         AgentError(
-                            code: "replication_timeout",
+                            code: .replicationTimeout,
                             message:
                                 "the write is saved on \(configuration.name), but only \(holders.count + 1) of \(total) nodes had it after \(wait.timeout)"
                                 + (missing.isEmpty ? "" : " (not yet: \(missing.joined(separator: ", ")))"),
@@ -999,7 +970,7 @@ public actor Agent: Service, AgentControl {
         let start = from ?? changes.last
         guard start <= changes.last else {
             throw AgentError(
-                code: "watch_ahead",
+                code: .watchAhead,
                 message: "seq \(start) is beyond this agent's change log, which ends at \(changes.last)",
                 hint: "the agent may have restarted without --data-dir; list again and watch from the seq it returns")
         }
@@ -1036,7 +1007,7 @@ public actor Agent: Service, AgentControl {
     private func checkResumable(from sequence: UInt64) throws {
         guard sequence >= changes.compactedThrough else {
             throw AgentError(
-                code: "watch_compacted",
+                code: .watchCompacted,
                 message: "changes after seq \(sequence) are no longer all known: keys changed up to seq \(changes.compactedThrough) were since forgotten (tombstone grace)",
                 hint: "list the keys again and watch from the seq the list returns")
         }
@@ -1073,19 +1044,19 @@ public actor Agent: Service, AgentControl {
     public func keyring(_ operation: KeyringOperation) async throws -> KeyringReport {
         guard packetCodec.keyring.isEnabled else {
             throw AgentError(
-                code: "encryption_disabled", message: "this node does not encrypt gossip, so it has no keyring",
+                code: .encryptionDisabled, message: "this node does not encrypt gossip, so it has no keyring",
                 hint: "start every agent with --encrypt KEY (make one with `rumor keygen`) to encrypt the swarm")
         }
         guard packetCodec.verifyIncoming else {
             throw AgentError(
-                code: "encryption_migrating",
+                code: .encryptionMigrating,
                 message: "this node still accepts plaintext gossip, so keyring requests could be forged or read",
                 hint: "finish the move to encryption first: restart every agent without --encrypt-verify-incoming false")
         }
         counters.add("keyring_operations")
         let local = applyKeyring(operation)
         if case .response(_, let error?) = local {
-            throw AgentError(code: "bad_key", message: error, hint: "nothing changed on any node; list the keys with `rumor keys list`")
+            throw AgentError(code: .badKey, message: error, hint: "nothing changed on any node; list the keys with `rumor keys list`")
         }
         var answers: [String: KeyringFrame] = [configuration.name: local]
         let peers = replicationMembers().filter { $0.name != configuration.name }
@@ -1103,7 +1074,7 @@ public actor Agent: Service, AgentControl {
                             request, with: target, group: group, timeout: timeout, maximumBytes: 1 << 16,
                             decode: { try codec.decode($0) })
                         guard case .user(let payload) = answer, KeyringCodec.isFrame(payload) else {
-                            throw AgentError(code: "bad_answer", message: "not a keyring answer", hint: "")
+                            throw AgentError(code: .badAnswer, message: "not a keyring answer", hint: "")
                         }
                         return (peer.name, .success(try KeyringCodec.decode(payload)))
                     } catch {
@@ -1130,7 +1101,7 @@ public actor Agent: Service, AgentControl {
             nodes: peers.count + 1, responded: answers.count, failures: failures, keys: keys, primaryKeys: primaryKeys)
         guard failures.isEmpty else {
             throw AgentError(
-                code: "keyring_partial",
+                code: .keyringPartial,
                 message: "\(failures.count) of \(report.nodes) nodes did not apply it: "
                     + failures.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; "),
                 hint: "fix or wait for those nodes and run the same command again (it is idempotent)")
@@ -1205,14 +1176,10 @@ public actor Agent: Service, AgentControl {
         do {
             keyring = try Keyring(keys: [key])
         } catch {
-            throw AgentError(code: "bad_config", message: "--encrypt: \(error)", hint: "make a key with `rumor keygen`")
+            throw AgentError(code: .badConfig, message: "--encrypt: \(error)", hint: "make a key with `rumor keygen`")
         }
         if let path { try KeyringFile.save(keyring, to: path) }
         return keyring
-    }
-
-    static func advertisedMeta(_ configuration: AgentConfiguration) -> [UInt8] {
-        configuration.meta.isEmpty ? Array(replicationMarker.utf8) : configuration.meta + Array(",\(replicationMarker)".utf8)
     }
 
     // MARK: - Configuration helpers
@@ -1226,12 +1193,12 @@ public actor Agent: Service, AgentControl {
                 atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
             throw AgentError(
-                code: "bad_config", message: "cannot create data directory \(path): \(error.localizedDescription)",
+                code: .badConfig, message: "cannot create data directory \(path): \(error.localizedDescription)",
                 hint: "pass a writable --data-dir")
         }
         guard files.isWritableFile(atPath: path) else {
             throw AgentError(
-                code: "bad_config", message: "data directory \(path) is not writable", hint: "pass a writable --data-dir")
+                code: .badConfig, message: "data directory \(path) is not writable", hint: "pass a writable --data-dir")
         }
     }
 

@@ -11,43 +11,46 @@ struct APIClient {
     var token: String?
     var timeout: TimeInterval = 10
 
-    /// Performs a request and returns the raw `data` JSON and the full envelope text.
-    func call(_ method: String, _ path: String, body: [String: Any]? = nil) async throws -> (data: Any, envelope: String) {
+    /// Performs a request (with `body` as JSON, see `APIRequests.encode`) and returns the raw
+    /// `data` JSON and the full envelope text.
+    func call(_ method: String, _ path: String, body: (any Encodable)? = nil) async throws -> (data: Any, envelope: String) {
         guard let url = URL(string: "http://\(address)\(path)") else {
-            throw AgentError(code: "bad_arguments", message: "'\(address)' is not a valid API address", hint: "use --api HOST:PORT")
+            throw AgentError(code: .badArguments, message: "'\(address)' is not a valid API address", hint: "use --api HOST:PORT")
         }
         var request = URLRequest(url: url, timeoutInterval: timeout)
         request.httpMethod = method
         if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
         if let body {
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-            request.httpBody = try JSONSerialization.data(withJSONObject: body)
+            request.httpBody = Data(try APIRequests.encode(body))
         }
         let bytes: Data
         do {
             (bytes, _) = try await URLSession.shared.data(for: request)
         } catch {
             throw AgentError(
-                code: "agent_unreachable", message: "cannot reach the agent API at \(address): \(error.localizedDescription)",
+                code: .agentUnreachable, message: "cannot reach the agent API at \(address): \(error.localizedDescription)",
                 hint: "is `rumor agent` running? start one with `rumor agent --name n1`, or point --api (RUMOR_API) at it")
         }
         guard let object = try? JSONSerialization.jsonObject(with: bytes) as? [String: Any],
             let status = object["status"] as? String
         else {
             throw AgentError(
-                code: "bad_response", message: "the agent at \(address) answered something that is not a Rumor envelope",
+                code: .badResponse, message: "the agent at \(address) answered something that is not a Rumor envelope",
                 hint: "is --api pointing at a Rumor agent's API port (not its gossip port)?")
         }
         guard status == "ok" else {
             throw AgentError(
-                code: object["code"] as? String ?? "error", message: object["message"] as? String ?? "unknown error",
+                code: ErrorCode(answered: object["code"]), message: object["message"] as? String ?? "unknown error",
                 hint: object["hint"] as? String ?? "")
         }
         return (object["data"] ?? NSNull(), String(decoding: bytes, as: UTF8.self))
     }
 
     /// Performs a request and decodes its `data` as `T`.
-    func call<T: Decodable>(_ method: String, _ path: String, as type: T.Type, body: [String: Any]? = nil) async throws -> (value: T, envelope: String) {
+    func call<T: Decodable>(
+        _ method: String, _ path: String, as type: T.Type, body: (any Encodable)? = nil
+    ) async throws -> (value: T, envelope: String) {
         let (data, envelope) = try await call(method, path, body: body)
         let json = try JSONSerialization.data(withJSONObject: data, options: [.fragmentsAllowed])
         return (try JSONDecoder().decode(T.self, from: json), envelope)
@@ -59,7 +62,7 @@ extension APIClient {
     /// with a non-2xx status) is thrown as its `AgentError`.
     func lines(_ path: String) throws -> AsyncThrowingStream<String, any Error> {
         guard let url = URL(string: "http://\(address)\(path)") else {
-            throw AgentError(code: "bad_arguments", message: "'\(address)' is not a valid API address", hint: "use --api HOST:PORT")
+            throw AgentError(code: .badArguments, message: "'\(address)' is not a valid API address", hint: "use --api HOST:PORT")
         }
         // A watch may stay quiet for a long time: no idle timeout.
         var request = URLRequest(url: url, timeoutInterval: 365 * 24 * 3600)
@@ -74,6 +77,14 @@ extension APIClient {
         }
         task.resume()
         return stream
+    }
+}
+
+extension ErrorCode {
+    /// The code an error envelope from the agent carries; `bad_response` when it carries none
+    /// this CLI knows (an agent of another version, or not an agent at all).
+    init(answered code: Any?) {
+        self = (code as? String).flatMap(ErrorCode.init(rawValue:)) ?? .badResponse
     }
 }
 
@@ -112,13 +123,13 @@ private final class LineReceiver: NSObject, URLSessionDataDelegate, @unchecked S
         if let error {
             continuation.finish(
                 throwing: AgentError(
-                    code: "agent_unreachable", message: "cannot reach the agent API at \(address): \(error.localizedDescription)",
+                    code: .agentUnreachable, message: "cannot reach the agent API at \(address): \(error.localizedDescription)",
                     hint: "is `rumor agent` running? start one with `rumor agent --name n1`, or point --api (RUMOR_API) at it"))
         } else if status != 200 {
             let object = (try? JSONSerialization.jsonObject(with: pending)) as? [String: Any]
             continuation.finish(
                 throwing: AgentError(
-                    code: object?["code"] as? String ?? "bad_response",
+                    code: ErrorCode(answered: object?["code"]),
                     message: object?["message"] as? String ?? "the agent answered HTTP \(status)",
                     hint: object?["hint"] as? String ?? "is --api pointing at a Rumor agent's API port?"))
         } else {

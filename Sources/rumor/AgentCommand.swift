@@ -74,11 +74,12 @@ struct AgentCommand: AsyncParsableCommand {
         } catch let error as AgentError {
             throw error
         } catch {
-            throw AgentError(code: "agent_failed", message: "\(error)", hint: "see the log above")
+            throw AgentError(code: .agentFailed, message: "\(error)", hint: "see the log above")
         }
     }
 
-    /// Builds the configuration from flags, then environment variables, then defaults.
+    /// Builds the configuration from flags, then environment variables, then defaults, and
+    /// validates it (`AgentConfiguration.validate()`, which `Agent.init` repeats).
     func makeConfiguration(environment: [String: String]) throws -> AgentConfiguration {
         func value(_ flag: String?, _ variable: String) -> String? {
             flag ?? environment[variable].flatMap { $0.isEmpty ? nil : $0 }
@@ -108,17 +109,12 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.apiHost = apiHost
         configuration.apiPort = apiPort
         configuration.apiToken = value(apiToken, "RUMOR_API_TOKEN")
-        if !isLoopback(apiHost), configuration.apiToken == nil {
-            throw AgentError(
-                code: "bad_arguments", message: "--api \(apiHost):\(apiPort) is reachable from other hosts but no token is set",
-                hint: "bind the API to 127.0.0.1, or set --api-token (RUMOR_API_TOKEN)")
-        }
 
         if let text = value(encrypt, "RUMOR_ENCRYPT") {
             do {
                 configuration.encryptionKey = try KeyText.decode(text)
             } catch {
-                throw AgentError(code: "bad_arguments", message: "--encrypt: \(error.message)", hint: error.hint)
+                throw AgentError(code: .badArguments, message: "--encrypt: \(error.message)", hint: error.hint)
             }
         }
         configuration.keyringFile = value(keyringFile, "RUMOR_KEYRING_FILE")
@@ -129,24 +125,19 @@ struct AgentCommand: AsyncParsableCommand {
 
         let profileName = value(profile, "RUMOR_PROFILE") ?? "lan"
         guard let settings = MembershipSettings.preset(named: profileName) else {
-            throw AgentError(code: "bad_arguments", message: "unknown profile '\(profileName)'", hint: "use lan, wan or local")
+            throw AgentError(code: .badArguments, message: "unknown profile '\(profileName)'", hint: "use lan, wan or local")
         }
         configuration.membership = settings
 
         let metaPairs = list(meta, "RUMOR_META")
         for pair in metaPairs where !pair.contains("=") {
-            throw AgentError(code: "bad_arguments", message: "--meta '\(pair)' is not KEY=VALUE", hint: "e.g. --meta role=worker")
+            throw AgentError(code: .badArguments, message: "--meta '\(pair)' is not KEY=VALUE", hint: "e.g. --meta role=worker")
         }
-        let metaBytes = Array(metaPairs.joined(separator: ",").utf8)
-        guard metaBytes.count <= 512 else {
-            throw AgentError(
-                code: "bad_arguments", message: "metadata is \(metaBytes.count) bytes; the limit is 512",
-                hint: "shorten the --meta values")
-        }
-        configuration.meta = metaBytes
+        configuration.meta = Array(metaPairs.joined(separator: ",").utf8)
         if let grace = value(tombstoneGrace, "RUMOR_TOMBSTONE_GRACE") {
             configuration.replication.tombstoneGrace = .milliseconds(Int64(try parseDuration(grace) * 1000))
         }
+        try configuration.validate()
         return configuration
     }
 
@@ -154,7 +145,7 @@ struct AgentCommand: AsyncParsableCommand {
         let text = logLevel ?? environment["RUMOR_LOG_LEVEL"] ?? "info"
         guard let level = Logger.Level(rawValue: text.lowercased()) else {
             throw AgentError(
-                code: "bad_arguments", message: "unknown log level '\(text)'",
+                code: .badArguments, message: "unknown log level '\(text)'",
                 hint: "use trace, debug, info, notice, warning or error")
         }
         return level
@@ -166,12 +157,8 @@ func hostPort(_ text: String, defaultPort: Int, flag: String) throws -> (String,
     do {
         return try splitHostPort(text, defaultPort: defaultPort)
     } catch {
-        throw AgentError(code: "bad_arguments", message: "\(flag) '\(text)' is not HOST:PORT", hint: "e.g. \(flag) 127.0.0.1:7946")
+        throw AgentError(code: .badArguments, message: "\(flag) '\(text)' is not HOST:PORT", hint: "e.g. \(flag) 127.0.0.1:7946")
     }
-}
-
-func isLoopback(_ host: String) -> Bool {
-    host == "localhost" || host == "::1" || host.hasPrefix("127.")
 }
 
 /// `true` or `false` (nil, when not given, is `true`), naming the flag in the error.
@@ -179,6 +166,6 @@ func boolean(_ text: String?, flag: String) throws -> Bool {
     switch text?.lowercased() {
     case nil, "true": return true
     case "false": return false
-    default: throw AgentError(code: "bad_arguments", message: "\(flag) '\(text ?? "")' is not true or false", hint: "e.g. \(flag) false")
+    default: throw AgentError(code: .badArguments, message: "\(flag) '\(text ?? "")' is not true or false", hint: "e.g. \(flag) false")
     }
 }

@@ -44,7 +44,7 @@ struct JoinCommand: AsyncParsableCommand {
 
     func run() async throws {
         let (value, envelope) = try await options.client(timeout: 30).call(
-            "POST", "/v1/join", as: Joined.self, body: ["addresses": addresses])
+            "POST", "/v1/join", as: Joined.self, body: JoinRequest(addresses: addresses))
         options.emit(envelope: envelope, text: "joined: \(value.contacted) of \(addresses.count) contacted")
     }
 }

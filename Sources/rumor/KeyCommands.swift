@@ -69,7 +69,7 @@ struct KeysCommand: AsyncParsableCommand {
 
 private func runOperation(_ operation: String, key: String, options: ClientOptions) async throws {
     let (report, envelope) = try await options.client(timeout: 30).call(
-        "POST", "/v1/keys", as: KeyringReport.self, body: ["operation": operation, "key": key])
+        "POST", "/v1/keys", as: KeyringReport.self, body: KeyringRequest(operation: operation, key: key))
     options.emit(envelope: envelope, text: "\(operation): done on \(report.responded) of \(report.nodes) nodes\n" + Output.keyringText(report))
 }
 

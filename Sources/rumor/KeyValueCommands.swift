@@ -14,24 +14,24 @@ struct PutCommand: AsyncParsableCommand {
     @Option(help: "How long --wait may take: 5s, 1m or plain seconds (default 10s).") var timeout: String?
 
     func run() async throws {
-        var body: [String: Any] = ["key": key, "value": value]
-        if let ttl { body["ttlSeconds"] = try parseDuration(ttl) }
-        if ephemeral { body["ephemeral"] = true }
+        var body = PutRequest(key: key, value: value)
+        if let ttl { body.ttlSeconds = try parseDuration(ttl) }
+        if ephemeral { body.ephemeral = true }
         var limit = 10.0
         if let timeout {
             guard wait != nil else {
-                throw AgentError(code: "bad_arguments", message: "--timeout only applies with --wait", hint: "add --wait all or --wait N")
+                throw AgentError(code: .badArguments, message: "--timeout only applies with --wait", hint: "add --wait all or --wait N")
             }
             limit = try parseDuration(timeout)
-            body["timeoutSeconds"] = limit
+            body.timeoutSeconds = limit
         }
         if let wait {
             guard ReplicaTarget(wait) != nil else {
                 throw AgentError(
-                    code: "bad_arguments", message: "--wait takes 'all' or a positive count, not '\(wait)'",
+                    code: .badArguments, message: "--wait takes 'all' or a positive count, not '\(wait)'",
                     hint: "e.g. --wait all, or --wait 3 for the writer and two more nodes")
             }
-            body["wait"] = wait
+            body.wait = PutRequest.ReplicaCount(wait)
         }
         let (entry, envelope) = try await options.client(timeout: limit + 10)
             .call("POST", "/v1/kv/put", as: EntrySnapshot.self, body: body)
@@ -61,7 +61,7 @@ struct DeleteCommand: AsyncParsableCommand {
     @Argument(help: "The key.") var key: String
 
     func run() async throws {
-        let (entry, envelope) = try await options.client().call("POST", "/v1/kv/delete", as: EntrySnapshot.self, body: ["key": key])
+        let (entry, envelope) = try await options.client().call("POST", "/v1/kv/delete", as: EntrySnapshot.self, body: DeleteRequest(key: key))
         options.emit(envelope: envelope, text: "deleted \(entry.key) @ \(entry.timestamp)")
     }
 }
@@ -96,7 +96,7 @@ func parseDuration(_ text: String) throws -> Double {
         scale = unit
     }
     guard let value = Double(number), value > 0, value.isFinite else {
-        throw AgentError(code: "bad_arguments", message: "'\(text)' is not a duration", hint: "use e.g. 30s, 5m, 2h or 90")
+        throw AgentError(code: .badArguments, message: "'\(text)' is not a duration", hint: "use e.g. 30s, 5m, 2h or 90")
     }
     return value * scale
 }
@@ -149,14 +149,14 @@ struct WatchCommand: AsyncParsableCommand {
             let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
             if object?["status"] as? String == "error" {
                 throw AgentError(
-                    code: object?["code"] as? String ?? "error", message: object?["message"] as? String ?? line,
+                    code: ErrorCode(answered: object?["code"]), message: object?["message"] as? String ?? line,
                     hint: object?["hint"] as? String ?? "")
             }
             if let seq = object?["seq"] as? NSNumber { last = seq.uint64Value }
             Output.print(line)
         }
         throw AgentError(
-            code: "watch_ended", message: "the agent ended the watch (it is shutting down)",
+            code: .watchEnded, message: "the agent ended the watch (it is shutting down)",
             hint: "resume with `rumor watch \(prefix.isEmpty ? "" : "\(prefix) ")--from \(last.map(String.init) ?? "0")` once it is back")
     }
 }

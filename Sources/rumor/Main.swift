@@ -23,7 +23,7 @@ struct Rumor: AsyncParsableCommand {
             guard let raw = CommandLine.unsafeArgv[index], String(validatingCString: raw) == nil else { continue }
             Output.fail(
                 AgentError(
-                    code: "bad_arguments", message: "argument \(index) is not valid UTF-8",
+                    code: .badArguments, message: "argument \(index) is not valid UTF-8",
                     hint: "keys and values are UTF-8 text; send binary values base64-encoded"),
                 json: wantsJSON)
         }
@@ -44,7 +44,7 @@ struct Rumor: AsyncParsableCommand {
             guard wantsJSON else { Rumor.exit(withError: error) }
             let message = Rumor.message(for: error).trimmingCharacters(in: .whitespacesAndNewlines)
             Output.fail(
-                AgentError(code: "bad_arguments", message: message, hint: "see `rumor help` for usage"), json: true)
+                AgentError(code: .badArguments, message: message, hint: "see `rumor help` for usage"), json: true)
         }
     }
 }

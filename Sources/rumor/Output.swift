@@ -11,7 +11,7 @@ enum Output {
 
     static func errorText(_ error: AgentError, json: Bool) -> String {
         if json {
-            let envelope = ["status": "error", "code": error.code, "message": error.message, "hint": error.hint]
+            let envelope = ["status": "error", "code": error.code.rawValue, "message": error.message, "hint": error.hint]
             return String(decoding: try! encoder.encode(envelope), as: UTF8.self) + "\n"
         }
         return "error: \(error.message)\nhint: \(error.hint)\n"

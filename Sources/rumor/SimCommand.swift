@@ -64,7 +64,7 @@ struct SimCommand: ParsableCommand {
         do {
             simulation = try Simulation(configuration)
         } catch {
-            throw AgentError(code: "bad_arguments", message: error.message, hint: "see `rumor sim --help`")
+            throw AgentError(code: .badArguments, message: error.message, hint: "see `rumor sim --help`")
         }
         let showProgress = !quiet && isatty(STDERR_FILENO) != 0
         let started = ContinuousClock.now
@@ -95,7 +95,7 @@ struct SimCommand: ParsableCommand {
         do {
             try text.write(toFile: path, atomically: true, encoding: .utf8)
         } catch {
-            throw AgentError(code: "write_failed", message: "cannot write \(path): \(error.localizedDescription)", hint: "pick a writable path")
+            throw AgentError(code: .writeFailed, message: "cannot write \(path): \(error.localizedDescription)", hint: "pick a writable path")
         }
     }
 
@@ -103,7 +103,7 @@ struct SimCommand: ParsableCommand {
     static func fraction(_ text: String) throws -> Double {
         let percent = text.hasSuffix("%")
         guard let value = Double(percent ? String(text.dropLast()) : text) else {
-            throw AgentError(code: "bad_arguments", message: "'\(text)' is not a fraction", hint: "use e.g. 0.1 or 10%")
+            throw AgentError(code: .badArguments, message: "'\(text)' is not a fraction", hint: "use e.g. 0.1 or 10%")
         }
         return percent ? value / 100 : value
     }

@@ -8,7 +8,7 @@ struct APIRequestsTests {
     private func body(_ json: String) -> [UInt8] { Array(json.utf8) }
 
     /// The code of the `AgentError` that `decode` throws, nil when it throws nothing.
-    private func errorCode(_ decode: () throws -> Void) -> String? {
+    private func errorCode(_ decode: () throws -> Void) -> ErrorCode? {
         do {
             try decode()
             return nil
@@ -17,7 +17,7 @@ struct APIRequestsTests {
             return error.code
         } catch {
             Issue.record("not an AgentError: \(error)")
-            return "?"
+            return .internal
         }
     }
 
@@ -31,10 +31,10 @@ struct APIRequestsTests {
 
     @Test func badKeysAndOperationsAreRefused() {
         let sixteen = KeyText.encode([UInt8](repeating: 1, count: 16))
-        #expect(errorCode { _ = try APIRequests.keyOperation(body(#"{"operation":"install","key":"not base64!"}"#)) } == "bad_key")
-        #expect(errorCode { _ = try APIRequests.keyOperation(body(#"{"operation":"install","key":"AAAA"}"#)) } == "bad_key")
-        #expect(errorCode { _ = try APIRequests.keyOperation(body(#"{"operation":"rotate","key":"\#(sixteen)"}"#)) } == "bad_request")
-        #expect(errorCode { _ = try APIRequests.keyOperation(body(#"{"key":"\#(sixteen)"}"#)) } == "bad_request")
+        #expect(errorCode { _ = try APIRequests.keyOperation(body(#"{"operation":"install","key":"not base64!"}"#)) } == .badKey)
+        #expect(errorCode { _ = try APIRequests.keyOperation(body(#"{"operation":"install","key":"AAAA"}"#)) } == .badKey)
+        #expect(errorCode { _ = try APIRequests.keyOperation(body(#"{"operation":"rotate","key":"\#(sixteen)"}"#)) } == .badRequest)
+        #expect(errorCode { _ = try APIRequests.keyOperation(body(#"{"key":"\#(sixteen)"}"#)) } == .badRequest)
         #expect(errorCode { _ = try KeyText.decode(KeyText.encode([UInt8](repeating: 1, count: 24))) } == nil)
     }
 
@@ -43,15 +43,59 @@ struct APIRequestsTests {
         #expect(put.key == "k" && put.value == Array("v".utf8))
         #expect(put.timeToLive == .milliseconds(1), "a time to live rounds up to at least 1 ms")
         #expect(put.timeout == .seconds(2) && put.replicas != nil)
-        #expect(errorCode { _ = try APIRequests.put(body(#"{"key":"k","value":"v","ttlSeconds":-1}"#)) } == "bad_request")
-        #expect(errorCode { _ = try APIRequests.put(body(#"{"key":"k","value":"v","timeoutSeconds":7200}"#)) } == "bad_request")
-        #expect(errorCode { _ = try APIRequests.put(body(#"{"key":"k","value":"v","wait":0}"#)) } == "bad_request")
+        #expect(errorCode { _ = try APIRequests.put(body(#"{"key":"k","value":"v","ttlSeconds":-1}"#)) } == .badRequest)
+        #expect(errorCode { _ = try APIRequests.put(body(#"{"key":"k","value":"v","timeoutSeconds":7200}"#)) } == .badRequest)
+        #expect(errorCode { _ = try APIRequests.put(body(#"{"key":"k","value":"v","wait":0}"#)) } == .badRequest)
     }
 
     @Test func malformedAndOversizedBodiesAreRefused() {
-        #expect(errorCode { _ = try APIRequests.join(body(#"{"addresses":[]}"#)) } == "bad_request")
-        #expect(errorCode { _ = try APIRequests.delete(body("{")) } == "bad_request")
+        #expect(errorCode { _ = try APIRequests.join(body(#"{"addresses":[]}"#)) } == .badRequest)
+        #expect(errorCode { _ = try APIRequests.delete(body("{")) } == .badRequest)
         let huge = [UInt8](repeating: 0x20, count: APIRequests.maximumBodyBytes + 1)
-        #expect(errorCode { _ = try APIRequests.batch(huge) } == "too_large")
+        #expect(errorCode { _ = try APIRequests.batch(huge) } == .tooLarge)
+    }
+
+    // MARK: - What the CLI encodes, the server decodes
+
+    @Test func aJoinRequestRoundTrips() throws {
+        let sent = JoinRequest(addresses: ["127.0.0.1:7946", "[::1]:7000"])
+        #expect(try APIRequests.join(APIRequests.encode(sent)) == sent.addresses)
+    }
+
+    @Test func aPutRequestRoundTrips() throws {
+        let sent = PutRequest(
+            key: "k", value: "v ✓", ttlSeconds: 30, ephemeral: true, wait: .init("all"), timeoutSeconds: 2.5)
+        let put = try APIRequests.put(APIRequests.encode(sent))
+        #expect(put.key == "k" && put.value == Array("v ✓".utf8) && put.ephemeral)
+        #expect(put.timeToLive == .seconds(30) && put.replicas == .all && put.timeout == .milliseconds(2500))
+        let bare = try APIRequests.put(APIRequests.encode(PutRequest(key: "k", value: "")))
+        #expect(bare.timeToLive == nil && !bare.ephemeral && bare.replicas == nil && bare.timeout == .seconds(10))
+        let counted = try APIRequests.put(APIRequests.encode(PutRequest(key: "k", value: "v", wait: .init("3"))))
+        #expect(counted.replicas == .count(3))
+    }
+
+    @Test func aPutRequestsWaitIsAStringOnTheWireAndANumberIsAccepted() throws {
+        let text = String(decoding: try APIRequests.encode(PutRequest(key: "k", value: "v", wait: .init("3"))), as: UTF8.self)
+        #expect(text == #"{"key":"k","value":"v","wait":"3"}"#, "unset options are left out, as the CLI always did")
+        #expect(try APIRequests.put(body(#"{"key":"k","value":"v","wait":3}"#)).replicas == .count(3))
+    }
+
+    @Test func aBatchRequestRoundTrips() throws {
+        let sent = BatchRequest(entries: [.init(key: "a", value: "1"), .init(key: "b", value: nil)])
+        let writes = try APIRequests.batch(APIRequests.encode(sent))
+        #expect(writes.map(\.key) == ["a", "b"] && writes[0].value == Array("1".utf8) && writes[1].value == nil)
+        #expect(try APIRequests.batch(body(#"{"entries":[{"key":"b","value":null}]}"#))[0].value == nil)
+    }
+
+    @Test func aDeleteRequestRoundTrips() throws {
+        #expect(try APIRequests.delete(APIRequests.encode(DeleteRequest(key: "gone"))) == "gone")
+    }
+
+    @Test func aKeyringRequestRoundTrips() throws {
+        let key = [UInt8](repeating: 9, count: 16)
+        for (operation, expected) in [("install", KeyringOperation.install(key)), ("use", .use(key)), ("remove", .remove(key))] {
+            let sent = KeyringRequest(operation: operation, key: KeyText.encode(key))
+            #expect(try APIRequests.keyOperation(APIRequests.encode(sent)) == expected)
+        }
     }
 }

@@ -11,15 +11,8 @@ import ServiceLifecycle
 /// The local HTTP API: JSON over HTTP/1.1, every answer in the envelope
 /// `{"status":"ok","data":…}` or `{"status":"error","code":…,"message":…,"hint":…}`.
 ///
-/// Routes: `GET /v1/health`, `GET /v1/members`, `GET /v1/info`, `POST /v1/join`
-/// (`{"addresses":["host:port",…]}`), `POST /v1/leave`, `POST /v1/kv/put`
-/// (`{"key":…,"value":…,"ttlSeconds":…,"ephemeral":…,"wait":"all"|N,"timeoutSeconds":…}`), `POST /v1/kv/batch` (`{"entries":[{"key","value"}…]}`),
-/// `POST /v1/kv/delete` (`{"key":…}`),
-/// `GET /v1/kv/get?key=…`, `GET /v1/kv/list?prefix=…`, `GET /v1/kv/status`,
-/// `GET /v1/kv/watch?prefix=…&from=SEQ` (NDJSON, or server-sent events with
-/// `Accept: text/event-stream`, resumable with `Last-Event-ID`), `GET /v1/keys` and `POST /v1/keys`
-/// (`{"operation":"install"|"use"|"remove","key":BASE64}`, run across the swarm). When a token is configured every
-/// request must carry `Authorization: Bearer <token>`.
+/// The routes are `APIRoute.all`; request bodies are those of `APIRequests`. When a token is
+/// configured every request must carry `Authorization: Bearer <token>`.
 public struct APIServer: Service {
     let control: any AgentControl
     let host: String
@@ -54,69 +47,10 @@ public struct APIServer: Service {
         let router = Router()
         router.add(middleware: EnvelopeErrors())
         if let token { router.add(middleware: BearerToken(token: token)) }
-        router.get("/v1/health") { _, _ in try ok(["ok": true]) }
-        router.get("/v1/members") { _, _ in try ok(MembersData(members: await control.members())) }
-        router.get("/v1/info") { _, _ in try ok(await control.info()) }
-        router.post("/v1/join") { request, _ in
-            let addresses = try APIRequests.join(try await body(of: request))
-            return try ok(["contacted": try await control.join(addresses)])
-        }
-        router.post("/v1/leave") { _, _ in
-            try await control.leave()
-            return try ok(["left": true])
-        }
-        router.post("/v1/kv/put") { request, _ in
-            let put = try APIRequests.put(try await body(of: request))
-            return try ok(
-                try await control.put(
-                    key: put.key, value: put.value, timeToLive: put.timeToLive, ephemeral: put.ephemeral,
-                    replicas: put.replicas, timeout: put.timeout))
-        }
-        router.post("/v1/kv/batch") { request, _ in
-            let writes = try APIRequests.batch(try await body(of: request))
-            return try ok(["written": try await control.putBatch(writes)])
-        }
-        router.post("/v1/kv/delete") { request, _ in
-            let key = try APIRequests.delete(try await body(of: request))
-            return try ok(try await control.delete(key: key))
-        }
-        router.get("/v1/kv/get") { request, _ in
-            guard let key = request.uri.queryParameters.get("key") else {
-                throw AgentError(code: "bad_request", message: "no key given", hint: "GET /v1/kv/get?key=KEY")
+        for route in APIRoute.all {
+            router.on(RouterPath(route.path), method: route.method) { request, _ in
+                try await route.handle(request, control)
             }
-            guard let entry = await control.get(key: key) else {
-                throw AgentError(code: "key_not_found", message: "no live value for '\(key)'", hint: "list keys with `rumor list`")
-            }
-            return try ok(entry)
-        }
-        router.get("/v1/kv/status") { _, _ in try ok(await control.status()) }
-        router.get("/v1/keys") { _, _ in try ok(try await control.keyring(.list)) }
-        router.post("/v1/keys") { request, _ in
-            try ok(try await control.keyring(try APIRequests.keyOperation(try await body(of: request))))
-        }
-        router.get("/v1/kv/list") { request, _ in
-            let prefix = request.uri.queryParameters.get("prefix") ?? ""
-            return try ok(await control.list(prefix: prefix))
-        }
-        router.get("/v1/kv/watch") { request, _ in
-            let prefix = request.uri.queryParameters.get("prefix") ?? ""
-            var from: UInt64?
-            if let text = request.uri.queryParameters.get("from") ?? request.headers[lastEventID] {
-                guard let value = UInt64(text) else {
-                    throw AgentError(
-                        code: "bad_request", message: "from must be a change-log seq (a non-negative integer), not \(text)",
-                        hint: "use the seq of the last change you processed, or 0 to replay every key")
-                }
-                from = value
-            }
-            let events = request.headers[.accept]?.contains("text/event-stream") == true
-            let changes = try await control.watch(prefix: prefix, from: from)
-            return Response(
-                status: .ok,
-                headers: [.contentType: events ? "text/event-stream" : "application/x-ndjson", .cacheControl: "no-cache"],
-                body: ResponseBody { writer in
-                    try await streamChanges(changes, asServerSentEvents: events, to: &writer)
-                })
         }
         return router
     }
@@ -148,16 +82,6 @@ public struct APIServer: Service {
         }
         try await writer.finish(nil)
     }
-
-    /// The request body, refused past `APIRequests.maximumBodyBytes`.
-    static func body(of request: Request) async throws -> [UInt8] {
-        let buffer = try await request.body.collect(upTo: APIRequests.maximumBodyBytes)
-        return Array(buffer.readableBytesView)
-    }
-
-    struct MembersData: Encodable {
-        var members: [MemberSnapshot]
-    }
 }
 
 /// `{"status":"ok","data":…}`.
@@ -172,7 +96,7 @@ struct OKEnvelope<Payload: Encodable>: Encodable {
 
 struct ErrorEnvelope: Codable {
     var status = "error"
-    var code: String
+    var code: ErrorCode
     var message: String
     var hint: String
 }
@@ -193,36 +117,17 @@ struct EnvelopeErrors<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as AgentError {
             return try json(
-                ErrorEnvelope(code: error.code, message: error.message, hint: error.hint), status: Self.status(for: error.code))
+                ErrorEnvelope(code: error.code, message: error.message, hint: error.hint),
+                status: HTTPResponse.Status(code: error.code.httpStatus))
         } catch let error as HTTPError {
-            let code = error.status == .notFound ? "not_found" : error.status == .contentTooLarge ? "too_large" : "bad_request"
-            let hint =
-                error.status == .notFound
-                ? "routes: GET /v1/health, /v1/members, /v1/info, /v1/kv/get, /v1/kv/list, /v1/kv/status, /v1/kv/watch, /v1/keys; POST /v1/join, /v1/leave, /v1/kv/put, /v1/kv/batch, /v1/kv/delete, /v1/keys"
-                : "check the request"
+            let code: ErrorCode = error.status == .notFound ? .notFound : error.status == .contentTooLarge ? .tooLarge : .badRequest
+            let hint = error.status == .notFound ? APIRoute.notFoundHint : "check the request"
             return try json(
                 ErrorEnvelope(code: code, message: "\(request.method) \(request.uri.path): \(error.status.reasonPhrase)", hint: hint),
                 status: error.status)
         } catch {
             return try json(
-                ErrorEnvelope(code: "internal", message: "\(error)", hint: "see the agent's log"), status: .internalServerError)
-        }
-    }
-
-    static func status(for code: String) -> HTTPResponse.Status {
-        switch code {
-        case "bad_request", "bad_address": .badRequest
-        case "unauthorized": .unauthorized
-        case "join_failed": .badGateway
-        case "left": .conflict
-        case "key_not_found": .notFound
-        case "watch_compacted": .gone
-        case "watch_ahead": .conflict
-        case "replication_timeout": .gatewayTimeout
-        case "empty_key", "key_too_long", "value_too_large", "bad_key": .badRequest
-        case "encryption_disabled": .conflict
-        case "keyring_partial": .badGateway
-        default: .internalServerError
+                ErrorEnvelope(code: .internal, message: "\(error)", hint: "see the agent's log"), status: .internalServerError)
         }
     }
 }
@@ -234,7 +139,7 @@ struct BearerToken<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard request.headers[.authorization] == "Bearer \(token)" else {
             throw AgentError(
-                code: "unauthorized", message: "missing or wrong API token",
+                code: .unauthorized, message: "missing or wrong API token",
                 hint: "pass --api-token (or RUMOR_API_TOKEN) with the agent's token")
         }
         return try await next(request, context)

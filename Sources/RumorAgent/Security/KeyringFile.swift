@@ -13,7 +13,7 @@ enum KeyringFile {
             return try Keyring(keys: texts.map(KeyText.decode))
         } catch {
             throw AgentError(
-                code: "bad_keyring", message: "cannot read the keyring \(path): \((error as? AgentError)?.message ?? "\(error)")",
+                code: .badKeyring, message: "cannot read the keyring \(path): \((error as? AgentError)?.message ?? "\(error)")",
                 hint: "fix the file (a JSON array of base64 keys, primary first) or move it away and pass --encrypt KEY")
         }
     }
@@ -26,11 +26,11 @@ enum KeyringFile {
         try? files.removeItem(atPath: temporary)
         guard files.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]) else {
             throw AgentError(
-                code: "keyring_not_saved", message: "cannot write \(temporary)", hint: "check the directory's permissions")
+                code: .keyringNotSaved, message: "cannot write \(temporary)", hint: "check the directory's permissions")
         }
         guard rename(temporary, path) == 0 else {
             throw AgentError(
-                code: "keyring_not_saved", message: "cannot replace \(path): errno \(errno)", hint: "check the directory's permissions")
+                code: .keyringNotSaved, message: "cannot replace \(path): errno \(errno)", hint: "check the directory's permissions")
         }
     }
 }

@@ -48,7 +48,7 @@ final class EntryStorage: Sendable {
             try migrator.migrate(database)
         } catch {
             throw AgentError(
-                code: "storage_failed", message: "cannot open \(path): \(error)",
+                code: .storageFailed, message: "cannot open \(path): \(error)",
                 hint: "check that --data-dir is writable and not used by another agent")
         }
     }

@@ -49,7 +49,7 @@ extension NodeAddress {
             throw error
         } catch {
             throw AgentError(
-                code: "bad_address", message: "cannot resolve '\(host)': \(error)",
+                code: .badAddress, message: "cannot resolve '\(host)': \(error)",
                 hint: "give an IP address or a resolvable host name, e.g. 127.0.0.1:7946")
         }
     }
@@ -80,7 +80,7 @@ public func splitHostPort(_ text: String, defaultPort: Int) throws(AgentError) -
 extension AgentError {
     static func badAddress(_ text: String) -> AgentError {
         AgentError(
-            code: "bad_address", message: "'\(text)' is not a valid address",
+            code: .badAddress, message: "'\(text)' is not a valid address",
             hint: "use HOST:PORT, e.g. 127.0.0.1:7946 or [::1]:7946")
     }
 }

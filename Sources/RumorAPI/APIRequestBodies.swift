@@ -1,0 +1,119 @@
+import Foundation
+
+// The JSON bodies of the local API's POST routes, as the CLI encodes them and the server decodes
+// them (through `APIRequests`, which also validates them). The property names are the JSON
+// field names: renaming one changes the wire format.
+
+/// `POST /v1/join`: `{"addresses":["host:port",…]}`.
+public struct JoinRequest: Codable, Sendable, Hashable {
+    /// Seeds to contact, `host:port` (the port defaults to 7946). At least one.
+    public var addresses: [String]
+
+    public init(addresses: [String]) {
+        self.addresses = addresses
+    }
+}
+
+/// `POST /v1/kv/put`: `{"key","value","ttlSeconds"?,"ephemeral"?,"wait"?,"timeoutSeconds"?}`.
+public struct PutRequest: Codable, Sendable, Hashable {
+    public var key: String
+    /// The value as text.
+    public var value: String
+    /// Time to live in seconds, in (0, ten years]; nil: none.
+    public var ttlSeconds: Double?
+    /// True: the value vanishes when this node fails or leaves. nil means false.
+    public var ephemeral: Bool?
+    /// How many nodes (the writer included) must hold the write before the answer: `all` or a
+    /// positive count; nil: do not wait.
+    public var wait: ReplicaCount?
+    /// How long `wait` may take in seconds, in (0, 3600]; nil: 10.
+    public var timeoutSeconds: Double?
+
+    public init(
+        key: String, value: String, ttlSeconds: Double? = nil, ephemeral: Bool? = nil, wait: ReplicaCount? = nil,
+        timeoutSeconds: Double? = nil
+    ) {
+        self.key = key
+        self.value = value
+        self.ttlSeconds = ttlSeconds
+        self.ephemeral = ephemeral
+        self.wait = wait
+        self.timeoutSeconds = timeoutSeconds
+    }
+
+    /// `wait` as sent: the text `"all"` or a count, accepted as a JSON string or number and
+    /// encoded as a string. Not checked here: `APIRequests.put` parses it as a `ReplicaTarget`.
+    public struct ReplicaCount: Codable, Sendable, Hashable {
+        public var text: String
+
+        public init(_ text: String) {
+            self.text = text
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            if let number = try? container.decode(Int.self) {
+                text = String(number)
+            } else {
+                text = try container.decode(String.self)
+            }
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            try container.encode(text)
+        }
+    }
+}
+
+/// `POST /v1/kv/batch`: `{"entries":[{"key","value"},…]}`, written all or nothing.
+public struct BatchRequest: Codable, Sendable, Hashable {
+    public var entries: [Entry]
+
+    public init(entries: [Entry]) {
+        self.entries = entries
+    }
+
+    public struct Entry: Codable, Sendable, Hashable {
+        public var key: String
+        /// The value as text; nil (null or absent) deletes the key.
+        public var value: String?
+
+        public init(key: String, value: String?) {
+            self.key = key
+            self.value = value
+        }
+    }
+}
+
+/// `POST /v1/kv/delete`: `{"key":…}`.
+public struct DeleteRequest: Codable, Sendable, Hashable {
+    public var key: String
+
+    public init(key: String) {
+        self.key = key
+    }
+}
+
+/// `POST /v1/keys`: `{"operation":"install"|"use"|"remove","key":BASE64}`.
+public struct KeyringRequest: Codable, Sendable, Hashable {
+    /// `install`, `use` or `remove` (checked by `APIRequests.keyOperation`).
+    public var operation: String
+    /// The key in base64, as `rumor keygen` prints it.
+    public var key: String
+
+    public init(operation: String, key: String) {
+        self.operation = operation
+        self.key = key
+    }
+}
+
+extension APIRequests {
+    /// The JSON bytes of a request body, as the CLI sends them.
+    /// - Throws: `EncodingError` for a value JSON cannot hold (a non-finite number).
+    public static func encode(_ body: some Encodable) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Array(try encoder.encode(body))
+    }
+}

@@ -1,0 +1,74 @@
+import RumorCore
+
+/// Every machine-readable error code the agent, its API and the CLI report, with the HTTP status
+/// the API answers it with.
+///
+/// The raw value is the code on the wire (`"code":"bad_config"`) and on the CLI's stderr; it is
+/// part of the contract: scripts and tests match on it, so a raw value MUST NOT change.
+public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
+    // Requests the API refuses.
+    case badRequest = "bad_request"
+    case notFound = "not_found"
+    case tooLarge = "too_large"
+    case unauthorized
+    case badAddress = "bad_address"
+    case badKey = "bad_key"
+    // Writes the replication core refuses (see `WriteError.Code`).
+    case emptyKey = "empty_key"
+    case keyTooLong = "key_too_long"
+    case valueTooLarge = "value_too_large"
+    // The agent's state refuses the operation.
+    case left
+    case keyNotFound = "key_not_found"
+    case watchCompacted = "watch_compacted"
+    case watchAhead = "watch_ahead"
+    case encryptionDisabled = "encryption_disabled"
+    case encryptionMigrating = "encryption_migrating"
+    // Other nodes did not (all) answer.
+    case joinFailed = "join_failed"
+    case replicationTimeout = "replication_timeout"
+    case keyringPartial = "keyring_partial"
+    case badAnswer = "bad_answer"
+    // Start-up and local failures.
+    case badConfig = "bad_config"
+    case badKeyring = "bad_keyring"
+    case keyringNotSaved = "keyring_not_saved"
+    case storageFailed = "storage_failed"
+    case bindFailed = "bind_failed"
+    case `internal`
+    // Raised by the CLI only.
+    case badArguments = "bad_arguments"
+    case agentUnreachable = "agent_unreachable"
+    case badResponse = "bad_response"
+    case agentFailed = "agent_failed"
+    case watchEnded = "watch_ended"
+    case writeFailed = "write_failed"
+
+    /// The HTTP status of an API answer carrying this code: 4xx when the request (or the node's
+    /// state) is at fault, 502/504 when other nodes are, 500 for everything else (codes the API
+    /// never sends included).
+    public var httpStatus: Int {
+        switch self {
+        case .badRequest, .badAddress, .badKey, .emptyKey, .keyTooLong, .valueTooLarge: 400
+        case .unauthorized: 401
+        case .notFound, .keyNotFound: 404
+        case .left, .watchAhead, .encryptionDisabled: 409
+        case .watchCompacted: 410
+        case .tooLarge: 413
+        case .joinFailed, .keyringPartial: 502
+        case .replicationTimeout: 504
+        case .encryptionMigrating, .badAnswer, .badConfig, .badKeyring, .keyringNotSaved, .storageFailed, .bindFailed,
+            .internal, .badArguments, .agentUnreachable, .badResponse, .agentFailed, .watchEnded, .writeFailed:
+            500
+        }
+    }
+
+    /// The code of a write the replication core refused.
+    public init(_ code: WriteError.Code) {
+        switch code {
+        case .emptyKey: self = .emptyKey
+        case .keyTooLong: self = .keyTooLong
+        case .valueTooLarge: self = .valueTooLarge
+        }
+    }
+}

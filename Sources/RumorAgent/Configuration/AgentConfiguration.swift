@@ -1,0 +1,123 @@
+import RumorAPI
+import RumorCore
+
+/// How an agent is configured; `rumor agent` builds it from flags and environment variables.
+public struct AgentConfiguration: Sendable {
+    /// This node's unique name. Default: the host name.
+    public var name: String
+    /// Address to bind gossip UDP and TCP on. Default 0.0.0.0.
+    public var bindHost: String = "0.0.0.0"
+    /// Gossip port (UDP and TCP). Default 7946, memberlist's.
+    public var bindPort: Int = 7946
+    /// The address others should use to reach us, when different from the bind address.
+    /// Required when binding 0.0.0.0 on a host with more than one address; defaults to the first
+    /// non-loopback IPv4 address, or 127.0.0.1.
+    public var advertiseHost: String?
+    public var advertisePort: Int?
+    /// Seeds to join at start (`host:port`, port defaults to 7946). Retried until one answers.
+    public var seeds: [String] = []
+    /// Swarm name; nodes with a different name ignore our packets and we ignore theirs. "" = none
+    /// (compatible with unlabelled memberlist nodes).
+    public var swarm: String = ""
+    /// Directory for persistent state; nil = in memory.
+    public var dataDirectory: String?
+    /// Local API address. Default 127.0.0.1:7373.
+    public var apiHost: String = "127.0.0.1"
+    public var apiPort: Int = 7373
+    /// When set, API requests must carry `Authorization: Bearer <token>`.
+    public var apiToken: String?
+    /// The gossip encryption key to start with (16, 24 or 32 bytes) when no keyring file exists
+    /// yet; nil and no keyring file = unencrypted.
+    public var encryptionKey: [UInt8]?
+    /// With encryption: refuse plaintext gossip (memberlist's `GossipVerifyIncoming`, Consul's
+    /// `encrypt_verify_incoming`). False only while a plaintext swarm moves to encryption.
+    public var encryptionVerifiesIncoming = true
+    /// With encryption: send encrypted gossip (memberlist's `GossipVerifyOutgoing`). False only in
+    /// the first step of that move. Requires `encryptionVerifiesIncoming` false.
+    public var encryptionVerifiesOutgoing = true
+    /// Where the keyring is kept (owner-only permissions), rotations included. Default:
+    /// `keyring.json` in the data directory; nil without one (rotations then last until restart).
+    public var keyringFile: String?
+    /// Node metadata sent to others (at most 512 bytes).
+    public var meta: [UInt8] = []
+    /// Protocol tunables.
+    public var membership: MembershipSettings = .lan
+    /// Key-value replication tunables.
+    public var replication = ReplicationSettings()
+
+    public init(name: String) {
+        self.name = name
+    }
+}
+
+extension AgentConfiguration {
+    /// The metadata marker of nodes that replicate the key-value state (Go memberlist nodes lack it).
+    public static let replicationMarker = "rumor.kv=1"
+
+    /// The largest metadata a member may announce, the replication marker included (memberlist's
+    /// `MetaMaxSize`).
+    public static let maximumMetaBytes = 512
+
+    /// The metadata announced to others: `meta`, then the replication marker.
+    public var advertisedMeta: [UInt8] {
+        meta.isEmpty ? Array(Self.replicationMarker.utf8) : meta + Array(",\(Self.replicationMarker)".utf8)
+    }
+
+    /// Whether `apiHost` is reachable from this host only.
+    public var apiIsLoopback: Bool {
+        apiHost == "localhost" || apiHost == "::1" || apiHost.hasPrefix("127.")
+    }
+
+    /// Checks every rule a configuration must satisfy on its own; `Agent.init` and `rumor agent`
+    /// both call it, so a rule lives here and nowhere else.
+    ///
+    /// Checks that need the files a node reads at start (the keyring, the data directory) are
+    /// not here: see `validate(encryptionEnabled:)`.
+    /// - Throws: `AgentError` describing the first problem: `bad_config`, or `bad_arguments` for a
+    ///   non-loopback API without a token. Nothing is changed either way.
+    public func validate() throws(AgentError) {
+        do {
+            try membership.validate()
+        } catch {
+            throw AgentError(
+                code: .badConfig, message: "invalid membership setting: \(error)",
+                hint: "fix the setting or use a preset (--profile lan|wan|local)")
+        }
+        guard !name.isEmpty, name.utf8.count <= 255 else {
+            throw AgentError(code: .badConfig, message: "node name must be 1...255 bytes", hint: "pass --name")
+        }
+        let announced = advertisedMeta.count
+        guard announced <= Self.maximumMetaBytes else {
+            throw AgentError(
+                code: .badConfig,
+                message: "node metadata is \(meta.count) bytes (\(announced) with the replication marker); the limit is 512",
+                hint: "shorten --meta values")
+        }
+        guard swarm.utf8.count <= 255 else {
+            throw AgentError(code: .badConfig, message: "swarm name must be at most 255 bytes", hint: "shorten --swarm")
+        }
+        guard encryptionVerifiesOutgoing || !encryptionVerifiesIncoming else {
+            throw AgentError(
+                code: .badConfig, message: "a node that sends plaintext gossip must also accept it",
+                hint: "pass --encrypt-verify-incoming false with --encrypt-verify-outgoing false")
+        }
+        guard apiIsLoopback || apiToken != nil else {
+            throw AgentError(
+                code: .badArguments, message: "--api \(apiHost):\(apiPort) is reachable from other hosts but no token is set",
+                hint: "bind the API to 127.0.0.1, or set --api-token (RUMOR_API_TOKEN)")
+        }
+    }
+
+    /// Checks the rules that depend on the keyring the node starts with (the saved one, else
+    /// `encryptionKey`'s): relaxed verification applies only to an encrypted node.
+    /// - Parameter encryptionEnabled: whether the loaded keyring holds a key.
+    /// - Throws: `AgentError` `bad_config`; nothing is changed.
+    public func validate(encryptionEnabled: Bool) throws(AgentError) {
+        let verificationRelaxed = !encryptionVerifiesIncoming || !encryptionVerifiesOutgoing
+        guard encryptionEnabled || !verificationRelaxed else {
+            throw AgentError(
+                code: .badConfig, message: "--encrypt-verify-incoming/--encrypt-verify-outgoing apply only to an encrypted node",
+                hint: "pass --encrypt KEY too (make one with `rumor keygen`)")
+        }
+    }
+}

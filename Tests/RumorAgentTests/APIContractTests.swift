@@ -1,0 +1,46 @@
+import RumorCore
+@testable import RumorAgent
+import Testing
+
+/// The API's contract as data: every error code with its HTTP status, and every route.
+struct APIContractTests {
+    @Test func everyErrorCodeIsTheSnakeCaseOfItsName() {
+        for code in ErrorCode.allCases {
+            let snakeCase = "\(code)".replacing(/[A-Z]/) { "_" + $0.output.lowercased() }
+            #expect(code.rawValue == snakeCase)
+        }
+    }
+
+    /// The statuses the API answered with before the codes were typed; changing one breaks clients.
+    @Test func errorCodesKeepTheirHTTPStatus() {
+        let statuses: [String: Int] = [
+            "bad_request": 400, "bad_address": 400, "bad_key": 400, "empty_key": 400, "key_too_long": 400,
+            "value_too_large": 400, "unauthorized": 401, "not_found": 404, "key_not_found": 404, "left": 409,
+            "watch_ahead": 409, "encryption_disabled": 409, "watch_compacted": 410, "too_large": 413,
+            "join_failed": 502, "keyring_partial": 502, "replication_timeout": 504,
+        ]
+        for code in ErrorCode.allCases {
+            #expect(code.httpStatus == statuses[code.rawValue] ?? 500, "\(code.rawValue)")
+        }
+    }
+
+    @Test func writeErrorsKeepTheirCode() {
+        for code in [WriteError.Code.emptyKey, .keyTooLong, .valueTooLarge] {
+            #expect(ErrorCode(code).rawValue == code.rawValue)
+        }
+    }
+
+    @Test func routesAreUniqueAndSummarized() {
+        let names = APIRoute.all.map(\.name)
+        #expect(Set(names).count == names.count)
+        #expect(APIRoute.all.allSatisfy { $0.path.hasPrefix("/v1/") && !$0.summary.isEmpty && !$0.summary.contains("\n") })
+        #expect(names.count == 14)
+    }
+
+    @Test func theNotFoundHintListsEveryRouteAsBefore() {
+        #expect(
+            APIRoute.notFoundHint
+                == "routes: GET /v1/health, /v1/members, /v1/info, /v1/kv/get, /v1/kv/list, /v1/kv/status, /v1/kv/watch, /v1/keys; POST /v1/join, /v1/leave, /v1/kv/put, /v1/kv/batch, /v1/kv/delete, /v1/keys"
+        )
+    }
+}
