@@ -71,7 +71,7 @@ let package = Package(
         .executableTarget(name: "FuzzAPI", dependencies: ["RumorAPI"], path: "Fuzz/FuzzAPI"),
         .testTarget(
             name: "RumorCoreTests",
-            dependencies: ["RumorCore", .product(name: "PropertyBased", package: "swift-property-based")]
+            dependencies: ["RumorCore", "RumorSimulation", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(name: "RumorSimulationTests", dependencies: ["RumorSimulation", "RumorCore"]),
         .testTarget(name: "RumorWireTests", dependencies: ["RumorWire", "RumorCore"], resources: [.copy("Fixtures")]),

@@ -16,8 +16,8 @@ public struct AgentError: Error, Sendable, Hashable, CustomStringConvertible {
         self.hint = hint
     }
 
-    /// A write the replication core refused, with its code, message and hint unchanged.
-    public init(_ error: WriteError) {
+    /// An error a node command ended with, with its code, message and hint unchanged.
+    public init(_ error: NodeError) {
         self.init(code: ErrorCode(error.code), message: error.message, hint: error.hint)
     }
 

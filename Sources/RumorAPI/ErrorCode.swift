@@ -13,7 +13,7 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
     case unauthorized
     case badAddress = "bad_address"
     case badKey = "bad_key"
-    // Writes the replication core refuses (see `WriteError.Code`).
+    // Writes the replication core refuses (see `NodeError.Code`).
     case emptyKey = "empty_key"
     case keyTooLong = "key_too_long"
     case valueTooLarge = "value_too_large"
@@ -63,12 +63,18 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
         }
     }
 
-    /// The code of a write the replication core refused.
-    public init(_ code: WriteError.Code) {
+    /// The code of an error a node command ended with (a refused write, a failed join…).
+    public init(_ code: NodeError.Code) {
         switch code {
         case .emptyKey: self = .emptyKey
         case .keyTooLong: self = .keyTooLong
         case .valueTooLarge: self = .valueTooLarge
+        case .left: self = .left
+        case .joinFailed: self = .joinFailed
+        case .replicationTimeout: self = .replicationTimeout
+        case .keyringPartial: self = .keyringPartial
+        case .watchCompacted: self = .watchCompacted
+        case .watchAhead: self = .watchAhead
         }
     }
 }

@@ -1,22 +1,5 @@
 import RumorCore
 
-/// A key-value replication frame. Frames ride inside memberlist user messages: pushes in UDP
-/// packets (or a stream when large), pulls and their answers on a stream.
-public enum ReplicationFrame: Sendable, Hashable {
-    /// Entries spreading by rumor mongering; `acknowledge` asks every node that gets them to
-    /// report back to the writer (for `put --wait`).
-    /// `after`: every entry has the same writer, and the frame holds all of that writer's writes
-    /// after this timestamp (so a receiver holding everything up to it may advance its digest).
-    case push(entries: [Entry], hops: Int, acknowledge: Bool, after: HybridTimestamp? = nil)
-    /// Node `from` asks for what its digest shows missing, less the writes it `held` beyond it.
-    case pullRequest(from: String, digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]])
-    /// Node `from` answers a pull with the missing entries, its own digest and held writes
-    /// (also sent unsolicited as the push half of a push-pull exchange).
-    case pullAnswer(from: String, entries: [Entry], digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]])
-    /// Node `from` holds these versions (or newer writes of the same keys).
-    case acknowledgement(from: String, versions: [Version])
-}
-
 /// Encodes and decodes replication frames:
 /// `"RK" version(1) kind(1) body`, with unsigned LEB128 lengths and counts, big-endian
 /// timestamps. Bodies: push `hops(1) flags(1, bit0 acknowledge, bit1 after) [after(8)] entries`; pull request

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RumorAgent
+import RumorCore
 
 struct PutCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "put", abstract: "Write a value; it replicates to every node.")

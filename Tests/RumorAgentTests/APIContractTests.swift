@@ -24,8 +24,11 @@ struct APIContractTests {
         }
     }
 
-    @Test func writeErrorsKeepTheirCode() {
-        for code in [WriteError.Code.emptyKey, .keyTooLong, .valueTooLarge] {
+    @Test func nodeErrorsKeepTheirCode() {
+        for code in [
+            NodeError.Code.emptyKey, .keyTooLong, .valueTooLarge, .left, .joinFailed, .replicationTimeout, .keyringPartial,
+            .watchCompacted, .watchAhead,
+        ] {
             #expect(ErrorCode(code).rawValue == code.rawValue)
         }
     }

@@ -1,4 +1,5 @@
 import RumorAgent
+import RumorCore
 import Testing
 
 /// `AgentConfiguration.validate()`: the one place the rules of a configuration live.
@@ -28,7 +29,7 @@ struct AgentConfigurationTests {
     }
 
     @Test func metadataCountsTheReplicationMarker() {
-        let room = AgentConfiguration.maximumMetaBytes - ",\(AgentConfiguration.replicationMarker)".utf8.count
+        let room = AgentConfiguration.maximumMetaBytes - ",\(Node.replicationMarker)".utf8.count
         #expect(problem { $0.meta = Array(repeating: 0x61, count: room) } == nil)
         let tooLong = problem { $0.meta = Array(repeating: 0x61, count: room + 1) }
         #expect(tooLong?.code == .badConfig && tooLong?.message.contains("512") == true)

@@ -1,37 +1,23 @@
+import RumorSimulation
 import Testing
 
 @testable import RumorCore
 
-/// Whole clusters of real `Membership` machines on a virtual network.
+/// Whole clusters of real nodes on the virtual-time harness, scripted step by step.
 struct ClusterScenarioTests {
-    static func cluster(_ count: Int, settings: MembershipSettings = .lan) -> TestCluster {
-        var cluster = TestCluster()
-        cluster.add("n0", index: 0, settings: settings)
-        for index in 1..<count {
-            cluster.add("n\(index)", index: index, settings: settings, join: "n0")
-        }
-        return cluster
-    }
-
-    static func allAlive(_ cluster: TestCluster, count: Int) -> Bool {
-        cluster.nodes.values.allSatisfy { node in
-            node.members.count == count && node.members.values.allSatisfy { $0.state == .alive }
-        }
-    }
-
     @Test func fiveNodesJoiningThroughOneSeed_allSeeFiveAlive() {
-        var cluster = Self.cluster(5)
-        let took = cluster.runUntil(within: .seconds(5)) { Self.allAlive($0, count: 5) }
+        var cluster = TestCluster.scripted(5)
+        let took = cluster.run(within: .seconds(5), until: \.allAlive)
         #expect(took != nil, "all five see five alive within 5 s")
     }
 
     @Test func crashedNode_isDeclaredDeadByAllWithinTheLifeguardBound() {
-        var cluster = Self.cluster(5)
+        var cluster = TestCluster.scripted(5)
         cluster.run(for: .seconds(3))
-        cluster.crashed.insert("n4")
+        cluster.crash(4)
         // max suspicion timeout (24 s at N = 5) + 2 probe intervals
-        let took = cluster.runUntil(within: .seconds(26)) { cluster in
-            (0..<4).allSatisfy { cluster.state(of: "n4", seenBy: "n\($0)") == .dead }
+        let took = cluster.run(within: .seconds(26)) { cluster in
+            (0..<4).allSatisfy { cluster.state(of: 4, seenBy: $0) == .dead }
         }
         #expect(took != nil)
         #expect((took ?? .seconds(99)) < .seconds(12), "confirmations from independent probers shorten detection: took \(String(describing: took))")
@@ -43,13 +29,13 @@ struct ClusterScenarioTests {
     func whenPartitionHeals_bothSidesSeeEveryoneAliveAgain(reconnect: Bool) {
         var settings = MembershipSettings.lan
         if !reconnect { settings.reconnectInterval = .zero }
-        var cluster = Self.cluster(6, settings: settings)
+        var cluster = TestCluster.scripted(6, settings: settings)
         cluster.run(for: .seconds(3))
-        cluster.partition(["n0", "n1", "n2"], ["n3", "n4", "n5"])
+        cluster.isolate([3, 4, 5])
         cluster.run(for: .seconds(60))
-        #expect(cluster.state(of: "n4", seenBy: "n0") != .alive, "each side declares the other dead")
-        cluster.heal()
-        let took = cluster.runUntil(within: .seconds(30)) { Self.allAlive($0, count: 6) }
+        #expect(cluster.state(of: 4, seenBy: 0) != .alive, "each side declares the other dead")
+        cluster.network.heal()
+        let took = cluster.run(within: .seconds(30), until: \.allAlive)
         if reconnect {
             #expect(took != nil && took! <= .seconds(5), "healed in \(String(describing: took))")
         } else {
@@ -58,40 +44,38 @@ struct ClusterScenarioTests {
     }
 
     @Test func gracefulLeave_showsAsLeftEverywhere() {
-        var cluster = Self.cluster(5)
+        var cluster = TestCluster.scripted(5)
         cluster.run(for: .seconds(3))
-        var leaver = cluster.nodes["n3"]!
-        let out = leaver.leave(now: cluster.now)
-        cluster.nodes["n3"] = leaver
-        cluster.apply(out, at: "n3")
-        let took = cluster.runUntil(within: .seconds(2)) { cluster in
-            [0, 1, 2, 4].allSatisfy { cluster.state(of: "n3", seenBy: "n\($0)") == .left }
+        let leave = cluster.leave(3)
+        let took = cluster.run(within: .seconds(2)) { cluster in
+            [0, 1, 2, 4].allSatisfy { cluster.state(of: 3, seenBy: $0) == .left }
         }
         #expect(took != nil)
+        #expect(cluster.observer.results[leave] == .left, "the leave command completes")
     }
 
     @Test func partitionedNode_isSuspectedThenRefutesAfterHeal() {
-        var cluster = Self.cluster(6)
+        var cluster = TestCluster.scripted(6)
         cluster.run(for: .seconds(3))
-        let incarnation = cluster.nodes["n5"]!.localMember.incarnation
-        cluster.partition(["n5"], ["n0", "n1", "n2", "n3", "n4"])
-        _ = cluster.runUntil(within: .seconds(10)) { $0.state(of: "n5", seenBy: "n0") == .suspect }
-        cluster.heal()
-        let took = cluster.runUntil(within: .seconds(20)) { cluster in
-            (0..<5).allSatisfy { cluster.state(of: "n5", seenBy: "n\($0)") == .alive }
+        let incarnation = cluster.nodes[5].membership.localMember.incarnation
+        cluster.isolate([5])
+        _ = cluster.run(within: .seconds(10)) { $0.state(of: 5, seenBy: 0) == .suspect }
+        cluster.network.heal()
+        let took = cluster.run(within: .seconds(20)) { cluster in
+            (0..<5).allSatisfy { cluster.state(of: 5, seenBy: $0) == .alive }
         }
         #expect(took != nil, "n5 refutes and is alive everywhere again")
-        #expect(cluster.nodes["n5"]!.localMember.incarnation > incarnation)
+        #expect(cluster.nodes[5].membership.localMember.incarnation > incarnation)
     }
 
     @Test func tenPercentLoss_twentyNodes_noFalseDeaths() {
-        var cluster = Self.cluster(20)
+        var cluster = TestCluster.scripted(20)
         cluster.run(for: .seconds(5))
-        #expect(Self.allAlive(cluster, count: 20))
-        cluster.loss = 0.10
-        cluster.events.removeAll()
+        #expect(cluster.allAlive)
+        cluster.network.loss = 0.10
+        cluster.observer.events.removeAll()
         cluster.run(for: .seconds(60))
-        let falseDeaths = cluster.events.filter { $0.2.kind == .failed }
-        #expect(falseDeaths.isEmpty, "false dead declarations: \(falseDeaths.map { "\($0.1) → \($0.2.member.name)" })")
+        let falseDeaths = cluster.observer.events.filter { $0.event.kind == .failed }
+        #expect(falseDeaths.isEmpty, "false dead declarations: \(falseDeaths.map { "n\($0.seenBy) → \($0.event.member.name)" })")
     }
 }

@@ -121,7 +121,7 @@ struct SimulationTests {
 
     @Test func naturalLog_isAccurate() {
         for x in [1e-9, 0.001, 0.25, 0.5, 0.9, 1.0] {
-            #expect(abs(Simulation.naturalLog(x) - Foundation.log(x)) < 1e-9)
+            #expect(abs(VirtualNetwork.naturalLog(x) - Foundation.log(x)) < 1e-9)
         }
     }
 }

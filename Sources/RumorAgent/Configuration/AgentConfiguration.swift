@@ -51,17 +51,12 @@ public struct AgentConfiguration: Sendable {
 }
 
 extension AgentConfiguration {
-    /// The metadata marker of nodes that replicate the key-value state (Go memberlist nodes lack it).
-    public static let replicationMarker = "rumor.kv=1"
-
     /// The largest metadata a member may announce, the replication marker included (memberlist's
     /// `MetaMaxSize`).
     public static let maximumMetaBytes = 512
 
-    /// The metadata announced to others: `meta`, then the replication marker.
-    public var advertisedMeta: [UInt8] {
-        meta.isEmpty ? Array(Self.replicationMarker.utf8) : meta + Array(",\(Self.replicationMarker)".utf8)
-    }
+    /// The metadata announced to others: `meta`, then the replication marker (`Node.advertisedMeta`).
+    public var advertisedMeta: [UInt8] { Node.advertisedMeta(meta) }
 
     /// Whether `apiHost` is reachable from this host only.
     public var apiIsLoopback: Bool {

@@ -160,6 +160,16 @@ final class EntryStorage: Sendable {
         }
     }
 
+    /// Carries out one change the node asked for.
+    func apply(_ write: StorageWrite) throws {
+        switch write {
+        case .save(let entries, let sequences, let digest): try save(entries, sequences: sequences, digest: digest)
+        case .touch(let sequences): try touch(sequences)
+        case .forget(let keys, let compactedThrough): try forget(keys, compactedThrough: compactedThrough)
+        case .synced(let milliseconds): try recordSync(at: milliseconds)
+        }
+    }
+
     /// Discards every saved entry and digest (the state is too old to merge safely); the change
     /// log counts as compacted through `compactedThrough` so sequence numbers are never reused.
     func reset(compactedThrough: UInt64) throws {

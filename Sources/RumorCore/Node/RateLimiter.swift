@@ -1,23 +1,21 @@
-import RumorCore
-
 /// Per-peer token buckets for requests that cost the answering node real work (push-pull state
 /// exchanges, anti-entropy pulls): each peer may spend `burst` at once and `perSecond` after
 /// that; requests beyond are dropped and counted. Time is passed in, so the rules are testable.
-struct RateLimiter {
-    let burst: Double
-    let perSecond: Double
+public struct RateLimiter: Sendable {
+    public let burst: Double
+    public let perSecond: Double
     /// Most peers tracked; the stalest is forgotten first (a forgotten peer starts full).
-    let maximumPeers: Int
+    public let maximumPeers: Int
     private var buckets: [String: (tokens: Double, updated: Instant)] = [:]
 
-    init(burst: Double, perSecond: Double, maximumPeers: Int = 4096) {
+    public init(burst: Double, perSecond: Double, maximumPeers: Int = 4096) {
         self.burst = burst
         self.perSecond = perSecond
         self.maximumPeers = maximumPeers
     }
 
     /// Takes one token from `peer`'s bucket; false when it is empty (drop the request).
-    mutating func allow(_ peer: String, now: Instant) -> Bool {
+    public mutating func allow(_ peer: String, now: Instant) -> Bool {
         var bucket = buckets[peer] ?? (burst, now)
         let elapsed = Double((now - bucket.updated).nanosecondsClamped) / 1e9
         bucket.tokens = min(burst, bucket.tokens + max(0, elapsed) * perSecond)

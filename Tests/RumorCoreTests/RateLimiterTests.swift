@@ -1,7 +1,6 @@
-import RumorCore
+@testable import RumorCore
 import Testing
 
-@testable import RumorAgent
 
 struct RateLimiterTests {
     @Test func aPeerMaySpendItsBurstThenTheRefillRate() {

@@ -1,0 +1,139 @@
+import RumorCore
+import RumorWire
+
+/// What the local API asks of the agent (`AgentControl`): reads come straight from the node,
+/// commands go through it.
+extension Agent {
+    public func members() async -> [MemberSnapshot] {
+        node.membership.members.values
+            .sorted { $0.name < $1.name }
+            .map { member in
+                MemberSnapshot(
+                    name: member.name, address: member.address.description, state: member.state.description,
+                    incarnation: member.incarnation, meta: String(decoding: member.meta, as: UTF8.self),
+                    protocolVersion: member.versions.protocolCurrent)
+            }
+    }
+
+    public func info() async -> AgentInfo {
+        var counts = ["alive": 0, "suspect": 0, "dead": 0, "left": 0]
+        for member in node.membership.members.values {
+            counts[member.state.description, default: 0] += 1
+        }
+        return AgentInfo(
+            name: configuration.name, address: advertised.description, swarm: configuration.swarm, members: counts,
+            healthScore: node.membership.healthScore, incarnation: node.membership.localMember.incarnation,
+            left: node.leaveCompleted, uptimeSeconds: Double(time.now.nanoseconds) / 1e9,
+            encryption: codec.encryptionMode, counters: counters.values.merging(node.counters.values) { $0 + $1 })
+    }
+
+    public func join(_ seeds: [String]) async throws -> Int {
+        var addresses: [NodeAddress] = []
+        for seed in seeds {
+            addresses.append(try NodeAddress.resolve(seed, defaultPort: 7946))
+        }
+        switch await command({ node, id, time in node.join(seeds: addresses, command: id, at: time) }) {
+        case .joined(let contacted): return contacted
+        case .failed(let error): throw AgentError(error)
+        default: return 0
+        }
+    }
+
+    public func leave() async throws {
+        if case .failed(let error) = await command({ node, id, time in node.leave(command: id, at: time) }) {
+            throw AgentError(error)
+        }
+    }
+
+    public func put(
+        key: String, value: [UInt8], timeToLive: Duration?, ephemeral: Bool, replicas: ReplicaTarget?, timeout: Duration
+    ) async throws -> EntrySnapshot {
+        let write = Replication.Write(key: key, value: value, timeToLive: timeToLive, ephemeral: ephemeral)
+        let (entries, result) = try await self.write([write], awaiting: replicas.map { ($0, timeout) })
+        var snapshot = EntrySnapshot(entries[0])
+        switch result {
+        case .replicated(let holders): snapshot.replicas = [configuration.name] + holders
+        case .failed(let error): throw AgentError(error)
+        default: break
+        }
+        return snapshot
+    }
+
+    public func delete(key: String) async throws -> EntrySnapshot {
+        EntrySnapshot(try await write([Replication.Write(key: key, value: nil)]).entries[0])
+    }
+
+    public func putBatch(_ writes: [Replication.Write]) async throws -> Int {
+        try await write(writes).entries.count
+    }
+
+    public func get(key: String) async -> EntrySnapshot? {
+        node.read(key, at: time).map(EntrySnapshot.init)
+    }
+
+    public func status() async -> StateStatus {
+        let (values, tombstones) = node.replication.store.counts
+        let wall = time.wallMilliseconds
+        return StateStatus(
+            values: values, tombstones: tombstones,
+            digest: node.replication.store.digest.mapValues(\.description),
+            lastSyncedMillisecondsAgo: node.lastSynced.map { wall > $0 ? wall - $0 : 0 }, durable: storage != nil,
+            seq: node.changes.last, peerLagMilliseconds: node.replication.peerLagMilliseconds)
+    }
+
+    public func list(prefix: String) async -> EntryList {
+        let entries = node.replication.list(prefix: prefix, wallMilliseconds: time.wallMilliseconds).map { entry in
+            var snapshot = EntrySnapshot(entry)
+            snapshot.seq = node.changes.sequence(of: entry.key)
+            return snapshot
+        }
+        return EntryList(entries: entries, seq: node.changes.last)
+    }
+
+    // MARK: - Watching
+
+    public func watch(prefix: String, from: UInt64?) async throws -> AsyncThrowingStream<[EntrySnapshot], any Error> {
+        let start: UInt64
+        do {
+            start = try node.watchStart(from: from)
+        } catch {
+            throw AgentError(error)
+        }
+        let (id, wakeups, wake) = watches.open()
+        wake.onTermination = { [weak self] _ in Task { await self?.closeWatch(id) } }
+        counters.add("watches_opened")
+        let session = WatchSession(agent: self, prefix: prefix, cursor: start, wakeups: wakeups)
+        return AsyncThrowingStream { try await session.next() }
+    }
+
+    public func endWatches() async {
+        watches.endAll()
+    }
+
+    private func closeWatch(_ id: Int) {
+        watches.close(id)
+    }
+
+    /// The latest changes after `sequence` under `prefix` (a bounded batch), as watchers see
+    /// them, and the sequence number to continue from.
+    func watchBatch(after sequence: UInt64, prefix: String) throws -> (changes: [EntrySnapshot], through: UInt64) {
+        let batch: (changes: [Node.WatchedChange], through: UInt64)
+        do {
+            batch = try node.watchBatch(after: sequence, prefix: prefix, at: time)
+        } catch {
+            throw AgentError(error)
+        }
+        let snapshots = batch.changes.map { change in
+            var snapshot = EntrySnapshot(change.entry)
+            snapshot.seq = change.sequence
+            snapshot.change = change.kind.rawValue
+            if change.kind != .put {
+                snapshot.value = nil
+                snapshot.valueBase64 = nil
+                snapshot.deleted = true
+            }
+            return snapshot
+        }
+        return (snapshots, batch.through)
+    }
+}

@@ -1,0 +1,60 @@
+import Logging
+import Metrics
+import NIOCore
+import RumorCore
+import RumorWire
+
+/// The agent's own counters (sockets, decoding, storage), reported by `rumor info` beside the
+/// node's protocol counters.
+struct AgentCounters: Sendable {
+    private(set) var values: [String: UInt64] = [:]
+
+    mutating func add(_ name: String, _ amount: UInt64 = 1) {
+        values[name, default: 0] &+= amount
+    }
+}
+
+/// The counter suffix for a dropped packet or stream: `dropped_<reason>`.
+func dropReason(_ error: WireError) -> String {
+    if case .labelMismatch = error.code { return "label" }
+    return "\(error.code)"
+}
+
+/// Keeps noisy conditions from flooding the log: a warning once per peer and reason for
+/// traffic that will keep coming (a foreign swarm, a wrong key), and at most one line per 10 s
+/// for UDP socket rebinds. Counters keep counting everything.
+struct LogThrottle: Sendable {
+    private var warned: Set<String> = []
+    private var udpReopenLogged: (at: Instant, since: Int)?
+
+    private static let warnings = [
+        "label": "ignoring packets from another swarm",
+        "decrypt": "ignoring traffic no installed key decrypts (wrong key?)",
+        "not_encrypted": "ignoring unencrypted traffic (this swarm is encrypted)",
+        "encrypted": "ignoring encrypted traffic (this node has no keyring; start it with --encrypt)",
+    ]
+
+    /// Logs dropped input: a warning once per host for the reasons above, debug otherwise.
+    mutating func dropped(_ error: Error, reason: String, from peer: SocketAddress?, swarm: String, logger: Logger) {
+        let peerText = peer.map { "\($0)" } ?? "?"
+        guard let warning = Self.warnings[reason] else {
+            logger.debug("dropped malformed input", metadata: ["peer": "\(peerText)", "error": "\(error)"])
+            return
+        }
+        let host = peer?.ipAddress ?? peerText
+        if warned.insert("\(reason) \(host)").inserted {
+            logger.warning("\(warning)", metadata: ["peer": "\(peerText)", "swarm": "\(swarm)", "error": "\(error)"])
+        }
+    }
+
+    mutating func udpReopened(after error: any Error, now: Instant, logger: Logger) {
+        if let logged = udpReopenLogged, now - logged.at < .seconds(10) {
+            udpReopenLogged?.since += 1
+            return
+        }
+        logger.warning(
+            "the gossip UDP socket closed on a send error and was bound again (a firewall rule refusing sends?)",
+            metadata: ["error": "\(error)", "times_since_last_logged": "\((udpReopenLogged?.since ?? 0) + 1)"])
+        udpReopenLogged = (now, 0)
+    }
+}

@@ -1,0 +1,297 @@
+extension Node {
+    // MARK: - Writes
+
+    /// What a local write produced: the entries, the save that must succeed before the write
+    /// is acknowledged, and the effects to carry out after it (pushes, a completed wait…).
+    public struct WriteOutcome: Sendable {
+        public var entries: [Entry]
+        public var save: StorageWrite?
+        public var effects: [NodeEffect]
+    }
+
+    /// A wait for replicas of a write (`put --wait`).
+    public struct ReplicaWaitRequest: Sendable, Hashable {
+        public var target: ReplicaTarget
+        public var timeout: Duration
+        public var command: CommandID
+
+        public init(target: ReplicaTarget, timeout: Duration, command: CommandID) {
+            self.target = target
+            self.timeout = timeout
+            self.command = command
+        }
+    }
+
+    /// Writes a batch locally (all or nothing) and replicates it. With `awaiting`, the pushes ask
+    /// for acknowledgement and the command completes once enough nodes hold the writes (or fails
+    /// with `replication_timeout`).
+    /// - Throws: `NodeError` (`left`, `empty_key`, `key_too_long`, `value_too_large`); nothing
+    ///   is written then.
+    public mutating func write(_ writes: [Replication.Write], awaiting: ReplicaWaitRequest? = nil, at time: NodeTime)
+        throws(NodeError) -> WriteOutcome
+    {
+        guard !membership.hasLeft else {
+            throw NodeError(.left, "this node has left the swarm", hint: "restart the agent to write")
+        }
+        let peers = replicationPeers()
+        let entries: [Entry]
+        let directives: [ReplicationDirective]
+        do throws(WriteError) {
+            (entries, directives) = try replication.write(
+                writes, wallMilliseconds: time.wallMilliseconds, peers: peers, awaitingReplicas: awaiting != nil)
+        } catch {
+            throw NodeError(NodeError.Code(rawValue: error.code.rawValue)!, error.message, hint: error.hint)
+        }
+        let sequences = recordChanges(entries.map(\.key))
+        var save: StorageWrite?
+        if settings.durable, let last = entries.last {
+            // Durable before acknowledged, in one transaction with anything queued before it.
+            var batch = unsaved
+            unsaved = SaveBatch()
+            batch.add(entries, sequences: sequences, digest: [name: last.version.timestamp])
+            save = batch.write
+        }
+        var out: [NodeEffect] = [.changesRecorded]
+        out += effects(of: directives, at: time)
+        if let awaiting {
+            replicaWaits[awaiting.command] = ReplicaWait(
+                entries: entries, target: awaiting.target, timeout: awaiting.timeout, deadline: time.now + awaiting.timeout)
+            out += checkReplicaWaits(at: time)
+            if !replicaWaits.isEmpty, !replicaWaitTimerArmed {
+                replicaWaitTimerArmed = true
+                out.append(.startTimer(.replicaWaits, after: settings.replicaRepairInterval))
+            }
+        }
+        return WriteOutcome(entries: entries, save: save, effects: out)
+    }
+
+    /// Forgets a command the driver gave up on (its write could not be saved).
+    public mutating func cancel(_ command: CommandID) {
+        if let wait = replicaWaits.removeValue(forKey: command) {
+            replication.stopAwaiting(wait.entries.map(\.version))
+        }
+    }
+
+    /// Completes the waits that have enough replicas; with `repairing`, fails those past their
+    /// deadline and pushes the rest again to the live peers that lack them.
+    mutating func checkReplicaWaits(repairing: Bool = false, stopping: Bool = false, at time: NodeTime) -> [NodeEffect] {
+        guard !replicaWaits.isEmpty else { return [] }
+        // Suspects count: until declared dead they are members that should get the write.
+        let peers = replicationMembers(in: [.alive, .suspect])
+        let names = peers.map(\.name)
+        var out: [NodeEffect] = []
+        for (command, wait) in replicaWaits.sorted(by: { $0.key < $1.key }) {
+            let holders = replication.holders(of: wait.entries.map(\.version), among: names).sorted()
+            let needed: Int
+            switch wait.target {
+            case .all: needed = names.count
+            case .count(let count): needed = count - 1
+            }
+            if holders.count >= needed {
+                out += finishReplicaWait(command, with: .replicated(holders: holders))
+            } else if time.now >= wait.deadline || stopping {
+                let missing = Set(names).subtracting(holders).sorted()
+                let total = wait.target == .all ? names.count + 1 : needed + 1
+                let error = NodeError(
+                    .replicationTimeout,
+                    "the write is saved on \(name), but only \(holders.count + 1) of \(total) nodes had it after \(wait.timeout)"
+                        + (missing.isEmpty ? "" : " (not yet: \(missing.joined(separator: ", ")))"),
+                    hint: "the write stays and will keep spreading; raise --timeout, or check the missing nodes")
+                out += finishReplicaWait(command, with: .failed(error))
+            } else if repairing {
+                let lacking = Set(names).subtracting(holders)
+                let addresses = peers.filter { lacking.contains($0.name) }.map(\.address)
+                out += effects(of: replication.pushAgain(wait.entries, to: addresses), at: time)
+            }
+        }
+        return out
+    }
+
+    private mutating func finishReplicaWait(_ command: CommandID, with result: CommandResult) -> [NodeEffect] {
+        guard let wait = replicaWaits.removeValue(forKey: command) else { return [] }
+        replication.stopAwaiting(wait.entries.map(\.version))
+        return [.complete(command, result)]
+    }
+
+    // MARK: - Join and leave
+
+    /// Joins through `seeds` by push-pull exchanges; the command completes when every seed has
+    /// answered or failed: `joined` with how many answered, or `join_failed`. With `retrying`
+    /// (start-up) a join that reached no seed is retried with backoff (`retryJoin`) instead.
+    public mutating func join(seeds: [NodeAddress], command: CommandID, retrying: Bool = false, at time: NodeTime)
+        -> [NodeEffect]
+    {
+        guard !membership.hasLeft else {
+            let error = NodeError(.left, "this node has left the swarm", hint: "restart the agent to rejoin")
+            return [.complete(command, .failed(error))]
+        }
+        let exchanges = membership.join(seeds: seeds, now: time.now).compactMap { directive -> NodeEffect? in
+            guard case .pushPull(let address, let state) = directive else { return nil }
+            return .pushPull(state, to: address, join: command)
+        }
+        joins[command] = JoinProgress(seeds: seeds, outstanding: exchanges.count, retrying: retrying)
+        return exchanges.isEmpty ? joinAttemptEnded(command, contacted: false, counted: false, at: time) : exchanges
+    }
+
+    mutating func joinAttemptEnded(_ command: CommandID, contacted: Bool, counted: Bool = true, at time: NodeTime)
+        -> [NodeEffect]
+    {
+        guard var join = joins[command] else { return [] }
+        if counted { join.outstanding -= 1 }
+        if contacted { join.contacted += 1 }
+        joins[command] = join
+        guard join.outstanding <= 0 else { return [] }
+        joins[command] = nil
+        let seeds = join.seeds.map(\.description).joined(separator: ", ")
+        if join.contacted > 0 {
+            joinRetryDelay = settings.joinRetryInitial
+            return [
+                .log(NodeLog(.info, "joined", ["seeds": seeds, "contacted": "\(join.contacted)"])),
+                .complete(command, .joined(contacted: join.contacted)),
+            ]
+        }
+        if join.retrying {
+            let delay = joinRetryDelay
+            joinRetryDelay = min(delay * 2, settings.joinRetryMaximum)
+            return [
+                .log(NodeLog(.warning, "no seed answered; retrying", ["seeds": seeds, "in": "\(delay)"])),
+                .startTimer(.joinRetry, after: delay),
+            ]
+        }
+        let error = NodeError(
+            .joinFailed, "none of \(seeds.isEmpty ? "the seeds" : seeds) answered",
+            hint: "check that an agent runs there, with the same --swarm name")
+        return [.complete(command, .failed(error))]
+    }
+
+    /// Leaves gracefully: announces it, and completes `command` once the announcement has been
+    /// gossiped as often as any broadcast, or after `settings.leaveTimeout`.
+    public mutating func leave(command: CommandID, at time: NodeTime) -> [NodeEffect] {
+        var out: [NodeEffect] = []
+        if !membership.hasLeft {
+            out.append(.log(NodeLog(.info, "leaving the swarm")))
+            out += effects(of: membership.leave(now: time.now), at: time)
+        }
+        if leaveCompleted {
+            out.append(.complete(command, .left))
+            return out
+        }
+        leaveWaiters.append(command)
+        if !leaveTimerArmed {
+            leaveTimerArmed = true
+            out.append(.startTimer(.leaveTimeout, after: settings.leaveTimeout))
+        }
+        return out
+    }
+
+    mutating func completeLeave() -> [NodeEffect] {
+        leaveCompleted = true
+        let waiters = leaveWaiters
+        leaveWaiters = []
+        return waiters.map { .complete($0, .left) }
+    }
+
+    /// The node is stopping: fail the writes still awaited and save what is queued.
+    public mutating func shutDown(at time: NodeTime) -> [NodeEffect] {
+        checkReplicaWaits(stopping: true, at: time) + flushSaves()
+    }
+
+    // MARK: - Keyring exchange
+
+    /// Runs a keyring operation on every other live Rumor node, after this one answered `local`;
+    /// the command completes with every answer (`keyringAnswered` reports each).
+    public mutating func rotateKeyring(_ operation: KeyringOperation, local: KeyringFrame, command: CommandID)
+        -> [NodeEffect]
+    {
+        counters.add(.keyringOperations)
+        let peers = replicationMembers()
+        keyringExchanges[command] = KeyringExchange(asked: peers.count + 1, answers: [name: local])
+        let asks = peers.map { NodeEffect.askKeyring(operation, peer: $0.name, at: $0.address, command: command) }
+        return asks.isEmpty ? finishKeyringExchange(command) : asks
+    }
+
+    /// `peer` answered a keyring request (nil `answer`: it failed, for `failure`).
+    public mutating func keyringAnswered(_ answer: KeyringFrame?, failure: String = "", from peer: String, command: CommandID)
+        -> [NodeEffect]
+    {
+        guard var exchange = keyringExchanges[command] else { return [] }
+        if let answer {
+            exchange.answers[peer] = answer
+        } else {
+            exchange.failures[peer] = "no answer: \(failure)"
+        }
+        keyringExchanges[command] = exchange
+        guard exchange.answers.count + exchange.failures.count >= exchange.asked else { return [] }
+        return finishKeyringExchange(command)
+    }
+
+    private mutating func finishKeyringExchange(_ command: CommandID) -> [NodeEffect] {
+        guard let exchange = keyringExchanges.removeValue(forKey: command) else { return [] }
+        var tally = KeyringTally(
+            nodes: exchange.asked, responded: exchange.answers.count, failures: exchange.failures, keys: [:], primaryKeys: [:])
+        for (peer, answer) in exchange.answers {
+            guard case .response(let held, let error) = answer else { continue }
+            if let error { tally.failures[peer] = error }
+            for key in held { tally.keys[key, default: 0] += 1 }
+            if let primary = held.first { tally.primaryKeys[primary, default: 0] += 1 }
+        }
+        return [.complete(command, .keyring(tally))]
+    }
+
+    // MARK: - Watching
+
+    /// Checks that changes after `sequence` can be followed; returns where to start.
+    /// - Throws: `watch_ahead` beyond the log, `watch_compacted` when some were forgotten.
+    public func watchStart(from sequence: UInt64?) throws(NodeError) -> UInt64 {
+        let start = sequence ?? changes.last
+        guard start <= changes.last else {
+            throw NodeError(
+                .watchAhead, "seq \(start) is beyond this agent's change log, which ends at \(changes.last)",
+                hint: "the agent may have restarted without --data-dir; list again and watch from the seq it returns")
+        }
+        try checkResumable(from: start)
+        return start
+    }
+
+    func checkResumable(from sequence: UInt64) throws(NodeError) {
+        guard sequence >= changes.compactedThrough else {
+            throw NodeError(
+                .watchCompacted,
+                "changes after seq \(sequence) are no longer all known: keys changed up to seq \(changes.compactedThrough) were since forgotten (tombstone grace)",
+                hint: "list the keys again and watch from the seq the list returns")
+        }
+    }
+
+    /// One change a watcher sees: the key's current entry and what happened to it.
+    public struct WatchedChange: Sendable, Hashable {
+        public enum Kind: String, Sendable {
+            case put, delete, expire, depart
+        }
+
+        public var entry: Entry
+        public var sequence: UInt64
+        public var kind: Kind
+    }
+
+    /// The latest changes after `sequence` under `prefix` (at most `limit`), and the sequence to
+    /// continue from.
+    public func watchBatch(after sequence: UInt64, prefix: String, limit: Int = 512, at time: NodeTime)
+        throws(NodeError) -> (changes: [WatchedChange], through: UInt64)
+    {
+        try checkResumable(from: sequence)
+        let (found, through) = changes.changes(after: sequence, prefix: prefix, limit: limit)
+        let batch = found.compactMap { change -> WatchedChange? in
+            guard let entry = replication.store.entries[change.key] else { return nil }
+            let kind: WatchedChange.Kind
+            if replication.read(change.key, wallMilliseconds: time.wallMilliseconds) != nil {
+                kind = .put
+            } else if entry.isTombstone {
+                kind = .delete
+            } else {
+                kind = entry.ephemeral && replication.departedWriters.contains(entry.version.origin) ? .depart : .expire
+            }
+            return WatchedChange(entry: entry, sequence: change.sequence, kind: kind)
+        }
+        return (batch, through)
+    }
+}

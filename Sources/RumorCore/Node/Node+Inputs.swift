@@ -1,0 +1,159 @@
+extension Node {
+    // MARK: - Network input
+
+    /// A datagram from `sender` (the peer's gossip socket), decoded.
+    public mutating func receive(_ messages: [NodeMessage], from sender: NodeAddress, at time: NodeTime) -> [NodeEffect] {
+        var out: [NodeEffect] = []
+        for message in messages {
+            switch message {
+            case .membership(let message):
+                out += effects(of: membership.receive(message, from: sender, now: time.now), at: time)
+            case .replication(let frame):
+                out += receive(frame, from: sender, viaStream: false, at: time)
+            }
+        }
+        return out
+    }
+
+    /// A request on a stream from `peer` (its client socket); returns the reply, if any.
+    public mutating func answer(_ request: StreamRequest, from peer: NodeAddress, at time: NodeTime)
+        -> (reply: StreamReply?, effects: [NodeEffect])
+    {
+        switch request {
+        case .pushPull(let remote):
+            guard pushPullLimiter.allow(peer.host, now: time.now) else {
+                counters.add(.rateLimitedPushPull)
+                return (nil, [])
+            }
+            let (reply, directives) = membership.receivePushPull(remote, from: peer, now: time.now)
+            return (.pushPull(reply), effects(of: directives, at: time))
+        case .ping(let ping):
+            guard ping.target.isEmpty || ping.target == name else {
+                return (.error("ping for \(ping.target) reached \(name)"), [])
+            }
+            return (.ack(Ack(sequenceNumber: ping.sequenceNumber)), [])
+        case .replication(let frame):
+            return (nil, receive(frame, from: peer, viaStream: true, at: time))
+        case .user(let payload):
+            return (nil, effects(of: membership.receive(.user(payload), from: peer, now: time.now), at: time))
+        }
+    }
+
+    /// A push-pull exchange the node asked for ended: `reply` is the peer's state, nil when the
+    /// exchange failed.
+    public mutating func pushPullFinished(
+        _ reply: PushPull?, with peer: NodeAddress, join command: CommandID?, at time: NodeTime
+    ) -> [NodeEffect] {
+        var out: [NodeEffect] = []
+        if let reply {
+            counters.add(.pushPullCompleted)
+            out += effects(of: membership.receivePushPullReply(reply, from: peer, now: time.now), at: time)
+        } else {
+            counters.add(.pushPullFailed)
+        }
+        if let command {
+            out += joinAttemptEnded(command, contacted: reply != nil, at: time)
+        }
+        return out
+    }
+
+    /// A fallback stream ping ended.
+    public mutating func streamPingFinished(sequence: UInt32, contacted: Bool, at time: NodeTime) {
+        membership.streamPingFinished(sequence: sequence, contacted: contacted, now: time.now)
+    }
+
+    // MARK: - Timers
+
+    public mutating func timerFired(_ timer: NodeTimer, at time: NodeTime) -> [NodeEffect] {
+        switch timer {
+        case .membership(let timer):
+            return effects(of: membership.timerFired(timer, now: time.now), at: time)
+        case .antiEntropy:
+            let peers = replicationPeers()
+            return effects(
+                of: replication.antiEntropyTimerFired(peers: peers, wallMilliseconds: time.wallMilliseconds), at: time)
+        case .pullRetry:
+            let peers = replicationPeers()
+            return effects(of: replication.pullRetryTimerFired(peers: peers), at: time)
+        case .replicaWaits:
+            replicaWaitTimerArmed = false
+            var out = checkReplicaWaits(repairing: true, at: time)
+            if !replicaWaits.isEmpty {
+                replicaWaitTimerArmed = true
+                out.append(.startTimer(.replicaWaits, after: settings.replicaRepairInterval))
+            }
+            return out
+        case .leaveTimeout:
+            return completeLeave()
+        case .save:
+            saveTimerArmed = false
+            return flushSaves()
+        case .joinRetry:
+            return membership.hasLeft ? [] : [.retryJoin]
+        }
+    }
+
+    // MARK: - Membership
+
+    /// The effect of one membership directive that needs no further node logic.
+    func effect(of directive: MembershipDirective) -> NodeEffect {
+        switch directive {
+        case .send(let address, let messages, let checksum): .send(.membership(messages, checksum: checksum), to: address)
+        case .startTimer(let timer, let delay): .startTimer(.membership(timer), after: delay)
+        case .pushPull(let address, let state): .pushPull(state, to: address, join: nil)
+        case .streamPing(let address, let ping, let deadline): .streamPing(ping, to: address, deadline: deadline)
+        case .deliver, .event, .conflict, .leaveCompleted: preconditionFailure("handled by effects(of:at:)")
+        }
+    }
+
+    mutating func effects(of directives: [MembershipDirective], at time: NodeTime) -> [NodeEffect] {
+        var out: [NodeEffect] = []
+        out.reserveCapacity(directives.count)
+        for directive in directives {
+            switch directive {
+            case .send, .startTimer, .pushPull, .streamPing:
+                out.append(effect(of: directive))
+            case .deliver:
+                counters.add(.userMessagesReceived)
+            case .event(let event):
+                out += report(event, at: time)
+            case .conflict(let existing, let claimed):
+                counters.add(.nameConflicts)
+                out.append(
+                    .log(
+                        NodeLog(
+                            .warning, "name conflict: another node claims a known name",
+                            [
+                                "name": existing.name, "known": "\(existing.address)", "claimed": "\(claimed.address)",
+                            ])))
+            case .leaveCompleted:
+                out += completeLeave()
+            }
+        }
+        return out
+    }
+
+    /// A member changed: its ephemeral values appear or vanish, replication peers change, and
+    /// the change is logged and counted.
+    private mutating func report(_ event: MemberEvent, at time: NodeTime) -> [NodeEffect] {
+        peerCache = nil
+        let member = event.member
+        var out: [NodeEffect] = []
+        switch event.kind {
+        case .failed, .left: out += touch(replication.writer(member.name, isLive: false))
+        case .joined, .recovered: out += touch(replication.writer(member.name, isLive: true))
+        case .updated, .suspected, .reaped: break
+        }
+        counters.add(NodeCounter.memberEvents(event.kind))
+        let metadata = ["member": member.name, "address": "\(member.address)", "incarnation": "\(member.incarnation)"]
+        let level: NodeLog.Level =
+            switch event.kind {
+            case .failed: .warning
+            case .reaped: .debug
+            default: .info
+            }
+        out.append(.log(NodeLog(level, "member \(event.kind.rawValue)", metadata)))
+        out.append(.memberEvent(event))
+        return out
+    }
+}

@@ -1,0 +1,157 @@
+extension Node {
+    // MARK: - Replication frames
+
+    /// A replication frame from `sender`: where a datagram came from (the peer's gossip socket),
+    /// or the client end of a stream (an ephemeral port: replies then go to the member's
+    /// advertised address).
+    mutating func receive(_ frame: ReplicationFrame, from sender: NodeAddress, viaStream: Bool, at time: NodeTime)
+        -> [NodeEffect]
+    {
+        switch frame {
+        case .push(let entries, let hops, let acknowledge, let after):
+            counters.add(.replicationPushesReceived)
+            let peers = replicationPeers()
+            return effects(
+                of: replication.receivePush(
+                    entries, hops: hops, acknowledge: acknowledge, after: after, from: sender,
+                    wallMilliseconds: time.wallMilliseconds, peers: peers),
+                at: time)
+        case .pullRequest(let peer, let digest, let held):
+            guard pullLimiter.allow(sender.description, now: time.now) else {
+                counters.add(.rateLimitedPull)
+                return []
+            }
+            counters.add(.replicationPullsAnswered)
+            let answer = replication.answerPull(digest: digest, held: held, from: peer)
+            var out = checkReplicaWaits(at: time)
+            // A datagram's source is the requester's socket, right even when our view of its
+            // address is stale (it restarted on a new port).
+            let replyTo = viaStream ? membership.members[peer]?.address ?? sender : sender
+            let reply = ReplicationFrame.pullAnswer(
+                from: name, entries: answer.entries, digest: answer.digest, held: answer.held)
+            out.append(.send(.replication(reply), to: replyTo))
+            return out
+        case .acknowledgement(let peer, let versions):
+            counters.add(.replicationAcknowledgementsReceived)
+            replication.receiveAcknowledgement(versions, from: peer)
+            return checkReplicaWaits(at: time)
+        case .pullAnswer(let peer, let entries, let digest, let held):
+            return receivePullAnswer(
+                from: peer, at: viaStream ? nil : sender, entries: entries, digest: digest, held: held, time: time)
+        }
+    }
+
+    /// A pull answer from `peer` arrived: ours if we asked (then push the rest back and note the
+    /// sync), else the push half of an exchange `peer` started.
+    private mutating func receivePullAnswer(
+        from peer: String, at source: NodeAddress?, entries: [Entry], digest: [String: HybridTimestamp],
+        held: [String: [HybridTimestamp]], time: NodeTime
+    ) -> [NodeEffect] {
+        var address = membership.members[peer]?.address
+        if let source, pendingPulls[source] != nil { address = source }
+        let solicited = address.map { pendingPulls.removeValue(forKey: $0) != nil } ?? false
+        counters.add(solicited ? .replicationPullsCompleted : .replicationDeltasReceived)
+        var out = effects(
+            of: replication.receivePullAnswer(
+                entries: entries, digest: digest, held: held, from: peer, replyingTo: solicited ? address : nil,
+                wallMilliseconds: time.wallMilliseconds),
+            at: time)
+        out += queueSave([], sequences: [:], digest: replication.store.digest)
+        out += checkReplicaWaits(at: time)
+        guard solicited else { return out }
+        lastSynced = time.wallMilliseconds
+        if settings.durable {
+            out += flushSaves()
+            out.append(.store(.synced(atMilliseconds: time.wallMilliseconds)))
+        }
+        return out
+    }
+
+    mutating func effects(of directives: [ReplicationDirective], at time: NodeTime) -> [NodeEffect] {
+        var out: [NodeEffect] = []
+        out.reserveCapacity(directives.count)
+        for directive in directives {
+            switch directive {
+            case .push(let entries, let hops, let acknowledge, let after, let address):
+                counters.add(.replicationPushesSent)
+                let frame = ReplicationFrame.push(entries: entries, hops: hops, acknowledge: acknowledge, after: after)
+                out.append(.send(.replication(frame), to: address))
+            case .acknowledge(let versions, let writer):
+                guard let member = membership.members[writer], member.state == .alive else { continue }
+                counters.add(.replicationAcknowledgementsSent)
+                out.append(.send(.replication(.acknowledgement(from: name, versions: versions)), to: member.address))
+            case .pull(let address, let digest, let held):
+                let lifetime = settings.pendingPullLifetime
+                pendingPulls = pendingPulls.filter { time.now - $0.value < lifetime }
+                pendingPulls[address] = time.now
+                counters.add(.replicationPullsSent)
+                out.append(.send(.replication(.pullRequest(from: name, digest: digest, held: held)), to: address))
+            case .sendDelta(let entries, let digest, let address):
+                counters.add(.replicationDeltasSent)
+                out.append(
+                    .send(.replication(.pullAnswer(from: name, entries: entries, digest: digest, held: [:])), to: address))
+            case .startPullRetryTimer(let delay):
+                out.append(.startTimer(.pullRetry, after: delay))
+            case .startAntiEntropyTimer(let delay):
+                out.append(.startTimer(.antiEntropy, after: delay))
+            case .applied(let entries):
+                counters.add(.replicationEntriesApplied, entries.count)
+                let sequences = recordChanges(entries.lazy.map(\.key))
+                out.append(.changesRecorded)
+                out += queueSave(entries, sequences: sequences, digest: [:])
+            case .expired(let entries):
+                counters.add(.valuesExpired, entries.count)
+                out += touch(entries)
+            case .forgot(let keys):
+                counters.add(.tombstonesCollected, keys.count)
+                for key in keys { changes.forget(key) }
+                if settings.durable {
+                    out += flushSaves()
+                    out.append(.store(.forget(keys, compactedThrough: changes.compactedThrough)))
+                }
+            }
+        }
+        return out
+    }
+
+    // MARK: - Change log and saving
+
+    /// Gives each changed key the next change-log sequence number.
+    mutating func recordChanges(_ keys: some Sequence<String>) -> [String: UInt64] {
+        var sequences: [String: UInt64] = [:]
+        for key in keys { sequences[key] = changes.record(key) }
+        return sequences
+    }
+
+    /// Records entries whose visibility changed without a write (expired, writer left or back).
+    mutating func touch(_ entries: [Entry]) -> [NodeEffect] {
+        guard !entries.isEmpty else { return [] }
+        let sequences = recordChanges(entries.map(\.key))
+        var out: [NodeEffect] = [.changesRecorded]
+        if settings.durable {
+            out += flushSaves()
+            out.append(.store(.touch(sequences)))
+        }
+        return out
+    }
+
+    /// Queues remote state for saving within `saveDelay`. Losing it in a crash loses nothing that
+    /// matters: the writer has it durably and anti-entropy offers it again after a restart.
+    mutating func queueSave(_ entries: [Entry], sequences: [String: UInt64], digest: [String: HybridTimestamp])
+        -> [NodeEffect]
+    {
+        guard settings.durable, !(entries.isEmpty && digest.isEmpty) else { return [] }
+        unsaved.add(entries, sequences: sequences, digest: digest)
+        guard !saveTimerArmed else { return [] }
+        saveTimerArmed = true
+        return [.startTimer(.save, after: settings.saveDelay)]
+    }
+
+    /// Saves the queued remote state in one write (nothing when none is queued).
+    public mutating func flushSaves() -> [NodeEffect] {
+        guard !unsaved.isEmpty else { return [] }
+        let batch = unsaved
+        unsaved = SaveBatch()
+        return [.store(batch.write)]
+    }
+}

@@ -1,0 +1,207 @@
+/// A whole Rumor node as a pure state machine: SWIM membership, key-value replication, the
+/// change log watchers follow, and the protocol state between them (pending pulls and their
+/// retries, writes awaited by `put --wait`, per-peer rate limits, join retries, the leave wait,
+/// the save batch, the keyring exchange).
+///
+/// One `mutating` entry point per input — a datagram, a stream request, the end of an exchange
+/// the node asked for, a timer, a local command — each given the time (`NodeTime`) and
+/// returning the `NodeEffect`s the driver must carry out, in order. The node performs no I/O,
+/// reads no clock and draws randomness only from its seeded generators, so the agent, the
+/// simulator and the tests run the same code. Timers are never cancelled: the node ignores one
+/// that no longer applies (see `MembershipDirective.startTimer`).
+public struct Node: Sendable {
+    public let settings: NodeSettings
+    public internal(set) var membership: Membership
+    public internal(set) var replication: Replication
+    /// The order keys changed here, for watchers; saved with the entries.
+    public internal(set) var changes: ChangeLog
+    /// When the state was last reconciled with a peer (wall milliseconds).
+    public internal(set) var lastSynced: UInt64?
+    public internal(set) var counters = NodeCounters()
+    /// True once a leave has been announced and has spread (or its wait timed out).
+    public internal(set) var leaveCompleted = false
+
+    /// Anti-entropy pulls sent and not yet answered, by peer address, with when they were sent.
+    var pendingPulls: [NodeAddress: Instant] = [:]
+    var replicaWaits: [CommandID: ReplicaWait] = [:]
+    var replicaWaitTimerArmed = false
+    /// Per sending host: push-pull state exchanges it may ask of us (each costs a full state
+    /// encode and merge).
+    var pushPullLimiter: RateLimiter
+    /// Per sending node: anti-entropy pulls it may ask of us (each costs a digest comparison and
+    /// possibly a large answer).
+    var pullLimiter: RateLimiter
+    var joins: [CommandID: JoinProgress] = [:]
+    var joinRetryDelay: Duration
+    var leaveWaiters: [CommandID] = []
+    var leaveTimerArmed = false
+    var keyringExchanges: [CommandID: KeyringExchange] = [:]
+    /// Applied remote state not saved yet: committed together `saveDelay` later.
+    var unsaved = SaveBatch()
+    var saveTimerArmed = false
+    /// Replication peers, rebuilt after membership events (nil: stale).
+    var peerCache: [NodeAddress]?
+
+    struct ReplicaWait: Sendable {
+        var entries: [Entry]
+        var target: ReplicaTarget
+        var timeout: Duration
+        var deadline: Instant
+    }
+
+    struct JoinProgress: Sendable {
+        var seeds: [NodeAddress]
+        var outstanding: Int
+        var contacted = 0
+        var retrying: Bool
+    }
+
+    struct KeyringExchange: Sendable {
+        var asked: Int
+        var answers: [String: KeyringFrame]
+        var failures: [String: String] = [:]
+    }
+
+    /// Metadata marker of nodes that replicate the key-value state (Go memberlist nodes lack it).
+    public static let replicationMarker = "rumor.kv=1"
+
+    /// Creates the node; nothing runs until `start`.
+    /// - Parameters:
+    ///   - meta: the operator's metadata; the replication marker is appended.
+    ///   - seeds: seed the membership and replication generators (the same seeds and inputs
+    ///     give the same effects).
+    ///   - restoring: state saved before a restart.
+    public init(
+        name: String, address: NodeAddress, meta: [UInt8] = [], settings: NodeSettings, seeds: NodeSeeds,
+        restoring saved: SavedState = SavedState(), at time: NodeTime
+    ) {
+        self.settings = settings
+        self.membership = Membership(
+            name: name, address: address, meta: Self.advertisedMeta(meta), settings: settings.membership,
+            seed: seeds.membership, now: time.now)
+        self.replication = Replication(
+            localName: name, settings: settings.replication, seed: seeds.replication, restoring: saved.store)
+        self.changes = saved.changes
+        self.lastSynced = saved.lastSynced
+        self.pushPullLimiter = RateLimiter(burst: settings.pushPullBurst, perSecond: settings.pushPullPerSecond)
+        self.pullLimiter = RateLimiter(burst: settings.pullBurst, perSecond: settings.pullPerSecond)
+        self.joinRetryDelay = settings.joinRetryInitial
+        self.seeds = seeds
+    }
+
+    private let seeds: NodeSeeds
+
+    /// The metadata announced to others: the operator's plus the replication marker.
+    public static func advertisedMeta(_ meta: [UInt8]) -> [UInt8] {
+        meta.isEmpty ? Array(replicationMarker.utf8) : meta + Array(",\(replicationMarker)".utf8)
+    }
+
+    public var name: String { membership.localName }
+
+    /// Moves the node to `address` (a port the system picked at bind time). Only before `start`.
+    public mutating func readdress(_ address: NodeAddress, at time: NodeTime) {
+        let local = membership.localMember
+        membership = Membership(
+            name: local.name, address: address, meta: local.meta, settings: settings.membership,
+            seed: seeds.membership, now: time.now)
+    }
+
+    /// Starts the periodic work: membership timers (unless peers are fixed) and anti-entropy,
+    /// first after `firstAntiEntropyAfter` (default: one interval).
+    public mutating func start(at time: NodeTime, firstAntiEntropyAfter: Duration? = nil) -> [NodeEffect] {
+        var out: [NodeEffect] = []
+        if case .membership = settings.peers {
+            out += membership.start(now: time.now).map { effect(of: $0) }
+        }
+        out.append(.startTimer(.antiEntropy, after: firstAntiEntropyAfter ?? settings.replication.antiEntropyInterval))
+        return out
+    }
+
+    // MARK: - Reading
+
+    /// The live entry for `key`, if any.
+    public func read(_ key: String, at time: NodeTime) -> Entry? {
+        replication.read(key, wallMilliseconds: time.wallMilliseconds)
+    }
+
+    /// Members that replicate the state, other than this node, in one of `states`, by address.
+    public func replicationMembers(in states: Set<MemberState> = [.alive]) -> [Member] {
+        membership.members.values
+            .filter { member in
+                member.name != name && states.contains(member.state) && Self.replicates(member)
+            }
+            .sorted { $0.address < $1.address }
+    }
+
+    static func replicates(_ member: Member) -> Bool {
+        var start = member.meta.startIndex
+        let marker = Array(replicationMarker.utf8)
+        // Comma-separated `k=v` items; look for the marker as a whole item.
+        while start <= member.meta.endIndex {
+            let end = member.meta[start...].firstIndex(of: UInt8(ascii: ",")) ?? member.meta.endIndex
+            if member.meta[start..<end].elementsEqual(marker) { return true }
+            start = end + 1
+        }
+        return false
+    }
+
+    /// Where replication traffic goes: live replicating members (or the fixed list).
+    mutating func replicationPeers() -> [NodeAddress] {
+        if case .fixed(let peers) = settings.peers { return peers }
+        if let peerCache { return peerCache }
+        let peers = replicationMembers().map(\.address)
+        peerCache = peers
+        return peers
+    }
+}
+
+/// Seeds of a node's random generators.
+public struct NodeSeeds: Sendable, Hashable {
+    public var membership: UInt64
+    public var replication: UInt64
+
+    public init(membership: UInt64, replication: UInt64) {
+        self.membership = membership
+        self.replication = replication
+    }
+}
+
+/// The durable state a node restarts from.
+public struct SavedState: Sendable {
+    public var store: KeyValueStore
+    public var changes: ChangeLog
+    public var lastSynced: UInt64?
+
+    public init(store: KeyValueStore = KeyValueStore(), changes: ChangeLog = ChangeLog(), lastSynced: UInt64? = nil) {
+        self.store = store
+        self.changes = changes
+        self.lastSynced = lastSynced
+    }
+}
+
+/// Remote state applied but not saved yet: the latest entry per key, change-log positions, and
+/// the highest digest values.
+struct SaveBatch: Sendable {
+    var entries: [String: Entry] = [:]
+    var sequences: [String: UInt64] = [:]
+    var digest: [String: HybridTimestamp] = [:]
+
+    var isEmpty: Bool { entries.isEmpty && digest.isEmpty }
+
+    mutating func add(_ applied: [Entry], sequences: [String: UInt64], digest: [String: HybridTimestamp]) {
+        for entry in applied { entries[entry.key] = entry }
+        self.sequences.merge(sequences) { max($0, $1) }
+        self.digest.merge(digest) { max($0, $1) }
+    }
+
+    var write: StorageWrite {
+        .save(entries: Array(entries.values), sequences: sequences, digest: digest)
+    }
+}
+
+extension NodeAddress: Comparable {
+    /// By IP bytes, then port: a stable order for peer lists.
+    public static func < (lhs: NodeAddress, rhs: NodeAddress) -> Bool {
+        lhs.ip.lexicographicallyPrecedes(rhs.ip) || (lhs.ip == rhs.ip && lhs.port < rhs.port)
+    }
+}

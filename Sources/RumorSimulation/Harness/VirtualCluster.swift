@@ -1,0 +1,277 @@
+import RumorCore
+import RumorWire
+
+/// What a driver of a `VirtualCluster` wants to know as the run goes. Every hook has a default
+/// that does nothing.
+public protocol ClusterObserver {
+    /// Events the script schedules (writes, crashes…); `VirtualCluster.run` hands them back.
+    associatedtype Script
+    /// Node `from` sent a datagram of `size` bytes to `to` (counted whether or not it arrives).
+    mutating func sent(_ datagram: Datagram, size: Int, from: Int, to: Int)
+    /// Node `from` ran a push-pull exchange with `to` (`answered`: `to` was reachable).
+    mutating func exchanged(_ state: PushPull, from: Int, to: Int, answered: Bool)
+    /// `node` processed a datagram; `node` is its state afterwards.
+    mutating func received(_ messages: [NodeMessage], at index: Int, node: Node, now: Instant)
+    /// Node `index` reported a membership event.
+    mutating func memberEvent(_ event: MemberEvent, at index: Int, now: Instant)
+    /// A command of node `index` completed.
+    mutating func completed(_ command: CommandID, _ result: CommandResult, at index: Int, now: Instant)
+}
+
+extension ClusterObserver {
+    public mutating func sent(_ datagram: Datagram, size: Int, from: Int, to: Int) {}
+    public mutating func exchanged(_ state: PushPull, from: Int, to: Int, answered: Bool) {}
+    public mutating func received(_ messages: [NodeMessage], at index: Int, node: Node, now: Instant) {}
+    public mutating func memberEvent(_ event: MemberEvent, at index: Int, now: Instant) {}
+    public mutating func completed(_ command: CommandID, _ result: CommandResult, at index: Int, now: Instant) {}
+}
+
+/// N real `Node`s on a virtual clock and a `VirtualNetwork`: the one driver the simulator and
+/// the core tests share. Single-threaded and seeded, hence deterministic. Nodes are numbered;
+/// node `i` is named `n<i>` and lives at 10.x.y.z:7946 (x.y.z = i).
+///
+/// Effects are carried out as the agent would: datagrams arrive after a drawn latency unless
+/// lost or cut off; push-pull exchanges and stream pings complete at once between reachable
+/// nodes; timers fire on the virtual clock (a crashed node's timers die with it).
+public struct VirtualCluster<Observer: ClusterObserver> {
+    public private(set) var now = Instant.zero
+    public private(set) var nodes: [Node] = []
+    public private(set) var isUp: [Bool] = []
+    public var network = VirtualNetwork()
+    public var observer: Observer
+    /// The generator behind every fate and every choice a script makes.
+    public var random: SeededRandom
+    /// Wall clock of the nodes: a fixed epoch plus virtual time (reports stay identical).
+    public static var epochMilliseconds: UInt64 { 1_800_000_000_000 }
+    private var queue = EventQueue<Event>()
+    /// Bumped at each crash: timers armed before it are ignored.
+    private var generation: [UInt32] = []
+    private var joinSeeds: [[NodeAddress]] = []
+    private var nextCommand: CommandID = 0
+
+    private enum Event {
+        case timer(Int, UInt32, NodeTimer)
+        case datagram(to: Int, from: Int, [NodeMessage])
+        case script(Observer.Script)
+    }
+
+    public init(observer: Observer, seed: UInt64) {
+        self.observer = observer
+        self.random = SeededRandom(seed: seed)
+    }
+
+    public static func address(of index: Int) -> NodeAddress {
+        NodeAddress(
+            ip: [10, UInt8(truncatingIfNeeded: index >> 16), UInt8(truncatingIfNeeded: index >> 8), UInt8(truncatingIfNeeded: index)],
+            port: 7946)
+    }
+
+    public static func index(of address: NodeAddress) -> Int {
+        address.ip.count == 4 ? Int(address.ip[1]) << 16 | Int(address.ip[2]) << 8 | Int(address.ip[3]) : -1
+    }
+
+    public static func name(of index: Int) -> String { "n\(index)" }
+
+    public static func index(ofName name: String) -> Int { Int(name.dropFirst()) ?? -1 }
+
+    public var time: NodeTime {
+        NodeTime(now: now, wallMilliseconds: Self.epochMilliseconds + UInt64(max(0, now.nanoseconds / 1_000_000)))
+    }
+
+    // MARK: - Script
+
+    /// Adds node `nodes.count` (not started).
+    @discardableResult
+    public mutating func add(settings: NodeSettings, seeds: NodeSeeds) -> Int {
+        let index = nodes.count
+        nodes.append(Node(name: Self.name(of: index), address: Self.address(of: index), settings: settings, seeds: seeds, at: time))
+        isUp.append(true)
+        generation.append(0)
+        joinSeeds.append([])
+        return index
+    }
+
+    /// Starts node `index`'s timers.
+    public mutating func start(_ index: Int, firstAntiEntropyAfter: Duration? = nil) {
+        let effects = nodes[index].start(at: time, firstAntiEntropyAfter: firstAntiEntropyAfter)
+        execute(effects, at: index)
+    }
+
+    /// Node `index` joins through `seeds` (retrying with backoff until one answers).
+    public mutating func join(_ index: Int, through seeds: [Int]) {
+        joinSeeds[index] = seeds.map { Self.address(of: $0) }
+        nextCommand += 1
+        execute(nodes[index].join(seeds: joinSeeds[index], command: nextCommand, retrying: true, at: time), at: index)
+    }
+
+    /// Writes at node `index`; nil when the node refuses (it left, or the write is invalid).
+    @discardableResult
+    public mutating func write(_ writes: [Replication.Write], at index: Int, awaiting: ReplicaTarget? = nil, timeout: Duration = .seconds(5))
+        -> (entries: [Entry], command: CommandID?)?
+    {
+        nextCommand += 1
+        let request = awaiting.map { Node.ReplicaWaitRequest(target: $0, timeout: timeout, command: nextCommand) }
+        guard let outcome = try? nodes[index].write(writes, awaiting: request, at: time) else { return nil }
+        execute(outcome.effects, at: index)
+        return (outcome.entries, request?.command)
+    }
+
+    /// Node `index` leaves gracefully; returns the command that completes when it has.
+    @discardableResult
+    public mutating func leave(_ index: Int) -> CommandID {
+        nextCommand += 1
+        execute(nodes[index].leave(command: nextCommand, at: time), at: index)
+        return nextCommand
+    }
+
+    /// Node `index` stops at once; its state stays for a `restart`.
+    public mutating func crash(_ index: Int) {
+        guard isUp[index] else { return }
+        isUp[index] = false
+        generation[index] &+= 1
+    }
+
+    /// Node `index` comes back from its saved state (as with `--data-dir`) with new seeds, and
+    /// starts; it rejoins through `seeds` when given.
+    public mutating func restart(_ index: Int, seeds: NodeSeeds, joining through: [Int] = []) {
+        guard !isUp[index] else { return }
+        let old = nodes[index]
+        let saved = SavedState(store: old.replication.store, changes: old.changes, lastSynced: old.lastSynced)
+        nodes[index] = Node(
+            name: old.name, address: Self.address(of: index), settings: old.settings, seeds: seeds, restoring: saved, at: time)
+        isUp[index] = true
+        start(index)
+        if !through.isEmpty { join(index, through: through) }
+    }
+
+    /// Schedules a script event; `run` returns it when it is due.
+    public mutating func schedule(_ script: Observer.Script, at time: Instant) {
+        queue.push(time: time, event: .script(script))
+    }
+
+    // MARK: - Running
+
+    /// Runs node events until the next script event due by `limit` (returned, with the clock at
+    /// its time) or until `limit` (nil, with the clock at `limit`).
+    public mutating func run(until limit: Instant) -> Observer.Script? {
+        while let next = queue.nextTime, next <= limit {
+            let (time, event) = queue.pop()!
+            now = time
+            switch event {
+            case .script(let script):
+                return script
+            case .timer(let index, let armed, let timer):
+                guard isUp[index], generation[index] == armed else { continue }
+                execute(nodes[index].timerFired(timer, at: self.time), at: index)
+            case .datagram(let index, let from, let messages):
+                guard isUp[index] else { continue }
+                let effects = nodes[index].receive(messages, from: Self.address(of: from), at: self.time)
+                observer.received(messages, at: index, node: nodes[index], now: now)
+                execute(effects, at: index)
+            }
+        }
+        now = max(now, limit)
+        return nil
+    }
+
+    /// Runs for `duration`, dropping script events (for clusters scripted by hand).
+    public mutating func run(for duration: Duration) {
+        let limit = now + duration
+        while run(until: limit) != nil {}
+    }
+
+    /// Runs in 10 ms steps until `condition` holds; returns the time it took, or nil at `limit`.
+    public mutating func run(within limit: Duration, until condition: (Self) -> Bool) -> Duration? {
+        let start = now
+        while now - start < limit {
+            if condition(self) { return now - start }
+            run(for: .milliseconds(10))
+        }
+        return condition(self) ? now - start : nil
+    }
+
+    // MARK: - Effects
+
+    private mutating func execute(_ effects: [NodeEffect], at index: Int) {
+        for effect in effects {
+            switch effect {
+            case .send(let datagram, let address):
+                send(datagram, from: index, to: Self.index(of: address))
+            case .pushPull(let state, let address, let command):
+                exchange(state, from: index, to: Self.index(of: address), join: command)
+            case .streamPing(let ping, let address, _):
+                let target = Self.index(of: address)
+                let contacted = target >= 0 && target < nodes.count && isUp[target] && network.isReachable(index, target)
+                nodes[index].streamPingFinished(sequence: ping.sequenceNumber, contacted: contacted, at: time)
+            case .askKeyring(_, let peer, _, let command):
+                let effects = nodes[index].keyringAnswered(nil, failure: "not simulated", from: peer, command: command)
+                execute(effects, at: index)
+            case .startTimer(let timer, let delay):
+                queue.push(time: now + delay, event: .timer(index, generation[index], timer))
+            case .memberEvent(let event):
+                observer.memberEvent(event, at: index, now: now)
+            case .complete(let command, let result):
+                observer.completed(command, result, at: index, now: now)
+            case .retryJoin:
+                nextCommand += 1
+                let effects = nodes[index].join(seeds: joinSeeds[index], command: nextCommand, retrying: true, at: time)
+                execute(effects, at: index)
+            case .store, .changesRecorded, .log:
+                break
+            }
+        }
+    }
+
+    private mutating func send(_ datagram: Datagram, from source: Int, to target: Int) {
+        guard target >= 0, target < nodes.count, target != source else { return }
+        let size: Int
+        let messages: [NodeMessage]
+        let isPacket: Bool
+        switch datagram {
+        case .membership(let list, _):
+            size = list.reduce(0) { $0 + $1.estimatedWireSize }
+            messages = list.map(NodeMessage.membership)
+            isPacket = true
+        case .replication(let frame):
+            // As in the agent: frames that fit a packet go by UDP (and may be lost), larger ones
+            // by TCP. 28 bytes of IP and UDP headers (TCP framing is similar).
+            size = ReplicationCodec.encodedSize(frame) + 28
+            messages = [.replication(frame)]
+            isPacket = size <= nodes[source].settings.replication.packetPushBytes + 28
+        }
+        observer.sent(datagram, size: size, from: source, to: target)
+        guard network.isReachable(source, target), !isPacket || !network.drawLoss(using: &random) else { return }
+        let arrival = now + network.drawLatency(using: &random)
+        queue.push(time: arrival, event: .datagram(to: target, from: source, messages))
+    }
+
+    private mutating func exchange(_ state: PushPull, from source: Int, to target: Int, join: CommandID?) {
+        let reachable = target >= 0 && target < nodes.count && isUp[target] && network.isReachable(source, target)
+        observer.exchanged(state, from: source, to: target, answered: reachable)
+        var reply: PushPull?
+        if reachable {
+            let answer = nodes[target].answer(.pushPull(state), from: Self.address(of: source), at: time)
+            execute(answer.effects, at: target)
+            if case .pushPull(let state) = answer.reply { reply = state }
+        }
+        let effects = nodes[source].pushPullFinished(reply, with: Self.address(of: target), join: join, at: time)
+        execute(effects, at: source)
+    }
+}
+
+/// An observer that keeps every membership event and command result (for scripted tests).
+public struct EventLog: ClusterObserver {
+    public typealias Script = Never
+    public var events: [(at: Instant, seenBy: Int, event: MemberEvent)] = []
+    public var results: [CommandID: CommandResult] = [:]
+
+    public init() {}
+
+    public mutating func memberEvent(_ event: MemberEvent, at index: Int, now: Instant) {
+        events.append((now, index, event))
+    }
+
+    public mutating func completed(_ command: CommandID, _ result: CommandResult, at index: Int, now: Instant) {
+        results[command] = result
+    }
+}

@@ -1,0 +1,166 @@
+import RumorCore
+
+/// What a simulation measures as it runs: when each tracked update reached each node, payload
+/// copies, traffic, and failure detection.
+struct SimulationMetrics: ClusterObserver {
+    typealias Script = Simulation.Script
+
+    var updateKeys: [String: Int] = [:]
+    var writtenAt: [Instant]
+    var informedAt: [[Int64]]  // per update, per node: ns after the write, or -1
+    var copies: [Int]
+    var messages = 0
+    var bytes = 0
+    var membershipMessages = 0
+    var membershipBytes = 0
+    /// Nodes up now.
+    var live = 0
+    var crashedAt: [Int: Instant] = [:]
+    var firstDetection: [Int: Instant] = [:]
+    var detections: [Int: Set<Int>] = [:]
+    var allDetected: [Int: Instant] = [:]
+    var falsePositives = 0
+
+    init(updates: Int) {
+        writtenAt = Array(repeating: .zero, count: updates)
+        informedAt = Array(repeating: [], count: updates)
+        copies = Array(repeating: 0, count: updates)
+    }
+
+    mutating func track(_ update: Int, key: String, writer: Int, nodes: Int, now: Instant) {
+        updateKeys[key] = update
+        writtenAt[update] = now
+        informedAt[update] = Array(repeating: -1, count: nodes)
+        informedAt[update][writer] = 0
+    }
+
+    mutating func sent(_ datagram: Datagram, size: Int, from: Int, to: Int) {
+        switch datagram {
+        case .membership:
+            membershipMessages += 1
+            membershipBytes += size
+        case .replication:
+            messages += 1
+            bytes += size
+        }
+    }
+
+    mutating func exchanged(_ state: PushPull, from: Int, to: Int, answered: Bool) {
+        membershipMessages += 2
+        membershipBytes += 2 * state.nodes.count * 60
+    }
+
+    /// Counts payload copies of tracked updates delivered to a node, and notes when it first holds each.
+    mutating func received(_ messages: [NodeMessage], at index: Int, node: Node, now: Instant) {
+        guard !updateKeys.isEmpty else { return }
+        for message in messages {
+            let entries: [Entry]
+            switch message {
+            case .replication(.push(let pushed, _, _, _)): entries = pushed
+            case .replication(.pullAnswer(_, let answered, _, _)): entries = answered
+            default: continue
+            }
+            for entry in entries {
+                guard let update = updateKeys[entry.key] else { continue }
+                copies[update] += 1
+                if informedAt[update][index] < 0, node.replication.store.entries[entry.key] != nil {
+                    informedAt[update][index] = (now - writtenAt[update]).nanosecondsClamped
+                }
+            }
+        }
+    }
+
+    mutating func memberEvent(_ event: MemberEvent, at observer: Int, now: Instant) {
+        guard event.kind == .failed else { return }
+        let subject = VirtualCluster<Self>.index(ofName: event.member.name)
+        guard crashedAt[subject] != nil else {
+            falsePositives += 1
+            return
+        }
+        if firstDetection[subject] == nil { firstDetection[subject] = now }
+        detections[subject, default: []].insert(observer)
+        if allDetected[subject] == nil, detections[subject]!.count >= live {
+            allDetected[subject] = now
+        }
+    }
+}
+
+extension Simulation {
+
+    func report() -> SimulationReport {
+        let roundNanoseconds = Double(configuration.roundMilliseconds) * 1e6
+        var updates: [SimulationReport.Update] = []
+        for update in 0..<configuration.updates where !cluster.observer.informedAt[update].isEmpty {
+            // Nodes that were up at the end are the ones that should know.
+            var times = cluster.isUp.indices.filter { cluster.isUp[$0] }.map { cluster.observer.informedAt[update][$0] }
+            let total = times.count
+            times = times.filter { $0 >= 0 }.sorted()
+            func reach(_ fraction: Double) -> Double? {
+                let needed = Int((Double(total) * fraction).rounded(.up))
+                guard needed >= 1, times.count >= needed else { return nil }
+                return Double(times[needed - 1]) / 1e6
+            }
+            let milliseconds = [0.5, 0.99, 0.999, 1.0].map(reach)
+            updates.append(
+                SimulationReport.Update(
+                    informed: times.count, live: total,
+                    millisecondsTo50: milliseconds[0], millisecondsTo99: milliseconds[1],
+                    millisecondsTo999: milliseconds[2], millisecondsTo100: milliseconds[3],
+                    roundsTo50: milliseconds[0].map { ($0 * 1e6 / roundNanoseconds).rounded(.up) },
+                    roundsTo99: milliseconds[1].map { ($0 * 1e6 / roundNanoseconds).rounded(.up) },
+                    roundsTo999: milliseconds[2].map { ($0 * 1e6 / roundNanoseconds).rounded(.up) },
+                    roundsTo100: milliseconds[3].map { ($0 * 1e6 / roundNanoseconds).rounded(.up) },
+                    copiesPerNode: Double(cluster.observer.copies[update]) / Double(configuration.nodes)))
+        }
+        let seconds = Double(configuration.rounds) * Double(configuration.roundMilliseconds) / 1000
+        let perNodeSecond = 1 / (Double(configuration.nodes) * seconds)
+        var failures: SimulationReport.Failures?
+        if configuration.membership {
+            let crashed = cluster.observer.crashedAt.keys.sorted()
+            let first = crashed.compactMap { index in cluster.observer.firstDetection[index].map { Double(($0 - cluster.observer.crashedAt[index]!).nanosecondsClamped) / 1e6 } }
+            let all = crashed.compactMap { index in cluster.observer.allDetected[index].map { Double(($0 - cluster.observer.crashedAt[index]!).nanosecondsClamped) / 1e6 } }
+            failures = SimulationReport.Failures(
+                crashed: crashed.count, detected: first.count, allAware: all.count,
+                firstDetectionMilliseconds: SimulationReport.Summary(first), allAwareMilliseconds: SimulationReport.Summary(all),
+                falsePositives: cluster.observer.falsePositives)
+        }
+        return SimulationReport(
+            configuration: configuration,
+            updates: updates,
+            curve: curve(),
+            replicationMessagesPerNodePerSecond: Double(cluster.observer.messages) * perNodeSecond,
+            replicationBytesPerNodePerSecond: Double(cluster.observer.bytes) * perNodeSecond,
+            membershipMessagesPerNodePerSecond: Double(cluster.observer.membershipMessages) * perNodeSecond,
+            membershipBytesPerNodePerSecond: Double(cluster.observer.membershipBytes) * perNodeSecond,
+            failures: failures)
+    }
+
+    /// Fraction of live nodes informed against time since the write, averaged over updates, at
+    /// 200 points up to the moment the last node was informed.
+    private func curve() -> [SimulationReport.Point] {
+        let live = cluster.isUp.indices.filter { cluster.isUp[$0] }
+        let tracked = cluster.observer.informedAt.filter { !$0.isEmpty }
+        guard !tracked.isEmpty, !live.isEmpty else { return [] }
+        let sorted = tracked.map { times in live.map { times[$0] }.filter { $0 >= 0 }.sorted() }
+        let last = sorted.compactMap(\.last).max() ?? 0
+        let steps = 200
+        return (0...steps).map { step in
+            let time = Int64(Double(last) * Double(step) / Double(steps))
+            let fraction =
+                sorted.reduce(0.0) { sum, times in
+                    sum + Double(Self.countAtOrBefore(time, in: times)) / Double(live.count)
+                } / Double(sorted.count)
+            return SimulationReport.Point(milliseconds: Double(time) / 1e6, informed: fraction)
+        }
+    }
+
+    static func countAtOrBefore(_ value: Int64, in sorted: [Int64]) -> Int {
+        var low = 0
+        var high = sorted.count
+        while low < high {
+            let middle = (low + high) / 2
+            if sorted[middle] <= value { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+}
