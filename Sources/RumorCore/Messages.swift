@@ -27,6 +27,17 @@ public struct NodeAddress: Hashable, Sendable, CustomStringConvertible {
         self.init(ip: bytes, port: port)
     }
 
+    /// Hashes an IPv4 address and port as one word: addresses key the per-peer tables every
+    /// datagram touches (rate limits, pending pulls), 100k nodes deep in the simulator.
+    public func hash(into hasher: inout Hasher) {
+        if ip.count == 4 {
+            hasher.combine(UInt64(ip[0]) << 40 | UInt64(ip[1]) << 32 | UInt64(ip[2]) << 24 | UInt64(ip[3]) << 16 | UInt64(port))
+        } else {
+            hasher.combine(ip)
+            hasher.combine(port)
+        }
+    }
+
     /// `host:port`, with IPv6 hosts in brackets.
     public var description: String {
         "\(host):\(port)"

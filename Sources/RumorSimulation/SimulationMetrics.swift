@@ -50,8 +50,9 @@ struct SimulationMetrics: ClusterObserver {
         membershipBytes += 2 * state.nodes.count * 60
     }
 
-    /// Counts payload copies of tracked updates delivered to a node, and notes when it first holds each.
-    mutating func received(_ messages: [NodeMessage], at index: Int, node: Node, now: Instant) {
+    /// Counts payload copies of tracked updates delivered to a node, and notes when it first
+    /// holds each: the first copy a node gets is news it applies (every simulated write is valid).
+    mutating func received(_ messages: [NodeMessage], at index: Int, now: Instant) {
         guard !updateKeys.isEmpty else { return }
         for message in messages {
             let entries: [Entry]
@@ -63,7 +64,7 @@ struct SimulationMetrics: ClusterObserver {
             for entry in entries {
                 guard let update = updateKeys[entry.key] else { continue }
                 copies[update] += 1
-                if informedAt[update][index] < 0, node.replication.store.entries[entry.key] != nil {
+                if informedAt[update][index] < 0 {
                     informedAt[update][index] = (now - writtenAt[update]).nanosecondsClamped
                 }
             }

@@ -1,4 +1,5 @@
 import RumorAgent
+import RumorCore
 import RumorWire
 import Testing
 

@@ -51,7 +51,8 @@ struct ClusterScenarioTests {
             [0, 1, 2, 4].allSatisfy { cluster.state(of: 3, seenBy: $0) == .left }
         }
         #expect(took != nil)
-        #expect(cluster.observer.results[leave] == .left, "the leave command completes")
+        cluster.run(for: NodeSettings().leaveTimeout)
+        #expect(cluster.observer.results[leave] == .left, "the leave command completes once the news has spread")
     }
 
     @Test func partitionedNode_isSuspectedThenRefutesAfterHeal() {

@@ -44,7 +44,7 @@ extension Node {
         }
         let sequences = recordChanges(entries.map(\.key))
         var save: StorageWrite?
-        if settings.durable, let last = entries.last {
+        if local.durable, let last = entries.last {
             // Durable before acknowledged, in one transaction with anything queued before it.
             var batch = unsaved
             unsaved = SaveBatch()
@@ -59,7 +59,7 @@ extension Node {
             out += checkReplicaWaits(at: time)
             if !replicaWaits.isEmpty, !replicaWaitTimerArmed {
                 replicaWaitTimerArmed = true
-                out.append(.startTimer(.replicaWaits, after: settings.replicaRepairInterval))
+                out.append(.startTimer(.replicaWaits, after: local.replicaRepairInterval))
             }
         }
         return WriteOutcome(entries: entries, save: save, effects: out)
@@ -144,7 +144,7 @@ extension Node {
         joins[command] = nil
         let seeds = join.seeds.map(\.description).joined(separator: ", ")
         if join.contacted > 0 {
-            joinRetryDelay = settings.joinRetryInitial
+            joinRetryDelay = local.joinRetryInitial
             return [
                 .log(NodeLog(.info, "joined", ["seeds": seeds, "contacted": "\(join.contacted)"])),
                 .complete(command, .joined(contacted: join.contacted)),
@@ -152,7 +152,7 @@ extension Node {
         }
         if join.retrying {
             let delay = joinRetryDelay
-            joinRetryDelay = min(delay * 2, settings.joinRetryMaximum)
+            joinRetryDelay = min(delay * 2, local.joinRetryMaximum)
             return [
                 .log(NodeLog(.warning, "no seed answered; retrying", ["seeds": seeds, "in": "\(delay)"])),
                 .startTimer(.joinRetry, after: delay),
@@ -165,7 +165,7 @@ extension Node {
     }
 
     /// Leaves gracefully: announces it, and completes `command` once the announcement has been
-    /// gossiped as often as any broadcast, or after `settings.leaveTimeout`.
+    /// gossiped as often as any broadcast, or after `local.leaveTimeout`.
     public mutating func leave(command: CommandID, at time: NodeTime) -> [NodeEffect] {
         var out: [NodeEffect] = []
         if !membership.hasLeft {
@@ -179,7 +179,7 @@ extension Node {
         leaveWaiters.append(command)
         if !leaveTimerArmed {
             leaveTimerArmed = true
-            out.append(.startTimer(.leaveTimeout, after: settings.leaveTimeout))
+            out.append(.startTimer(.leaveTimeout, after: local.leaveTimeout))
         }
         return out
     }

@@ -21,7 +21,7 @@ extension Node {
     {
         switch request {
         case .pushPull(let remote):
-            guard pushPullLimiter.allow(peer.host, now: time.now) else {
+            guard pushPullLimiter.allow(peer.ip, now: time.now) else {
                 counters.add(.rateLimitedPushPull)
                 return (nil, [])
             }
@@ -80,7 +80,7 @@ extension Node {
             var out = checkReplicaWaits(repairing: true, at: time)
             if !replicaWaits.isEmpty {
                 replicaWaitTimerArmed = true
-                out.append(.startTimer(.replicaWaits, after: settings.replicaRepairInterval))
+                out.append(.startTimer(.replicaWaits, after: local.replicaRepairInterval))
             }
             return out
         case .leaveTimeout:
@@ -136,7 +136,7 @@ extension Node {
     /// A member changed: its ephemeral values appear or vanish, replication peers change, and
     /// the change is logged and counted.
     private mutating func report(_ event: MemberEvent, at time: NodeTime) -> [NodeEffect] {
-        peerCache = nil
+        if !local.fixedPeers { peerCache = nil }
         let member = event.member
         var out: [NodeEffect] = []
         switch event.kind {

@@ -17,7 +17,7 @@ extension Node {
                     wallMilliseconds: time.wallMilliseconds, peers: peers),
                 at: time)
         case .pullRequest(let peer, let digest, let held):
-            guard pullLimiter.allow(sender.description, now: time.now) else {
+            guard pullLimiter.allow(sender, now: time.now) else {
                 counters.add(.rateLimitedPull)
                 return []
             }
@@ -60,7 +60,7 @@ extension Node {
         out += checkReplicaWaits(at: time)
         guard solicited else { return out }
         lastSynced = time.wallMilliseconds
-        if settings.durable {
+        if local.durable {
             out += flushSaves()
             out.append(.store(.synced(atMilliseconds: time.wallMilliseconds)))
         }
@@ -81,8 +81,10 @@ extension Node {
                 counters.add(.replicationAcknowledgementsSent)
                 out.append(.send(.replication(.acknowledgement(from: name, versions: versions)), to: member.address))
             case .pull(let address, let digest, let held):
-                let lifetime = settings.pendingPullLifetime
-                pendingPulls = pendingPulls.filter { time.now - $0.value < lifetime }
+                let lifetime = local.pendingPullLifetime
+                if pendingPulls.values.contains(where: { time.now - $0 >= lifetime }) {
+                    pendingPulls = pendingPulls.filter { time.now - $0.value < lifetime }
+                }
                 pendingPulls[address] = time.now
                 counters.add(.replicationPullsSent)
                 out.append(.send(.replication(.pullRequest(from: name, digest: digest, held: held)), to: address))
@@ -105,7 +107,7 @@ extension Node {
             case .forgot(let keys):
                 counters.add(.tombstonesCollected, keys.count)
                 for key in keys { changes.forget(key) }
-                if settings.durable {
+                if local.durable {
                     out += flushSaves()
                     out.append(.store(.forget(keys, compactedThrough: changes.compactedThrough)))
                 }
@@ -128,7 +130,7 @@ extension Node {
         guard !entries.isEmpty else { return [] }
         let sequences = recordChanges(entries.map(\.key))
         var out: [NodeEffect] = [.changesRecorded]
-        if settings.durable {
+        if local.durable {
             out += flushSaves()
             out.append(.store(.touch(sequences)))
         }
@@ -140,11 +142,11 @@ extension Node {
     mutating func queueSave(_ entries: [Entry], sequences: [String: UInt64], digest: [String: HybridTimestamp])
         -> [NodeEffect]
     {
-        guard settings.durable, !(entries.isEmpty && digest.isEmpty) else { return [] }
+        guard local.durable, !(entries.isEmpty && digest.isEmpty) else { return [] }
         unsaved.add(entries, sequences: sequences, digest: digest)
         guard !saveTimerArmed else { return [] }
         saveTimerArmed = true
-        return [.startTimer(.save, after: settings.saveDelay)]
+        return [.startTimer(.save, after: local.saveDelay)]
     }
 
     /// Saves the queued remote state in one write (nothing when none is queued).

@@ -10,7 +10,9 @@
 /// simulator and the tests run the same code. Timers are never cancelled: the node ignores one
 /// that no longer applies (see `MembershipDirective.startTimer`).
 public struct Node: Sendable {
-    public let settings: NodeSettings
+    /// The node's own tunables; membership and replication keep theirs (a node stays small:
+    /// the simulator holds 100k of them).
+    let local: LocalSettings
     public internal(set) var membership: Membership
     public internal(set) var replication: Replication
     /// The order keys changed here, for watchers; saved with the entries.
@@ -25,12 +27,12 @@ public struct Node: Sendable {
     var pendingPulls: [NodeAddress: Instant] = [:]
     var replicaWaits: [CommandID: ReplicaWait] = [:]
     var replicaWaitTimerArmed = false
-    /// Per sending host: push-pull state exchanges it may ask of us (each costs a full state
-    /// encode and merge).
-    var pushPullLimiter: RateLimiter
+    /// Per sending host (IP): push-pull state exchanges it may ask of us (each costs a full
+    /// state encode and merge).
+    var pushPullLimiter: RateLimiter<[UInt8]>
     /// Per sending node: anti-entropy pulls it may ask of us (each costs a digest comparison and
     /// possibly a large answer).
-    var pullLimiter: RateLimiter
+    var pullLimiter: RateLimiter<NodeAddress>
     var joins: [CommandID: JoinProgress] = [:]
     var joinRetryDelay: Duration
     var leaveWaiters: [CommandID] = []
@@ -39,7 +41,8 @@ public struct Node: Sendable {
     /// Applied remote state not saved yet: committed together `saveDelay` later.
     var unsaved = SaveBatch()
     var saveTimerArmed = false
-    /// Replication peers, rebuilt after membership events (nil: stale).
+    /// Replication peers, rebuilt after membership events (nil: stale); always set when the
+    /// peers are fixed.
     var peerCache: [NodeAddress]?
 
     struct ReplicaWait: Sendable {
@@ -75,7 +78,7 @@ public struct Node: Sendable {
         name: String, address: NodeAddress, meta: [UInt8] = [], settings: NodeSettings, seeds: NodeSeeds,
         restoring saved: SavedState = SavedState(), at time: NodeTime
     ) {
-        self.settings = settings
+        self.local = LocalSettings(settings)
         self.membership = Membership(
             name: name, address: address, meta: Self.advertisedMeta(meta), settings: settings.membership,
             seed: seeds.membership, now: time.now)
@@ -87,6 +90,7 @@ public struct Node: Sendable {
         self.pullLimiter = RateLimiter(burst: settings.pullBurst, perSecond: settings.pullPerSecond)
         self.joinRetryDelay = settings.joinRetryInitial
         self.seeds = seeds
+        if case .fixed(let peers) = settings.peers { peerCache = peers }
     }
 
     private let seeds: NodeSeeds
@@ -98,11 +102,19 @@ public struct Node: Sendable {
 
     public var name: String { membership.localName }
 
+    /// The settings the node was made with.
+    public var settings: NodeSettings {
+        var settings = NodeSettings(membership: membership.settings, replication: replication.settings)
+        settings.peers = local.fixedPeers ? .fixed(peerCache ?? []) : .membership
+        local.copy(into: &settings)
+        return settings
+    }
+
     /// Moves the node to `address` (a port the system picked at bind time). Only before `start`.
     public mutating func readdress(_ address: NodeAddress, at time: NodeTime) {
-        let local = membership.localMember
+        let member = membership.localMember
         membership = Membership(
-            name: local.name, address: address, meta: local.meta, settings: settings.membership,
+            name: member.name, address: address, meta: member.meta, settings: membership.settings,
             seed: seeds.membership, now: time.now)
     }
 
@@ -110,10 +122,10 @@ public struct Node: Sendable {
     /// first after `firstAntiEntropyAfter` (default: one interval).
     public mutating func start(at time: NodeTime, firstAntiEntropyAfter: Duration? = nil) -> [NodeEffect] {
         var out: [NodeEffect] = []
-        if case .membership = settings.peers {
+        if !local.fixedPeers {
             out += membership.start(now: time.now).map { effect(of: $0) }
         }
-        out.append(.startTimer(.antiEntropy, after: firstAntiEntropyAfter ?? settings.replication.antiEntropyInterval))
+        out.append(.startTimer(.antiEntropy, after: firstAntiEntropyAfter ?? replication.settings.antiEntropyInterval))
         return out
     }
 
@@ -147,11 +159,45 @@ public struct Node: Sendable {
 
     /// Where replication traffic goes: live replicating members (or the fixed list).
     mutating func replicationPeers() -> [NodeAddress] {
-        if case .fixed(let peers) = settings.peers { return peers }
         if let peerCache { return peerCache }
         let peers = replicationMembers().map(\.address)
         peerCache = peers
         return peers
+    }
+}
+
+/// The tunables a node reads itself (`NodeSettings` minus what its machines hold).
+struct LocalSettings: Sendable {
+    var fixedPeers: Bool
+    var durable: Bool
+    var saveDelay: Duration
+    var replicaRepairInterval: Duration
+    var joinRetryInitial: Duration
+    var joinRetryMaximum: Duration
+    var pendingPullLifetime: Duration
+    var leaveTimeout: Duration
+    var limits: (pushPullBurst: Double, pushPullPerSecond: Double, pullBurst: Double, pullPerSecond: Double)
+
+    init(_ settings: NodeSettings) {
+        if case .fixed = settings.peers { fixedPeers = true } else { fixedPeers = false }
+        durable = settings.durable
+        saveDelay = settings.saveDelay
+        replicaRepairInterval = settings.replicaRepairInterval
+        joinRetryInitial = settings.joinRetryInitial
+        joinRetryMaximum = settings.joinRetryMaximum
+        pendingPullLifetime = settings.pendingPullLifetime
+        leaveTimeout = settings.leaveTimeout
+        limits = (settings.pushPullBurst, settings.pushPullPerSecond, settings.pullBurst, settings.pullPerSecond)
+    }
+
+    func copy(into settings: inout NodeSettings) {
+        settings.durable = durable
+        settings.saveDelay = saveDelay
+        settings.replicaRepairInterval = replicaRepairInterval
+        settings.joinRetryInitial = joinRetryInitial
+        settings.joinRetryMaximum = joinRetryMaximum
+        settings.pendingPullLifetime = pendingPullLifetime
+        (settings.pushPullBurst, settings.pushPullPerSecond, settings.pullBurst, settings.pullPerSecond) = limits
     }
 }
 

@@ -1,32 +1,64 @@
 /// What a node counts about its own protocol work (`rumor info` shows them with the driver's
 /// socket counters). Names are the reported counter names.
-public enum NodeCounter: String, Sendable, CaseIterable {
-    case replicationPushesSent = "replication_pushes_sent"
-    case replicationPushesReceived = "replication_pushes_received"
-    case replicationAcknowledgementsSent = "replication_acknowledgements_sent"
-    case replicationAcknowledgementsReceived = "replication_acknowledgements_received"
-    case replicationPullsSent = "replication_pulls_sent"
-    case replicationPullsAnswered = "replication_pulls_answered"
-    case replicationPullsCompleted = "replication_pulls_completed"
-    case replicationDeltasSent = "replication_deltas_sent"
-    case replicationDeltasReceived = "replication_deltas_received"
-    case replicationEntriesApplied = "replication_entries_applied"
-    case valuesExpired = "values_expired"
-    case tombstonesCollected = "tombstones_collected"
-    case rateLimitedPushPull = "rate_limited_push_pull"
-    case rateLimitedPull = "rate_limited_pull"
-    case pushPullCompleted = "push_pull_completed"
-    case pushPullFailed = "push_pull_failed"
-    case userMessagesReceived = "user_messages_received"
-    case nameConflicts = "name_conflicts"
-    case keyringOperations = "keyring_operations"
-    case memberEventsJoined = "member_events_joined"
-    case memberEventsUpdated = "member_events_updated"
-    case memberEventsSuspected = "member_events_suspected"
-    case memberEventsRecovered = "member_events_recovered"
-    case memberEventsFailed = "member_events_failed"
-    case memberEventsLeft = "member_events_left"
-    case memberEventsReaped = "member_events_reaped"
+public enum NodeCounter: Int, Sendable, CaseIterable {
+    case replicationPushesSent
+    case replicationPushesReceived
+    case replicationAcknowledgementsSent
+    case replicationAcknowledgementsReceived
+    case replicationPullsSent
+    case replicationPullsAnswered
+    case replicationPullsCompleted
+    case replicationDeltasSent
+    case replicationDeltasReceived
+    case replicationEntriesApplied
+    case valuesExpired
+    case tombstonesCollected
+    case rateLimitedPushPull
+    case rateLimitedPull
+    case pushPullCompleted
+    case pushPullFailed
+    case userMessagesReceived
+    case nameConflicts
+    case keyringOperations
+    case memberEventsJoined
+    case memberEventsUpdated
+    case memberEventsSuspected
+    case memberEventsRecovered
+    case memberEventsFailed
+    case memberEventsLeft
+    case memberEventsReaped
+
+    /// The reported name.
+    public var name: String { Self.names[rawValue] }
+
+    private static let names = [
+        "replication_pushes_sent",
+        "replication_pushes_received",
+        "replication_acknowledgements_sent",
+        "replication_acknowledgements_received",
+        "replication_pulls_sent",
+        "replication_pulls_answered",
+        "replication_pulls_completed",
+        "replication_deltas_sent",
+        "replication_deltas_received",
+        "replication_entries_applied",
+        "values_expired",
+        "tombstones_collected",
+        "rate_limited_push_pull",
+        "rate_limited_pull",
+        "push_pull_completed",
+        "push_pull_failed",
+        "user_messages_received",
+        "name_conflicts",
+        "keyring_operations",
+        "member_events_joined",
+        "member_events_updated",
+        "member_events_suspected",
+        "member_events_recovered",
+        "member_events_failed",
+        "member_events_left",
+        "member_events_reaped",
+    ]
 
     static func memberEvents(_ kind: MemberEvent.Kind) -> NodeCounter {
         switch kind {
@@ -44,25 +76,23 @@ public enum NodeCounter: String, Sendable, CaseIterable {
 /// The node's counters: one slot per `NodeCounter` (cheap enough for 100k simulated nodes).
 public struct NodeCounters: Sendable, Hashable {
     private var slots: [UInt64]
-    private static let index: [NodeCounter: Int] = Dictionary(
-        uniqueKeysWithValues: NodeCounter.allCases.enumerated().map { ($1, $0) })
 
     public init() {
         slots = Array(repeating: 0, count: NodeCounter.allCases.count)
     }
 
     public subscript(counter: NodeCounter) -> UInt64 {
-        slots[Self.index[counter]!]
+        slots[counter.rawValue]
     }
 
     mutating func add(_ counter: NodeCounter, _ amount: Int = 1) {
-        slots[Self.index[counter]!] &+= UInt64(amount)
+        slots[counter.rawValue] &+= UInt64(amount)
     }
 
     /// The counters that moved, by name.
     public var values: [String: UInt64] {
         var out: [String: UInt64] = [:]
-        for (counter, slot) in zip(NodeCounter.allCases, slots) where slot > 0 { out[counter.rawValue] = slot }
+        for (counter, slot) in zip(NodeCounter.allCases, slots) where slot > 0 { out[counter.name] = slot }
         return out
     }
 }

@@ -108,16 +108,17 @@ public enum CommandResult: Sendable, Hashable {
     case failed(NodeError)
 }
 
-/// Something the driver must do for the node, in the order given.
+/// Something the driver must do for the node, in the order given. Rare, large cases are
+/// `indirect` so the frequent ones (send, timers) stay small to move.
 public enum NodeEffect: Sendable, Hashable {
     case send(Datagram, to: NodeAddress)
     /// Run a push-pull exchange over a stream and report it with `pushPullFinished` (`join`
     /// names the join command it belongs to).
-    case pushPull(PushPull, to: NodeAddress, join: CommandID?)
+    indirect case pushPull(PushPull, to: NodeAddress, join: CommandID?)
     /// Fallback probe over a stream until `deadline`; report with `streamPingFinished`.
-    case streamPing(Ping, to: NodeAddress, deadline: Instant)
+    indirect case streamPing(Ping, to: NodeAddress, deadline: Instant)
     /// Ask `peer` to run a keyring operation; report with `keyringAnswered`.
-    case askKeyring(KeyringOperation, peer: String, at: NodeAddress, command: CommandID)
+    indirect case askKeyring(KeyringOperation, peer: String, at: NodeAddress, command: CommandID)
     /// Call `timerFired(timer)` after `after`.
     case startTimer(NodeTimer, after: Duration)
     case store(StorageWrite)
@@ -125,8 +126,8 @@ public enum NodeEffect: Sendable, Hashable {
     case changesRecorded
     /// A membership event (already logged and counted by the node).
     case memberEvent(MemberEvent)
-    case complete(CommandID, CommandResult)
-    case log(NodeLog)
+    indirect case complete(CommandID, CommandResult)
+    indirect case log(NodeLog)
     /// Resolve the configured seeds again and call `join(seeds:retrying: true)`.
     case retryJoin
 }

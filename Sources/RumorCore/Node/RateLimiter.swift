@@ -1,12 +1,12 @@
 /// Per-peer token buckets for requests that cost the answering node real work (push-pull state
 /// exchanges, anti-entropy pulls): each peer may spend `burst` at once and `perSecond` after
 /// that; requests beyond are dropped and counted. Time is passed in, so the rules are testable.
-public struct RateLimiter: Sendable {
+public struct RateLimiter<Peer: Hashable & Sendable>: Sendable {
     public let burst: Double
     public let perSecond: Double
     /// Most peers tracked; the stalest is forgotten first (a forgotten peer starts full).
     public let maximumPeers: Int
-    private var buckets: [String: (tokens: Double, updated: Instant)] = [:]
+    private var buckets: [Peer: (tokens: Double, updated: Instant)] = [:]
 
     public init(burst: Double, perSecond: Double, maximumPeers: Int = 4096) {
         self.burst = burst
@@ -15,7 +15,7 @@ public struct RateLimiter: Sendable {
     }
 
     /// Takes one token from `peer`'s bucket; false when it is empty (drop the request).
-    public mutating func allow(_ peer: String, now: Instant) -> Bool {
+    public mutating func allow(_ peer: Peer, now: Instant) -> Bool {
         var bucket = buckets[peer] ?? (burst, now)
         let elapsed = Double((now - bucket.updated).nanosecondsClamped) / 1e9
         bucket.tokens = min(burst, bucket.tokens + max(0, elapsed) * perSecond)

@@ -10,8 +10,8 @@ public protocol ClusterObserver {
     mutating func sent(_ datagram: Datagram, size: Int, from: Int, to: Int)
     /// Node `from` ran a push-pull exchange with `to` (`answered`: `to` was reachable).
     mutating func exchanged(_ state: PushPull, from: Int, to: Int, answered: Bool)
-    /// `node` processed a datagram; `node` is its state afterwards.
-    mutating func received(_ messages: [NodeMessage], at index: Int, node: Node, now: Instant)
+    /// A datagram reached node `index` (up), which is about to process it.
+    mutating func received(_ messages: [NodeMessage], at index: Int, now: Instant)
     /// Node `index` reported a membership event.
     mutating func memberEvent(_ event: MemberEvent, at index: Int, now: Instant)
     /// A command of node `index` completed.
@@ -21,7 +21,7 @@ public protocol ClusterObserver {
 extension ClusterObserver {
     public mutating func sent(_ datagram: Datagram, size: Int, from: Int, to: Int) {}
     public mutating func exchanged(_ state: PushPull, from: Int, to: Int, answered: Bool) {}
-    public mutating func received(_ messages: [NodeMessage], at index: Int, node: Node, now: Instant) {}
+    public mutating func received(_ messages: [NodeMessage], at index: Int, now: Instant) {}
     public mutating func memberEvent(_ event: MemberEvent, at index: Int, now: Instant) {}
     public mutating func completed(_ command: CommandID, _ result: CommandResult, at index: Int, now: Instant) {}
 }
@@ -165,9 +165,8 @@ public struct VirtualCluster<Observer: ClusterObserver> {
                 execute(nodes[index].timerFired(timer, at: self.time), at: index)
             case .datagram(let index, let from, let messages):
                 guard isUp[index] else { continue }
-                let effects = nodes[index].receive(messages, from: Self.address(of: from), at: self.time)
-                observer.received(messages, at: index, node: nodes[index], now: now)
-                execute(effects, at: index)
+                observer.received(messages, at: index, now: now)
+                execute(nodes[index].receive(messages, from: Self.address(of: from), at: self.time), at: index)
             }
         }
         now = max(now, limit)
@@ -237,7 +236,7 @@ public struct VirtualCluster<Observer: ClusterObserver> {
             // by TCP. 28 bytes of IP and UDP headers (TCP framing is similar).
             size = ReplicationCodec.encodedSize(frame) + 28
             messages = [.replication(frame)]
-            isPacket = size <= nodes[source].settings.replication.packetPushBytes + 28
+            isPacket = size <= nodes[source].replication.settings.packetPushBytes + 28
         }
         observer.sent(datagram, size: size, from: source, to: target)
         guard network.isReachable(source, target), !isPacket || !network.drawLoss(using: &random) else { return }
