@@ -4,7 +4,7 @@ import Testing
 
 struct RateLimiterTests {
     @Test func aPeerMaySpendItsBurstThenTheRefillRate() {
-        var limiter = RateLimiter(burst: 3, perSecond: 2)
+        var limiter = RateLimiter<String>(burst: 3, perSecond: 2)
         let start = Instant.zero
         let burst = (0..<5).map { _ in limiter.allow("a", now: start) }
         #expect(burst == [true, true, true, false, false])
@@ -19,7 +19,7 @@ struct RateLimiterTests {
     }
 
     @Test func trackedPeersAreBounded() {
-        var limiter = RateLimiter(burst: 1, perSecond: 1, maximumPeers: 2)
+        var limiter = RateLimiter<String>(burst: 1, perSecond: 1, maximumPeers: 2)
         let results = [
             limiter.allow("a", now: .zero),
             limiter.allow("b", now: .zero + .seconds(1)),

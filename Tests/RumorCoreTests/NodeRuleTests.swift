@@ -1,0 +1,188 @@
+import Testing
+
+@testable import RumorCore
+
+/// The rules a whole node adds on top of its machines, each driven by hand: inputs in, effects
+/// checked, no sockets and no clock.
+struct NodeRuleTests {
+    static let a = NodeAddress(ip: [10, 0, 0, 1], port: 7946)
+    static let b = NodeAddress(ip: [10, 0, 0, 2], port: 7946)
+    static let c = NodeAddress(ip: [10, 0, 0, 3], port: 7946)
+
+    static func time(_ milliseconds: Int64) -> NodeTime {
+        NodeTime(now: Instant(nanoseconds: milliseconds * 1_000_000), wallMilliseconds: 1_800_000_000_000 + UInt64(milliseconds))
+    }
+
+    static func node(_ name: String = "a", at address: NodeAddress = a, durable: Bool = false) -> Node {
+        var settings = NodeSettings()
+        settings.durable = durable
+        return Node(name: name, address: address, settings: settings, seeds: NodeSeeds(membership: 1, replication: 2), at: time(0))
+    }
+
+    /// `node` learns that `name` at `address` is alive and replicates.
+    static func meet(_ node: inout Node, _ name: String, at address: NodeAddress) {
+        let alive = Alive(
+            incarnation: 1, node: name, address: address, meta: Node.advertisedMeta([]), versions: .rumor)
+        _ = node.receive([.membership(.alive(alive))], from: address, at: time(0))
+    }
+
+    static func timers(_ effects: [NodeEffect]) -> [NodeTimer] {
+        effects.compactMap { if case .startTimer(let timer, _) = $0 { timer } else { nil } }
+    }
+
+    static func results(_ effects: [NodeEffect]) -> [CommandID: CommandResult] {
+        var out: [CommandID: CommandResult] = [:]
+        for case .complete(let id, let result) in effects { out[id] = result }
+        return out
+    }
+
+    @Test func fixedPeers_startNoMembershipTimers() {
+        var settings = NodeSettings()
+        settings.peers = .fixed([Self.a, Self.b])
+        var node = Node(name: "a", address: Self.a, settings: settings, seeds: NodeSeeds(membership: 1, replication: 2), at: Self.time(0))
+        #expect(Self.timers(node.start(at: Self.time(0))) == [.antiEntropy])
+        #expect(node.replicationPeers() == [Self.a, Self.b])
+    }
+
+    @Test func onlyMembersCarryingTheMarker_areReplicationPeers() {
+        var node = Self.node()
+        Self.meet(&node, "b", at: Self.b)
+        let go = Alive(incarnation: 1, node: "go", address: Self.c, meta: Array("role=web".utf8), versions: .rumor)
+        _ = node.receive([.membership(.alive(go))], from: Self.c, at: Self.time(0))
+        #expect(node.membership.members.count == 3)
+        #expect(node.replicationPeers() == [Self.b])
+    }
+
+    @Test func waitForReplicas_completesOnAcknowledgement_failsAtTheDeadlineNamingTheMissing() throws {
+        var node = Self.node()
+        Self.meet(&node, "b", at: Self.b)
+        Self.meet(&node, "c", at: Self.c)
+        let wait = Node.ReplicaWaitRequest(target: .all, timeout: .seconds(1), command: 7)
+        let outcome = try node.write([Replication.Write(key: "k", value: [1])], awaiting: wait, at: Self.time(0))
+        #expect(Self.timers(outcome.effects).contains(.replicaWaits))
+        let version = outcome.entries[0].version
+        var effects = node.receive([.replication(.acknowledgement(from: "b", versions: [version]))], from: Self.b, at: Self.time(10))
+        #expect(Self.results(effects).isEmpty, "c has not acknowledged yet")
+        // The repair timer pushes again, only to the node that lacks the write.
+        effects = node.timerFired(.replicaWaits, at: Self.time(200))
+        let pushedTo = effects.compactMap { if case .send(.replication(.push), let to) = $0 { to } else { nil } }
+        #expect(pushedTo == [Self.c])
+        effects = node.timerFired(.replicaWaits, at: Self.time(1_000))
+        guard case .failed(let error)? = Self.results(effects)[7] else {
+            Issue.record("the wait did not fail at its deadline: \(effects)")
+            return
+        }
+        #expect(error.code == .replicationTimeout && error.message.contains("not yet: c"))
+    }
+
+    @Test func waitForReplicas_withEnoughHolders_completesWithThem() throws {
+        var node = Self.node()
+        Self.meet(&node, "b", at: Self.b)
+        let wait = Node.ReplicaWaitRequest(target: .count(2), timeout: .seconds(1), command: 3)
+        let outcome = try node.write([Replication.Write(key: "k", value: [1])], awaiting: wait, at: Self.time(0))
+        let effects = node.receive(
+            [.replication(.acknowledgement(from: "b", versions: [outcome.entries[0].version]))], from: Self.b, at: Self.time(5))
+        #expect(Self.results(effects)[3] == .replicated(holders: ["b"]))
+    }
+
+    @Test func aNodeThatLeft_refusesWrites() {
+        var node = Self.node()
+        _ = node.leave(command: 1, at: Self.time(0))
+        #expect(throws: NodeError.self) { try node.write([Replication.Write(key: "k", value: [1])], at: Self.time(1)) }
+    }
+
+    @Test func leave_completesWhenItsTimeoutFires() {
+        var node = Self.node()
+        Self.meet(&node, "b", at: Self.b)
+        let effects = node.leave(command: 4, at: Self.time(0))
+        #expect(Self.timers(effects).contains(.leaveTimeout))
+        #expect(Self.results(node.timerFired(.leaveTimeout, at: Self.time(3_000)))[4] == .left)
+        #expect(node.leaveCompleted)
+        #expect(Self.results(node.leave(command: 5, at: Self.time(3_001)))[5] == .left, "a second leave completes at once")
+    }
+
+    @Test func startUpJoin_thatReachesNoSeed_retriesWithDoublingBackoff() {
+        var node = Self.node()
+        var effects = node.join(seeds: [Self.b], command: 1, retrying: true, at: Self.time(0))
+        #expect(effects.count == 1)
+        effects = node.pushPullFinished(nil, with: Self.b, join: 1, at: Self.time(5))
+        #expect(effects.contains(.startTimer(.joinRetry, after: .seconds(1))))
+        #expect(node.timerFired(.joinRetry, at: Self.time(1_005)) == [.retryJoin])
+        _ = node.join(seeds: [Self.b], command: 2, retrying: true, at: Self.time(1_005))
+        effects = node.pushPullFinished(nil, with: Self.b, join: 2, at: Self.time(1_010))
+        #expect(effects.contains(.startTimer(.joinRetry, after: .seconds(2))))
+    }
+
+    @Test func operatorJoin_thatReachesNoSeed_fails() {
+        var node = Self.node()
+        _ = node.join(seeds: [Self.b, Self.c], command: 9, at: Self.time(0))
+        #expect(node.pushPullFinished(nil, with: Self.b, join: 9, at: Self.time(1)).isEmpty, "one seed still out")
+        let effects = node.pushPullFinished(nil, with: Self.c, join: 9, at: Self.time(2))
+        guard case .failed(let error)? = Self.results(effects)[9] else {
+            Issue.record("no failure: \(effects)")
+            return
+        }
+        #expect(error.code == .joinFailed)
+    }
+
+    @Test func pushPullsFromOneHost_areRateLimited() {
+        var node = Self.node()
+        let state = PushPull(join: false, nodes: [], userState: [])
+        let answered = (0..<20).filter { _ in node.answer(.pushPull(state), from: Self.b, at: Self.time(0)).reply != nil }
+        #expect(answered.count == 16)
+        #expect(node.counters[.rateLimitedPushPull] == 4)
+    }
+
+    @Test func pullAnswer_toOurPull_isCountedAsSync_andSavedWithTheApplied() throws {
+        var node = Self.node(durable: true)
+        Self.meet(&node, "b", at: Self.b)
+        _ = node.timerFired(.antiEntropy, at: Self.time(1_000))
+        #expect(node.pendingPulls[Self.b] != nil)
+        let entry = Entry(
+            key: "k", value: [1], version: Version(timestamp: HybridTimestamp(milliseconds: 1_800_000_000_500, logical: 0), origin: "b"))
+        let answer = ReplicationFrame.pullAnswer(from: "b", entries: [entry], digest: ["b": entry.version.timestamp], held: [:])
+        let effects = node.receive([.replication(answer)], from: Self.b, at: Self.time(1_010))
+        #expect(node.pendingPulls.isEmpty)
+        #expect(node.counters[.replicationPullsCompleted] == 1)
+        #expect(node.lastSynced == Self.time(1_010).wallMilliseconds)
+        #expect(effects.contains(.changesRecorded))
+        let saved = effects.compactMap { effect -> [Entry]? in
+            if case .store(.save(let entries, _, _)) = effect { entries } else { nil }
+        }
+        #expect(saved == [[entry]], "the applied entry is saved before the sync is recorded")
+        #expect(effects.contains(.store(.synced(atMilliseconds: Self.time(1_010).wallMilliseconds))))
+    }
+
+    @Test func pushedEntries_areSavedTogetherWhenTheSaveTimerFires() {
+        var node = Self.node(durable: true)
+        let entry = Entry(
+            key: "k", value: [1], version: Version(timestamp: HybridTimestamp(milliseconds: 1_800_000_000_000, logical: 1), origin: "b"))
+        let effects = node.receive(
+            [.replication(.push(entries: [entry], hops: 1, acknowledge: false))], from: Self.b, at: Self.time(0))
+        #expect(Self.timers(effects) == [.save])
+        #expect(!effects.contains { if case .store = $0 { true } else { false } }, "not saved at once")
+        let flushed = node.timerFired(.save, at: Self.time(5))
+        guard case .store(.save(let entries, let sequences, _))? = flushed.first else {
+            Issue.record("nothing saved: \(flushed)")
+            return
+        }
+        #expect(entries == [entry] && sequences == ["k": 1])
+    }
+
+    @Test func keyringExchange_talliesEveryAnswer_andNamesTheNodesThatFailed() {
+        var node = Self.node()
+        Self.meet(&node, "b", at: Self.b)
+        Self.meet(&node, "c", at: Self.c)
+        let key = [UInt8](repeating: 1, count: 16)
+        let asks = node.rotateKeyring(.list, local: .response(keys: [key], error: nil), command: 5)
+        #expect(asks.count == 2)
+        #expect(node.keyringAnswered(.response(keys: [key], error: nil), from: "b", command: 5).isEmpty)
+        let effects = node.keyringAnswered(nil, failure: "timed out", from: "c", command: 5)
+        guard case .keyring(let tally)? = Self.results(effects)[5] else {
+            Issue.record("no tally: \(effects)")
+            return
+        }
+        #expect(tally.nodes == 3 && tally.responded == 2 && tally.keys[key] == 2 && tally.primaryKeys[key] == 2)
+        #expect(tally.failures == ["c": "no answer: timed out"])
+    }
+}
