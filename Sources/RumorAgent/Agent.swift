@@ -37,7 +37,7 @@ public actor Agent: Service, AgentControl {
     /// Commands the node will complete (`NodeEffect.complete`), by id.
     private var pending: [CommandID: CheckedContinuation<CommandResult, Never>] = [:]
     private var nextCommand: CommandID = 0
-    private var packets: PacketTransport?
+    private(set) var packets: PacketTransport?
     private var listener: StreamListener?
     private(set) var stopped = false
 
@@ -238,32 +238,6 @@ public actor Agent: Service, AgentControl {
         return reply.map { codec.encode($0) }
     }
 
-    private func udpReopened(after error: any Error) {
-        counters.add("udp_socket_reopened")
-        logThrottle.udpReopened(after: error, now: time.now, logger: logger)
-    }
-
-    /// For tests: makes the UDP socket close as a fatal send error would.
-    func simulateUDPFailure() async {
-        await packets?.simulateFatalError()
-    }
-
-    private func streamFailed(_ error: Error, from peer: SocketAddress?) {
-        if let wireError = error as? WireError {
-            dropped(wireError, from: peer)
-        } else {
-            counters.add("streams_failed")
-            logger.debug("stream failed", metadata: ["peer": "\(peer.map { "\($0)" } ?? "?")", "error": "\(error)"])
-        }
-    }
-
-    func dropped(_ error: Error, from peer: SocketAddress?) {
-        let reason = (error as? WireError).map(dropReason) ?? "malformed"
-        counters.add("dropped_\(reason)")
-        Counter(label: "rumor_packets_dropped", dimensions: [("reason", reason)]).increment()
-        logThrottle.dropped(error, reason: reason, from: peer, swarm: configuration.swarm, logger: logger)
-    }
-
     // MARK: - Commands
 
     /// Starts a command the node completes later, and waits for its result.
@@ -348,96 +322,12 @@ public actor Agent: Service, AgentControl {
         }
     }
 
-    private func send(_ datagram: Datagram, to address: NodeAddress) {
-        guard let target = address.socketAddress, let packets, !stopped else { return }
-        switch codec.encode(datagram) {
-        case .packet(let bytes):
-            packets.send(bytes, to: target)
-            counters.add("packets_sent")
-            counters.add("bytes_sent", UInt64(bytes.count))
-        case .stream(let message):
-            let timeout = TimeAmount.nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped)
-            let group = self.group
-            Task {
-                do {
-                    try await StreamClient.send(message, to: target, group: group, timeout: timeout)
-                } catch {
-                    self.countSendFailure(to: address, error: error)
-                }
-            }
-        }
-    }
-
-    private func countSendFailure(to address: NodeAddress, error: any Error) {
-        counters.add("replication_send_failed")
-        logger.debug("replication stream failed", metadata: ["peer": "\(address)", "error": "\(error)"])
-    }
-
     private func store(_ write: StorageWrite) {
         do {
             try storage?.apply(write)
         } catch {
             counters.add("storage_errors")
             logger.error("cannot save the replicated state", metadata: ["change": "\(write.kind)", "error": "\(error)"])
-        }
-    }
-
-    /// Runs one push-pull exchange and reports it to the node.
-    private func pushPull(_ state: PushPull, with address: NodeAddress, join: CommandID?) async {
-        var reply: PushPull?
-        if let target = address.socketAddress {
-            let codec = self.codec.streams
-            do {
-                let answer = try await StreamClient.exchange(
-                    codec.encode(.pushPull(state)), with: target, group: group,
-                    timeout: .nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped),
-                    maximumBytes: GossipCodec.maximumStreamBytes, decode: { try codec.decode($0) })
-                if case .pushPull(let remote) = answer { reply = remote }
-            } catch {
-                if let wireError = error as? WireError { dropped(wireError, from: target) }
-                logger.debug("push-pull failed", metadata: ["peer": "\(address)", "error": "\(error)"])
-            }
-        }
-        execute(node.pushPullFinished(reply, with: address, join: join, at: time))
-    }
-
-    private func streamPing(_ ping: Ping, to address: NodeAddress, deadline: Instant) async {
-        guard let target = address.socketAddress else { return }
-        let remaining = deadline - time.now
-        guard remaining > .zero else { return }
-        let codec = self.codec.streams
-        var contacted = false
-        if let answer = try? await StreamClient.exchange(
-            codec.encode(.ping(ping)), with: target, group: group, timeout: .nanoseconds(remaining.nanosecondsClamped),
-            maximumBytes: 1 << 16, decode: { try codec.decode($0) }),
-            case .ack(let ack) = answer
-        {
-            contacted = ack.sequenceNumber == ping.sequenceNumber
-        }
-        node.streamPingFinished(sequence: ping.sequenceNumber, contacted: contacted, at: time)
-    }
-}
-
-extension NodeLog.Level {
-    var logLevel: Logger.Level {
-        switch self {
-        case .debug: .debug
-        case .info: .info
-        case .notice: .notice
-        case .warning: .warning
-        case .error: .error
-        }
-    }
-}
-
-extension StorageWrite {
-    /// What kind of change this is, for log lines.
-    var kind: String {
-        switch self {
-        case .save: "save"
-        case .touch: "change-log positions"
-        case .forget: "collected tombstones"
-        case .synced: "sync time"
         }
     }
 }

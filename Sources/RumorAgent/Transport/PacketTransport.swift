@@ -78,20 +78,23 @@ final class PacketTransport: Sendable {
     /// (also when it closed before this was called).
     private func watch(_ socket: OpenSocket) {
         socket.channel.closeFuture.whenComplete { _ in
-            guard !self.closing.withLockedValue({ $0 }) else { return }
-            Task {
-                var delay = Duration.milliseconds(10)
-                while !self.closing.withLockedValue({ $0 }) {
-                    do {
-                        let fresh = try await Self.open(host: self.host, port: self.port, group: self.group, onPacket: self.onPacket)
-                        self.socket.withLockedValue { $0 = fresh }
-                        self.watch(fresh)
-                        self.onReopen(socket.failure.withLockedValue { $0 } ?? ChannelError.alreadyClosed)
-                        return
-                    } catch {
-                        try? await Task.sleep(for: delay)
-                        delay = min(delay * 2, .seconds(1))
-                    }
+            self.reopen(replacing: socket, retryAfter: .milliseconds(10))
+        }
+    }
+
+    /// Binds a fresh socket; when that fails, tries again after `delay` (doubling up to 1 s) on
+    /// the event loop's timer, until it succeeds or `close()` is called.
+    private func reopen(replacing socket: OpenSocket, retryAfter delay: Duration) {
+        guard !closing.withLockedValue({ $0 }) else { return }
+        Task {
+            do {
+                let fresh = try await Self.open(host: self.host, port: self.port, group: self.group, onPacket: self.onPacket)
+                self.socket.withLockedValue { $0 = fresh }
+                self.watch(fresh)
+                self.onReopen(socket.failure.withLockedValue { $0 } ?? ChannelError.alreadyClosed)
+            } catch {
+                self.group.next().scheduleTask(in: .nanoseconds(delay.nanosecondsClamped)) {
+                    self.reopen(replacing: socket, retryAfter: min(delay * 2, .seconds(1)))
                 }
             }
         }

@@ -1,0 +1,68 @@
+import Logging
+import NIOCore
+import RumorCore
+import RumorWire
+
+/// The network effects that run on their own: datagrams (a one-way stream when a frame is too
+/// large for a packet), push-pull exchanges and fallback pings, each reported to the node.
+extension Agent {
+    func send(_ datagram: Datagram, to address: NodeAddress) {
+        guard let target = address.socketAddress, let packets, !stopped else { return }
+        switch codec.encode(datagram) {
+        case .packet(let bytes):
+            packets.send(bytes, to: target)
+            counters.add("packets_sent")
+            counters.add("bytes_sent", UInt64(bytes.count))
+        case .stream(let message):
+            let timeout = TimeAmount.nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped)
+            let group = self.group
+            Task {
+                do {
+                    try await StreamClient.send(message, to: target, group: group, timeout: timeout)
+                } catch {
+                    self.countSendFailure(to: address, error: error)
+                }
+            }
+        }
+    }
+
+    private func countSendFailure(to address: NodeAddress, error: any Error) {
+        counters.add("replication_send_failed")
+        logger.debug("replication stream failed", metadata: ["peer": "\(address)", "error": "\(error)"])
+    }
+
+    /// Runs one push-pull exchange and reports it to the node.
+    func pushPull(_ state: PushPull, with address: NodeAddress, join: CommandID?) async {
+        var reply: PushPull?
+        if let target = address.socketAddress {
+            let codec = self.codec.streams
+            do {
+                let answer = try await StreamClient.exchange(
+                    codec.encode(.pushPull(state)), with: target, group: group,
+                    timeout: .nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped),
+                    maximumBytes: GossipCodec.maximumStreamBytes, decode: { try codec.decode($0) })
+                if case .pushPull(let remote) = answer { reply = remote }
+            } catch {
+                if let wireError = error as? WireError { dropped(wireError, from: target) }
+                logger.debug("push-pull failed", metadata: ["peer": "\(address)", "error": "\(error)"])
+            }
+        }
+        execute(node.pushPullFinished(reply, with: address, join: join, at: time))
+    }
+
+    func streamPing(_ ping: Ping, to address: NodeAddress, deadline: Instant) async {
+        guard let target = address.socketAddress else { return }
+        let remaining = deadline - time.now
+        guard remaining > .zero else { return }
+        let codec = self.codec.streams
+        var contacted = false
+        if let answer = try? await StreamClient.exchange(
+            codec.encode(.ping(ping)), with: target, group: group, timeout: .nanoseconds(remaining.nanosecondsClamped),
+            maximumBytes: 1 << 16, decode: { try codec.decode($0) }),
+            case .ack(let ack) = answer
+        {
+            contacted = ack.sequenceNumber == ping.sequenceNumber
+        }
+        node.streamPingFinished(sequence: ping.sequenceNumber, contacted: contacted, at: time)
+    }
+}

@@ -1,0 +1,34 @@
+import Logging
+import Metrics
+import NIOCore
+import RumorCore
+import RumorWire
+
+/// Input the agent refuses and sockets that fail: counted always, logged without flooding.
+extension Agent {
+    func udpReopened(after error: any Error) {
+        counters.add("udp_socket_reopened")
+        logThrottle.udpReopened(after: error, now: time.now, logger: logger)
+    }
+
+    /// For tests: makes the UDP socket close as a fatal send error would.
+    func simulateUDPFailure() async {
+        await packets?.simulateFatalError()
+    }
+
+    func streamFailed(_ error: Error, from peer: SocketAddress?) {
+        if let wireError = error as? WireError {
+            dropped(wireError, from: peer)
+        } else {
+            counters.add("streams_failed")
+            logger.debug("stream failed", metadata: ["peer": "\(peer.map { "\($0)" } ?? "?")", "error": "\(error)"])
+        }
+    }
+
+    func dropped(_ error: Error, from peer: SocketAddress?) {
+        let reason = (error as? WireError).map(dropReason) ?? "malformed"
+        counters.add("dropped_\(reason)")
+        Counter(label: "rumor_packets_dropped", dimensions: [("reason", reason)]).increment()
+        logThrottle.dropped(error, reason: reason, from: peer, swarm: configuration.swarm, logger: logger)
+    }
+}
