@@ -133,6 +133,10 @@ class Agent:
 _connections = threading.local()
 
 
+class RumorError(Exception):
+    """An error answer from the agent (`code`, `message`)."""
+
+
 def rumor_http(agent, method, path, body=None, timeout=5):
     """One request over a kept-alive connection per (thread, agent), so polling costs about
     what a Serf RPC call on its persistent socket costs."""
@@ -147,7 +151,10 @@ def rumor_http(agent, method, path, body=None, timeout=5):
         try:
             data = json.dumps(body).encode() if body is not None else None
             connection.request(method, path, body=data, headers={"Content-Type": "application/json"})
-            return json.loads(connection.getresponse().read())["data"]
+            answer = json.loads(connection.getresponse().read())
+            if answer.get("status") != "ok":
+                raise RumorError(answer.get("code"), answer.get("message"))
+            return answer["data"]
         except (OSError, http.client.HTTPException):
             connection.close()
             pool.pop(agent.control, None)
@@ -174,7 +181,18 @@ class Rumor:
             return False
 
     def join(self, agent, seed):
-        rumor_http(agent, "POST", "/v1/join", {"addresses": [seed.gossip]})
+        # The seed answers at most 16 push-pulls at once per host, then 8/s (the push-pull rate
+        # limit), and every agent here shares 127.0.0.1: a refused join is retried, as
+        # `rumor agent --join` does.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                rumor_http(agent, "POST", "/v1/join", {"addresses": [seed.gossip]})
+                return
+            except RumorError as error:
+                if error.args[0] != "join_failed" or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     def alive(self, agent):
         return {m["name"] for m in rumor_http(agent, "GET", "/v1/members")["members"] if m["state"] == "alive"}

@@ -11,8 +11,8 @@ import ServiceLifecycle
 /// A running Rumor node: the pure `Node` driven over real UDP and TCP sockets.
 ///
 /// The actor is a thin shell and the node's single owner: bytes in → decode → `node.<input>`
-/// → carry out the returned effects. Datagrams and timers arrive through one ordered event
-/// stream consumed by `run()`; stream requests and API calls enter through actor methods.
+/// → carry out the returned effects. Datagrams, stream requests and timers arrive through one
+/// ordered event stream consumed by `run()`; API calls enter through actor methods.
 public actor Agent: Service, AgentControl {
     public nonisolated let configuration: AgentConfiguration
     let logger: Logger
@@ -46,6 +46,7 @@ public actor Agent: Service, AgentControl {
 
     private enum Event: Sendable {
         case packet([UInt8], SocketAddress)
+        case stream(StreamMessage, SocketAddress?, CheckedContinuation<[UInt8]?, Never>)
         case timer(NodeTimer)
     }
 
@@ -142,7 +143,7 @@ public actor Agent: Service, AgentControl {
                 timeout: .nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped),
                 maximumBytes: GossipCodec.maximumStreamBytes,
                 decode: { bytes in try codecBox.withLockedValue { $0 }.streams.decode(bytes) },
-                onRequest: { [weak self] request, peer in await self?.answer(request, from: peer) },
+                onRequest: { [weak self] request, peer in await self?.queue(request, from: peer) },
                 onFailure: { [weak self] error, peer in Task { await self?.streamFailed(error, from: peer) } })
         } catch {
             await packets?.close()
@@ -196,6 +197,8 @@ public actor Agent: Service, AgentControl {
         switch event {
         case .packet(let bytes, let sender):
             receivePacket(bytes, from: sender)
+        case .stream(let request, let peer, let reply):
+            reply.resume(returning: stopped ? nil : answer(request, from: peer))
         case .timer(let timer):
             guard !stopped else { return }
             execute(node.timerFired(timer, at: time))
@@ -216,6 +219,16 @@ public actor Agent: Service, AgentControl {
         if decoded.truncatedParts > 0 { counters.add("dropped_truncated_parts", UInt64(decoded.truncatedParts)) }
         for error in decoded.badFrames { dropped(error, from: sender) }
         execute(node.receive(decoded.messages, from: from, at: time))
+    }
+
+    /// Hands a stream request to the run loop, in order with datagrams and timers; returns the
+    /// encoded reply (nil: none, or the agent has stopped).
+    private nonisolated func queue(_ request: StreamMessage, from peer: SocketAddress?) async -> [UInt8]? {
+        await withCheckedContinuation { reply in
+            if case .terminated = eventSink.yield(.stream(request, peer, reply)) {
+                reply.resume(returning: nil)
+            }
+        }
     }
 
     /// Answers one stream request; returns the encoded reply.

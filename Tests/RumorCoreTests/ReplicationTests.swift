@@ -30,11 +30,11 @@ struct ReplicationTests {
 
     @Test func badWrites_areRefusedAndWriteNothing() {
         var node = Replication(localName: "a", seed: 1)
-        #expect(throws: WriteError.self) { try node.write(key: "", value: [1], wallMilliseconds: 1, peers: []) }
-        #expect(throws: WriteError.self) {
+        #expect(throws: NodeError.self) { try node.write(key: "", value: [1], wallMilliseconds: 1, peers: []) }
+        #expect(throws: NodeError.self) {
             try node.write(key: String(repeating: "k", count: 1025), value: [1], wallMilliseconds: 1, peers: [])
         }
-        #expect(throws: WriteError.self) {
+        #expect(throws: NodeError.self) {
             try node.write(key: "k", value: Array(repeating: 0, count: (1 << 20) + 1), wallMilliseconds: 1, peers: [])
         }
         #expect(node.store.entries.isEmpty)
@@ -150,7 +150,7 @@ struct ReplicationTests {
         var reader = Replication(localName: "b", seed: 2)
         func pushed(_ key: String) throws -> (entries: [Entry], after: HybridTimestamp?) {
             let (_, out) = try writer.write(key: key, value: [1], wallMilliseconds: 1_000, peers: [Self.peer(2)])
-            guard case .push(let entries, _, _, let after, _) = out.first else { throw WriteError(code: .emptyKey, message: "", hint: "") }
+            guard case .push(let entries, _, _, let after, _) = out.first else { throw NodeError(.emptyKey, "", hint: "") }
             return (entries, after)
         }
         let first = try pushed("k1")

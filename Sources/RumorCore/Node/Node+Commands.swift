@@ -34,14 +34,8 @@ extension Node {
             throw NodeError(.left, "this node has left the swarm", hint: "restart the agent to write")
         }
         let peers = replicationPeers()
-        let entries: [Entry]
-        let directives: [ReplicationDirective]
-        do throws(WriteError) {
-            (entries, directives) = try replication.write(
-                writes, wallMilliseconds: time.wallMilliseconds, peers: peers, awaitingReplicas: awaiting != nil)
-        } catch {
-            throw NodeError(NodeError.Code(rawValue: error.code.rawValue)!, error.message, hint: error.hint)
-        }
+        let (entries, directives) = try replication.write(
+            writes, wallMilliseconds: time.wallMilliseconds, peers: peers, awaitingReplicas: awaiting != nil)
         let sequences = recordChanges(entries.map(\.key))
         var save: StorageWrite?
         if local.durable, let last = entries.last {
@@ -145,6 +139,7 @@ extension Node {
         let seeds = join.seeds.map(\.description).joined(separator: ", ")
         if join.contacted > 0 {
             joinRetryDelay = local.joinRetryInitial
+            joinRetryArmed = false
             return [
                 .log(NodeLog(.info, "joined", ["seeds": seeds, "contacted": "\(join.contacted)"])),
                 .complete(command, .joined(contacted: join.contacted)),
@@ -153,6 +148,7 @@ extension Node {
         if join.retrying {
             let delay = joinRetryDelay
             joinRetryDelay = min(delay * 2, local.joinRetryMaximum)
+            joinRetryArmed = true
             return [
                 .log(NodeLog(.warning, "no seed answered; retrying", ["seeds": seeds, "in": "\(delay)"])),
                 .startTimer(.joinRetry, after: delay),

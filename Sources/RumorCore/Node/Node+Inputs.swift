@@ -89,30 +89,30 @@ extension Node {
             saveTimerArmed = false
             return flushSaves()
         case .joinRetry:
-            return membership.hasLeft ? [] : [.retryJoin]
+            // Stale once a join has succeeded since it was armed.
+            guard joinRetryArmed, !membership.hasLeft else { return [] }
+            joinRetryArmed = false
+            return [.retryJoin]
         }
     }
 
     // MARK: - Membership
 
-    /// The effect of one membership directive that needs no further node logic.
-    func effect(of directive: MembershipDirective) -> NodeEffect {
-        switch directive {
-        case .send(let address, let messages, let checksum): .send(.membership(messages, checksum: checksum), to: address)
-        case .startTimer(let timer, let delay): .startTimer(.membership(timer), after: delay)
-        case .pushPull(let address, let state): .pushPull(state, to: address, join: nil)
-        case .streamPing(let address, let ping, let deadline): .streamPing(ping, to: address, deadline: deadline)
-        case .deliver, .event, .conflict, .leaveCompleted: preconditionFailure("handled by effects(of:at:)")
-        }
-    }
-
+    /// The node's part of membership: what the machine asked for, plus member events (ephemeral
+    /// values, replication peers, logs), conflicts and the end of a leave.
     mutating func effects(of directives: [MembershipDirective], at time: NodeTime) -> [NodeEffect] {
         var out: [NodeEffect] = []
         out.reserveCapacity(directives.count)
         for directive in directives {
             switch directive {
-            case .send, .startTimer, .pushPull, .streamPing:
-                out.append(effect(of: directive))
+            case .send(let address, let messages, let checksum):
+                out.append(.send(.membership(messages, checksum: checksum), to: address))
+            case .startTimer(let timer, let delay):
+                out.append(.startTimer(.membership(timer), after: delay))
+            case .pushPull(let address, let state):
+                out.append(.pushPull(state, to: address, join: nil))
+            case .streamPing(let address, let ping, let deadline):
+                out.append(.streamPing(ping, to: address, deadline: deadline))
             case .deliver:
                 counters.add(.userMessagesReceived)
             case .event(let event):

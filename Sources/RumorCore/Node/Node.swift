@@ -35,6 +35,7 @@ public struct Node: Sendable {
     var pullLimiter: RateLimiter<NodeAddress>
     var joins: [CommandID: JoinProgress] = [:]
     var joinRetryDelay: Duration
+    var joinRetryArmed = false
     var leaveWaiters: [CommandID] = []
     var leaveTimerArmed = false
     var keyringExchanges: [CommandID: KeyringExchange] = [:]
@@ -123,7 +124,7 @@ public struct Node: Sendable {
     public mutating func start(at time: NodeTime, firstAntiEntropyAfter: Duration? = nil) -> [NodeEffect] {
         var out: [NodeEffect] = []
         if !local.fixedPeers {
-            out += membership.start(now: time.now).map { effect(of: $0) }
+            out += effects(of: membership.start(now: time.now), at: time)
         }
         out.append(.startTimer(.antiEntropy, after: firstAntiEntropyAfter ?? replication.settings.antiEntropyInterval))
         return out

@@ -132,33 +132,6 @@ public enum NodeEffect: Sendable, Hashable {
     case retryJoin
 }
 
-/// An error a node command ends with: a stable code, what happened, and what to do.
-public struct NodeError: Error, Sendable, Hashable, CustomStringConvertible {
-    public enum Code: String, Sendable, Hashable {
-        case emptyKey = "empty_key"
-        case keyTooLong = "key_too_long"
-        case valueTooLarge = "value_too_large"
-        case left
-        case joinFailed = "join_failed"
-        case replicationTimeout = "replication_timeout"
-        case keyringPartial = "keyring_partial"
-        case watchCompacted = "watch_compacted"
-        case watchAhead = "watch_ahead"
-    }
-
-    public var code: Code
-    public var message: String
-    public var hint: String
-
-    public init(_ code: Code, _ message: String, hint: String) {
-        self.code = code
-        self.message = message
-        self.hint = hint
-    }
-
-    public var description: String { "\(code.rawValue): \(message) (\(hint))" }
-}
-
 /// The answers to a keyring operation run across the swarm.
 public struct KeyringTally: Sendable, Hashable {
     /// Live Rumor nodes asked, this one included.

@@ -30,21 +30,6 @@ public struct ReplicationSettings: Sendable, Hashable {
     public init() {}
 }
 
-/// Why a local write was refused; nothing was written.
-public struct WriteError: Error, Hashable, Sendable, CustomStringConvertible {
-    public enum Code: String, Sendable {
-        case emptyKey = "empty_key"
-        case keyTooLong = "key_too_long"
-        case valueTooLarge = "value_too_large"
-    }
-
-    public var code: Code
-    public var message: String
-    public var hint: String
-
-    public var description: String { message }
-}
-
 /// Key-value replication as a pure state machine: local writes, pushed writes from peers, and
 /// anti-entropy pulls, each returning `ReplicationDirective`s for the driver.
 ///
@@ -104,11 +89,11 @@ public struct Replication: Sendable {
     }
 
     /// Writes `value` (nil deletes) locally and pushes it to `fanout` of `peers`.
-    /// - Throws: `WriteError` (nothing written) for an empty or oversized key or value.
+    /// - Throws: `NodeError` (nothing written) for an empty or oversized key or value.
     public mutating func write(
         key: String, value: [UInt8]?, timeToLive: Duration? = nil, ephemeral: Bool = false,
         wallMilliseconds: UInt64, peers: [NodeAddress]
-    ) throws(WriteError) -> (entry: Entry, directives: [ReplicationDirective]) {
+    ) throws(NodeError) -> (entry: Entry, directives: [ReplicationDirective]) {
         let (entries, directives) = try write(
             [Write(key: key, value: value, timeToLive: timeToLive, ephemeral: ephemeral)],
             wallMilliseconds: wallMilliseconds, peers: peers)
@@ -118,10 +103,10 @@ public struct Replication: Sendable {
     /// Writes a batch locally (all or nothing: every write is checked first) and pushes it to
     /// `fanout` of `peers` as one message. With `awaitingReplicas` the push asks every node that
     /// gets it to acknowledge, and `holders(of:among:)` tracks who did.
-    /// - Throws: `WriteError` for the first invalid write; nothing is written.
+    /// - Throws: `NodeError` for the first invalid write; nothing is written.
     public mutating func write(
         _ writes: [Write], wallMilliseconds: UInt64, peers: [NodeAddress], awaitingReplicas: Bool = false
-    ) throws(WriteError) -> (entries: [Entry], directives: [ReplicationDirective]) {
+    ) throws(NodeError) -> (entries: [Entry], directives: [ReplicationDirective]) {
         for write in writes { try validate(write) }
         // Pushes say they hold every write of ours after this one, so receivers that have all
         // before it can advance their digest without waiting for anti-entropy.
@@ -153,19 +138,16 @@ public struct Replication: Sendable {
         return (entries, directives)
     }
 
-    private func validate(_ write: Write) throws(WriteError) {
+    private func validate(_ write: Write) throws(NodeError) {
         guard !write.key.isEmpty else {
-            throw WriteError(code: .emptyKey, message: "the key is empty", hint: "give a non-empty key")
+            throw NodeError(.emptyKey, "the key is empty", hint: "give a non-empty key")
         }
         guard write.key.utf8.count <= settings.maximumKeyBytes else {
-            throw WriteError(
-                code: .keyTooLong,
-                message: "the key is \(write.key.utf8.count) bytes; the limit is \(settings.maximumKeyBytes)",
+            throw NodeError(.keyTooLong, "the key is \(write.key.utf8.count) bytes; the limit is \(settings.maximumKeyBytes)",
                 hint: "use a shorter key")
         }
         if let value = write.value, value.count > settings.maximumValueBytes {
-            throw WriteError(
-                code: .valueTooLarge, message: "the value is \(value.count) bytes; the limit is \(settings.maximumValueBytes)",
+            throw NodeError(.valueTooLarge, "the value is \(value.count) bytes; the limit is \(settings.maximumValueBytes)",
                 hint: "store large blobs elsewhere and put a reference")
         }
     }
