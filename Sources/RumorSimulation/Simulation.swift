@@ -39,6 +39,9 @@ public struct SimulationConfiguration: Sendable, Hashable, Codable {
     public var partitionFraction = 0.0
     public var partitionAtMilliseconds = 5_000
     public var healAtMilliseconds = 10_000
+    /// Traffic is also reported for the rounds after this many (the steady state, without the
+    /// join phase); nil reports only the whole run.
+    public var warmupRounds: Int?
     /// Fraction of live nodes that crash and restart (after `churnDownMilliseconds`) each round.
     public var churnPerRound = 0.0
     public var churnDownMilliseconds = 3_000
@@ -53,6 +56,7 @@ public struct SimulationConfiguration: Sendable, Hashable, Codable {
         try check(nodes >= 2 && nodes <= 1_000_000, "nodes must be 2...1,000,000")
         try check(!membership || nodes <= 5_000, "--membership runs one SWIM machine per node and holds N² member records; use at most 5,000 nodes")
         try check(rounds >= 1 && rounds <= 10_000, "rounds must be 1...10,000")
+        try check(warmupRounds.map { $0 >= 0 && $0 < rounds } ?? true, "the warm-up must be shorter than the run")
         try check(roundMilliseconds >= 10, "a round must last at least 10 ms")
         try check(fanout >= 1 && fanout <= 64, "fanout must be 1...64")
         try check(updates >= 0 && updates <= 10_000, "updates must be 0...10,000")
@@ -90,7 +94,11 @@ public struct Simulation {
     public init(_ configuration: SimulationConfiguration) throws(SimulationError) {
         try configuration.validate()
         self.configuration = configuration
-        cluster = VirtualCluster(observer: SimulationMetrics(updates: configuration.updates), seed: configuration.seed)
+        var metrics = SimulationMetrics(updates: configuration.updates)
+        metrics.steadyFrom = configuration.warmupRounds.map {
+            Instant(nanoseconds: Int64($0) * Int64(configuration.roundMilliseconds) * 1_000_000)
+        }
+        cluster = VirtualCluster(observer: metrics, seed: configuration.seed)
         cluster.network.latencyMinimum = .microseconds(configuration.latencyMinimumMicroseconds)
         cluster.network.latencyMeanExtra = .microseconds(configuration.latencyMeanExtraMicroseconds)
         cluster.network.loss = configuration.loss

@@ -13,6 +13,11 @@ struct SimulationMetrics: ClusterObserver {
     var bytes = 0
     var membershipMessages = 0
     var membershipBytes = 0
+    /// Traffic from `steadyFrom` on (after the warm-up), when set.
+    var steadyFrom: Instant?
+    var steady = (messages: 0, bytes: 0, membershipMessages: 0, membershipBytes: 0)
+    /// Push-pull exchanges offered to crashed nodes (reconnect attempts at dead addresses).
+    var exchangesWithCrashed = 0
     /// Nodes up now.
     var live = 0
     var crashedAt: [Int: Instant] = [:]
@@ -34,20 +39,34 @@ struct SimulationMetrics: ClusterObserver {
         informedAt[update][writer] = 0
     }
 
-    mutating func sent(_ datagram: Datagram, size: Int, from: Int, to: Int) {
+    mutating func sent(_ datagram: Datagram, size: Int, from: Int, to: Int, now: Instant) {
+        let steady = steadyFrom.map { now >= $0 } ?? false
         switch datagram {
         case .membership:
             membershipMessages += 1
             membershipBytes += size
+            if steady {
+                self.steady.membershipMessages += 1
+                self.steady.membershipBytes += size
+            }
         case .replication:
             messages += 1
             bytes += size
+            if steady {
+                self.steady.messages += 1
+                self.steady.bytes += size
+            }
         }
     }
 
-    mutating func exchanged(_ state: PushPull, from: Int, to: Int, answered: Bool) {
+    mutating func exchanged(_ state: PushPull, from: Int, to: Int, answered: Bool, now: Instant) {
         membershipMessages += 2
         membershipBytes += 2 * state.nodes.count * 60
+        if steadyFrom.map({ now >= $0 }) ?? false {
+            steady.membershipMessages += 2
+            steady.membershipBytes += 2 * state.nodes.count * 60
+        }
+        if crashedAt[to] != nil { exchangesWithCrashed += 1 }
     }
 
     /// Counts payload copies of tracked updates delivered to a node, and notes when it first
@@ -123,7 +142,8 @@ extension Simulation {
             failures = SimulationReport.Failures(
                 crashed: crashed.count, detected: first.count, allAware: all.count,
                 firstDetectionMilliseconds: SimulationReport.Summary(first), allAwareMilliseconds: SimulationReport.Summary(all),
-                falsePositives: cluster.observer.falsePositives)
+                falsePositives: cluster.observer.falsePositives,
+                pushPullsToCrashedPerSecond: crashedPerSecond())
         }
         return SimulationReport(
             configuration: configuration,
@@ -133,7 +153,29 @@ extension Simulation {
             replicationBytesPerNodePerSecond: Double(cluster.observer.bytes) * perNodeSecond,
             membershipMessagesPerNodePerSecond: Double(cluster.observer.membershipMessages) * perNodeSecond,
             membershipBytesPerNodePerSecond: Double(cluster.observer.membershipBytes) * perNodeSecond,
-            failures: failures)
+            failures: failures,
+            steadyState: steadyState())
+    }
+
+    /// Push-pull offers each crashed node received per second while it was down (reconnect
+    /// attempts at a dead address); nil without crashes.
+    private func crashedPerSecond() -> Double? {
+        let end = Int64(configuration.rounds) * Int64(configuration.roundMilliseconds) * 1_000_000
+        let down = cluster.observer.crashedAt.values.reduce(0.0) { $0 + Double(end - $1.nanoseconds) / 1e9 }
+        return down > 0 ? Double(cluster.observer.exchangesWithCrashed) / down : nil
+    }
+
+    /// Traffic after the warm-up, per node per second; nil without a warm-up.
+    private func steadyState() -> SimulationReport.Traffic? {
+        guard let warmup = configuration.warmupRounds else { return nil }
+        let seconds = Double(configuration.rounds - warmup) * Double(configuration.roundMilliseconds) / 1000
+        let scale = 1 / (Double(configuration.nodes) * seconds)
+        let steady = cluster.observer.steady
+        return SimulationReport.Traffic(
+            afterRounds: warmup, replicationMessagesPerNodePerSecond: Double(steady.messages) * scale,
+            replicationBytesPerNodePerSecond: Double(steady.bytes) * scale,
+            membershipMessagesPerNodePerSecond: Double(steady.membershipMessages) * scale,
+            membershipBytesPerNodePerSecond: Double(steady.membershipBytes) * scale)
     }
 
     /// Fraction of live nodes informed against time since the write, averaged over updates, at

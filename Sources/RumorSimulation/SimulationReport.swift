@@ -51,6 +51,19 @@ public struct SimulationReport: Sendable, Hashable, Codable {
         public var allAwareMilliseconds: Summary
         /// Nodes declared dead while they were running.
         public var falsePositives: Int
+        /// Push-pull offers a crashed node's address received per second while it was down, from
+        /// the whole swarm (reconnect attempts); nil when no node stayed down.
+        public var pushPullsToCrashedPerSecond: Double?
+    }
+
+    /// Traffic per node per second over part of the run.
+    public struct Traffic: Sendable, Hashable, Codable {
+        /// Counted from the end of this round on.
+        public var afterRounds: Int
+        public var replicationMessagesPerNodePerSecond: Double
+        public var replicationBytesPerNodePerSecond: Double
+        public var membershipMessagesPerNodePerSecond: Double
+        public var membershipBytesPerNodePerSecond: Double
     }
 
     public var configuration: SimulationConfiguration
@@ -61,6 +74,8 @@ public struct SimulationReport: Sendable, Hashable, Codable {
     public var membershipMessagesPerNodePerSecond: Double
     public var membershipBytesPerNodePerSecond: Double
     public var failures: Failures?
+    /// Traffic after the warm-up (`warmupRounds`), when one was asked for.
+    public var steadyState: Traffic?
 
     /// Over all updates: the given percentile of rounds-to-`reach`, or nil if some update never
     /// reached it.
@@ -116,7 +131,15 @@ extension SimulationReport {
                 "failures: \(failures.crashed) crashed, \(failures.detected) detected (first p50 \(number(failures.firstDetectionMilliseconds.p50)) ms, "
                     + "max \(number(failures.firstDetectionMilliseconds.max)) ms), \(failures.allAware) known to all "
                     + "(p50 \(number(failures.allAwareMilliseconds.p50)) ms, max \(number(failures.allAwareMilliseconds.max)) ms), "
-                    + "\(failures.falsePositives) false positives")
+                    + "\(failures.falsePositives) false positives"
+                    + (failures.pushPullsToCrashedPerSecond.map { ", \(number($0, digits: 2)) push-pulls/s at each crashed address" } ?? ""))
+        }
+        if let steady = steadyState {
+            lines.append(
+                "after round \(steady.afterRounds): replication \(number(steady.replicationMessagesPerNodePerSecond, digits: 2)) msg/s, "
+                    + "\(number(steady.replicationBytesPerNodePerSecond, digits: 0)) B/s; membership "
+                    + "\(number(steady.membershipMessagesPerNodePerSecond, digits: 2)) msg/s, "
+                    + "\(number(steady.membershipBytesPerNodePerSecond, digits: 0)) B/s per node")
         }
         return lines.joined(separator: "\n")
     }

@@ -33,6 +33,7 @@ struct SimCommand: ParsableCommand {
     @Option(name: .customLong("partition-at-ms")) var partitionAt = 5_000
     @Option(name: .customLong("heal-at-ms")) var healAt = 10_000
     @Option(help: "Fraction of live nodes that crash and restart each round.") var churn = 0.0
+    @Option(name: .customLong("warmup-rounds"), help: "Also report traffic after this many rounds (the steady state).") var warmupRounds: Int?
     @Flag(help: "Print the report as JSON.") var json = false
     @Option(help: "Also write per-update figures as CSV to this file.") var csv: String?
     @Option(help: "Also write the convergence curve as an SVG plot to this file.") var svg: String?
@@ -54,6 +55,7 @@ struct SimCommand: ParsableCommand {
         configuration.loss = try Self.fraction(loss)
         configuration.membership = membership
         configuration.crashes = crashes
+        configuration.warmupRounds = warmupRounds
         configuration.crashAtMilliseconds = crashAt
         configuration.restartAfterMilliseconds = restartAfter
         configuration.partitionFraction = partition

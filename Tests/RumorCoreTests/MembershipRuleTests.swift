@@ -349,3 +349,43 @@ struct MembershipRuleTests {
         #expect(trace(seed: 5) != trace(seed: 6))
     }
 }
+
+/// Reconnect (partition healing) costs the swarm about one offer per failed member per interval.
+struct ReconnectRuleTests {
+    /// A machine that knows `alive` alive members and `dead` members it declared dead.
+    static func machine(alive: Int, dead: Int, seed: UInt64) -> Membership {
+        var machine = Membership(name: "me", address: MembershipRuleTests.me, seed: seed, now: .zero)
+        for index in 2..<(2 + alive + dead) {
+            _ = machine.receive(
+                .alive(Alive(incarnation: 1, node: "p\(index)", address: MembershipRuleTests.peer(index), meta: [], versions: .rumor)),
+                from: MembershipRuleTests.peer(index), now: .zero)
+        }
+        for index in (2 + alive)..<(2 + alive + dead) {
+            _ = machine.receive(.dead(Dead(incarnation: 1, node: "p\(index)", from: "p2")), from: MembershipRuleTests.peer(2), now: .zero)
+        }
+        return machine
+    }
+
+    static func offers(_ machine: inout Membership, ticks: Int) -> Int {
+        (1...ticks).reduce(0) { count, tick in
+            let out = machine.timerFired(.reconnect, now: Instant(nanoseconds: Int64(tick) * 1_000_000_000))
+            return count + out.count { if case .pushPull = $0 { true } else { false } }
+        }
+    }
+
+    @Test func oneFailedAmongMany_isOfferedAPushPullWithProbabilityFailedOverAlive() {
+        // 1 failed, 100 alive (99 others + this node): each node offers about 1 time in 100.
+        var offers = 0
+        for seed: UInt64 in 1...20 {
+            var machine = Self.machine(alive: 99, dead: 1, seed: seed)
+            offers += Self.offers(&machine, ticks: 100)
+        }
+        // 20 nodes × 100 ticks × 1/100 = 20 expected; without the rule it would be 2,000.
+        #expect(offers >= 5 && offers <= 45, "offers: \(offers)")
+    }
+
+    @Test func aHalfPartitionedSwarm_offersEveryTick() {
+        var machine = Self.machine(alive: 2, dead: 3, seed: 7)
+        #expect(Self.offers(&machine, ticks: 10) == 10, "as many failed as alive: every tick offers, so halves heal fast")
+    }
+}

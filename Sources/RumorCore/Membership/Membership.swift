@@ -261,7 +261,9 @@ public struct Membership: Sendable {
             out.append(.startTimer(.pushPull, after: settings.scaledPushPullInterval(memberCount: memberCount)))
         case .reconnect:
             failedMembers = failedMembers.filter { now - $0.value.since < settings.reconnectTimeout }
-            if leave == .none, !failedMembers.isEmpty {
+            // Serf's rule: try with probability failed/alive, so each failed member gets about one
+            // offer per interval from the whole swarm, not one from every node.
+            if leave == .none, !failedMembers.isEmpty, drawReconnectChance() {
                 let names = failedMembers.keys.sorted()
                 let name = names[Int(random.next() % UInt64(names.count))]
                 out.append(.pushPull(to: failedMembers[name]!.address, state: pushPullState(join: false)))
@@ -274,6 +276,14 @@ public struct Membership: Sendable {
         }
         gossipNews(now: now, into: &out)
         return out
+    }
+
+    /// Whether this reconnect tick makes an offer: with probability failed/alive (at least one
+    /// alive: this node), certain once failed members are as many as alive ones.
+    private mutating func drawReconnectChance() -> Bool {
+        let alive = members.values.count { $0.state == .alive }
+        let probability = Double(failedMembers.count) / Double(max(1, alive))
+        return probability >= 1 || Double.random(in: 0..<1, using: &random) < probability
     }
 
     private mutating func stagger(_ interval: Duration) -> Duration {

@@ -7,9 +7,9 @@ public protocol ClusterObserver {
     /// Events the script schedules (writes, crashes…); `VirtualCluster.run` hands them back.
     associatedtype Script
     /// Node `from` sent a datagram of `size` bytes to `to` (counted whether or not it arrives).
-    mutating func sent(_ datagram: Datagram, size: Int, from: Int, to: Int)
+    mutating func sent(_ datagram: Datagram, size: Int, from: Int, to: Int, now: Instant)
     /// Node `from` ran a push-pull exchange with `to` (`answered`: `to` was reachable).
-    mutating func exchanged(_ state: PushPull, from: Int, to: Int, answered: Bool)
+    mutating func exchanged(_ state: PushPull, from: Int, to: Int, answered: Bool, now: Instant)
     /// A datagram reached node `index` (up), which is about to process it.
     mutating func received(_ messages: [NodeMessage], at index: Int, now: Instant)
     /// Node `index` reported a membership event.
@@ -19,8 +19,8 @@ public protocol ClusterObserver {
 }
 
 extension ClusterObserver {
-    public mutating func sent(_ datagram: Datagram, size: Int, from: Int, to: Int) {}
-    public mutating func exchanged(_ state: PushPull, from: Int, to: Int, answered: Bool) {}
+    public mutating func sent(_ datagram: Datagram, size: Int, from: Int, to: Int, now: Instant) {}
+    public mutating func exchanged(_ state: PushPull, from: Int, to: Int, answered: Bool, now: Instant) {}
     public mutating func received(_ messages: [NodeMessage], at index: Int, now: Instant) {}
     public mutating func memberEvent(_ event: MemberEvent, at index: Int, now: Instant) {}
     public mutating func completed(_ command: CommandID, _ result: CommandResult, at index: Int, now: Instant) {}
@@ -238,7 +238,7 @@ public struct VirtualCluster<Observer: ClusterObserver> {
             messages = [.replication(frame)]
             isPacket = size <= nodes[source].replication.settings.packetPushBytes + 28
         }
-        observer.sent(datagram, size: size, from: source, to: target)
+        observer.sent(datagram, size: size, from: source, to: target, now: now)
         guard network.isReachable(source, target), !isPacket || !network.drawLoss(using: &random) else { return }
         let arrival = now + network.drawLatency(using: &random)
         queue.push(time: arrival, event: .datagram(to: target, from: source, messages))
@@ -246,7 +246,7 @@ public struct VirtualCluster<Observer: ClusterObserver> {
 
     private mutating func exchange(_ state: PushPull, from source: Int, to target: Int, join: CommandID?) {
         let reachable = target >= 0 && target < nodes.count && isUp[target] && network.isReachable(source, target)
-        observer.exchanged(state, from: source, to: target, answered: reachable)
+        observer.exchanged(state, from: source, to: target, answered: reachable, now: now)
         var reply: PushPull?
         if reachable {
             let answer = nodes[target].answer(.pushPull(state), from: Self.address(of: source), at: time)
