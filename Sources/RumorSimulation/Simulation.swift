@@ -89,12 +89,17 @@ public struct Simulation {
         case restart(Int)
         case partition(Bool)
         case churn
+        /// Check whether every live node lists every other alive (membership runs only).
+        case checkWhole(afterHeal: Bool)
     }
+
+    /// How often `checkWhole` looks (virtual time).
+    static let wholeCheckInterval = 100
 
     public init(_ configuration: SimulationConfiguration) throws(SimulationError) {
         try configuration.validate()
         self.configuration = configuration
-        var metrics = SimulationMetrics(updates: configuration.updates)
+        var metrics = SimulationMetrics(updates: configuration.updates, nodes: configuration.nodes)
         metrics.steadyFrom = configuration.warmupRounds.map {
             Instant(nanoseconds: Int64($0) * Int64(configuration.roundMilliseconds) * 1_000_000)
         }
@@ -160,6 +165,7 @@ public struct Simulation {
             for index in 1..<count {
                 schedule(.join(index), atMilliseconds: index)
             }
+            schedule(.checkWhole(afterHeal: false), atMilliseconds: Self.wholeCheckInterval)
         }
         let first = configuration.firstUpdateMilliseconds ?? (configuration.membership ? count + 3 * configuration.roundMilliseconds : 0)
         for update in 0..<configuration.updates {
@@ -199,6 +205,18 @@ public struct Simulation {
                 cluster.network.partition(nodes: configuration.nodes) { $0 < cut ? 1 : 0 }
             } else {
                 cluster.network.heal()
+                if configuration.membership { perform(.checkWhole(afterHeal: true)) }
+            }
+        case .checkWhole(let afterHeal):
+            guard (afterHeal ? cluster.observer.wholeAfterHeal : cluster.observer.wholeAfterJoin) == nil else { return }
+            if isWhole {
+                if afterHeal {
+                    cluster.observer.wholeAfterHeal = cluster.now
+                } else {
+                    cluster.observer.wholeAfterJoin = cluster.now
+                }
+            } else {
+                schedule(.checkWhole(afterHeal: afterHeal), atMilliseconds: Int(cluster.now.nanoseconds / 1_000_000) + Self.wholeCheckInterval)
             }
         case .churn:
             let live = (0..<configuration.nodes).filter { cluster.isUp[$0] }
@@ -209,6 +227,17 @@ public struct Simulation {
                 crash(index, measured: false, restartAfter: configuration.churnDownMilliseconds)
             }
             schedule(.churn, atMilliseconds: Int(cluster.now.nanoseconds / 1_000_000) + configuration.roundMilliseconds)
+        }
+    }
+
+    /// Whether every live node lists every other live node alive (member counts first: cheap).
+    private var isWhole: Bool {
+        let live = (0..<configuration.nodes).filter { cluster.isUp[$0] }
+        let liveNames = Set(live.map { VirtualCluster<SimulationMetrics>.name(of: $0) })
+        for index in live where cluster.nodes[index].membership.members.count < live.count { return false }
+        return live.allSatisfy { index in
+            let members = cluster.nodes[index].membership.members
+            return liveNames.allSatisfy { members[$0]?.state == .alive }
         }
     }
 

@@ -18,6 +18,13 @@ struct SimulationMetrics: ClusterObserver {
     var steady = (messages: 0, bytes: 0, membershipMessages: 0, membershipBytes: 0)
     /// Push-pull exchanges offered to crashed nodes (reconnect attempts at dead addresses).
     var exchangesWithCrashed = 0
+    var steadyExchangesWithCrashed = 0
+    /// Membership bytes and messages each node sent (datagrams, and its side of push-pulls).
+    var bytesSent: [Int]
+    var messagesSent: [Int]
+    /// When every live node first listed every other alive after the joins, and after the heal.
+    var wholeAfterJoin: Instant?
+    var wholeAfterHeal: Instant?
     /// Nodes up now.
     var live = 0
     var crashedAt: [Int: Instant] = [:]
@@ -26,7 +33,9 @@ struct SimulationMetrics: ClusterObserver {
     var allDetected: [Int: Instant] = [:]
     var falsePositives = 0
 
-    init(updates: Int) {
+    init(updates: Int, nodes: Int) {
+        bytesSent = Array(repeating: 0, count: nodes)
+        messagesSent = Array(repeating: 0, count: nodes)
         writtenAt = Array(repeating: .zero, count: updates)
         informedAt = Array(repeating: [], count: updates)
         copies = Array(repeating: 0, count: updates)
@@ -45,6 +54,8 @@ struct SimulationMetrics: ClusterObserver {
         case .membership:
             membershipMessages += 1
             membershipBytes += size
+            bytesSent[from] += size
+            messagesSent[from] += 1
             if steady {
                 self.steady.membershipMessages += 1
                 self.steady.membershipBytes += size
@@ -59,14 +70,26 @@ struct SimulationMetrics: ClusterObserver {
         }
     }
 
-    mutating func exchanged(_ state: PushPull, from: Int, to: Int, answered: Bool, now: Instant) {
+    mutating func exchanged(_ state: PushPull, reply: PushPull?, from: Int, to: Int, now: Instant) {
+        // About 60 bytes per member record (name, address, meta, versions).
+        let request = state.nodes.count * 60
+        let answer = (reply?.nodes.count ?? 0) * 60
         membershipMessages += 2
-        membershipBytes += 2 * state.nodes.count * 60
+        membershipBytes += request + answer
         if steadyFrom.map({ now >= $0 }) ?? false {
             steady.membershipMessages += 2
-            steady.membershipBytes += 2 * state.nodes.count * 60
+            steady.membershipBytes += request + answer
         }
-        if crashedAt[to] != nil { exchangesWithCrashed += 1 }
+        bytesSent[from] += request
+        messagesSent[from] += 1
+        if reply != nil {
+            bytesSent[to] += answer
+            messagesSent[to] += 1
+        }
+        if crashedAt[to] != nil {
+            exchangesWithCrashed += 1
+            if steadyFrom.map({ now >= $0 }) ?? false { steadyExchangesWithCrashed += 1 }
+        }
     }
 
     /// Counts payload copies of tracked updates delivered to a node, and notes when it first
@@ -143,7 +166,8 @@ extension Simulation {
                 crashed: crashed.count, detected: first.count, allAware: all.count,
                 firstDetectionMilliseconds: SimulationReport.Summary(first), allAwareMilliseconds: SimulationReport.Summary(all),
                 falsePositives: cluster.observer.falsePositives,
-                pushPullsToCrashedPerSecond: crashedPerSecond())
+                pushPullsToCrashedPerSecond: crashedPerSecond(),
+                pushPullsToCrashedPerSecondAfterWarmup: crashedPerSecond(afterWarmup: true))
         }
         return SimulationReport(
             configuration: configuration,
@@ -154,15 +178,33 @@ extension Simulation {
             membershipMessagesPerNodePerSecond: Double(cluster.observer.membershipMessages) * perNodeSecond,
             membershipBytesPerNodePerSecond: Double(cluster.observer.membershipBytes) * perNodeSecond,
             failures: failures,
-            steadyState: steadyState())
+            steadyState: steadyState(),
+            swarm: swarm())
     }
 
     /// Push-pull offers each crashed node received per second while it was down (reconnect
     /// attempts at a dead address); nil without crashes.
-    private func crashedPerSecond() -> Double? {
+    private func crashedPerSecond(afterWarmup: Bool = false) -> Double? {
         let end = Int64(configuration.rounds) * Int64(configuration.roundMilliseconds) * 1_000_000
-        let down = cluster.observer.crashedAt.values.reduce(0.0) { $0 + Double(end - $1.nanoseconds) / 1e9 }
-        return down > 0 ? Double(cluster.observer.exchangesWithCrashed) / down : nil
+        let from = afterWarmup ? (cluster.observer.steadyFrom?.nanoseconds ?? .max) : 0
+        guard from < end else { return nil }
+        let down = cluster.observer.crashedAt.values.reduce(0.0) { $0 + Double(end - max(from, $1.nanoseconds)) / 1e9 }
+        let offers = afterWarmup ? cluster.observer.steadyExchangesWithCrashed : cluster.observer.exchangesWithCrashed
+        return down > 0 ? Double(offers) / down : nil
+    }
+
+    /// How the membership came together; nil without `--membership`.
+    private func swarm() -> SimulationReport.Swarm? {
+        guard configuration.membership else { return nil }
+        let metrics = cluster.observer
+        let heal = Instant(nanoseconds: Int64(configuration.healAtMilliseconds) * 1_000_000)
+        return SimulationReport.Swarm(
+            wholeAfterJoinMilliseconds: metrics.wholeAfterJoin.map { Double($0.nanoseconds) / 1e6 },
+            wholeAfterHealMilliseconds: metrics.wholeAfterHeal.map { Double(($0 - heal).nanosecondsClamped) / 1e6 },
+            seedBytesSent: metrics.bytesSent[0],
+            averageBytesSent: Double(metrics.bytesSent.reduce(0, +)) / Double(configuration.nodes),
+            seedMessagesSent: metrics.messagesSent[0],
+            averageMessagesSent: Double(metrics.messagesSent.reduce(0, +)) / Double(configuration.nodes))
     }
 
     /// Traffic after the warm-up, per node per second; nil without a warm-up.

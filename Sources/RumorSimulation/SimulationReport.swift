@@ -54,6 +54,22 @@ public struct SimulationReport: Sendable, Hashable, Codable {
         /// Push-pull offers a crashed node's address received per second while it was down, from
         /// the whole swarm (reconnect attempts); nil when no node stayed down.
         public var pushPullsToCrashedPerSecond: Double?
+        /// The same, counted after the warm-up only (the steady state).
+        public var pushPullsToCrashedPerSecondAfterWarmup: Double?
+    }
+
+    /// How the membership came together (`--membership` runs).
+    public struct Swarm: Sendable, Hashable, Codable {
+        /// From the start until every live node listed every other alive (the joins arrive one
+        /// per millisecond through node 0); nil if never.
+        public var wholeAfterJoinMilliseconds: Double?
+        /// From the heal of the partition until the same held again; nil without a partition or if never.
+        public var wholeAfterHealMilliseconds: Double?
+        /// Membership bytes and messages the seed (node 0) sent, and the average node.
+        public var seedBytesSent: Int
+        public var averageBytesSent: Double
+        public var seedMessagesSent: Int
+        public var averageMessagesSent: Double
     }
 
     /// Traffic per node per second over part of the run.
@@ -76,6 +92,7 @@ public struct SimulationReport: Sendable, Hashable, Codable {
     public var failures: Failures?
     /// Traffic after the warm-up (`warmupRounds`), when one was asked for.
     public var steadyState: Traffic?
+    public var swarm: Swarm?
 
     /// Over all updates: the given percentile of rounds-to-`reach`, or nil if some update never
     /// reached it.
@@ -132,7 +149,16 @@ extension SimulationReport {
                     + "max \(number(failures.firstDetectionMilliseconds.max)) ms), \(failures.allAware) known to all "
                     + "(p50 \(number(failures.allAwareMilliseconds.p50)) ms, max \(number(failures.allAwareMilliseconds.max)) ms), "
                     + "\(failures.falsePositives) false positives"
-                    + (failures.pushPullsToCrashedPerSecond.map { ", \(number($0, digits: 2)) push-pulls/s at each crashed address" } ?? ""))
+                    + (failures.pushPullsToCrashedPerSecond.map { ", \(number($0, digits: 2)) push-pulls/s at each crashed address" } ?? "")
+                    + (failures.pushPullsToCrashedPerSecondAfterWarmup.map { " (\(number($0, digits: 2))/s after the warm-up)" } ?? ""))
+        }
+        if let swarm {
+            lines.append(
+                "swarm: whole \(number(swarm.wholeAfterJoinMilliseconds)) ms after the start"
+                    + (c.partitionFraction > 0 ? ", \(number(swarm.wholeAfterHealMilliseconds)) ms after the heal" : "")
+                    + "; seed sent \(swarm.seedBytesSent) B in \(swarm.seedMessagesSent) messages, the average node "
+                    + "\(number(swarm.averageBytesSent, digits: 0)) B in \(number(swarm.averageMessagesSent, digits: 0)) "
+                    + "(\(number(Double(swarm.seedBytesSent) / max(1, swarm.averageBytesSent), digits: 1))×)")
         }
         if let steady = steadyState {
             lines.append(

@@ -350,9 +350,10 @@ struct MembershipRuleTests {
     }
 }
 
-/// Reconnect (partition healing) costs the swarm about one offer per failed member per interval.
+/// Reconnect (partition healing) without a connection flood at dead addresses, and the rules that
+/// let a healed partition become one swarm in seconds.
 struct ReconnectRuleTests {
-    /// A machine that knows `alive` alive members and `dead` members it declared dead.
+    /// A machine that knows `alive` alive members and `dead` members it holds dead.
     static func machine(alive: Int, dead: Int, seed: UInt64) -> Membership {
         var machine = Membership(name: "me", address: MembershipRuleTests.me, seed: seed, now: .zero)
         for index in 2..<(2 + alive + dead) {
@@ -366,26 +367,52 @@ struct ReconnectRuleTests {
         return machine
     }
 
-    static func offers(_ machine: inout Membership, ticks: Int) -> Int {
-        (1...ticks).reduce(0) { count, tick in
-            let out = machine.timerFired(.reconnect, now: Instant(nanoseconds: Int64(tick) * 1_000_000_000))
-            return count + out.count { if case .pushPull = $0 { true } else { false } }
+    static func offers(_ machine: inout Membership, ticks: ClosedRange<Int>) -> [NodeAddress] {
+        ticks.flatMap { tick in
+            machine.timerFired(.reconnect, now: Instant(nanoseconds: Int64(tick) * 1_000_000_000)).compactMap { directive in
+                if case .pushPull(let to, _) = directive { to } else { nil }
+            }
         }
     }
 
-    @Test func oneFailedAmongMany_isOfferedAPushPullWithProbabilityFailedOverAlive() {
-        // 1 failed, 100 alive (99 others + this node): each node offers about 1 time in 100.
-        var offers = 0
+    @Test func eachFailedMember_isOfferedOnceAtOnce_thenWithProbabilityFailedOverAlive() {
+        var later = 0
         for seed: UInt64 in 1...20 {
             var machine = Self.machine(alive: 99, dead: 1, seed: seed)
-            offers += Self.offers(&machine, ticks: 100)
+            #expect(Self.offers(&machine, ticks: 1...1) == [MembershipRuleTests.peer(101)], "the first tick offers the new failure")
+            later += Self.offers(&machine, ticks: 2...101).count
         }
-        // 20 nodes × 100 ticks × 1/100 = 20 expected; without the rule it would be 2,000.
-        #expect(offers >= 5 && offers <= 45, "offers: \(offers)")
+        // Then 1 failed among 100 alive: 20 nodes × 100 ticks × 1/100 = 20 expected; offering
+        // every tick, as memberlist-style reconnect did, would make 2,000.
+        #expect(later >= 5 && later <= 45, "later offers: \(later)")
     }
 
     @Test func aHalfPartitionedSwarm_offersEveryTick() {
         var machine = Self.machine(alive: 2, dead: 3, seed: 7)
-        #expect(Self.offers(&machine, ticks: 10) == 10, "as many failed as alive: every tick offers, so halves heal fast")
+        #expect(Self.offers(&machine, ticks: 1...10).count == 10, "as many failed as alive: every tick offers")
+    }
+
+    @Test func suspectsAreToldOnReconnectTicks_soAReachableOneRefutes() {
+        var machine = MembershipRuleTests.machine(others: 3)
+        _ = machine.receive(.suspect(Suspect(incarnation: 1, node: "p3", from: "p2")), from: MembershipRuleTests.peer(2), now: .zero)
+        let out = machine.timerFired(.reconnect, now: Instant(nanoseconds: 1_000_000_000))
+        let told = MembershipRuleTests.sends(out).filter { to, messages in
+            to == MembershipRuleTests.peer(3) && messages.contains { if case .suspect(let s) = $0 { s.node == "p3" } else { false } }
+        }
+        #expect(told.count == 1)
+    }
+
+    @Test func anAccusationOlderThanOurRefutation_isAnsweredWithOurAliveToTheAccuser() {
+        var machine = MembershipRuleTests.machine(others: 2)
+        _ = machine.receive(.suspect(Suspect(incarnation: 1, node: "me", from: "p2")), from: MembershipRuleTests.peer(2), now: .zero)
+        let refuted = machine.localMember.incarnation
+        #expect(refuted > 1)
+        // p3 missed the refutation and still accuses us at the old incarnation.
+        let out = machine.receive(.dead(Dead(incarnation: 1, node: "me", from: "p3")), from: MembershipRuleTests.peer(3), now: .zero)
+        let answers = MembershipRuleTests.sends(out).filter { to, messages in
+            to == MembershipRuleTests.peer(3) && messages.contains { if case .alive(let a) = $0 { a.node == "me" && a.incarnation == refuted } else { false } }
+        }
+        #expect(answers.count == 1)
+        #expect(machine.localMember.incarnation == refuted, "a stale accusation is not refuted again")
     }
 }

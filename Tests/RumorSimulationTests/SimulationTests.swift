@@ -110,6 +110,50 @@ struct SimulationTests {
         #expect(report.curve.last?.informed == 1)
     }
 
+    @Test func membershipRuns_reportWhenTheSwarmIsWhole_andWhatTheSeedSent() throws {
+        let report = try Self.run {
+            $0.nodes = 40
+            $0.membership = true
+            $0.rounds = 30
+            $0.partitionFraction = 0.5
+            $0.partitionAtMilliseconds = 5_000
+            $0.healAtMilliseconds = 15_000
+        }
+        let swarm = try #require(report.swarm)
+        let joined = try #require(swarm.wholeAfterJoinMilliseconds, "40 joiners never made one swarm")
+        #expect(joined <= 2_000)
+        let healed = try #require(swarm.wholeAfterHealMilliseconds, "the halves never became one swarm again")
+        #expect(healed <= 10_000)
+        #expect(swarm.seedBytesSent > 0 && swarm.averageBytesSent > 0)
+        #expect(report.table.contains("swarm: whole"))
+    }
+
+    @Test func aWarmUp_reportsSteadyTraffic_belowTheJoinPhase() throws {
+        let report = try Self.run {
+            $0.nodes = 100
+            $0.membership = true
+            $0.rounds = 20
+            $0.warmupRounds = 10
+        }
+        let steady = try #require(report.steadyState)
+        #expect(steady.afterRounds == 10)
+        #expect(steady.membershipBytesPerNodePerSecond < report.membershipBytesPerNodePerSecond, "joins cost more than steady state")
+        #expect(steady.membershipBytesPerNodePerSecond > 0)
+    }
+
+    @Test func aCrashedNode_reportsThePushPullsItsAddressReceived() throws {
+        let report = try Self.run {
+            $0.nodes = 30
+            $0.membership = true
+            $0.crashes = 1
+            $0.crashAtMilliseconds = 3_000
+            $0.rounds = 30
+        }
+        let offers = try #require(report.failures?.pushPullsToCrashedPerSecond)
+        // Every live node offers a reconnect each second once it has declared the crash.
+        #expect(offers > 1 && offers < 30, "offers/s: \(offers)")
+    }
+
     @Test func badSettings_areRefused() {
         var configuration = SimulationConfiguration()
         configuration.nodes = 1

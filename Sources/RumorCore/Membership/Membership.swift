@@ -29,6 +29,8 @@ public struct Membership: Sendable {
     struct FailedMember {
         var address: NodeAddress
         var since: Instant
+        /// Whether this node has offered it a push-pull yet.
+        var offered = false
     }
     var sequence: UInt32 = 0
     var probe: ProbeInFlight?
@@ -261,12 +263,19 @@ public struct Membership: Sendable {
             out.append(.startTimer(.pushPull, after: settings.scaledPushPullInterval(memberCount: memberCount)))
         case .reconnect:
             failedMembers = failedMembers.filter { now - $0.value.since < settings.reconnectTimeout }
-            // Serf's rule: try with probability failed/alive, so each failed member gets about one
-            // offer per interval from the whole swarm, not one from every node.
-            if leave == .none, !failedMembers.isEmpty, drawReconnectChance() {
-                let names = failedMembers.keys.sorted()
-                let name = names[Int(random.next() % UInt64(names.count))]
+            if leave == .none, let name = drawReconnectTarget() {
+                failedMembers[name]?.offered = true
                 out.append(.pushPull(to: failedMembers[name]!.address, state: pushPullState(join: false)))
+            }
+            // Lifeguard's buddy rule on a timer as well as on probes: tell one suspect directly
+            // that it is suspected, so one that is reachable again (a healed partition) refutes
+            // now rather than when the suspicion times out.
+            if leave == .none, !suspicions.isEmpty {
+                let names = suspicions.keys.sorted()
+                let name = names[Int(random.next() % UInt64(names.count))]
+                if let member = members[name], member.state == .suspect {
+                    send([.suspect(Suspect(incarnation: member.incarnation, node: name, from: localName))], to: member.address, into: &out)
+                }
             }
             out.append(.startTimer(.reconnect, after: settings.reconnectInterval))
         case .suspicionTimeout(let name):
@@ -278,12 +287,20 @@ public struct Membership: Sendable {
         return out
     }
 
-    /// Whether this reconnect tick makes an offer: with probability failed/alive (at least one
-    /// alive: this node), certain once failed members are as many as alive ones.
-    private mutating func drawReconnectChance() -> Bool {
+    /// The failed member this reconnect tick offers a push-pull, if any. Each failed member is
+    /// offered once by every node that holds it failed (a node whose view alone is stale heals
+    /// then, and so do both halves of a partition); after that, Serf's rule: an offer with
+    /// probability failed/alive, so a dead address gets about one offer per interval from the
+    /// whole swarm rather than one from every node.
+    mutating func drawReconnectTarget() -> String? {
+        guard !failedMembers.isEmpty else { return nil }
+        let fresh = failedMembers.filter { !$0.value.offered }.keys.sorted()
+        if !fresh.isEmpty { return fresh[Int(random.next() % UInt64(fresh.count))] }
         let alive = members.values.count { $0.state == .alive }
         let probability = Double(failedMembers.count) / Double(max(1, alive))
-        return probability >= 1 || Double.random(in: 0..<1, using: &random) < probability
+        guard probability >= 1 || Double.random(in: 0..<1, using: &random) < probability else { return nil }
+        let names = failedMembers.keys.sorted()
+        return names[Int(random.next() % UInt64(names.count))]
     }
 
     private mutating func stagger(_ interval: Duration) -> Duration {

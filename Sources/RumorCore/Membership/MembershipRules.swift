@@ -67,7 +67,10 @@ extension Membership {
     }
 
     mutating func handleSuspect(_ suspect: Suspect, now: Instant, into out: inout [MembershipDirective]) {
-        guard var member = members[suspect.node], suspect.incarnation >= member.incarnation else { return }
+        guard var member = members[suspect.node], suspect.incarnation >= member.incarnation else {
+            if suspect.node == localName { answerStaleAccusation(from: suspect.from, into: &out) }
+            return
+        }
         if var suspicion = suspicions[suspect.node] {
             if suspicion.confirm(from: suspect.from) {
                 suspicions[suspect.node] = suspicion
@@ -109,7 +112,10 @@ extension Membership {
     }
 
     mutating func handleDead(_ dead: Dead, now: Instant, into out: inout [MembershipDirective]) {
-        guard var member = members[dead.node], dead.incarnation >= member.incarnation else { return }
+        guard var member = members[dead.node], dead.incarnation >= member.incarnation else {
+            if dead.node == localName { answerStaleAccusation(from: dead.from, into: &out) }
+            return
+        }
         suspicions[dead.node] = nil
         guard !member.isDeadOrLeft else { return }
         if dead.node == localName {
@@ -131,6 +137,14 @@ extension Membership {
             }
         }
         out.append(.event(MemberEvent(kind: dead.isLeave ? .left : .failed, member: member)))
+    }
+
+    /// An accusation older than our incarnation: the accuser missed our refutation (gossip of it
+    /// has died out), so it would keep us suspect or dead until its next push-pull. Tell it
+    /// directly: one alive message to the accuser.
+    private mutating func answerStaleAccusation(from accuser: String, into out: inout [MembershipDirective]) {
+        guard leave == .none, accuser != localName, let member = members[accuser] else { return }
+        send([.alive(localMember.aliveMessage)], to: member.address, into: &out)
     }
 
     /// Claims a higher incarnation than the accusation and announces we are alive; refuting is a

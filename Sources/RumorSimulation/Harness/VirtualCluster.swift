@@ -8,8 +8,8 @@ public protocol ClusterObserver {
     associatedtype Script
     /// Node `from` sent a datagram of `size` bytes to `to` (counted whether or not it arrives).
     mutating func sent(_ datagram: Datagram, size: Int, from: Int, to: Int, now: Instant)
-    /// Node `from` ran a push-pull exchange with `to` (`answered`: `to` was reachable).
-    mutating func exchanged(_ state: PushPull, from: Int, to: Int, answered: Bool, now: Instant)
+    /// Node `from` ran a push-pull exchange with `to`; `reply` is nil when `to` was unreachable.
+    mutating func exchanged(_ state: PushPull, reply: PushPull?, from: Int, to: Int, now: Instant)
     /// A datagram reached node `index` (up), which is about to process it.
     mutating func received(_ messages: [NodeMessage], at index: Int, now: Instant)
     /// Node `index` reported a membership event.
@@ -20,7 +20,7 @@ public protocol ClusterObserver {
 
 extension ClusterObserver {
     public mutating func sent(_ datagram: Datagram, size: Int, from: Int, to: Int, now: Instant) {}
-    public mutating func exchanged(_ state: PushPull, from: Int, to: Int, answered: Bool, now: Instant) {}
+    public mutating func exchanged(_ state: PushPull, reply: PushPull?, from: Int, to: Int, now: Instant) {}
     public mutating func received(_ messages: [NodeMessage], at index: Int, now: Instant) {}
     public mutating func memberEvent(_ event: MemberEvent, at index: Int, now: Instant) {}
     public mutating func completed(_ command: CommandID, _ result: CommandResult, at index: Int, now: Instant) {}
@@ -246,13 +246,13 @@ public struct VirtualCluster<Observer: ClusterObserver> {
 
     private mutating func exchange(_ state: PushPull, from source: Int, to target: Int, join: CommandID?) {
         let reachable = target >= 0 && target < nodes.count && isUp[target] && network.isReachable(source, target)
-        observer.exchanged(state, from: source, to: target, answered: reachable, now: now)
         var reply: PushPull?
         if reachable {
             let answer = nodes[target].answer(.pushPull(state), from: Self.address(of: source), at: time)
             execute(answer.effects, at: target)
             if case .pushPull(let state) = answer.reply { reply = state }
         }
+        observer.exchanged(state, reply: reply, from: source, to: target, now: now)
         let effects = nodes[source].pushPullFinished(reply, with: Self.address(of: target), join: join, at: time)
         execute(effects, at: source)
     }
