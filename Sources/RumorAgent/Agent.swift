@@ -133,10 +133,6 @@ public actor Agent: Service, AgentControl {
             self.packets = packets
             // Port 0 asks the system for a free port; TCP then takes the same one.
             let port = packets.localAddress?.port ?? configuration.bindPort
-            if configuration.bindPort == 0, configuration.advertisePort == nil, let port16 = UInt16(exactly: port) {
-                advertised.port = port16
-                node.readdress(advertised, at: time)
-            }
             let codecBox = self.codecBox
             listener = try await StreamListener.bind(
                 host: configuration.bindHost, port: port, group: group,
@@ -145,6 +141,11 @@ public actor Agent: Service, AgentControl {
                 decode: { bytes in try codecBox.withLockedValue { $0 }.streams.decode(bytes) },
                 onRequest: { [weak self] request, peer in await self?.queue(request, from: peer) },
                 onFailure: { [weak self] error, peer in Task { await self?.streamFailed(error, from: peer) } })
+            // Announced only once both sockets listen, so no one is sent to a closed port.
+            if configuration.bindPort == 0, configuration.advertisePort == nil, let port16 = UInt16(exactly: port) {
+                advertised.port = port16
+                node.readdress(advertised, at: time)
+            }
         } catch {
             await packets?.close()
             throw AgentError(

@@ -416,3 +416,19 @@ struct ReconnectRuleTests {
         #expect(machine.localMember.incarnation == refuted, "a stale accusation is not refuted again")
     }
 }
+
+/// Joins that do not all go through one seed's full state.
+struct JoinStormRuleTests {
+    @Test func aSeedAnswersEightJoinsASecondInFull_thenWithASample() {
+        var seed = MembershipRuleTests.machine(others: 30)
+        let joiner = PushPull(join: true, nodes: [])
+        let sizes = (0..<10).map { index in
+            seed.receivePushPull(joiner, from: MembershipRuleTests.peer(200), now: Instant(nanoseconds: Int64(index) * 1_000_000)).reply.nodes.count
+        }
+        #expect(sizes == [31, 31, 31, 31, 31, 31, 31, 31, 17, 17], "the whole list, then this node and 16 random members")
+        let later = seed.receivePushPull(joiner, from: MembershipRuleTests.peer(200), now: Instant(nanoseconds: 2_000_000_000))
+        #expect(later.reply.nodes.count == 31, "the storm is over a second later")
+        let plain = seed.receivePushPull(PushPull(join: false, nodes: []), from: MembershipRuleTests.peer(2), now: Instant(nanoseconds: 2_000_000_000))
+        #expect(plain.reply.nodes.count == 31, "anti-entropy exchanges always get everything")
+    }
+}

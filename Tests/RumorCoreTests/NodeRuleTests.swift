@@ -113,6 +113,26 @@ struct NodeRuleTests {
         #expect(effects.contains(.startTimer(.joinRetry, after: .seconds(2))))
     }
 
+    @Test func afterAJoin_twoFollowUpExchanges_goToMembersOtherThanTheSeed() {
+        var node = Self.node()
+        _ = node.join(seeds: [Self.b], command: 1, at: Self.time(0))
+        let state = PushPull(
+            join: false,
+            nodes: [
+                PushNodeState(name: "b", address: Self.b, meta: Node.advertisedMeta([]), incarnation: 1, state: .alive, versions: .rumor),
+                PushNodeState(name: "c", address: Self.c, meta: Node.advertisedMeta([]), incarnation: 1, state: .alive, versions: .rumor),
+            ])
+        let joined = node.pushPullFinished(state, with: Self.b, join: 1, at: Self.time(5))
+        #expect(joined.contains(.startTimer(.joinFollowUp, after: .milliseconds(300))))
+        let first = node.timerFired(.joinFollowUp, at: Self.time(305))
+        let exchanges = first.compactMap { if case .pushPull(_, let to, _) = $0 { to } else { nil } }
+        #expect(exchanges == [Self.c], "the follow-up avoids the seed")
+        #expect(first.contains(.startTimer(.joinFollowUp, after: .milliseconds(600))))
+        let second = node.timerFired(.joinFollowUp, at: Self.time(905))
+        #expect(second.contains { if case .pushPull = $0 { true } else { false } })
+        #expect(!second.contains { if case .startTimer(.joinFollowUp, _) = $0 { true } else { false } }, "two, no more")
+    }
+
     @Test func operatorJoin_thatReachesNoSeed_fails() {
         var node = Self.node()
         _ = node.join(seeds: [Self.b, Self.c], command: 9, at: Self.time(0))

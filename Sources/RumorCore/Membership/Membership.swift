@@ -25,6 +25,8 @@ public struct Membership: Sendable {
     /// Members declared dead (not left), kept after reaping until `reconnectTimeout` so the
     /// reconnect timer can offer them push-pull exchanges: how a partition heals.
     var failedMembers: [String: FailedMember] = [:]
+    /// When the join answers of the last second were given (see `joinAnswer`).
+    var recentJoinAnswers: [Instant] = []
 
     struct FailedMember {
         var address: NodeAddress
@@ -209,11 +211,30 @@ public struct Membership: Sendable {
     public mutating func receivePushPull(_ remote: PushPull, from sender: NodeAddress, now: Instant) -> (
         reply: PushPull, directives: [MembershipDirective]
     ) {
-        let reply = pushPullState(join: false)
+        let reply = remote.join ? joinAnswer(now: now) : pushPullState(join: false)
         var out: [MembershipDirective] = []
         merge(remote.nodes, now: now, into: &out)
         gossipNews(now: now, into: &out)
         return (reply, out)
+    }
+
+    /// The state a joiner gets: all of it, unless more than `fullJoinAnswersPerSecond` joins came
+    /// within the last second (a storm through this seed); then this node and a random sample.
+    mutating func joinAnswer(now: Instant) -> PushPull {
+        recentJoinAnswers.removeAll { now - $0 >= .seconds(1) }
+        recentJoinAnswers.append(now)
+        guard recentJoinAnswers.count > settings.fullJoinAnswersPerSecond else { return pushPullState(join: false) }
+        let sample = drawRandomMembers(settings.joinSampleSize, where: { $0.state == .alive })
+        return PushPull(join: false, nodes: [localMember.pushState] + sample.map(\.pushState))
+    }
+
+    /// One more push-pull after joining, with a random alive member other than `seeds`: the
+    /// joiner learns who joined meanwhile, and what a sampled join answer left out.
+    public mutating func followUpJoin(excluding seeds: [NodeAddress], now: Instant) -> [MembershipDirective] {
+        guard leave == .none,
+            let peer = drawRandomMembers(1, where: { $0.state == .alive && !seeds.contains($0.address) }).first
+        else { return [] }
+        return [.pushPull(to: peer.address, state: pushPullState(join: false))]
     }
 
     /// Merges the answer to a push-pull exchange we started.

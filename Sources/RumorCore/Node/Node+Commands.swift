@@ -140,7 +140,10 @@ extension Node {
         if join.contacted > 0 {
             joinRetryDelay = local.joinRetryInitial
             joinRetryArmed = false
+            lastJoinSeeds = join.seeds
+            joinFollowUps = 0
             return [
+                .startTimer(.joinFollowUp, after: membership.settings.joinFollowUpDelay),
                 .log(NodeLog(.info, "joined", ["seeds": seeds, "contacted": "\(join.contacted)"])),
                 .complete(command, .joined(contacted: join.contacted)),
             ]

@@ -88,6 +88,13 @@ extension Node {
         case .save:
             saveTimerArmed = false
             return flushSaves()
+        case .joinFollowUp:
+            // Two exchanges, one and three delays after the join: the second catches those who
+            // joined during the first (a join storm lasts a moment).
+            joinFollowUps += 1
+            var out = effects(of: membership.followUpJoin(excluding: lastJoinSeeds, now: time.now), at: time)
+            if joinFollowUps == 1 { out.append(.startTimer(.joinFollowUp, after: membership.settings.joinFollowUpDelay * 2)) }
+            return out
         case .joinRetry:
             // Stale once a join has succeeded since it was armed.
             guard joinRetryArmed, !membership.hasLeft else { return [] }

@@ -36,6 +36,9 @@ public struct Node: Sendable {
     var joins: [CommandID: JoinProgress] = [:]
     var joinRetryDelay: Duration
     var joinRetryArmed = false
+    /// The seeds of the last successful join (the follow-up exchange avoids them).
+    var lastJoinSeeds: [NodeAddress] = []
+    var joinFollowUps = 0
     var leaveWaiters: [CommandID] = []
     var leaveTimerArmed = false
     var keyringExchanges: [CommandID: KeyringExchange] = [:]

@@ -64,6 +64,8 @@ public enum NodeTimer: Sendable, Hashable {
     case save
     /// Try the start-up seeds again.
     case joinRetry
+    /// One more push-pull after a join (`Membership.followUpJoin`).
+    case joinFollowUp
 }
 
 /// A change to the durable copy of the state (only with `NodeSettings.durable`).
