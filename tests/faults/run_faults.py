@@ -162,7 +162,7 @@ def run(duration: float, binary: str, keep: bool) -> dict:
             log(f"partition {groups[0]} | {groups[1]}")
             time.sleep(15)
             network.heal()
-            healed = cluster.wait(cluster.all_alive, 30, "membership heals after the partition")
+            healed = cluster.wait(cluster.all_alive, 10, "membership heals within 10 s of the partition healing")
             summary["faults"].append({"fault": f"partition {groups[0]}|{groups[1]}", "seconds": 15,
                                       "membership_healed_seconds": round(healed, 2)})
 
