@@ -164,7 +164,7 @@ extension Node {
     }
 
     /// Leaves gracefully: announces it, and completes `command` once the announcement has been
-    /// gossiped as often as any broadcast, or after `local.leaveTimeout`.
+    /// gossiped as often as any broadcast, or after `NodeSettings.leaveTimeout`.
     public mutating func leave(command: CommandID, at time: NodeTime) -> [NodeEffect] {
         var out: [NodeEffect] = []
         if !membership.hasLeft {
@@ -178,7 +178,7 @@ extension Node {
         leaveWaiters.append(command)
         if !leaveTimerArmed {
             leaveTimerArmed = true
-            out.append(.startTimer(.leaveTimeout, after: local.leaveTimeout))
+            out.append(.startTimer(.leaveTimeout, after: NodeSettings.leaveTimeout(for: membership.settings)))
         }
         return out
     }

@@ -179,7 +179,6 @@ struct LocalSettings: Sendable {
     var joinRetryInitial: Duration
     var joinRetryMaximum: Duration
     var pendingPullLifetime: Duration
-    var leaveTimeout: Duration
     var limits: (pushPullBurst: Double, pushPullPerSecond: Double, pullBurst: Double, pullPerSecond: Double)
 
     init(_ settings: NodeSettings) {
@@ -190,7 +189,6 @@ struct LocalSettings: Sendable {
         joinRetryInitial = settings.joinRetryInitial
         joinRetryMaximum = settings.joinRetryMaximum
         pendingPullLifetime = settings.pendingPullLifetime
-        leaveTimeout = settings.leaveTimeout
         limits = (settings.pushPullBurst, settings.pushPullPerSecond, settings.pullBurst, settings.pullPerSecond)
     }
 

@@ -43,7 +43,9 @@ public struct NodeSettings: Sendable {
 
     /// How long a leave waits for its announcement to be gossiped: a few gossip rounds' worth,
     /// at least 3 s.
-    public var leaveTimeout: Duration {
+    public var leaveTimeout: Duration { Self.leaveTimeout(for: membership) }
+
+    static func leaveTimeout(for membership: MembershipSettings) -> Duration {
         max(.seconds(3), membership.gossipInterval * 10)
     }
 }
