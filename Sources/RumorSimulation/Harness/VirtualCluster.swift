@@ -100,6 +100,11 @@ public struct VirtualCluster<Observer: ClusterObserver> {
     /// Node `index` joins through `seeds` (retrying with backoff until one answers).
     public mutating func join(_ index: Int, through seeds: [Int]) {
         joinSeeds[index] = seeds.map { Self.address(of: $0) }
+        joinSeeds(index)
+    }
+
+    /// Node `index` joins through its seeds, retrying until one answers (also a `retryJoin`).
+    private mutating func joinSeeds(_ index: Int) {
         nextCommand += 1
         execute(nodes[index].join(seeds: joinSeeds[index], command: nextCommand, retrying: true, at: time), at: index)
     }
@@ -212,9 +217,7 @@ public struct VirtualCluster<Observer: ClusterObserver> {
             case .complete(let command, let result):
                 observer.completed(command, result, at: index, now: now)
             case .retryJoin:
-                nextCommand += 1
-                let effects = nodes[index].join(seeds: joinSeeds[index], command: nextCommand, retrying: true, at: time)
-                execute(effects, at: index)
+                joinSeeds(index)
             case .store, .changesRecorded, .log:
                 break
             }
