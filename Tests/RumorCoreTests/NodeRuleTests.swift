@@ -148,9 +148,15 @@ struct NodeRuleTests {
     @Test func pushPullsFromOneHost_areRateLimited() {
         var node = Self.node()
         let state = PushPull(join: false, nodes: [], userState: [])
-        let answered = (0..<20).filter { _ in node.answer(.pushPull(state), from: Self.b, at: Self.time(0)).reply != nil }
+        var logged = 0
+        let answered = (0..<20).filter { _ in
+            let (reply, effects) = node.answer(.pushPull(state), from: Self.b, at: Self.time(0))
+            logged += effects.count { if case .log(let line) = $0 { line.level == .warning } else { false } }
+            return reply != nil
+        }
         #expect(answered.count == 16)
         #expect(node.counters[.rateLimitedPushPull] == 4)
+        #expect(logged == 3, "refusals 1, 2 and 4 are logged, not only counted")
     }
 
     @Test func pullAnswer_toOurPull_isCountedAsSync_andSavedWithTheApplied() throws {

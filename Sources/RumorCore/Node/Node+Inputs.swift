@@ -22,8 +22,11 @@ extension Node {
         switch request {
         case .pushPull(let remote):
             guard pushPullLimiter.allow(peer.ip, now: time.now) else {
-                counters.add(.rateLimitedPushPull)
-                return (nil, [])
+                let burst = local.limits.pushPullBurst, rate = local.limits.pushPullPerSecond
+                let refusal = refused(
+                    .rateLimitedPushPull, "refusing a push-pull: its host is over the rate limit", peer: peer,
+                    limit: "\(burst) at once, \(rate)/s per host")
+                return (nil, refusal)
             }
             let (reply, directives) = membership.receivePushPull(remote, from: peer, now: time.now)
             return (.pushPull(reply), effects(of: directives, at: time))
@@ -60,6 +63,15 @@ extension Node {
     /// A fallback stream ping ended.
     public mutating func streamPingFinished(sequence: UInt32, contacted: Bool, at time: NodeTime) {
         membership.streamPingFinished(sequence: sequence, contacted: contacted, now: time.now)
+    }
+
+    /// Counts a request refused by a rate limit and logs it: the 1st, 2nd, 4th, 8th… refusal of
+    /// its kind, so a flood is visible in the log without flooding it.
+    mutating func refused(_ counter: NodeCounter, _ message: String, peer: NodeAddress, limit: String) -> [NodeEffect] {
+        counters.add(counter)
+        let count = counters[counter]
+        guard count & (count - 1) == 0 else { return [] }
+        return [.log(NodeLog(.warning, message, ["peer": "\(peer)", "limit": limit, "refused_so_far": "\(count)"]))]
     }
 
     // MARK: - Timers

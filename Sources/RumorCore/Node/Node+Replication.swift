@@ -18,8 +18,10 @@ extension Node {
                 at: time)
         case .pullRequest(let peer, let digest, let held):
             guard pullLimiter.allow(sender, now: time.now) else {
-                counters.add(.rateLimitedPull)
-                return []
+                let burst = local.limits.pullBurst, rate = local.limits.pullPerSecond
+                return refused(
+                    .rateLimitedPull, "refusing an anti-entropy pull: its node is over the rate limit", peer: sender,
+                    limit: "\(burst) at once, \(rate)/s per node")
             }
             counters.add(.replicationPullsAnswered)
             let answer = replication.answerPull(digest: digest, held: held, from: peer)
