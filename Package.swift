@@ -14,6 +14,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
@@ -26,7 +27,7 @@ let package = Package(
     ],
     targets: [
         // Pure protocol core: no I/O, no clock, no global randomness.
-        .target(name: "RumorCore"),
+        .target(name: "RumorCore", dependencies: [.product(name: "HeapModule", package: "swift-collections")]),
         // Wire codecs: memberlist-compatible bytes <-> RumorCore messages.
         .target(name: "RumorWire", dependencies: ["RumorCore", .product(name: "Crypto", package: "swift-crypto")]),
         // The simulator: the real core machines on a virtual clock and network.

@@ -35,17 +35,26 @@ public struct MembershipSettings: Sendable, Hashable {
     /// healed partition find each other again (memberlist alone stops talking to dead members
     /// once their death has been gossiped). 0 disables. Default 1 s (5 s in `.wan`).
     public var reconnectInterval: Duration = .seconds(1)
-    /// Join answers per second that carry this node's whole member list; beyond that (a join
-    /// storm through one seed) a join is answered with `joinSampleSize` random alive members and
-    /// the joiner fetches the rest from one of them (`Membership.followUpJoin`), so joins do not
-    /// all cost the seed a full state. Default 8.
-    public var fullJoinAnswersPerSecond = 8
+    /// Joins per second that make a join storm. A seed answers this many joins a second with
+    /// its whole member list; beyond that it answers with `joinSampleSize` random alive members
+    /// and the joiner fetches the rest from one of them (`Membership.followUpJoin`), so joins do
+    /// not all cost the seed a full state. A node that hears of more than this many new members
+    /// a second by gossip runs one push-pull once the storm has passed (`stormSettleDelay`).
+    /// Default 8.
+    public var joinStormRate = 8
     /// Members in a sampled join answer (besides this node). Default 16.
     public var joinSampleSize = 16
     /// After joining, a node runs two more push-pulls, this long and three times this long
     /// after the join, each with a random member other than its seeds, to learn who joined
     /// meanwhile or was missing from a sampled answer. Default 300 ms.
     public var joinFollowUpDelay: Duration = .milliseconds(300)
+    /// How long after the last new member heard of in a join storm a node runs its settling
+    /// push-pull with a random member (at the latest this long after the storm began, then again
+    /// while it lasts). Gossip alone leaves a few members unheard of by a few nodes after a storm
+    /// (each packet carries a few dozen of the thousands of queued announcements); this exchange
+    /// closes those gaps in seconds rather than at the next scaled push-pull, minutes away at
+    /// thousands of nodes. 0 disables. Default 1 s.
+    public var stormSettleDelay: Duration = .seconds(1)
     /// How long a failed member is offered reconnects before it is given up. Default 24 h.
     public var reconnectTimeout: Duration = .seconds(24 * 3600)
     /// How long dead members keep receiving gossip (so they can refute), and stay listed. Default 30 s.
@@ -127,8 +136,11 @@ public struct MembershipSettings: Sendable, Hashable {
         guard reconnectInterval >= .zero, reconnectTimeout > .zero else {
             throw SettingsError(setting: "reconnectInterval", problem: "must be zero (disabled) or positive, with a positive reconnectTimeout")
         }
-        guard fullJoinAnswersPerSecond >= 1, joinSampleSize >= 1 else {
-            throw SettingsError(setting: "fullJoinAnswersPerSecond", problem: "it and joinSampleSize must be >= 1")
+        guard joinStormRate >= 1, joinSampleSize >= 1 else {
+            throw SettingsError(setting: "joinStormRate", problem: "it and joinSampleSize must be >= 1")
+        }
+        guard stormSettleDelay >= .zero else {
+            throw SettingsError(setting: "stormSettleDelay", problem: "must be zero (disabled) or positive")
         }
         guard joinFollowUpDelay >= .zero else {
             throw SettingsError(setting: "joinFollowUpDelay", problem: "must not be negative")

@@ -431,4 +431,64 @@ struct JoinStormRuleTests {
         let plain = seed.receivePushPull(PushPull(join: false, nodes: []), from: MembershipRuleTests.peer(2), now: Instant(nanoseconds: 2_000_000_000))
         #expect(plain.reply.nodes.count == 31, "anti-entropy exchanges always get everything")
     }
+
+    static func pushPulls(_ directives: [MembershipDirective]) -> [NodeAddress] {
+        directives.compactMap { if case .pushPull(let to, _) = $0 { to } else { nil } }
+    }
+
+    /// A node that hears of `count` new members by gossip, one every `spacing` seconds from `start`.
+    static func hear(_ count: Int, from start: Double, spacing: Double, into machine: inout Membership) -> [MembershipDirective] {
+        var out: [MembershipDirective] = []
+        for index in 0..<count {
+            let address = NodeAddress(ip: [10, 1, UInt8(index / 256), UInt8(index % 256)], port: 7946)
+            let alive = Alive(incarnation: 1, node: "j\(index)", address: address, meta: [], versions: .rumor)
+            let now = MembershipRuleTests.at(start + Double(index) * spacing)
+            out += machine.receive(.alive(alive), from: MembershipRuleTests.peer(2), now: now)
+        }
+        return out
+    }
+
+    @Test func afterAStormOfNewMembers_aNodeRunsOnePushPullOnceItHasPassed() {
+        var machine = MembershipRuleTests.machine(others: 3)
+        _ = machine.timerFired(.stormSettle, now: MembershipRuleTests.at(1))  // the set-up's own arrivals settle
+        let heard = Self.hear(40, from: 10, spacing: 0.02, into: &machine)  // 50 a second for 0.8 s
+        #expect(heard.filter { $0 == .startTimer(.stormSettle, after: .seconds(1)) }.count == 1, "one timer per storm")
+        let early = machine.timerFired(.stormSettle, now: MembershipRuleTests.at(11.2))
+        #expect(Self.pushPulls(early).isEmpty, "0.42 s after the last new member: not yet")
+        #expect(early.contains { if case .startTimer(.stormSettle, let after) = $0 { after > .milliseconds(578) && after < .milliseconds(582) } else { false } })
+        let settled = machine.timerFired(.stormSettle, now: MembershipRuleTests.at(11.8))
+        #expect(Self.pushPulls(settled).count == 1)
+        #expect(machine.timerFired(.stormSettle, now: MembershipRuleTests.at(13)).isEmpty, "once per storm")
+    }
+
+    @Test func aFewNewMembersASecond_areNoStorm() {
+        var machine = MembershipRuleTests.machine(others: 3)
+        _ = machine.timerFired(.stormSettle, now: MembershipRuleTests.at(1))
+        let heard = Self.hear(30, from: 10, spacing: 0.2, into: &machine)  // 5 a second
+        #expect(!heard.contains { $0 == .startTimer(.stormSettle, after: .seconds(1)) })
+    }
+
+    @Test func membersLearnedByPushPull_areNoStorm() {
+        var machine = MembershipRuleTests.machine(others: 0)
+        let nodes = (0..<100).map { index in
+            PushNodeState(name: "j\(index)", address: MembershipRuleTests.peer(100 + index), meta: [], incarnation: 1, state: .alive, versions: .rumor)
+        }
+        let out = machine.receivePushPullReply(PushPull(join: false, nodes: nodes), from: MembershipRuleTests.peer(100), now: .zero)
+        #expect(machine.memberCount == 101)
+        #expect(!out.contains { $0 == .startTimer(.stormSettle, after: .seconds(1)) }, "our own join's answer is no storm")
+    }
+
+    @Test func aLongStorm_settlesEveryFiveDelays() {
+        var machine = MembershipRuleTests.machine(others: 3)
+        _ = machine.timerFired(.stormSettle, now: MembershipRuleTests.at(1))
+        _ = Self.hear(600, from: 10, spacing: 0.01, into: &machine)  // 100 a second for 6 s
+        var pushPullTimes: [Double] = []
+        var now = 11.0
+        while now < 20 {
+            if !Self.pushPulls(machine.timerFired(.stormSettle, now: MembershipRuleTests.at(now))).isEmpty { pushPullTimes.append(now) }
+            now += 0.5
+        }
+        #expect(pushPullTimes.first == 15.5, "five delays into the storm, while it lasts")
+        #expect(pushPullTimes.last == 17, "and a second after it ended")
+    }
 }

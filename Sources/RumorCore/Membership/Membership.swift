@@ -27,6 +27,8 @@ public struct Membership: Sendable {
     var failedMembers: [String: FailedMember] = [:]
     /// When the join answers of the last second were given (see `joinAnswer`).
     var recentJoinAnswers: [Instant] = []
+    /// The join storm this node is hearing of, if any (see `noteNewMemberByGossip`).
+    var storm = JoinStorm()
 
     struct FailedMember {
         var address: NodeAddress
@@ -194,7 +196,9 @@ public struct Membership: Sendable {
         case .suspect(let suspect):
             handleSuspect(suspect, now: now, into: &out)
         case .alive(let alive):
+            let isNew = alive.node != localName && members[alive.node] == nil
             handleAlive(alive, now: now, into: &out)
+            if isNew, members[alive.node] != nil { noteNewMemberByGossip(now: now, into: &out) }
         case .dead(let dead):
             handleDead(dead, now: now, into: &out)
         case .user(let payload):
@@ -218,12 +222,12 @@ public struct Membership: Sendable {
         return (reply, out)
     }
 
-    /// The state a joiner gets: all of it, unless more than `fullJoinAnswersPerSecond` joins came
+    /// The state a joiner gets: all of it, unless more than `joinStormRate` joins came
     /// within the last second (a storm through this seed); then this node and a random sample.
     mutating func joinAnswer(now: Instant) -> PushPull {
         recentJoinAnswers.removeAll { now - $0 >= .seconds(1) }
         recentJoinAnswers.append(now)
-        guard recentJoinAnswers.count > settings.fullJoinAnswersPerSecond else { return pushPullState(join: false) }
+        guard recentJoinAnswers.count > settings.joinStormRate else { return pushPullState(join: false) }
         let sample = drawRandomMembers(settings.joinSampleSize, where: { $0.state == .alive })
         return PushPull(join: false, nodes: [localMember.pushState] + sample.map(\.pushState))
     }
@@ -282,6 +286,8 @@ public struct Membership: Sendable {
                 out.append(.pushPull(to: peer.address, state: pushPullState(join: false)))
             }
             out.append(.startTimer(.pushPull, after: settings.scaledPushPullInterval(memberCount: memberCount)))
+        case .stormSettle:
+            settleStorm(now: now, into: &out)
         case .reconnect:
             failedMembers = failedMembers.filter { now - $0.value.since < settings.reconnectTimeout }
             if leave == .none, let name = drawReconnectTarget() {

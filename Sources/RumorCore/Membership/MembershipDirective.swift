@@ -39,6 +39,8 @@ public enum MembershipTimer: Sendable, Hashable {
     case suspicionTimeout(node: String)
     /// Offer a push-pull exchange to one failed member (partition healing).
     case reconnect
+    /// A join storm may have passed: run the settling push-pull (`MembershipSettings.stormSettleDelay`).
+    case stormSettle
     /// Gossip news that arrived too soon after the last eager gossip.
     case flushGossip
 }
