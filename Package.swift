@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "rumor", targets: ["rumor"]),
+        .executable(name: "rumor-agent", targets: ["RumorAgentCommand"]),
         .executable(name: "rumor-bench", targets: ["RumorBenchmarks"]),
         .library(name: "RumorCore", targets: ["RumorCore"]),
         .library(name: "RumorWire", targets: ["RumorWire"]),
@@ -54,10 +55,22 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        // The CLI's client side: commands that talk to an agent over a plain-socket HTTP client.
+        // No Foundation, so that `rumor put` starts and finishes in a few milliseconds.
+        .target(name: "RumorCLI", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        // `rumor`, the command users type: the client commands, linked statically; it hands
+        // `agent`, `sim` and `context` to `rumor-agent`.
         .executableTarget(
             name: "rumor",
+            dependencies: ["RumorCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            linkerSettings: [.unsafeFlags(["-static-stdlib", "-l_FoundationCShims", "-l_FoundationCollections", "-lswiftSynchronization"])]
+        ),
+        // `rumor-agent`: the agent, the simulator and `context`, plus the client commands for help.
+        .executableTarget(
+            name: "RumorAgentCommand",
             dependencies: [
                 "RumorAgent",
+                "RumorCLI",
                 "RumorCore",
                 "RumorSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

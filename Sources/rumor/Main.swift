@@ -1,50 +1,84 @@
 import ArgumentParser
-import Foundation
-import RumorAgent
+import RumorCLI
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `rumor`: the command users type. Client commands run here, on a few milliseconds of start-up
+/// (no Foundation, no event loop); `agent`, `sim` and `context` are handed to `rumor-agent`.
 @main
-struct Rumor: AsyncParsableCommand {
+struct Rumor: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rumor",
-        abstract: "Gossip membership and a replicated key-value store for swarms of agents, services and machines.",
-        subcommands: [
-            AgentCommand.self, MembersCommand.self, JoinCommand.self, LeaveCommand.self, InfoCommand.self,
-            PutCommand.self, GetCommand.self, DeleteCommand.self, ListCommand.self, WatchCommand.self,
-            StatusCommand.self, KeygenCommand.self, KeysCommand.self, SimCommand.self,
-        ])
+        abstract: rumorAbstract,
+        subcommands: [Agent.self] + clientCommands + [Sim.self, Context.self])
 
-    /// Parses and runs, reporting every failure as `code`/`message`/`hint` (JSON with `--json`)
-    /// on stderr with exit status 1.
-    static func main() async {
+    static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
-        let wantsJSON = arguments.contains("--json")
-        // Swift repairs invalid UTF-8 in arguments with U+FFFD; a key must not change silently.
-        for index in 1..<Int(CommandLine.argc) {
-            guard let raw = CommandLine.unsafeArgv[index], String(validatingCString: raw) == nil else { continue }
-            Output.fail(
-                AgentError(
-                    code: .badArguments, message: "argument \(index) is not valid UTF-8",
-                    hint: "keys and values are UTF-8 text; send binary values base64-encoded"),
-                json: wantsJSON)
+        let served = Set(ServerCommands.summaries.map(\.name))
+        let first = arguments.first ?? ""
+        if served.contains(first) || (first == "help" && arguments.count > 1 && served.contains(arguments[1]))
+            || arguments.contains("--generate-completion-script") || arguments.contains("--experimental-dump-help")
+        {
+            ServerExecutable.replaceProcess(arguments: arguments)
         }
-        do {
-            var command = try parseAsRoot(arguments)
-            if var asyncCommand = command as? AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
+        var command = CommandLineRunner.parse(Self.self)
+        CommandLineRunner.run(&command, root: Self.self)
+    }
+
+    // Placeholders that list the served commands in `rumor --help`; `main` hands them over
+    // before parsing.
+    struct Agent: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "agent", abstract: ServerCommands.agentAbstract)
+        @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
+        func run() { ServerExecutable.replaceProcess(arguments: ["agent"] + arguments) }
+    }
+
+    struct Sim: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "sim", abstract: ServerCommands.simAbstract)
+        @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
+        func run() { ServerExecutable.replaceProcess(arguments: ["sim"] + arguments) }
+    }
+
+    struct Context: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "context", abstract: ServerCommands.contextAbstract)
+        @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
+        func run() { ServerExecutable.replaceProcess(arguments: ["context"] + arguments) }
+    }
+}
+
+/// `rumor-agent`, found beside this executable (or on PATH).
+enum ServerExecutable {
+    static func replaceProcess(arguments: [String]) -> Never {
+        let path = locate()
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        execv(path, argv)
+        Output.fail(
+            CLIError(
+                code: "agent_failed", message: "cannot run \(path): \(String(cString: strerror(errno)))",
+                hint: "`swift build -c release` builds both rumor and \(ServerCommands.executableName); keep them in one directory"),
+            json: CommandLineRunner.wantsJSON)
+    }
+
+    static func locate() -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        if length > 0 {
+            let own = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if let slash = own.lastIndex(of: "/") {
+                let beside = String(own[...slash]) + ServerCommands.executableName
+                if access(beside, X_OK) == 0 { return beside }
             }
-        } catch let error as AgentError {
-            Output.fail(error, json: wantsJSON)
-        } catch {
-            let exitCode = Rumor.exitCode(for: error)
-            if exitCode == .success {
-                Rumor.exit(withError: error)  // --help, --version
-            }
-            guard wantsJSON else { Rumor.exit(withError: error) }
-            let message = Rumor.message(for: error).trimmingCharacters(in: .whitespacesAndNewlines)
-            Output.fail(
-                AgentError(code: .badArguments, message: message, hint: "see `rumor help` for usage"), json: true)
         }
+        for directory in (getenv("PATH").map { String(cString: $0) } ?? "").split(separator: ":") {
+            let candidate = "\(directory)/\(ServerCommands.executableName)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        return ServerCommands.executableName
     }
 }

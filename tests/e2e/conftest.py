@@ -82,9 +82,9 @@ class Process:
 
 
 class RumorAgent(Process):
-    def __init__(self, name, log_dir, join=(), swarm=None, profile=None, extra=()):
-        self.port = free_port()
-        self.api_port = free_port()
+    def __init__(self, name, log_dir, join=(), swarm=None, profile=None, extra=(), port=None, api_port=None):
+        self.port = port or free_port()
+        self.api_port = api_port or free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.api = f"127.0.0.1:{self.api_port}"
         args = [rumor_binary(), "agent", "--name", name, "--bind", self.address, "--api", self.api]

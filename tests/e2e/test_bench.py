@@ -29,3 +29,13 @@ def test_serf_comparison_runs_and_prints_ratios(tmp_path):
     assert idle["rumor"] >= 0 and idle["serf"] >= 0 and (idle["ratio"] is None) == (idle["serf"] == 0), idle
     # The headline claim holds even at this size: Rumor's push beats Serf's gossip by 10x.
     assert rows["dissemination p99 (ms)"]["ratio"] <= 0.1, rows["dissemination p99 (ms)"]
+
+
+def test_cli_latency_benchmark_runs_and_meets_its_targets():
+    """A small `bench/cli_latency.py`: CLI medians next to `serf members`, idle RSS/PSS, idle watch CPU."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "cli_latency.py"), "--runs", "40", "--idle", "3", "--check"],
+        capture_output=True, text=True, timeout=300, env=dict(os.environ, RUMOR_BIN=rumor_binary()))
+    print(result.stdout)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "vs serf members" in result.stdout and "rumor watch" in result.stdout

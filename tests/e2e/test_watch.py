@@ -149,7 +149,7 @@ def test_watch_errors_are_clear(swarm):
     finally:
         watcher.stop()
 
-    stopped = Watch(agent)
+    stopped = Watch(agent, "--no-reconnect")
     time.sleep(0.3)
     assert agent.terminate() == 0, "an open watch does not hold up shutdown"
     stopped.process.wait(timeout=5)

@@ -32,35 +32,40 @@ public struct APIRoute: Sendable {
 extension APIRoute {
     /// Every route of the API.
     public static let all: [APIRoute] = [
-        APIRoute(.get, "/v1/health", "Whether the agent answers.") { _, _ in try ok(["ok": true]) },
-        APIRoute(.get, "/v1/members", "Every member this node knows, itself included.") { _, control in
-            try ok(MembersData(members: await control.members()))
+        APIRoute(.get, "/v1/health", "Whether the agent answers.") { request, _ in
+            try ok(["ok": true], for: request) { _ in "ok" }
         },
-        APIRoute(.get, "/v1/info", "A summary of this node: name, address, health, counters.") { _, control in
-            try ok(await control.info())
+        APIRoute(.get, "/v1/members", "Every member this node knows, itself included.") { request, control in
+            try ok(MembersData(members: await control.members()), for: request) { APIText.members($0.members) }
+        },
+        APIRoute(.get, "/v1/info", "A summary of this node: name, address, health, counters.") { request, control in
+            try ok(await control.info(), for: request, text: APIText.info)
         },
         APIRoute(.post, "/v1/join", "Join the swarm through the given seed addresses.") { request, control in
             let addresses = try APIRequests.join(try await body(of: request))
-            return try ok(["contacted": try await control.join(addresses)])
+            return try ok(["contacted": try await control.join(addresses)], for: request) {
+                "joined: \($0["contacted"] ?? 0) of \(addresses.count) contacted"
+            }
         },
-        APIRoute(.post, "/v1/leave", "Leave the swarm gracefully.") { _, control in
+        APIRoute(.post, "/v1/leave", "Leave the swarm gracefully.") { request, control in
             try await control.leave()
-            return try ok(["left": true])
+            return try ok(["left": true], for: request) { _ in "left the swarm" }
         },
         APIRoute(.post, "/v1/kv/put", "Write a value, optionally waiting for replicas.") { request, control in
             let put = try APIRequests.put(try await body(of: request))
             return try ok(
                 try await control.put(
                     key: put.key, value: put.value, timeToLive: put.timeToLive, ephemeral: put.ephemeral,
-                    replicas: put.replicas, timeout: put.timeout))
+                    replicas: put.replicas, timeout: put.timeout),
+                for: request, text: APIText.written)
         },
         APIRoute(.post, "/v1/kv/batch", "Write many values (null deletes) all or nothing.") { request, control in
             let writes = try APIRequests.batch(try await body(of: request))
-            return try ok(["written": try await control.putBatch(writes)])
+            return try ok(["written": try await control.putBatch(writes)], for: request) { "written: \($0["written"] ?? 0)" }
         },
         APIRoute(.post, "/v1/kv/delete", "Delete a key (a tombstone replicates).") { request, control in
             let key = try APIRequests.delete(try await body(of: request))
-            return try ok(try await control.delete(key: key))
+            return try ok(try await control.delete(key: key), for: request) { "deleted \($0.key) @ \($0.timestamp)" }
         },
         APIRoute(.get, "/v1/kv/get", "The live value of ?key=.") { request, control in
             guard let key = request.uri.queryParameters.get("key") else {
@@ -69,20 +74,23 @@ extension APIRoute {
             guard let entry = await control.get(key: key) else {
                 throw AgentError(code: .keyNotFound, message: "no live value for '\(key)'", hint: "list keys with `rumor list`")
             }
-            return try ok(entry)
+            return try ok(entry, for: request, text: APIText.value)
         },
         APIRoute(.get, "/v1/kv/list", "Live entries under ?prefix=, and their change-log seq.") { request, control in
-            try ok(await control.list(prefix: request.uri.queryParameters.get("prefix") ?? ""))
+            try ok(await control.list(prefix: request.uri.queryParameters.get("prefix") ?? ""), for: request, text: APIText.entries)
         },
-        APIRoute(.get, "/v1/kv/status", "A summary of the replicated state.") { _, control in
-            try ok(await control.status())
+        APIRoute(.get, "/v1/kv/status", "A summary of the replicated state.") { request, control in
+            try ok(await control.status(), for: request, text: APIText.status)
         },
         APIRoute(.get, "/v1/kv/watch", "Stream changes under ?prefix= after ?from= (NDJSON or SSE).", handle: watch),
-        APIRoute(.get, "/v1/keys", "Which gossip keys every live node holds.") { _, control in
-            try ok(try await control.keyring(.list))
+        APIRoute(.get, "/v1/keys", "Which gossip keys every live node holds.") { request, control in
+            try ok(try await control.keyring(.list), for: request, text: APIText.keyring)
         },
         APIRoute(.post, "/v1/keys", "Install, use or remove a gossip key on every live node.") { request, control in
-            try ok(try await control.keyring(try APIRequests.keyOperation(try await body(of: request))))
+            let operation = try APIRequests.keyOperation(try await body(of: request))
+            return try ok(try await control.keyring(operation), for: request) { report in
+                "\(operation.name): done on \(report.responded) of \(report.nodes) nodes\n" + APIText.keyring(report)
+            }
         },
     ]
 

@@ -89,6 +89,11 @@ func ok(_ data: some Encodable) throws -> Response {
     try json(OKEnvelope(data: data), status: .ok)
 }
 
+/// `{"status":"ok","data":…}`, or `text(data)` when the client asks for `text/plain`.
+func ok<Payload: Encodable>(_ data: Payload, for request: Request, text: (Payload) -> String) throws -> Response {
+    APIText.wantsText(request) ? APIText.response(text(data)) : try ok(data)
+}
+
 struct OKEnvelope<Payload: Encodable>: Encodable {
     var status = "ok"
     var data: Payload
@@ -110,25 +115,26 @@ func json(_ value: some Encodable, status: HTTPResponse.Status) throws -> Respon
         body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
 }
 
-/// Turns every error into the JSON error envelope with a fitting HTTP status.
+/// Turns every error into the JSON error envelope with a fitting HTTP status (`error:` and
+/// `hint:` lines for a client that asks for `text/plain`).
 struct EnvelopeErrors<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch let error as AgentError {
-            return try json(
-                ErrorEnvelope(code: error.code, message: error.message, hint: error.hint),
-                status: HTTPResponse.Status(code: error.code.httpStatus))
+            return try answer(error.code, error.message, error.hint, status: HTTPResponse.Status(code: error.code.httpStatus), to: request)
         } catch let error as HTTPError {
             let code: ErrorCode = error.status == .notFound ? .notFound : error.status == .contentTooLarge ? .tooLarge : .badRequest
             let hint = error.status == .notFound ? APIRoute.notFoundHint : "check the request"
-            return try json(
-                ErrorEnvelope(code: code, message: "\(request.method) \(request.uri.path): \(error.status.reasonPhrase)", hint: hint),
-                status: error.status)
+            return try answer(code, "\(request.method) \(request.uri.path): \(error.status.reasonPhrase)", hint, status: error.status, to: request)
         } catch {
-            return try json(
-                ErrorEnvelope(code: .internal, message: "\(error)", hint: "see the agent's log"), status: .internalServerError)
+            return try answer(.internal, "\(error)", "see the agent's log", status: .internalServerError, to: request)
         }
+    }
+
+    private func answer(_ code: ErrorCode, _ message: String, _ hint: String, status: HTTPResponse.Status, to request: Request) throws -> Response {
+        if APIText.wantsText(request) { return APIText.response(APIText.error(code, message: message, hint: hint), status: status) }
+        return try json(ErrorEnvelope(code: code, message: message, hint: hint), status: status)
     }
 }
 

@@ -1,12 +1,13 @@
 import ArgumentParser
 import Foundation
 import RumorAgent
+import RumorCLI
 import RumorSimulation
 
 struct SimCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sim",
-        abstract: "Simulate a swarm on the real protocol code, with a virtual clock and network.",
+        abstract: ServerCommands.simAbstract,
         discussion: """
             Runs one Replication machine per node (and with --membership one SWIM machine per node) \
             and reports how fast updates reach 50/99/99.9/100 % of nodes, payload copies per node, \

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import RumorAgent
+import RumorCLI
 import RumorCore
 import ServiceLifecycle
 
@@ -9,7 +10,7 @@ import ServiceLifecycle
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent",
-        abstract: "Run a Rumor node.",
+        abstract: ServerCommands.agentAbstract,
         discussion: "Every option can also be set by an environment variable RUMOR_<OPTION>, e.g. RUMOR_NAME, RUMOR_JOIN=a:7946,b:7946.")
 
     @Option(help: "Unique node name (env RUMOR_NAME; default: host name).")

@@ -1,0 +1,103 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import RumorAPI
+
+/// The text rendering of API answers, for clients that send `Accept: text/plain` (the `rumor`
+/// CLI without `--json`): what a person reads, from the same values the JSON envelope carries.
+/// Keeping it here lets the CLI stay a thin HTTP client that prints what it receives.
+enum APIText {
+    static func wantsText(_ request: Request) -> Bool {
+        request.headers[.accept]?.hasPrefix("text/plain") == true
+    }
+
+    static func response(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
+        Response(
+            status: status, headers: [.contentType: "text/plain; charset=utf-8"],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: text.hasSuffix("\n") || text.isEmpty ? text : text + "\n")))
+    }
+
+    static func error(_ code: ErrorCode, message: String, hint: String) -> String {
+        "error: \(message)\nhint: \(hint)\n"
+    }
+
+    /// An aligned text table.
+    static func table(_ header: [String], _ rows: [[String]]) -> String {
+        let all = [header] + rows
+        let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+        return all.map { row in
+            row.enumerated().map { column, cell in
+                column == row.count - 1 ? cell : cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+        }.joined(separator: "\n")
+    }
+
+    static func members(_ members: [MemberSnapshot]) -> String {
+        table(
+            ["NAME", "ADDRESS", "STATE", "INCARNATION", "META"],
+            members.map { [$0.name, $0.address, $0.state, String($0.incarnation), $0.meta] })
+    }
+
+    static func info(_ info: AgentInfo) -> String {
+        let counts = ["alive", "suspect", "dead", "left"].map { "\($0)=\(info.members[$0] ?? 0)" }.joined(separator: " ")
+        var lines = [
+            "name:         \(info.name)",
+            "address:      \(info.address)",
+            "swarm:        \(info.swarm.isEmpty ? "(none)" : info.swarm)",
+            "members:      \(counts)",
+            "health score: \(info.healthScore)",
+            "incarnation:  \(info.incarnation)",
+            "left:         \(info.left)",
+            "encryption:   \(info.encryption)",
+            String(format: "uptime:       %.1f s", info.uptimeSeconds),
+        ]
+        if !info.counters.isEmpty {
+            lines.append("counters:")
+            for (name, value) in info.counters.sorted(by: { $0.key < $1.key }) {
+                lines.append("  \(name) \(value)")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func written(_ entry: EntrySnapshot) -> String {
+        var text = "ok \(entry.key) @ \(entry.timestamp) by \(entry.origin)"
+        if let replicas = entry.replicas { text += " on \(replicas.count) nodes: \(replicas.joined(separator: ", "))" }
+        return text
+    }
+
+    static func value(_ entry: EntrySnapshot) -> String {
+        entry.value ?? entry.valueBase64 ?? ""
+    }
+
+    static func entries(_ list: EntryList) -> String {
+        table(
+            ["KEY", "VALUE", "TIMESTAMP", "ORIGIN"],
+            list.entries.map { [$0.key, $0.value ?? "base64:" + ($0.valueBase64 ?? ""), $0.timestamp, $0.origin] })
+    }
+
+    static func status(_ status: StateStatus) -> String {
+        let synced = status.lastSyncedMillisecondsAgo.map { String(format: "%.1f s ago", Double($0) / 1000) } ?? "never"
+        let digest = status.digest.sorted { $0.key < $1.key }.map { "  \($0.key) \($0.value)" }.joined(separator: "\n")
+        let lag = status.peerLagMilliseconds.sorted { $0.key < $1.key }.map { "  \($0.key) \($0.value) ms" }
+            .joined(separator: "\n")
+        return """
+            values:      \(status.values)
+            tombstones:  \(status.tombstones)
+            durable:     \(status.durable)
+            seq:         \(status.seq)
+            last sync:   \(synced)
+            digest:
+            \(digest)
+            peer lag (by digest):
+            \(lag.isEmpty ? "  none known yet" : lag)
+            """
+    }
+
+    static func keyring(_ report: KeyringReport) -> String {
+        let rows = report.keys.sorted { $0.key < $1.key }.map { key, holders in
+            [key, "\(holders)/\(report.nodes)", "\(report.primaryKeys[key] ?? 0)"]
+        }
+        return table(["KEY", "INSTALLED", "PRIMARY"], rows)
+    }
+}

@@ -1,0 +1,242 @@
+import ArgumentParser
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Options every command that talks to a running agent takes.
+public struct ClientOptions: ParsableArguments {
+    @Option(name: .customLong("api"), help: "The agent's API address (env RUMOR_API).")
+    public var api: String = environment("RUMOR_API") ?? "127.0.0.1:7373"
+
+    @Option(name: .customLong("api-token"), help: "Bearer token, when the agent requires one (env RUMOR_API_TOKEN).")
+    public var token: String?
+
+    @Flag(help: "Print the JSON envelope instead of text.")
+    public var json = false
+
+    public init() {}
+
+    public var client: APIClient {
+        APIClient(address: api, token: token ?? environment("RUMOR_API_TOKEN"), json: json)
+    }
+
+    /// Performs the request and prints the answer.
+    func show(_ method: String, _ target: String, body: String? = nil, timeout: Double = 10) throws(CLIError) {
+        Output.print(try client.call(method, target, body: body, timeout: timeout))
+    }
+}
+
+public struct MembersCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "members", abstract: "List the members this agent knows.")
+    @OptionGroup var options: ClientOptions
+    public init() {}
+
+    public func run() throws { try options.show("GET", "/v1/members") }
+}
+
+public struct JoinCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "join", abstract: "Join the swarm through one or more addresses.")
+    @OptionGroup var options: ClientOptions
+    @Argument(help: "Seed addresses, HOST:PORT.") var addresses: [String]
+    public init() {}
+
+    public func run() throws {
+        let body = JSONText.object(["addresses": "[" + addresses.map(JSONText.quote).joined(separator: ",") + "]"])
+        try options.show("POST", "/v1/join", body: body, timeout: 30)
+    }
+}
+
+public struct LeaveCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "leave", abstract: "Leave the swarm gracefully (the agent keeps running until stopped).")
+    @OptionGroup var options: ClientOptions
+    public init() {}
+
+    public func run() throws { try options.show("POST", "/v1/leave", timeout: 15) }
+}
+
+public struct InfoCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "info", abstract: "Show this agent's state and counters.")
+    @OptionGroup var options: ClientOptions
+    public init() {}
+
+    public func run() throws { try options.show("GET", "/v1/info") }
+}
+
+public struct PutCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "put", abstract: "Write a value; it replicates to every node.")
+    @OptionGroup var options: ClientOptions
+    @Argument(help: "The key (UTF-8).") var key: String
+    @Argument(help: "The value (text; JSON is the common case).") var value: String
+    @Option(help: "Time to live: 30s, 5m, 2h or plain seconds.") var ttl: String?
+    @Flag(help: "Remove the value when this node fails or leaves (presence).") var ephemeral = false
+    @Option(help: "Return only once this many nodes hold the write: 'all' live nodes, or a count (the writer included).")
+    var wait: String?
+    @Option(help: "How long --wait may take: 5s, 1m or plain seconds (default 10s).") var timeout: String?
+    public init() {}
+
+    public func run() throws {
+        var body = ["key": JSONText.quote(key), "value": JSONText.quote(value)]
+        if let ttl { body["ttlSeconds"] = String(try parseDuration(ttl)) }
+        if ephemeral { body["ephemeral"] = "true" }
+        var limit = 10.0
+        if let timeout {
+            guard wait != nil else {
+                throw CLIError(code: "bad_arguments", message: "--timeout only applies with --wait", hint: "add --wait all or --wait N")
+            }
+            limit = try parseDuration(timeout)
+            body["timeoutSeconds"] = String(limit)
+        }
+        if let wait {
+            guard wait == "all" || (Int(wait) ?? 0) > 0 else {
+                throw CLIError(
+                    code: "bad_arguments", message: "--wait takes 'all' or a positive count, not '\(wait)'",
+                    hint: "e.g. --wait all, or --wait 3 for the writer and two more nodes")
+            }
+            body["wait"] = JSONText.quote(wait)
+        }
+        try options.show("POST", "/v1/kv/put", body: JSONText.object(body), timeout: limit + 10)
+    }
+}
+
+public struct GetCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "get", abstract: "Read a key's value.")
+    @OptionGroup var options: ClientOptions
+    @Argument(help: "The key.") var key: String
+    public init() {}
+
+    public func run() throws { try options.show("GET", "/v1/kv/get" + APIClient.query([("key", key)])) }
+}
+
+public struct DeleteCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "delete", abstract: "Delete a key (a tombstone replicates).")
+    @OptionGroup var options: ClientOptions
+    @Argument(help: "The key.") var key: String
+    public init() {}
+
+    public func run() throws { try options.show("POST", "/v1/kv/delete", body: JSONText.object(["key": JSONText.quote(key)])) }
+}
+
+public struct ListCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "list", abstract: "List live keys, optionally under a prefix.")
+    @OptionGroup var options: ClientOptions
+    @Argument(help: "Only keys starting with this.") var prefix: String = ""
+    public init() {}
+
+    public func run() throws { try options.show("GET", "/v1/kv/list" + APIClient.query([("prefix", prefix)])) }
+}
+
+public struct StatusCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "status", abstract: "Summarize the replicated state.")
+    @OptionGroup var options: ClientOptions
+    public init() {}
+
+    public func run() throws { try options.show("GET", "/v1/kv/status") }
+}
+
+/// `rumor keygen`: prints a new random 32-byte (AES-256) key, base64.
+public struct KeygenCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "keygen", abstract: "Print a new gossip encryption key (base64, 32 bytes: AES-256).")
+    @Flag(help: "Print the JSON envelope instead of text.")
+    var json = false
+    public init() {}
+
+    public func run() {
+        var generator = SystemRandomNumberGenerator()
+        let text = Base64.encode((0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
+        Output.print(json ? #"{"data":{"key":"\#(text)"},"status":"ok"}"# : text)
+    }
+}
+
+/// `rumor keys list|install|use|remove`: manages the gossip keyring of every node at once.
+public struct KeysCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "keys",
+        abstract: "List or rotate the swarm's gossip encryption keys.",
+        discussion: """
+            Rotation without downtime: `rumor keys install NEW`, then `rumor keys use NEW`, then \
+            `rumor keys remove OLD`. Each command runs on every live node and reports those that \
+            failed; rerunning it is safe.
+            """,
+        subcommands: [List.self, Install.self, Use.self, Remove.self])
+    public init() {}
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "Show which keys the nodes hold.")
+        @OptionGroup var options: ClientOptions
+
+        func run() throws { try options.show("GET", "/v1/keys", timeout: 30) }
+    }
+
+    struct Install: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "install", abstract: "Install a key on every node (used for receiving at once).")
+        @OptionGroup var options: ClientOptions
+        @Argument(help: "The key, base64 (from `rumor keygen`).") var key: String
+
+        func run() throws { try KeysCommand.run("install", key: key, options: options) }
+    }
+
+    struct Use: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "use", abstract: "Make an installed key the primary (sending) key on every node.")
+        @OptionGroup var options: ClientOptions
+        @Argument(help: "The key, base64.") var key: String
+
+        func run() throws { try KeysCommand.run("use", key: key, options: options) }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "remove", abstract: "Remove a key (not the primary) from every node.")
+        @OptionGroup var options: ClientOptions
+        @Argument(help: "The key, base64.") var key: String
+
+        func run() throws { try KeysCommand.run("remove", key: key, options: options) }
+    }
+
+    static func run(_ operation: String, key: String, options: ClientOptions) throws(CLIError) {
+        let body = JSONText.object(["operation": JSONText.quote(operation), "key": JSONText.quote(key)])
+        try options.show("POST", "/v1/keys", body: body, timeout: 30)
+    }
+}
+
+/// `30s`, `5m`, `2h`, `1d` or plain seconds, in seconds.
+public func parseDuration(_ text: String) throws(CLIError) -> Double {
+    let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
+    var number = Substring(text)
+    var scale = 1.0
+    if let last = text.last, let unit = units[last] {
+        number = number.dropLast()
+        scale = unit
+    }
+    guard let value = Double(number), value > 0, value.isFinite else {
+        throw CLIError(code: "bad_arguments", message: "'\(text)' is not a duration", hint: "use e.g. 30s, 5m, 2h or 90")
+    }
+    return value * scale
+}
+
+/// Standard base64 (RFC 4648, padded).
+enum Base64 {
+    static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    static func encode(_ bytes: [UInt8]) -> String {
+        var out: [UInt8] = []
+        var index = 0
+        while index < bytes.count {
+            let chunk = bytes[index..<min(index + 3, bytes.count)]
+            let value = chunk.enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (16 - 8 * UInt32($1.offset)) }
+            for position in 0..<4 {
+                out.append(position <= chunk.count ? alphabet[Int((value >> (18 - 6 * UInt32(position))) & 63)] : UInt8(ascii: "="))
+            }
+            index += 3
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

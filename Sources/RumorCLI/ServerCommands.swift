@@ -1,0 +1,29 @@
+import ArgumentParser
+
+/// The commands that talk to a running agent, in help order; both executables list them.
+public let clientCommands: [any ParsableCommand.Type] = [
+    MembersCommand.self, JoinCommand.self, LeaveCommand.self, InfoCommand.self, PutCommand.self, GetCommand.self,
+    DeleteCommand.self, ListCommand.self, WatchCommand.self, StatusCommand.self, KeygenCommand.self, KeysCommand.self,
+]
+
+/// The summary line both executables show for `rumor`.
+public let rumorAbstract = "Gossip membership and a replicated key-value store for swarms of agents, services and machines."
+
+/// The commands that live in the `rumor-agent` executable (they need the protocol, the storage
+/// and the HTTP server), which the lean `rumor` runs for them: one command for users, and a
+/// client path that loads none of it.
+public enum ServerCommands {
+    /// Name and one-line summary of each.
+    public static let summaries: [(name: String, abstract: String)] = [
+        ("agent", agentAbstract),
+        ("sim", simAbstract),
+        ("context", contextAbstract),
+    ]
+
+    public static let agentAbstract = "Run a Rumor node: gossip membership, replicated state and the local HTTP API."
+    public static let simAbstract = "Simulate a swarm on the real protocol code, with a virtual clock and network."
+    public static let contextAbstract = "Describe every command, flag and error code (JSON with --json), for agents that discover tools."
+
+    /// The executable that serves them, beside the running `rumor`.
+    public static let executableName = "rumor-agent"
+}

@@ -1,0 +1,125 @@
+import ArgumentParser
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+public struct WatchCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "watch",
+        abstract: "Print changes as they happen, one JSON object per line (NDJSON).",
+        discussion: """
+            Each line is a key's new state with its `seq` (this agent's change-log position) and \
+            `change` (put, delete, expire or depart). When the agent stops, the watch waits for it \
+            and resumes after the last seq it printed (replaying every key if the agent's change \
+            log restarted); --no-reconnect ends it instead. Resume after an interruption with \
+            --from <the last seq you processed>; --from 0 replays every key first.
+            """)
+    @OptionGroup var options: ClientOptions
+    @Argument(help: "Only keys starting with this.") var prefix: String = ""
+    @Option(help: "Start after this change-log seq (0 replays every key); default: only new changes.") var from: UInt64?
+    @Flag(help: "End (with watch_ended) when the agent stops, instead of waiting for it to come back.")
+    var noReconnect = false
+    public init() {}
+
+    public func run() throws {
+        var watch = Watch(options: options, prefix: prefix, last: from)
+        var pause = 0.1
+        var notedAfterOpening = 0
+        while true {
+            do {
+                try watch.stream()
+            } catch {
+                // Past the first stream, the agent going away (mid-stream, or not back yet) is waited out.
+                guard watch.opened > 0, !noReconnect, error.code == "agent_unreachable" else { throw error }
+            }
+            guard !noReconnect else {
+                throw CLIError(
+                    code: "watch_ended", message: "the agent ended the watch (it is shutting down)",
+                    hint: "resume with `rumor watch \(prefix.isEmpty ? "" : "\(prefix) ")--from \(watch.last.map(String.init) ?? "0")` once it is back")
+            }
+            if notedAfterOpening != watch.opened {
+                notedAfterOpening = watch.opened
+                pause = 0.1
+                Output.printError(
+                    "rumor watch: the agent at \(options.api) ended the watch; waiting for it (resuming after seq \(watch.last.map(String.init) ?? "now"))")
+            }
+            usleep(UInt32(pause * 1_000_000))
+            pause = min(pause * 2, 2)
+        }
+    }
+}
+
+/// One watch: streams changes and remembers the last seq printed.
+struct Watch {
+    let options: ClientOptions
+    let prefix: String
+    var last: UInt64?
+    /// Streams opened so far: once one has, a failure to connect means "the agent went away".
+    var opened = 0
+
+    init(options: ClientOptions, prefix: String, last: UInt64?) {
+        self.options = options
+        self.prefix = prefix
+        self.last = last
+    }
+
+    /// Streams changes until the agent ends the stream.
+    mutating func stream() throws(CLIError) {
+        do {
+            try open()
+        } catch {
+            // The agent came back with a change log that no longer holds our position (restarted
+            // without a data dir, or compacted meanwhile): every key again, then new changes.
+            guard opened > 0, error.code == "watch_ahead" || error.code == "watch_compacted" else { throw error }
+            Output.printError("rumor watch: the agent's change log no longer holds seq \(last.map(String.init) ?? "-") (\(error.code)); replaying every key from seq 0")
+            last = 0
+            try open()
+        }
+    }
+
+    private mutating func open() throws(CLIError) {
+        let connection = try HTTPConnection(address: options.api, timeout: 5)
+        connection.setReadTimeout(nil)
+        let target = "/v1/kv/watch" + APIClient.query([("prefix", prefix), ("from", last.map(String.init))])
+        let client = options.client
+        try connection.send(method: "GET", target: target, accept: "application/x-ndjson", token: client.token, body: nil)
+        let head = try connection.readHead()
+        guard head.status == 200 else {
+            var json = client
+            json.json = true
+            let error = json.agentError(String(decoding: try connection.readBody(head), as: UTF8.self))
+            throw options.json ? error : CLIError(code: error.code, message: error.message, hint: error.hint)
+        }
+        opened += 1
+        var pending: [UInt8] = []
+        var lines = ""
+        var last = self.last
+        defer { self.last = last }
+        let asJSON = options.json
+        try connection.streamBody(head) { (bytes: [UInt8]) throws(CLIError) in
+            pending += bytes
+            var start = 0
+            while let newline = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: pending[start..<newline], as: UTF8.self)
+                start = newline + 1
+                guard !line.isEmpty else { continue }
+                if line.hasPrefix("{\"code\":"), JSONText.string("status", in: line) == "error" {
+                    let error = CLIError(
+                        code: JSONText.string("code", in: line) ?? "bad_response",
+                        message: JSONText.string("message", in: line) ?? line, hint: JSONText.string("hint", in: line) ?? "")
+                    throw asJSON ? CLIError(code: error.code, message: error.message, hint: error.hint, answered: line) : error
+                }
+                if let seq = JSONText.unsigned("seq", in: line) { last = seq }
+                lines += line + "\n"
+            }
+            Output.write(lines, to: 1)
+            lines = ""
+            pending.removeFirst(start)
+        }
+    }
+}
