@@ -61,6 +61,9 @@ public struct APIClient: Sendable {
         return present.isEmpty ? "" : "?" + present.joined(separator: "&")
     }
 
+    /// `text` percent-encoded for a URI component (RFC 3986 unreserved characters kept).
+    public static func percentEncodedComponent(_ text: String) -> String { percentEncoded(text) }
+
     static func percentEncoded(_ text: String) -> String {
         var out = ""
         for byte in text.utf8 {

@@ -18,10 +18,12 @@ public enum ServerCommands {
         ("agent", agentAbstract),
         ("sim", simAbstract),
         ("context", contextAbstract),
+        ("mcp", mcpAbstract),
     ]
 
     public static let agentAbstract = "Run a Rumor node: gossip membership, replicated state and the local HTTP API."
     public static let simAbstract = "Simulate a swarm on the real protocol code, with a virtual clock and network."
+    public static let mcpAbstract = "Serve the local agent to AI agents as a Model Context Protocol server over stdio."
     public static let contextAbstract = "Describe every command, flag and error code (JSON with --json), for agents that discover tools."
 
     /// The executable that serves them, beside the running `rumor`.

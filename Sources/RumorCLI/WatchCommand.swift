@@ -27,80 +27,89 @@ public struct WatchCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        var watch = Watch(options: options, prefix: prefix, last: from)
+        var watch = Watch(client: options.client, prefix: prefix, last: from)
+        try watch.follow(reconnect: !noReconnect) { lines in Output.write(lines, to: 1) }
+    }
+}
+
+/// One watch: streams changes to a handler and remembers the last seq it handed over.
+public struct Watch: Sendable {
+    let client: APIClient
+    let prefix: String
+    /// The seq of the last change handed over (nil: none yet, the watch started with new changes).
+    public private(set) var last: UInt64?
+    /// Streams opened so far: once one has, a failure to connect means "the agent went away".
+    var opened = 0
+
+    public init(client: APIClient, prefix: String, last: UInt64?) {
+        self.client = client
+        self.prefix = prefix
+        self.last = last
+    }
+
+    /// Streams changes to `receive` (whole NDJSON lines, each ending in a newline, as they
+    /// arrive) for as long as the agent serves them. With `reconnect`, an agent that stops is
+    /// waited for (noted once on stderr) and the watch resumes after `last`; without, the watch
+    /// ends with `watch_ended`.
+    /// - Throws: `CLIError`: the agent's refusal, or `agent_unreachable` before the first stream.
+    public mutating func follow(reconnect: Bool, _ receive: (String) -> Void) throws(CLIError) {
         var pause = 0.1
         var notedAfterOpening = 0
         while true {
             do {
-                try watch.stream()
+                try stream(receive)
             } catch {
                 // Past the first stream, the agent going away (mid-stream, or not back yet) is waited out.
-                guard watch.opened > 0, !noReconnect, error.code == "agent_unreachable" else { throw error }
+                guard opened > 0, reconnect, error.code == "agent_unreachable" else { throw error }
             }
-            guard !noReconnect else {
+            guard reconnect else {
                 throw CLIError(
                     code: "watch_ended", message: "the agent ended the watch (it is shutting down)",
-                    hint: "resume with `rumor watch \(prefix.isEmpty ? "" : "\(prefix) ")--from \(watch.last.map(String.init) ?? "0")` once it is back")
+                    hint: "resume with `rumor watch \(prefix.isEmpty ? "" : "\(prefix) ")--from \(last.map(String.init) ?? "0")` once it is back")
             }
-            if notedAfterOpening != watch.opened {
-                notedAfterOpening = watch.opened
+            if notedAfterOpening != opened {
+                notedAfterOpening = opened
                 pause = 0.1
                 Output.printError(
-                    "rumor watch: the agent at \(options.api) ended the watch; waiting for it (resuming after seq \(watch.last.map(String.init) ?? "now"))")
+                    "rumor watch: the agent at \(client.address) ended the watch; waiting for it (resuming after seq \(last.map(String.init) ?? "now"))")
             }
             usleep(UInt32(pause * 1_000_000))
             pause = min(pause * 2, 2)
         }
     }
-}
-
-/// One watch: streams changes and remembers the last seq printed.
-struct Watch {
-    let options: ClientOptions
-    let prefix: String
-    var last: UInt64?
-    /// Streams opened so far: once one has, a failure to connect means "the agent went away".
-    var opened = 0
-
-    init(options: ClientOptions, prefix: String, last: UInt64?) {
-        self.options = options
-        self.prefix = prefix
-        self.last = last
-    }
 
     /// Streams changes until the agent ends the stream.
-    mutating func stream() throws(CLIError) {
+    mutating func stream(_ receive: (String) -> Void) throws(CLIError) {
         do {
-            try open()
+            try open(receive)
         } catch {
             // The agent came back with a change log that no longer holds our position (restarted
             // without a data dir, or compacted meanwhile): every key again, then new changes.
             guard opened > 0, error.code == "watch_ahead" || error.code == "watch_compacted" else { throw error }
             Output.printError("rumor watch: the agent's change log no longer holds seq \(last.map(String.init) ?? "-") (\(error.code)); replaying every key from seq 0")
             last = 0
-            try open()
+            try open(receive)
         }
     }
 
-    private mutating func open() throws(CLIError) {
-        let connection = try HTTPConnection(address: options.api, timeout: 5)
+    private mutating func open(_ receive: (String) -> Void) throws(CLIError) {
+        let connection = try HTTPConnection(address: client.address, timeout: 5)
         connection.setReadTimeout(nil)
         let target = "/v1/kv/watch" + APIClient.query([("prefix", prefix), ("from", last.map(String.init))])
-        let client = options.client
         try connection.send(method: "GET", target: target, accept: "application/x-ndjson", token: client.token, body: nil)
         let head = try connection.readHead()
         guard head.status == 200 else {
             var json = client
             json.json = true
             let error = json.agentError(String(decoding: try connection.readBody(head), as: UTF8.self))
-            throw options.json ? error : CLIError(code: error.code, message: error.message, hint: error.hint)
+            throw client.json ? error : CLIError(code: error.code, message: error.message, hint: error.hint)
         }
         opened += 1
         var pending: [UInt8] = []
         var lines = ""
         var last = self.last
         defer { self.last = last }
-        let asJSON = options.json
+        let asJSON = client.json
         try connection.streamBody(head) { (bytes: [UInt8]) throws(CLIError) in
             pending += bytes
             var start = 0
@@ -117,7 +126,7 @@ struct Watch {
                 if let seq = JSONText.unsigned("seq", in: line) { last = seq }
                 lines += line + "\n"
             }
-            Output.write(lines, to: 1)
+            if !lines.isEmpty { receive(lines) }
             lines = ""
             pending.removeFirst(start)
         }

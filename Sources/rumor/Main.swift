@@ -10,13 +10,13 @@ import Darwin
 #endif
 
 /// `rumor`: the command users type. Client commands run here, on a few milliseconds of start-up
-/// (no Foundation, no event loop); `agent`, `sim` and `context` are handed to `rumor-agent`.
+/// (no Foundation, no event loop); `agent`, `sim`, `mcp` and `context` are handed to `rumor-agent`.
 @main
 struct Rumor: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rumor",
         abstract: rumorAbstract,
-        subcommands: [Agent.self] + clientCommands + [Sim.self, Context.self])
+        subcommands: [Agent.self] + clientCommands + [Sim.self, MCP.self, Context.self])
 
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
@@ -43,6 +43,12 @@ struct Rumor: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "sim", abstract: ServerCommands.simAbstract)
         @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
         func run() { ServerExecutable.replaceProcess(arguments: ["sim"] + arguments) }
+    }
+
+    struct MCP: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "mcp", abstract: ServerCommands.mcpAbstract)
+        @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
+        func run() { ServerExecutable.replaceProcess(arguments: ["mcp"] + arguments) }
     }
 
     struct Context: ParsableCommand {
