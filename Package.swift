@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "rumor", targets: ["rumor"]),
         .executable(name: "rumor-agent", targets: ["RumorAgentCommand"]),
+        .executable(name: "rumor-mcp", targets: ["RumorMCPCommand"]),
         .executable(name: "rumor-bench", targets: ["RumorBenchmarks"]),
         .library(name: "RumorCore", targets: ["RumorCore"]),
         .library(name: "RumorWire", targets: ["RumorWire"]),
@@ -75,9 +76,18 @@ let package = Package(
                 "RumorCore",
                 "RumorSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "MCP", package: "swift-sdk"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // `rumor-mcp`: the MCP server (`rumor mcp`), apart from the agent.
+        .executableTarget(
+            name: "RumorMCPCommand",
+            dependencies: [
+                "RumorCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "MCP", package: "swift-sdk"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // libFuzzer targets, one per decoder family (built with the fuzzer flags by Fuzz/run.sh).

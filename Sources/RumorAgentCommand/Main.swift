@@ -10,7 +10,7 @@ struct RumorServer: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rumor",
         abstract: rumorAbstract,
-        subcommands: [AgentCommand.self] + clientCommands + [SimCommand.self, MCPCommand.self, ContextCommand.self])
+        subcommands: [AgentCommand.self] + clientCommands + [SimCommand.self, MCPLauncher.self, ContextCommand.self])
 
     static func main() async {
         var command = CommandLineRunner.parse(Self.self)

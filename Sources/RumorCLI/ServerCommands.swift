@@ -18,14 +18,22 @@ public enum ServerCommands {
         ("agent", agentAbstract),
         ("sim", simAbstract),
         ("context", contextAbstract),
-        ("mcp", mcpAbstract),
     ]
 
     public static let agentAbstract = "Run a Rumor node: gossip membership, replicated state and the local HTTP API."
     public static let simAbstract = "Simulate a swarm on the real protocol code, with a virtual clock and network."
     public static let mcpAbstract = "Serve the local agent to AI agents as a Model Context Protocol server over stdio."
+    public static let mcpDiscussion = """
+        Add it to an MCP client as a stdio server, e.g. {"command": "rumor", "args": ["mcp", \
+        "--api", "127.0.0.1:7373"]}. Tools: members, get, put, delete, list, status; every key is a \
+        resource rumor://kv/{key} you can subscribe to. Tool errors carry the agent's code, message \
+        and hint.
+        """
     public static let contextAbstract = "Describe every command, flag and error code (JSON with --json), for agents that discover tools."
 
     /// The executable that serves them, beside the running `rumor`.
     public static let executableName = "rumor-agent"
+    /// The MCP server's executable (apart from the agent, whose memory it would grow by the MCP
+    /// SDK's FoundationNetworking and curl).
+    public static let mcpExecutableName = "rumor-mcp"
 }

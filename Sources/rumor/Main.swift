@@ -10,18 +10,22 @@ import Darwin
 #endif
 
 /// `rumor`: the command users type. Client commands run here, on a few milliseconds of start-up
-/// (no Foundation, no event loop); `agent`, `sim`, `mcp` and `context` are handed to `rumor-agent`.
+/// (no Foundation, no event loop); `agent`, `sim` and `context` are handed to
+/// `rumor-agent`, `mcp` to `rumor-mcp`.
 @main
 struct Rumor: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rumor",
         abstract: rumorAbstract,
-        subcommands: [Agent.self] + clientCommands + [Sim.self, MCP.self, Context.self])
+        subcommands: [Agent.self] + clientCommands + [Sim.self, MCPLauncher.self, Context.self])
 
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
-        let served = Set(ServerCommands.summaries.map(\.name))
         let first = arguments.first ?? ""
+        if first == "mcp" {
+            ServerExecutable.replaceProcess(with: ServerCommands.mcpExecutableName, arguments: Array(arguments.dropFirst()))
+        }
+        let served = Set(ServerCommands.summaries.map(\.name))
         if served.contains(first) || (first == "help" && arguments.count > 1 && served.contains(arguments[1]))
             || arguments.contains("--generate-completion-script") || arguments.contains("--experimental-dump-help")
         {
@@ -45,46 +49,9 @@ struct Rumor: ParsableCommand {
         func run() { ServerExecutable.replaceProcess(arguments: ["sim"] + arguments) }
     }
 
-    struct MCP: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "mcp", abstract: ServerCommands.mcpAbstract)
-        @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
-        func run() { ServerExecutable.replaceProcess(arguments: ["mcp"] + arguments) }
-    }
-
     struct Context: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "context", abstract: ServerCommands.contextAbstract)
         @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
         func run() { ServerExecutable.replaceProcess(arguments: ["context"] + arguments) }
-    }
-}
-
-/// `rumor-agent`, found beside this executable (or on PATH).
-enum ServerExecutable {
-    static func replaceProcess(arguments: [String]) -> Never {
-        let path = locate()
-        let argv = ([path] + arguments).map { strdup($0) } + [nil]
-        execv(path, argv)
-        Output.fail(
-            CLIError(
-                code: "agent_failed", message: "cannot run \(path): \(String(cString: strerror(errno)))",
-                hint: "`swift build -c release` builds both rumor and \(ServerCommands.executableName); keep them in one directory"),
-            json: CommandLineRunner.wantsJSON)
-    }
-
-    static func locate() -> String {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        if length > 0 {
-            let own = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            if let slash = own.lastIndex(of: "/") {
-                let beside = String(own[...slash]) + ServerCommands.executableName
-                if access(beside, X_OK) == 0 { return beside }
-            }
-        }
-        for directory in (getenv("PATH").map { String(cString: $0) } ?? "").split(separator: ":") {
-            let candidate = "\(directory)/\(ServerCommands.executableName)"
-            if access(candidate, X_OK) == 0 { return candidate }
-        }
-        return ServerCommands.executableName
     }
 }

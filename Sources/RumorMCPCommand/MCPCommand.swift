@@ -9,14 +9,20 @@ import RumorCLI
 /// local agent's HTTP API like the CLI does (the same client, asking for JSON): tools for
 /// members, get, put, delete, list and status; every key as a resource `rumor://kv/{key}`, with
 /// subscriptions driven by one watch on the agent.
+@main
 struct MCPCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "mcp", abstract: ServerCommands.mcpAbstract,
-        discussion: """
-            Add it to an MCP client as a stdio server, e.g. {"command": "rumor", "args": ["mcp", \
-            "--api", "127.0.0.1:7373"]}. Tool errors carry the agent's code, message and hint.
-            """)
+        commandName: "rumor mcp", abstract: ServerCommands.mcpAbstract, discussion: ServerCommands.mcpDiscussion)
     @OptionGroup var options: ClientOptions
+
+    static func main() async {
+        var command = CommandLineRunner.parse(Self.self)
+        do {
+            if var asyncCommand = command as? AsyncParsableCommand { try await asyncCommand.run() } else { try command.run() }
+        } catch {
+            CommandLineRunner.fail(error, root: Self.self)
+        }
+    }
 
     func run() async throws {
         var jsonClient = options.client
