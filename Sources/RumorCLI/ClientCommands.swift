@@ -72,7 +72,9 @@ public struct PutCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(commandName: "put", abstract: "Write a value; it replicates to every node.")
     @OptionGroup var options: ClientOptions
     @Argument(help: "The key (UTF-8).") var key: String
-    @Argument(help: "The value (text; JSON is the common case).") var value: String
+    @Argument(help: "The value (text; JSON is the common case). Omit it to read the value with --file.") var value: String?
+    @Option(help: "Read the value from this file ('-': standard input), for values too large for an argument.")
+    var file: String?
     @Option(help: "Time to live: 30s, 5m, 2h or plain seconds.") var ttl: String?
     @Flag(help: "Remove the value when this node fails or leaves (presence).") var ephemeral = false
     @Option(help: "Return only once this many nodes hold the write: 'all' live nodes, or a count (the writer included).")
@@ -81,6 +83,15 @@ public struct PutCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
+        let value: String
+        switch (self.value, file) {
+        case (let given?, nil): value = given
+        case (nil, let path?): value = try readValue(from: path)
+        default:
+            throw CLIError(
+                code: "bad_arguments", message: "give the value either as an argument or with --file, not \(file == nil ? "neither" : "both")",
+                hint: "e.g. rumor put KEY VALUE, or rumor put KEY --file value.json (--file - reads standard input)")
+        }
         var body = ["key": JSONText.quote(key), "value": JSONText.quote(value)]
         if let ttl { body["ttlSeconds"] = String(try parseDuration(ttl)) }
         if ephemeral { body["ephemeral"] = "true" }
@@ -216,10 +227,41 @@ public func parseDuration(_ text: String) throws(CLIError) -> Double {
         number = number.dropLast()
         scale = unit
     }
-    guard let value = Double(number), value > 0, value.isFinite else {
+    guard let value = Double(number), value.isFinite else {
         throw CLIError(code: "bad_arguments", message: "'\(text)' is not a duration", hint: "use e.g. 30s, 5m, 2h or 90")
     }
+    guard value > 0 else {
+        throw CLIError(code: "bad_arguments", message: "a duration must be positive, not '\(text)'", hint: "use e.g. 30s, 5m, 2h or 90")
+    }
     return value * scale
+}
+
+/// The whole of the file at `path` (`-`: standard input) as UTF-8 text.
+func readValue(from path: String) throws(CLIError) -> String {
+    let descriptor = path == "-" ? 0 : open(path, O_RDONLY)
+    guard descriptor >= 0 else {
+        throw CLIError(
+            code: "bad_arguments", message: "cannot read \(path): \(String(cString: strerror(errno)))",
+            hint: "give a readable file, or - for standard input")
+    }
+    defer { if descriptor != 0 { close(descriptor) } }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+    while true {
+        let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+        if count < 0, errno == EINTR { continue }
+        guard count >= 0 else {
+            throw CLIError(code: "bad_arguments", message: "cannot read \(path): \(String(cString: strerror(errno)))", hint: "give a readable file")
+        }
+        if count == 0 { break }
+        bytes += chunk[0..<count]
+    }
+    guard let text = String(validating: bytes, as: UTF8.self) else {
+        throw CLIError(
+            code: "bad_arguments", message: "the value in \(path) is not valid UTF-8",
+            hint: "values are UTF-8 text; send binary values base64-encoded")
+    }
+    return text
 }
 
 /// Standard base64 (RFC 4648, padded).

@@ -160,12 +160,12 @@ struct AgentBridge: Sendable {
             let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
             let data = object?["data"] ?? NSNull()
             let json = try JSONSerialization.data(withJSONObject: data, options: [.sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed])
-            return .init(content: [.text(String(decoding: json, as: UTF8.self))], isError: false)
+            return .init(content: [.text(text: String(decoding: json, as: UTF8.self), annotations: nil, _meta: nil)], isError: false)
         } catch let error as MCPTools.MCPAgentError {
-            return .init(content: [.text(error.error.json)], isError: true)
+            return .init(content: [.text(text: error.error.json, annotations: nil, _meta: nil)], isError: true)
         } catch {
             let failure = CLIError(code: "bad_response", message: "\(error)", hint: "see the agent's log")
-            return .init(content: [.text(failure.json)], isError: true)
+            return .init(content: [.text(text: failure.json, annotations: nil, _meta: nil)], isError: true)
         }
     }
 }
