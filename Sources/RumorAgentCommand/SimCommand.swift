@@ -19,7 +19,6 @@ struct SimCommand: ParsableCommand {
     @Option(help: "Virtual duration in rounds (anti-entropy intervals).") var rounds = 20
     @Option(name: .customLong("round-ms"), help: "Length of a round, ms.") var roundMilliseconds = 1_000
     @Option(help: "Push fanout.") var fanout = 3
-    @Option(name: .customLong("max-hops"), help: "Hop bound of pushes (default: scaled to the swarm).") var maximumHops: Int?
     @Option(help: "Updates to write, one every --update-spacing-ms.") var updates = 1
     @Option(name: .customLong("update-spacing-ms")) var updateSpacingMilliseconds = 100
     @Option(name: .customLong("first-update-ms"), help: "When the first update is written (default: at once, or after joining with --membership).") var firstUpdate: Int?
@@ -47,7 +46,6 @@ struct SimCommand: ParsableCommand {
         configuration.rounds = rounds
         configuration.roundMilliseconds = roundMilliseconds
         configuration.fanout = fanout
-        configuration.maximumHops = maximumHops
         configuration.updates = updates
         configuration.updateSpacingMilliseconds = updateSpacingMilliseconds
         configuration.firstUpdateMilliseconds = firstUpdate

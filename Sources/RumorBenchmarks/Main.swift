@@ -63,13 +63,13 @@ struct Benchmarks {
 
     static func pushEncode() -> (Int, String) {
         var bytes = 0
-        for _ in 0..<1_000_000 { bytes &+= ReplicationCodec.encode(.push(entries: [entry], hops: 1, acknowledge: false)).count }
+        for _ in 0..<1_000_000 { bytes &+= ReplicationCodec.encode(.push(entries: [entry], relay: .none, acknowledge: false)).count }
         blackHole(bytes)
         return (1_000_000, "frames")
     }
 
     static func pushDecode() -> (Int, String) {
-        let frame = ReplicationCodec.encode(.push(entries: [entry], hops: 1, acknowledge: false))
+        let frame = ReplicationCodec.encode(.push(entries: [entry], relay: .none, acknowledge: false))
         var count = 0
         for _ in 0..<1_000_000 { if case .push = try? ReplicationCodec.decode(frame) { count += 1 } }
         blackHole(count)
@@ -128,7 +128,7 @@ struct Benchmarks {
         var node = Replication(localName: "me", seed: 1)
         let batch = keys(200_000, origin: "node-9")
         for entry in batch {
-            _ = node.receivePush([entry], hops: 0, from: peers[1], wallMilliseconds: 1_800_000_100_000, peers: peers)
+            _ = node.receivePush([entry], from: peers[1], wallMilliseconds: 1_800_000_100_000, peers: peers)
         }
         blackHole(node.store.entries.count)
         return (batch.count, "pushes")

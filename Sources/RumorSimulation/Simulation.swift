@@ -13,8 +13,6 @@ public struct SimulationConfiguration: Sendable, Hashable, Codable {
     public var roundMilliseconds = 1_000
     /// Push fanout.
     public var fanout = 3
-    /// Hop bound of pushes; nil scales it to the swarm (`Replication.hopLimit`).
-    public var maximumHops: Int?
     /// Updates written, one every `updateSpacingMilliseconds` from `firstUpdateMilliseconds`
     /// (default: at once, or once every node has joined with `membership`), by random live nodes.
     public var updates = 1
@@ -138,7 +136,6 @@ public struct Simulation {
         var settings = NodeSettings()
         settings.membership.probeInterval = .milliseconds(configuration.roundMilliseconds)
         settings.replication.fanout = configuration.fanout
-        settings.replication.maximumHops = configuration.maximumHops
         settings.replication.antiEntropyInterval = .milliseconds(configuration.roundMilliseconds)
         if !configuration.membership {
             settings.peers = .fixed((0..<configuration.nodes).map(VirtualCluster<SimulationMetrics>.address(of:)))

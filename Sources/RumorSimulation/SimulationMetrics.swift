@@ -11,6 +11,8 @@ struct SimulationMetrics: ClusterObserver {
     var copies: [Int]
     var messages = 0
     var bytes = 0
+    /// Bytes of acknowledgement frames: the broadcast tree's confirmations (and `--wait` acks).
+    var acknowledgementBytes = 0
     var membershipMessages = 0
     var membershipBytes = 0
     /// Traffic from `steadyFrom` on (after the warm-up), when set.
@@ -60,9 +62,10 @@ struct SimulationMetrics: ClusterObserver {
                 self.steady.membershipMessages += 1
                 self.steady.membershipBytes += size
             }
-        case .replication:
+        case .replication(let frame):
             messages += 1
             bytes += size
+            if case .acknowledgement = frame { acknowledgementBytes += size }
             if steady {
                 self.steady.messages += 1
                 self.steady.bytes += size
@@ -175,6 +178,8 @@ extension Simulation {
             curve: curve(),
             replicationMessagesPerNodePerSecond: Double(cluster.observer.messages) * perNodeSecond,
             replicationBytesPerNodePerSecond: Double(cluster.observer.bytes) * perNodeSecond,
+            acknowledgementBytesPerNodePerUpdate: configuration.updates == 0
+                ? 0 : Double(cluster.observer.acknowledgementBytes) / Double(configuration.nodes * configuration.updates),
             membershipMessagesPerNodePerSecond: Double(cluster.observer.membershipMessages) * perNodeSecond,
             membershipBytesPerNodePerSecond: Double(cluster.observer.membershipBytes) * perNodeSecond,
             failures: failures,

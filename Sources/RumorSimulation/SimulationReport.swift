@@ -87,6 +87,9 @@ public struct SimulationReport: Sendable, Hashable, Codable {
     public var curve: [Point]
     public var replicationMessagesPerNodePerSecond: Double
     public var replicationBytesPerNodePerSecond: Double
+    /// Bytes of acknowledgements (the broadcast tree's confirmations) per node per update: the
+    /// cost of the tree besides its payload copies.
+    public var acknowledgementBytesPerNodePerUpdate: Double
     public var membershipMessagesPerNodePerSecond: Double
     public var membershipBytesPerNodePerSecond: Double
     public var failures: Failures?
@@ -134,7 +137,9 @@ extension SimulationReport {
                 ]))
         }
         lines.append("")
-        lines.append("payload copies per node per update: \(number(copiesPerNode, digits: 2))")
+        lines.append(
+            "payload copies per node per update: \(number(copiesPerNode, digits: 2)); "
+                + "acknowledgements \(number(acknowledgementBytesPerNodePerUpdate, digits: 1)) B per node per update")
         lines.append(
             "replication: \(number(replicationMessagesPerNodePerSecond, digits: 2)) msg/s, "
                 + "\(number(replicationBytesPerNodePerSecond, digits: 0)) B/s per node")

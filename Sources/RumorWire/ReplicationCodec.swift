@@ -2,7 +2,8 @@ import RumorCore
 
 /// Encodes and decodes replication frames:
 /// `"RK" version(1) kind(1) body`, with unsigned LEB128 lengths and counts, big-endian
-/// timestamps. Bodies: push `hops(1) flags(1, bit0 acknowledge, bit1 after) [after(8)] entries`; pull request
+/// timestamps. Bodies: push `reserved(1) flags(1, bit0 acknowledge, bit1 after, bit2 range) [after(8)]
+/// [range end: iplength(1) ip port(2)] entries`; pull request
 /// `from digest held`; pull answer `from digest held entries`; acknowledgement
 /// `from count (timestamp(8) origin)*`. `held` is `count (origin count timestamp(8)*)*`.
 /// An entry is `key flags(bit0 tombstone, bit1 expiry, bit2 ephemeral) timestamp(8)
@@ -19,11 +20,19 @@ public enum ReplicationCodec {
     public static func encode(_ frame: ReplicationFrame) -> [UInt8] {
         var out = magic
         switch frame {
-        case .push(let entries, let hops, let acknowledge, let after):
+        case .push(let entries, let relay, let acknowledge, let after):
             out.append(1)
-            out.append(UInt8(clamping: hops))
-            out.append((acknowledge ? 1 : 0) | (after == nil ? 0 : 2))
+            out.append(0)
+            var end: NodeAddress?
+            if case .range(let address) = relay { end = address }
+            out.append((acknowledge ? 1 : 0) | (after == nil ? 0 : 2) | (end == nil ? 0 : 4))
             if let after { writeUInt64(after.rawValue, into: &out) }
+            if let end {
+                out.append(UInt8(end.ip.count))
+                out += end.ip
+                out.append(UInt8(end.port >> 8))
+                out.append(UInt8(end.port & 0xFF))
+            }
             writeEntries(entries, into: &out)
         case .pullRequest(let from, let digest, let held):
             out.append(2)
@@ -74,7 +83,10 @@ public enum ReplicationCodec {
         }
         let header = magic.count + 1
         switch frame {
-        case .push(let list, _, _, let after): return header + 2 + (after == nil ? 0 : 8) + entries(list)
+        case .push(let list, let relay, _, let after):
+            var end = 0
+            if case .range(let address) = relay { end = 3 + address.ip.count }
+            return header + 2 + (after == nil ? 0 : 8) + end + entries(list)
         case .pullRequest(let from, let summary, let extra): return header + bytes(from.utf8.count) + digest(summary) + held(extra)
         case .pullAnswer(let from, let list, let summary, let extra):
             return header + bytes(from.utf8.count) + digest(summary) + held(extra) + entries(list)
@@ -89,11 +101,20 @@ public enum ReplicationCodec {
         let frame: ReplicationFrame
         switch bytes[3] {
         case 1:
-            let hops = Int(try reader.readByte())
+            _ = try reader.readByte()
             let flags = try reader.readByte()
-            guard flags & ~3 == 0 else { throw WireError(.malformed, "unknown push flags \(flags)") }
+            guard flags & ~7 == 0 else { throw WireError(.malformed, "unknown push flags \(flags)") }
             let after = flags & 2 != 0 ? HybridTimestamp(rawValue: try reader.readUInt64()) : nil
-            frame = .push(entries: try readEntries(&reader), hops: hops, acknowledge: flags & 1 != 0, after: after)
+            var relay = PushRelay.none
+            if flags & 4 != 0 {
+                let length = Int(try reader.readByte())
+                guard length == 4 || length == 16 else { throw WireError(.malformed, "a range end of \(length) address bytes") }
+                var ip: [UInt8] = []
+                for _ in 0..<length { ip.append(try reader.readByte()) }
+                let port = UInt16(try reader.readByte()) << 8 | UInt16(try reader.readByte())
+                relay = .range(end: NodeAddress(ip: ip, port: port))
+            }
+            frame = .push(entries: try readEntries(&reader), relay: relay, acknowledge: flags & 1 != 0, after: after)
         case 2:
             let from = try reader.readString()
             let digest = try readDigest(&reader)

@@ -71,7 +71,7 @@ struct ReplicationVisibilityTests {
         var reader = Replication(localName: "b", seed: 2)
         let (presence, _) = try writer.write(key: "p", value: [1], ephemeral: true, wallMilliseconds: 1_000, peers: [])
         let (durable, _) = try writer.write(key: "d", value: [1], wallMilliseconds: 1_000, peers: [])
-        _ = reader.receivePush([presence, durable], hops: 0, from: ReplicationTests.peer(1), wallMilliseconds: 1_000, peers: [])
+        _ = reader.receivePush([presence, durable], from: ReplicationTests.peer(1), wallMilliseconds: 1_000, peers: [])
         #expect(reader.writer("a", isLive: false) == [presence])
         #expect(reader.writer("a", isLive: false).isEmpty, "already departed")
         #expect(reader.writer("a", isLive: true) == [presence])

@@ -184,7 +184,7 @@ struct NodeRuleTests {
         let entry = Entry(
             key: "k", value: [1], version: Version(timestamp: HybridTimestamp(milliseconds: 1_800_000_000_000, logical: 1), origin: "b"))
         let effects = node.receive(
-            [.replication(.push(entries: [entry], hops: 1, acknowledge: false))], from: Self.b, at: Self.time(0))
+            [.replication(.push(entries: [entry], relay: .none, acknowledge: false))], from: Self.b, at: Self.time(0))
         #expect(Self.timers(effects) == [.save])
         #expect(!effects.contains { if case .store = $0 { true } else { false } }, "not saved at once")
         let flushed = node.timerFired(.save, at: Self.time(5))

@@ -6,25 +6,36 @@ struct ReplicationTests {
     static func peer(_ index: Int) -> NodeAddress { NodeAddress(ip: [10, 0, 0, UInt8(index)], port: 7946) }
     static let peers = (2...9).map(peer)
 
-    static func pushes(_ directives: [ReplicationDirective]) -> [(entries: [Entry], hops: Int, to: NodeAddress)] {
-        directives.compactMap { if case .push(let entries, let hops, _, _, let to) = $0 { (entries, hops, to) } else { nil } }
+    static func pushes(_ directives: [ReplicationDirective]) -> [(entries: [Entry], relay: PushRelay, to: NodeAddress)] {
+        directives.compactMap { if case .push(let entries, let relay, _, _, let to) = $0 { (entries, relay, to) } else { nil } }
+    }
+
+    /// A machine at `peer(index)` on the ring, pushing down the tree above `directPushLimit` 1.
+    static func treeNode(_ name: String, at index: Int, seed: UInt64) -> Replication {
+        var settings = ReplicationSettings()
+        settings.directPushLimit = 1
+        var node = Replication(localName: name, settings: settings, seed: seed)
+        node.localAddress = peer(index)
+        return node
     }
 
     @Test func localWrite_inASmallSwarm_goesStraightToEveryPeer_unrelayed() throws {
         var node = Replication(localName: "a", seed: 1)
         let (entry, out) = try node.write(key: "k", value: [1], wallMilliseconds: 1_000, peers: Self.peers)
         #expect(Set(Self.pushes(out).map(\.to)) == Set(Self.peers))
-        #expect(Self.pushes(out).allSatisfy { $0.entries == [entry] && $0.hops == Replication.unrelayedHops })
+        #expect(Self.pushes(out).allSatisfy { $0.entries == [entry] && $0.relay == .none })
     }
 
-    @Test func localWrite_isPushedToFanoutPeers() throws {
-        var settings = ReplicationSettings()
-        settings.directPushLimit = 1
-        var node = Replication(localName: "a", settings: settings, seed: 1)
+    @Test func localWrite_inALargeSwarm_goesToTheHeadsOfFanoutRangesOfTheRing() throws {
+        var node = Self.treeNode("a", at: 1, seed: 1)
         let (entry, out) = try node.write(key: "k", value: [1], wallMilliseconds: 1_000, peers: Self.peers)
         let pushed = Self.pushes(out)
-        #expect(pushed.count == 3 && Set(pushed.map(\.to)).count == 3)
-        #expect(pushed.allSatisfy { $0.entries == [entry] && $0.hops == 0 })
+        // Peers 2…9 after 1 on the ring, in three ranges: 2–3, 4–6, 7–9 (back to the writer).
+        #expect(pushed.map(\.to) == [Self.peer(2), Self.peer(4), Self.peer(7)])
+        #expect(pushed.map(\.relay) == [.range(end: Self.peer(4)), .range(end: Self.peer(7)), .range(end: Self.peer(1))])
+        #expect(pushed.allSatisfy { $0.entries == [entry] })
+        #expect(out.contains(.startRelayTimer(after: .milliseconds(20))))
+        #expect(node.relaysAwaitingConfirmation == 3)
         #expect(node.read("k", wallMilliseconds: 1_000) == entry)
     }
 
@@ -40,25 +51,77 @@ struct ReplicationTests {
         #expect(node.store.entries.isEmpty)
     }
 
-    @Test func newsIsRelayedWithOneMoreHop_oldNewsIsNot() throws {
-        var writer = Replication(localName: "a", seed: 1)
-        var relay = Replication(localName: "b", seed: 2)
+    @Test func aTreePush_isConfirmed_andRelayedOverItsRangeOnce() throws {
+        var writer = Self.treeNode("a", at: 1, seed: 1)
+        var relay = Self.treeNode("e", at: 4, seed: 2)
         let (entry, _) = try writer.write(key: "k", value: [1], wallMilliseconds: 1_000, peers: Self.peers)
-        let first = relay.receivePush([entry], hops: 0, from: Self.peer(1), wallMilliseconds: 1_000, peers: Self.peers)
-        let relayed = Self.pushes(first)
-        #expect(relayed.count == 3 && relayed.allSatisfy { $0.hops == 1 && $0.to != Self.peer(1) })
+        let ring = [Self.peer(1)] + Self.peers
+        // Node 4 relays 5 and 6 (its range ends at 7).
+        let first = relay.receivePush([entry], relay: .range(end: Self.peer(7)), from: Self.peer(1), wallMilliseconds: 1_000, peers: ring)
+        #expect(first.contains(.confirmRelay(entry.version, to: Self.peer(1))))
         #expect(first.contains(.applied([entry])))
-        #expect(relay.receivePush([entry], hops: 0, from: Self.peer(3), wallMilliseconds: 1_000, peers: Self.peers).isEmpty)
+        #expect(Self.pushes(first).map(\.to) == [Self.peer(5), Self.peer(6)])
+        #expect(Self.pushes(first).map(\.relay) == [.range(end: Self.peer(6)), .range(end: Self.peer(7))])
+        // The same push again (our confirmation was lost): confirmed again, not relayed again.
+        let again = relay.receivePush([entry], relay: .range(end: Self.peer(7)), from: Self.peer(1), wallMilliseconds: 1_001, peers: ring)
+        #expect(again == [.confirmRelay(entry.version, to: Self.peer(1))])
+        // A push over a stream was delivered for sure: no confirmation.
+        var streamed = Self.treeNode("f", at: 5, seed: 3)
+        let viaStream = streamed.receivePush(
+            [entry], relay: .range(end: Self.peer(6)), from: Self.peer(4), viaStream: true, wallMilliseconds: 1_000, peers: ring)
+        #expect(!viaStream.contains { if case .confirmRelay = $0 { true } else { false } })
+        // A direct push is neither confirmed nor relayed.
+        var direct = Self.treeNode("g", at: 6, seed: 4)
+        let plain = direct.receivePush([entry], from: Self.peer(1), wallMilliseconds: 1_000, peers: ring)
+        #expect(plain == [.applied([entry])])
     }
 
-    @Test func relayingStopsAtTheHopBound() throws {
-        var writer = Replication(localName: "a", seed: 1)
-        var relay = Replication(localName: "b", seed: 2)
-        let (entry, _) = try writer.write(key: "k", value: [1], wallMilliseconds: 1_000, peers: [])
-        let limit = Replication.hopLimit(swarmSize: Self.peers.count + 1, fanout: 3)
-        let out = relay.receivePush([entry], hops: limit, from: Self.peer(1), wallMilliseconds: 1_000, peers: Self.peers)
-        #expect(Self.pushes(out).isEmpty)
-        #expect(relay.read("k", wallMilliseconds: 1_000) == entry, "still applied")
+    @Test func anUnconfirmedRelay_isSentAgain_thenItsRangeIsHandedToTheNextMember_andTheChildKeepsItsCopy() throws {
+        var writer = Self.treeNode("a", at: 1, seed: 1)
+        let (entry, _) = try writer.write(key: "k", value: [1], wallMilliseconds: 1_000, peers: Self.peers)
+        writer.relayConfirmed(entry.version, by: Self.peer(2))
+        writer.relayConfirmed(entry.version, by: Self.peer(7))
+        #expect(writer.relaysAwaitingConfirmation == 1, "peer 4 stays silent")
+        #expect(Self.pushes(writer.relayTimerFired(peers: Self.peers, wallMilliseconds: 1_010)).isEmpty, "not yet due")
+        var sent: [(to: NodeAddress, relay: PushRelay)] = []
+        var now: UInt64 = 1_020
+        while writer.relaysAwaitingConfirmation > 0, now < 2_000 {
+            sent += Self.pushes(writer.relayTimerFired(peers: Self.peers, wallMilliseconds: now)).map { ($0.to, $0.relay) }
+            if sent.contains(where: { $0.to == Self.peer(5) }) { writer.relayConfirmed(entry.version, by: Self.peer(5)) }
+            now += 20
+        }
+        let toFour = sent.filter { $0.to == Self.peer(4) }
+        #expect(toFour.count == 9, "ten sends in all to the silent child")
+        #expect(toFour.prefix(2).allSatisfy { $0.relay == .range(end: Self.peer(7)) }, "the whole range at first")
+        #expect(toFour.dropFirst(2).allSatisfy { $0.relay == .range(end: Self.peer(5)) }, "then only itself")
+        #expect(sent.filter { $0.to == Self.peer(5) }.map(\.relay) == [.range(end: Self.peer(7))], "5 relays 4's range, once confirmed")
+        #expect(writer.relaysAwaitingConfirmation == 0)
+    }
+
+    @Test func theTreeReachesEveryMemberOnce_inLogFanoutHops_fromAnyWriter() {
+        var generator = SeededRandom(seed: 7)
+        var addresses = Set<NodeAddress>()
+        while addresses.count < 2_000 {
+            let bits = generator.next()
+            addresses.insert(NodeAddress(ip: [10, UInt8(truncatingIfNeeded: bits), UInt8(truncatingIfNeeded: bits >> 8), UInt8(truncatingIfNeeded: bits >> 16)], port: 7946))
+        }
+        let ring = addresses.sorted()
+        for writer in [ring[0], ring[999], ring[1_999]] {
+            var reached: [NodeAddress: Int] = [:]
+            var depth = 0
+            var frontier = AddressRing(ring, local: writer).children(until: nil, fanout: 3)
+            while !frontier.isEmpty {
+                depth += 1
+                var next: [(child: NodeAddress, end: NodeAddress)] = []
+                for (child, end) in frontier {
+                    reached[child, default: 0] += 1
+                    next += AddressRing(ring, local: child).children(until: end, fanout: 3)
+                }
+                frontier = next
+            }
+            #expect(reached.count == 1_999 && reached.values.allSatisfy { $0 == 1 } && reached[writer] == nil)
+            #expect(depth <= 8, "log3(2000) ≈ 6.9 hops, got \(depth)")
+        }
     }
 
     @Test func pullAntiEntropy_bringsAMissedWrite() throws {
@@ -81,23 +144,24 @@ struct ReplicationTests {
         fanoutOnly.directPushLimit = 1
         var writer = Replication(localName: "a", settings: fanoutOnly, seed: 1)
         var relay = Replication(localName: "b", seed: 2)
+        relay.localAddress = Self.peer(2)
         var last = Replication(localName: "c", seed: 3)
         let (entries, out) = try writer.write(
             [.init(key: "k", value: [1])], wallMilliseconds: 1_000, peers: [Self.peer(2)], awaitingReplicas: true)
         let version = entries[0].version
-        guard case .push(let pushed, let hops, true, _, _) = out.first else {
+        guard case .push(let pushed, let relayMode, true, _, _) = out.first(where: { if case .push = $0 { true } else { false } }) else {
             Issue.record("the push does not ask for acknowledgement: \(out)")
             return
         }
         #expect(writer.holders(of: [version], among: ["b", "c"]).isEmpty)
 
-        let atRelay = relay.receivePush(pushed, hops: hops, acknowledge: true, from: Self.peer(1), wallMilliseconds: 1_000, peers: [Self.peer(3)])
+        let atRelay = relay.receivePush(pushed, relay: relayMode, acknowledge: true, from: Self.peer(1), wallMilliseconds: 1_000, peers: [Self.peer(3)])
         #expect(atRelay.contains(.acknowledge([version], to: "a")))
         guard case .push(let relayed, let relayHops, true, _, _) = atRelay.first(where: { if case .push = $0 { true } else { false } }) else {
             Issue.record("the relay does not pass the acknowledgement request on")
             return
         }
-        let atLast = last.receivePush(relayed, hops: relayHops, acknowledge: true, from: Self.peer(2), wallMilliseconds: 1_000, peers: [])
+        let atLast = last.receivePush(relayed, relay: relayHops, acknowledge: true, from: Self.peer(2), wallMilliseconds: 1_000, peers: [])
         #expect(atLast.contains(.acknowledge([version], to: "a")))
 
         writer.receiveAcknowledgement([version], from: "b")
@@ -113,7 +177,7 @@ struct ReplicationTests {
         var reader = Replication(localName: "b", seed: 2)
         let (entry, out) = try writer.write(key: "k", value: [1], wallMilliseconds: 1_000, peers: [Self.peer(2)])
         #expect(out.allSatisfy { if case .push(_, _, false, _, _) = $0 { true } else { false } })
-        let atReader = reader.receivePush([entry], hops: 0, from: Self.peer(1), wallMilliseconds: 1_000, peers: [])
+        let atReader = reader.receivePush([entry], from: Self.peer(1), wallMilliseconds: 1_000, peers: [])
         #expect(!atReader.contains { if case .acknowledge = $0 { true } else { false } })
     }
 
@@ -142,7 +206,7 @@ struct ReplicationTests {
         var writer = Replication(localName: "a", seed: 1)
         let (entry, _) = try writer.write(key: "k", value: [1], wallMilliseconds: 1_000, peers: [])
         let out = writer.pushAgain([entry], to: [Self.peer(4)])
-        #expect(out == [.push([entry], hops: Replication.unrelayedHops, acknowledge: true, after: nil, to: Self.peer(4))])
+        #expect(out == [.push([entry], relay: .none, acknowledge: true, after: nil, to: Self.peer(4))])
     }
 
     @Test func chainedPushes_advanceTheDigest_untilAGap() throws {
@@ -155,25 +219,19 @@ struct ReplicationTests {
         }
         let first = try pushed("k1")
         #expect(first.after == nil, "a writer with no known history claims nothing")
-        _ = reader.receivePush(first.entries, hops: 255, after: first.after, from: Self.peer(1), wallMilliseconds: 1_000, peers: [])
+        _ = reader.receivePush(first.entries, after: first.after, from: Self.peer(1), wallMilliseconds: 1_000, peers: [])
         #expect(reader.store.digest["a"] == nil)
         // Anti-entropy once; from then on pushes keep the digest current by themselves.
         let answer = writer.answerPull(digest: reader.store.digest, from: "b")
         _ = reader.receivePullAnswer(entries: answer.entries, digest: answer.digest, from: "a", wallMilliseconds: 1_000)
         let second = try pushed("k2")
-        _ = reader.receivePush(second.entries, hops: 255, after: second.after, from: Self.peer(1), wallMilliseconds: 1_000, peers: [])
+        _ = reader.receivePush(second.entries, after: second.after, from: Self.peer(1), wallMilliseconds: 1_000, peers: [])
         #expect(reader.store.digest["a"] == second.entries[0].version.timestamp)
         _ = try pushed("k3")  // lost
         let fourth = try pushed("k4")
-        _ = reader.receivePush(fourth.entries, hops: 255, after: fourth.after, from: Self.peer(1), wallMilliseconds: 1_000, peers: [])
+        _ = reader.receivePush(fourth.entries, after: fourth.after, from: Self.peer(1), wallMilliseconds: 1_000, peers: [])
         #expect(reader.store.digest["a"] == second.entries[0].version.timestamp, "a gap stops the chain")
         #expect(writer.answerPull(digest: reader.store.digest, held: reader.store.heldSummary(), from: "b").entries.map(\.key) == ["k3"])
-    }
-
-    @Test func hopLimit_growsWithTheLogarithmOfTheSwarm() {
-        #expect(Replication.hopLimit(swarmSize: 5, fanout: 3) == 2)
-        #expect(Replication.hopLimit(swarmSize: 1_000, fanout: 3) == 6)
-        #expect(Replication.hopLimit(swarmSize: 100_000, fanout: 3) == 10)
     }
 
     @Test func pushPull_sendsBackWhatTheAnsweringPeerLacks() throws {
@@ -209,7 +267,7 @@ struct ReplicationTests {
     @Test func entriesFromTooFarInTheFuture_areIgnored() {
         var node = Replication(localName: "b", seed: 2)
         let future = Entry(key: "k", value: [1], version: Version(timestamp: HybridTimestamp(milliseconds: 10_000_000, logical: 0), origin: "a"))
-        _ = node.receivePush([future], hops: 0, from: Self.peer(1), wallMilliseconds: 1_000, peers: [])
+        _ = node.receivePush([future], from: Self.peer(1), wallMilliseconds: 1_000, peers: [])
         #expect(node.store.entries.isEmpty)
     }
 }
@@ -220,7 +278,7 @@ struct EphemeralTests {
         var reader = Replication(localName: "b", seed: 2)
         let (presence, _) = try writer.write(key: "presence/a", value: [1], ephemeral: true, wallMilliseconds: 1_000, peers: [])
         let (durable, _) = try writer.write(key: "config", value: [2], wallMilliseconds: 1_000, peers: [])
-        _ = reader.receivePush([presence, durable], hops: 0, from: ReplicationTests.peer(1), wallMilliseconds: 1_000, peers: [])
+        _ = reader.receivePush([presence, durable], from: ReplicationTests.peer(1), wallMilliseconds: 1_000, peers: [])
         #expect(reader.read("presence/a", wallMilliseconds: 1_000) == presence)
         reader.writer("a", isLive: false)
         #expect(reader.read("presence/a", wallMilliseconds: 1_000) == nil)

@@ -60,6 +60,7 @@ struct SimulationTests {
             $0.partitionFraction = 0.3
             $0.partitionAtMilliseconds = 0
             $0.healAtMilliseconds = 4_000
+            $0.firstUpdateMilliseconds = 50  // after the cut (a write at 0 ms goes out before it)
             $0.updates = 4
             $0.rounds = 10
         }

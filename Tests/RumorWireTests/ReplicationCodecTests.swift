@@ -15,9 +15,10 @@ struct ReplicationCodecTests {
     static let held = ["n1": [HybridTimestamp(milliseconds: 7, logical: 0), HybridTimestamp(milliseconds: 9, logical: 1)]]
 
     @Test(arguments: [
-        ReplicationFrame.push(entries: entries, hops: 3, acknowledge: false),
-        .push(entries: [], hops: 0, acknowledge: true),
-        .push(entries: [entries[0]], hops: 255, acknowledge: true, after: HybridTimestamp(milliseconds: 4, logical: 9)),
+        ReplicationFrame.push(entries: entries, relay: .range(end: NodeAddress(ip: [10, 0, 0, 7], port: 7946)), acknowledge: false),
+        .push(entries: [], relay: .none, acknowledge: true),
+        .push(entries: [], relay: .range(end: NodeAddress(ip: Array(repeating: 0xfe, count: 16), port: 65535)), acknowledge: false),
+        .push(entries: [entries[0]], relay: .none, acknowledge: true, after: HybridTimestamp(milliseconds: 4, logical: 9)),
         .pullRequest(from: "n1", digest: digest, held: held),
         .pullRequest(from: "", digest: [:], held: [:]),
         .pullAnswer(from: "n2", entries: entries, digest: digest, held: held),
@@ -40,7 +41,7 @@ struct ReplicationCodecTests {
     }
 
     @Test func hugeCountsAreRejectedBeforeAllocating() {
-        // push, hops 0, flags 0, count = 2^63 as a varint
+        // push, reserved 0, flags 0, count = 2^63 as a varint
         let bytes: [UInt8] = [0x52, 0x4B, 1, 1, 0, 0] + Array(repeating: 0xff, count: 8) + [0x7f]
         #expect(throws: WireError.self) { try ReplicationCodec.decode(bytes) }
     }
@@ -68,7 +69,7 @@ struct ReplicationCodecTests {
         ]
         #expect(throws: WireError(.malformed, "entry without a key")) { try ReplicationCodec.decode(crash) }
         let tombstone = Entry(key: "k", value: nil, version: Version(timestamp: .zero, origin: "w"))
-        let frame = ReplicationFrame.push(entries: [tombstone, tombstone], hops: 0, acknowledge: false)
+        let frame = ReplicationFrame.push(entries: [tombstone, tombstone], relay: .none, acknowledge: false)
         #expect(try ReplicationCodec.decode(ReplicationCodec.encode(frame)) == frame, "the smallest entries still decode")
     }
 }

@@ -97,7 +97,9 @@ class Cluster:
             address = f"{self.network.addresses[index]}:7946"
             for kind, flags in (("udp", "-Huanp"), ("tcp", "-Htlnp")):
                 listing = subprocess.run(self.network.command(index, "ss", flags), capture_output=True, text=True).stdout
-                ours = [line.split()[3] for line in listing.splitlines() if '"rumor"' in line]
+                # By pid: `rumor agent` runs as the `rumor-agent` executable (exec keeps the pid).
+                pid = f"pid={self.agents[index].pid},"
+                ours = [line.split()[3] for line in listing.splitlines() if pid in line]
                 ours = [local for local in ours if local != "127.0.0.1:7373"]  # the API
                 if ours != [address]:
                     wrong.append(f"h{index} {kind}: {ours}")

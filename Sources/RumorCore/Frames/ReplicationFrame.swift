@@ -1,11 +1,12 @@
 /// A key-value replication frame. Frames ride inside memberlist user messages: pushes in UDP
 /// packets (or a stream when large), pulls and their answers on a stream.
 public enum ReplicationFrame: Sendable, Hashable {
-    /// Entries spreading by rumor mongering; `acknowledge` asks every node that gets them to
-    /// report back to the writer (for `put --wait`).
+    /// Fresh entries: a writer's push, a relay over the broadcast tree (see `PushRelay`) or a
+    /// repair; `acknowledge` asks every node that gets them to report back to the writer (for
+    /// `put --wait`).
     /// `after`: every entry has the same writer, and the frame holds all of that writer's writes
     /// after this timestamp (so a receiver holding everything up to it may advance its digest).
-    case push(entries: [Entry], hops: Int, acknowledge: Bool, after: HybridTimestamp? = nil)
+    case push(entries: [Entry], relay: PushRelay, acknowledge: Bool, after: HybridTimestamp? = nil)
     /// Node `from` asks for what its digest shows missing, less the writes it `held` beyond it.
     case pullRequest(from: String, digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]])
     /// Node `from` answers a pull with the missing entries, its own digest and held writes
@@ -13,4 +14,15 @@ public enum ReplicationFrame: Sendable, Hashable {
     case pullAnswer(from: String, entries: [Entry], digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]])
     /// Node `from` holds these versions (or newer writes of the same keys).
     case acknowledgement(from: String, versions: [Version])
+}
+
+/// What the receiver of a push does with it besides merging it.
+public enum PushRelay: Sendable, Hashable {
+    /// Nothing: a writer's direct push to every peer, or a repair.
+    case none
+    /// Relay it down the broadcast tree: the receiver confirms receipt to the sender (an
+    /// `acknowledgement` of the first entry) and passes the entries to the members that follow
+    /// it on the address ring, up to `end` (exclusive), split into `fanout` equal ranges whose
+    /// first members relay their range in turn (`Replication.treeRelays`).
+    case range(end: NodeAddress)
 }

@@ -87,6 +87,9 @@ extension Node {
         case .pullRetry:
             let peers = replicationPeers()
             return effects(of: replication.pullRetryTimerFired(peers: peers), at: time)
+        case .relayRetry:
+            let peers = replicationPeers()
+            return effects(of: replication.relayTimerFired(peers: peers, wallMilliseconds: time.wallMilliseconds), at: time)
         case .replicaWaits:
             replicaWaitTimerArmed = false
             var out = checkReplicaWaits(repairing: true, at: time)

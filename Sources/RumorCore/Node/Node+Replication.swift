@@ -8,12 +8,12 @@ extension Node {
         -> [NodeEffect]
     {
         switch frame {
-        case .push(let entries, let hops, let acknowledge, let after):
+        case .push(let entries, let relay, let acknowledge, let after):
             counters.add(.replicationPushesReceived)
             let peers = replicationPeers()
             return effects(
                 of: replication.receivePush(
-                    entries, hops: hops, acknowledge: acknowledge, after: after, from: sender,
+                    entries, relay: relay, acknowledge: acknowledge, after: after, from: sender, viaStream: viaStream,
                     wallMilliseconds: time.wallMilliseconds, peers: peers),
                 at: time)
         case .pullRequest(let peer, let digest, let held):
@@ -36,6 +36,7 @@ extension Node {
         case .acknowledgement(let peer, let versions):
             counters.add(.replicationAcknowledgementsReceived)
             replication.receiveAcknowledgement(versions, from: peer)
+            if !viaStream, let first = versions.first { replication.relayConfirmed(first, by: sender) }
             return checkReplicaWaits(at: time)
         case .pullAnswer(let peer, let entries, let digest, let held):
             return receivePullAnswer(
@@ -74,10 +75,15 @@ extension Node {
         out.reserveCapacity(directives.count)
         for directive in directives {
             switch directive {
-            case .push(let entries, let hops, let acknowledge, let after, let address):
+            case .push(let entries, let relay, let acknowledge, let after, let address):
                 counters.add(.replicationPushesSent)
-                let frame = ReplicationFrame.push(entries: entries, hops: hops, acknowledge: acknowledge, after: after)
+                let frame = ReplicationFrame.push(entries: entries, relay: relay, acknowledge: acknowledge, after: after)
                 out.append(.send(.replication(frame), to: address))
+            case .confirmRelay(let version, let address):
+                counters.add(.replicationRelaysConfirmed)
+                out.append(.send(.replication(.acknowledgement(from: name, versions: [version])), to: address))
+            case .startRelayTimer(let delay):
+                out.append(.startTimer(.relayRetry, after: delay))
             case .acknowledge(let versions, let writer):
                 guard let member = membership.members[writer], member.state == .alive else { continue }
                 counters.add(.replicationAcknowledgementsSent)

@@ -88,6 +88,7 @@ public struct Node: Sendable {
             seed: seeds.membership, now: time.now)
         self.replication = Replication(
             localName: name, settings: settings.replication, seed: seeds.replication, restoring: saved.store)
+        self.replication.localAddress = address
         self.changes = saved.changes
         self.lastSynced = saved.lastSynced
         self.pushPullLimiter = RateLimiter(burst: settings.pushPullBurst, perSecond: settings.pushPullPerSecond)

@@ -5,6 +5,7 @@ public enum NodeCounter: Int, Sendable, CaseIterable {
     case replicationPushesReceived
     case replicationAcknowledgementsSent
     case replicationAcknowledgementsReceived
+    case replicationRelaysConfirmed
     case replicationPullsSent
     case replicationPullsAnswered
     case replicationPullsCompleted
@@ -36,6 +37,7 @@ public enum NodeCounter: Int, Sendable, CaseIterable {
         "replication_pushes_received",
         "replication_acknowledgements_sent",
         "replication_acknowledgements_received",
+        "replication_relays_confirmed",
         "replication_pulls_sent",
         "replication_pulls_answered",
         "replication_pulls_completed",

@@ -56,6 +56,8 @@ public enum NodeTimer: Sendable, Hashable {
     case antiEntropy
     /// Pull again from another peer if this round's pull is still unanswered.
     case pullRetry
+    /// Send again the tree relays whose child has not confirmed them.
+    case relayRetry
     /// Complete, fail or repair the writes awaited by `put --wait`.
     case replicaWaits
     /// Stop waiting for the leave announcement to spread.
