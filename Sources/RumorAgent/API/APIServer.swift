@@ -36,7 +36,10 @@ public struct APIServer: Service {
         let control = self.control
         // Open watches would hold the server's graceful shutdown forever: end them first.
         try await withGracefulShutdownHandler {
-            try await application.runService()
+            // `run()`, not `runService()`: the latter runs its own service group with SIGTERM and SIGINT
+            // handlers, which could stop the server before our group began its ordered shutdown (the
+            // group then failed with "a service has finished unexpectedly" and the agent exited 1).
+            try await application.run()
         } onGracefulShutdown: {
             Task { await control.endWatches() }
         }

@@ -102,10 +102,10 @@ public struct KeyValueStore: Sendable, Hashable {
     public func delta(since peerDigest: [String: HybridTimestamp], held peerHeld: [String: [HybridTimestamp]] = [:]) -> [Entry] {
         var out: [Entry] = []
         for (origin, writes) in index {
-            let held = peerHeld[origin].map(Set.init)
+            let held = peerHeld[origin] ?? []
             for (timestamp, key) in writes.after(peerDigest[origin]) {
                 guard let entry = entries[key], entry.version.timestamp == timestamp, entry.version.origin == origin,
-                    held?.contains(timestamp) != true
+                    !Self.sortedContains(held, timestamp)
                 else { continue }
                 out.append(entry)
             }
@@ -113,8 +113,21 @@ public struct KeyValueStore: Sendable, Hashable {
         return out
     }
 
+    /// Whether `sorted` (ascending, as `heldSummary` gives it) holds `timestamp`.
+    private static func sortedContains(_ sorted: [HybridTimestamp], _ timestamp: HybridTimestamp) -> Bool {
+        var low = 0
+        var high = sorted.count
+        while low < high {
+            let middle = (low + high) / 2
+            if sorted[middle] < timestamp { low = middle + 1 } else { high = middle }
+        }
+        return low < sorted.count && sorted[low] == timestamp
+    }
+
     /// `heldBeyondDigest` for a pull request: at most `limit` timestamps, the newest first.
     public func heldSummary(limit: Int = 1024) -> [String: [HybridTimestamp]] {
+        if heldBeyondDigest.isEmpty { return [:] }
+        if heldBeyondDigest.values.reduce(0, { $0 + $1.count }) <= limit { return heldBeyondDigest.mapValues { $0.sorted() } }
         var all = heldBeyondDigest.flatMap { origin, stamps in stamps.map { (origin, $0) } }
         if all.count > limit {
             all.sort { $0.1 > $1.1 }
