@@ -103,9 +103,13 @@ public struct KeyValueStore: Sendable, Hashable {
         var out: [Entry] = []
         for (origin, writes) in index {
             let held = peerHeld[origin] ?? []
-            for (timestamp, key) in writes.after(peerDigest[origin]) {
-                guard let entry = entries[key], entry.version.timestamp == timestamp, entry.version.origin == origin,
-                    !Self.sortedContains(held, timestamp)
+            let missing = writes.after(peerDigest[origin])
+            // Usually the peer holds all of them (pushes arrive ahead of the digest): skip the
+            // writer without touching a key.
+            if missing.count <= held.count, missing.allSatisfy({ Self.sortedContains(held, $0.timestamp) }) { continue }
+            for position in missing where !Self.sortedContains(held, position.timestamp) {
+                guard let entry = entries[position.key], entry.version.timestamp == position.timestamp,
+                    entry.version.origin == origin
                 else { continue }
                 out.append(entry)
             }
