@@ -47,6 +47,10 @@ struct AgentCommand: AsyncParsableCommand {
     var meta: [String] = []
     @Option(name: .customLong("tombstone-grace"), help: "How long deletes are remembered, e.g. 24h (env RUMOR_TOMBSTONE_GRACE).")
     var tombstoneGrace: String?
+    @Option(
+        name: .customLong("direct-push-limit"),
+        help: "Swarms up to this many nodes get writes straight from the writer; larger ones down the broadcast tree (env RUMOR_DIRECT_PUSH_LIMIT; default 64).")
+    var directPushLimit: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (env RUMOR_LOG_LEVEL).")
     var logLevel: String?
     @Flag(help: "Report startup errors as JSON.")
@@ -137,6 +141,14 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.meta = Array(metaPairs.joined(separator: ",").utf8)
         if let grace = value(tombstoneGrace, "RUMOR_TOMBSTONE_GRACE") {
             configuration.replication.tombstoneGrace = .milliseconds(Int64(try parseDuration(grace) * 1000))
+        }
+        if let limit = value(directPushLimit, "RUMOR_DIRECT_PUSH_LIMIT") {
+            guard let count = Int(limit), count >= 1 else {
+                throw AgentError(
+                    code: .badArguments, message: "--direct-push-limit '\(limit)' is not a positive count",
+                    hint: "e.g. --direct-push-limit 64")
+            }
+            configuration.replication.directPushLimit = count
         }
         try configuration.validate()
         return configuration

@@ -282,3 +282,24 @@ def test_put_wait_rejects_bad_arguments(swarm):
     assert http(agent, "GET", "/v1/kv/list")["data"]["entries"] == [], "nothing written"
     alone = json.loads(agent.cli("put", "k", "v", "--wait", "all").stdout)["data"]
     assert alone["replicas"] == ["solo"], "a lone node is all the live nodes"
+
+
+def test_writes_go_down_the_broadcast_tree_with_confirmations(swarm):
+    """Above --direct-push-limit a write goes down the broadcast tree: every node has it within
+    milliseconds (anti-entropy would take up to a second), and relays are confirmed."""
+    seed = swarm.agent("t0", extra=["--direct-push-limit", "2"])
+    agents = [seed] + [swarm.agent(f"t{i}", join=[seed.address], extra=["--direct-push-limit", "2"]) for i in range(1, 8)]
+    wait_until(lambda: all(len(a.members()) == 8 for a in agents), 20, "all 8 see each other")
+    latencies = []
+    for index in range(10):
+        key = f"tree/{index}"
+        start = time.monotonic()
+        put(agents[index % 8], key, "v")
+        wait_until(lambda: all((get(a, key) or {}).get("value") == "v" for a in agents), 5, f"{key} on all 8")
+        latencies.append(time.monotonic() - start)
+    confirmed = sum(a.info()["counters"].get("replication_relays_confirmed", 0) for a in agents)
+    assert confirmed > 0, "no tree relay was confirmed: the writes did not go down the tree"
+    latencies.sort()
+    measure("tree_put_visible_on_8_p90", latencies[8])
+    # Polling 8 agents over HTTP costs tens of ms; anti-entropy alone would need up to a second.
+    assert latencies[8] < 0.5, latencies
