@@ -63,7 +63,7 @@ def svg(series, path):
         parts.append(f'<polyline points="{coords}" fill="none" stroke="{color}" stroke-width="2"/>')
         for n, ms in points.items():
             parts.append(f'<circle cx="{x(n):.1f}" cy="{y(ms):.1f}" r="3" fill="{color}"/>')
-        parts.append(f'<text x="{left + 10}" y="{top + 16 + 16 * index}" fill="{color}">{label}</text>')
+        parts.append(f'<text x="{left + 10}" y="{top + 82 + 16 * index}" fill="{color}">{label}</text>')
     parts.append("</svg>")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text("\n".join(parts) + "\n")

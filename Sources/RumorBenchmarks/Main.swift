@@ -85,7 +85,7 @@ struct Benchmarks {
         let frame = ReplicationCodec.encode(.pullAnswer(from: "node-1", entries: entries, digest: ["node-0": entry.version.timestamp], held: [:]))
         var count = 0
         for _ in 0..<500 {
-            if case .pullAnswer(_, let decoded, _, _) = try? ReplicationCodec.decode(frame) { count += decoded.count }
+            if case .pullAnswer(_, let decoded, _, _, _) = try? ReplicationCodec.decode(frame) { count += decoded.count }
         }
         blackHole(count)
         return (count, "entries")

@@ -2,7 +2,8 @@ import RumorCore
 
 /// Encodes and decodes replication frames:
 /// `"RK" version(1) kind(1) body`, with unsigned LEB128 lengths and counts, big-endian
-/// timestamps. Bodies: push `reserved(1) flags(1, bit0 acknowledge, bit1 after, bit2 range) [after(8)]
+/// timestamps. Pull requests and answers may end with the sender's store fingerprint (8 bytes).
+/// Bodies: push `reserved(1) flags(1, bit0 acknowledge, bit1 after, bit2 range) [after(8)]
 /// [range end: iplength(1) ip port(2)] entries`; pull request
 /// `from digest held`; pull answer `from digest held entries`; acknowledgement
 /// `from count (timestamp(8) origin)*`. `held` is `count (origin count timestamp(8)*)*`.
@@ -34,17 +35,19 @@ public enum ReplicationCodec {
                 out.append(UInt8(end.port & 0xFF))
             }
             writeEntries(entries, into: &out)
-        case .pullRequest(let from, let digest, let held):
+        case .pullRequest(let from, let digest, let held, let fingerprint):
             out.append(2)
             writeBytes(Array(from.utf8), into: &out)
             writeDigest(digest, into: &out)
             writeHeld(held, into: &out)
-        case .pullAnswer(let from, let entries, let digest, let held):
+            if let fingerprint { writeUInt64(fingerprint, into: &out) }
+        case .pullAnswer(let from, let entries, let digest, let held, let fingerprint):
             out.append(3)
             writeBytes(Array(from.utf8), into: &out)
             writeDigest(digest, into: &out)
             writeHeld(held, into: &out)
             writeEntries(entries, into: &out)
+            if let fingerprint { writeUInt64(fingerprint, into: &out) }
         case .acknowledgement(let from, let versions):
             out.append(4)
             writeBytes(Array(from.utf8), into: &out)
@@ -87,9 +90,10 @@ public enum ReplicationCodec {
             var end = 0
             if case .range(let address) = relay { end = 3 + address.ip.count }
             return header + 2 + (after == nil ? 0 : 8) + end + entries(list)
-        case .pullRequest(let from, let summary, let extra): return header + bytes(from.utf8.count) + digest(summary) + held(extra)
-        case .pullAnswer(let from, let list, let summary, let extra):
-            return header + bytes(from.utf8.count) + digest(summary) + held(extra) + entries(list)
+        case .pullRequest(let from, let summary, let extra, let fingerprint):
+            return header + bytes(from.utf8.count) + digest(summary) + held(extra) + (fingerprint == nil ? 0 : 8)
+        case .pullAnswer(let from, let list, let summary, let extra, let fingerprint):
+            return header + bytes(from.utf8.count) + digest(summary) + held(extra) + entries(list) + (fingerprint == nil ? 0 : 8)
         case .acknowledgement(let from, let versions):
             return header + bytes(from.utf8.count) + versions.reduce(varint(versions.count)) { $0 + 8 + bytes($1.origin.utf8.count) }
         }
@@ -118,12 +122,16 @@ public enum ReplicationCodec {
         case 2:
             let from = try reader.readString()
             let digest = try readDigest(&reader)
-            frame = .pullRequest(from: from, digest: digest, held: try readHeld(&reader))
+            let held = try readHeld(&reader)
+            let fingerprint = reader.remaining >= 8 ? try reader.readUInt64() : nil
+            frame = .pullRequest(from: from, digest: digest, held: held, fingerprint: fingerprint)
         case 3:
             let from = try reader.readString()
             let digest = try readDigest(&reader)
             let held = try readHeld(&reader)
-            frame = .pullAnswer(from: from, entries: try readEntries(&reader), digest: digest, held: held)
+            let entries = try readEntries(&reader)
+            let fingerprint = reader.remaining >= 8 ? try reader.readUInt64() : nil
+            frame = .pullAnswer(from: from, entries: entries, digest: digest, held: held, fingerprint: fingerprint)
         case 4:
             let from = try reader.readString()
             let count = try reader.readCount(minimumItemBytes: 9)

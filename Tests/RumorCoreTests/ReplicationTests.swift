@@ -234,6 +234,27 @@ struct ReplicationTests {
         #expect(writer.answerPull(digest: reader.store.digest, held: reader.store.heldSummary(), from: "b").entries.map(\.key) == ["k3"])
     }
 
+    @Test func storesWithTheSameWrites_haveTheSameFingerprint_whateverTheOrder_andAPullBetweenThemSendsNothing() throws {
+        var writer = Replication(localName: "a", seed: 1)
+        var other = Replication(localName: "b", seed: 2)
+        var first: [Entry] = []
+        for key in ["k1", "k2", "k1", "k3"] {
+            first.append(try writer.write(key: key, value: [1], wallMilliseconds: 1_000, peers: []).entry)
+        }
+        _ = other.receivePush(first.reversed(), from: Self.peer(1), wallMilliseconds: 1_000, peers: [])
+        #expect(other.store.fingerprint == writer.store.fingerprint, "the overwritten k1 counts once, in any order")
+        #expect(writer.store.fingerprint != 0)
+        let answer = writer.answerPull(
+            digest: [:], held: [:], fingerprint: other.store.fingerprint, from: "b")
+        #expect(answer.entries.isEmpty, "same writes: no delta even with an empty digest")
+        let blind = writer.answerPull(digest: [:], from: "b")
+        #expect(blind.entries.count == 3, "without a fingerprint the digest decides")
+        let (extra, _) = try writer.write(key: "k4", value: [2], wallMilliseconds: 1_001, peers: [])
+        #expect(writer.store.fingerprint != other.store.fingerprint)
+        #expect(writer.answerPull(digest: other.store.digest, held: other.store.heldSummary(), fingerprint: other.store.fingerprint, from: "b")
+            .entries == [extra])
+    }
+
     @Test func pushPull_sendsBackWhatTheAnsweringPeerLacks() throws {
         var a = Replication(localName: "a", seed: 1)
         var b = Replication(localName: "b", seed: 2)

@@ -22,6 +22,9 @@ struct ReplicationCodecTests {
         .pullRequest(from: "n1", digest: digest, held: held),
         .pullRequest(from: "", digest: [:], held: [:]),
         .pullAnswer(from: "n2", entries: entries, digest: digest, held: held),
+        .pullRequest(from: "n1", digest: digest, held: held, fingerprint: 0xdead_beef_0123_4567),
+        .pullAnswer(from: "n2", entries: entries, digest: digest, held: held, fingerprint: .max),
+        .pullAnswer(from: "n2", entries: [], digest: [:], held: [:], fingerprint: 0),
         .acknowledgement(from: "n4", versions: entries.map(\.version)),
         .acknowledgement(from: "n4", versions: []),
     ])

@@ -8,10 +8,15 @@ public enum ReplicationFrame: Sendable, Hashable {
     /// after this timestamp (so a receiver holding everything up to it may advance its digest).
     case push(entries: [Entry], relay: PushRelay, acknowledge: Bool, after: HybridTimestamp? = nil)
     /// Node `from` asks for what its digest shows missing, less the writes it `held` beyond it.
-    case pullRequest(from: String, digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]])
+    /// `fingerprint`: of the versions it holds (`KeyValueStore.fingerprint`); a peer holding the
+    /// same answers with no entries without computing a delta.
+    case pullRequest(
+        from: String, digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]], fingerprint: UInt64? = nil)
     /// Node `from` answers a pull with the missing entries, its own digest and held writes
-    /// (also sent unsolicited as the push half of a push-pull exchange).
-    case pullAnswer(from: String, entries: [Entry], digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]])
+    /// (also sent unsolicited as the push half of a push-pull exchange), and its fingerprint.
+    case pullAnswer(
+        from: String, entries: [Entry], digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]],
+        fingerprint: UInt64? = nil)
     /// Node `from` holds these versions (or newer writes of the same keys).
     case acknowledgement(from: String, versions: [Version])
 }

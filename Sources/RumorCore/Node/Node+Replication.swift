@@ -16,7 +16,7 @@ extension Node {
                     entries, relay: relay, acknowledge: acknowledge, after: after, from: sender, viaStream: viaStream,
                     wallMilliseconds: time.wallMilliseconds, peers: peers),
                 at: time)
-        case .pullRequest(let peer, let digest, let held):
+        case .pullRequest(let peer, let digest, let held, let fingerprint):
             guard pullLimiter.allow(sender, now: time.now) else {
                 let burst = local.limits.pullBurst, rate = local.limits.pullPerSecond
                 return refused(
@@ -24,13 +24,14 @@ extension Node {
                     limit: "\(burst) at once, \(rate)/s per node")
             }
             counters.add(.replicationPullsAnswered)
-            let answer = replication.answerPull(digest: digest, held: held, from: peer)
+            let answer = replication.answerPull(digest: digest, held: held, fingerprint: fingerprint, from: peer)
             var out = checkReplicaWaits(at: time)
             // A datagram's source is the requester's socket, right even when our view of its
             // address is stale (it restarted on a new port).
             let replyTo = viaStream ? membership.members[peer]?.address ?? sender : sender
             let reply = ReplicationFrame.pullAnswer(
-                from: name, entries: answer.entries, digest: answer.digest, held: answer.held)
+                from: name, entries: answer.entries, digest: answer.digest, held: answer.held,
+                fingerprint: replication.store.fingerprint)
             out.append(.send(.replication(reply), to: replyTo))
             return out
         case .acknowledgement(let peer, let versions):
@@ -38,9 +39,10 @@ extension Node {
             replication.receiveAcknowledgement(versions, from: peer)
             if !viaStream, let first = versions.first { replication.relayConfirmed(first, by: sender) }
             return checkReplicaWaits(at: time)
-        case .pullAnswer(let peer, let entries, let digest, let held):
+        case .pullAnswer(let peer, let entries, let digest, let held, let fingerprint):
             return receivePullAnswer(
-                from: peer, at: viaStream ? nil : sender, entries: entries, digest: digest, held: held, time: time)
+                from: peer, at: viaStream ? nil : sender, entries: entries, digest: digest, held: held,
+                fingerprint: fingerprint, time: time)
         }
     }
 
@@ -48,7 +50,7 @@ extension Node {
     /// sync), else the push half of an exchange `peer` started.
     private mutating func receivePullAnswer(
         from peer: String, at source: NodeAddress?, entries: [Entry], digest: [String: HybridTimestamp],
-        held: [String: [HybridTimestamp]], time: NodeTime
+        held: [String: [HybridTimestamp]], fingerprint: UInt64?, time: NodeTime
     ) -> [NodeEffect] {
         var address = membership.members[peer]?.address
         if let source, pendingPulls[source] != nil { address = source }
@@ -56,7 +58,8 @@ extension Node {
         counters.add(solicited ? .replicationPullsCompleted : .replicationDeltasReceived)
         var out = effects(
             of: replication.receivePullAnswer(
-                entries: entries, digest: digest, held: held, from: peer, replyingTo: solicited ? address : nil,
+                entries: entries, digest: digest, held: held, fingerprint: fingerprint, from: peer,
+                replyingTo: solicited ? address : nil,
                 wallMilliseconds: time.wallMilliseconds),
             at: time)
         out += queueSave([], sequences: [:], digest: replication.store.digest)
@@ -95,7 +98,9 @@ extension Node {
                 }
                 pendingPulls[address] = time.now
                 counters.add(.replicationPullsSent)
-                out.append(.send(.replication(.pullRequest(from: name, digest: digest, held: held)), to: address))
+                let request = ReplicationFrame.pullRequest(
+                    from: name, digest: digest, held: held, fingerprint: replication.store.fingerprint)
+                out.append(.send(.replication(request), to: address))
             case .sendDelta(let entries, let digest, let address):
                 counters.add(.replicationDeltasSent)
                 out.append(

@@ -22,8 +22,23 @@ public struct KeyValueStore: Sendable, Hashable {
     /// what it returns rather than a scan of every key. Entries since overwritten or forgotten
     /// stay until `compactIndex` and are skipped.
     private var index: [String: WriterIndex] = [:]
+    /// A 64-bit digest of the set of winning versions (XOR of a hash of each): two stores with
+    /// the same fingerprint hold the same writes, so anti-entropy between them has nothing to
+    /// send. Kept up to date on every change.
+    public private(set) var fingerprint: UInt64 = 0
 
     public init() {}
+
+    /// The fingerprint contribution of one version: FNV-1a over the writer's name and the
+    /// timestamp, then a SplitMix64 finalizer (the same on every node and run, unlike `Hasher`).
+    static func fingerprint(of version: Version) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in version.origin.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        hash ^= version.timestamp.rawValue
+        hash = (hash ^ (hash >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        hash = (hash ^ (hash >> 27)) &* 0x94d0_49bb_1331_11eb
+        return hash ^ (hash >> 31)
+    }
 
     /// Equal when the entries and digest are; `heldBeyondDigest` is a transfer optimization.
     public static func == (lhs: Self, rhs: Self) -> Bool {
@@ -38,7 +53,10 @@ public struct KeyValueStore: Sendable, Hashable {
     /// Restores a store saved earlier (entries and digest as they were).
     public init(entries: some Sequence<Entry>, digest: [String: HybridTimestamp]) {
         for entry in entries {
-            self.entries[entry.key] = entry
+            if let replaced = self.entries.updateValue(entry, forKey: entry.key) {
+                fingerprint ^= Self.fingerprint(of: replaced.version)
+            }
+            fingerprint ^= Self.fingerprint(of: entry.version)
             index[entry.version.origin, default: WriterIndex()].insert(entry.version.timestamp, entry.key)
         }
         self.digest = digest
@@ -50,9 +68,11 @@ public struct KeyValueStore: Sendable, Hashable {
         if digest[entry.version.origin].map({ $0 < entry.version.timestamp }) ?? true {
             heldBeyondDigest[entry.version.origin, default: []].insert(entry.version.timestamp)
         }
-        if let current = entries[entry.key], current.version >= entry.version {
-            return false
+        if let current = entries[entry.key] {
+            if current.version >= entry.version { return false }
+            fingerprint ^= Self.fingerprint(of: current.version)
         }
+        fingerprint ^= Self.fingerprint(of: entry.version)
         entries[entry.key] = entry
         index[entry.version.origin, default: WriterIndex()].insert(entry.version.timestamp, entry.key)
         if index[entry.version.origin]!.count > 2 * entries.count + 1024 { compactIndex() }
@@ -157,7 +177,10 @@ public struct KeyValueStore: Sendable, Hashable {
             if let expiry = entry.expiresAtMilliseconds { return expiry < horizon }
             return false
         }
-        for entry in expired { entries[entry.key] = nil }
+        for entry in expired {
+            entries[entry.key] = nil
+            fingerprint ^= Self.fingerprint(of: entry.version)
+        }
         if !expired.isEmpty { compactIndex() }
         return expired.map(\.key)
     }

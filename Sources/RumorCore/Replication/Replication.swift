@@ -376,11 +376,13 @@ public struct Replication: Sendable {
 
     /// Answers `peer`'s pull: the entries its digest shows missing (less those it says it
     /// holds), and our digest and held writes.
-    public mutating func answerPull(digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]] = [:], from peer: String)
-        -> (entries: [Entry], digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]])
-    {
+    public mutating func answerPull(
+        digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]] = [:], fingerprint: UInt64? = nil,
+        from peer: String
+    ) -> (entries: [Entry], digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]]) {
         peerDigests[peer] = digest
-        return (store.delta(since: digest, held: held), store.digest, store.heldSummary())
+        let entries = fingerprint == store.fingerprint ? [] : store.delta(since: digest, held: held)
+        return (entries, store.digest, store.heldSummary())
     }
 
     /// Merges `peer`'s answer to our pull; afterwards we hold all the peer held. With
@@ -388,8 +390,8 @@ public struct Replication: Sendable {
     /// it lacks, making the exchange push-pull; a delta sent back that way is merged with
     /// `replyingTo: nil`, which ends the exchange.
     public mutating func receivePullAnswer(
-        entries: [Entry], digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]] = [:], from peer: String,
-        replyingTo address: NodeAddress? = nil, wallMilliseconds: UInt64
+        entries: [Entry], digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]] = [:],
+        fingerprint: UInt64? = nil, from peer: String, replyingTo address: NodeAddress? = nil, wallMilliseconds: UInt64
     ) -> [ReplicationDirective] {
         peerDigests[peer] = digest
         if address != nil { pullRetriesLeft = nil }
@@ -398,7 +400,7 @@ public struct Replication: Sendable {
         if let newest = digest.values.max() { try? clock.observe(newest, wallMilliseconds: wallMilliseconds) }
         store.acknowledge(digest)
         var out: [ReplicationDirective] = news.isEmpty ? [] : [.applied(news)]
-        if let address {
+        if let address, fingerprint != store.fingerprint {
             let missing = store.delta(since: digest, held: held)
             if !missing.isEmpty { out.append(.sendDelta(missing, digest: store.digest, to: address)) }
         }
