@@ -35,8 +35,9 @@ def log(message):
 
 
 class Cluster:
-    def __init__(self, network: Network, binary: str, workdir: Path):
+    def __init__(self, network: Network, binary: str, workdir: Path, direct_push_limit: int):
         self.network, self.binary, self.workdir = network, binary, workdir
+        self.direct_push_limit = direct_push_limit
         self.agents: dict[int, subprocess.Popen] = {}
         self.clients: list[subprocess.Popen] = []
         self.crashes: list[str] = []
@@ -45,7 +46,7 @@ class Cluster:
         host = self.network.addresses[index]
         seeds = [f"{address}:7946" for address in self.network.addresses[:2] if address != host]
         args = [self.binary, "agent", "--name", f"h{index}", "--bind", f"{host}:7946", "--api", "127.0.0.1:7373",
-                "--data-dir", str(self.workdir / f"data{index}")]
+                "--data-dir", str(self.workdir / f"data{index}"), "--direct-push-limit", str(self.direct_push_limit)]
         for seed in seeds:
             args += ["--join", seed]
         log_file = open(self.workdir / f"agent{index}.log", "ab")
@@ -128,12 +129,12 @@ class Cluster:
             client.wait(timeout=10)
 
 
-def run(duration: float, binary: str, keep: bool) -> dict:
+def run(duration: float, binary: str, keep: bool, direct_push_limit: int = 2) -> dict:
     rng = random.Random(int(os.environ.get("RUMOR_FAULT_SEED", "7")))
     workdir = Path(tempfile.mkdtemp(prefix="rumor-faults-"))
     network = Network(HOSTS)
-    cluster = Cluster(network, binary, workdir)
-    summary = {"hosts": HOSTS, "clients": len(CLIENTS), "faults": []}
+    cluster = Cluster(network, binary, workdir, direct_push_limit)
+    summary = {"hosts": HOSTS, "clients": len(CLIENTS), "direct_push_limit": direct_push_limit, "faults": []}
     try:
         for index in range(HOSTS):
             cluster.start_agent(index)
@@ -259,12 +260,15 @@ def main():
     parser.add_argument("--duration", type=float, default=150, help="seconds of faults before the final check")
     parser.add_argument("--binary", default=os.environ.get("RUMOR_BIN", str(ROOT / ".build/release/rumor")))
     parser.add_argument("--keep", action="store_true", help="keep logs and data directories")
+    parser.add_argument("--direct-push-limit", type=int, default=2,
+                        help="the agents' --direct-push-limit: 2 (the default) sends every write of the 5 agents down "
+                             "the broadcast tree, the path large swarms take; 64 tests direct push")
     arguments = parser.parse_args()
     problems = require_root_tools()
     if problems:
         print("cannot run the fault suite: " + "; ".join(problems), file=sys.stderr)
         sys.exit(2)
-    summary = run(arguments.duration, str(Path(arguments.binary).resolve()), arguments.keep)
+    summary = run(arguments.duration, str(Path(arguments.binary).resolve()), arguments.keep, arguments.direct_push_limit)
     print(json.dumps(summary, indent=2))
     sys.exit(0 if summary["passed"] else 1)
 
