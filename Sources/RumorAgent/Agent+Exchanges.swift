@@ -14,6 +14,10 @@ extension Agent {
             counters.add("packets_sent")
             counters.add("bytes_sent", UInt64(bytes.count))
         case .stream(let message):
+            guard message.count <= GossipCodec.maximumStreamBytes else {
+                refusedToSend(bytes: message.count, to: address)
+                return
+            }
             let timeout = TimeAmount.nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped)
             let group = self.group
             Task {

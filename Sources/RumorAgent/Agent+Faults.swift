@@ -19,10 +19,20 @@ extension Agent {
     func streamFailed(_ error: Error, from peer: SocketAddress?) {
         if let wireError = error as? WireError {
             dropped(wireError, from: peer)
+        } else if case .tooLarge = error as? StreamTransportError {
+            dropped(WireError(.tooLarge, "a stream message over \(GossipCodec.maximumStreamBytes) bytes"), from: peer)
         } else {
             counters.add("streams_failed")
             logger.debug("stream failed", metadata: ["peer": "\(peer.map { "\($0)" } ?? "?")", "error": "\(error)"])
         }
+    }
+
+    /// A message for `peer` larger than any stream may carry: refused here, before the peer would
+    /// refuse it, and logged (once per peer) with its size, so a state too large to send in one
+    /// piece is seen in the log and not only in a counter.
+    func refusedToSend(bytes: Int, to peer: NodeAddress) {
+        counters.add("replication_too_large_to_send")
+        logThrottle.tooLargeToSend(bytes: bytes, limit: GossipCodec.maximumStreamBytes, to: "\(peer)", logger: logger)
     }
 
     func dropped(_ error: Error, from peer: SocketAddress?) {

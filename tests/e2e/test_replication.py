@@ -303,3 +303,18 @@ def test_writes_go_down_the_broadcast_tree_with_confirmations(swarm):
     measure("tree_put_visible_on_8_p90", latencies[8])
     # Polling 8 agents over HTTP costs tens of ms; anti-entropy alone would need up to a second.
     assert latencies[8] < 0.5, latencies
+
+
+def test_a_state_too_large_for_one_message_fails_loudly(swarm):
+    """Until catch-up is paged (issue 11), a state over the 20 MiB stream limit cannot reach a
+    joiner in one anti-entropy answer: the sender must say so in its log, with sizes, not only
+    count it."""
+    seed = swarm.agent("big")
+    entries = [{"key": f"k/{i:07d}", "value": "x" * 100} for i in range(220_000)]
+    assert http(seed, "POST", "/v1/kv/batch", {"entries": entries})["data"]["written"] == 220_000
+    swarm.agent("joiner", join=[seed.address])
+    wait_until(lambda: "not sending a replication message larger than a stream may carry" in seed.log_path.read_text(),
+               20, "the seed logs the message it cannot send")
+    line = next(l for l in seed.log_path.read_text().splitlines() if "larger than a stream may carry" in l)
+    assert "bytes=" in line and "limit=20971520" in line, line
+    assert seed.info()["counters"].get("replication_too_large_to_send", 0) >= 1

@@ -32,6 +32,7 @@ struct LogThrottle: Sendable {
         "decrypt": "ignoring traffic no installed key decrypts (wrong key?)",
         "not_encrypted": "ignoring unencrypted traffic (this swarm is encrypted)",
         "encrypted": "ignoring encrypted traffic (this node has no keyring; start it with --encrypt)",
+        "too_large": "refusing a message over the size limit (a replicated state too large for one message cannot reach this node that way)",
     ]
 
     /// Logs dropped input: a warning once per host for the reasons above, debug otherwise.
@@ -45,6 +46,14 @@ struct LogThrottle: Sendable {
         if warned.insert("\(reason) \(host)").inserted {
             logger.warning("\(warning)", metadata: ["peer": "\(peerText)", "swarm": "\(swarm)", "error": "\(error)"])
         }
+    }
+
+    /// Logs a message not sent for its size: once per peer.
+    mutating func tooLargeToSend(bytes: Int, limit: Int, to peer: String, logger: Logger) {
+        guard warned.insert("too_large_to_send \(peer)").inserted else { return }
+        logger.warning(
+            "not sending a replication message larger than a stream may carry: the peer cannot catch up this way",
+            metadata: ["peer": "\(peer)", "bytes": "\(bytes)", "limit": "\(limit)"])
     }
 
     mutating func udpReopened(after error: any Error, now: Instant, logger: Logger) {
