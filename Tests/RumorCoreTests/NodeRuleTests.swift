@@ -159,6 +159,20 @@ struct NodeRuleTests {
         #expect(logged == 3, "refusals 1, 2 and 4 are logged, not only counted")
     }
 
+    @Test func aJoinPastTheHostLimit_isAnsweredWithASample_notRefused() {
+        var node = Self.node()
+        for index in 0..<40 { Self.meet(&node, "m\(index)", at: NodeAddress(ip: [10, 0, 1, UInt8(index)], port: 7946)) }
+        let plain = PushPull(join: false, nodes: [], userState: [])
+        for _ in 0..<16 { _ = node.answer(.pushPull(plain), from: Self.b, at: Self.time(0)) }
+        #expect(node.answer(.pushPull(plain), from: Self.b, at: Self.time(0)).reply == nil, "the host's bucket is empty")
+        let join = PushPull(join: true, nodes: [], userState: [])
+        guard case .pushPull(let answer)? = node.answer(.pushPull(join), from: Self.b, at: Self.time(0)).reply else {
+            Issue.record("a join past the limit was refused")
+            return
+        }
+        #expect(answer.nodes.count == 17, "this node and 16 random members, not all 41")
+    }
+
     @Test func pullAnswer_toOurPull_isCountedAsSync_andSavedWithTheApplied() throws {
         var node = Self.node(durable: true)
         Self.meet(&node, "b", at: Self.b)

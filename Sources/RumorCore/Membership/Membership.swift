@@ -212,10 +212,12 @@ public struct Membership: Sendable {
 
     /// Answers a push-pull request that arrived on a stream: returns our state (taken before
     /// merging, as memberlist does) and merges theirs.
-    public mutating func receivePushPull(_ remote: PushPull, from sender: NodeAddress, now: Instant) -> (
+    /// - Parameter sampled: answer a join with a sample whatever the join rate (the driver's
+    ///   rate limit says this host is asking too often for whole states).
+    public mutating func receivePushPull(_ remote: PushPull, from sender: NodeAddress, now: Instant, sampled: Bool = false) -> (
         reply: PushPull, directives: [MembershipDirective]
     ) {
-        let reply = remote.join ? joinAnswer(now: now) : pushPullState(join: false)
+        let reply = remote.join ? joinAnswer(now: now, sampled: sampled) : pushPullState(join: false)
         var out: [MembershipDirective] = []
         merge(remote.nodes, now: now, into: &out)
         gossipNews(now: now, into: &out)
@@ -224,10 +226,10 @@ public struct Membership: Sendable {
 
     /// The state a joiner gets: all of it, unless more than `joinStormRate` joins came
     /// within the last second (a storm through this seed); then this node and a random sample.
-    mutating func joinAnswer(now: Instant) -> PushPull {
+    mutating func joinAnswer(now: Instant, sampled: Bool = false) -> PushPull {
         recentJoinAnswers.removeAll { now - $0 >= .seconds(1) }
         recentJoinAnswers.append(now)
-        guard recentJoinAnswers.count > settings.joinStormRate else { return pushPullState(join: false) }
+        guard sampled || recentJoinAnswers.count > settings.joinStormRate else { return pushPullState(join: false) }
         let sample = drawRandomMembers(settings.joinSampleSize, where: { $0.state == .alive })
         return PushPull(join: false, nodes: [localMember.pushState] + sample.map(\.pushState))
     }

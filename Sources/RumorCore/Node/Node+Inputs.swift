@@ -23,10 +23,21 @@ extension Node {
         case .pushPull(let remote):
             guard pushPullLimiter.allow(peer.ip, now: time.now) else {
                 let burst = local.limits.pushPullBurst, rate = local.limits.pushPullPerSecond
-                let refusal = refused(
-                    .rateLimitedPushPull, "refusing a push-pull: its host is over the rate limit", peer: peer,
-                    limit: "\(burst) at once, \(rate)/s per host")
-                return (nil, refusal)
+                guard remote.join else {
+                    let refusal = refused(
+                        .rateLimitedPushPull, "refusing a push-pull: its host is over the rate limit", peer: peer,
+                        limit: "\(burst) at once, \(rate)/s per host")
+                    return (nil, refusal)
+                }
+                // A join past the limit (many agents on one host joining at once) is answered
+                // with a sample, which costs this node little; the joiner fetches the rest from
+                // the members in it.
+                var out = refused(
+                    .rateLimitedPushPull, "answering a join with a sample: its host is over the push-pull rate limit",
+                    peer: peer, limit: "\(burst) at once, \(rate)/s per host")
+                let (reply, directives) = membership.receivePushPull(remote, from: peer, now: time.now, sampled: true)
+                out += effects(of: directives, at: time)
+                return (.pushPull(reply), out)
             }
             let (reply, directives) = membership.receivePushPull(remote, from: peer, now: time.now)
             return (.pushPull(reply), effects(of: directives, at: time))
