@@ -52,12 +52,12 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
         case .badRequest, .badAddress, .badKey, .emptyKey, .keyTooLong, .valueTooLarge: 400
         case .unauthorized: 401
         case .notFound, .keyNotFound: 404
-        case .left, .watchAhead, .encryptionDisabled: 409
+        case .left, .watchAhead, .encryptionDisabled, .encryptionMigrating: 409
         case .watchCompacted: 410
         case .tooLarge: 413
         case .joinFailed, .keyringPartial: 502
         case .replicationTimeout: 504
-        case .encryptionMigrating, .badAnswer, .badConfig, .badKeyring, .keyringNotSaved, .storageFailed, .bindFailed,
+        case .badAnswer, .badConfig, .badKeyring, .keyringNotSaved, .storageFailed, .bindFailed,
             .internal, .badArguments, .agentUnreachable, .badResponse, .agentFailed, .watchEnded, .writeFailed:
             500
         }

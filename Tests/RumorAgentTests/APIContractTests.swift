@@ -16,7 +16,8 @@ struct APIContractTests {
         let statuses: [String: Int] = [
             "bad_request": 400, "bad_address": 400, "bad_key": 400, "empty_key": 400, "key_too_long": 400,
             "value_too_large": 400, "unauthorized": 401, "not_found": 404, "key_not_found": 404, "left": 409,
-            "watch_ahead": 409, "encryption_disabled": 409, "watch_compacted": 410, "too_large": 413,
+            "watch_ahead": 409, "encryption_disabled": 409, "encryption_migrating": 409, "watch_compacted": 410,
+            "too_large": 413,
             "join_failed": 502, "keyring_partial": 502, "replication_timeout": 504,
         ]
         for code in ErrorCode.allCases {

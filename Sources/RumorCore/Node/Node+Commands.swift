@@ -85,12 +85,16 @@ extension Node {
                 out += finishReplicaWait(command, with: .replicated(holders: holders))
             } else if time.now >= wait.deadline || stopping {
                 let missing = Set(names).subtracting(holders).sorted()
-                let total = wait.target == .all ? names.count + 1 : needed + 1
+                let asked = wait.target == .all ? "all \(names.count + 1)" : "the \(needed + 1) asked for"
+                let swarm = names.count + 1
                 let error = NodeError(
                     .replicationTimeout,
-                    "the write is saved on \(name), but only \(holders.count + 1) of \(total) nodes had it after \(wait.timeout)"
-                        + (missing.isEmpty ? "" : " (not yet: \(missing.joined(separator: ", ")))"),
-                    hint: "the write stays and will keep spreading; raise --timeout, or check the missing nodes")
+                    "the write is saved on \(name), but only \(holders.count + 1) of \(asked) nodes held it after \(wait.timeout) "
+                        + "(\(swarm) live node\(swarm == 1 ? "" : "s") in the swarm)"
+                        + (missing.isEmpty ? "" : "; not yet: \(missing.joined(separator: ", "))"),
+                    hint: needed + 1 > swarm
+                        ? "the swarm has fewer live nodes than --wait asks for: wait for fewer, or for all"
+                        : "the write stays and will keep spreading; raise --timeout, or check the missing nodes")
                 out += finishReplicaWait(command, with: .failed(error))
             } else if repairing {
                 let lacking = Set(names).subtracting(holders)
