@@ -44,6 +44,8 @@ public protocol AgentControl: Sendable {
     func endWatches() async
     /// A summary of the replicated state.
     func status() async -> StateStatus
+    /// Prometheus text exposition of the agent's metrics (`GET /metrics`).
+    func metricsText() async -> String
     /// Runs a keyring operation here and on every other live Rumor node of the swarm, and
     /// reports which keys each holds. Throws `encryption_disabled` when this node has no
     /// keyring, `bad_key` when this node refuses the operation (nothing changed anywhere), and

@@ -48,11 +48,15 @@ extension Agent {
     public func put(
         key: String, value: [UInt8], timeToLive: Duration?, ephemeral: Bool, replicas: ReplicaTarget?, timeout: Duration
     ) async throws -> EntrySnapshot {
+        let started = ContinuousClock.now
+        defer { metrics.putSeconds.record(ContinuousClock.now - started) }
         let write = Replication.Write(key: key, value: value, timeToLive: timeToLive, ephemeral: ephemeral)
         let (entries, result) = try await self.write([write], awaiting: replicas.map { ($0, timeout) })
         var snapshot = EntrySnapshot(entries[0])
         switch result {
-        case .replicated(let holders): snapshot.replicas = [configuration.name] + holders
+        case .replicated(let holders):
+            snapshot.replicas = [configuration.name] + holders
+            metrics.waitSeconds.record(ContinuousClock.now - started)
         case .failed(let error): throw AgentError(error)
         default: break
         }
@@ -69,6 +73,10 @@ extension Agent {
 
     public func get(key: String) async -> EntrySnapshot? {
         node.read(key, at: time).map(EntrySnapshot.init)
+    }
+
+    public func metricsText() async -> String {
+        metrics.scrape(info: await info(), status: await status())
     }
 
     public func status() async -> StateStatus {

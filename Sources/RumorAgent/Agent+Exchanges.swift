@@ -37,6 +37,8 @@ extension Agent {
 
     /// Runs one push-pull exchange and reports it to the node.
     func pushPull(_ state: PushPull, with address: NodeAddress, join: CommandID?) async {
+        let started = ContinuousClock.now
+        defer { metrics.pushPullSeconds.record(ContinuousClock.now - started) }
         var reply: PushPull?
         if let target = address.socketAddress {
             let codec = self.codec.streams

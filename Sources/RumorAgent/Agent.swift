@@ -33,6 +33,8 @@ public actor Agent: Service, AgentControl {
     let storage: EntryStorage?
     var counters = AgentCounters()
     var logThrottle = LogThrottle()
+    /// Prometheus metrics (`GET /metrics`).
+    public nonisolated let metrics = AgentMetrics()
     var watches = WatchHub()
     /// Commands the node will complete (`NodeEffect.complete`), by id.
     private var pending: [CommandID: CheckedContinuation<CommandResult, Never>] = [:]

@@ -66,6 +66,7 @@ struct AgentCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "rumor")
         let agent = try Agent(configuration: configuration, logger: logger)
+        agent.metrics.bootstrapProcess()
         let api = APIServer(
             control: agent, host: configuration.apiHost, port: configuration.apiPort, token: configuration.apiToken,
             logger: Logger(label: "rumor.api"))

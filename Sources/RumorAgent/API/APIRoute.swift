@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import NIOCore
 import RumorAPI
 
 /// One route of the local API: the method and path a request names, what it does in one line,
@@ -91,6 +92,12 @@ extension APIRoute {
             return try ok(try await control.keyring(operation), for: request) { report in
                 "\(operation.name): done on \(report.responded) of \(report.nodes) nodes\n" + APIText.keyring(report)
             }
+        },
+        // Where Prometheus looks by default, outside the versioned API.
+        APIRoute(.get, "/metrics", "Prometheus metrics: counters, gauges and histograms.") { _, control in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: await control.metricsText())))
         },
     ]
 

@@ -1,0 +1,67 @@
+import Metrics
+import NIOConcurrencyHelpers
+import Prometheus
+import RumorAPI
+
+/// The agent's Prometheus metrics (`GET /metrics`): a registry of its own, the swift-metrics
+/// backend of the process when the agent command bootstraps it (`factory`).
+///
+/// Histograms are recorded as things happen (put, `--wait`, push-pull); counters and gauges are
+/// taken from `rumor info` and `rumor status` at scrape time, so the two always agree.
+public final class AgentMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    let putSeconds: DurationHistogram
+    let waitSeconds: DurationHistogram
+    let pushPullSeconds: DurationHistogram
+    /// Counter values already exported, by counter name: a scrape adds what grew since.
+    private let exported = NIOLockedValueBox<[String: UInt64]>([:])
+
+    public init() {
+        let fast: [Duration] = [.microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
+            .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+            .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10)]
+        putSeconds = registry.makeDurationHistogram(
+            name: "rumor_put_seconds", buckets: fast, help: "Time from a put reaching the agent to its answer.")
+        waitSeconds = registry.makeDurationHistogram(
+            name: "rumor_put_wait_seconds", buckets: fast,
+            help: "Time until a put --wait write was held by the nodes asked for (successful waits).")
+        pushPullSeconds = registry.makeDurationHistogram(
+            name: "rumor_push_pull_seconds", buckets: fast, help: "Duration of push-pull exchanges this node started.")
+    }
+
+    /// Makes this registry the process's swift-metrics backend (once per process: the agent
+    /// command does it; in-process test agents do not).
+    public func bootstrapProcess() {
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+    }
+
+    /// The text exposition format, after bringing counters and gauges up to date.
+    func scrape(info: AgentInfo, status: StateStatus) -> String {
+        exported.withLockedValue { exported in
+            for (name, value) in info.counters {
+                let delta = value &- (exported[name] ?? 0)
+                guard delta > 0, delta < UInt64(Int64.max) else { continue }
+                registry.makeCounter(name: "rumor_\(name)_total", help: "The rumor info counter \(name).")
+                    .increment(by: Int64(delta))
+                exported[name] = value
+            }
+        }
+        for state in ["alive", "suspect", "dead", "left"] {
+            registry.makeGauge(name: "rumor_members", labels: [("state", state)], help: "Members this node knows, by state.")
+                .set(Double(info.members[state] ?? 0))
+        }
+        registry.makeGauge(name: "rumor_health_score", help: "Lifeguard local health score (0 is healthy).")
+            .set(Double(info.healthScore))
+        registry.makeGauge(name: "rumor_keys", help: "Keys with a live value.").set(Double(status.values))
+        registry.makeGauge(name: "rumor_tombstones", help: "Deletes still remembered.").set(Double(status.tombstones))
+        registry.makeGauge(name: "rumor_change_log_seq", help: "This node's change-log position.").set(Double(status.seq))
+        registry.makeGauge(
+            name: "rumor_replication_lag_milliseconds",
+            help: "The largest lag behind this node any peer's last digest proved (writer milliseconds).")
+            .set(Double(status.peerLagMilliseconds.values.max() ?? 0))
+        registry.makeGauge(
+            name: "rumor_last_sync_age_seconds", help: "Seconds since this node's last completed anti-entropy pull (-1: never).")
+            .set(status.lastSyncedMillisecondsAgo.map { Double($0) / 1000 } ?? -1)
+        return registry.emitToString()
+    }
+}
