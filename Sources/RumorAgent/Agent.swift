@@ -334,6 +334,8 @@ public actor Agent: Service, AgentControl {
                 logger.log(level: line.level.logLevel, "\(line.message)", metadata: line.metadata.mapValues { .string($0) })
             case .retryJoin:
                 if !stopped { joinSeeds() }
+            case .probeAnswered(let roundTrip):
+                metrics.probeSeconds.record(roundTrip)
             }
         }
     }

@@ -36,6 +36,22 @@ struct MembershipRuleTests {
         #expect(out.contains(.startTimer(.probe, after: .seconds(1))))
     }
 
+    @Test func anAckedProbe_reportsItsRoundTripOnce() {
+        var machine = Self.machine(others: 1)
+        let out = machine.timerFired(.probe, now: Self.at(1))
+        guard case .send(_, let messages, _)? = out.first(where: { if case .send = $0 { true } else { false } }),
+            case .ping(let ping)? = messages.first
+        else {
+            Issue.record("no ping: \(out)")
+            return
+        }
+        let ack = Ack(sequenceNumber: ping.sequenceNumber, payload: [])
+        let sentAt = Self.at(1)
+        let answered = machine.receive(.ack(ack), from: Self.peer(2), now: sentAt + .milliseconds(3))
+        #expect(answered.contains(.probeAnswered(roundTrip: .milliseconds(3))))
+        #expect(!machine.receive(.ack(ack), from: Self.peer(2), now: sentAt + .milliseconds(4)).contains { if case .probeAnswered = $0 { true } else { false } })
+    }
+
     @Test func ackedProbe_keepsTargetAliveAndImprovesHealth() {
         var machine = Self.machine(others: 1)
         _ = machine.receive(.suspect(Suspect(incarnation: 1, node: "me", from: "p2")), from: Self.peer(2), now: Self.at(0.5))

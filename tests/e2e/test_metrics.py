@@ -42,7 +42,8 @@ def test_metrics_parse_and_counters_move(swarm):
         "rumor_members": "gauge", "rumor_keys": "gauge", "rumor_tombstones": "gauge", "rumor_health_score": "gauge",
         "rumor_change_log_seq": "gauge", "rumor_replication_lag_milliseconds": "gauge",
         "rumor_last_sync_age_seconds": "gauge", "rumor_put_seconds": "histogram", "rumor_put_wait_seconds": "histogram",
-        "rumor_push_pull_seconds": "histogram", "rumor_replication_pushes_sent": "counter",
+        "rumor_push_pull_seconds": "histogram", "rumor_probe_round_trip_seconds": "histogram",
+        "rumor_replication_pushes_sent": "counter",
     }
     for name, kind in expected.items():
         assert name in first and first[name].type == kind, (name, first.get(name))
@@ -60,6 +61,8 @@ def test_metrics_parse_and_counters_move(swarm):
     assert value(second, "rumor_put_wait_seconds_count") >= 1
     assert value(second, "rumor_keys") == 7
     assert value(scrape(b), "rumor_members", state="alive") == 2
+    # Probes run every second (lan profile): two nodes probe each other within a few seconds.
+    wait_until(lambda: value(scrape(a), "rumor_probe_round_trip_seconds_count") >= 1, 10, "a probe round trip is recorded")
 
 
 def test_metrics_need_the_api_token(swarm):

@@ -13,6 +13,7 @@ public final class AgentMetrics: Sendable {
     let putSeconds: DurationHistogram
     let waitSeconds: DurationHistogram
     let pushPullSeconds: DurationHistogram
+    let probeSeconds: DurationHistogram
     /// Counter values already exported, by counter name: a scrape adds what grew since.
     private let exported = NIOLockedValueBox<[String: UInt64]>([:])
 
@@ -27,6 +28,9 @@ public final class AgentMetrics: Sendable {
             help: "Time until a put --wait write was held by the nodes asked for (successful waits).")
         pushPullSeconds = registry.makeDurationHistogram(
             name: "rumor_push_pull_seconds", buckets: fast, help: "Duration of push-pull exchanges this node started.")
+        probeSeconds = registry.makeDurationHistogram(
+            name: "rumor_probe_round_trip_seconds", buckets: fast,
+            help: "Time from a probe's ping to its first ack (direct or through a relay).")
     }
 
     /// Makes this registry the process's swift-metrics backend (once per process: the agent

@@ -51,6 +51,8 @@ public struct Membership: Sendable {
     struct ProbeInFlight: Sendable {
         var sequence: UInt32
         var target: String
+        /// When the ping went out (for the round-trip time an ack reports).
+        var sentAt: Instant
         var acknowledged = false
         var contactedByStream = false
         var expectedNacks = 0
@@ -190,7 +192,7 @@ public struct Membership: Sendable {
         case .indirectPing(let request):
             handleIndirectPing(request, from: sender, into: &out)
         case .ack(let ack):
-            handleAck(ack, into: &out)
+            handleAck(ack, now: now, into: &out)
         case .nack(let nack):
             if probe?.sequence == nack.sequenceNumber { probe?.nacks += 1 }
         case .suspect(let suspect):

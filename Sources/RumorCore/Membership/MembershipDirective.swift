@@ -21,6 +21,8 @@ public enum MembershipDirective: Sendable, Hashable {
     case conflict(existing: Member, claimed: Alive)
     /// Our leave announcement has been gossiped as often as any broadcast is.
     case leaveCompleted
+    /// The current probe was acknowledged this long after its ping (directly or through a relay).
+    case probeAnswered(roundTrip: Duration)
 }
 
 /// Timers the membership machine asks its driver for.

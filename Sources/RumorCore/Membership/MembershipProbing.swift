@@ -7,7 +7,7 @@ extension Membership {
         let sequence = advanceSequence()
         let local = localMember
         let ping = Ping(sequenceNumber: sequence, target: target.name, source: local.address, sourceName: localName)
-        probe = ProbeInFlight(sequence: sequence, target: target.name)
+        probe = ProbeInFlight(sequence: sequence, target: target.name, sentAt: now)
         var messages: [Message] = [.ping(ping)]
         if target.state != .alive {
             // A suspect is told directly, so it can refute at once.
@@ -118,8 +118,9 @@ extension Membership {
         out.append(.startTimer(.relayTimeout(sequence: sequence), after: settings.probeTimeout))
     }
 
-    mutating func handleAck(_ ack: Ack, into out: inout [MembershipDirective]) {
-        if probe?.sequence == ack.sequenceNumber {
+    mutating func handleAck(_ ack: Ack, now: Instant, into out: inout [MembershipDirective]) {
+        if let current = probe, current.sequence == ack.sequenceNumber {
+            if !current.acknowledged { out.append(.probeAnswered(roundTrip: now - current.sentAt)) }
             probe?.acknowledged = true
         } else if let relay = relays.removeValue(forKey: ack.sequenceNumber) {
             send(

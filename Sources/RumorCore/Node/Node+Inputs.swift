@@ -161,6 +161,8 @@ extension Node {
                             ])))
             case .leaveCompleted:
                 out += completeLeave()
+            case .probeAnswered(let roundTrip):
+                out.append(.probeAnswered(roundTrip: roundTrip))
             }
         }
         return out

@@ -134,6 +134,8 @@ public enum NodeEffect: Sendable, Hashable {
     indirect case log(NodeLog)
     /// Resolve the configured seeds again and call `join(seeds:retrying: true)`.
     case retryJoin
+    /// A probe was acknowledged after this long (for metrics).
+    case probeAnswered(roundTrip: Duration)
 }
 
 /// The answers to a keyring operation run across the swarm.

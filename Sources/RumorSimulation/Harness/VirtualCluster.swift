@@ -218,7 +218,7 @@ public struct VirtualCluster<Observer: ClusterObserver> {
                 observer.completed(command, result, at: index, now: now)
             case .retryJoin:
                 joinSeeds(index)
-            case .store, .changesRecorded, .log:
+            case .store, .changesRecorded, .log, .probeAnswered:
                 break
             }
         }
