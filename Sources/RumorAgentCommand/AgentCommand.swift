@@ -11,7 +11,12 @@ struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent",
         abstract: ServerCommands.agentAbstract,
-        discussion: "Every option can also be set by an environment variable RUMOR_<OPTION>, e.g. RUMOR_NAME, RUMOR_JOIN=a:7946,b:7946.")
+        discussion: """
+            Every option can also be set by an environment variable RUMOR_<OPTION>, e.g. RUMOR_NAME, \
+            RUMOR_JOIN=a:7946,b:7946, or in a config file (--config FILE, TOML or JSON) under its \
+            snake-case key, e.g. data_dir = "/var/lib/rumor". Flags win over variables, variables over \
+            the file, the file over defaults; --print-config shows the result.
+            """)
 
     @Option(help: "Unique node name (env RUMOR_NAME; default: host name).")
     var name: String?
@@ -53,12 +58,21 @@ struct AgentCommand: AsyncParsableCommand {
     var directPushLimit: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (env RUMOR_LOG_LEVEL).")
     var logLevel: String?
-    @Flag(help: "Report startup errors as JSON.")
+    @Option(help: "Read settings from this TOML or JSON file (env RUMOR_CONFIG); flags and environment variables override it.")
+    var config: String?
+    @Flag(name: .customLong("print-config"), help: "Print the effective configuration, with the source of each value, and exit.")
+    var printConfig = false
+    @Flag(help: "Report startup errors (and --print-config) as JSON.")
     var json = false
 
     func run() async throws {
-        let configuration = try makeConfiguration(environment: ProcessInfo.processInfo.environment)
-        let level = try logLevelValue(environment: ProcessInfo.processInfo.environment)
+        let settings = try resolveSettings(environment: ProcessInfo.processInfo.environment)
+        let configuration = try makeConfiguration(settings)
+        let level = try logLevelValue(settings)
+        if printConfig {
+            print(json ? try EffectiveConfiguration.json(settings, name: configuration.name) : EffectiveConfiguration.toml(settings, name: configuration.name))
+            return
+        }
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
@@ -84,69 +98,90 @@ struct AgentCommand: AsyncParsableCommand {
         }
     }
 
-    /// Builds the configuration from flags, then environment variables, then defaults, and
-    /// validates it (`AgentConfiguration.validate()`, which `Agent.init` repeats).
-    func makeConfiguration(environment: [String: String]) throws -> AgentConfiguration {
-        func value(_ flag: String?, _ variable: String) -> String? {
-            flag ?? environment[variable].flatMap { $0.isEmpty ? nil : $0 }
-        }
-        func list(_ flags: [String], _ variable: String) -> [String] {
-            if !flags.isEmpty { return flags }
-            return (environment[variable] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-                .filter { !$0.isEmpty }
-        }
-        let nodeName = value(name, "RUMOR_NAME") ?? ProcessInfo.processInfo.hostName
-        var configuration = AgentConfiguration(name: nodeName)
+    /// The settings given on the command line, by config-file key.
+    var flagValues: [String: SettingValue] {
+        var values: [String: SettingValue] = [:]
+        let texts: [(String, String?)] = [
+            ("name", name), ("bind", bind), ("advertise", advertise), ("swarm", swarm), ("data_dir", dataDirectory),
+            ("api", api), ("api_token", apiToken), ("encrypt", encrypt), ("encrypt_verify_incoming", encryptVerifyIncoming),
+            ("encrypt_verify_outgoing", encryptVerifyOutgoing), ("keyring_file", keyringFile), ("profile", profile),
+            ("tombstone_grace", tombstoneGrace), ("direct_push_limit", directPushLimit), ("log_level", logLevel),
+        ]
+        for case (let key, let text?) in texts { values[key] = .text(text) }
+        if !join.isEmpty { values["join"] = .list(join) }
+        if !meta.isEmpty { values["meta"] = .list(meta) }
+        return values
+    }
 
-        let (bindHost, bindPort) = try hostPort(value(bind, "RUMOR_BIND") ?? "0.0.0.0:7946", defaultPort: 7946, flag: "--bind")
+    /// Every setting's value and source: flags, then environment variables, then the config
+    /// file (`--config` or RUMOR_CONFIG), then defaults.
+    func resolveSettings(environment: [String: String]) throws -> ResolvedSettings {
+        let path = config ?? environment["RUMOR_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
+        let file = try path.map { (path: $0, values: try ConfigFile.load($0)) }
+        return ResolvedSettings(flags: flagValues, environment: environment, file: file)
+    }
+
+    /// Builds the configuration from the resolved settings and validates it
+    /// (`AgentConfiguration.validate()`, which `Agent.init` repeats). Errors name the flag,
+    /// variable or file key that gave the bad value.
+    func makeConfiguration(_ settings: ResolvedSettings) throws -> AgentConfiguration {
+        var configuration = AgentConfiguration(name: settings.text("name") ?? ProcessInfo.processInfo.hostName)
+
+        let (bindHost, bindPort) = try hostPort(settings.text("bind") ?? "", defaultPort: 7946, origin: settings.origin("bind"))
         configuration.bindHost = bindHost
         configuration.bindPort = bindPort
-        if let advertise = value(advertise, "RUMOR_ADVERTISE") {
-            let (host, port) = try hostPort(advertise, defaultPort: bindPort, flag: "--advertise")
+        if let advertise = settings.text("advertise") {
+            let (host, port) = try hostPort(advertise, defaultPort: bindPort, origin: settings.origin("advertise"))
             configuration.advertiseHost = host
             configuration.advertisePort = port
         }
-        configuration.seeds = list(join, "RUMOR_JOIN")
-        for seed in configuration.seeds { _ = try hostPort(seed, defaultPort: 7946, flag: "--join") }
-        configuration.swarm = value(swarm, "RUMOR_SWARM") ?? ""
-        configuration.dataDirectory = value(dataDirectory, "RUMOR_DATA_DIR")
+        configuration.seeds = settings.items("join")
+        for seed in configuration.seeds { _ = try hostPort(seed, defaultPort: 7946, origin: settings.origin("join")) }
+        configuration.swarm = settings.text("swarm") ?? ""
+        configuration.dataDirectory = settings.text("data_dir")
 
-        let (apiHost, apiPort) = try hostPort(value(api, "RUMOR_API") ?? "127.0.0.1:7373", defaultPort: 7373, flag: "--api")
+        let (apiHost, apiPort) = try hostPort(settings.text("api") ?? "", defaultPort: 7373, origin: settings.origin("api"))
         configuration.apiHost = apiHost
         configuration.apiPort = apiPort
-        configuration.apiToken = value(apiToken, "RUMOR_API_TOKEN")
+        configuration.apiToken = settings.text("api_token")
 
-        if let text = value(encrypt, "RUMOR_ENCRYPT") {
+        if let text = settings.text("encrypt") {
             do {
                 configuration.encryptionKey = try KeyText.decode(text)
             } catch {
-                throw AgentError(code: .badArguments, message: "--encrypt: \(error.message)", hint: error.hint)
+                throw AgentError(code: .badArguments, message: "\(settings.origin("encrypt")): \(error.message)", hint: error.hint)
             }
         }
-        configuration.keyringFile = value(keyringFile, "RUMOR_KEYRING_FILE")
+        configuration.keyringFile = settings.text("keyring_file")
         configuration.encryptionVerifiesIncoming = try boolean(
-            value(encryptVerifyIncoming, "RUMOR_ENCRYPT_VERIFY_INCOMING"), flag: "--encrypt-verify-incoming")
+            settings.text("encrypt_verify_incoming"), origin: settings.origin("encrypt_verify_incoming"))
         configuration.encryptionVerifiesOutgoing = try boolean(
-            value(encryptVerifyOutgoing, "RUMOR_ENCRYPT_VERIFY_OUTGOING"), flag: "--encrypt-verify-outgoing")
+            settings.text("encrypt_verify_outgoing"), origin: settings.origin("encrypt_verify_outgoing"))
 
-        let profileName = value(profile, "RUMOR_PROFILE") ?? "lan"
-        guard let settings = MembershipSettings.preset(named: profileName) else {
-            throw AgentError(code: .badArguments, message: "unknown profile '\(profileName)'", hint: "use lan, wan or local")
+        let profileName = settings.text("profile") ?? "lan"
+        guard let preset = MembershipSettings.preset(named: profileName) else {
+            throw AgentError(
+                code: .badArguments, message: "\(settings.origin("profile")): unknown profile '\(profileName)'", hint: "use lan, wan or local")
         }
-        configuration.membership = settings
+        configuration.membership = preset
 
-        let metaPairs = list(meta, "RUMOR_META")
+        let metaPairs = settings.items("meta")
         for pair in metaPairs where !pair.contains("=") {
-            throw AgentError(code: .badArguments, message: "--meta '\(pair)' is not KEY=VALUE", hint: "e.g. --meta role=worker")
+            throw AgentError(
+                code: .badArguments, message: "\(settings.origin("meta")) '\(pair)' is not KEY=VALUE", hint: "e.g. --meta role=worker")
         }
         configuration.meta = Array(metaPairs.joined(separator: ",").utf8)
-        if let grace = value(tombstoneGrace, "RUMOR_TOMBSTONE_GRACE") {
-            configuration.replication.tombstoneGrace = .milliseconds(Int64(try parseDuration(grace) * 1000))
+        if let grace = settings.text("tombstone_grace") {
+            do {
+                configuration.replication.tombstoneGrace = .milliseconds(Int64(try parseDuration(grace) * 1000))
+            } catch {
+                throw AgentError(code: .badArguments, message: "\(settings.origin("tombstone_grace")): \(error.message)", hint: error.hint)
+            }
         }
-        if let limit = value(directPushLimit, "RUMOR_DIRECT_PUSH_LIMIT") {
+        if let limit = settings.text("direct_push_limit") {
             guard let count = Int(limit), count >= 1 else {
                 throw AgentError(
-                    code: .badArguments, message: "--direct-push-limit '\(limit)' is not a positive count",
+                    code: .badArguments, message: "\(settings.origin("direct_push_limit")) '\(limit)' is not a positive count",
                     hint: "e.g. --direct-push-limit 64")
             }
             configuration.replication.directPushLimit = count
@@ -155,31 +190,31 @@ struct AgentCommand: AsyncParsableCommand {
         return configuration
     }
 
-    func logLevelValue(environment: [String: String]) throws -> Logger.Level {
-        let text = logLevel ?? environment["RUMOR_LOG_LEVEL"] ?? "info"
+    func logLevelValue(_ settings: ResolvedSettings) throws -> Logger.Level {
+        let text = settings.text("log_level") ?? "info"
         guard let level = Logger.Level(rawValue: text.lowercased()) else {
             throw AgentError(
-                code: .badArguments, message: "unknown log level '\(text)'",
+                code: .badArguments, message: "\(settings.origin("log_level")): unknown log level '\(text)'",
                 hint: "use trace, debug, info, notice, warning or error")
         }
         return level
     }
 }
 
-/// Splits and checks `HOST:PORT`, naming the flag in the error.
-func hostPort(_ text: String, defaultPort: Int, flag: String) throws -> (String, Int) {
+/// Splits and checks `HOST:PORT`, naming the flag, variable or file key in the error.
+func hostPort(_ text: String, defaultPort: Int, origin: String) throws -> (String, Int) {
     do {
         return try splitHostPort(text, defaultPort: defaultPort)
     } catch {
-        throw AgentError(code: .badArguments, message: "\(flag) '\(text)' is not HOST:PORT", hint: "e.g. \(flag) 127.0.0.1:7946")
+        throw AgentError(code: .badArguments, message: "\(origin) '\(text)' is not HOST:PORT", hint: "e.g. 127.0.0.1:7946")
     }
 }
 
-/// `true` or `false` (nil, when not given, is `true`), naming the flag in the error.
-func boolean(_ text: String?, flag: String) throws -> Bool {
+/// `true` or `false` (nil, when not given, is `true`), naming the flag, variable or file key in the error.
+func boolean(_ text: String?, origin: String) throws -> Bool {
     switch text?.lowercased() {
     case nil, "true": return true
     case "false": return false
-    default: throw AgentError(code: .badArguments, message: "\(flag) '\(text ?? "")' is not true or false", hint: "e.g. \(flag) false")
+    default: throw AgentError(code: .badArguments, message: "\(origin) '\(text ?? "")' is not true or false", hint: "use true or false")
     }
 }

@@ -1,0 +1,119 @@
+import RumorAPI
+import RumorCore
+
+/// One setting of `rumor agent`, under its three names: the config-file key (`data_dir`), the
+/// flag (`--data-dir`) and the environment variable (`RUMOR_DATA_DIR`).
+///
+/// `AgentSetting.all` is the only list: the config-file reader refuses keys that are not in it,
+/// `--print-config` prints it, README documents it.
+public struct AgentSetting: Sendable {
+    /// What a value of the setting is, which decides the type it must have in a config file.
+    public enum Kind: Sendable {
+        /// A string.
+        case text
+        /// A list of strings (TOML array; repeated flag; comma-separated variable).
+        case list
+        /// `true` or `false` (TOML boolean).
+        case boolean
+        /// A positive whole number (TOML integer).
+        case count
+        /// A duration such as `24h`, `30m`, `90s` (TOML string).
+        case duration
+        /// `KEY=VALUE` pairs (TOML table of strings; repeated `--meta k=v`; `k=v,k=v` variable).
+        case pairs
+    }
+
+    /// The config-file key, snake case.
+    public let key: String
+    public let kind: Kind
+    /// The value when nothing sets it; nil when there is none (or, for `name`, when it is the host name).
+    public let defaultValue: SettingValue?
+    /// What the setting does, one line.
+    public let summary: String
+
+    /// `--data-dir` for `data_dir`.
+    public var flag: String { "--" + key.replacingAll("_", with: "-") }
+    /// `RUMOR_DATA_DIR` for `data_dir`.
+    public var environmentVariable: String { "RUMOR_" + key.uppercased() }
+    /// Whether `--print-config` hides the value (it grants access to the swarm or the API).
+    public var isSecret: Bool { key == "api_token" || key == "encrypt" }
+
+    init(_ key: String, _ kind: Kind, default defaultValue: SettingValue? = nil, _ summary: String) {
+        self.key = key
+        self.kind = kind
+        self.defaultValue = defaultValue
+        self.summary = summary
+    }
+}
+
+/// A setting's value before interpretation: what a flag, a variable or a file gave.
+public enum SettingValue: Sendable, Hashable {
+    case text(String)
+    case list([String])
+
+    /// The text, or the items joined with commas.
+    public var text: String {
+        switch self {
+        case .text(let text): text
+        case .list(let items): items.joined(separator: ",")
+        }
+    }
+
+    /// The items, or the text as one item.
+    public var items: [String] {
+        switch self {
+        case .text(let text): [text]
+        case .list(let items): items
+        }
+    }
+}
+
+extension AgentSetting {
+    /// Every setting, in the order `--print-config` and README show them.
+    public static let all: [AgentSetting] = [
+        AgentSetting("name", .text, "Unique node name (default: the host name)."),
+        AgentSetting("bind", .text, default: .text("0.0.0.0:7946"), "Gossip address, UDP and TCP."),
+        AgentSetting("advertise", .text, "Address others reach this node at (default: the bind address, or the first non-loopback one)."),
+        AgentSetting("join", .list, default: .list([]), "Seeds to join through, host:port."),
+        AgentSetting("swarm", .text, default: .text(""), "Swarm name: nodes with another name ignore this one."),
+        AgentSetting("data_dir", .text, "Directory for persistent state (default: state in memory only)."),
+        AgentSetting("api", .text, default: .text("127.0.0.1:7373"), "Local HTTP API address."),
+        AgentSetting("api_token", .text, "Bearer token the API requires; needed for a non-loopback api."),
+        AgentSetting("encrypt", .text, "Base64 gossip key from `rumor keygen`; a saved keyring takes precedence."),
+        AgentSetting(
+            "encrypt_verify_incoming", .boolean, default: .text("true"),
+            "false: accept plaintext gossip too, while a plaintext swarm moves to encryption."),
+        AgentSetting(
+            "encrypt_verify_outgoing", .boolean, default: .text("true"),
+            "false: send plaintext gossip, the first step of that move."),
+        AgentSetting("keyring_file", .text, "Keyring file (default: DATA_DIR/keyring.json)."),
+        AgentSetting("profile", .text, default: .text("lan"), "Timing preset: lan, wan or local."),
+        AgentSetting("meta", .pairs, default: .list([]), "Node metadata KEY=VALUE, 512 bytes in all."),
+        AgentSetting(
+            "tombstone_grace", .duration, default: .text(durationText(ReplicationSettings().tombstoneGrace)),
+            "How long deletes are remembered."),
+        AgentSetting(
+            "direct_push_limit", .count, default: .text(String(ReplicationSettings().directPushLimit)),
+            "Swarms up to this many nodes get writes straight from the writer; larger ones down the broadcast tree."),
+        AgentSetting("log_level", .text, default: .text("info"), "trace, debug, info, notice, warning or error."),
+    ]
+
+    /// The setting with this config-file key.
+    public static func named(_ key: String) -> AgentSetting? { all.first { $0.key == key } }
+
+    /// `1d`, `24h`, `30m`, `90s` or `1.5s`: the largest unit that divides the duration.
+    static func durationText(_ duration: Duration) -> String {
+        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        for (unit, size) in [("d", Int64(86_400_000)), ("h", 3_600_000), ("m", 60_000), ("s", 1000)]
+        where milliseconds % size == 0 {
+            return "\(milliseconds / size)\(unit)"
+        }
+        return "\(Double(milliseconds) / 1000)s"
+    }
+}
+
+extension String {
+    func replacingAll(_ character: Character, with replacement: Character) -> String {
+        String(map { $0 == character ? replacement : $0 })
+    }
+}
