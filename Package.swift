@@ -59,7 +59,8 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
-            ]
+            ],
+            resources: [.embedInCode("API/StatusPage.html")]
         ),
         // The CLI's client side: commands that talk to an agent over a plain-socket HTTP client.
         // No Foundation, so that `rumor put` starts and finishes in a few milliseconds.

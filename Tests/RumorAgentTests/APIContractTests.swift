@@ -1,5 +1,6 @@
 import RumorCore
 @testable import RumorAgent
+import Foundation
 import Testing
 
 /// The API's contract as data: every error code with its HTTP status, and every route.
@@ -37,14 +38,44 @@ struct APIContractTests {
     @Test func routesAreUniqueAndSummarized() {
         let names = APIRoute.all.map(\.name)
         #expect(Set(names).count == names.count)
-        #expect(APIRoute.all.allSatisfy { ($0.path.hasPrefix("/v1/") || $0.path == "/metrics") && !$0.summary.isEmpty && !$0.summary.contains("\n") })
-        #expect(names.count == 15)
+        #expect(APIRoute.all.allSatisfy { ($0.path.hasPrefix("/v1/") || $0.path == "/metrics" || $0.path == "/") && !$0.summary.isEmpty && !$0.summary.contains("\n") })
+        #expect(names.count == 17)
+        let operations = APIRoute.all.map(\.contract.operationID)
+        #expect(Set(operations).count == operations.count)
+        // Only the status page, which holds no data, is served without the token.
+        #expect(APIRoute.withoutToken == ["GET /"])
     }
 
     @Test func theNotFoundHintListsEveryRouteAsBefore() {
         #expect(
             APIRoute.notFoundHint
-                == "routes: GET /v1/health, /v1/members, /v1/info, /v1/kv/get, /v1/kv/list, /v1/kv/status, /v1/kv/watch, /v1/keys, /metrics; POST /v1/join, /v1/leave, /v1/kv/put, /v1/kv/batch, /v1/kv/delete, /v1/keys"
+                == "routes: GET /v1/health, /v1/members, /v1/info, /v1/kv/get, /v1/kv/list, /v1/kv/status, /v1/kv/watch, /v1/keys, /metrics, /, /v1/openapi.json; POST /v1/join, /v1/leave, /v1/kv/put, /v1/kv/batch, /v1/kv/delete, /v1/keys"
         )
+    }
+
+    @Test func theOpenAPIDocumentHasEveryRouteAndEveryReferenceResolves() throws {
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(OpenAPIDocument.json)) as? [String: Any])
+        #expect(document["openapi"] as? String == "3.1.0")
+        let paths = try #require(document["paths"] as? [String: [String: Any]])
+        for route in APIRoute.all {
+            #expect(paths[route.path]?[route.method.rawValue.lowercased()] != nil, "\(route.name) is not documented")
+        }
+        #expect(paths.values.map(\.count).reduce(0, +) == APIRoute.all.count)
+        let schemas = try #require((document["components"] as? [String: Any])?["schemas"] as? [String: Any])
+        var references: [String] = []
+        func collect(_ value: Any) {
+            if let object = value as? [String: Any] {
+                if let reference = object["$ref"] as? String { references.append(reference) }
+                object.values.forEach(collect)
+            } else if let array = value as? [Any] {
+                array.forEach(collect)
+            }
+        }
+        collect(document)
+        #expect(!references.isEmpty)
+        for reference in references {
+            let name = String(reference.dropFirst("#/components/schemas/".count))
+            #expect(reference.hasPrefix("#/components/schemas/") && schemas[name] != nil, "\(reference) does not resolve")
+        }
     }
 }

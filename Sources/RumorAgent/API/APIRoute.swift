@@ -6,23 +6,26 @@ import RumorAPI
 /// One route of the local API: the method and path a request names, what it does in one line,
 /// and the handler that answers it through `AgentControl`.
 ///
-/// `APIRoute.all` is the only list of routes: the router, the 404 hint and (later) the OpenAPI
-/// document are all built from it.
+/// `APIRoute.all` is the only list of routes: the router, the 404 hint and the OpenAPI document
+/// (`GET /v1/openapi.json`) are all built from it.
 public struct APIRoute: Sendable {
     public let method: HTTPRequest.Method
     public let path: String
     /// What the route does, one line.
     public let summary: String
+    /// What it takes and answers (the OpenAPI document is built from it).
+    let contract: RouteContract
     /// Answers a request; errors become the error envelope (see `EnvelopeErrors`).
     let handle: @Sendable (Request, any AgentControl) async throws -> Response
 
     init(
-        _ method: HTTPRequest.Method, _ path: String, _ summary: String,
+        _ method: HTTPRequest.Method, _ path: String, _ summary: String, _ contract: RouteContract,
         handle: @escaping @Sendable (Request, any AgentControl) async throws -> Response
     ) {
         self.method = method
         self.path = path
         self.summary = summary
+        self.contract = contract
         self.handle = handle
     }
 
@@ -33,26 +36,36 @@ public struct APIRoute: Sendable {
 extension APIRoute {
     /// Every route of the API.
     public static let all: [APIRoute] = [
-        APIRoute(.get, "/v1/health", "Whether the agent answers.") { request, _ in
+        APIRoute(.get, "/v1/health", "Whether the agent answers.",
+            RouteContract(operationID: "health", answer: .data(APISchemas.object("Always ok.", ["ok": ["const": true]], required: ["ok"])))) { request, _ in
             try ok(["ok": true], for: request) { _ in "ok" }
         },
-        APIRoute(.get, "/v1/members", "Every member this node knows, itself included.") { request, control in
+        APIRoute(.get, "/v1/members", "Every member this node knows, itself included.",
+            RouteContract(
+                operationID: "members",
+                answer: .data(APISchemas.object("Members, sorted by name.", ["members": APISchemas.array(of: APISchemas.reference("Member"), "Every member.")], required: ["members"])))) { request, control in
             try ok(MembersData(members: await control.members()), for: request) { APIText.members($0.members) }
         },
-        APIRoute(.get, "/v1/info", "A summary of this node: name, address, health, counters.") { request, control in
+        APIRoute(.get, "/v1/info", "A summary of this node: name, address, health, counters.",
+            RouteContract(operationID: "info", answer: .data(APISchemas.reference("Info")))) { request, control in
             try ok(await control.info(), for: request, text: APIText.info)
         },
-        APIRoute(.post, "/v1/join", "Join the swarm through the given seed addresses.") { request, control in
+        APIRoute(.post, "/v1/join", "Join the swarm through the given seed addresses.",
+            RouteContract(
+                operationID: "join", body: "JoinRequest",
+                answer: .data(APISchemas.object("How many seeds answered.", ["contacted": APISchemas.integer("Seeds that answered.")], required: ["contacted"])))) { request, control in
             let addresses = try APIRequests.join(try await body(of: request))
             return try ok(["contacted": try await control.join(addresses)], for: request) {
                 "joined: \($0["contacted"] ?? 0) of \(addresses.count) contacted"
             }
         },
-        APIRoute(.post, "/v1/leave", "Leave the swarm gracefully.") { request, control in
+        APIRoute(.post, "/v1/leave", "Leave the swarm gracefully.",
+            RouteContract(operationID: "leave", answer: .data(APISchemas.object("Left.", ["left": ["const": true]], required: ["left"])))) { request, control in
             try await control.leave()
             return try ok(["left": true], for: request) { _ in "left the swarm" }
         },
-        APIRoute(.post, "/v1/kv/put", "Write a value, optionally waiting for replicas.") { request, control in
+        APIRoute(.post, "/v1/kv/put", "Write a value, optionally waiting for replicas.",
+            RouteContract(operationID: "put", body: "PutRequest", answer: .data(APISchemas.reference("Entry")))) { request, control in
             let put = try APIRequests.put(try await body(of: request))
             return try ok(
                 try await control.put(
@@ -60,15 +73,22 @@ extension APIRoute {
                     replicas: put.replicas, timeout: put.timeout),
                 for: request, text: APIText.written)
         },
-        APIRoute(.post, "/v1/kv/batch", "Write many values (null deletes) all or nothing.") { request, control in
+        APIRoute(.post, "/v1/kv/batch", "Write many values (null deletes) all or nothing.",
+            RouteContract(
+                operationID: "batch", body: "BatchRequest",
+                answer: .data(APISchemas.object("How many were written.", ["written": APISchemas.integer("Writes applied.")], required: ["written"])))) { request, control in
             let writes = try APIRequests.batch(try await body(of: request))
             return try ok(["written": try await control.putBatch(writes)], for: request) { "written: \($0["written"] ?? 0)" }
         },
-        APIRoute(.post, "/v1/kv/delete", "Delete a key (a tombstone replicates).") { request, control in
+        APIRoute(.post, "/v1/kv/delete", "Delete a key (a tombstone replicates).",
+            RouteContract(operationID: "delete", body: "DeleteRequest", answer: .data(APISchemas.reference("Entry")))) { request, control in
             let key = try APIRequests.delete(try await body(of: request))
             return try ok(try await control.delete(key: key), for: request) { "deleted \($0.key) @ \($0.timestamp)" }
         },
-        APIRoute(.get, "/v1/kv/get", "The live value of ?key=.") { request, control in
+        APIRoute(.get, "/v1/kv/get", "The live value of ?key=.",
+            RouteContract(
+                operationID: "get", query: [.init(name: "key", description: "The key to read.", required: true)],
+                answer: .data(APISchemas.reference("Entry")))) { request, control in
             guard let key = request.uri.queryParameters.get("key") else {
                 throw AgentError(code: .badRequest, message: "no key given", hint: "GET /v1/kv/get?key=KEY")
             }
@@ -77,29 +97,68 @@ extension APIRoute {
             }
             return try ok(entry, for: request, text: APIText.value)
         },
-        APIRoute(.get, "/v1/kv/list", "Live entries under ?prefix=, and their change-log seq.") { request, control in
+        APIRoute(.get, "/v1/kv/list", "Live entries under ?prefix=, and their change-log seq.",
+            RouteContract(
+                operationID: "list", query: [.init(name: "prefix", description: "Only keys that start with it; default all.")],
+                answer: .data(APISchemas.reference("EntryList")))) { request, control in
             try ok(await control.list(prefix: request.uri.queryParameters.get("prefix") ?? ""), for: request, text: APIText.entries)
         },
-        APIRoute(.get, "/v1/kv/status", "A summary of the replicated state.") { request, control in
+        APIRoute(.get, "/v1/kv/status", "A summary of the replicated state.",
+            RouteContract(operationID: "status", answer: .data(APISchemas.reference("StateStatus")))) { request, control in
             try ok(await control.status(), for: request, text: APIText.status)
         },
-        APIRoute(.get, "/v1/kv/watch", "Stream changes under ?prefix= after ?from= (NDJSON or SSE).", handle: watch),
-        APIRoute(.get, "/v1/keys", "Which gossip keys every live node holds.") { request, control in
+        APIRoute(.get, "/v1/kv/watch", "Stream changes under ?prefix= after ?from= (NDJSON or SSE).",
+            RouteContract(
+                operationID: "watch",
+                query: [
+                    .init(name: "prefix", description: "Only keys that start with it; default all."),
+                    .init(name: "from", description: "Replay changes after this seq first (0: every key); default: only new changes."),
+                ],
+                answer: .entryStream),
+            handle: watch),
+        APIRoute(.get, "/v1/keys", "Which gossip keys every live node holds.",
+            RouteContract(operationID: "listKeys", answer: .data(APISchemas.reference("KeyringReport")))) { request, control in
             try ok(try await control.keyring(.list), for: request, text: APIText.keyring)
         },
-        APIRoute(.post, "/v1/keys", "Install, use or remove a gossip key on every live node.") { request, control in
+        APIRoute(.post, "/v1/keys", "Install, use or remove a gossip key on every live node.",
+            RouteContract(operationID: "changeKeys", body: "KeyringRequest", answer: .data(APISchemas.reference("KeyringReport")))) { request, control in
             let operation = try APIRequests.keyOperation(try await body(of: request))
             return try ok(try await control.keyring(operation), for: request) { report in
                 "\(operation.name): done on \(report.responded) of \(report.nodes) nodes\n" + APIText.keyring(report)
             }
         },
         // Where Prometheus looks by default, outside the versioned API.
-        APIRoute(.get, "/metrics", "Prometheus metrics: counters, gauges and histograms.") { _, control in
+        APIRoute(.get, "/metrics", "Prometheus metrics: counters, gauges and histograms.",
+            RouteContract(
+                operationID: "metrics",
+                answer: .document(mediaType: "text/plain; version=0.0.4", description: "Prometheus text exposition format."))) { _, control in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: await control.metricsText())))
         },
+        // The status page holds no data (it reads the API like any client), so a browser loads it
+        // without the token and then asks for it.
+        APIRoute(
+            .get, "/", "The status page: members, state and recent changes, live.",
+            RouteContract(operationID: "statusPage", answer: .document(mediaType: "text/html", description: "One self-contained HTML page."), needsToken: false)
+        ) { _, _ in
+            Response(
+                status: .ok,
+                headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache", .contentSecurityPolicy: StatusPage.contentSecurityPolicy],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: PackageResources.StatusPage_html)))
+        },
+        APIRoute(
+            .get, "/v1/openapi.json", "This API's OpenAPI 3.1 document.",
+            RouteContract(operationID: "openapi", answer: .document(mediaType: "application/json", description: "The OpenAPI document."))
+        ) { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.json)))
+        },
     ]
+
+    /// `METHOD /path` of the routes that need no token.
+    static let withoutToken = Set(all.filter { !$0.contract.needsToken }.map(\.name))
 
     /// The hint of a 404: every route, the GETs then the POSTs.
     static let notFoundHint: String = {

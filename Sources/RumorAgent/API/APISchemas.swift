@@ -1,0 +1,151 @@
+import RumorAPI
+
+/// The JSON Schemas (2020-12, as OpenAPI 3.1 uses) of the API's bodies: the request bodies of
+/// `APIRequestBodies.swift` and the answers of `AgentControl.swift`, property for property.
+///
+/// Answers are closed (`additionalProperties: false`), so the end-to-end test that checks live
+/// answers against them fails when a field is added to a Swift type and not here.
+enum APISchemas {
+    static func reference(_ name: String) -> JSONValue { ["$ref": .string("#/components/schemas/\(name)")] }
+
+    static func string(_ description: String) -> JSONValue { ["type": "string", "description": .string(description)] }
+    static func integer(_ description: String) -> JSONValue { ["type": "integer", "minimum": 0, "description": .string(description)] }
+    static func boolean(_ description: String) -> JSONValue { ["type": "boolean", "description": .string(description)] }
+    static func number(_ description: String) -> JSONValue { ["type": "number", "description": .string(description)] }
+    static func array(of items: JSONValue, _ description: String) -> JSONValue {
+        ["type": "array", "items": items, "description": .string(description)]
+    }
+    static func map(of values: JSONValue, _ description: String) -> JSONValue {
+        ["type": "object", "additionalProperties": values, "description": .string(description)]
+    }
+    static func choice(_ values: [String], _ description: String) -> JSONValue {
+        ["type": "string", "enum": .array(values.map(JSONValue.string)), "description": .string(description)]
+    }
+
+    /// An object with these properties; `required` names those always present. `closed`: no others.
+    static func object(
+        _ description: String, _ properties: KeyValuePairs<String, JSONValue>, required: [String], closed: Bool = true
+    ) -> JSONValue {
+        var members: [(String, JSONValue)] = [
+            ("type", "object"), ("description", .string(description)),
+            ("properties", .object(properties.map { ($0.key, $0.value) })),
+            ("required", .array(required.map(JSONValue.string))),
+        ]
+        if closed { members.append(("additionalProperties", false)) }
+        return .object(members)
+    }
+
+    /// The success envelope around `data`.
+    static func ok(_ data: JSONValue) -> JSONValue {
+        object("Success envelope.", ["status": ["const": "ok"], "data": data], required: ["status", "data"])
+    }
+
+    /// Every named schema, for `components.schemas`.
+    static let components: [(String, JSONValue)] = [
+        ("Error", object(
+            "Error envelope: every failure, with a stable code, what happened and what to do.",
+            [
+                "status": ["const": "error"],
+                "code": choice(ErrorCode.allCases.map(\.rawValue), "Stable, snake case."),
+                "message": string("What failed."),
+                "hint": string("What to do about it."),
+            ], required: ["status", "code", "message", "hint"])),
+        ("Member", object(
+            "One member as this node sees it.",
+            [
+                "name": string("Unique node name."),
+                "address": string("host:port of the member's gossip socket."),
+                "state": choice(["alive", "suspect", "dead", "left"], "SWIM state."),
+                "incarnation": integer("The member's incarnation number."),
+                "meta": string("The member's metadata as UTF-8 text (lossy for non-text bytes)."),
+                "protocolVersion": integer("The memberlist protocol version the member speaks."),
+            ], required: ["name", "address", "state", "incarnation", "meta", "protocolVersion"])),
+        ("Info", object(
+            "A summary of the local node.",
+            [
+                "name": string("This node's name."),
+                "address": string("host:port others reach this node at."),
+                "swarm": string("The swarm name (empty for none)."),
+                "members": map(of: ["type": "integer"], "Member counts by state."),
+                "healthScore": integer("Lifeguard local health score: 0 is healthy."),
+                "incarnation": integer("This node's incarnation number."),
+                "left": boolean("True once the node has left."),
+                "uptimeSeconds": number("Seconds since the agent started."),
+                "encryption": choice(["off", "on", "sending-plaintext", "accepting-plaintext"], "Gossip encryption."),
+                "counters": map(of: ["type": "integer", "minimum": 0], "Counters by name (also at /metrics)."),
+            ],
+            required: ["name", "address", "swarm", "members", "healthScore", "incarnation", "left", "uptimeSeconds", "encryption", "counters"])),
+        ("Entry", object(
+            "One key-value entry.",
+            [
+                "key": string("The key."),
+                "value": string("The value as UTF-8 text; absent for a delete or a value that is not UTF-8."),
+                "valueBase64": string("The value in base64 when it is not UTF-8 text."),
+                "deleted": boolean("True for a tombstone."),
+                "timestamp": string("Hybrid logical clock timestamp of the write, milliseconds.logical."),
+                "origin": string("The node that wrote it."),
+                "expiresAt": integer("When the value expires, milliseconds since the epoch."),
+                "ephemeral": boolean("True when the value lives only while its writer is in the swarm."),
+                "replicas": array(of: ["type": "string"], "For a put with wait: the nodes known to hold it, the writer first."),
+                "seq": integer("The key's position in this node's change log (list and watch)."),
+                "change": choice(["put", "delete", "expire", "depart"], "In watch: what happened."),
+            ], required: ["key", "deleted", "timestamp", "origin", "ephemeral"])),
+        ("EntryList", object(
+            "Live entries and the change-log position they reflect (watch from there to follow them).",
+            ["entries": array(of: reference("Entry"), "Sorted by key."), "seq": integer("Change-log position.")],
+            required: ["entries", "seq"])),
+        ("StateStatus", object(
+            "The replicated state at a glance.",
+            [
+                "values": integer("Keys with a live value."),
+                "tombstones": integer("Deletes still remembered."),
+                "digest": map(of: ["type": "string"], "Per writer, the timestamp up to which this node holds all its writes."),
+                "lastSyncedMillisecondsAgo": integer("Milliseconds since the last anti-entropy exchange; absent if none yet."),
+                "durable": boolean("Whether the state survives restarts (a data directory is set)."),
+                "seq": integer("The newest change-log position."),
+                "peerLagMilliseconds": map(of: ["type": "integer", "minimum": 0], "Per peer, the replication lag its last digest proved."),
+            ], required: ["values", "tombstones", "digest", "durable", "seq", "peerLagMilliseconds"])),
+        ("KeyringReport", object(
+            "Which gossip keys every live node holds.",
+            [
+                "nodes": integer("Live Rumor nodes asked, this one included."),
+                "responded": integer("Nodes that answered."),
+                "failures": map(of: ["type": "string"], "Per node that failed or did not answer, why."),
+                "keys": map(of: ["type": "integer"], "Per installed key (base64), how many nodes hold it."),
+                "primaryKeys": map(of: ["type": "integer"], "Per primary key (base64), how many nodes encrypt with it."),
+            ], required: ["nodes", "responded", "failures", "keys", "primaryKeys"])),
+        ("JoinRequest", object(
+            "Seeds to join through.",
+            ["addresses": ["type": "array", "items": ["type": "string"], "minItems": 1, "description": "host:port; the port defaults to 7946."]],
+            required: ["addresses"], closed: false)),
+        ("PutRequest", object(
+            "A write.",
+            [
+                "key": string("The key, 1 to 1,024 bytes by default."),
+                "value": string("The value as text."),
+                "ttlSeconds": ["type": "number", "exclusiveMinimum": 0, "description": "Time to live in seconds, at most ten years."],
+                "ephemeral": boolean("True: the value vanishes when this node fails or leaves."),
+                "wait": [
+                    "oneOf": [["const": "all"], ["type": "integer", "minimum": 1], ["type": "string", "pattern": "^[1-9][0-9]*$"]],
+                    "description": "Answer only once this many nodes (the writer included) hold the write: all, or a count.",
+                ],
+                "timeoutSeconds": ["type": "number", "exclusiveMinimum": 0, "maximum": 3600, "description": "How long wait may take; default 10."],
+            ], required: ["key", "value"], closed: false)),
+        ("BatchRequest", object(
+            "Writes applied all or nothing.",
+            [
+                "entries": array(
+                    of: object(
+                        "One write; a null or absent value deletes the key.",
+                        ["key": ["type": "string"], "value": ["type": ["string", "null"]]], required: ["key"], closed: false),
+                    "The writes.")
+            ], required: ["entries"], closed: false)),
+        ("DeleteRequest", object("A delete.", ["key": string("The key to delete.")], required: ["key"], closed: false)),
+        ("KeyringRequest", object(
+            "A keyring change, run on every live node.",
+            [
+                "operation": choice(["install", "use", "remove"], "What to do with the key."),
+                "key": string("The key in base64, as `rumor keygen` prints it."),
+            ], required: ["operation", "key"], closed: false)),
+    ]
+}
