@@ -96,3 +96,12 @@ def test_every_setting_has_a_flag_in_help():
     for row in json.loads(result.stdout)["settings"]:
         assert row["flag"] in help_text, row["flag"]
         assert row["env"] in help_text, row["env"]
+
+
+def test_readme_documents_every_key():
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    result = agent_config(["--print-config", "--json", "--name", "n"])
+    for row in json.loads(result.stdout)["settings"]:
+        assert f"| `{row['key']}` |" in readme, f"README's config-file table lacks {row['key']}"
