@@ -93,18 +93,51 @@ public struct StateStatus: Codable, Sendable, Hashable {
     /// Per peer, how many milliseconds of writes (by writer clock) its last digest lacked
     /// compared with ours: the replication lag the digests prove (pushes usually close it sooner).
     public var peerLagMilliseconds: [String: UInt64]
+    /// The catch-up under way, if this node is behind by more than one message.
+    public var catchUp: CatchUpStatus?
 
     public init(
         values: Int, tombstones: Int, digest: [String: String], lastSyncedMillisecondsAgo: UInt64?, durable: Bool, seq: UInt64,
-        peerLagMilliseconds: [String: UInt64]
+        peerLagMilliseconds: [String: UInt64], catchUp: CatchUpStatus? = nil
     ) {
         self.peerLagMilliseconds = peerLagMilliseconds
+        self.catchUp = catchUp
         self.values = values
         self.tombstones = tombstones
         self.digest = digest
         self.lastSyncedMillisecondsAgo = lastSyncedMillisecondsAgo
         self.durable = durable
         self.seq = seq
+    }
+}
+
+/// A catch-up under way: how far behind this node is and how far it got.
+public struct CatchUpStatus: Codable, Sendable, Hashable {
+    /// The peer sending the pages (host:port).
+    public var peer: String
+    public var pages: Int
+    public var receivedEntries: UInt64
+    public var receivedBytes: UInt64
+    /// How far behind this node still is, by the sender's estimate.
+    public var remainingEntries: UInt64
+    public var remainingBytes: UInt64
+    /// receivedEntries / (received + remaining), 0...1.
+    public var progress: Double
+    public var elapsedSeconds: Double
+
+    public init(
+        peer: String, pages: Int, receivedEntries: UInt64, receivedBytes: UInt64, remainingEntries: UInt64,
+        remainingBytes: UInt64, elapsedSeconds: Double
+    ) {
+        self.peer = peer
+        self.pages = pages
+        self.receivedEntries = receivedEntries
+        self.receivedBytes = receivedBytes
+        self.remainingEntries = remainingEntries
+        self.remainingBytes = remainingBytes
+        let total = receivedEntries + remainingEntries
+        self.progress = total == 0 ? 1 : Double(receivedEntries) / Double(total)
+        self.elapsedSeconds = elapsedSeconds
     }
 }
 

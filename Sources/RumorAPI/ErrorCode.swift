@@ -34,6 +34,8 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
     case badKeyring = "bad_keyring"
     case keyringNotSaved = "keyring_not_saved"
     case storageFailed = "storage_failed"
+    case storageFull = "storage_full"
+    case storageCorrupt = "storage_corrupt"
     case bindFailed = "bind_failed"
     case `internal`
     // Raised by the CLI only.
@@ -57,7 +59,8 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
         case .tooLarge: 413
         case .joinFailed, .keyringPartial: 502
         case .replicationTimeout: 504
-        case .badAnswer, .badConfig, .badKeyring, .keyringNotSaved, .storageFailed, .bindFailed,
+        case .storageFull: 507
+        case .badAnswer, .badConfig, .badKeyring, .keyringNotSaved, .storageFailed, .storageCorrupt, .bindFailed,
             .internal, .badArguments, .agentUnreachable, .badResponse, .agentFailed, .watchEnded, .writeFailed:
             500
         }

@@ -86,7 +86,14 @@ extension Agent {
             values: values, tombstones: tombstones,
             digest: node.replication.store.digest.mapValues(\.description),
             lastSyncedMillisecondsAgo: node.lastSynced.map { wall > $0 ? wall - $0 : 0 }, durable: storage != nil,
-            seq: node.changes.last, peerLagMilliseconds: node.replication.peerLagMilliseconds)
+            seq: node.changes.last, peerLagMilliseconds: node.replication.peerLagMilliseconds,
+            catchUp: node.replication.catchUp.map { progress in
+                CatchUpStatus(
+                    peer: "\(progress.peer)", pages: progress.pages, receivedEntries: progress.receivedEntries,
+                    receivedBytes: progress.receivedBytes, remainingEntries: progress.remainingEntries,
+                    remainingBytes: progress.remainingBytes,
+                    elapsedSeconds: Double(wall > progress.startedAtMilliseconds ? wall - progress.startedAtMilliseconds : 0) / 1000)
+            })
     }
 
     public func list(prefix: String) async -> EntryList {

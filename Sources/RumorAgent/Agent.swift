@@ -33,6 +33,7 @@ public actor Agent: Service, AgentControl {
     let storage: EntryStorage?
     var counters = AgentCounters()
     var logThrottle = LogThrottle()
+    var storageHealth = StorageHealth()
     /// Prometheus metrics (`GET /metrics`).
     public nonisolated let metrics = AgentMetrics()
     var watches = WatchHub()
@@ -59,7 +60,7 @@ public actor Agent: Service, AgentControl {
     public init(configuration: AgentConfiguration, logger: Logger) throws {
         try configuration.validate()
         if let directory = configuration.dataDirectory {
-            try AgentStartup.prepareDataDirectory(directory)
+            try AgentStartup.prepareDataDirectory(directory, resync: configuration.resync, logger: logger)
         }
         var configuration = configuration
         let keyringPath = configuration.keyringFile ?? configuration.dataDirectory.map { $0 + "/keyring.json" }
@@ -141,7 +142,14 @@ public actor Agent: Service, AgentControl {
                 timeout: .nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped),
                 maximumBytes: GossipCodec.maximumStreamBytes,
                 decode: { bytes in try codecBox.withLockedValue { $0 }.streams.decode(bytes) },
-                onRequest: { [weak self] request, peer in await self?.queue(request, from: peer) },
+                onRequest: { [weak self] request, peer, writer in
+                    guard let self else { return }
+                    if Self.isCatchUpRequest(request) {
+                        await self.serveCatchUp(request, from: peer, writer: writer)
+                    } else if let reply = await self.queue(request, from: peer) {
+                        try? await writer.write(reply)
+                    }
+                },
                 onFailure: { [weak self] error, peer in Task { await self?.streamFailed(error, from: peer) } })
             // Announced only once both sockets listen, so no one is sent to a closed port.
             if configuration.bindPort == 0, configuration.advertisePort == nil, let port16 = UInt16(exactly: port) {
@@ -275,23 +283,25 @@ public actor Agent: Service, AgentControl {
         nextCommand += 1
         let id = nextCommand
         let request = replicas.map { Node.ReplicaWaitRequest(target: $0.0, timeout: $0.1, command: id) }
-        let outcome: Node.WriteOutcome
+        let prepared: Node.PreparedWrite
         do {
-            outcome = try node.write(writes, awaiting: request, at: time)
+            prepared = try node.prepareWrite(writes, at: time)
         } catch {
             throw AgentError(error)
         }
-        if let save = outcome.save {
+        if let save = prepared.save, let storage {
+            // Saved before it is applied: a write the disk refuses is never seen, anywhere.
             do {
-                try storage?.apply(save)
+                try storage.apply(save)
+                storageHealth.succeeded(directory: storage.directory, logger: logger)
             } catch {
-                node.cancel(id)
+                node.abandonWrite(prepared)
                 counters.add("storage_errors")
-                throw AgentError(
-                    code: .storageFailed, message: "the write could not be saved: \(error)",
-                    hint: "check the disk behind --data-dir; the value is held in memory only")
+                storageHealth.failed(error, saving: "a local write", directory: storage.directory, logger: logger)
+                throw StorageHealth.writeError(error, directory: storage.directory)
             }
         }
+        let outcome = node.commitWrite(prepared, awaiting: request, at: time)
         guard request != nil else {
             execute(outcome.effects)
             return (outcome.entries, nil)
@@ -313,6 +323,8 @@ public actor Agent: Service, AgentControl {
                 send(datagram, to: address)
             case .pushPull(let state, let address, let command):
                 Task { await self.pushPull(state, with: address, join: command) }
+            case .catchUp(let request, let address):
+                Task { await self.receiveCatchUp(request, from: address) }
             case .streamPing(let ping, let address, let deadline):
                 Task { await self.streamPing(ping, to: address, deadline: deadline) }
             case .askKeyring(let operation, let peer, let address, let command):
@@ -341,11 +353,15 @@ public actor Agent: Service, AgentControl {
     }
 
     private func store(_ write: StorageWrite) {
+        guard let storage else { return }
         do {
-            try storage?.apply(write)
+            try storage.apply(write)
+            storageHealth.succeeded(directory: storage.directory, logger: logger)
         } catch {
             counters.add("storage_errors")
-            logger.error("cannot save the replicated state", metadata: ["change": "\(write.kind)", "error": "\(error)"])
+            storageHealth.failed(error, saving: "replicated state (\(write.kind))", directory: storage.directory, logger: logger)
+            // Kept in memory and tried again, so the digest on disk never passes the entries on disk.
+            execute(node.saveFailed(write, at: time))
         }
     }
 }

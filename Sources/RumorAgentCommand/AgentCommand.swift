@@ -60,6 +60,8 @@ struct AgentCommand: AsyncParsableCommand {
     var logLevel: String?
     @Option(help: "Read settings from this TOML or JSON file (env RUMOR_CONFIG); flags and environment variables override it.")
     var config: String?
+    @Flag(help: "Move the saved state (DATA_DIR/state.sqlite) aside, kept, and rebuild it from the swarm: for a damaged or foreign state file.")
+    var resync = false
     @Flag(name: .customLong("print-config"), help: "Print the effective configuration, with the source of each value, and exit.")
     var printConfig = false
     @Flag(help: "Report startup errors (and --print-config) as JSON.")
@@ -139,6 +141,10 @@ struct AgentCommand: AsyncParsableCommand {
         for seed in configuration.seeds { _ = try hostPort(seed, defaultPort: 7946, origin: settings.origin("join")) }
         configuration.swarm = settings.text("swarm") ?? ""
         configuration.dataDirectory = settings.text("data_dir")
+        configuration.resync = resync
+        if resync, configuration.dataDirectory == nil {
+            throw AgentError(code: .badArguments, message: "--resync needs a --data-dir", hint: "pass the --data-dir whose state to rebuild")
+        }
 
         let (apiHost, apiPort) = try hostPort(settings.text("api") ?? "", defaultPort: 7373, origin: settings.origin("api"))
         configuration.apiHost = apiHost

@@ -6,12 +6,16 @@ import RumorCore
 /// Bodies: push `reserved(1) flags(1, bit0 acknowledge, bit1 after, bit2 range) [after(8)]
 /// [range end: iplength(1) ip port(2)] entries`; pull request
 /// `from digest held`; pull answer `from digest held entries`; acknowledgement
-/// `from count (timestamp(8) origin)*`. `held` is `count (origin count timestamp(8)*)*`.
+/// `from count (timestamp(8) origin)*`; catch-up request `from digest held`; catch-up page
+/// `from flags(1, bit0 last) remainingEntries remainingBytes spans entries`, spans
+/// `count (origin after(8) through(8))*`. `held` is `count (origin count timestamp(8)*)*`.
 /// An entry is `key flags(bit0 tombstone, bit1 expiry, bit2 ephemeral) timestamp(8)
 /// origin [expiry(8)] [value]`; a digest is `count (origin timestamp(8))*`.
 /// Every length and count is checked against the bytes present before allocation.
 public enum ReplicationCodec {
     static let magic: [UInt8] = [0x52, 0x4B, 1]
+    /// The kind byte (after the magic) of a `catchUpRequest`.
+    public static let catchUpRequestKind: UInt8 = 5
 
     /// True when `payload` (a user message body) is a replication frame.
     public static func isFrame(_ payload: [UInt8]) -> Bool {
@@ -56,6 +60,24 @@ public enum ReplicationCodec {
                 writeUInt64(version.timestamp.rawValue, into: &out)
                 writeBytes(Array(version.origin.utf8), into: &out)
             }
+        case .catchUpRequest(let from, let digest, let held):
+            out.append(5)
+            writeBytes(Array(from.utf8), into: &out)
+            writeDigest(digest, into: &out)
+            writeHeld(held, into: &out)
+        case .catchUpPage(let page):
+            out.append(6)
+            writeBytes(Array(page.from.utf8), into: &out)
+            out.append(page.isLast ? 1 : 0)
+            writeVarint(page.remainingEntries, into: &out)
+            writeVarint(page.remainingBytes, into: &out)
+            writeVarint(UInt64(page.spans.count), into: &out)
+            for (origin, span) in page.spans.sorted(by: { $0.key < $1.key }) {
+                writeBytes(Array(origin.utf8), into: &out)
+                writeUInt64(span.after.rawValue, into: &out)
+                writeUInt64(span.through.rawValue, into: &out)
+            }
+            writeEntries(page.entries, into: &out)
         }
         return out
     }
@@ -96,6 +118,12 @@ public enum ReplicationCodec {
             return header + bytes(from.utf8.count) + digest(summary) + held(extra) + entries(list) + (fingerprint == nil ? 0 : 8)
         case .acknowledgement(let from, let versions):
             return header + bytes(from.utf8.count) + versions.reduce(varint(versions.count)) { $0 + 8 + bytes($1.origin.utf8.count) }
+        case .catchUpRequest(let from, let summary, let extra):
+            return header + bytes(from.utf8.count) + digest(summary) + held(extra)
+        case .catchUpPage(let page):
+            let spans = page.spans.keys.reduce(varint(page.spans.count)) { $0 + bytes($1.utf8.count) + 16 }
+            return header + bytes(page.from.utf8.count) + 1 + varint(Int(clamping: page.remainingEntries))
+                + varint(Int(clamping: page.remainingBytes)) + spans + entries(page.entries)
         }
     }
 
@@ -142,6 +170,27 @@ public enum ReplicationCodec {
                 versions.append(Version(timestamp: timestamp, origin: try reader.readString()))
             }
             frame = .acknowledgement(from: from, versions: versions)
+        case 5:
+            let from = try reader.readString()
+            let digest = try readDigest(&reader)
+            frame = .catchUpRequest(from: from, digest: digest, held: try readHeld(&reader))
+        case 6:
+            let from = try reader.readString()
+            let flags = try reader.readByte()
+            guard flags & ~1 == 0 else { throw WireError(.malformed, "unknown catch-up page flags \(flags)") }
+            let remainingEntries = try reader.readVarint()
+            let remainingBytes = try reader.readVarint()
+            let count = try reader.readCount(minimumItemBytes: 17)
+            var spans: [String: KeyValueStore.WriterSpan] = [:]
+            for _ in 0..<count {
+                let origin = try reader.readString()
+                let after = HybridTimestamp(rawValue: try reader.readUInt64())
+                spans[origin] = KeyValueStore.WriterSpan(after: after, through: HybridTimestamp(rawValue: try reader.readUInt64()))
+            }
+            frame = .catchUpPage(
+                CatchUpPage(
+                    from: from, entries: try readEntries(&reader), spans: spans, remainingEntries: remainingEntries,
+                    remainingBytes: remainingBytes, isLast: flags & 1 != 0))
         default:
             throw WireError(.malformed, "unknown replication frame kind \(bytes[3])")
         }

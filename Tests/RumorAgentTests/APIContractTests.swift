@@ -19,7 +19,7 @@ struct APIContractTests {
             "value_too_large": 400, "unauthorized": 401, "not_found": 404, "key_not_found": 404, "left": 409,
             "watch_ahead": 409, "encryption_disabled": 409, "encryption_migrating": 409, "watch_compacted": 410,
             "too_large": 413,
-            "join_failed": 502, "keyring_partial": 502, "replication_timeout": 504,
+            "join_failed": 502, "keyring_partial": 502, "replication_timeout": 504, "storage_full": 507,
         ]
         for code in ErrorCode.allCases {
             #expect(code.httpStatus == statuses[code.rawValue] ?? 500, "\(code.rawValue)")

@@ -209,6 +209,60 @@ struct NodeRuleTests {
         #expect(entries == [entry] && sequences == ["k": 1])
     }
 
+    @Test func aLocalWrite_isSavedBeforeItIsSeen_withTheQueuedRemoteStateInOneTransaction() throws {
+        var node = Self.node(durable: true)
+        let pushed = Entry(
+            key: "remote", value: [1], version: Version(timestamp: HybridTimestamp(milliseconds: 1_800_000_000_000, logical: 1), origin: "b"))
+        _ = node.receive([.replication(.push(entries: [pushed], relay: .none, acknowledge: false))], from: Self.b, at: Self.time(0))
+        let prepared = try node.prepareWrite([Replication.Write(key: "k", value: [2])], at: Self.time(1))
+        #expect(node.read("k", at: Self.time(1)) == nil, "not visible before it is saved")
+        guard case .save(let entries, let sequences, let digest)? = prepared.save else {
+            Issue.record("no save")
+            return
+        }
+        #expect(Set(entries.map(\.key)) == ["k", "remote"])
+        #expect(digest["a"] == prepared.entries[0].version.timestamp)
+        let outcome = node.commitWrite(prepared, at: Self.time(1))
+        #expect(node.read("k", at: Self.time(1)) == outcome.entries[0])
+        #expect(node.changes.sequence(of: "k") == sequences["k"], "the saved change-log position is the one given")
+    }
+
+    @Test func aLocalWriteWhoseSaveFailed_isNeverSeen_andTheRemoteStateItCarriedIsSavedLater() throws {
+        var node = Self.node(durable: true)
+        let pushed = Entry(
+            key: "remote", value: [1], version: Version(timestamp: HybridTimestamp(milliseconds: 1_800_000_000_000, logical: 1), origin: "b"))
+        _ = node.receive([.replication(.push(entries: [pushed], relay: .none, acknowledge: false))], from: Self.b, at: Self.time(0))
+        let prepared = try node.prepareWrite([Replication.Write(key: "k", value: [2])], at: Self.time(1))
+        node.abandonWrite(prepared)
+        #expect(node.read("k", at: Self.time(1)) == nil)
+        #expect(node.replication.store.digest["a"] == nil, "no trace in the digest either")
+        let flushed = node.timerFired(.save, at: Self.time(5))
+        guard case .store(.save(let entries, _, _))? = flushed.first else {
+            Issue.record("the queued remote state was dropped: \(flushed)")
+            return
+        }
+        #expect(entries == [pushed])
+    }
+
+    @Test func aFailedSaveOfRemoteState_isQueuedAgain_andRetried() {
+        var node = Self.node(durable: true)
+        let pushed = Entry(
+            key: "remote", value: [1], version: Version(timestamp: HybridTimestamp(milliseconds: 1_800_000_000_000, logical: 1), origin: "b"))
+        _ = node.receive([.replication(.push(entries: [pushed], relay: .none, acknowledge: false))], from: Self.b, at: Self.time(0))
+        let flushed = node.timerFired(.save, at: Self.time(5))
+        guard case .store(let write)? = flushed.first else {
+            Issue.record("nothing to save")
+            return
+        }
+        let retry = node.saveFailed(write, at: Self.time(6))
+        #expect(Self.timers(retry) == [.save])
+        guard case .store(.save(let entries, _, _))? = node.timerFired(.save, at: Self.time(1_006)).first else {
+            Issue.record("not retried")
+            return
+        }
+        #expect(entries == [pushed])
+    }
+
     @Test func keyringExchange_talliesEveryAnswer_andNamesTheNodesThatFailed() {
         var node = Self.node()
         Self.meet(&node, "b", at: Self.b)

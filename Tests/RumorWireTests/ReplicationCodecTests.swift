@@ -27,6 +27,15 @@ struct ReplicationCodecTests {
         .pullAnswer(from: "n2", entries: [], digest: [:], held: [:], fingerprint: 0),
         .acknowledgement(from: "n4", versions: entries.map(\.version)),
         .acknowledgement(from: "n4", versions: []),
+        .catchUpRequest(from: "n1", digest: digest, held: held),
+        .catchUpRequest(from: "n1", digest: [:], held: [:]),
+        .catchUpPage(
+            CatchUpPage(
+                from: "n2", entries: entries,
+                spans: ["n1": .init(after: .zero, through: HybridTimestamp(milliseconds: 5, logical: 2)),
+                        "n3": .init(after: HybridTimestamp(milliseconds: 1, logical: 0), through: HybridTimestamp(rawValue: .max))],
+                remainingEntries: 1_000_000, remainingBytes: 150_000_000, isLast: false)),
+        .catchUpPage(CatchUpPage(from: "n2", entries: [], spans: [:], isLast: true)),
     ])
     func framesRoundTrip(frame: ReplicationFrame) throws {
         let bytes = ReplicationCodec.encode(frame)
@@ -36,11 +45,16 @@ struct ReplicationCodecTests {
     }
 
     @Test func everyTruncationIsRejected() {
-        let bytes = ReplicationCodec.encode(.pullAnswer(from: "n2", entries: Self.entries, digest: Self.digest, held: Self.held))
-        for cut in 0..<bytes.count {
-            #expect(throws: WireError.self) { try ReplicationCodec.decode(Array(bytes.prefix(cut))) }
+        let page = CatchUpPage(
+            from: "n2", entries: Self.entries, spans: ["n1": .init(after: .zero, through: HybridTimestamp(milliseconds: 5, logical: 2))],
+            remainingEntries: 7, remainingBytes: 700, isLast: false)
+        for frame in [ReplicationFrame.pullAnswer(from: "n2", entries: Self.entries, digest: Self.digest, held: Self.held), .catchUpPage(page)] {
+            let bytes = ReplicationCodec.encode(frame)
+            for cut in 0..<bytes.count {
+                #expect(throws: WireError.self) { try ReplicationCodec.decode(Array(bytes.prefix(cut))) }
+            }
+            #expect(throws: WireError.self) { try ReplicationCodec.decode(bytes + [0]) }
         }
-        #expect(throws: WireError.self) { try ReplicationCodec.decode(bytes + [0]) }
     }
 
     @Test func hugeCountsAreRejectedBeforeAllocating() {

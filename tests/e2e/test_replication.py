@@ -310,16 +310,46 @@ def test_writes_go_down_the_broadcast_tree_with_confirmations(swarm):
     assert latencies[8] < 0.5, latencies
 
 
-def test_a_state_too_large_for_one_message_fails_loudly(swarm):
-    """Until catch-up is paged (issue 11), a state over the 20 MiB stream limit cannot reach a
-    joiner in one anti-entropy answer: the sender must say so in its log, with sizes, not only
-    count it."""
+def test_a_joiner_catches_up_a_state_larger_than_any_message_in_pages(swarm):
+    """250,000 keys of 100 bytes (37 MB, past the 20 MiB stream limit that stopped joiners
+    before): the joiner gets them in 1 MiB pages streamed back to back, shows its progress in
+    `rumor status`, logs the start and the end, and serves reads and writes meanwhile."""
+    keys = 250_000
     seed = swarm.agent("big")
-    entries = [{"key": f"k/{i:07d}", "value": "x" * 100} for i in range(220_000)]
-    assert http(seed, "POST", "/v1/kv/batch", {"entries": entries})["data"]["written"] == 220_000
-    swarm.agent("joiner", join=[seed.address])
-    wait_until(lambda: "not sending a replication message larger than a stream may carry" in seed.log_path.read_text(),
-               20, "the seed logs the message it cannot send")
-    line = next(l for l in seed.log_path.read_text().splitlines() if "larger than a stream may carry" in l)
-    assert "bytes=" in line and "limit=20971520" in line, line
-    assert seed.info()["counters"].get("replication_too_large_to_send", 0) >= 1
+    for start in range(0, keys, 50_000):
+        entries = [{"key": f"k/{i:07d}", "value": "x" * 100} for i in range(start, start + 50_000)]
+        assert http(seed, "POST", "/v1/kv/batch", {"entries": entries})["data"]["written"] == 50_000
+    started = time.monotonic()
+    joiner = swarm.agent("joiner", join=[seed.address])
+    seen_progress = []
+    served_meanwhile = []
+
+    def caught_up():
+        status = json.loads(joiner.cli("status").stdout)["data"]
+        if "catchUp" in status:
+            seen_progress.append(status["catchUp"])
+            if not served_meanwhile:
+                began = time.monotonic()
+                put(joiner, "written/while/catching/up", "yes")
+                assert get(joiner, "written/while/catching/up")["value"] == "yes"
+                served_meanwhile.append(time.monotonic() - began)
+        return status["values"] >= keys + (1 if served_meanwhile else 0)
+
+    wait_until(caught_up, 60, f"the joiner holds all {keys} keys", interval=0.05)
+    took = time.monotonic() - started
+    measure("join_250k_keys_paged", took)
+    assert seen_progress, "rumor status never showed the catch-up"
+    progress = seen_progress[-1]
+    assert progress["peer"] == seed.address and progress["remainingEntries"] + progress["receivedEntries"] >= keys - 10_000
+    assert 0 <= progress["progress"] <= 1
+    assert served_meanwhile and served_meanwhile[0] < 2, f"a put and a get took {served_meanwhile} s during the catch-up"
+    text = subprocess.run([rumor_binary(), "status", "--api", joiner.api], capture_output=True, text=True, timeout=10).stdout
+    assert "catching up" not in text, text
+    log = joiner.log_path.read_text()
+    assert "catching up" in log and "caught up" in log, log[-2000:]
+    assert "entries_behind=" in log
+    info = joiner.info()["counters"]
+    assert info.get("catch_ups_completed", 0) >= 1 and info.get("catch_up_pages_received", 0) >= 30, info
+    assert info.get("dropped_too_large", 0) == 0 and seed.info()["counters"].get("replication_too_large_to_send", 0) == 0
+    # No replication message over the 1 MiB page (the seed sent pages, never one big answer).
+    assert seed.info()["counters"].get("catch_up_pages_sent", 0) >= 30

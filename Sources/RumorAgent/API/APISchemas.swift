@@ -104,7 +104,21 @@ enum APISchemas {
                 "durable": boolean("Whether the state survives restarts (a data directory is set)."),
                 "seq": integer("The newest change-log position."),
                 "peerLagMilliseconds": map(of: ["type": "integer", "minimum": 0], "Per peer, the replication lag its last digest proved."),
+                "catchUp": reference("CatchUp"),
             ], required: ["values", "tombstones", "digest", "durable", "seq", "peerLagMilliseconds"])),
+        ("CatchUp", object(
+            "A catch-up under way: this node is behind by more than one message and gets the rest in pages.",
+            [
+                "peer": string("host:port of the peer sending the pages."),
+                "pages": integer("Pages received."),
+                "receivedEntries": integer("Entries received."),
+                "receivedBytes": integer("Bytes of entries received."),
+                "remainingEntries": integer("Entries still to come (the sender's estimate)."),
+                "remainingBytes": integer("Bytes still to come (the sender's estimate)."),
+                "progress": ["type": "number", "minimum": 0, "maximum": 1, "description": "Received over received plus remaining."],
+                "elapsedSeconds": number("Since the catch-up began."),
+            ],
+            required: ["peer", "pages", "receivedEntries", "receivedBytes", "remainingEntries", "remainingBytes", "progress", "elapsedSeconds"])),
         ("KeyringReport", object(
             "Which gossip keys every live node holds.",
             [

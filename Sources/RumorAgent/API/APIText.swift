@@ -81,7 +81,13 @@ enum APIText {
         let digest = status.digest.sorted { $0.key < $1.key }.map { "  \($0.key) \($0.value)" }.joined(separator: "\n")
         let lag = status.peerLagMilliseconds.sorted { $0.key < $1.key }.map { "  \($0.key) \($0.value) ms" }
             .joined(separator: "\n")
-        return """
+        let catchUp = status.catchUp.map { catchUp in
+            String(
+                format: "catching up from %@: %.0f %%, %llu keys (%.1f MB) received, %llu keys (%.1f MB) to go, %.1f s\n",
+                catchUp.peer, catchUp.progress * 100, catchUp.receivedEntries, Double(catchUp.receivedBytes) / 1e6,
+                catchUp.remainingEntries, Double(catchUp.remainingBytes) / 1e6, catchUp.elapsedSeconds)
+        } ?? ""
+        return catchUp + """
             values:      \(status.values)
             tombstones:  \(status.tombstones)
             durable:     \(status.durable)

@@ -21,6 +21,9 @@ public struct AgentConfiguration: Sendable {
     public var swarm: String = ""
     /// Directory for persistent state; nil = in memory.
     public var dataDirectory: String?
+    /// Move the saved state aside (kept) at start and rebuild it from the swarm: for a damaged
+    /// or foreign `state.sqlite`.
+    public var resync = false
     /// Local API address. Default 127.0.0.1:7373.
     public var apiHost: String = "127.0.0.1"
     public var apiPort: Int = 7373

@@ -66,6 +66,12 @@ public final class AgentMetrics: Sendable {
         registry.makeGauge(
             name: "rumor_last_sync_age_seconds", help: "Seconds since this node's last completed anti-entropy pull (-1: never).")
             .set(status.lastSyncedMillisecondsAgo.map { Double($0) / 1000 } ?? -1)
+        registry.makeGauge(
+            name: "rumor_catch_up_remaining_entries", help: "Entries a catch-up under way still has to bring (0: none under way).")
+            .set(Double(status.catchUp?.remainingEntries ?? 0))
+        registry.makeGauge(
+            name: "rumor_catch_up_remaining_bytes", help: "Bytes a catch-up under way still has to bring (0: none under way).")
+            .set(Double(status.catchUp?.remainingBytes ?? 0))
         return registry.emitToString()
     }
 }

@@ -10,7 +10,19 @@ import RumorWire
 enum AgentStartup {
     /// Creates the data directory (owner-only) if needed and checks that it is writable, so a
     /// bad `--data-dir` fails at start-up rather than at the first write.
-    static func prepareDataDirectory(_ path: String) throws {
+    static func prepareDataDirectory(_ path: String, resync: Bool, logger: Logger) throws {
+        try createDataDirectory(path)
+        guard resync else { return }
+        if let aside = try EntryStorage.moveAside(in: path) {
+            logger.warning(
+                "--resync: moved the saved state aside; starting empty and rebuilding it from the swarm",
+                metadata: ["kept": "\(aside)"])
+        } else {
+            logger.notice("--resync: no saved state to move aside", metadata: ["directory": "\(path)"])
+        }
+    }
+
+    private static func createDataDirectory(_ path: String) throws {
         let files = FileManager.default
         do {
             try files.createDirectory(
@@ -22,7 +34,8 @@ enum AgentStartup {
         }
         guard files.isWritableFile(atPath: path) else {
             throw AgentError(
-                code: .badConfig, message: "data directory \(path) is not writable", hint: "pass a writable --data-dir")
+                code: .badConfig, message: "data directory \(path) is not writable (permissions, or a read-only filesystem)",
+                hint: "pass a writable --data-dir, or fix its permissions or mount")
         }
     }
 
@@ -38,9 +51,13 @@ enum AgentStartup {
             saved = try storage.load()
             lastSynced = try storage.lastSynced()
         } catch {
-            throw AgentError(
-                code: .storageFailed, message: "cannot read the saved state in \(directory): \(error)",
-                hint: "move the damaged state.sqlite away to start empty; peers will resend the data")
+            let opened = EntryStorage.openError(error, path: "\(directory)/\(EntryStorage.fileName)")
+            guard opened.code == .storageCorrupt else {
+                throw AgentError(
+                    code: .storageFailed, message: "cannot read the saved state in \(directory): \(error)",
+                    hint: EntryStorage.resyncHint)
+            }
+            throw opened
         }
         let probe = Replication(localName: "", settings: settings, seed: 0)
         if let synced = lastSynced, probe.isStale(lastSyncedMilliseconds: synced, wallMilliseconds: wall) {

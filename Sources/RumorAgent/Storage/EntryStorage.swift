@@ -9,16 +9,31 @@ import RumorCore
 /// transactions on a power loss for throughput, as WAL databases commonly do.
 final class EntryStorage: Sendable {
     private let database: DatabasePool
+    /// The data directory.
+    let directory: String
+
+    /// The file name in the data directory.
+    static let fileName = "state.sqlite"
+    /// The tables a Rumor state file holds (besides SQLite's own).
+    private static let tables: Set<String> = ["grdb_migrations", "entry", "digest", "sync", "changelog"]
+
+    /// The hint for a state file the agent cannot use.
+    static let resyncHint =
+        "start with `rumor agent --resync` (same flags): it moves the file aside, kept, and rebuilds the state from the swarm"
 
     /// Opens (creating if needed) `state.sqlite` in `directory`.
-    /// - Throws: `AgentError` (`storage_failed`) with the path and the SQLite error.
+    /// - Throws: `AgentError`: `storage_corrupt` when the file is not a SQLite database or holds
+    ///   another program's tables; `storage_failed` with the path and the SQLite error otherwise.
     init(directory: String) throws {
-        let path = (directory as NSString).appendingPathComponent("state.sqlite")
+        self.directory = directory
+        let path = (directory as NSString).appendingPathComponent(Self.fileName)
+        try Self.checkHeader(path)
         do {
             var configuration = Configuration()
             configuration.prepareDatabase { db in
                 try db.execute(sql: "PRAGMA synchronous = NORMAL")
             }
+            try Self.checkTables(path)
             database = try DatabasePool(path: path, configuration: configuration)
             var migrator = DatabaseMigrator()
             migrator.registerMigration("v1") { db in
@@ -46,11 +61,75 @@ final class EntryStorage: Sendable {
                         """)
             }
             try migrator.migrate(database)
+        } catch let error as AgentError {
+            throw error
+        } catch {
+            throw Self.openError(error, path: path)
+        }
+    }
+
+    /// A file that exists and does not start like a SQLite database is damaged or not ours.
+    private static func checkHeader(_ path: String) throws {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return }
+        defer { try? handle.close() }
+        let header = (try? handle.read(upToCount: 16)) ?? Data()
+        guard header.isEmpty || header == Data("SQLite format 3\0".utf8) else {
+            throw AgentError(
+                code: .storageCorrupt, message: "\(path) is not a SQLite database: the file is damaged or another program's",
+                hint: resyncHint)
+        }
+    }
+
+    /// A database holding tables Rumor never makes is another program's: refused, and left
+    /// untouched (read-only until it passes).
+    private static func checkTables(_ path: String) throws {
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        var readOnly = Configuration()
+        readOnly.readonly = true
+        let names = try DatabaseQueue(path: path, configuration: readOnly).read { db in
+            try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        }
+        let foreign = names.filter { !tables.contains($0) }
+        guard foreign.isEmpty else {
+            throw AgentError(
+                code: .storageCorrupt,
+                message: "\(path) is another program's database (tables \(foreign.sorted().joined(separator: ", ")))",
+                hint: "point --data-dir at a directory of its own, or \(resyncHint)")
+        }
+    }
+
+    /// The start-up error for a state file SQLite refused.
+    static func openError(_ error: any Error, path: String) -> AgentError {
+        if let database = error as? DatabaseError,
+            [.SQLITE_CORRUPT, .SQLITE_NOTADB].contains(database.resultCode)
+        {
+            return AgentError(code: .storageCorrupt, message: "\(path) is damaged: \(database.message ?? "\(error)")", hint: resyncHint)
+        }
+        return AgentError(
+            code: .storageFailed, message: "cannot open \(path): \(error)",
+            hint: "check that --data-dir is writable and not used by another agent")
+    }
+
+    /// Moves the state file (and its write-ahead log) aside as `state.sqlite.broken-TIME…`,
+    /// kept for inspection. Returns the new path of the main file, nil when there was none.
+    static func moveAside(in directory: String, now: Date = Date()) throws -> String? {
+        let files = FileManager.default
+        let path = (directory as NSString).appendingPathComponent(fileName)
+        guard files.fileExists(atPath: path) else { return nil }
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyyMMdd-HHmmss"
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        let aside = "\(path).broken-\(formatter.string(from: now))"
+        do {
+            for suffix in ["", "-wal", "-shm"] where files.fileExists(atPath: path + suffix) {
+                try files.moveItem(atPath: path + suffix, toPath: aside + suffix)
+            }
         } catch {
             throw AgentError(
-                code: .storageFailed, message: "cannot open \(path): \(error)",
-                hint: "check that --data-dir is writable and not used by another agent")
+                code: .storageFailed, message: "cannot move \(path) aside: \(error.localizedDescription)",
+                hint: "check that --data-dir is writable")
         }
+        return aside
     }
 
     /// What `load` returns: the store, and the change log watchers resume from.

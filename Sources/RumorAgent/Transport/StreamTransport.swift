@@ -5,8 +5,20 @@ import RumorWire
 /// Decodes one stream message from the bytes received so far; nil while incomplete.
 typealias StreamDecoder = @Sendable ([UInt8]) throws -> (message: StreamMessage, consumed: Int)?
 
-/// The gossip TCP listener: every connection carries one request (push-pull, ping or user
-/// message) that `onRequest` answers; the reply (if any) is written and the connection closed.
+/// Writes an answer on a stream connection; each write returns once the bytes are handed to the
+/// socket, so a writer that awaits it never gets ahead of a slow reader by more than the socket
+/// buffers (the backpressure of a catch-up).
+struct StreamReplyWriter: Sendable {
+    let channel: Channel
+
+    func write(_ bytes: [UInt8]) async throws {
+        try await channel.writeAndFlush(channel.allocator.buffer(bytes: bytes))
+    }
+}
+
+/// The gossip TCP listener: every connection carries one request (push-pull, ping, user message
+/// or catch-up) that `onRequest` answers through the writer (once, or page after page for a
+/// catch-up); then the connection is closed.
 final class StreamListener: Sendable {
     let channel: Channel
 
@@ -17,7 +29,7 @@ final class StreamListener: Sendable {
     static func bind(
         host: String, port: Int, group: EventLoopGroup, timeout: TimeAmount, maximumBytes: Int,
         decode: @escaping StreamDecoder,
-        onRequest: @escaping @Sendable (StreamMessage, SocketAddress?) async -> [UInt8]?,
+        onRequest: @escaping @Sendable (StreamMessage, SocketAddress?, StreamReplyWriter) async -> Void,
         onFailure: @escaping @Sendable (Error, SocketAddress?) -> Void
     ) async throws -> StreamListener {
         let channel = try await ServerBootstrap(group: group)
@@ -41,20 +53,20 @@ final class StreamListener: Sendable {
     }
 }
 
-/// Reads one request, hands it to the agent, writes the answer, closes.
+/// Reads one request, hands it to the agent, which writes the answer; then closes.
 private final class StreamRequestHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
     private let maximumBytes: Int
     private let decode: StreamDecoder
-    private let onRequest: @Sendable (StreamMessage, SocketAddress?) async -> [UInt8]?
+    private let onRequest: @Sendable (StreamMessage, SocketAddress?, StreamReplyWriter) async -> Void
     private let onFailure: @Sendable (Error, SocketAddress?) -> Void
     private var received: [UInt8] = []
     private var answered = false
 
     init(
         maximumBytes: Int, decode: @escaping StreamDecoder,
-        onRequest: @escaping @Sendable (StreamMessage, SocketAddress?) async -> [UInt8]?,
+        onRequest: @escaping @Sendable (StreamMessage, SocketAddress?, StreamReplyWriter) async -> Void,
         onFailure: @escaping @Sendable (Error, SocketAddress?) -> Void
     ) {
         self.maximumBytes = maximumBytes
@@ -83,9 +95,7 @@ private final class StreamRequestHandler: ChannelInboundHandler {
         let channel = context.channel
         let onRequest = self.onRequest
         Task {
-            if let reply = await onRequest(request, peer) {
-                try? await channel.writeAndFlush(channel.allocator.buffer(bytes: reply))
-            }
+            await onRequest(request, peer, StreamReplyWriter(channel: channel))
             try? await channel.close()
         }
     }

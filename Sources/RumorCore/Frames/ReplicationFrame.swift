@@ -19,6 +19,41 @@ public enum ReplicationFrame: Sendable, Hashable {
         fingerprint: UInt64? = nil)
     /// Node `from` holds these versions (or newer writes of the same keys).
     case acknowledgement(from: String, versions: [Version])
+    /// Node `from` asks, over a stream, for every entry its digest shows missing (less what it
+    /// `held`), in pages sent back to back on the same stream (a catch-up).
+    case catchUpRequest(from: String, digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]])
+    /// One bounded page of a catch-up: an answer to a `catchUpRequest`, or the first page of a
+    /// delta too large for one message (which asks its receiver to catch up from the sender).
+    case catchUpPage(CatchUpPage)
+}
+
+/// One page of entries a node lacks, in writer then timestamp order, at most
+/// `ReplicationSettings.maximumMessageBytes` (or one entry).
+public struct CatchUpPage: Sendable, Hashable {
+    /// The sender.
+    public var from: String
+    public var entries: [Entry]
+    /// Per writer: holding every write of it up to `after`, the receiver now holds every one up to
+    /// `through`. Its digest advances page by page, so a catch-up that stops resumes from there,
+    /// whichever peer it continues with.
+    public var spans: [String: KeyValueStore.WriterSpan]
+    /// The sender's estimate of what is left after this page.
+    public var remainingEntries: UInt64
+    public var remainingBytes: UInt64
+    /// True on the last page: the receiver holds everything the sender held when it began.
+    public var isLast: Bool
+
+    public init(
+        from: String, entries: [Entry], spans: [String: KeyValueStore.WriterSpan], remainingEntries: UInt64 = 0,
+        remainingBytes: UInt64 = 0, isLast: Bool
+    ) {
+        self.from = from
+        self.entries = entries
+        self.spans = spans
+        self.remainingEntries = remainingEntries
+        self.remainingBytes = remainingBytes
+        self.isLast = isLast
+    }
 }
 
 /// What the receiver of a push does with it besides merging it.

@@ -1,12 +1,22 @@
 extension Node {
     // MARK: - Writes
 
-    /// What a local write produced: the entries, the save that must succeed before the write
-    /// is acknowledged, and the effects to carry out after it (pushes, a completed wait…).
+    /// What a local write produced: the entries, and the effects to carry out (pushes, a
+    /// completed wait…).
     public struct WriteOutcome: Sendable {
         public var entries: [Entry]
-        public var save: StorageWrite?
         public var effects: [NodeEffect]
+    }
+
+    /// A local write checked and timestamped but not applied: a durable node saves `save`
+    /// first, then calls `commitWrite`, or `abandonWrite` when the save fails (then the write is
+    /// never seen, and the remote state the save carried is queued again).
+    public struct PreparedWrite: Sendable {
+        public let entries: [Entry]
+        /// The transaction to commit before the write is applied and acknowledged (nil when not
+        /// durable): the writes, and any remote state queued for saving.
+        public let save: StorageWrite?
+        fileprivate let queued: SaveBatch
     }
 
     /// A wait for replicas of a write (`put --wait`).
@@ -22,29 +32,52 @@ extension Node {
         }
     }
 
-    /// Writes a batch locally (all or nothing) and replicates it. With `awaiting`, the pushes ask
-    /// for acknowledgement and the command completes once enough nodes hold the writes (or fails
-    /// with `replication_timeout`).
+    /// Writes a batch locally (all or nothing) and replicates it: `prepareWrite` then
+    /// `commitWrite`, for a driver with nothing to save between.
     /// - Throws: `NodeError` (`left`, `empty_key`, `key_too_long`, `value_too_large`); nothing
     ///   is written then.
     public mutating func write(_ writes: [Replication.Write], awaiting: ReplicaWaitRequest? = nil, at time: NodeTime)
         throws(NodeError) -> WriteOutcome
     {
+        let prepared = try prepareWrite(writes, at: time)
+        return commitWrite(prepared, awaiting: awaiting, at: time)
+    }
+
+    /// Checks and timestamps a batch of local writes, and builds the transaction that must
+    /// commit before they are applied. Call `commitWrite` or `abandonWrite` next, before any
+    /// other input.
+    /// - Throws: `NodeError` (`left`, `empty_key`, `key_too_long`, `value_too_large`).
+    public mutating func prepareWrite(_ writes: [Replication.Write], at time: NodeTime) throws(NodeError) -> PreparedWrite {
         guard !membership.hasLeft else {
             throw NodeError(.left, "this node has left the swarm", hint: "restart the agent to write")
         }
-        let peers = replicationPeers()
-        let (entries, directives) = try replication.write(
-            writes, wallMilliseconds: time.wallMilliseconds, peers: peers, awaitingReplicas: awaiting != nil)
-        let sequences = recordChanges(entries.map(\.key))
-        var save: StorageWrite?
-        if local.durable, let last = entries.last {
-            // Durable before acknowledged, in one transaction with anything queued before it.
-            var batch = unsaved
-            unsaved = SaveBatch()
-            batch.add(entries, sequences: sequences, digest: [name: last.version.timestamp])
-            save = batch.write
+        let entries = try replication.prepare(writes, wallMilliseconds: time.wallMilliseconds)
+        guard local.durable, let last = entries.last else { return PreparedWrite(entries: entries, save: nil, queued: SaveBatch()) }
+        // The change-log positions `commitWrite` will give them.
+        var sequences: [String: UInt64] = [:]
+        var next = changes.last
+        for entry in entries {
+            next += 1
+            sequences[entry.key] = next
         }
+        // Durable before acknowledged, in one transaction with anything queued before it.
+        let queued = unsaved
+        unsaved = SaveBatch()
+        var batch = queued
+        batch.add(entries, sequences: sequences, digest: [name: last.version.timestamp])
+        return PreparedWrite(entries: entries, save: batch.write, queued: queued)
+    }
+
+    /// Applies a prepared write (saved, when durable) and replicates it. With `awaiting`, the
+    /// pushes ask for acknowledgement and the command completes once enough nodes hold the
+    /// writes (or fails with `replication_timeout`).
+    public mutating func commitWrite(_ prepared: PreparedWrite, awaiting: ReplicaWaitRequest? = nil, at time: NodeTime)
+        -> WriteOutcome
+    {
+        let entries = prepared.entries
+        let directives = replication.commit(
+            entries, wallMilliseconds: time.wallMilliseconds, peers: replicationPeers(), awaitingReplicas: awaiting != nil)
+        _ = recordChanges(entries.map(\.key))
         var out: [NodeEffect] = [.changesRecorded]
         out += effects(of: directives, at: time)
         if let awaiting {
@@ -56,7 +89,28 @@ extension Node {
                 out.append(.startTimer(.replicaWaits, after: local.replicaRepairInterval))
             }
         }
-        return WriteOutcome(entries: entries, save: save, effects: out)
+        return WriteOutcome(entries: entries, effects: out)
+    }
+
+    /// The prepared write's save failed: the write is dropped (never applied, never seen) and
+    /// the remote state its transaction carried is queued again.
+    public mutating func abandonWrite(_ prepared: PreparedWrite) {
+        var queued = prepared.queued
+        queued.add(unsaved)
+        unsaved = queued
+    }
+
+    /// A save of remote state failed (a full disk): queue it again, to be retried with the next
+    /// save, so the digest on disk never runs ahead of the entries on disk.
+    public mutating func saveFailed(_ write: StorageWrite, at time: NodeTime) -> [NodeEffect] {
+        guard case .save(let entries, let sequences, let digest) = write else { return [] }
+        var failed = SaveBatch()
+        failed.add(entries, sequences: sequences, digest: digest)
+        failed.add(unsaved)
+        unsaved = failed
+        guard !saveTimerArmed else { return [] }
+        saveTimerArmed = true
+        return [.startTimer(.save, after: local.saveRetryDelay)]
     }
 
     /// Forgets a command the driver gave up on (its write could not be saved).

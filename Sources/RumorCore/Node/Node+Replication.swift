@@ -24,14 +24,18 @@ extension Node {
                     limit: "\(burst) at once, \(rate)/s per node")
             }
             counters.add(.replicationPullsAnswered)
-            let answer = replication.answerPull(digest: digest, held: held, fingerprint: fingerprint, from: peer)
             var out = checkReplicaWaits(at: time)
             // A datagram's source is the requester's socket, right even when our view of its
             // address is stale (it restarted on a new port).
             let replyTo = viaStream ? membership.members[peer]?.address ?? sender : sender
-            let reply = ReplicationFrame.pullAnswer(
-                from: name, entries: answer.entries, digest: answer.digest, held: answer.held,
-                fingerprint: replication.store.fingerprint)
+            let reply: ReplicationFrame
+            switch replication.answerPull(digest: digest, held: held, fingerprint: fingerprint, from: peer) {
+            case .complete(let entries, let digest, let held):
+                reply = .pullAnswer(from: name, entries: entries, digest: digest, held: held, fingerprint: replication.store.fingerprint)
+            case .partial(let page):
+                counters.add(.catchUpPagesSent)
+                reply = .catchUpPage(page)
+            }
             out.append(.send(.replication(reply), to: replyTo))
             return out
         case .acknowledgement(let peer, let versions):
@@ -43,7 +47,71 @@ extension Node {
             return receivePullAnswer(
                 from: peer, at: viaStream ? nil : sender, entries: entries, digest: digest, held: held,
                 fingerprint: fingerprint, time: time)
+        case .catchUpPage(let page):
+            // The first page of a large delta: a pull answer, or the push half of an exchange.
+            counters.add(.catchUpPagesReceived)
+            var address = membership.members[page.from]?.address
+            if !viaStream, pendingPulls[sender] != nil { address = sender }
+            guard let address else { return [] }
+            if pendingPulls.removeValue(forKey: address) != nil { counters.add(.replicationPullsCompleted) }
+            var out = effects(
+                of: replication.receiveCatchUpPage(page, from: address, inCatchUp: false, wallMilliseconds: time.wallMilliseconds),
+                at: time)
+            out += queueSave([], sequences: [:], digest: replication.store.digest)
+            out += checkReplicaWaits(at: time)
+            return out
+        case .catchUpRequest:
+            // Served over its own stream (`catchUpRequested`), never as a datagram.
+            return []
         }
+    }
+
+    // MARK: - Catch-up
+
+    /// `peer` asks over a stream for every page of what it lacks: the state to hand to
+    /// `nextCatchUpPage` until its last page, or nil with the refusal (rate limit) to carry out.
+    public mutating func catchUpRequested(
+        from peer: String, digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]], sender: NodeAddress,
+        at time: NodeTime
+    ) -> (serving: Replication.CatchUpServing?, effects: [NodeEffect]) {
+        guard pullLimiter.allow(sender, now: time.now) else {
+            let burst = local.limits.pullBurst, rate = local.limits.pullPerSecond
+            return (nil, refused(.rateLimitedPull, "refusing a catch-up: its node is over the rate limit", peer: sender,
+                limit: "\(burst) at once, \(rate)/s per node"))
+        }
+        counters.add(.catchUpsServed)
+        return (Replication.CatchUpServing(peer: peer, digest: digest, held: held), [])
+    }
+
+    /// The next page of a catch-up this node serves, as a frame to write.
+    public mutating func nextCatchUpPage(_ serving: inout Replication.CatchUpServing) -> ReplicationFrame {
+        counters.add(.catchUpPagesSent)
+        return .catchUpPage(replication.nextCatchUpPage(&serving))
+    }
+
+    /// A page of the catch-up this node asked `peer` for arrived. The last one completes a sync.
+    public mutating func catchUpPageArrived(_ page: CatchUpPage, from peer: NodeAddress, at time: NodeTime) -> [NodeEffect] {
+        counters.add(.catchUpPagesReceived)
+        var out = effects(
+            of: replication.receiveCatchUpPage(page, from: peer, inCatchUp: true, wallMilliseconds: time.wallMilliseconds),
+            at: time)
+        out += queueSave([], sequences: [:], digest: replication.store.digest)
+        out += checkReplicaWaits(at: time)
+        guard page.isLast else { return out }
+        lastSynced = time.wallMilliseconds
+        if local.durable {
+            out += flushSaves()
+            out.append(.store(.synced(atMilliseconds: time.wallMilliseconds)))
+        }
+        return out
+    }
+
+    /// The catch-up stream ended, after its last page (`completed`) or not (a lost connection, a
+    /// bad page): the next anti-entropy round resumes from the digest the pages advanced.
+    /// Returns what it received.
+    public mutating func catchUpEnded(completed: Bool) -> Replication.CatchUpProgress? {
+        counters.add(completed ? .catchUpsCompleted : .catchUpsInterrupted)
+        return replication.catchUpEnded(completed: completed)
     }
 
     /// A pull answer from `peer` arrived: ours if we asked (then push the rest back and note the
@@ -105,6 +173,11 @@ extension Node {
                 counters.add(.replicationDeltasSent)
                 out.append(
                     .send(.replication(.pullAnswer(from: name, entries: entries, digest: digest, held: [:])), to: address))
+            case .sendPage(let page, let address):
+                counters.add(.catchUpPagesSent)
+                out.append(.send(.replication(.catchUpPage(page)), to: address))
+            case .catchUp(let address, let digest, let held):
+                out.append(.catchUp(.catchUpRequest(from: name, digest: digest, held: held), from: address))
             case .startPullRetryTimer(let delay):
                 out.append(.startTimer(.pullRetry, after: delay))
             case .startAntiEntropyTimer(let delay):

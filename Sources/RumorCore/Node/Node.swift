@@ -176,6 +176,7 @@ struct LocalSettings: Sendable {
     var fixedPeers: Bool
     var durable: Bool
     var saveDelay: Duration
+    var saveRetryDelay: Duration
     var replicaRepairInterval: Duration
     var joinRetryInitial: Duration
     var joinRetryMaximum: Duration
@@ -186,6 +187,7 @@ struct LocalSettings: Sendable {
         if case .fixed = settings.peers { fixedPeers = true } else { fixedPeers = false }
         durable = settings.durable
         saveDelay = settings.saveDelay
+        saveRetryDelay = settings.saveRetryDelay
         replicaRepairInterval = settings.replicaRepairInterval
         joinRetryInitial = settings.joinRetryInitial
         joinRetryMaximum = settings.joinRetryMaximum
@@ -196,6 +198,7 @@ struct LocalSettings: Sendable {
     func copy(into settings: inout NodeSettings) {
         settings.durable = durable
         settings.saveDelay = saveDelay
+        settings.saveRetryDelay = saveRetryDelay
         settings.replicaRepairInterval = replicaRepairInterval
         settings.joinRetryInitial = joinRetryInitial
         settings.joinRetryMaximum = joinRetryMaximum
@@ -238,9 +241,14 @@ struct SaveBatch: Sendable {
     var isEmpty: Bool { entries.isEmpty && digest.isEmpty }
 
     mutating func add(_ applied: [Entry], sequences: [String: UInt64], digest: [String: HybridTimestamp]) {
-        for entry in applied { entries[entry.key] = entry }
+        for entry in applied where entries[entry.key].map({ $0.version < entry.version }) ?? true { entries[entry.key] = entry }
         self.sequences.merge(sequences) { max($0, $1) }
         self.digest.merge(digest) { max($0, $1) }
+    }
+
+    /// Adds what `other` holds (newer entries win).
+    mutating func add(_ other: SaveBatch) {
+        add(Array(other.entries.values), sequences: other.sequences, digest: other.digest)
     }
 
     var write: StorageWrite {

@@ -12,6 +12,11 @@ public enum NodeCounter: Int, Sendable, CaseIterable {
     case replicationDeltasSent
     case replicationDeltasReceived
     case replicationEntriesApplied
+    case catchUpPagesSent
+    case catchUpPagesReceived
+    case catchUpsServed
+    case catchUpsCompleted
+    case catchUpsInterrupted
     case valuesExpired
     case tombstonesCollected
     case rateLimitedPushPull
@@ -44,6 +49,11 @@ public enum NodeCounter: Int, Sendable, CaseIterable {
         "replication_deltas_sent",
         "replication_deltas_received",
         "replication_entries_applied",
+        "catch_up_pages_sent",
+        "catch_up_pages_received",
+        "catch_ups_served",
+        "catch_ups_completed",
+        "catch_ups_interrupted",
         "values_expired",
         "tombstones_collected",
         "rate_limited_push_pull",

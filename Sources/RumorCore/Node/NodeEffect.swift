@@ -119,6 +119,10 @@ public enum NodeEffect: Sendable, Hashable {
     /// Run a push-pull exchange over a stream and report it with `pushPullFinished` (`join`
     /// names the join command it belongs to).
     indirect case pushPull(PushPull, to: NodeAddress, join: CommandID?)
+    /// Open a catch-up stream to `from` with this request (a `catchUpRequest` frame), feed each
+    /// page to `catchUpPageArrived` as it comes (the next is read once that returns), then call
+    /// `catchUpEnded`.
+    indirect case catchUp(ReplicationFrame, from: NodeAddress)
     /// Fallback probe over a stream until `deadline`; report with `streamPingFinished`.
     indirect case streamPing(Ping, to: NodeAddress, deadline: Instant)
     /// Ask `peer` to run a keyring operation; report with `keyringAnswered`.

@@ -18,6 +18,9 @@ public struct NodeSettings: Sendable {
     /// How long applied remote state may wait to be saved, so a burst of pushes costs one
     /// transaction. Default 5 ms.
     public var saveDelay: Duration = .milliseconds(5)
+    /// After a failed save of remote state (a full disk), how long until it is tried again.
+    /// Default 1 s.
+    public var saveRetryDelay: Duration = .seconds(1)
     /// How often writes awaited by `put --wait` are checked and pushed again to the live peers
     /// not known to hold them. Default 200 ms.
     public var replicaRepairInterval: Duration = .milliseconds(200)

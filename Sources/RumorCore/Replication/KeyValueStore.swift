@@ -21,11 +21,13 @@ public struct KeyValueStore: Sendable, Hashable {
     /// Per writer, its winning entries' (timestamp, key) in timestamp order, so a delta costs
     /// what it returns rather than a scan of every key. Entries since overwritten or forgotten
     /// stay until `compactIndex` and are skipped.
-    private var index: [String: WriterIndex] = [:]
+    var index: [String: WriterIndex] = [:]
     /// A 64-bit digest of the set of winning versions (XOR of a hash of each): two stores with
     /// the same fingerprint hold the same writes, so anti-entropy between them has nothing to
     /// send. Kept up to date on every change.
     public private(set) var fingerprint: UInt64 = 0
+    /// `pageBytes` of every entry held, kept up to date (for catch-up estimates).
+    public private(set) var pagedBytes = 0
 
     public init() {}
 
@@ -55,8 +57,10 @@ public struct KeyValueStore: Sendable, Hashable {
         for entry in entries {
             if let replaced = self.entries.updateValue(entry, forKey: entry.key) {
                 fingerprint ^= Self.fingerprint(of: replaced.version)
+                pagedBytes -= Self.pageBytes(of: replaced)
             }
             fingerprint ^= Self.fingerprint(of: entry.version)
+            pagedBytes += Self.pageBytes(of: entry)
             index[entry.version.origin, default: WriterIndex()].insert(entry.version.timestamp, entry.key)
         }
         self.digest = digest
@@ -71,8 +75,10 @@ public struct KeyValueStore: Sendable, Hashable {
         if let current = entries[entry.key] {
             if current.version >= entry.version { return false }
             fingerprint ^= Self.fingerprint(of: current.version)
+            pagedBytes -= Self.pageBytes(of: current)
         }
         fingerprint ^= Self.fingerprint(of: entry.version)
+        pagedBytes += Self.pageBytes(of: entry)
         entries[entry.key] = entry
         index[entry.version.origin, default: WriterIndex()].insert(entry.version.timestamp, entry.key)
         if index[entry.version.origin]!.count > 2 * entries.count + 1024 { compactIndex() }
@@ -108,7 +114,7 @@ public struct KeyValueStore: Sendable, Hashable {
         for (origin, timestamp) in peerDigest { advance(origin, to: timestamp) }
     }
 
-    private mutating func advance(_ origin: String, to timestamp: HybridTimestamp) {
+    mutating func advance(_ origin: String, to timestamp: HybridTimestamp) {
         guard digest[origin].map({ $0 < timestamp }) ?? true else { return }
         digest[origin] = timestamp
         if let held = heldBeyondDigest[origin] {
@@ -138,7 +144,7 @@ public struct KeyValueStore: Sendable, Hashable {
     }
 
     /// Whether `sorted` (ascending, as `heldSummary` gives it) holds `timestamp`.
-    private static func sortedContains(_ sorted: [HybridTimestamp], _ timestamp: HybridTimestamp) -> Bool {
+    static func sortedContains(_ sorted: [HybridTimestamp], _ timestamp: HybridTimestamp) -> Bool {
         var low = 0
         var high = sorted.count
         while low < high {
@@ -180,6 +186,7 @@ public struct KeyValueStore: Sendable, Hashable {
         for entry in expired {
             entries[entry.key] = nil
             fingerprint ^= Self.fingerprint(of: entry.version)
+            pagedBytes -= Self.pageBytes(of: entry)
         }
         if !expired.isEmpty { compactIndex() }
         return expired.map(\.key)

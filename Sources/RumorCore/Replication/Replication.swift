@@ -33,6 +33,10 @@ public struct ReplicationSettings: Sendable, Hashable {
     /// peer, at most `pullRetries` times per round: a lost datagram costs this, not a round.
     public var pullRetryAfter: Duration = .milliseconds(200)
     public var pullRetries = 2
+    /// Largest pull answer, delta or catch-up page, in entry bytes (`KeyValueStore.pageBytes`):
+    /// a node further behind catches up in pages of this size streamed back to back. A page
+    /// holds at least one entry. Default 1 MiB.
+    public var maximumMessageBytes = 1 << 20
 
     public init() {}
 }
@@ -51,17 +55,17 @@ public struct ReplicationSettings: Sendable, Hashable {
 public struct Replication: Sendable {
     public let localName: String
     public let settings: ReplicationSettings
-    public private(set) var store = KeyValueStore()
+    public internal(set) var store = KeyValueStore()
     /// Writers known to have failed or left: their ephemeral entries read as absent.
     public private(set) var departedWriters: Set<String> = []
-    private var clock = HybridClock()
+    var clock = HybridClock()
     private var random: SeededRandom
     /// The digest each peer last sent us (in a pull request or answer): what it is known to hold.
-    public private(set) var peerDigests: [String: [String: HybridTimestamp]] = [:]
+    public internal(set) var peerDigests: [String: [String: HybridTimestamp]] = [:]
     /// For our writes someone waits on (`put --wait`): the peers that acknowledged holding them.
     private var acknowledgements: [Version: Set<String>] = [:]
     /// Retries left for this round's pull, while it is unanswered (nil: answered or none sent).
-    private var pullRetriesLeft: Int?
+    var pullRetriesLeft: Int?
     /// Values whose time to live ran out up to here have been reported as `expired`.
     private var expiryReportedThrough: UInt64 = 0
     /// Where this node sits on the broadcast tree's address ring (set by the node; nil places
@@ -73,6 +77,8 @@ public struct Replication: Sendable {
     /// Ranges this node relayed lately, so that a push sent again (its confirmation was lost) is
     /// not relayed twice.
     var relayedRanges = RecentKeys<RelayInFlight.Key>(capacity: 4096)
+    /// The catch-up this node is receiving, if any (see `Replication+CatchUp.swift`).
+    public internal(set) var catchUp: CatchUpProgress?
 
     /// - Parameter restoring: state saved before a restart; the clock resumes past every
     ///   timestamp in it, so new writes win over old ones even if the wall clock went back.
@@ -127,37 +133,74 @@ public struct Replication: Sendable {
     public mutating func write(
         _ writes: [Write], wallMilliseconds: UInt64, peers: [NodeAddress], awaitingReplicas: Bool = false
     ) throws(NodeError) -> (entries: [Entry], directives: [ReplicationDirective]) {
+        let entries = try prepare(writes, wallMilliseconds: wallMilliseconds)
+        return (entries, commit(entries, wallMilliseconds: wallMilliseconds, peers: peers, awaitingReplicas: awaitingReplicas))
+    }
+
+    /// Checks a batch of local writes and gives each its entry (timestamped), without applying
+    /// any: a durable node saves them first, then `commit`s them, so a write the disk refused
+    /// is never seen. - Throws: `NodeError` for the first invalid write.
+    public mutating func prepare(_ writes: [Write], wallMilliseconds: UInt64) throws(NodeError) -> [Entry] {
         for write in writes { try validate(write) }
-        // Pushes say they hold every write of ours after this one, so receivers that have all
-        // before it can advance their digest without waiting for anti-entropy.
-        let after = store.digest[localName]
         var entries: [Entry] = []
         entries.reserveCapacity(writes.count)
         for write in writes {
             let timestamp = clock.tick(wallMilliseconds: wallMilliseconds)
             let expiry = write.timeToLive.map { wallMilliseconds + UInt64(max(0, $0.nanosecondsClamped / 1_000_000)) }
-            let entry = Entry(
-                key: write.key, value: write.value, version: Version(timestamp: timestamp, origin: localName),
-                expiresAtMilliseconds: expiry, ephemeral: write.ephemeral)
-            store.writeLocally(entry)
-            entries.append(entry)
+            entries.append(
+                Entry(
+                    key: write.key, value: write.value, version: Version(timestamp: timestamp, origin: localName),
+                    expiresAtMilliseconds: expiry, ephemeral: write.ephemeral))
         }
+        return entries
+    }
+
+    /// Applies prepared local writes and pushes them to the peers.
+    public mutating func commit(
+        _ entries: [Entry], wallMilliseconds: UInt64, peers: [NodeAddress], awaitingReplicas: Bool = false
+    ) -> [ReplicationDirective] {
+        // Pushes say they hold every write of ours after this one, so receivers that have all
+        // before it can advance their digest without waiting for anti-entropy.
+        let after = store.digest[localName]
+        for entry in entries { store.writeLocally(entry) }
         if awaitingReplicas {
             for entry in entries { acknowledgements[entry.version] = [] }
         }
-        let directives: [ReplicationDirective]
-        if entries.isEmpty {
-            directives = []
-        } else if peers.count + 1 <= settings.directPushLimit {
-            directives = peers.filter { $0 != localAddress }.map {
-                .push(entries, relay: .none, acknowledge: awaitingReplicas, after: after, to: $0)
+        // A batch larger than one message goes as several pushes, each saying it follows the last.
+        var directives: [ReplicationDirective] = []
+        var chunkAfter = after
+        let ring = peers.count + 1 > settings.directPushLimit ? AddressRing(peers, local: localAddress) : nil
+        for chunk in Self.chunks(entries, maximumBytes: settings.maximumMessageBytes) {
+            if let ring {
+                directives += relay(
+                    chunk, acknowledge: awaitingReplicas, after: chunkAfter, over: ring, until: nil, wallMilliseconds: wallMilliseconds)
+            } else {
+                directives += peers.filter { $0 != localAddress }.map {
+                    .push(chunk, relay: .none, acknowledge: awaitingReplicas, after: chunkAfter, to: $0)
+                }
             }
-        } else {
-            let ring = AddressRing(peers, local: localAddress)
-            directives = relay(
-                entries, acknowledge: awaitingReplicas, after: after, over: ring, until: nil, wallMilliseconds: wallMilliseconds)
+            chunkAfter = chunk.last?.version.timestamp
         }
-        return (entries, directives)
+        return directives
+    }
+
+    /// `entries` cut into runs of at most `maximumBytes` (`KeyValueStore.pageBytes`; at least one
+    /// entry each), in order.
+    static func chunks(_ entries: [Entry], maximumBytes: Int) -> [[Entry]] {
+        var chunks: [[Entry]] = []
+        var start = entries.startIndex
+        var bytes = 0
+        for index in entries.indices {
+            let size = KeyValueStore.pageBytes(of: entries[index])
+            if index > start, bytes + size > maximumBytes {
+                chunks.append(Array(entries[start..<index]))
+                start = index
+                bytes = 0
+            }
+            bytes += size
+        }
+        if start < entries.endIndex { chunks.append(Array(entries[start...])) }
+        return chunks
     }
 
     private func validate(_ write: Write) throws(NodeError) {
@@ -265,7 +308,8 @@ public struct Replication: Sendable {
         let collected = store.collectTombstones(nowMilliseconds: wallMilliseconds, graceMilliseconds: graceMilliseconds)
         if !collected.isEmpty { out.append(.forgot(collected)) }
         pullRetriesLeft = nil
-        if let peer = peers.randomElement(using: &random) {
+        // A catch-up under way is this round's pull (and more).
+        if catchUp == nil, let peer = peers.randomElement(using: &random) {
             out.append(.pull(from: peer, digest: store.digest, held: store.heldSummary()))
             if settings.pullRetries > 0 {
                 pullRetriesLeft = settings.pullRetries
@@ -286,15 +330,27 @@ public struct Replication: Sendable {
         ]
     }
 
+    /// What a pull is answered with.
+    public enum PullAnswer: Sendable, Hashable {
+        /// Every entry the pull's digest shows missing, with our digest and held writes.
+        case complete(entries: [Entry], digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]])
+        /// The first page of a delta larger than `maximumMessageBytes`: the puller catches up
+        /// from us for the rest.
+        case partial(CatchUpPage)
+    }
+
     /// Answers `peer`'s pull: the entries its digest shows missing (less those it says it
-    /// holds), and our digest and held writes.
+    /// holds), and our digest and held writes; or, when they exceed `maximumMessageBytes`, the
+    /// first page of them.
     public mutating func answerPull(
         digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]] = [:], fingerprint: UInt64? = nil,
         from peer: String
-    ) -> (entries: [Entry], digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]]) {
+    ) -> PullAnswer {
         peerDigests[peer] = digest
-        let entries = fingerprint == store.fingerprint ? [] : store.delta(since: digest, held: held)
-        return (entries, store.digest, store.heldSummary())
+        if fingerprint == store.fingerprint { return .complete(entries: [], digest: store.digest, held: store.heldSummary()) }
+        let page = store.page(since: digest, held: held, maximumBytes: settings.maximumMessageBytes)
+        if page.next == nil { return .complete(entries: page.entries, digest: store.digest, held: store.heldSummary()) }
+        return .partial(firstPage(page, since: digest))
     }
 
     /// Merges `peer`'s answer to our pull; afterwards we hold all the peer held. With
@@ -313,8 +369,12 @@ public struct Replication: Sendable {
         store.acknowledge(digest)
         var out: [ReplicationDirective] = news.isEmpty ? [] : [.applied(news)]
         if let address, fingerprint != store.fingerprint {
-            let missing = store.delta(since: digest, held: held)
-            if !missing.isEmpty { out.append(.sendDelta(missing, digest: store.digest, to: address)) }
+            let page = store.page(since: digest, held: held, maximumBytes: settings.maximumMessageBytes)
+            if page.next != nil {
+                out.append(.sendPage(firstPage(page, since: digest), to: address))
+            } else if !page.entries.isEmpty {
+                out.append(.sendDelta(page.entries, digest: store.digest, to: address))
+            }
         }
         return out
     }
@@ -357,7 +417,7 @@ public struct Replication: Sendable {
             .sorted { $0.key < $1.key }
     }
 
-    private mutating func mergeRemote(_ entries: [Entry], wallMilliseconds: UInt64) -> [Entry] {
+    mutating func mergeRemote(_ entries: [Entry], wallMilliseconds: UInt64) -> [Entry] {
         var news: [Entry] = []
         for entry in entries {
             guard entry.key.utf8.count <= settings.maximumKeyBytes, (entry.value?.count ?? 0) <= settings.maximumValueBytes,
@@ -387,6 +447,11 @@ public enum ReplicationDirective: Sendable, Hashable {
     /// Send these entries, which `to` lacks, with our digest: the push half of a push-pull
     /// exchange. The receiver merges them with `receivePullAnswer(replyingTo: nil)`.
     case sendDelta([Entry], digest: [String: HybridTimestamp], to: NodeAddress)
+    /// Send this first page of a delta too large for one message; its receiver catches up from us.
+    case sendPage(CatchUpPage, to: NodeAddress)
+    /// Open a catch-up stream to `from` asking with this digest and held writes, and feed each
+    /// page to `receiveCatchUpPage(inCatchUp: true)`, then call `catchUpEnded`.
+    case catchUp(from: NodeAddress, digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]])
     /// Call `antiEntropyTimerFired` after this long.
     case startAntiEntropyTimer(after: Duration)
     /// Call `pullRetryTimerFired` after this long.

@@ -203,6 +203,8 @@ public struct VirtualCluster<Observer: ClusterObserver> {
                 send(datagram, from: index, to: Self.index(of: address))
             case .pushPull(let state, let address, let command):
                 exchange(state, from: index, to: Self.index(of: address), join: command)
+            case .catchUp(let request, let address):
+                catchUp(request, from: Self.index(of: address), to: index)
             case .streamPing(let ping, let address, _):
                 let target = Self.index(of: address)
                 let contacted = target >= 0 && target < nodes.count && isUp[target] && network.isReachable(index, target)
@@ -245,6 +247,28 @@ public struct VirtualCluster<Observer: ClusterObserver> {
         guard network.isReachable(source, target), !isPacket || !network.drawLoss(using: &random) else { return }
         let arrival = now + network.drawLatency(using: &random)
         queue.push(time: arrival, event: .datagram(to: target, from: source, messages))
+    }
+
+    /// A catch-up stream, delivered at once: every page `target` serves, merged by `source` in order.
+    private mutating func catchUp(_ request: ReplicationFrame, from target: Int, to source: Int) {
+        var completed = false
+        if case .catchUpRequest(let peer, let digest, let held) = request, target >= 0, target < nodes.count, isUp[target],
+            network.isReachable(source, target)
+        {
+            let (serving, effects) = nodes[target].catchUpRequested(
+                from: peer, digest: digest, held: held, sender: Self.address(of: source), at: time)
+            execute(effects, at: target)
+            if var serving {
+                while !serving.isFinished {
+                    let frame = nodes[target].nextCatchUpPage(&serving)
+                    guard case .catchUpPage(let page) = frame else { break }
+                    observer.sent(.replication(frame), size: ReplicationCodec.encodedSize(frame) + 28, from: target, to: source, now: now)
+                    execute(nodes[source].catchUpPageArrived(page, from: Self.address(of: target), at: time), at: source)
+                    completed = page.isLast
+                }
+            }
+        }
+        _ = nodes[source].catchUpEnded(completed: completed)
     }
 
     private mutating func exchange(_ state: PushPull, from source: Int, to target: Int, join: CommandID?) {
