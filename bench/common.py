@@ -42,16 +42,18 @@ class Client:
 
 
 class Agent:
-    def __init__(self, name, log_dir, join=None, data_dir=None):
+    def __init__(self, name, log_dir, join=None, data_dir=None, log_level="error", extra=()):
         self.name = name
         self.gossip = f"127.0.0.1:{free_port()}"
         self.api = f"127.0.0.1:{free_port()}"
-        args = [rumor_binary(), "agent", "--name", name, "--bind", self.gossip, "--api", self.api, "--log-level", "error"]
+        args = [rumor_binary(), "agent", "--name", name, "--bind", self.gossip, "--api", self.api, "--log-level", log_level]
         if join:
             args += ["--join", join]
         if data_dir:
             args += ["--data-dir", str(data_dir)]
-        self.log = open(Path(log_dir) / f"{name}.log", "wb")
+        args += list(extra)
+        self.log_path = Path(log_dir) / f"{name}.log"
+        self.log = open(self.log_path, "wb")
         self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while True:

@@ -53,7 +53,7 @@ extension Agent {
     private func catchUpPage(_ serving: Replication.CatchUpServing) -> ([UInt8], Replication.CatchUpServing)? {
         guard !stopped else { return nil }
         var serving = serving
-        let frame = node.nextCatchUpPage(&serving)
+        let frame = withValues(node.nextCatchUpPage(&serving))
         let bytes = codec.streams.encode(.user(ReplicationCodec.encode(frame)), compress: false)
         counters.add("bytes_sent", UInt64(bytes.count))
         return (bytes, serving)

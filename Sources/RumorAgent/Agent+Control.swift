@@ -72,7 +72,7 @@ extension Agent {
     }
 
     public func get(key: String) async -> EntrySnapshot? {
-        node.read(key, at: time).map(EntrySnapshot.init)
+        node.read(key, at: time).flatMap { withValues([$0]).first }.map(EntrySnapshot.init)
     }
 
     public func metricsText() async -> String {
@@ -97,7 +97,7 @@ extension Agent {
     }
 
     public func list(prefix: String) async -> EntryList {
-        let entries = node.replication.list(prefix: prefix, wallMilliseconds: time.wallMilliseconds).map { entry in
+        let entries = withValues(node.replication.list(prefix: prefix, wallMilliseconds: time.wallMilliseconds)).map { entry in
             var snapshot = EntrySnapshot(entry)
             snapshot.seq = node.changes.sequence(of: entry.key)
             return snapshot
@@ -138,8 +138,16 @@ extension Agent {
         } catch {
             throw AgentError(error)
         }
+        // Only puts show a value: load those (the rest read as deleted).
+        let loaded = Dictionary(
+            withValues(batch.changes.filter { $0.kind == .put }.map(\.entry)).map { ($0.key, $0) }, uniquingKeysWith: { $1 })
         let snapshots = batch.changes.map { change in
-            var snapshot = EntrySnapshot(change.entry)
+            var entry = change.entry
+            if entry.isValueOnDisk {
+                entry = loaded[entry.key] ?? entry
+                entry.storedValueBytes = nil
+            }
+            var snapshot = EntrySnapshot(entry)
             snapshot.seq = change.sequence
             snapshot.change = change.kind.rawValue
             if change.kind != .put {

@@ -8,7 +8,7 @@ import RumorWire
 extension Agent {
     func send(_ datagram: Datagram, to address: NodeAddress) {
         guard let target = address.socketAddress, let packets, !stopped else { return }
-        switch codec.encode(datagram) {
+        switch codec.encode(withValues(datagram)) {
         case .packet(let bytes):
             packets.send(bytes, to: target)
             counters.add("packets_sent")

@@ -302,6 +302,7 @@ public actor Agent: Service, AgentControl {
             }
         }
         let outcome = node.commitWrite(prepared, awaiting: request, at: time)
+        if let save = prepared.save { node.saved(save) }
         guard request != nil else {
             execute(outcome.effects)
             return (outcome.entries, nil)
@@ -356,6 +357,7 @@ public actor Agent: Service, AgentControl {
         guard let storage else { return }
         do {
             try storage.apply(write)
+            node.saved(write)
             storageHealth.succeeded(directory: storage.directory, logger: logger)
         } catch {
             counters.add("storage_errors")

@@ -201,6 +201,8 @@ public enum ReplicationCodec {
     private static func writeEntries(_ entries: [Entry], into out: inout [UInt8]) {
         writeVarint(UInt64(entries.count), into: &out)
         for entry in entries {
+            // A value kept on disk is loaded by the driver first: sending it as a tombstone would delete the key.
+            precondition(!entry.isValueOnDisk, "an entry whose value is on disk reached the codec")
             writeBytes(Array(entry.key.utf8), into: &out)
             var flags: UInt8 = 0
             if entry.isTombstone { flags |= 1 }

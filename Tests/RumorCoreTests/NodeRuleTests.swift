@@ -244,6 +244,25 @@ struct NodeRuleTests {
         #expect(entries == [pushed])
     }
 
+    @Test func aDurableNode_keepsSavedValuesOnDiskOnly_andTheirSizeForPaging() throws {
+        var node = Self.node(durable: true)
+        let prepared = try node.prepareWrite([Replication.Write(key: "k", value: Array(repeating: 7, count: 100))], at: Self.time(1))
+        _ = node.commitWrite(prepared, at: Self.time(1))
+        let before = node.replication.store.pagedBytes
+        node.saved(try #require(prepared.save))
+        let kept = try #require(node.replication.store.entries["k"])
+        #expect(kept.value == nil && kept.storedValueBytes == 100 && kept.isValueOnDisk && !kept.isTombstone)
+        #expect(node.read("k", at: Self.time(2))?.isValueOnDisk == true, "still live: the driver loads the value")
+        #expect(node.replication.store.pagedBytes == before)
+        // A newer write of the key is held in memory again until it is saved.
+        let newer = try node.prepareWrite([Replication.Write(key: "k", value: [1])], at: Self.time(3))
+        _ = node.commitWrite(newer, at: Self.time(3))
+        #expect(node.replication.store.entries["k"]?.value == [1])
+        // A save of an older version evicts nothing.
+        node.saved(try #require(prepared.save))
+        #expect(node.replication.store.entries["k"]?.value == [1])
+    }
+
     @Test func aFailedSaveOfRemoteState_isQueuedAgain_andRetried() {
         var node = Self.node(durable: true)
         let pushed = Entry(

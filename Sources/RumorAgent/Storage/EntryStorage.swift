@@ -138,21 +138,26 @@ final class EntryStorage: Sendable {
         var changes: ChangeLog
     }
 
-    /// Everything saved: the store and change log as they were when last written.
+    /// Everything saved: the store and change log as they were when last written. Values stay
+    /// on disk (entries carry their size, `Entry.storedValueBytes`); `values(of:)` loads them.
     func load() throws -> Saved {
         try database.read { db in
             var sequences: [String: UInt64] = [:]
-            let rows = try Row.fetchAll(db, sql: "SELECT key, value, timestamp, origin, expires, ephemeral, seq FROM entry")
-            let entries = rows.map { row in
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT key, length(value) AS size, timestamp, origin, expires, ephemeral, seq FROM entry")
+            var entries: [Entry] = []
+            while let row = try rows.next() {
                 let seq: Int64 = row["seq"]
                 sequences[row["key"]] = UInt64(bitPattern: seq)
-                let value: Data? = row["value"]
+                let size: Int? = row["size"]
                 let timestamp: Int64 = row["timestamp"]
                 let expires: Int64? = row["expires"]
-                return Entry(
-                    key: row["key"], value: value.map { [UInt8]($0) },
+                var entry = Entry(
+                    key: row["key"], value: nil,
                     version: Version(timestamp: HybridTimestamp(rawValue: UInt64(bitPattern: timestamp)), origin: row["origin"]),
                     expiresAtMilliseconds: expires.map { UInt64(bitPattern: $0) }, ephemeral: row["ephemeral"])
+                entry.storedValueBytes = size
+                entries.append(entry)
             }
             var digest: [String: HybridTimestamp] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT origin, timestamp FROM digest") {
@@ -164,6 +169,28 @@ final class EntryStorage: Sendable {
                 store: KeyValueStore(entries: entries, digest: digest),
                 changes: ChangeLog(restoring: sequences, compactedThrough: UInt64(bitPattern: compacted)))
         }
+    }
+
+    /// The values of these entries as saved, by key, where the saved version is the entry's.
+    func values(of entries: [Entry]) throws -> [String: [UInt8]] {
+        var values: [String: [UInt8]] = [:]
+        let wanted = Dictionary(entries.map { ($0.key, $0.version) }, uniquingKeysWith: { $1 })
+        try database.read { db in
+            for chunk in stride(from: 0, to: entries.count, by: 500).map({ entries[$0..<min($0 + 500, entries.count)] }) {
+                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                let rows = try Row.fetchCursor(
+                    db, sql: "SELECT key, value, timestamp, origin FROM entry WHERE key IN (\(marks))",
+                    arguments: StatementArguments(chunk.map(\.key)))
+                while let row = try rows.next() {
+                    let key: String = row["key"]
+                    let timestamp: Int64 = row["timestamp"]
+                    let version = Version(timestamp: HybridTimestamp(rawValue: UInt64(bitPattern: timestamp)), origin: row["origin"])
+                    guard wanted[key] == version, let value: Data = row["value"] else { continue }
+                    values[key] = [UInt8](value)
+                }
+            }
+        }
+        return values
     }
 
     /// Saves winning entries (with their change-log sequence numbers) and digest values in one

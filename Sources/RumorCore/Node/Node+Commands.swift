@@ -92,6 +92,14 @@ extension Node {
         return WriteOutcome(entries: entries, effects: out)
     }
 
+    /// A save succeeded: the values it wrote now live on disk, and a durable node keeps in
+    /// memory only what merge and digests need (the driver loads values back when it sends or
+    /// shows an entry).
+    public mutating func saved(_ write: StorageWrite) {
+        guard local.durable, case .save(let entries, _, _) = write else { return }
+        replication.store.keepValuesOnDisk(entries)
+    }
+
     /// The prepared write's save failed: the write is dropped (never applied, never seen) and
     /// the remote state its transaction carried is queued again.
     public mutating func abandonWrite(_ prepared: PreparedWrite) {

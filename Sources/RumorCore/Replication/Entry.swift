@@ -19,8 +19,12 @@ public struct Version: Hashable, Comparable, Sendable, CustomStringConvertible {
 /// One key's latest write: a value, or a tombstone recording a delete.
 public struct Entry: Hashable, Sendable {
     public var key: String
-    /// nil for a tombstone.
+    /// nil for a tombstone, or for a value kept on disk only (`storedValueBytes`).
     public var value: [UInt8]?
+    /// The size of the value when a durable node keeps it on disk only (memory holds what merge
+    /// and digests need: key, version, expiry); the driver loads it before the entry leaves the
+    /// node. nil when the value (or tombstone) is in `value`.
+    public var storedValueBytes: Int?
     public var version: Version
     /// When the value expires (milliseconds since the epoch), if it has a time to live.
     public var expiresAtMilliseconds: UInt64?
@@ -35,5 +39,11 @@ public struct Entry: Hashable, Sendable {
         self.ephemeral = ephemeral
     }
 
-    public var isTombstone: Bool { value == nil }
+    public var isTombstone: Bool { value == nil && storedValueBytes == nil }
+
+    /// The value's size, in memory or on disk (0 for a tombstone).
+    public var valueBytes: Int { value?.count ?? storedValueBytes ?? 0 }
+
+    /// Whether the value must be loaded from disk before the entry is sent or shown.
+    public var isValueOnDisk: Bool { storedValueBytes != nil }
 }

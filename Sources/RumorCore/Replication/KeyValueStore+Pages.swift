@@ -34,7 +34,7 @@ extension KeyValueStore {
 
     /// An upper bound of the bytes `entry` takes in a replication frame.
     public static func pageBytes(of entry: Entry) -> Int {
-        entry.key.utf8.count + entry.version.origin.utf8.count + (entry.value?.count ?? 0) + 32
+        entry.key.utf8.count + entry.version.origin.utf8.count + entry.valueBytes + 32
     }
 
     /// The next page of what a peer whose digest is `peerDigest` lacks (less the writes it says

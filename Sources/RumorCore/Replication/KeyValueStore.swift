@@ -166,6 +166,21 @@ public struct KeyValueStore: Sendable, Hashable {
         return Dictionary(grouping: all, by: \.0).mapValues { $0.map(\.1).sorted() }
     }
 
+    /// Drops from memory the values of these versions (now saved on disk), where they are still
+    /// the key's winner: the entries keep their size (`Entry.storedValueBytes`). Returns how many.
+    @discardableResult
+    public mutating func keepValuesOnDisk(_ saved: some Sequence<Entry>) -> Int {
+        var evicted = 0
+        for entry in saved {
+            guard var current = entries[entry.key], current.version == entry.version, let value = current.value else { continue }
+            current.storedValueBytes = value.count
+            current.value = nil
+            entries[entry.key] = current
+            evicted += 1
+        }
+        return evicted
+    }
+
     /// The live value of `key` at `nowMilliseconds`: nil when absent, deleted or expired.
     public func value(of key: String, nowMilliseconds: UInt64) -> Entry? {
         guard let entry = entries[key], !entry.isTombstone else { return nil }
