@@ -99,7 +99,7 @@ extension Agent {
     public func list(prefix: String) async -> EntryList {
         let entries = withValues(node.replication.list(prefix: prefix, wallMilliseconds: time.wallMilliseconds)).map { entry in
             var snapshot = EntrySnapshot(entry)
-            snapshot.seq = node.changes.sequence(of: entry.key)
+            snapshot.seq = node.replication.store.sequence(of: entry.key)
             return snapshot
         }
         return EntryList(entries: entries, seq: node.changes.last)

@@ -96,6 +96,7 @@ public actor Agent: Service, AgentControl {
             name: configuration.name, address: advertised, meta: configuration.meta, settings: settings,
             seeds: NodeSeeds(membership: seed, replication: seed &+ 1), restoring: saved, at: time)
         (self.events, self.eventSink) = AsyncStream.makeStream(of: Event.self)
+        MemoryTrim.now()
     }
 
     // MARK: - Service
@@ -113,6 +114,8 @@ public actor Agent: Service, AgentControl {
         execute(node.start(at: time))
         if !configuration.seeds.isEmpty { joinSeeds() }
         let events = self.events
+        let trimming = Task.detached { await MemoryTrim.everyTenSeconds() }
+        defer { trimming.cancel() }
         await withGracefulShutdownHandler {
             for await event in events {
                 self.handle(event)

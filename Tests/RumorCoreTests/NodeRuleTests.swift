@@ -224,7 +224,7 @@ struct NodeRuleTests {
         #expect(digest["a"] == prepared.entries[0].version.timestamp)
         let outcome = node.commitWrite(prepared, at: Self.time(1))
         #expect(node.read("k", at: Self.time(1)) == outcome.entries[0])
-        #expect(node.changes.sequence(of: "k") == sequences["k"], "the saved change-log position is the one given")
+        #expect(node.replication.store.sequence(of: "k") == sequences["k"], "the saved change-log position is the one given")
     }
 
     @Test func aLocalWriteWhoseSaveFailed_isNeverSeen_andTheRemoteStateItCarriedIsSavedLater() throws {

@@ -165,8 +165,10 @@ final class EntryStorage: Sendable {
                 digest[row["origin"]] = HybridTimestamp(rawValue: UInt64(bitPattern: timestamp))
             }
             let compacted = try Int64.fetchOne(db, sql: "SELECT compacted FROM changelog WHERE id = 1") ?? 0
+            var store = KeyValueStore(entries: entries, digest: digest)
+            for (key, sequence) in sequences { store.setSequence(sequence, of: key) }
             return Saved(
-                store: KeyValueStore(entries: entries, digest: digest),
+                store: store,
                 changes: ChangeLog(restoring: sequences, compactedThrough: UInt64(bitPattern: compacted)))
         }
     }

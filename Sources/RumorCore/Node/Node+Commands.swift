@@ -344,7 +344,8 @@ extension Node {
         throws(NodeError) -> (changes: [WatchedChange], through: UInt64)
     {
         try checkResumable(from: sequence)
-        let (found, through) = changes.changes(after: sequence, prefix: prefix, limit: limit)
+        let store = replication.store
+        let (found, through) = changes.changes(after: sequence, prefix: prefix, limit: limit) { store.sequence(of: $0) }
         let batch = found.compactMap { change -> WatchedChange? in
             guard let entry = replication.store.entries[change.key] else { return nil }
             let kind: WatchedChange.Kind

@@ -192,7 +192,7 @@ extension Node {
                 out += touch(entries)
             case .forgot(let keys):
                 counters.add(.tombstonesCollected, keys.count)
-                for key in keys { changes.forget(key) }
+                changes.forgot(through: replication.store.forgottenThrough)
                 if local.durable {
                     out += flushSaves()
                     out.append(.store(.forget(keys, compactedThrough: changes.compactedThrough)))
@@ -207,7 +207,15 @@ extension Node {
     /// Gives each changed key the next change-log sequence number.
     mutating func recordChanges(_ keys: some Sequence<String>) -> [String: UInt64] {
         var sequences: [String: UInt64] = [:]
-        for key in keys { sequences[key] = changes.record(key) }
+        for key in keys {
+            let sequence = changes.record(key)
+            replication.store.setSequence(sequence, of: key)
+            sequences[key] = sequence
+        }
+        if changes.needsCompaction(liveKeys: replication.store.entries.count) {
+            let store = replication.store
+            changes.compact { store.sequence(of: $0) }
+        }
         return sequences
     }
 

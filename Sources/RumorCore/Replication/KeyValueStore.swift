@@ -4,7 +4,15 @@
 /// idempotent: nodes that have seen the same writes hold the same state, whatever the order,
 /// duplication or batching of delivery. Pure: no clock, no I/O.
 public struct KeyValueStore: Sendable, Hashable {
-    public private(set) var entries: [String: Entry] = [:]
+    /// Per key, what merge, digests and reads need, compactly: the key is the dictionary's only
+    /// copy and the writer a 4-byte index into `writers` (a million keys cost about 110 bytes
+    /// each here, values aside).
+    private var slots: [String: Slot] = [:]
+    /// Writer names by index, and the index of each name.
+    private var writers: [String] = []
+    private var writerIndex: [String: UInt32] = [:]
+    /// The entries, built from the slots on access.
+    public var entries: Entries { Entries(slots: slots, writers: writers) }
     /// For each writer, a timestamp up to which this store holds every write of that writer, or a
     /// newer write of the same key (a Scuttlebutt-style version summary). A peer whose digest is
     /// behind ours for some writer may be missing writes.
@@ -48,16 +56,19 @@ public struct KeyValueStore: Sendable, Hashable {
     }
 
     public func hash(into hasher: inout Hasher) {
-        hasher.combine(entries)
+        hasher.combine(slots.count)
+        hasher.combine(fingerprint)
         hasher.combine(digest)
     }
 
     /// Restores a store saved earlier (entries and digest as they were).
     public init(entries: some Sequence<Entry>, digest: [String: HybridTimestamp]) {
         for entry in entries {
-            if let replaced = self.entries.updateValue(entry, forKey: entry.key) {
-                fingerprint ^= Self.fingerprint(of: replaced.version)
-                pagedBytes -= Self.pageBytes(of: replaced)
+            let slot = Slot(entry, writer: intern(entry.version.origin))
+            if let replaced = slots.updateValue(slot, forKey: entry.key) {
+                let old = replaced.entry(entry.key, writers: writers)
+                fingerprint ^= Self.fingerprint(of: old.version)
+                pagedBytes -= Self.pageBytes(of: old)
             }
             fingerprint ^= Self.fingerprint(of: entry.version)
             pagedBytes += Self.pageBytes(of: entry)
@@ -72,16 +83,18 @@ public struct KeyValueStore: Sendable, Hashable {
         if digest[entry.version.origin].map({ $0 < entry.version.timestamp }) ?? true {
             heldBeyondDigest[entry.version.origin, default: []].insert(entry.version.timestamp)
         }
-        if let current = entries[entry.key] {
+        if let current = slots[entry.key]?.entry(entry.key, writers: writers) {
             if current.version >= entry.version { return false }
             fingerprint ^= Self.fingerprint(of: current.version)
             pagedBytes -= Self.pageBytes(of: current)
         }
         fingerprint ^= Self.fingerprint(of: entry.version)
         pagedBytes += Self.pageBytes(of: entry)
-        entries[entry.key] = entry
+        var slot = Slot(entry, writer: intern(entry.version.origin))
+        slot.sequence = slots[entry.key]?.sequence ?? 0
+        slots[entry.key] = slot
         index[entry.version.origin, default: WriterIndex()].insert(entry.version.timestamp, entry.key)
-        if index[entry.version.origin]!.count > 2 * entries.count + 1024 { compactIndex() }
+        if index[entry.version.origin]!.count > 2 * slots.count + 1024 { compactIndex() }
         return true
     }
 
@@ -172,10 +185,12 @@ public struct KeyValueStore: Sendable, Hashable {
     public mutating func keepValuesOnDisk(_ saved: some Sequence<Entry>) -> Int {
         var evicted = 0
         for entry in saved {
-            guard var current = entries[entry.key], current.version == entry.version, let value = current.value else { continue }
-            current.storedValueBytes = value.count
-            current.value = nil
-            entries[entry.key] = current
+            guard var slot = slots[entry.key], slot.timestamp == entry.version.timestamp,
+                writers[Int(slot.writer)] == entry.version.origin, let value = slot.value
+            else { continue }
+            slot.storedBytes = UInt32(value.count) + 1
+            slot.value = nil
+            slots[entry.key] = slot
             evicted += 1
         }
         return evicted
@@ -183,7 +198,7 @@ public struct KeyValueStore: Sendable, Hashable {
 
     /// The live value of `key` at `nowMilliseconds`: nil when absent, deleted or expired.
     public func value(of key: String, nowMilliseconds: UInt64) -> Entry? {
-        guard let entry = entries[key], !entry.isTombstone else { return nil }
+        guard let entry = slots[key]?.entry(key, writers: writers), !entry.isTombstone else { return nil }
         if let expiry = entry.expiresAtMilliseconds, expiry <= nowMilliseconds { return nil }
         return entry
     }
@@ -199,7 +214,7 @@ public struct KeyValueStore: Sendable, Hashable {
             return false
         }
         for entry in expired {
-            entries[entry.key] = nil
+            if let removed = slots.removeValue(forKey: entry.key) { forgottenThrough = max(forgottenThrough, removed.sequence) }
             fingerprint ^= Self.fingerprint(of: entry.version)
             pagedBytes -= Self.pageBytes(of: entry)
         }
@@ -209,18 +224,99 @@ public struct KeyValueStore: Sendable, Hashable {
 
     /// Live keys and tombstones held.
     public var counts: (values: Int, tombstones: Int) {
-        let tombstones = entries.values.count { $0.isTombstone }
-        return (entries.count - tombstones, tombstones)
+        let tombstones = slots.values.count { $0.isTombstone }
+        return (slots.count - tombstones, tombstones)
+    }
+
+    /// The latest change-log position of `key` (see `ChangeLog`), if it is held.
+    public func sequence(of key: String) -> UInt64? {
+        slots[key]?.sequence
+    }
+
+    /// Records `key`'s latest change-log position.
+    public mutating func setSequence(_ sequence: UInt64, of key: String) {
+        slots[key]?.sequence = sequence
+    }
+
+    /// The highest change-log position of a key forgotten so far (see `collectTombstones`).
+    public private(set) var forgottenThrough: UInt64 = 0
+
+    /// The index of `writer` in `writers`, added when new.
+    private mutating func intern(_ writer: String) -> UInt32 {
+        if let known = writerIndex[writer] { return known }
+        let index = UInt32(writers.count)
+        writers.append(writer)
+        writerIndex[writer] = index
+        return index
     }
 
     /// Drops index positions of entries since overwritten or forgotten.
     private mutating func compactIndex() {
         for (origin, writes) in index {
+            let writer = writerIndex[origin]
             let live = writes.positions.filter { timestamp, key in
-                entries[key].map { $0.version.origin == origin && $0.version.timestamp == timestamp } ?? false
+                slots[key].map { $0.writer == writer && $0.timestamp == timestamp } ?? false
             }
             index[origin] = live.isEmpty ? nil : WriterIndex(positions: Array(live))
         }
+    }
+}
+
+/// One key's state in a store: an `Entry` less its key, its writer as an index, and its
+/// change-log position (40 bytes).
+private struct Slot: Sendable, Hashable {
+    var value: [UInt8]?
+    var timestamp: HybridTimestamp
+    /// Milliseconds since the epoch; 0: no expiry.
+    var expiry: UInt64
+    /// The key's latest change-log position (see `ChangeLog`); 0 until recorded.
+    var sequence: UInt64 = 0
+    /// 0: the value (or tombstone) is in `value`; else the size of the value kept on disk, plus 1.
+    var storedBytes: UInt32
+    /// The writer's index, and in the top bit whether the value is ephemeral.
+    private var writerAndFlags: UInt32
+
+    init(_ entry: Entry, writer: UInt32) {
+        value = entry.value
+        timestamp = entry.version.timestamp
+        expiry = entry.expiresAtMilliseconds ?? 0
+        storedBytes = entry.storedValueBytes.map { UInt32($0) + 1 } ?? 0
+        writerAndFlags = writer | (entry.ephemeral ? 1 << 31 : 0)
+    }
+
+    var writer: UInt32 { writerAndFlags & ~(1 << 31) }
+    var ephemeral: Bool { writerAndFlags & (1 << 31) != 0 }
+
+    var isTombstone: Bool { value == nil && storedBytes == 0 }
+
+    func entry(_ key: String, writers: [String]) -> Entry {
+        var entry = Entry(
+            key: key, value: value, version: Version(timestamp: timestamp, origin: writers[Int(writer)]),
+            expiresAtMilliseconds: expiry == 0 ? nil : expiry, ephemeral: ephemeral)
+        if storedBytes > 0 { entry.storedValueBytes = Int(storedBytes - 1) }
+        return entry
+    }
+}
+
+/// A store's entries, read-only: each `Entry` is built from its slot on access.
+public struct Entries: Sendable, Equatable, Sequence {
+    fileprivate let slots: [String: Slot]
+    fileprivate let writers: [String]
+
+    public subscript(key: String) -> Entry? { slots[key]?.entry(key, writers: writers) }
+    public var count: Int { slots.count }
+    public var isEmpty: Bool { slots.isEmpty }
+    public var keys: some Collection<String> { slots.keys }
+    /// Every entry, in no particular order.
+    public var values: some Sequence<Entry> { self }
+
+    public func makeIterator() -> some IteratorProtocol<Entry> {
+        let writers = self.writers
+        return slots.lazy.map { $0.value.entry($0.key, writers: writers) }.makeIterator()
+    }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.count == rhs.count && lhs.slots.allSatisfy { key, slot in rhs[key] == slot.entry(key, writers: lhs.writers) }
     }
 }
 
