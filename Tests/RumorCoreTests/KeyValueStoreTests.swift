@@ -187,3 +187,21 @@ struct HybridClockTests {
         #expect(clock.last == .zero, "state unchanged")
     }
 }
+
+struct KeyValueStoreCountTests {
+    @Test func countsFollowEveryChange_withoutAScan() {
+        func version(_ ms: UInt64) -> Version { Version(timestamp: HybridTimestamp(milliseconds: ms, logical: 0), origin: "a") }
+        var store = KeyValueStore()
+        store.merge(Entry(key: "k", value: [1], version: version(1)))
+        store.merge(Entry(key: "d", value: nil, version: version(2)))
+        #expect(store.counts == (1, 1))
+        store.merge(Entry(key: "k", value: nil, version: version(3)))
+        #expect(store.counts == (0, 2))
+        store.merge(Entry(key: "d", value: [2], version: version(4)))
+        #expect(store.counts == (1, 1))
+        store.collectTombstones(nowMilliseconds: 1_000_000, graceMilliseconds: 1_000)
+        #expect(store.counts == (1, 0))
+        let restored = KeyValueStore(entries: store.entries.values.map { $0 } + [Entry(key: "t", value: nil, version: version(9))], digest: [:])
+        #expect(restored.counts == (1, 1))
+    }
+}

@@ -36,6 +36,8 @@ public struct KeyValueStore: Sendable, Hashable {
     public private(set) var fingerprint: UInt64 = 0
     /// `pageBytes` of every entry held, kept up to date (for catch-up estimates).
     public private(set) var pagedBytes = 0
+    /// Tombstones held, kept up to date (`counts` without a scan).
+    private var tombstones = 0
 
     public init() {}
 
@@ -69,9 +71,11 @@ public struct KeyValueStore: Sendable, Hashable {
                 let old = replaced.entry(entry.key, writers: writers)
                 fingerprint ^= Self.fingerprint(of: old.version)
                 pagedBytes -= Self.pageBytes(of: old)
+                if old.isTombstone { tombstones -= 1 }
             }
             fingerprint ^= Self.fingerprint(of: entry.version)
             pagedBytes += Self.pageBytes(of: entry)
+            if entry.isTombstone { tombstones += 1 }
             index[entry.version.origin, default: WriterIndex()].insert(entry.version.timestamp, entry.key)
         }
         self.digest = digest
@@ -87,9 +91,11 @@ public struct KeyValueStore: Sendable, Hashable {
             if current.version >= entry.version { return false }
             fingerprint ^= Self.fingerprint(of: current.version)
             pagedBytes -= Self.pageBytes(of: current)
+            if current.isTombstone { tombstones -= 1 }
         }
         fingerprint ^= Self.fingerprint(of: entry.version)
         pagedBytes += Self.pageBytes(of: entry)
+        if entry.isTombstone { tombstones += 1 }
         var slot = Slot(entry, writer: intern(entry.version.origin))
         slot.sequence = slots[entry.key]?.sequence ?? 0
         slots[entry.key] = slot
@@ -215,6 +221,7 @@ public struct KeyValueStore: Sendable, Hashable {
         }
         for entry in expired {
             if let removed = slots.removeValue(forKey: entry.key) { forgottenThrough = max(forgottenThrough, removed.sequence) }
+            if entry.isTombstone { tombstones -= 1 }
             fingerprint ^= Self.fingerprint(of: entry.version)
             pagedBytes -= Self.pageBytes(of: entry)
         }
@@ -224,8 +231,7 @@ public struct KeyValueStore: Sendable, Hashable {
 
     /// Live keys and tombstones held.
     public var counts: (values: Int, tombstones: Int) {
-        let tombstones = slots.values.count { $0.isTombstone }
-        return (slots.count - tombstones, tombstones)
+        (slots.count - tombstones, tombstones)
     }
 
     /// The latest change-log position of `key` (see `ChangeLog`), if it is held.
