@@ -1,5 +1,6 @@
 // libFuzzer target: TCP stream message decoding (push-pull, user messages, ping/ack/error,
-// compression, label, encryption with its length header), whole and cut short.
+// compression, label, encryption with its length header), whole and cut short; and the
+// pilot-daemon IPC frames and pushes a Pilot transport reads from its unix socket.
 import RumorWire
 
 let key = [UInt8](repeating: 0x5a, count: 16)
@@ -16,6 +17,13 @@ public func fuzzStream(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             precondition(decoded.consumed <= input.count, "consumed more bytes than given")
         }
         _ = try? plain.decode(Array(input.prefix(input.count / 2)))
+        if let decoded = try? PilotIPC.decodeFrame(input[...]) {
+            precondition(decoded.consumed <= input.count, "consumed more bytes than given")
+            _ = try? PilotIPC.event(decoded.frame)
+            _ = PilotIPC.errorMessage(decoded.frame)
+            let again = try? PilotIPC.decodeFrame(decoded.frame.bytes[...])
+            precondition(again?.frame == decoded.frame, "pilot frame does not survive re-encoding")
+        }
     } else {
         let length = UInt32(GossipCipher.overhead + input.count)
         let header: [UInt8] = [
