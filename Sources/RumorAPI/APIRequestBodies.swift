@@ -86,12 +86,18 @@ public struct BatchRequest: Codable, Sendable, Hashable {
     }
 }
 
-/// `POST /v1/kv/delete`: `{"key":…}`.
+/// `POST /v1/kv/delete`: `{"key","wait"?,"timeoutSeconds"?}`.
 public struct DeleteRequest: Codable, Sendable, Hashable {
     public var key: String
+    /// As in `PutRequest`: how many nodes must hold the delete before the answer.
+    public var wait: PutRequest.ReplicaCount?
+    /// As in `PutRequest`: how long `wait` may take; nil: 10.
+    public var timeoutSeconds: Double?
 
-    public init(key: String) {
+    public init(key: String, wait: PutRequest.ReplicaCount? = nil, timeoutSeconds: Double? = nil) {
         self.key = key
+        self.wait = wait
+        self.timeoutSeconds = timeoutSeconds
     }
 }
 

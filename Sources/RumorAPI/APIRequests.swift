@@ -43,23 +43,10 @@ public enum APIRequests {
             }
             timeToLive = .milliseconds(max(1, Int64(seconds * 1000)))
         }
-        var replicas: ReplicaTarget?
-        if let wait = put.wait {
-            guard let target = ReplicaTarget(wait.text) else {
-                throw AgentError(
-                    code: .badRequest, message: "wait must be \"all\" or a positive number of nodes, not \(wait.text)",
-                    hint: #"send "wait":"all" or "wait":3"#)
-            }
-            replicas = target
-        }
-        let timeout = put.timeoutSeconds ?? 10
-        guard timeout > 0, timeout <= 3600 else {
-            throw AgentError(
-                code: .badRequest, message: "timeoutSeconds must be in (0, 3600]", hint: "give the wait limit in seconds, e.g. 5")
-        }
+        let (replicas, timeout) = try replicaWait(put.wait, timeoutSeconds: put.timeoutSeconds)
         return Put(
             key: put.key, value: Array(put.value.utf8), timeToLive: timeToLive, ephemeral: put.ephemeral ?? false,
-            replicas: replicas, timeout: .milliseconds(max(1, Int64(timeout * 1000))))
+            replicas: replicas, timeout: timeout)
     }
 
     /// `POST /v1/kv/batch`: `{"entries":[{"key","value"},…]}` (a null value deletes).
@@ -68,9 +55,37 @@ public enum APIRequests {
         return batch.entries.map { Replication.Write(key: $0.key, value: $0.value.map { Array($0.utf8) }) }
     }
 
-    /// `POST /v1/kv/delete`: `{"key":…}`.
-    public static func delete(_ body: [UInt8]) throws(AgentError) -> String {
-        try decode(DeleteRequest.self, body, hint: #"send {"key":"k"}"#).key
+    /// A validated `POST /v1/kv/delete`.
+    public struct Delete: Sendable, Hashable {
+        public var key: String
+        public var replicas: ReplicaTarget?
+        public var timeout: Duration
+    }
+
+    /// `POST /v1/kv/delete`: `{"key","wait"?,"timeoutSeconds"?}`.
+    public static func delete(_ body: [UInt8]) throws(AgentError) -> Delete {
+        let delete = try decode(DeleteRequest.self, body, hint: #"send {"key":"k"} (and "wait":"all" to return once every node has it)"#)
+        let (replicas, timeout) = try replicaWait(delete.wait, timeoutSeconds: delete.timeoutSeconds)
+        return Delete(key: delete.key, replicas: replicas, timeout: timeout)
+    }
+
+    /// `wait` and `timeoutSeconds` of a write, checked.
+    static func replicaWait(_ wait: PutRequest.ReplicaCount?, timeoutSeconds: Double?) throws(AgentError) -> (ReplicaTarget?, Duration) {
+        var replicas: ReplicaTarget?
+        if let wait {
+            guard let target = ReplicaTarget(wait.text) else {
+                throw AgentError(
+                    code: .badRequest, message: "wait must be \"all\" or a positive number of nodes, not \(wait.text)",
+                    hint: #"send "wait":"all" or "wait":3"#)
+            }
+            replicas = target
+        }
+        let timeout = timeoutSeconds ?? 10
+        guard timeout > 0, timeout <= 3600 else {
+            throw AgentError(
+                code: .badRequest, message: "timeoutSeconds must be in (0, 3600]", hint: "give the wait limit in seconds, e.g. 5")
+        }
+        return (replicas, .milliseconds(max(1, Int64(timeout * 1000))))
     }
 
     /// `POST /v1/keys`: `{"operation":"install"|"use"|"remove","key":BASE64}`.

@@ -28,8 +28,9 @@ public protocol AgentControl: Sendable {
     ) async throws -> EntrySnapshot
     /// Writes a batch in one transaction and one replication message: all or nothing.
     func putBatch(_ writes: [Replication.Write]) async throws -> Int
-    /// Deletes `key` by writing a tombstone.
-    func delete(key: String) async throws -> EntrySnapshot
+    /// Deletes `key` by writing a tombstone; with `replicas`, returns only once that many nodes
+    /// hold the delete (as `put`).
+    func delete(key: String, replicas: ReplicaTarget?, timeout: Duration) async throws -> EntrySnapshot
     /// The live value of `key`, if any.
     func get(key: String) async -> EntrySnapshot?
     /// Live entries whose key starts with `prefix`, sorted by key, and the change-log position

@@ -51,6 +51,17 @@ extension Agent {
         let started = ContinuousClock.now
         defer { metrics.putSeconds.record(ContinuousClock.now - started) }
         let write = Replication.Write(key: key, value: value, timeToLive: timeToLive, ephemeral: ephemeral)
+        return try await written(write, replicas: replicas, timeout: timeout, started: started)
+    }
+
+    public func delete(key: String, replicas: ReplicaTarget?, timeout: Duration) async throws -> EntrySnapshot {
+        try await written(Replication.Write(key: key, value: nil), replicas: replicas, timeout: timeout, started: ContinuousClock.now)
+    }
+
+    /// Makes one write, waiting for `replicas` if asked.
+    private func written(_ write: Replication.Write, replicas: ReplicaTarget?, timeout: Duration, started: ContinuousClock.Instant)
+        async throws -> EntrySnapshot
+    {
         let (entries, result) = try await self.write([write], awaiting: replicas.map { ($0, timeout) })
         var snapshot = EntrySnapshot(entries[0])
         switch result {
@@ -61,10 +72,6 @@ extension Agent {
         default: break
         }
         return snapshot
-    }
-
-    public func delete(key: String) async throws -> EntrySnapshot {
-        EntrySnapshot(try await write([Replication.Write(key: key, value: nil)]).entries[0])
     }
 
     public func putBatch(_ writes: [Replication.Write]) async throws -> Int {

@@ -77,9 +77,7 @@ public struct PutCommand: ParsableCommand {
     var file: String?
     @Option(help: "Time to live: 30s, 5m, 2h or plain seconds.") var ttl: String?
     @Flag(help: "Remove the value when this node fails or leaves (presence).") var ephemeral = false
-    @Option(help: "Return only once this many nodes hold the write: 'all' live nodes, or a count (the writer included).")
-    var wait: String?
-    @Option(help: "How long --wait may take: 5s, 1m or plain seconds (default 10s).") var timeout: String?
+    @OptionGroup var waiting: WaitOptions
     public init() {}
 
     public func run() throws {
@@ -95,6 +93,20 @@ public struct PutCommand: ParsableCommand {
         var body = ["key": JSONText.quote(key), "value": JSONText.quote(value)]
         if let ttl { body["ttlSeconds"] = String(try parseDuration(ttl)) }
         if ephemeral { body["ephemeral"] = "true" }
+        let limit = try waiting.add(to: &body)
+        try options.show("POST", "/v1/kv/put", body: JSONText.object(body), timeout: limit + 10)
+    }
+}
+
+/// `--wait` and `--timeout` of a write (put, delete).
+public struct WaitOptions: ParsableArguments {
+    @Option(help: "Return only once this many nodes hold the write: 'all' live nodes, or a count (the writer included).")
+    var wait: String?
+    @Option(help: "How long --wait may take: 5s, 1m or plain seconds (default 10s).") var timeout: String?
+    public init() {}
+
+    /// Adds `wait` and `timeoutSeconds` to a request body; returns the wait limit in seconds.
+    func add(to body: inout [String: String]) throws(CLIError) -> Double {
         var limit = 10.0
         if let timeout {
             guard wait != nil else {
@@ -111,7 +123,7 @@ public struct PutCommand: ParsableCommand {
             }
             body["wait"] = JSONText.quote(wait)
         }
-        try options.show("POST", "/v1/kv/put", body: JSONText.object(body), timeout: limit + 10)
+        return limit
     }
 }
 
@@ -128,9 +140,14 @@ public struct DeleteCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(commandName: "delete", abstract: "Delete a key (a tombstone replicates).")
     @OptionGroup var options: ClientOptions
     @Argument(help: "The key.") var key: String
+    @OptionGroup var waiting: WaitOptions
     public init() {}
 
-    public func run() throws { try options.show("POST", "/v1/kv/delete", body: JSONText.object(["key": JSONText.quote(key)])) }
+    public func run() throws {
+        var body = ["key": JSONText.quote(key)]
+        let limit = try waiting.add(to: &body)
+        try options.show("POST", "/v1/kv/delete", body: JSONText.object(body), timeout: limit + 10)
+    }
 }
 
 public struct ListCommand: ParsableCommand {

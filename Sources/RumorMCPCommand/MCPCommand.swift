@@ -201,7 +201,14 @@ enum MCPTools {
                     "wait": string("Return only once this many nodes hold the write: 'all' or a count (the writer included)."),
                     "timeout": string("How long wait may take: 5s, 1m or plain seconds (default 10s)."),
                 ], required: ["key", "value"])),
-        Tool(name: "delete", description: "Delete a key (a tombstone replicates, so the key does not come back).", inputSchema: schema(["key": string("The key.")], required: ["key"])),
+        Tool(
+            name: "delete", description: "Delete a key (a tombstone replicates, so the key does not come back); optionally waiting until N nodes (or all) hold the delete.",
+            inputSchema: schema(
+                [
+                    "key": string("The key."),
+                    "wait": string("Return only once this many nodes hold the delete: 'all' or a count (the writer included)."),
+                    "timeout": string("How long wait may take: 5s, 1m or plain seconds (default 10s)."),
+                ], required: ["key"])),
         Tool(name: "list", description: "Live keys and values, optionally under a prefix.", inputSchema: schema(["prefix": string("Only keys starting with this.")])),
         Tool(name: "status", description: "A summary of the replicated state: values, tombstones, change-log seq, last anti-entropy, per-peer lag.", inputSchema: schema([:])),
     ]
@@ -238,17 +245,19 @@ enum MCPTools {
         case "status": return Request(method: "GET", target: "/v1/kv/status")
         case "get": return Request(method: "GET", target: "/v1/kv/get" + APIClient.query([("key", try required("key"))]))
         case "list": return Request(method: "GET", target: "/v1/kv/list" + APIClient.query([("prefix", arguments["prefix"]?.stringValue ?? "")]))
-        case "delete": return Request(method: "POST", target: "/v1/kv/delete", body: JSONText.object(["key": JSONText.quote(try required("key"))]))
-        case "put":
-            var body = ["key": JSONText.quote(try required("key")), "value": JSONText.quote(try required("value"))]
-            if let ttl = try duration("ttl") { body["ttlSeconds"] = String(ttl) }
-            if arguments["ephemeral"]?.boolValue == true { body["ephemeral"] = "true" }
+        case "delete", "put":
+            var body = ["key": JSONText.quote(try required("key"))]
+            if name == "put" {
+                body["value"] = JSONText.quote(try required("value"))
+                if let ttl = try duration("ttl") { body["ttlSeconds"] = String(ttl) }
+                if arguments["ephemeral"]?.boolValue == true { body["ephemeral"] = "true" }
+            }
             let timeout = try duration("timeout")
             if let timeout { body["timeoutSeconds"] = String(timeout) }
             if let wait = arguments["wait"] {
                 body["wait"] = JSONText.quote(wait.stringValue ?? wait.intValue.map(String.init) ?? "")
             }
-            return Request(method: "POST", target: "/v1/kv/put", body: JSONText.object(body), timeout: (timeout ?? 10) + 10)
+            return Request(method: "POST", target: "/v1/kv/\(name)", body: JSONText.object(body), timeout: (timeout ?? 10) + 10)
         default:
             throw MCPAgentError(error: CLIError(
                 code: "bad_arguments", message: "no tool named '\(name)'",

@@ -89,7 +89,10 @@ struct APIRequestsTests {
     }
 
     @Test func aDeleteRequestRoundTrips() throws {
-        #expect(try APIRequests.delete(APIRequests.encode(DeleteRequest(key: "gone"))) == "gone")
+        #expect(try APIRequests.delete(APIRequests.encode(DeleteRequest(key: "gone"))).key == "gone")
+        let waited = try APIRequests.delete(APIRequests.encode(DeleteRequest(key: "gone", wait: .init("all"), timeoutSeconds: 2)))
+        #expect(waited.replicas == .all && waited.timeout == .seconds(2))
+        #expect(errorCode { _ = try APIRequests.delete(body(#"{"key":"k","wait":"some"}"#)) } == .badRequest)
     }
 
     @Test func aKeyringRequestRoundTrips() throws {

@@ -250,6 +250,18 @@ def test_put_wait_all_returns_only_once_every_live_node_has_the_write(swarm):
     assert len(counted["replicas"]) >= 3
 
 
+def test_delete_wait_all_returns_only_once_every_live_node_has_the_delete(swarm):
+    agents = five(swarm)
+    agents[0].cli("put", "doomed", "v", "--wait", "all")
+    answer = json.loads(agents[3].cli("delete", "doomed", "--wait", "all", "--timeout", "5s").stdout)["data"]
+    assert answer["deleted"] and sorted(answer["replicas"]) == sorted(a.name for a in agents), answer
+    # No polling: the delete has returned, so no node may still show the key.
+    for agent in agents:
+        assert get(agent, "doomed") is None, f"{agent.name} still shows doomed after delete --wait all"
+    bad = agents[0].cli("delete", "doomed", "--timeout", "5s", check=False)
+    assert bad.returncode != 0 and "--timeout only applies with --wait" in bad.stderr
+
+
 def test_put_wait_times_out_saying_how_many_nodes_had_the_write(swarm):
     agents = five(swarm)
     paused = agents[4]

@@ -82,8 +82,10 @@ extension APIRoute {
         },
         APIRoute(.post, "/v1/kv/delete", "Delete a key (a tombstone replicates).",
             RouteContract(operationID: "delete", body: "DeleteRequest", answer: .data(APISchemas.reference("Entry")))) { request, control in
-            let key = try APIRequests.delete(try await body(of: request))
-            return try ok(try await control.delete(key: key), for: request) { "deleted \($0.key) @ \($0.timestamp)" }
+            let delete = try APIRequests.delete(try await body(of: request))
+            return try ok(
+                try await control.delete(key: delete.key, replicas: delete.replicas, timeout: delete.timeout), for: request
+            ) { "deleted \($0.key) @ \($0.timestamp)" + ($0.replicas.map { " on \($0.count) nodes" } ?? "") }
         },
         APIRoute(.get, "/v1/kv/get", "The live value of ?key=.",
             RouteContract(

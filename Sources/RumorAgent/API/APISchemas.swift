@@ -154,7 +154,16 @@ enum APISchemas {
                         ["key": ["type": "string"], "value": ["type": ["string", "null"]]], required: ["key"], closed: false),
                     "The writes.")
             ], required: ["entries"], closed: false)),
-        ("DeleteRequest", object("A delete.", ["key": string("The key to delete.")], required: ["key"], closed: false)),
+        ("DeleteRequest", object(
+            "A delete (a tombstone that replicates).",
+            [
+                "key": string("The key to delete."),
+                "wait": [
+                    "oneOf": [["const": "all"], ["type": "integer", "minimum": 1], ["type": "string", "pattern": "^[1-9][0-9]*$"]],
+                    "description": "Answer only once this many nodes (the writer included) hold the delete: all, or a count.",
+                ],
+                "timeoutSeconds": ["type": "number", "exclusiveMinimum": 0, "maximum": 3600, "description": "How long wait may take; default 10."],
+            ], required: ["key"], closed: false)),
         ("KeyringRequest", object(
             "A keyring change, run on every live node.",
             [
