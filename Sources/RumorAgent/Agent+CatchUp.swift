@@ -30,7 +30,7 @@ extension Agent {
                 "served a catch-up",
                 metadata: [
                     "peer": "\(from)", "entries": "\(serving.sentEntries)", "bytes": "\(serving.sentBytes)",
-                    "seconds": "\(Self.seconds(ContinuousClock.now - started))",
+                    "seconds": "\((ContinuousClock.now - started).seconds)",
                 ])
         } catch {
             logger.info(
@@ -101,7 +101,7 @@ extension Agent {
         let progress = node.catchUpEnded(completed: completed)
         let metadata: Logger.Metadata = [
             "peer": "\(address)", "entries": "\(progress?.receivedEntries ?? 0)", "bytes": "\(progress?.receivedBytes ?? 0)",
-            "pages": "\(progress?.pages ?? 0)", "seconds": "\(Self.seconds(ContinuousClock.now - started))",
+            "pages": "\(progress?.pages ?? 0)", "seconds": "\((ContinuousClock.now - started).seconds)",
         ]
         if completed {
             logger.info("caught up", metadata: metadata)
@@ -121,7 +121,7 @@ extension Agent {
     private func logCatchUpProgress(since started: ContinuousClock.Instant) {
         guard let progress = node.replication.catchUp else { return }
         let total = progress.receivedEntries + progress.remainingEntries
-        let seconds = Self.seconds(ContinuousClock.now - started)
+        let seconds = (ContinuousClock.now - started).seconds
         logger.info(
             "catching up",
             metadata: [
@@ -129,9 +129,5 @@ extension Agent {
                 "bytes": "\(progress.receivedBytes)", "remaining_bytes": "\(progress.remainingBytes)",
                 "entries_per_second": "\(seconds > 0 ? Int(Double(progress.receivedEntries) / seconds) : 0)",
             ])
-    }
-
-    nonisolated static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }

@@ -149,12 +149,7 @@ extension Agent {
         let loaded = Dictionary(
             withValues(batch.changes.filter { $0.kind == .put }.map(\.entry)).map { ($0.key, $0) }, uniquingKeysWith: { $1 })
         let snapshots = batch.changes.map { change in
-            var entry = change.entry
-            if entry.isValueOnDisk {
-                entry = loaded[entry.key] ?? entry
-                entry.storedValueBytes = nil
-            }
-            var snapshot = EntrySnapshot(entry)
+            var snapshot = EntrySnapshot(change.entry.isValueOnDisk ? loaded[change.entry.key] ?? change.entry : change.entry)
             snapshot.seq = change.sequence
             snapshot.change = change.kind.rawValue
             if change.kind != .put {

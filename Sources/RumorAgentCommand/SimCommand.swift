@@ -88,7 +88,7 @@ struct SimCommand: ParsableCommand {
             Output.print(report.table)
         }
         // Wall time goes to stderr so the report itself stays identical for the same seed.
-        let seconds = Double(wall.components.seconds) + Double(wall.components.attoseconds) / 1e18
+        let seconds = wall.seconds
         FileHandle.standardError.write(Data(String(format: "simulated in %.2f s wall\n", seconds).utf8))
     }
 

@@ -29,7 +29,7 @@ struct Benchmarks {
             let start = clock.now
             let (operations, unit) = run()
             let elapsed = clock.now - start
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = elapsed.seconds
             print(name.padding(56) + String(operations).leftPadding(10) + "\(format(Double(operations) / seconds)) \(unit)/s".leftPadding(24))
         }
     }

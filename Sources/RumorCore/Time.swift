@@ -37,6 +37,11 @@ extension Duration {
         return scaled &+ attoseconds / 1_000_000_000
     }
 
+    /// This duration in seconds.
+    public var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+
     /// Multiplies by a real factor, rounding to nanoseconds.
     public func scaled(by factor: Double) -> Duration {
         .nanoseconds(Int64((Double(nanosecondsClamped) * factor).rounded()))

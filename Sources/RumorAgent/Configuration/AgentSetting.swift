@@ -32,7 +32,7 @@ public struct AgentSetting: Sendable {
     public let summary: String
 
     /// `--data-dir` for `data_dir`.
-    public var flag: String { "--" + key.replacingAll("_", with: "-") }
+    public var flag: String { "--" + key.replacing("_", with: "-") }
     /// `RUMOR_DATA_DIR` for `data_dir`.
     public var environmentVariable: String { "RUMOR_" + key.uppercased() }
     /// Whether `--print-config` hides the value (it grants access to the swarm or the API).
@@ -103,17 +103,11 @@ extension AgentSetting {
 
     /// `1d`, `24h`, `30m`, `90s` or `1.5s`: the largest unit that divides the duration.
     static func durationText(_ duration: Duration) -> String {
-        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        let milliseconds = duration.nanosecondsClamped / 1_000_000
         for (unit, size) in [("d", Int64(86_400_000)), ("h", 3_600_000), ("m", 60_000), ("s", 1000)]
         where milliseconds % size == 0 {
             return "\(milliseconds / size)\(unit)"
         }
         return "\(Double(milliseconds) / 1000)s"
-    }
-}
-
-extension String {
-    func replacingAll(_ character: Character, with replacement: Character) -> String {
-        String(map { $0 == character ? replacement : $0 })
     }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Where a setting's effective value came from.
 public enum SettingSource: Sendable, Hashable, CustomStringConvertible {
     case flag
@@ -41,7 +43,7 @@ public struct ResolvedSettings: Sendable {
                 let value: SettingValue
                 switch setting.kind {
                 case .list, .pairs:
-                    value = .list(text.split(separator: ",").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty })
+                    value = .list(text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
                 default:
                     value = .text(text)
                 }
@@ -72,10 +74,4 @@ public struct ResolvedSettings: Sendable {
     }
 
     public func entry(_ key: String) -> Entry? { entries.first { $0.setting.key == key } }
-}
-
-extension String {
-    func trimmingSpaces() -> String {
-        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
-    }
 }

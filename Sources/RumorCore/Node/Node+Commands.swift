@@ -103,29 +103,14 @@ extension Node {
     /// The prepared write's save failed: the write is dropped (never applied, never seen) and
     /// the remote state its transaction carried is queued again.
     public mutating func abandonWrite(_ prepared: PreparedWrite) {
-        var queued = prepared.queued
-        queued.add(unsaved)
-        unsaved = queued
+        unsaved.add(prepared.queued)
     }
 
     /// A save of remote state failed (a full disk): queue it again, to be retried with the next
     /// save, so the digest on disk never runs ahead of the entries on disk.
     public mutating func saveFailed(_ write: StorageWrite, at time: NodeTime) -> [NodeEffect] {
         guard case .save(let entries, let sequences, let digest) = write else { return [] }
-        var failed = SaveBatch()
-        failed.add(entries, sequences: sequences, digest: digest)
-        failed.add(unsaved)
-        unsaved = failed
-        guard !saveTimerArmed else { return [] }
-        saveTimerArmed = true
-        return [.startTimer(.save, after: local.saveRetryDelay)]
-    }
-
-    /// Forgets a command the driver gave up on (its write could not be saved).
-    public mutating func cancel(_ command: CommandID) {
-        if let wait = replicaWaits.removeValue(forKey: command) {
-            replication.stopAwaiting(wait.entries.map(\.version))
-        }
+        return queueSave(entries, sequences: sequences, digest: digest, after: local.saveRetryDelay)
     }
 
     /// Completes the waits that have enough replicas; with `repairing`, fails those past their

@@ -50,16 +50,11 @@ extension Node {
         case .catchUpPage(let page):
             // The first page of a large delta: a pull answer, or the push half of an exchange.
             counters.add(.catchUpPagesReceived)
-            var address = membership.members[page.from]?.address
-            if !viaStream, pendingPulls[sender] != nil { address = sender }
-            guard let address else { return [] }
+            guard let address = answerer(page.from, at: viaStream ? nil : sender) else { return [] }
             if pendingPulls.removeValue(forKey: address) != nil { counters.add(.replicationPullsCompleted) }
-            var out = effects(
-                of: replication.receiveCatchUpPage(page, from: address, inCatchUp: false, wallMilliseconds: time.wallMilliseconds),
+            return merged(
+                replication.receiveCatchUpPage(page, from: address, inCatchUp: false, wallMilliseconds: time.wallMilliseconds),
                 at: time)
-            out += queueSave([], sequences: [:], digest: replication.store.digest)
-            out += checkReplicaWaits(at: time)
-            return out
         case .catchUpRequest:
             // Served over its own stream (`catchUpRequested`), never as a datagram.
             return []
@@ -92,18 +87,9 @@ extension Node {
     /// A page of the catch-up this node asked `peer` for arrived. The last one completes a sync.
     public mutating func catchUpPageArrived(_ page: CatchUpPage, from peer: NodeAddress, at time: NodeTime) -> [NodeEffect] {
         counters.add(.catchUpPagesReceived)
-        var out = effects(
-            of: replication.receiveCatchUpPage(page, from: peer, inCatchUp: true, wallMilliseconds: time.wallMilliseconds),
-            at: time)
-        out += queueSave([], sequences: [:], digest: replication.store.digest)
-        out += checkReplicaWaits(at: time)
-        guard page.isLast else { return out }
-        lastSynced = time.wallMilliseconds
-        if local.durable {
-            out += flushSaves()
-            out.append(.store(.synced(atMilliseconds: time.wallMilliseconds)))
-        }
-        return out
+        let out = merged(
+            replication.receiveCatchUpPage(page, from: peer, inCatchUp: true, wallMilliseconds: time.wallMilliseconds), at: time)
+        return page.isLast ? out + synced(at: time) : out
     }
 
     /// The catch-up stream ended, after its last page (`completed`) or not (a lost connection, a
@@ -111,7 +97,7 @@ extension Node {
     /// Returns what it received.
     public mutating func catchUpEnded(completed: Bool) -> Replication.CatchUpProgress? {
         counters.add(completed ? .catchUpsCompleted : .catchUpsInterrupted)
-        return replication.catchUpEnded(completed: completed)
+        return replication.catchUpEnded()
     }
 
     /// A pull answer from `peer` arrived: ours if we asked (then push the rest back and note the
@@ -120,25 +106,40 @@ extension Node {
         from peer: String, at source: NodeAddress?, entries: [Entry], digest: [String: HybridTimestamp],
         held: [String: [HybridTimestamp]], fingerprint: UInt64?, time: NodeTime
     ) -> [NodeEffect] {
-        var address = membership.members[peer]?.address
-        if let source, pendingPulls[source] != nil { address = source }
+        let address = answerer(peer, at: source)
         let solicited = address.map { pendingPulls.removeValue(forKey: $0) != nil } ?? false
         counters.add(solicited ? .replicationPullsCompleted : .replicationDeltasReceived)
-        var out = effects(
-            of: replication.receivePullAnswer(
+        let out = merged(
+            replication.receivePullAnswer(
                 entries: entries, digest: digest, held: held, fingerprint: fingerprint, from: peer,
                 replyingTo: solicited ? address : nil,
                 wallMilliseconds: time.wallMilliseconds),
             at: time)
+        return solicited ? out + synced(at: time) : out
+    }
+
+    /// Where the answer of `peer` came from: the datagram's `source` when we pulled from it
+    /// (right even when our view of its address is stale), else its member address.
+    private func answerer(_ peer: String, at source: NodeAddress?) -> NodeAddress? {
+        if let source, pendingPulls[source] != nil { return source }
+        return membership.members[peer]?.address
+    }
+
+    /// Carries out what merging remote state asked for, queues the digest it advanced for
+    /// saving, and completes the replica waits it satisfied.
+    private mutating func merged(_ directives: [ReplicationDirective], at time: NodeTime) -> [NodeEffect] {
+        var out = effects(of: directives, at: time)
         out += queueSave([], sequences: [:], digest: replication.store.digest)
         out += checkReplicaWaits(at: time)
-        guard solicited else { return out }
-        lastSynced = time.wallMilliseconds
-        if local.durable {
-            out += flushSaves()
-            out.append(.store(.synced(atMilliseconds: time.wallMilliseconds)))
-        }
         return out
+    }
+
+    /// A pull or a catch-up we asked for completed: the state is reconciled as of now (saved
+    /// with everything it brought).
+    private mutating func synced(at time: NodeTime) -> [NodeEffect] {
+        lastSynced = time.wallMilliseconds
+        guard local.durable else { return [] }
+        return flushSaves() + [.store(.synced(atMilliseconds: time.wallMilliseconds))]
     }
 
     mutating func effects(of directives: [ReplicationDirective], at time: NodeTime) -> [NodeEffect] {
@@ -233,14 +234,14 @@ extension Node {
 
     /// Queues remote state for saving within `saveDelay`. Losing it in a crash loses nothing that
     /// matters: the writer has it durably and anti-entropy offers it again after a restart.
-    mutating func queueSave(_ entries: [Entry], sequences: [String: UInt64], digest: [String: HybridTimestamp])
-        -> [NodeEffect]
-    {
+    mutating func queueSave(
+        _ entries: [Entry], sequences: [String: UInt64], digest: [String: HybridTimestamp], after delay: Duration? = nil
+    ) -> [NodeEffect] {
         guard local.durable, !(entries.isEmpty && digest.isEmpty) else { return [] }
         unsaved.add(entries, sequences: sequences, digest: digest)
         guard !saveTimerArmed else { return [] }
         saveTimerArmed = true
-        return [.startTimer(.save, after: local.saveDelay)]
+        return [.startTimer(.save, after: delay ?? local.saveDelay)]
     }
 
     /// Saves the queued remote state in one write (nothing when none is queued).

@@ -246,7 +246,7 @@ struct SaveBatch: Sendable {
         self.digest.merge(digest) { max($0, $1) }
     }
 
-    /// Adds what `other` holds (newer entries win).
+    /// Adds what `other` holds (newer entries win, whichever batch holds them).
     mutating func add(_ other: SaveBatch) {
         add(Array(other.entries.values), sequences: other.sequences, digest: other.digest)
     }

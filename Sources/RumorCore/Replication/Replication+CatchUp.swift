@@ -74,6 +74,7 @@ extension Replication {
         _ page: CatchUpPage, from peer: NodeAddress, inCatchUp: Bool, wallMilliseconds: UInt64
     ) -> [ReplicationDirective] {
         let news = mergeRemote(page.entries, wallMilliseconds: wallMilliseconds)
+        let bytes = UInt64(page.entries.reduce(0) { $0 + KeyValueStore.pageBytes(of: $1) })
         // Our clock must pass every write the spans vouch for, even ones we never merged.
         if let newest = page.spans.values.map(\.through).max() { try? clock.observe(newest, wallMilliseconds: wallMilliseconds) }
         let advanced = store.acknowledge(spans: page.spans)
@@ -81,7 +82,7 @@ extension Replication {
         if inCatchUp, var progress = catchUp {
             progress.pages += 1
             progress.receivedEntries += UInt64(page.entries.count)
-            progress.receivedBytes += UInt64(page.entries.reduce(0) { $0 + KeyValueStore.pageBytes(of: $1) })
+            progress.receivedBytes += bytes
             progress.remainingEntries = page.remainingEntries
             progress.remainingBytes = page.remainingBytes
             catchUp = progress
@@ -90,17 +91,17 @@ extension Replication {
             pullRetriesLeft = nil
             catchUp = CatchUpProgress(
                 peer: peer, startedAtMilliseconds: wallMilliseconds, pages: 1, receivedEntries: UInt64(page.entries.count),
-                receivedBytes: UInt64(page.entries.reduce(0) { $0 + KeyValueStore.pageBytes(of: $1) }),
+                receivedBytes: bytes,
                 remainingEntries: page.remainingEntries, remainingBytes: page.remainingBytes)
             out.append(.catchUp(from: peer, digest: store.digest, held: store.heldSummary()))
         }
         return out
     }
 
-    /// The catch-up stream ended: `completed` when its last page arrived. Either way the next
-    /// anti-entropy round pulls again, from the digest the pages advanced.
+    /// The catch-up stream ended, after its last page or not: either way the next anti-entropy
+    /// round pulls again, from the digest the pages advanced. Returns what it received.
     @discardableResult
-    public mutating func catchUpEnded(completed: Bool) -> CatchUpProgress? {
+    public mutating func catchUpEnded() -> CatchUpProgress? {
         defer { catchUp = nil }
         return catchUp
     }
