@@ -83,20 +83,42 @@ class Process:
 
 class RumorAgent(Process):
     def __init__(self, name, log_dir, join=(), swarm=None, profile=None, extra=(), port=None, api_port=None):
-        self.port = port or free_port()
-        self.api_port = api_port or free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.api = f"127.0.0.1:{self.api_port}"
-        args = [rumor_binary(), "agent", "--name", name, "--bind", self.address, "--api", self.api]
-        for seed in join:
-            args += ["--join", seed]
-        if swarm:
-            args += ["--swarm", swarm]
-        if profile:
-            args += ["--profile", profile]
-        args += list(extra)
-        super().__init__(name, args, log_dir)
-        wait_until(self.healthy, 20, f"agent {name} serves its API")
+        # free_port() releases the port before the agent binds it, so an outgoing connection of
+        # another process can take it meanwhile ("Address already in use"): then try new ports.
+        for attempt in range(3):
+            self.port = port or free_port()
+            self.api_port = api_port or free_port()
+            self.address = f"127.0.0.1:{self.port}"
+            self.api = f"127.0.0.1:{self.api_port}"
+            args = [rumor_binary(), "agent", "--name", name, "--bind", self.address, "--api", self.api]
+            for seed in join:
+                args += ["--join", seed]
+            if swarm:
+                args += ["--swarm", swarm]
+            if profile:
+                args += ["--profile", profile]
+            args += list(extra)
+            super().__init__(name, args, log_dir)
+            chosen_by_us = port is None and api_port is None
+            if chosen_by_us and attempt < 2 and self.lost_port_race():
+                self.stop()
+                continue
+            wait_until(self.healthy, 20, f"agent {name} serves its API")
+            return
+
+    def lost_port_race(self) -> bool:
+        """Waits until the agent serves its API or exits; true if it exited on a port taken meanwhile."""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if not self.alive():
+                return "Address already in use" in self.log_path.read_text(errors="replace")
+            try:
+                if self.healthy():
+                    return False
+            except Exception:
+                return False
+            time.sleep(0.05)
+        return False
 
     def healthy(self):
         if not self.alive():
