@@ -29,6 +29,10 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
     case replicationTimeout = "replication_timeout"
     case keyringPartial = "keyring_partial"
     case badAnswer = "bad_answer"
+    /// A Pilot peer the daemon does not know (no such hostname or address).
+    case peerUnknown = "peer_unknown"
+    /// A Pilot peer that did not grant trust (refused, or not in time).
+    case trustRefused = "trust_refused"
     // Start-up and local failures.
     case badConfig = "bad_config"
     case badKeyring = "bad_keyring"
@@ -37,6 +41,8 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
     case storageFull = "storage_full"
     case storageCorrupt = "storage_corrupt"
     case bindFailed = "bind_failed"
+    /// The local Pilot daemon cannot be reached through its socket.
+    case pilotUnavailable = "pilot_unavailable"
     case `internal`
     // Raised by the CLI only.
     case badArguments = "bad_arguments"
@@ -57,7 +63,9 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
         case .left, .watchAhead, .encryptionDisabled, .encryptionMigrating: 409
         case .watchCompacted: 410
         case .tooLarge: 413
-        case .joinFailed, .keyringPartial: 502
+        case .peerUnknown: 404
+        case .joinFailed, .keyringPartial, .trustRefused: 502
+        case .pilotUnavailable: 503
         case .replicationTimeout: 504
         case .storageFull: 507
         case .badAnswer, .badConfig, .badKeyring, .keyringNotSaved, .storageFailed, .storageCorrupt, .bindFailed,

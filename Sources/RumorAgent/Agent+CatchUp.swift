@@ -14,8 +14,8 @@ extension Agent {
 
     /// Serves a catch-up: writes each page once the previous one is on the socket, until the
     /// last (or the requester goes away).
-    nonisolated func serveCatchUp(_ message: StreamMessage, from peer: SocketAddress?, writer: StreamReplyWriter) async {
-        guard case .user(let payload) = message, let sender = peer.flatMap(NodeAddress.init),
+    nonisolated func serveCatchUp(_ message: StreamMessage, from peer: NodeAddress?, writer: StreamReplyWriter) async {
+        guard case .user(let payload) = message, let sender = peer,
             case .catchUpRequest(let from, let digest, let held)? = try? ReplicationCodec.decode(payload),
             var serving = await beginServingCatchUp(from: from, digest: digest, held: held, sender: sender)
         else { return }
@@ -62,7 +62,7 @@ extension Agent {
     /// Receives a catch-up from `address`: one stream, page after page, each merged (and saved)
     /// before the next is read. Logs its start, its progress every 5 s and its end.
     func receiveCatchUp(_ request: ReplicationFrame, from address: NodeAddress) async {
-        guard let target = address.socketAddress else {
+        guard let transport else {
             _ = node.catchUpEnded(completed: false)
             return
         }
@@ -79,10 +79,10 @@ extension Agent {
         var lastReport = started
         var completed = false
         do {
-            try await CatchUpClient.run(
-                codec.encode(.user(ReplicationCodec.encode(request)), compress: false), to: target, group: group,
+            try await transport.receivePages(
+                codec.encode(.user(ReplicationCodec.encode(request)), compress: false), from: address,
                 idleTimeout: .nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped),
-                maximumBytes: GossipCodec.maximumStreamBytes, decode: { try codec.decode($0) }
+                maximumBytes: GossipCodec.maximumStreamBytes, decode: { try codec.decode($0) }, isolation: self
             ) { message in
                 guard case .user(let payload) = message, case .catchUpPage(let page) = try ReplicationCodec.decode(payload) else {
                     throw WireError(.malformed, "a catch-up stream carried something other than a page")
@@ -96,7 +96,7 @@ extension Agent {
                 return page.isLast
             }
         } catch {
-            if let wireError = error as? WireError { dropped(wireError, from: target) }
+            if let wireError = error as? WireError { dropped(wireError, from: address) }
         }
         let progress = node.catchUpEnded(completed: completed)
         let metadata: Logger.Metadata = [

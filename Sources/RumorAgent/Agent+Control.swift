@@ -28,9 +28,12 @@ extension Agent {
     }
 
     public func join(_ seeds: [String]) async throws -> Int {
+        guard let transport else {
+            throw AgentError(code: .left, message: "the agent is not running", hint: "start the agent")
+        }
         var addresses: [NodeAddress] = []
         for seed in seeds {
-            addresses.append(try NodeAddress.resolve(seed, defaultPort: 7946))
+            addresses.append(try await transport.resolveSeed(seed))
         }
         switch await command({ node, id, time in node.join(seeds: addresses, command: id, at: time) }) {
         case .joined(let contacted): return contacted

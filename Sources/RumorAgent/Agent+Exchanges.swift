@@ -7,10 +7,10 @@ import RumorWire
 /// large for a packet), push-pull exchanges and fallback pings, each reported to the node.
 extension Agent {
     func send(_ datagram: Datagram, to address: NodeAddress) {
-        guard let target = address.socketAddress, let packets, !stopped else { return }
+        guard let transport, !stopped else { return }
         switch codec.encode(withValues(datagram)) {
         case .packet(let bytes):
-            packets.send(bytes, to: target)
+            transport.send(bytes, to: address)
             counters.add("packets_sent")
             counters.add("bytes_sent", UInt64(bytes.count))
         case .stream(let message):
@@ -19,10 +19,9 @@ extension Agent {
                 return
             }
             let timeout = TimeAmount.nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped)
-            let group = self.group
             Task {
                 do {
-                    try await StreamClient.send(message, to: target, group: group, timeout: timeout)
+                    try await transport.sendStream(message, to: address, timeout: timeout)
                 } catch {
                     self.countSendFailure(to: address, error: error)
                 }
@@ -40,16 +39,16 @@ extension Agent {
         let started = ContinuousClock.now
         defer { metrics.pushPullSeconds.record(ContinuousClock.now - started) }
         var reply: PushPull?
-        if let target = address.socketAddress {
+        if let transport {
             let codec = self.codec.streams
             do {
-                let answer = try await StreamClient.exchange(
-                    codec.encode(.pushPull(state)), with: target, group: group,
+                let answer = try await transport.exchange(
+                    codec.encode(.pushPull(state)), with: address,
                     timeout: .nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped),
                     maximumBytes: GossipCodec.maximumStreamBytes, decode: { try codec.decode($0) })
                 if case .pushPull(let remote) = answer { reply = remote }
             } catch {
-                if let wireError = error as? WireError { dropped(wireError, from: target) }
+                if let wireError = error as? WireError { dropped(wireError, from: address) }
                 logger.debug("push-pull failed", metadata: ["peer": "\(address)", "error": "\(error)"])
             }
         }
@@ -57,13 +56,13 @@ extension Agent {
     }
 
     func streamPing(_ ping: Ping, to address: NodeAddress, deadline: Instant) async {
-        guard let target = address.socketAddress else { return }
+        guard let transport else { return }
         let remaining = deadline - time.now
         guard remaining > .zero else { return }
         let codec = self.codec.streams
         var contacted = false
-        if let answer = try? await StreamClient.exchange(
-            codec.encode(.ping(ping)), with: target, group: group, timeout: .nanoseconds(remaining.nanosecondsClamped),
+        if let answer = try? await transport.exchange(
+            codec.encode(.ping(ping)), with: address, timeout: .nanoseconds(remaining.nanosecondsClamped),
             maximumBytes: 1 << 16, decode: { try codec.decode($0) }),
             case .ack(let ack) = answer
         {

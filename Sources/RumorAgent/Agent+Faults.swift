@@ -6,17 +6,17 @@ import RumorWire
 
 /// Input the agent refuses and sockets that fail: counted always, logged without flooding.
 extension Agent {
-    func udpReopened(after error: any Error) {
-        counters.add("udp_socket_reopened")
-        logThrottle.udpReopened(after: error, now: time.now, logger: logger)
+    func transportRecovered(after error: any Error) {
+        counters.add(configuration.transport == .pilot ? "pilot_reconnected" : "udp_socket_reopened")
+        logThrottle.transportRecovered(after: error, transport: configuration.transport, now: time.now, logger: logger)
     }
 
-    /// For tests: makes the UDP socket close as a fatal send error would.
-    func simulateUDPFailure() async {
-        await packets?.simulateFatalError()
+    /// For tests: fails the transport as the network would (see `GossipTransport.simulateFailure`).
+    func simulateTransportFailure() async {
+        await transport?.simulateFailure()
     }
 
-    func streamFailed(_ error: Error, from peer: SocketAddress?) {
+    func streamFailed(_ error: Error, from peer: NodeAddress?) {
         if let wireError = error as? WireError {
             dropped(wireError, from: peer)
         } else if case .tooLarge = error as? StreamTransportError {
@@ -35,7 +35,7 @@ extension Agent {
         logThrottle.tooLargeToSend(bytes: bytes, limit: GossipCodec.maximumStreamBytes, to: "\(peer)", logger: logger)
     }
 
-    func dropped(_ error: Error, from peer: SocketAddress?) {
+    func dropped(_ error: Error, from peer: NodeAddress?) {
         let reason = (error as? WireError).map(dropReason) ?? "malformed"
         counters.add("dropped_\(reason)")
         Counter(label: "rumor_packets_dropped", dimensions: [("reason", reason)]).increment()

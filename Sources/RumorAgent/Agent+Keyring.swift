@@ -46,10 +46,10 @@ extension Agent {
         let timeout = TimeAmount.nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped)
         var answer: KeyringFrame?
         var failure = "no address"
-        if let target = address.socketAddress {
+        if let transport {
             do {
-                let reply = try await StreamClient.exchange(
-                    request, with: target, group: group, timeout: timeout, maximumBytes: 1 << 16, decode: { try codec.decode($0) })
+                let reply = try await transport.exchange(
+                    request, with: address, timeout: timeout, maximumBytes: 1 << 16, decode: { try codec.decode($0) })
                 guard case .user(let payload) = reply, KeyringCodec.isFrame(payload) else {
                     throw AgentError(code: .badAnswer, message: "not a keyring answer", hint: "")
                 }
@@ -68,7 +68,7 @@ extension Agent {
         do {
             frame = try KeyringCodec.decode(payload)
         } catch {
-            dropped(error, from: sender.socketAddress)
+            dropped(error, from: sender)
             return nil
         }
         guard case .request(let operation) = frame else { return nil }

@@ -40,16 +40,16 @@ public actor Agent: Service, AgentControl {
     /// Commands the node will complete (`NodeEffect.complete`), by id.
     private var pending: [CommandID: CheckedContinuation<CommandResult, Never>] = [:]
     private var nextCommand: CommandID = 0
-    private(set) var packets: PacketTransport?
-    private var listener: StreamListener?
+    /// Where gossip travels (UDP/TCP or Pilot); set once `run()` has opened it.
+    private(set) var transport: (any GossipTransport)?
     private(set) var stopped = false
 
     private let events: AsyncStream<Event>
     private let eventSink: AsyncStream<Event>.Continuation
 
     private enum Event: Sendable {
-        case packet([UInt8], SocketAddress)
-        case stream(StreamMessage, SocketAddress?, CheckedContinuation<[UInt8]?, Never>)
+        case packet([UInt8], NodeAddress)
+        case stream(StreamMessage, NodeAddress?, CheckedContinuation<[UInt8]?, Never>)
         case timer(NodeTimer)
     }
 
@@ -129,42 +129,50 @@ public actor Agent: Service, AgentControl {
 
     private func openSockets() async throws {
         let sink = eventSink
+        let codecBox = self.codecBox
+        let handlers = TransportHandlers(
+            onPacket: { bytes, sender in sink.yield(.packet(bytes, sender)) },
+            onRequest: { [weak self] request, peer, writer in
+                guard let self else { return }
+                if Self.isCatchUpRequest(request) {
+                    await self.serveCatchUp(request, from: peer, writer: writer)
+                } else if let reply = await self.queue(request, from: peer) {
+                    try? await writer.write(reply)
+                }
+            },
+            onFailure: { [weak self] error, peer in Task { await self?.streamFailed(error, from: peer) } },
+            onRecovered: { [weak self] error in Task { await self?.transportRecovered(after: error) } })
+        let decode: StreamDecoder = { bytes in try codecBox.withLockedValue { $0 }.streams.decode(bytes) }
+        if configuration.transport == .pilot {
+            let settings = PilotTransport.Settings(
+                socketPath: configuration.pilotSocket, port: configuration.pilotPort, swarm: configuration.swarm,
+                streamTimeout: .nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped),
+                maximumStreamBytes: GossipCodec.maximumStreamBytes)
+            let transport = try await PilotTransport.start(settings: settings, group: group, decode: decode, handlers: handlers, logger: logger)
+            self.transport = transport
+            advertised = await transport.boundAddress
+            node.readdress(advertised, at: time)
+            return
+        }
+        let transport: any GossipTransport
         do {
-            let packets = try await PacketTransport.bind(
+            transport = try await SocketTransport.bind(
                 host: configuration.bindHost, port: configuration.bindPort, group: group,
-                onReopen: { [weak self] error in Task { await self?.udpReopened(after: error) } }
-            ) { bytes, sender in
-                sink.yield(.packet(bytes, sender))
-            }
-            self.packets = packets
-            // Port 0 asks the system for a free port; TCP then takes the same one.
-            let port = packets.localAddress?.port ?? configuration.bindPort
-            let codecBox = self.codecBox
-            listener = try await StreamListener.bind(
-                host: configuration.bindHost, port: port, group: group,
-                timeout: .nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped),
-                maximumBytes: GossipCodec.maximumStreamBytes,
-                decode: { bytes in try codecBox.withLockedValue { $0 }.streams.decode(bytes) },
-                onRequest: { [weak self] request, peer, writer in
-                    guard let self else { return }
-                    if Self.isCatchUpRequest(request) {
-                        await self.serveCatchUp(request, from: peer, writer: writer)
-                    } else if let reply = await self.queue(request, from: peer) {
-                        try? await writer.write(reply)
-                    }
-                },
-                onFailure: { [weak self] error, peer in Task { await self?.streamFailed(error, from: peer) } })
-            // Announced only once both sockets listen, so no one is sent to a closed port.
-            if configuration.bindPort == 0, configuration.advertisePort == nil, let port16 = UInt16(exactly: port) {
-                advertised.port = port16
-                node.readdress(advertised, at: time)
-            }
+                streamTimeout: .nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped),
+                maximumStreamBytes: GossipCodec.maximumStreamBytes,
+                decode: decode, handlers: handlers)
         } catch {
-            await packets?.close()
             throw AgentError(
                 code: .bindFailed,
                 message: "cannot bind \(configuration.bindHost):\(configuration.bindPort): \(error)",
                 hint: "is another agent using this port? pick another with --bind HOST:PORT")
+        }
+        self.transport = transport
+        // Announced only once both sockets listen, so no one is sent to a closed port.
+        let bound = await transport.boundAddress
+        if configuration.bindPort == 0, configuration.advertisePort == nil {
+            advertised.port = bound.port
+            node.readdress(advertised, at: time)
         }
     }
 
@@ -175,8 +183,7 @@ public actor Agent: Service, AgentControl {
         for (_, continuation) in pending { continuation.resume(returning: .failed(stopping)) }
         pending = [:]
         watches.endAll()
-        await packets?.close()
-        await listener?.close()
+        await transport?.close()
         eventSink.finish()
     }
 
@@ -190,11 +197,25 @@ public actor Agent: Service, AgentControl {
         logger.info("rumor agent stopped")
     }
 
-    /// Joins the configured seeds, retrying with backoff (the node's `joinRetry` timer) until one answers.
+    /// Joins the configured seeds, retrying with backoff (the node's `joinRetry` timer) until one
+    /// answers. Seeds are resolved again on each attempt (DNS and Pilot lookups change); one that
+    /// does not resolve is logged and left out of that attempt.
     private func joinSeeds() {
-        let seeds = configuration.seeds.compactMap { try? NodeAddress.resolve($0, defaultPort: 7946) }
-        nextCommand += 1
-        execute(node.join(seeds: seeds, command: nextCommand, retrying: true, at: time))
+        guard let transport else { return }
+        Task {
+            var seeds: [NodeAddress] = []
+            for seed in configuration.seeds {
+                do {
+                    seeds.append(try await transport.resolveSeed(seed))
+                } catch {
+                    let reason = (error as? AgentError).map { "\($0.message) (\($0.hint))" } ?? "\(error)"
+                    logger.error("cannot reach seed \(seed): \(reason)")
+                }
+            }
+            guard !stopped else { return }
+            nextCommand += 1
+            execute(node.join(seeds: seeds, command: nextCommand, retrying: true, at: time))
+        }
     }
 
     // MARK: - Inputs
@@ -219,10 +240,9 @@ public actor Agent: Service, AgentControl {
         }
     }
 
-    private func receivePacket(_ bytes: [UInt8], from sender: SocketAddress) {
+    private func receivePacket(_ bytes: [UInt8], from sender: NodeAddress) {
         counters.add("packets_received")
         counters.add("bytes_received", UInt64(bytes.count))
-        guard let from = NodeAddress(sender) else { return }
         let decoded: (messages: [NodeMessage], truncatedParts: Int, badFrames: [WireError])
         do {
             decoded = try codec.decodePacket(bytes)
@@ -232,12 +252,12 @@ public actor Agent: Service, AgentControl {
         }
         if decoded.truncatedParts > 0 { counters.add("dropped_truncated_parts", UInt64(decoded.truncatedParts)) }
         for error in decoded.badFrames { dropped(error, from: sender) }
-        execute(node.receive(decoded.messages, from: from, at: time))
+        execute(node.receive(decoded.messages, from: sender, at: time))
     }
 
     /// Hands a stream request to the run loop, in order with datagrams and timers; returns the
     /// encoded reply (nil: none, or the agent has stopped).
-    private nonisolated func queue(_ request: StreamMessage, from peer: SocketAddress?) async -> [UInt8]? {
+    private nonisolated func queue(_ request: StreamMessage, from peer: NodeAddress?) async -> [UInt8]? {
         await withCheckedContinuation { reply in
             if case .terminated = eventSink.yield(.stream(request, peer, reply)) {
                 reply.resume(returning: nil)
@@ -246,9 +266,9 @@ public actor Agent: Service, AgentControl {
     }
 
     /// Answers one stream request; returns the encoded reply.
-    private func answer(_ message: StreamMessage, from peer: SocketAddress?) -> [UInt8]? {
+    private func answer(_ message: StreamMessage, from peer: NodeAddress?) -> [UInt8]? {
         counters.add("streams_received")
-        guard let from = peer.flatMap(NodeAddress.init) else { return nil }
+        guard let from = peer else { return nil }
         if case .user(let payload) = message, KeyringCodec.isFrame(payload) {
             return answerKeyring(payload, from: from)
         }

@@ -26,6 +26,12 @@ struct AgentCommand: AsyncParsableCommand {
     var advertise: String?
     @Option(help: "Seed to join through; repeatable (env RUMOR_JOIN, comma-separated).")
     var join: [String] = []
+    @Option(help: "What gossip travels over: udp (UDP and TCP) or pilot (the Pilot overlay; env RUMOR_TRANSPORT).")
+    var transport: String?
+    @Option(name: .customLong("pilot-socket"), help: "The pilot-daemon's IPC socket, with --transport pilot (env RUMOR_PILOT_SOCKET; default /tmp/pilot.sock).")
+    var pilotSocket: String?
+    @Option(name: .customLong("pilot-port"), help: "The Pilot port gossip uses, the same on every node (env RUMOR_PILOT_PORT; default 7946).")
+    var pilotPort: String?
     @Option(help: "Swarm name: nodes with another name ignore this one (env RUMOR_SWARM).")
     var swarm: String?
     @Option(name: .customLong("data-dir"), help: "Directory for persistent state (env RUMOR_DATA_DIR).")
@@ -108,6 +114,7 @@ struct AgentCommand: AsyncParsableCommand {
             ("api", api), ("api_token", apiToken), ("encrypt", encrypt), ("encrypt_verify_incoming", encryptVerifyIncoming),
             ("encrypt_verify_outgoing", encryptVerifyOutgoing), ("keyring_file", keyringFile), ("profile", profile),
             ("tombstone_grace", tombstoneGrace), ("direct_push_limit", directPushLimit), ("log_level", logLevel),
+            ("transport", transport), ("pilot_socket", pilotSocket), ("pilot_port", pilotPort),
         ]
         for case (let key, let text?) in texts { values[key] = .text(text) }
         if !join.isEmpty { values["join"] = .list(join) }
@@ -137,8 +144,39 @@ struct AgentCommand: AsyncParsableCommand {
             configuration.advertiseHost = host
             configuration.advertisePort = port
         }
+        let transportName = settings.text("transport") ?? "udp"
+        guard let transport = TransportKind(rawValue: transportName) else {
+            throw AgentError(
+                code: .badArguments, message: "\(settings.origin("transport")): unknown transport '\(transportName)'",
+                hint: "use udp or pilot")
+        }
+        configuration.transport = transport
+        configuration.pilotSocket = settings.text("pilot_socket") ?? configuration.pilotSocket
+        if let text = settings.text("pilot_port") {
+            guard let port = UInt16(text), port > 0 else {
+                throw AgentError(
+                    code: .badArguments, message: "\(settings.origin("pilot_port")) '\(text)' is not a port (1-65535)",
+                    hint: "e.g. --pilot-port 7946")
+            }
+            configuration.pilotPort = port
+        }
         configuration.seeds = settings.items("join")
-        for seed in configuration.seeds { _ = try hostPort(seed, defaultPort: 7946, origin: settings.origin("join")) }
+        for seed in configuration.seeds {
+            switch transport {
+            case .udp where seed.hasPrefix("pilot:"):
+                throw AgentError(
+                    code: .badArguments, message: "\(settings.origin("join")) '\(seed)' is a Pilot seed but gossip runs over UDP",
+                    hint: "add --transport pilot (and --pilot-socket PATH)")
+            case .udp:
+                _ = try hostPort(seed, defaultPort: 7946, origin: settings.origin("join"))
+            case .pilot:
+                do {
+                    _ = try PilotSeed(seed, defaultPort: configuration.pilotPort)
+                } catch {
+                    throw AgentError(code: .badArguments, message: "\(settings.origin("join")): \(error.message)", hint: error.hint)
+                }
+            }
+        }
         configuration.swarm = settings.text("swarm") ?? ""
         configuration.dataDirectory = settings.text("data_dir")
         configuration.resync = resync

@@ -4,9 +4,11 @@
 /// each one to and from HashiCorp memberlist's wire format (message type byte + msgpack body),
 /// so field meanings follow memberlist's `net.go` exactly.
 
-/// An IP address (4 or 16 bytes, network order) and a port.
+/// A node's address and port: an IP address (4 or 16 bytes, network order), or a Pilot virtual
+/// address (6 bytes: `u16` network, `u32` node) when the swarm gossips over Pilot. memberlist's
+/// wire format carries the address as raw bytes, so either fits in its `Addr` fields.
 public struct NodeAddress: Hashable, Sendable, CustomStringConvertible {
-    /// The raw address bytes: 4 for IPv4, 16 for IPv6.
+    /// The raw address bytes: 4 for IPv4, 16 for IPv6, 6 for a Pilot address.
     public var ip: [UInt8]
     public var port: UInt16
 
@@ -38,7 +40,12 @@ public struct NodeAddress: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// `host:port`, with IPv6 hosts in brackets.
+    /// Whether an address of `count` bytes is one of the three kinds.
+    public static func isValidLength(_ count: Int) -> Bool {
+        count == 4 || count == 6 || count == 16
+    }
+
+    /// `host:port`, with IPv6 hosts in brackets (Pilot's `N:NNNN.HHHH.LLLL:port` for Pilot).
     public var description: String {
         "\(host):\(port)"
     }
@@ -54,6 +61,15 @@ public struct NodeAddress: Hashable, Sendable, CustomStringConvertible {
                 groups.append(String(UInt16(ip[index]) << 8 | UInt16(ip[index + 1]), radix: 16))
             }
             return "[" + groups.joined(separator: ":") + "]"
+        }
+        if ip.count == 6 {
+            // Pilot's text form: the network in decimal, then network, node high and node low
+            // 16 bits as 4 hex digits each.
+            func hex(_ high: UInt8, _ low: UInt8) -> String {
+                let digits = String(UInt16(high) << 8 | UInt16(low), radix: 16, uppercase: true)
+                return String(repeating: "0", count: 4 - digits.count) + digits
+            }
+            return "\(UInt16(ip[0]) << 8 | UInt16(ip[1])):\(hex(ip[0], ip[1])).\(hex(ip[2], ip[3])).\(hex(ip[4], ip[5]))"
         }
         return "invalid(\(ip.count) bytes)"
     }

@@ -197,8 +197,8 @@ enum MessageCodec {
     }
 
     static func address(_ ip: [UInt8], _ port: UInt16) throws(WireError) -> NodeAddress {
-        guard ip.count == 4 || ip.count == 16 else {
-            throw WireError(.malformed, "address of \(ip.count) bytes (expected 4 or 16)")
+        guard NodeAddress.isValidLength(ip.count) else {
+            throw WireError(.malformed, "address of \(ip.count) bytes (expected 4, 6 or 16)")
         }
         return NodeAddress(ip: ip, port: port)
     }

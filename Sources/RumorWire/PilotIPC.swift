@@ -128,6 +128,12 @@ public enum PilotIPC {
             return out
         }
 
+        /// The address in 6 wire bytes; nil for any other length.
+        public init?(bytes: [UInt8]) {
+            guard bytes.count == 6 else { return nil }
+            self.init(bytes[...])
+        }
+
         init(_ bytes: ArraySlice<UInt8>) {
             let start = bytes.startIndex
             network = UInt16(bytes[start]) << 8 | UInt16(bytes[start + 1])

@@ -64,7 +64,7 @@ struct ClusterOverUDPTests {
             let seenByB = await states(b.agent).count
             return seenByA == 2 && seenByB == 2
         }
-        await a.agent.simulateUDPFailure()
+        await a.agent.simulateTransportFailure()
         try await waitUntil("the socket is bound again", within: .seconds(30)) {
             await a.agent.info().counters["udp_socket_reopened"] == 1
         }

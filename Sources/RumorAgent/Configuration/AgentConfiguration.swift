@@ -14,6 +14,12 @@ public struct AgentConfiguration: Sendable {
     /// non-loopback IPv4 address, or 127.0.0.1.
     public var advertiseHost: String?
     public var advertisePort: Int?
+    /// What gossip travels over: the host's UDP/TCP, or the Pilot overlay through a local daemon.
+    public var transport: TransportKind = .udp
+    /// The Pilot daemon's IPC socket (`--pilot-socket`), with `transport` `.pilot`.
+    public var pilotSocket: String = "/tmp/pilot.sock"
+    /// The Pilot port gossip uses (datagrams and streams), the same on every node.
+    public var pilotPort: UInt16 = 7946
     /// Seeds to join at start (`host:port`, port defaults to 7946). Retried until one answers.
     public var seeds: [String] = []
     /// Swarm name; nodes with a different name ignore our packets and we ignore theirs. "" = none
@@ -51,6 +57,14 @@ public struct AgentConfiguration: Sendable {
     public init(name: String) {
         self.name = name
     }
+}
+
+/// What gossip travels over.
+public enum TransportKind: String, Sendable, CaseIterable {
+    /// UDP datagrams and TCP streams on the host's network (memberlist's transport).
+    case udp
+    /// Pilot datagrams and streams through the local `pilot-daemon`'s IPC socket.
+    case pilot
 }
 
 extension AgentConfiguration {

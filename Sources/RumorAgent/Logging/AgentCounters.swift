@@ -25,7 +25,7 @@ func dropReason(_ error: WireError) -> String {
 /// for UDP socket rebinds. Counters keep counting everything.
 struct LogThrottle: Sendable {
     private var warned: Set<String> = []
-    private var udpReopenLogged: (at: Instant, since: Int)?
+    private var recoveryLogged: (at: Instant, since: Int)?
 
     private static let warnings = [
         "label": "ignoring packets from another swarm",
@@ -36,13 +36,13 @@ struct LogThrottle: Sendable {
     ]
 
     /// Logs dropped input: a warning once per host for the reasons above, debug otherwise.
-    mutating func dropped(_ error: Error, reason: String, from peer: SocketAddress?, swarm: String, logger: Logger) {
+    mutating func dropped(_ error: Error, reason: String, from peer: NodeAddress?, swarm: String, logger: Logger) {
         let peerText = peer.map { "\($0)" } ?? "?"
         guard let warning = Self.warnings[reason] else {
             logger.debug("dropped malformed input", metadata: ["peer": "\(peerText)", "error": "\(error)"])
             return
         }
-        let host = peer?.ipAddress ?? peerText
+        let host = peer?.host ?? peerText
         if warned.insert("\(reason) \(host)").inserted {
             logger.warning("\(warning)", metadata: ["peer": "\(peerText)", "swarm": "\(swarm)", "error": "\(error)"])
         }
@@ -56,14 +56,18 @@ struct LogThrottle: Sendable {
             metadata: ["peer": "\(peer)", "bytes": "\(bytes)", "limit": "\(limit)"])
     }
 
-    mutating func udpReopened(after error: any Error, now: Instant, logger: Logger) {
-        if let logged = udpReopenLogged, now - logged.at < .seconds(10) {
-            udpReopenLogged?.since += 1
+    mutating func transportRecovered(after error: any Error, transport: TransportKind, now: Instant, logger: Logger) {
+        if let logged = recoveryLogged, now - logged.at < .seconds(10) {
+            recoveryLogged?.since += 1
             return
         }
+        let message: Logger.Message =
+            switch transport {
+            case .udp: "the gossip UDP socket closed on a send error and was bound again (a firewall rule refusing sends?)"
+            case .pilot: "reconnected to the Pilot daemon after losing it (restarted?): port bound again, gossip resumes"
+            }
         logger.warning(
-            "the gossip UDP socket closed on a send error and was bound again (a firewall rule refusing sends?)",
-            metadata: ["error": "\(error)", "times_since_last_logged": "\((udpReopenLogged?.since ?? 0) + 1)"])
-        udpReopenLogged = (now, 0)
+            message, metadata: ["error": "\(error)", "times_since_last_logged": "\((recoveryLogged?.since ?? 0) + 1)"])
+        recoveryLogged = (now, 0)
     }
 }

@@ -96,6 +96,10 @@ enum AgentStartup {
     /// The address announced to others: `--advertise` if given, the bind address if specific,
     /// else the first non-loopback IPv4 address of this host (127.0.0.1 when there is none).
     static func advertisedAddress(for configuration: AgentConfiguration) throws -> NodeAddress {
+        if configuration.transport == .pilot {
+            // The daemon tells the address once the agent connects to it (`Agent.run`).
+            return NodeAddress(ip: [0, 0, 0, 0, 0, 0], port: configuration.pilotPort)
+        }
         let port = configuration.advertisePort ?? configuration.bindPort
         guard let port16 = UInt16(exactly: port) else { throw AgentError.badAddress("\(port)") }
         if let host = configuration.advertiseHost {

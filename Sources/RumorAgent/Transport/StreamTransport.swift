@@ -5,19 +5,8 @@ import RumorWire
 /// Decodes one stream message from the bytes received so far; nil while incomplete.
 typealias StreamDecoder = @Sendable ([UInt8]) throws -> (message: StreamMessage, consumed: Int)?
 
-/// Writes an answer on a stream connection; each write returns once the bytes are handed to the
-/// socket, so a writer that awaits it never gets ahead of a slow reader by more than the socket
-/// buffers (the backpressure of a catch-up).
-struct StreamReplyWriter: Sendable {
-    let channel: Channel
-
-    func write(_ bytes: [UInt8]) async throws {
-        try await channel.writeAndFlush(channel.allocator.buffer(bytes: bytes))
-    }
-}
-
 /// The gossip TCP listener: every connection carries one request (push-pull, ping, user message
-/// or catch-up) that `onRequest` answers through the writer (once, or page after page for a
+/// or catch-up) that `onRequest` answers on the channel (once, or page after page for a
 /// catch-up); then the connection is closed.
 final class StreamListener: Sendable {
     let channel: Channel
@@ -29,7 +18,7 @@ final class StreamListener: Sendable {
     static func bind(
         host: String, port: Int, group: EventLoopGroup, timeout: TimeAmount, maximumBytes: Int,
         decode: @escaping StreamDecoder,
-        onRequest: @escaping @Sendable (StreamMessage, SocketAddress?, StreamReplyWriter) async -> Void,
+        onRequest: @escaping @Sendable (StreamMessage, SocketAddress?, Channel) async -> Void,
         onFailure: @escaping @Sendable (Error, SocketAddress?) -> Void
     ) async throws -> StreamListener {
         let channel = try await ServerBootstrap(group: group)
@@ -59,14 +48,14 @@ private final class StreamRequestHandler: ChannelInboundHandler {
 
     private let maximumBytes: Int
     private let decode: StreamDecoder
-    private let onRequest: @Sendable (StreamMessage, SocketAddress?, StreamReplyWriter) async -> Void
+    private let onRequest: @Sendable (StreamMessage, SocketAddress?, Channel) async -> Void
     private let onFailure: @Sendable (Error, SocketAddress?) -> Void
     private var received: [UInt8] = []
     private var answered = false
 
     init(
         maximumBytes: Int, decode: @escaping StreamDecoder,
-        onRequest: @escaping @Sendable (StreamMessage, SocketAddress?, StreamReplyWriter) async -> Void,
+        onRequest: @escaping @Sendable (StreamMessage, SocketAddress?, Channel) async -> Void,
         onFailure: @escaping @Sendable (Error, SocketAddress?) -> Void
     ) {
         self.maximumBytes = maximumBytes
@@ -95,7 +84,7 @@ private final class StreamRequestHandler: ChannelInboundHandler {
         let channel = context.channel
         let onRequest = self.onRequest
         Task {
-            await onRequest(request, peer, StreamReplyWriter(channel: channel))
+            await onRequest(request, peer, channel)
             try? await channel.close()
         }
     }

@@ -1,0 +1,537 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import RumorCore
+import RumorWire
+
+/// Gossip over the Pilot overlay network, through the local pilot-daemon's IPC socket: datagrams
+/// as Pilot datagrams to the swarm's Pilot port, streams as Pilot connections to it.
+///
+/// Three kinds of IPC sockets (docs/pilot-ipc.md explains why): the *listener* binds the port,
+/// takes the datagrams sent to it and the streams dialled to it; the *control* socket carries
+/// lookups, trust, tags, health checks and outgoing datagrams; each outgoing stream has a socket of
+/// its own (closing it closes the stream, and its reads pace the sender). When the daemon goes
+/// away, both long-lived sockets are opened again with backoff, the port bound again, and
+/// `onRecovered` reported.
+///
+/// Peers must trust each other before any traffic flows: sending to a node not yet trusted
+/// asks the daemon for a handshake with it, and the trust list is polled every 2 s (which also
+/// makes the daemon fetch handshakes other nodes sent us, so theirs complete in about a second).
+final class PilotTransport: GossipTransport {
+    struct Settings: Sendable {
+        var socketPath: String
+        var port: UInt16
+        var swarm: String
+        var streamTimeout: TimeAmount
+        var maximumStreamBytes: Int
+    }
+
+    private struct Sockets {
+        var control: PilotSession
+        var listener: PilotSession
+    }
+
+    /// A stream another node dialled to our port: its bytes until a whole request is in.
+    private struct InboundStream {
+        var peer: NodeAddress
+        var received: [UInt8] = []
+        var answered = false
+    }
+
+    private struct State {
+        var sockets: Sockets?
+        var address: PilotIPC.Address
+        var closing = false
+        var reconnecting = false
+        /// Nodes the daemon lists as trusted (either direction).
+        var trusted: Set<UInt32> = []
+        /// When we last asked each node for a handshake.
+        var asked: [UInt32: ContinuousClock.Instant] = [:]
+        var inbound: [UInt32: InboundStream] = [:]
+    }
+
+    private let settings: Settings
+    private let group: EventLoopGroup
+    private let decode: StreamDecoder
+    private let handlers: TransportHandlers
+    private let logger: Logger
+    private let state: NIOLockedValueBox<State>
+    private let maintenance = NIOLockedValueBox<Task<Void, Never>?>(nil)
+
+    /// How long a control request may take (a registry lookup included).
+    private static let requestTimeout = TimeAmount.seconds(10)
+    /// How long `resolveSeed` waits for a peer to grant trust.
+    static let trustTimeout = Duration.seconds(30)
+
+    private init(settings: Settings, group: EventLoopGroup, decode: @escaping StreamDecoder, handlers: TransportHandlers, logger: Logger, address: PilotIPC.Address) {
+        self.settings = settings
+        self.group = group
+        self.decode = decode
+        self.handlers = handlers
+        self.logger = logger
+        self.state = NIOLockedValueBox(State(address: address))
+    }
+
+    /// Connects to the daemon, binds the port, tags the node with its swarm, and starts the
+    /// trust poll and health check.
+    /// - Throws: `AgentError`: `pilot_unavailable` (no daemon at the socket), `bind_failed` (the
+    ///   port is taken on this daemon).
+    static func start(
+        settings: Settings, group: EventLoopGroup, decode: @escaping StreamDecoder, handlers: TransportHandlers, logger: Logger
+    ) async throws -> PilotTransport {
+        let transport = PilotTransport(
+            settings: settings, group: group, decode: decode, handlers: handlers, logger: logger,
+            address: PilotIPC.Address(network: 0, node: 0))
+        try await transport.connect()
+        await transport.tagSwarm()
+        transport.maintenance.withLockedValue { $0 = Task { await transport.maintain() } }
+        return transport
+    }
+
+    /// Opens the control and listener sockets, learns our address, binds the port.
+    private func connect() async throws {
+        let path = settings.socketPath
+        let control = try await PilotSession.connect(path: path, group: group, onClose: { [weak self] in self?.lost() })
+        do {
+            let info = try await control.request(PilotIPC.Frame(.info), expecting: .infoOK, timeout: Self.requestTimeout)
+            guard let json = try? JSONSerialization.jsonObject(with: Data(info.payload)) as? [String: Any],
+                let text = json["address"] as? String, let address = PilotIPC.Address(text)
+            else { throw PilotError.daemon("an info answer without an address") }
+            let listener = try await PilotSession.connect(
+                path: path, group: group, onPush: { [weak self] event in self?.pushed(event) }, onClose: { [weak self] in self?.lost() })
+            do {
+                _ = try await listener.request(PilotIPC.bind(port: settings.port), expecting: .bindOK, timeout: Self.requestTimeout)
+            } catch PilotError.daemon(let message) {
+                listener.close()
+                throw AgentError(
+                    code: .bindFailed, message: "cannot bind Pilot port \(settings.port): \(message)",
+                    hint: "another program (another agent?) holds that port on this daemon: pick another with --pilot-port")
+            }
+            state.withLockedValue {
+                $0.sockets = Sockets(control: control, listener: listener)
+                $0.address = address
+                $0.inbound = [:]
+            }
+            try await pollTrust()
+        } catch {
+            control.close()
+            if let error = error as? AgentError { throw error }
+            throw PilotSession.unavailable(path: path, error)
+        }
+    }
+
+    var boundAddress: NodeAddress {
+        NodeAddress(ip: state.withLockedValue { $0.address }.bytes, port: settings.port)
+    }
+
+    // MARK: - Datagrams
+
+    func send(_ bytes: [UInt8], to address: NodeAddress) {
+        guard let target = Self.pilotAddress(address) else { return }
+        guard let control = state.withLockedValue({ $0.sockets?.control }) else { return }
+        askTrustIfNeeded(target.node)
+        control.post(PilotIPC.sendTo(target, port: address.port, bytes))
+    }
+
+    /// Pushes on the listener: datagrams to our port, streams dialled to it.
+    private func pushed(_ event: PilotIPC.Event) {
+        switch event {
+        case .datagram(let from, _, let toPort, let bytes):
+            // Every client of the daemon sees every datagram; ours are those to our port. Each
+            // comes from a fresh source port, so replies go to the swarm's port.
+            guard toPort == settings.port else { return }
+            handlers.onPacket(bytes, NodeAddress(ip: from.bytes, port: settings.port))
+        case .accepted(let port, let connection, let from, let fromPort):
+            guard port == settings.port else { return }
+            let peer = NodeAddress(ip: from.bytes, port: fromPort)
+            state.withLockedValue { $0.inbound[connection] = InboundStream(peer: peer) }
+            let timeout = settings.streamTimeout
+            group.next().scheduleTask(in: timeout) { [weak self] in self?.expireInbound(connection) }
+        case .received(let connection, let bytes):
+            receivedOnInbound(connection, bytes)
+        case .closed(let connection):
+            let stream = state.withLockedValue { $0.inbound.removeValue(forKey: connection) }
+            if let stream, !stream.answered, !stream.received.isEmpty {
+                handlers.onFailure(StreamTransportError.closedEarly, stream.peer)
+            }
+        }
+    }
+
+    private func receivedOnInbound(_ connection: UInt32, _ bytes: [UInt8]) {
+        enum Next {
+            case wait
+            case request(StreamMessage, NodeAddress)
+            case fail(any Error, NodeAddress)
+        }
+        let maximum = settings.maximumStreamBytes
+        let decode = self.decode
+        let next: Next = state.withLockedValue { state in
+            guard var stream = state.inbound[connection], !stream.answered else { return .wait }
+            stream.received += bytes
+            defer { state.inbound[connection] = stream }
+            guard stream.received.count <= maximum else {
+                stream.answered = true
+                return .fail(StreamTransportError.tooLarge, stream.peer)
+            }
+            do {
+                guard let decoded = try decode(stream.received) else { return .wait }
+                stream.answered = true
+                stream.received = []
+                return .request(decoded.message, stream.peer)
+            } catch {
+                stream.answered = true
+                return .fail(error, stream.peer)
+            }
+        }
+        guard let listener = state.withLockedValue({ $0.sockets?.listener }) else { return }
+        switch next {
+        case .wait:
+            return
+        case .fail(let error, let peer):
+            handlers.onFailure(error, peer)
+            listener.post(PilotIPC.close(connection: connection))
+        case .request(let request, let peer):
+            let writer = StreamReplyWriter { bytes in try await listener.send(bytes, on: connection) }
+            Task {
+                await self.handlers.onRequest(request, peer, writer)
+                try? await listener.write(PilotIPC.close(connection: connection))
+            }
+        }
+    }
+
+    /// Closes an inbound stream that did not bring a whole request in time.
+    private func expireInbound(_ connection: UInt32) {
+        let (stream, listener) = state.withLockedValue { state -> (InboundStream?, PilotSession?) in
+            guard let stream = state.inbound[connection], !stream.answered else { return (nil, nil) }
+            state.inbound[connection] = nil
+            return (stream, state.sockets?.listener)
+        }
+        guard let stream else { return }
+        handlers.onFailure(StreamTransportError.timedOut, stream.peer)
+        listener?.post(PilotIPC.close(connection: connection))
+    }
+
+    // MARK: - Streams
+
+    /// Opens a socket of its own and dials `address` on it.
+    private func dial(_ address: NodeAddress, timeout: TimeAmount) async throws -> (PilotSession, UInt32) {
+        guard let target = Self.pilotAddress(address) else { throw AgentError.badPilotAddress("\(address)") }
+        guard state.withLockedValue({ $0.sockets != nil }) else { throw PilotError.disconnected }
+        askTrustIfNeeded(target.node)
+        let session = try await PilotSession.connect(path: settings.socketPath, group: group)
+        do {
+            return (session, try await session.dial(target, port: address.port, timeout: timeout))
+        } catch {
+            session.close()
+            throw error
+        }
+    }
+
+    func sendStream(_ message: [UInt8], to address: NodeAddress, timeout: TimeAmount) async throws {
+        let (session, connection) = try await dial(address, timeout: timeout)
+        defer { session.close() }
+        try await session.send(message, on: connection)
+        // The close goes out after the data; once the daemon reports the stream closed, the
+        // socket can go without taking unsent bytes with it.
+        try await session.write(PilotIPC.close(connection: connection))
+        await session.waitForClose(timeout: timeout)
+    }
+
+    func exchange(
+        _ request: [UInt8], with address: NodeAddress, timeout: TimeAmount, maximumBytes: Int, decode: @escaping StreamDecoder
+    ) async throws -> StreamMessage {
+        let deadline = NIODeadline.now() + timeout
+        let (session, connection) = try await dial(address, timeout: timeout)
+        defer { session.close() }
+        try await session.send(request, on: connection)
+        var received: [UInt8] = []
+        while true {
+            guard let chunk = try await session.nextChunk(timeout: deadline - .now()) else {
+                throw StreamTransportError.closedEarly
+            }
+            received += chunk
+            guard received.count <= maximumBytes else { throw StreamTransportError.tooLarge }
+            if let decoded = try decode(received) { return decoded.message }
+        }
+    }
+
+    func receivePages(
+        _ request: [UInt8], from address: NodeAddress, idleTimeout: TimeAmount, maximumBytes: Int,
+        decode: @escaping StreamDecoder, isolation: isolated (any Actor)?,
+        onMessage: (StreamMessage) async throws -> Bool
+    ) async throws {
+        let (session, connection) = try await dial(address, timeout: idleTimeout)
+        defer { session.close() }
+        try await session.send(request, on: connection)
+        var received: [UInt8] = []
+        while let chunk = try await session.nextChunk(timeout: idleTimeout) {
+            received += chunk
+            var start = 0
+            while let decoded = try decode(Array(received[start...])) {
+                start += decoded.consumed
+                if try await onMessage(decoded.message) { return }
+            }
+            received.removeFirst(start)
+            guard received.count <= maximumBytes else { throw StreamTransportError.tooLarge }
+        }
+        throw StreamTransportError.closedEarly
+    }
+
+    // MARK: - Seeds and trust
+
+    /// `pilot:HOSTNAME`, `pilot:ADDRESS` or `pilot:ADDRESS:PORT`: looks the node up, asks it
+    /// for trust and waits until it is granted.
+    func resolveSeed(_ text: String) async throws -> NodeAddress {
+        let seed = try PilotSeed(text, defaultPort: settings.port)
+        guard let control = state.withLockedValue({ $0.sockets?.control }) else {
+            throw AgentError(
+                code: .pilotUnavailable, message: "the Pilot daemon is not connected (reconnecting)",
+                hint: "check that pilot-daemon runs at \(settings.socketPath); the agent reconnects on its own")
+        }
+        var address = seed.address
+        if let hostname = seed.hostname {
+            address = try await lookUp(hostname, on: control)
+        }
+        guard let address else { throw AgentError.badPilotAddress(text) }
+        if address == state.withLockedValue({ $0.address }) { return NodeAddress(ip: address.bytes, port: seed.port) }
+        try await awaitTrust(address.node, named: seed.hostname ?? "\(address)", on: control)
+        return NodeAddress(ip: address.bytes, port: seed.port)
+    }
+
+    private func lookUp(_ hostname: String, on control: PilotSession) async throws -> PilotIPC.Address {
+        do {
+            let reply = try await control.request(
+                PilotIPC.resolve(hostname: hostname), expecting: .resolveHostnameOK, timeout: Self.requestTimeout)
+            guard let json = try? JSONSerialization.jsonObject(with: Data(reply.payload)) as? [String: Any],
+                let text = json["address"] as? String, let address = PilotIPC.Address(text)
+            else { throw PilotError.daemon("a resolve answer without an address") }
+            return address
+        } catch PilotError.daemon(let message) {
+            throw AgentError(
+                code: .peerUnknown, message: "no Pilot node is called '\(hostname)' (\(message))",
+                hint: "check the name with `pilotctl find \(hostname)`, or give its address: pilot:N:NNNN.HHHH.LLLL")
+        }
+    }
+
+    /// Asks `node` for a handshake and waits until the daemon lists it as mutually trusted.
+    private func awaitTrust(_ node: UInt32, named name: String, on control: PilotSession) async throws {
+        if state.withLockedValue({ $0.trusted.contains(node) }) { return }
+        let started = ContinuousClock.now
+        try await askTrust(node, on: control)
+        while ContinuousClock.now - started < Self.trustTimeout {
+            if try await trustList(on: control)[node] == true { return }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        throw AgentError(
+            code: .trustRefused,
+            message: "Pilot node \(name) did not grant trust within \(Int(Self.trustTimeout.seconds)) s",
+            hint: "approve the handshake on that node (`pilotctl approve \(node)`), or run its daemon with -trust-auto-approve")
+    }
+
+    private func askTrust(_ node: UInt32, on control: PilotSession) async throws {
+        state.withLockedValue { $0.asked[node] = .now }
+        let note = settings.swarm.isEmpty ? "rumor gossip" : "rumor gossip, swarm \(settings.swarm)"
+        do {
+            _ = try await control.request(
+                PilotIPC.handshake(.request, node: node, text: note), expecting: .handshakeOK, timeout: Self.requestTimeout)
+        } catch PilotError.daemon(let message) {
+            throw AgentError(
+                code: .trustRefused, message: "the Pilot daemon refused a handshake with node \(node): \(message)",
+                hint: "check the node with `pilotctl trust` and `pilotctl pending`")
+        }
+    }
+
+    /// Sending to a node not (yet) trusted: ask it for a handshake, at most every 10 s.
+    private func askTrustIfNeeded(_ node: UInt32) {
+        let ask = state.withLockedValue { state -> PilotSession? in
+            guard !state.trusted.contains(node), node != state.address.node else { return nil }
+            if let last = state.asked[node], ContinuousClock.now - last < .seconds(10) { return nil }
+            state.asked[node] = .now
+            return state.sockets?.control
+        }
+        guard let control = ask else { return }
+        Task { [weak self] in
+            do {
+                try await self?.askTrust(node, on: control)
+            } catch {
+                self?.logger.debug("Pilot handshake failed", metadata: ["node": "\(node)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// The daemon's trust list (node → mutual); refreshes the set of trusted nodes. Asking for
+    /// pending handshakes first makes the daemon fetch the ones sent to us.
+    @discardableResult
+    private func trustList(on control: PilotSession) async throws -> [UInt32: Bool] {
+        _ = try await control.request(PilotIPC.handshake(.pending), expecting: .handshakeOK, timeout: Self.requestTimeout)
+        let reply = try await control.request(PilotIPC.handshake(.trusted), expecting: .handshakeOK, timeout: Self.requestTimeout)
+        var list: [UInt32: Bool] = [:]
+        if let json = try? JSONSerialization.jsonObject(with: Data(reply.payload)) as? [String: Any],
+            let trusted = json["trusted"] as? [[String: Any]]
+        {
+            for entry in trusted {
+                guard let id = (entry["node_id"] as? NSNumber)?.uint32Value else { continue }
+                list[id] = (entry["mutual"] as? Bool) ?? false
+            }
+        }
+        state.withLockedValue { $0.trusted = Set(list.keys) }
+        return list
+    }
+
+    private func pollTrust() async throws {
+        guard let control = state.withLockedValue({ $0.sockets?.control }) else { return }
+        try await trustList(on: control)
+    }
+
+    /// Sets the Pilot tag `rumor-SWARM` (Pilot's tag rules), so the swarm shows in the registry.
+    private func tagSwarm() async {
+        guard let tag = Self.swarmTag(settings.swarm), let control = state.withLockedValue({ $0.sockets?.control }) else { return }
+        do {
+            let tags = String(decoding: try JSONSerialization.data(withJSONObject: [tag]), as: UTF8.self)
+            _ = try await control.request(PilotIPC.Frame(.setTags, Array(tags.utf8)), expecting: .setTagsOK, timeout: Self.requestTimeout)
+            logger.info("tagged this Pilot node with its swarm", metadata: ["tag": "\(tag)"])
+        } catch {
+            logger.warning("cannot set the Pilot tag for the swarm", metadata: ["tag": "\(tag)", "error": "\(error)"])
+        }
+    }
+
+    /// `rumor-` and the swarm name in Pilot's tag alphabet (lowercase letters, digits, `-`;
+    /// at most 32 characters, starting and ending with a letter or digit); nil without a swarm.
+    static func swarmTag(_ swarm: String) -> String? {
+        guard !swarm.isEmpty else { return nil }
+        let mapped = swarm.lowercased().map { ("a"..."z").contains($0) || ("0"..."9").contains($0) ? $0 : "-" }
+        var tag = String(("rumor-" + String(mapped)).prefix(32))
+        while tag.hasSuffix("-") { tag.removeLast() }
+        return tag
+    }
+
+    // MARK: - Losing and finding the daemon
+
+    /// Polls trust every 2 s and checks the daemon's health every 6 s; a check that fails
+    /// closes the sockets, which starts a reconnection.
+    private func maintain() async {
+        var round = 0
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(2))
+            round += 1
+            guard let sockets = state.withLockedValue({ $0.sockets }) else { continue }
+            do {
+                try await trustList(on: sockets.control)
+                if round % 3 == 0 {
+                    _ = try await sockets.listener.request(PilotIPC.Frame(.health), expecting: .healthOK, timeout: .seconds(5))
+                }
+            } catch {
+                logger.debug("Pilot daemon check failed", metadata: ["error": "\(error)"])
+                if case .timedOut = error as? PilotError {
+                    sockets.control.close()
+                    sockets.listener.close()
+                }
+            }
+        }
+    }
+
+    /// One of the long-lived sockets closed: drop both and reconnect, unless closing.
+    private func lost() {
+        let (sockets, start) = state.withLockedValue { state -> (Sockets?, Bool) in
+            let sockets = state.sockets
+            state.sockets = nil
+            state.inbound = [:]
+            guard !state.closing, !state.reconnecting, sockets != nil else { return (sockets, false) }
+            state.reconnecting = true
+            return (sockets, true)
+        }
+        sockets?.control.close()
+        sockets?.listener.close()
+        guard start else { return }
+        logger.warning("lost the Pilot daemon: reconnecting", metadata: ["socket": "\(settings.socketPath)"])
+        Task { await reconnect() }
+    }
+
+    private func reconnect() async {
+        var delay = Duration.milliseconds(200)
+        var lastError: any Error = PilotError.disconnected
+        while !state.withLockedValue({ $0.closing }) {
+            do {
+                let before = state.withLockedValue { $0.address }
+                try await connect()
+                let after = state.withLockedValue { $0.address }
+                if after != before {
+                    logger.error(
+                        "the Pilot daemon came back with another address: peers still reach this node at the old one",
+                        metadata: ["was": "\(before)", "now": "\(after)"])
+                }
+                state.withLockedValue { $0.reconnecting = false }
+                await tagSwarm()
+                handlers.onRecovered(lastError)
+                return
+            } catch {
+                lastError = error
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(2))
+            }
+        }
+    }
+
+    func simulateFailure() async {
+        let sockets = state.withLockedValue { $0.sockets }
+        sockets?.listener.close()
+    }
+
+    func close() async {
+        let sockets = state.withLockedValue { state -> Sockets? in
+            state.closing = true
+            return state.sockets
+        }
+        maintenance.withLockedValue { $0?.cancel() }
+        if let sockets {
+            try? await sockets.listener.request(PilotIPC.unbind(port: settings.port), expecting: .unbindOK, timeout: .seconds(1))
+            sockets.control.close()
+            sockets.listener.close()
+        }
+    }
+
+    static func pilotAddress(_ address: NodeAddress) -> PilotIPC.Address? {
+        PilotIPC.Address(bytes: address.ip)
+    }
+}
+
+/// A seed for a Pilot swarm: `pilot:HOSTNAME[:PORT]` or `pilot:N:NNNN.HHHH.LLLL[:PORT]`.
+public struct PilotSeed: Equatable, Sendable {
+    public var hostname: String?
+    public var address: PilotIPC.Address?
+    public var port: UInt16
+
+    /// - Throws: `AgentError` `bad_address` saying what is wrong.
+    public init(_ text: String, defaultPort: UInt16) throws(AgentError) {
+        guard text.hasPrefix("pilot:") else {
+            throw AgentError(
+                code: .badAddress, message: "'\(text)' is not a Pilot seed (this agent gossips over Pilot)",
+                hint: "give pilot:HOSTNAME or pilot:ADDRESS, e.g. pilot:node-2 or pilot:0:0000.0000.0002")
+        }
+        var rest = Substring(text.dropFirst("pilot:".count))
+        port = defaultPort
+        // A trailing `:PORT` after an address (two colons) or after a hostname (one).
+        let colons = rest.filter { $0 == ":" }.count
+        if colons == 2 || (colons == 1 && PilotIPC.Address(rest) == nil), let colon = rest.lastIndex(of: ":") {
+            guard let parsed = UInt16(rest[rest.index(after: colon)...]), parsed > 0 else { throw .badPilotAddress(text) }
+            port = parsed
+            rest = rest[..<colon]
+        }
+        if let address = PilotIPC.Address(rest) {
+            self.address = address
+        } else {
+            let allowed = rest.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "." || $0 == "_") }
+            guard !rest.isEmpty, rest.count <= 253, allowed, !rest.contains(":") else { throw .badPilotAddress(text) }
+            hostname = String(rest)
+        }
+    }
+}
+
+extension AgentError {
+    static func badPilotAddress(_ text: String) -> AgentError {
+        AgentError(
+            code: .badAddress, message: "'\(text)' is not a Pilot address",
+            hint: "give pilot:HOSTNAME or pilot:N:NNNN.HHHH.LLLL, with :PORT if not the swarm's port (e.g. pilot:node-2, pilot:0:0000.0000.0002:7946)")
+    }
+}
