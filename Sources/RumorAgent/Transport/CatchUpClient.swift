@@ -31,7 +31,7 @@ enum CatchUpClient {
             for try await chunk in inbound {
                 received.append(contentsOf: chunk.readableBytesView)
                 var start = 0
-                while let decoded = try decode(Array(received[start...])) {
+                while let decoded = try decode(start == 0 ? received : Array(received[start...])) {
                     start += decoded.consumed
                     if try await onMessage(decoded.message) { return }
                 }

@@ -11,12 +11,15 @@ enum PilotError: Error, CustomStringConvertible {
     case disconnected
     /// No answer in time; the socket is closed, since a late answer would match the next request.
     case timedOut(String)
+    /// A stream's reader fell this many bytes behind; the stream was closed.
+    case overrun(Int)
 
     var description: String {
         switch self {
         case .daemon(let message): "pilot-daemon: \(message)"
         case .disconnected: "the pilot-daemon closed its IPC socket"
         case .timedOut(let what): "the pilot-daemon did not answer \(what) in time"
+        case .overrun(let bytes): "a Pilot stream's reader fell \(bytes >> 20) MiB behind; the stream was closed"
         }
     }
 }
@@ -26,8 +29,12 @@ enum PilotError: Error, CustomStringConvertible {
 /// The daemon has no request ids and answers concurrently, so a session keeps one request that
 /// expects an answer in flight at a time and queues the rest; pushes (accepts, stream data,
 /// datagrams, closes) go to `onPush` whatever is in flight. A session that carries one outgoing
-/// stream (`stream(...)`) keeps that stream's data for `nextChunk`, and stops reading the socket
-/// while more than `bufferedLimit` bytes wait there (backpressure to the daemon).
+/// stream (`dial`) keeps that stream's data for `nextChunk`.
+///
+/// A session never stops reading its socket: pilot-daemon 1.18 stalls a stream for good once
+/// its write to a client blocks, even for 50 ms (docs/pilot-ipc.md). So the bytes a slow reader
+/// has not taken yet wait here instead, up to `bufferedLimit`; past that the stream fails (a
+/// catch-up then resumes from where it got, as after any lost stream).
 final class PilotSession: Sendable {
     let channel: Channel
     private let handler: NIOLoopBound<PilotFrameHandler>
@@ -176,8 +183,8 @@ private final class PilotFrameHandler: ChannelInboundHandler {
         var promise: EventLoopPromise<PilotIPC.Frame>
     }
 
-    /// Unread stream bytes above which the socket is not read (see `PilotSession`).
-    static let bufferedLimit = 4 << 20
+    /// Unread stream bytes above which the stream fails (see `PilotSession`).
+    static let bufferedLimit = 64 << 20
 
     private let onPush: (@Sendable (PilotIPC.Event) -> Void)?
     private let onClose: @Sendable () -> Void
@@ -193,6 +200,8 @@ private final class PilotFrameHandler: ChannelInboundHandler {
     private var chunks = Deque<[UInt8]>()
     private var bufferedBytes = 0
     private var streamEnded = false
+    /// The reader fell more than `bufferedLimit` behind.
+    private var overrun = false
     private var reader: EventLoopPromise<[UInt8]?>?
     private var endWaiter: EventLoopPromise<[UInt8]?>?
 
@@ -220,16 +229,30 @@ private final class PilotFrameHandler: ChannelInboundHandler {
         stream = connection
     }
 
+    /// Hands the reader every byte buffered so far at once (the daemon sends a stream in frames
+    /// of about a kilobyte; decoding after each would redo the work a thousand times a page).
     func nextChunk(_ promise: EventLoopPromise<[UInt8]?>) {
-        if let chunk = chunks.popFirst() {
-            bufferedBytes -= chunk.count
-            resumeReadingIfDrained()
-            promise.succeed(chunk)
+        if !chunks.isEmpty {
+            promise.succeed(takeBuffered())
         } else if streamEnded {
-            if closed { promise.fail(PilotError.disconnected) } else { promise.succeed(nil) }
+            if overrun {
+                promise.fail(PilotError.overrun(Self.bufferedLimit))
+            } else if closed {
+                promise.fail(PilotError.disconnected)
+            } else {
+                promise.succeed(nil)
+            }
         } else {
             reader = promise
         }
+    }
+
+    private func takeBuffered() -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(bufferedBytes)
+        while let chunk = chunks.popFirst() { bytes += chunk }
+        bufferedBytes = 0
+        return bytes
     }
 
     func waitForEnd(_ promise: EventLoopPromise<[UInt8]?>) {
@@ -282,13 +305,13 @@ private final class PilotFrameHandler: ChannelInboundHandler {
     private func deliver(_ event: PilotIPC.Event, on stream: UInt32) {
         switch event {
         case .received(stream, let bytes):
-            if let reader {
-                self.reader = nil
-                reader.succeed(bytes)
-            } else {
-                chunks.append(bytes)
-                bufferedBytes += bytes.count
-                if bufferedBytes > Self.bufferedLimit { context?.channel.setOption(.autoRead, value: false).whenComplete { _ in } }
+            chunks.append(bytes)
+            bufferedBytes += bytes.count
+            if bufferedBytes > Self.bufferedLimit {
+                chunks.removeAll()
+                bufferedBytes = 0
+                overrun = true
+                context?.close(promise: nil)
             }
         case .closed(stream):
             endStream()
@@ -297,16 +320,28 @@ private final class PilotFrameHandler: ChannelInboundHandler {
         }
     }
 
-    private func resumeReadingIfDrained() {
-        guard bufferedBytes <= Self.bufferedLimit / 2, let context else { return }
-        context.channel.setOption(.autoRead, value: true).whenComplete { _ in }
+    /// The bytes of one read go to a waiting reader together.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if let reader, !chunks.isEmpty {
+            self.reader = nil
+            reader.succeed(takeBuffered())
+        }
+        context.fireChannelReadComplete()
     }
 
     private func endStream() {
         streamEnded = true
         if let reader {
             self.reader = nil
-            if closed { reader.fail(PilotError.disconnected) } else { reader.succeed(nil) }
+            if !chunks.isEmpty {
+                reader.succeed(takeBuffered())
+            } else if overrun {
+                reader.fail(PilotError.overrun(Self.bufferedLimit))
+            } else if closed {
+                reader.fail(PilotError.disconnected)
+            } else {
+                reader.succeed(nil)
+            }
         }
         endWaiter?.succeed(nil)
         endWaiter = nil

@@ -268,7 +268,7 @@ final class PilotTransport: GossipTransport {
         while let chunk = try await session.nextChunk(timeout: idleTimeout) {
             received += chunk
             var start = 0
-            while let decoded = try decode(Array(received[start...])) {
+            while let decoded = try decode(start == 0 ? received : Array(received[start...])) {
                 start += decoded.consumed
                 if try await onMessage(decoded.message) { return }
             }
@@ -408,25 +408,23 @@ final class PilotTransport: GossipTransport {
 
     // MARK: - Losing and finding the daemon
 
-    /// Polls trust every 2 s and checks the daemon's health every 6 s; a check that fails
-    /// closes the sockets, which starts a reconnection.
+    /// Polls trust every 2 s and checks the daemon's health every 6 s, on the control socket
+    /// (the listener's requests can wait behind a large stream write the daemon is pacing). A
+    /// check the daemon does not answer in 10 s closes the socket (see `PilotSession.request`),
+    /// which starts a reconnection.
     private func maintain() async {
         var round = 0
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(2))
             round += 1
-            guard let sockets = state.withLockedValue({ $0.sockets }) else { continue }
+            guard let control = state.withLockedValue({ $0.sockets?.control }) else { continue }
             do {
-                try await trustList(on: sockets.control)
+                try await trustList(on: control)
                 if round % 3 == 0 {
-                    _ = try await sockets.listener.request(PilotIPC.Frame(.health), expecting: .healthOK, timeout: .seconds(5))
+                    _ = try await control.request(PilotIPC.Frame(.health), expecting: .healthOK, timeout: Self.requestTimeout)
                 }
             } catch {
                 logger.debug("Pilot daemon check failed", metadata: ["error": "\(error)"])
-                if case .timedOut = error as? PilotError {
-                    sockets.control.close()
-                    sockets.listener.close()
-                }
             }
         }
     }
@@ -450,7 +448,6 @@ final class PilotTransport: GossipTransport {
 
     private func reconnect() async {
         var delay = Duration.milliseconds(200)
-        var lastError: any Error = PilotError.disconnected
         while !state.withLockedValue({ $0.closing }) {
             do {
                 let before = state.withLockedValue { $0.address }
@@ -463,10 +460,10 @@ final class PilotTransport: GossipTransport {
                 }
                 state.withLockedValue { $0.reconnecting = false }
                 await tagSwarm()
-                handlers.onRecovered(lastError)
+                handlers.onRecovered(PilotError.disconnected)
                 return
             } catch {
-                lastError = error
+                logger.debug("cannot reconnect to the Pilot daemon yet", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(2))
             }
