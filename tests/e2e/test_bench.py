@@ -1,4 +1,5 @@
-"""The Serf comparison runs end to end (a small version: the full one is `python3 bench/serf_compare.py`)."""
+"""Benchmarks run end to end in small versions (the full ones: `python3 bench/serf_compare.py`,
+`bench/cli_latency.py`, `sudo python3 bench/pilot.py`)."""
 
 import json
 import os
@@ -39,3 +40,19 @@ def test_cli_latency_benchmark_runs_and_meets_its_targets():
     print(result.stdout)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "vs serf members" in result.stdout and "rumor watch" in result.stdout
+
+
+def test_pilot_benchmark_runs_and_prints_ratios():
+    """A small `bench/pilot.py`: put → all and kill -9 detection over Pilot against UDP, same run."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "pilot.py"), "--puts", "20", "--kills", "1"],
+        capture_output=True, text=True, timeout=300, env=dict(os.environ, RUMOR_BIN=rumor_binary()))
+    print(result.stdout)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "pilot/udp" in result.stdout
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    for kind in ("udp", "pilot"):
+        assert figures[kind]["put_median_ms"] > 0 and figures[kind]["detect_median_s"] > 0, figures
+    # Over Pilot a put still reaches every node in milliseconds, and a killed agent is found
+    # within the LAN profile's bound, as over UDP.
+    assert figures["pilot"]["put_median_ms"] < 100 and figures["pilot"]["detect_max_s"] < 15, figures
