@@ -27,6 +27,16 @@ struct MembershipRuleTests {
 
     static func at(_ seconds: Double) -> Instant { Instant(nanoseconds: Int64(seconds * 1e9)) }
 
+    @Test func membersAtPilotAddressesJoin_andOtherLengthsAreIgnored() {
+        var machine = Self.machine(others: 0)
+        let pilot = NodeAddress(ip: [0, 0, 0, 0, 0, 9], port: 7946)
+        _ = machine.receive(.alive(Alive(incarnation: 1, node: "on-pilot", address: pilot, meta: [], versions: .rumor)), from: pilot, now: .zero)
+        #expect(machine.members["on-pilot"]?.address == pilot)
+        let odd = NodeAddress(ip: [1, 2, 3], port: 7946)
+        _ = machine.receive(.alive(Alive(incarnation: 1, node: "odd", address: odd, meta: [], versions: .rumor)), from: odd, now: .zero)
+        #expect(machine.members["odd"] == nil)
+    }
+
     @Test func probeSendsPingAndWaitsProbeTimeout() {
         var machine = Self.machine(others: 1)
         let out = machine.timerFired(.probe, now: Self.at(1))

@@ -6,6 +6,8 @@ import Testing
 struct CodecTests {
     static let address = NodeAddress(ip: [10, 1, 2, 3], port: 7946)
     static let v6 = NodeAddress(ip: Array(repeating: 0, count: 15) + [1], port: 7000)
+    /// A Pilot virtual address (network 0, node 2), as members of a swarm on Pilot have.
+    static let pilot = NodeAddress(ip: [0, 0, 0, 0, 0, 2], port: 7946)
 
     static let messages: [Message] = [
         .ping(Ping(sequenceNumber: 7, target: "b", source: address, sourceName: "a")),
@@ -15,6 +17,8 @@ struct CodecTests {
         .nack(Nack(sequenceNumber: 70_000)),
         .suspect(Suspect(incarnation: 5, node: "b", from: "a")),
         .alive(Alive(incarnation: 1 << 31, node: String(repeating: "n", count: 300), address: address, meta: Array(repeating: 7, count: 512), versions: .rumor)),
+        .alive(Alive(incarnation: 3, node: "on-pilot", address: pilot, meta: [], versions: .rumor)),
+        .ping(Ping(sequenceNumber: 8, target: "b", source: pilot, sourceName: "a")),
         .dead(Dead(incarnation: 2, node: "x", from: "x")),
         .user(Array("payload".utf8)),
         .error("boom"),
@@ -34,6 +38,21 @@ struct CodecTests {
         let decoded = try codec.decode(packet)
         #expect(decoded.messages == Self.messages)
         #expect(decoded.truncatedParts == 0)
+    }
+
+    @Test func addressesOfOtherLengthsAreRejected() throws {
+        for length in [0, 5, 8, 15] {
+            let alive = Message.alive(
+                Alive(incarnation: 1, node: "x", address: NodeAddress(ip: Array(repeating: 1, count: length), port: 1), meta: [], versions: .rumor))
+            let bytes = MessageCodec.encode(alive)
+            #expect(throws: WireError.self) { try MessageCodec.decode(bytes, 0..<bytes.count) }
+        }
+    }
+
+    @Test func pilotAddressesPrintInPilotsTextForm() {
+        #expect(Self.pilot.description == "0:0000.0000.0002:7946")
+        #expect(NodeAddress(ip: [0, 1, 0x0A, 0x0B, 0x0C, 0x0D], port: 1).host == "1:0001.0A0B.0C0D")
+        #expect(PilotIPC.Address("1:0001.0A0B.0C0D")?.bytes == [0, 1, 0x0A, 0x0B, 0x0C, 0x0D])
     }
 
     @Test func labelMismatchIsItsOwnError() {
