@@ -20,6 +20,7 @@ struct APIContractTests {
             "watch_ahead": 409, "encryption_disabled": 409, "encryption_migrating": 409, "watch_compacted": 410,
             "too_large": 413,
             "join_failed": 502, "keyring_partial": 502, "replication_timeout": 504, "storage_full": 507,
+            "peer_unknown": 404, "trust_refused": 502, "pilot_unavailable": 503,
         ]
         for code in ErrorCode.allCases {
             #expect(code.httpStatus == statuses[code.rawValue] ?? 500, "\(code.rawValue)")

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, free_port, rumor_binary, wait_until
+from pilot_net import PilotNet
 
 SKILL = ROOT / "skills/rumor/SKILL.md"
 BLOCK_TIMEOUT = 45  # seconds for one block; all of them together take a few seconds
@@ -248,6 +249,8 @@ def block_environment() -> dict:
         env[f"GOSSIP_{agent}"] = f"127.0.0.1:{ports[2 * i]}"
         env[f"API_{agent}"] = f"127.0.0.1:{ports[2 * i + 1]}"
     env["RUMOR_API"] = env["API_A"]
+    for index in range(1, 4):
+        env[f"API_P{index}"] = f"127.0.0.1:{free_port()}"
     return env
 
 
@@ -257,7 +260,14 @@ def skill_run(request, tmp_path_factory):
     _, _, blocks, _ = load_skill()
     runnable = [b for b in blocks if b.lang == "sh"]
     assert runnable, "SKILL.md has no ```sh blocks"
-    run = SkillRun(tmp_path_factory.mktemp("skill-work"), tmp_path_factory.mktemp("skill-logs"), block_environment())
+    env = block_environment()
+    # "On Pilot" runs on three pilot-daemons of a local offline Pilot network.
+    pilot = PilotNet(3)
+    request.addfinalizer(pilot.stop)
+    for index in range(1, 4):
+        env[f"PILOT_SOCKET_{index}"] = pilot.socket(index)
+        env[f"PILOT_HOST_{index}"] = f"node-{index}"
+    run = SkillRun(tmp_path_factory.mktemp("skill-work"), tmp_path_factory.mktemp("skill-logs"), env)
     request.addfinalizer(run.cleanup)
     start = time.monotonic()
     try:
@@ -426,3 +436,10 @@ def test_context_recipe_describes_commands_and_error_codes(ran):
     codes = {e["code"] for e in context["errorCodes"]}
     assert {"key_not_found", "bad_arguments", "replication_timeout", "left"} <= codes, codes
     assert ran.under("Discover").stdout.startswith("error codes: ")
+
+
+def test_pilot_recipe_forms_a_swarm_and_replicates_over_pilot(ran):
+    members = [r for r in ran.results.values() if r.block.heading == "On Pilot"][0].stdout
+    assert re.search(r"^p1\s+\d+:[0-9A-F]{4}\.[0-9A-F]{4}\.[0-9A-F]{4}:7946\s+alive", members, re.M), members
+    for agent in ("P1", "P2", "P3"):
+        assert json.loads(ran.value(agent, "jobs/17")) == {"state": "done", "by": "p2"}
