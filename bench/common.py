@@ -46,7 +46,9 @@ class Agent:
         self.name = name
         self.gossip = f"127.0.0.1:{free_port()}"
         self.api = f"127.0.0.1:{free_port()}"
-        args = [rumor_binary(), "agent", "--name", name, "--bind", self.gossip, "--api", self.api, "--log-level", log_level]
+        args = [rumor_binary(), "agent", "--name", name, "--api", self.api, "--log-level", log_level]
+        if "pilot" not in extra:  # over Pilot the daemon gives the address (--bind is refused)
+            args += ["--bind", self.gossip]
         if join:
             args += ["--join", join]
         if data_dir:

@@ -151,6 +151,20 @@ struct AgentCommand: AsyncParsableCommand {
                 hint: "use udp or pilot")
         }
         configuration.transport = transport
+        for key in ["bind", "advertise"] where transport == .pilot {
+            if let entry = settings.entry(key), entry.source != .defaultValue {
+                throw AgentError(
+                    code: .badArguments, message: "\(settings.origin(key)) applies to --transport udp; over Pilot the daemon gives the address",
+                    hint: "drop \(settings.origin(key)); pick the Pilot port with --pilot-port")
+            }
+        }
+        for key in ["pilot_socket", "pilot_port"] where transport == .udp {
+            if let entry = settings.entry(key), entry.source != .defaultValue {
+                throw AgentError(
+                    code: .badArguments, message: "\(settings.origin(key)) applies to --transport pilot",
+                    hint: "add --transport pilot, or drop \(settings.origin(key))")
+            }
+        }
         configuration.pilotSocket = settings.text("pilot_socket") ?? configuration.pilotSocket
         if let text = settings.text("pilot_port") {
             guard let port = UInt16(text), port > 0 else {

@@ -90,7 +90,9 @@ class RumorAgent(Process):
             self.api_port = api_port or free_port()
             self.address = f"127.0.0.1:{self.port}"
             self.api = f"127.0.0.1:{self.api_port}"
-            args = [rumor_binary(), "agent", "--name", name, "--bind", self.address, "--api", self.api]
+            args = [rumor_binary(), "agent", "--name", name, "--api", self.api]
+            if "pilot" not in extra:  # over Pilot the daemon gives the address (--bind is refused)
+                args += ["--bind", self.address]
             for seed in join:
                 args += ["--join", seed]
             if swarm:

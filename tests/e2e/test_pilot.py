@@ -92,6 +92,23 @@ def test_three_agents_on_three_daemons(swarm, pilot):
     assert json.loads(c.cli("info").stdout)["data"]["counters"].get("pilot_reconnected", 0) >= 1
 
 
+def test_encrypted_swarm_over_pilot(swarm, pilot):
+    """Rumor's own encryption applies on top of Pilot's tunnels: an encrypted pair replicates, and
+    an agent with another key is refused (and says so in its log)."""
+    key = subprocess.run([rumor_binary(), "keygen"], capture_output=True, text=True, check=True).stdout.strip()
+    other = subprocess.run([rumor_binary(), "keygen"], capture_output=True, text=True, check=True).stdout.strip()
+    a = pilot_agent(swarm, pilot, 1, "a", extra=("--encrypt", key))
+    b = pilot_agent(swarm, pilot, 2, "b", join=["pilot:node-1"], extra=("--encrypt", key))
+    wait_until(lambda: all_alive([a, b], ["a", "b"]), 60, "the encrypted Pilot pair forms")
+    put = json.loads(a.cli("put", "secret", "s3", "--wait", "all").stdout)
+    assert sorted(put["data"]["replicas"]) == ["a", "b"], put
+    assert json.loads(a.cli("info").stdout)["data"]["encryption"] != "off"
+    c = pilot_agent(swarm, pilot, 3, "c", join=["pilot:node-1"], extra=("--encrypt", other))
+    wait_until(lambda: "no installed key decrypts" in a.log_path.read_text() + c.log_path.read_text(), 30,
+               "a node with another key is refused and the refusal logged")
+    assert "c" not in a.members() or a.members()["c"] != "alive"
+
+
 def test_catch_up_over_pilot_streams(swarm, pilot):
     """A state of many pages reaches a joiner over Pilot streams (the paged catch-up)."""
     a = pilot_agent(swarm, pilot, 1, "a")
@@ -144,6 +161,10 @@ def test_bad_pilot_input_gets_clear_errors(swarm, pilot, tmp_path):
     assert error["code"] == "bad_arguments" and "--transport pilot" in error["hint"], error
     error = agent_error("--transport", "pilot", "--pilot-port", "0")
     assert error["code"] == "bad_arguments" and "--pilot-port" in error["message"], error
+    error = agent_error("--transport", "pilot", "--bind", "127.0.0.1:7946")
+    assert error["code"] == "bad_arguments" and "--bind applies to --transport udp" in error["message"], error
+    error = agent_error("--pilot-socket", pilot.socket(1))
+    assert error["code"] == "bad_arguments" and "--transport pilot" in error["hint"], error
 
     a = pilot_agent(swarm, pilot, 1, "a")
     error = agent_error("--transport", "pilot", "--pilot-socket", pilot.socket(1))
