@@ -270,6 +270,7 @@ private final class PilotFrameHandler: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
+        flushPushes()
         if decoded == received.count {
             received.removeAll(keepingCapacity: received.capacity <= 1 << 16)
             decoded = 0
@@ -284,7 +285,7 @@ private final class PilotFrameHandler: ChannelInboundHandler {
             if let stream {
                 deliver(event, on: stream)
             } else {
-                onPush?(event)
+                queuePush(event)
             }
             return
         }
@@ -300,6 +301,39 @@ private final class PilotFrameHandler: ChannelInboundHandler {
         if let next = requests.first, let context {
             context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: next.frame.bytes)), promise: nil)
         }
+    }
+
+    /// Pushes of one read, stream data of the same connection back to back joined (the daemon
+    /// sends streams in frames of about a kilobyte; a request decoded after each would be
+    /// decoded a thousand times).
+    private var pushes: [PilotIPC.Event] = []
+    private var joining: (connection: UInt32, bytes: [UInt8])?
+
+    private func queuePush(_ event: PilotIPC.Event) {
+        if case .received(let connection, let bytes) = event {
+            if joining?.connection == connection {
+                joining?.bytes += bytes
+                return
+            }
+            endJoining()
+            joining = (connection, bytes)
+        } else {
+            endJoining()
+            pushes.append(event)
+        }
+    }
+
+    private func endJoining() {
+        guard let joined = joining else { return }
+        joining = nil
+        pushes.append(.received(connection: joined.connection, bytes: joined.bytes))
+    }
+
+    private func flushPushes() {
+        endJoining()
+        let ready = pushes
+        pushes.removeAll(keepingCapacity: true)
+        for event in ready { onPush?(event) }
     }
 
     private func deliver(_ event: PilotIPC.Event, on stream: UInt32) {

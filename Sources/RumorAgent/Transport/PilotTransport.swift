@@ -49,7 +49,12 @@ final class PilotTransport: GossipTransport {
         /// When we last asked each node for a handshake.
         var asked: [UInt32: ContinuousClock.Instant] = [:]
         var inbound: [UInt32: InboundStream] = [:]
+        /// Bytes of streams whose accept has not come yet (the daemon pushes from several
+        /// goroutines, so data can overtake it): at most `earlyLimit` streams.
+        var early: [UInt32: [UInt8]] = [:]
     }
+
+    private static let earlyLimit = 64
 
     private let settings: Settings
     private let group: EventLoopGroup
@@ -145,13 +150,20 @@ final class PilotTransport: GossipTransport {
         case .accepted(let port, let connection, let from, let fromPort):
             guard port == settings.port else { return }
             let peer = NodeAddress(ip: from.bytes, port: fromPort)
-            state.withLockedValue { $0.inbound[connection] = InboundStream(peer: peer) }
+            let early = state.withLockedValue { state in
+                state.inbound[connection] = InboundStream(peer: peer)
+                return state.early.removeValue(forKey: connection)
+            }
             let timeout = settings.streamTimeout
             group.next().scheduleTask(in: timeout) { [weak self] in self?.expireInbound(connection) }
+            if let early { receivedOnInbound(connection, early) }
         case .received(let connection, let bytes):
             receivedOnInbound(connection, bytes)
         case .closed(let connection):
-            let stream = state.withLockedValue { $0.inbound.removeValue(forKey: connection) }
+            let stream = state.withLockedValue { state in
+                state.early[connection] = nil
+                return state.inbound.removeValue(forKey: connection)
+            }
             if let stream, !stream.answered, !stream.received.isEmpty {
                 handlers.onFailure(StreamTransportError.closedEarly, stream.peer)
             }
@@ -167,7 +179,14 @@ final class PilotTransport: GossipTransport {
         let maximum = settings.maximumStreamBytes
         let decode = self.decode
         let next: Next = state.withLockedValue { state in
-            guard var stream = state.inbound[connection], !stream.answered else { return .wait }
+            guard var stream = state.inbound[connection] else {
+                let held = state.early[connection]?.count
+                if (held ?? 0) + bytes.count <= maximum, held != nil || state.early.count < Self.earlyLimit {
+                    state.early[connection, default: []] += bytes
+                }
+                return .wait
+            }
+            guard !stream.answered else { return .wait }
             stream.received += bytes
             defer { state.inbound[connection] = stream }
             guard stream.received.count <= maximum else {
@@ -435,6 +454,7 @@ final class PilotTransport: GossipTransport {
             let sockets = state.sockets
             state.sockets = nil
             state.inbound = [:]
+            state.early = [:]
             guard !state.closing, !state.reconnecting, sockets != nil else { return (sockets, false) }
             state.reconnecting = true
             return (sockets, true)
