@@ -151,15 +151,23 @@ struct AgentCommand: AsyncParsableCommand {
                 hint: "use udp or pilot")
         }
         configuration.transport = transport
+        // A setting of the other transport is refused only when it says something: a value
+        // other than its default (a printed config holds every default).
+        func given(_ key: String) -> ResolvedSettings.Entry? {
+            guard let entry = settings.entry(key), entry.source != .defaultValue,
+                entry.value.items != entry.setting.defaultValue?.items
+            else { return nil }
+            return entry
+        }
         for key in ["bind", "advertise"] where transport == .pilot {
-            if let entry = settings.entry(key), entry.source != .defaultValue {
+            if given(key) != nil {
                 throw AgentError(
                     code: .badArguments, message: "\(settings.origin(key)) applies to --transport udp; over Pilot the daemon gives the address",
                     hint: "drop \(settings.origin(key)); pick the Pilot port with --pilot-port")
             }
         }
         for key in ["pilot_socket", "pilot_port"] where transport == .udp {
-            if let entry = settings.entry(key), entry.source != .defaultValue {
+            if given(key) != nil {
                 throw AgentError(
                     code: .badArguments, message: "\(settings.origin(key)) applies to --transport pilot",
                     hint: "add --transport pilot, or drop \(settings.origin(key))")
