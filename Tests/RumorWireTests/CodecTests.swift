@@ -132,6 +132,7 @@ struct CodecTests {
         var seeds = try GoFixtures.lines("go-packets-plain") + GoFixtures.lines("go-packets-compressed")
         seeds += try GoFixtures.lines("go-streams-plain") + GoFixtures.lines("go-streams-compressed")
         seeds.append(PacketCodec(compression: false).encode(Self.messages, checksum: false))
+        seeds += SerfCodecTests.fixtures.map { SerfCodecTests.hex($0.0) }
         for round in 0..<60_000 {
             var input: [UInt8]
             if round % 3 == 0 {
@@ -149,6 +150,8 @@ struct CodecTests {
             }
             _ = try? packetCodec.decode(input)
             _ = try? streamCodec.decode(input)
+            _ = try? SerfCodec.decode(input)
+            _ = try? SerfCodec.decodeTags(input)
         }
     }
 }
