@@ -123,3 +123,16 @@ extension APIRequests {
         return Array(try encoder.encode(body))
     }
 }
+
+/// `POST /v1/tags`: `{"set":{"k":"v",…}?,"delete":["k",…]?}`: this node's tags, changed.
+public struct TagsRequest: Codable, Sendable, Hashable {
+    /// Tags to add or change.
+    public var set: [String: String]?
+    /// Tags to remove.
+    public var delete: [String]?
+
+    public init(set: [String: String]? = nil, delete: [String]? = nil) {
+        self.set = set
+        self.delete = delete
+    }
+}

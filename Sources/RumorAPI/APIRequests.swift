@@ -19,6 +19,27 @@ public enum APIRequests {
         return join.addresses
     }
 
+    /// `POST /v1/tags`: tags to set and to delete, at least one, none of them Rumor's own.
+    public static func tags(_ body: [UInt8]) throws(AgentError) -> (set: [String: String], delete: [String]) {
+        let request = try decode(TagsRequest.self, body, hint: #"send {"set":{"role":"web"}} and/or {"delete":["role"]}"#)
+        let set = request.set ?? [:]
+        let delete = request.delete ?? []
+        guard !set.isEmpty || !delete.isEmpty else {
+            throw AgentError(code: .badRequest, message: "no tags to set or delete", hint: #"send {"set":{"role":"web"}} or {"delete":["role"]}"#)
+        }
+        for key in Array(set.keys) + delete {
+            guard !key.isEmpty, !key.contains("=") else {
+                throw AgentError(code: .badRequest, message: "'\(key)' is not a tag name", hint: "a tag name is not empty and has no '='")
+            }
+            guard key != Node.replicationTag.key else {
+                throw AgentError(
+                    code: .badRequest, message: "the tag \(key) is Rumor's own (it marks nodes that replicate state)",
+                    hint: "pick another tag name")
+            }
+        }
+        return (set, delete)
+    }
+
     /// A validated `POST /v1/kv/put`.
     public struct Put: Sendable, Hashable {
         public var key: String

@@ -10,6 +10,9 @@ public protocol AgentControl: Sendable {
     func members() async -> [MemberSnapshot]
     /// A summary of this node.
     func info() async -> AgentInfo
+    /// Sets and deletes this node's tags and announces them (Serf's `SetTags`); returns this
+    /// node as others now see it. Throws `AgentError` `tags_too_large` (nothing changes then).
+    func updateTags(set: [String: String], delete: [String]) async throws -> MemberSnapshot
     /// Joins the swarm through the given `host:port` seeds. Returns how many seeds answered.
     /// Throws `AgentError` (code `join_failed`) when none did.
     func join(_ seeds: [String]) async throws -> Int
@@ -202,17 +205,18 @@ public struct MemberSnapshot: Codable, Sendable, Hashable {
     /// `alive`, `suspect`, `dead` or `left`.
     public var state: String
     public var incarnation: UInt32
-    /// The member's metadata as UTF-8 text (lossy for non-text bytes).
-    public var meta: String
+    /// The member's tags: Serf's, or `k=v` text ones, or (any other metadata, as Serf reads
+    /// it) the whole metadata as `role`.
+    public var tags: [String: String]
     /// The memberlist protocol version the member speaks.
     public var protocolVersion: UInt8
 
-    public init(name: String, address: String, state: String, incarnation: UInt32, meta: String, protocolVersion: UInt8) {
+    public init(name: String, address: String, state: String, incarnation: UInt32, tags: [String: String], protocolVersion: UInt8) {
         self.name = name
         self.address = address
         self.state = state
         self.incarnation = incarnation
-        self.meta = meta
+        self.tags = tags
         self.protocolVersion = protocolVersion
     }
 }

@@ -17,6 +17,8 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
     case emptyKey = "empty_key"
     case keyTooLong = "key_too_long"
     case valueTooLarge = "value_too_large"
+    /// Tags whose encoding passes the 512-byte metadata limit.
+    case tagsTooLarge = "tags_too_large"
     // The agent's state refuses the operation.
     case left
     case keyNotFound = "key_not_found"
@@ -57,7 +59,7 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
     /// never sends included).
     public var httpStatus: Int {
         switch self {
-        case .badRequest, .badAddress, .badKey, .emptyKey, .keyTooLong, .valueTooLarge: 400
+        case .badRequest, .badAddress, .badKey, .emptyKey, .keyTooLong, .valueTooLarge, .tagsTooLarge: 400
         case .unauthorized: 401
         case .notFound, .keyNotFound: 404
         case .left, .watchAhead, .encryptionDisabled, .encryptionMigrating: 409
@@ -86,6 +88,7 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
         case .keyringPartial: self = .keyringPartial
         case .watchCompacted: self = .watchCompacted
         case .watchAhead: self = .watchAhead
+        case .tagsTooLarge: self = .tagsTooLarge
         }
     }
 }

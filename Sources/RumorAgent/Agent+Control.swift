@@ -7,12 +7,28 @@ extension Agent {
     public func members() async -> [MemberSnapshot] {
         node.membership.members.values
             .sorted { $0.name < $1.name }
-            .map { member in
-                MemberSnapshot(
-                    name: member.name, address: member.address.description, state: member.state.description,
-                    incarnation: member.incarnation, meta: String(decoding: member.meta, as: UTF8.self),
-                    protocolVersion: member.versions.protocolCurrent)
-            }
+            .map(Self.snapshot)
+    }
+
+    static func snapshot(_ member: Member) -> MemberSnapshot {
+        MemberSnapshot(
+            name: member.name, address: member.address.description, state: member.state.description,
+            incarnation: member.incarnation, tags: NodeTags.decode(member.meta) ?? [:],
+            protocolVersion: member.versions.protocolCurrent)
+    }
+
+    public func updateTags(set: [String: String], delete: [String]) async throws -> MemberSnapshot {
+        var tags = node.tags
+        tags[Node.replicationTag.key] = nil
+        for key in delete { tags[key] = nil }
+        tags.merge(set) { $1 }
+        do {
+            execute(try node.setTags(tags, at: time))
+        } catch {
+            throw AgentError(error)
+        }
+        logger.info("tags changed", metadata: ["tags": "\(tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))"])
+        return Self.snapshot(node.membership.localMember)
     }
 
     public func info() async -> AgentInfo {

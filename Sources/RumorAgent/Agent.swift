@@ -89,11 +89,14 @@ public actor Agent: Service, AgentControl {
         } else {
             self.storage = nil
         }
-        var settings = NodeSettings(membership: configuration.membership, replication: configuration.replication)
+        var membership = configuration.membership
+        membership.versions = configuration.gossipProtocol.versions
+        var settings = NodeSettings(membership: membership, replication: configuration.replication)
+        settings.tagFormat = configuration.gossipProtocol.tagFormat
         settings.durable = storage != nil
         let seed = UInt64.random(in: .min ... .max)
         self.node = Node(
-            name: configuration.name, address: advertised, meta: configuration.meta, settings: settings,
+            name: configuration.name, address: advertised, tags: configuration.tags, settings: settings,
             seeds: NodeSeeds(membership: seed, replication: seed &+ 1), restoring: saved, at: time)
         (self.events, self.eventSink) = AsyncStream.makeStream(of: Event.self)
         MemoryTrim.now()

@@ -54,8 +54,12 @@ struct AgentCommand: AsyncParsableCommand {
     var keyringFile: String?
     @Option(help: "Timing preset: lan, wan or local (env RUMOR_PROFILE).")
     var profile: String?
-    @Option(help: "Node metadata KEY=VALUE; repeatable, 512 bytes in all (env RUMOR_META, comma-separated).")
-    var meta: [String] = []
+    @Option(name: .customLong("tag"), help: "Node tag KEY=VALUE (Serf's tags); repeatable, 512 bytes in all encoded (env RUMOR_TAGS, comma-separated).")
+    var tags: [String] = []
+    @Option(
+        name: .customLong("protocol"),
+        help: "serf: Serf agents can join the swarm (default); memberlist: plain Go memberlist nodes can (env RUMOR_PROTOCOL).")
+    var gossipProtocol: String?
     @Option(name: .customLong("tombstone-grace"), help: "How long deletes are remembered, e.g. 24h (env RUMOR_TOMBSTONE_GRACE).")
     var tombstoneGrace: String?
     @Option(
@@ -114,11 +118,11 @@ struct AgentCommand: AsyncParsableCommand {
             ("api", api), ("api_token", apiToken), ("encrypt", encrypt), ("encrypt_verify_incoming", encryptVerifyIncoming),
             ("encrypt_verify_outgoing", encryptVerifyOutgoing), ("keyring_file", keyringFile), ("profile", profile),
             ("tombstone_grace", tombstoneGrace), ("direct_push_limit", directPushLimit), ("log_level", logLevel),
-            ("transport", transport), ("pilot_socket", pilotSocket), ("pilot_port", pilotPort),
+            ("transport", transport), ("pilot_socket", pilotSocket), ("pilot_port", pilotPort), ("protocol", gossipProtocol),
         ]
         for case (let key, let text?) in texts { values[key] = .text(text) }
         if !join.isEmpty { values["join"] = .list(join) }
-        if !meta.isEmpty { values["meta"] = .list(meta) }
+        if !tags.isEmpty { values["tags"] = .list(tags) }
         return values
     }
 
@@ -231,12 +235,26 @@ struct AgentCommand: AsyncParsableCommand {
         }
         configuration.membership = preset
 
-        let metaPairs = settings.items("meta")
-        for pair in metaPairs where !pair.contains("=") {
-            throw AgentError(
-                code: .badArguments, message: "\(settings.origin("meta")) '\(pair)' is not KEY=VALUE", hint: "e.g. --meta role=worker")
+        for pair in settings.items("tags") {
+            guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
+                throw AgentError(
+                    code: .badArguments, message: "\(settings.origin("tags")) '\(pair)' is not KEY=VALUE", hint: "e.g. --tag role=worker")
+            }
+            let key = String(pair[..<equals])
+            guard key != Node.replicationTag.key else {
+                throw AgentError(
+                    code: .badArguments, message: "\(settings.origin("tags")): the tag \(key) is Rumor's own",
+                    hint: "pick another tag name")
+            }
+            configuration.tags[key] = String(pair[pair.index(after: equals)...])
         }
-        configuration.meta = Array(metaPairs.joined(separator: ",").utf8)
+        let protocolName = settings.text("protocol") ?? "serf"
+        guard let gossipProtocol = GossipProtocol(rawValue: protocolName) else {
+            throw AgentError(
+                code: .badArguments, message: "\(settings.origin("protocol")): unknown protocol '\(protocolName)'",
+                hint: "use serf (Serf agents may join) or memberlist (Go memberlist nodes may join)")
+        }
+        configuration.gossipProtocol = gossipProtocol
         if let grace = settings.text("tombstone_grace") {
             do {
                 configuration.replication.tombstoneGrace = .milliseconds(Int64(try parseDuration(grace) * 1000))

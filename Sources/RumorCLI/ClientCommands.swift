@@ -32,11 +32,56 @@ public struct ClientOptions: ParsableArguments {
 }
 
 public struct MembersCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "members", abstract: "List the members this agent knows.")
+    public static let configuration = CommandConfiguration(
+        commandName: "members", abstract: "List the members this agent knows.",
+        discussion: "Filters match whole values, as `serf members` does: --tag role=web.* lists members whose role starts with web.")
     @OptionGroup var options: ClientOptions
+    @Option(help: "Only members whose tag KEY matches REGEX (KEY=REGEX); repeatable, all must match.") var tag: [String] = []
+    @Option(help: "Only members in this state: alive, suspect, dead or left.") var status: String?
+    @Option(help: "Only members whose name matches REGEX.") var name: String?
     public init() {}
 
-    public func run() throws { try options.show("GET", "/v1/members") }
+    public func run() throws {
+        let query = APIClient.query(tag.map { ("tag", $0) } + [("status", status), ("name", name)])
+        try options.show("GET", "/v1/members" + query)
+    }
+}
+
+/// `rumor tags set|delete`: changes this node's tags, which every member then sees.
+public struct TagsCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "tags", abstract: "Set or delete this node's tags (Serf's tags; others see the change).",
+        subcommands: [Set.self, Delete.self])
+    public init() {}
+
+    struct Set: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "set", abstract: "Add or change tags: KEY=VALUE …")
+        @OptionGroup var options: ClientOptions
+        @Argument(help: "KEY=VALUE pairs.") var pairs: [String]
+
+        func run() throws {
+            var fields: [String] = []
+            for pair in pairs {
+                guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
+                    throw CLIError(code: "bad_arguments", message: "'\(pair)' is not KEY=VALUE", hint: "e.g. rumor tags set role=web")
+                }
+                fields.append(JSONText.quote(String(pair[..<equals])) + ":" + JSONText.quote(String(pair[pair.index(after: equals)...])))
+            }
+            let body = JSONText.object(["set": "{" + fields.joined(separator: ",") + "}"])
+            try options.show("POST", "/v1/tags", body: body)
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "delete", abstract: "Remove tags: KEY …")
+        @OptionGroup var options: ClientOptions
+        @Argument(help: "Tag names.") var keys: [String]
+
+        func run() throws {
+            let body = JSONText.object(["delete": "[" + keys.map(JSONText.quote).joined(separator: ",") + "]"])
+            try options.show("POST", "/v1/tags", body: body)
+        }
+    }
 }
 
 public struct JoinCommand: ParsableCommand {

@@ -106,6 +106,13 @@ public struct ProtocolVersions: Hashable, Sendable {
         delegateMin: 0, delegateMax: 0, delegateCurrent: 0
     )
 
+    /// What a Serf 0.9 agent announces: memberlist's range as above, and Serf's protocol as the
+    /// delegate version (2 ... 5, speaking 5), so Serf agents admit the node (docs/serf-wire.md §12).
+    public static let serf = ProtocolVersions(
+        protocolMin: 1, protocolMax: 5, protocolCurrent: 2,
+        delegateMin: 2, delegateMax: 5, delegateCurrent: 5
+    )
+
     // What a peer may be sent, by the highest protocol version it understands (`protocolMax`,
     // memberlist's `PMax`). memberlist's version table is the comment on `ProtocolVersionMax` in
     // `net.go`: 3 added stream (TCP) pings, 4 added nacks in indirect probes, 5 added the packet

@@ -11,6 +11,7 @@ public struct NodeError: Error, Sendable, Hashable, CustomStringConvertible {
         case keyringPartial = "keyring_partial"
         case watchCompacted = "watch_compacted"
         case watchAhead = "watch_ahead"
+        case tagsTooLarge = "tags_too_large"
     }
 
     public var code: Code

@@ -3,6 +3,11 @@
 /// Build one from a preset (`.lan`, `.wan`, `.local`) and adjust fields; `validate()` reports the
 /// first value that cannot work.
 public struct MembershipSettings: Sendable, Hashable {
+    /// The protocol versions this node announces. memberlist admits a node only when its
+    /// delegate version lies within every other node's range, so a swarm with Serf agents needs
+    /// Serf's (`.serf`) and one with plain Go memberlist nodes needs memberlist's (`.rumor`).
+    /// Default `.serf`.
+    public var versions: ProtocolVersions = .serf
     /// Time between failure-detection probes of one random member. Default 1 s.
     public var probeInterval: Duration = .seconds(1)
     /// How long to wait for a direct ack before asking others to probe indirectly. Default 500 ms.

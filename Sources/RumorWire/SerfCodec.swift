@@ -10,7 +10,7 @@ public enum SerfCodec {
     }
 
     /// The first byte of Serf's tags in memberlist metadata (protocol ≥ 3).
-    public static let tagsMagic: UInt8 = 0xFF
+    public static let tagsMagic: UInt8 = NodeTags.serfMagic
     /// Tag filters and node filters inside a query's `Filters`.
     static let nodeFilter: UInt8 = 0
     static let tagFilter: UInt8 = 1
@@ -143,17 +143,9 @@ public enum SerfCodec {
         }
     }
 
-    /// Tags as Serf puts them in memberlist metadata: the magic byte, then a map (keys in byte
-    /// order, so equal tags give equal bytes; Serf itself writes them in random order).
+    /// Tags as Serf puts them in memberlist metadata (`NodeTags`, Serf format).
     public static func encodeTags(_ tags: [String: String]) -> [UInt8] {
-        var writer = MessagePackWriter()
-        writer.writeByte(tagsMagic)
-        writer.writeMapHeader(tags.count)
-        for (name, value) in tags.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
-            writer.writeString(name)
-            writer.writeString(value)
-        }
-        return writer.bytes
+        NodeTags.encode(tags, as: .serf)
     }
 
     /// The payload of a key query (`0x07`) or of a node's answer to one (`0x08`).
@@ -389,20 +381,13 @@ public enum SerfCodec {
         return state
     }
 
-    /// Serf tags from memberlist metadata: the magic byte and a map, or (anything else, empty
-    /// included) the legacy form, the whole metadata as the `role` tag.
+    /// Serf tags from memberlist metadata, as Serf reads them: the magic byte and a map, or
+    /// (anything else, empty included) the whole metadata as the `role` tag.
     /// - Throws: `WireError` when the metadata starts with the magic byte but is not a map of
     ///   strings.
     public static func decodeTags(_ meta: [UInt8]) throws(WireError) -> [String: String] {
         guard meta.first == tagsMagic else { return ["role": String(decoding: meta, as: UTF8.self)] }
-        var reader = MessagePackReader(meta, offset: 1)
-        let count = try reader.readMapHeader()
-        guard count <= reader.remaining else { throw WireError(.truncated, "\(count) tags") }
-        var tags: [String: String] = [:]
-        for _ in 0..<count {
-            let name = try reader.readString()
-            tags[name] = try reader.readString()
-        }
+        guard let tags = NodeTags.decode(meta) else { throw WireError(.malformed, "Serf tags that are not a map of strings") }
         return tags
     }
 

@@ -28,11 +28,16 @@ struct AgentConfigurationTests {
         #expect(problem { $0.swarm = String(repeating: "s", count: 256) }?.code == .badConfig)
     }
 
-    @Test func metadataCountsTheReplicationMarker() {
-        let room = AgentConfiguration.maximumMetaBytes - ",\(Node.replicationMarker)".utf8.count
-        #expect(problem { $0.meta = Array(repeating: 0x61, count: room) } == nil)
-        let tooLong = problem { $0.meta = Array(repeating: 0x61, count: room + 1) }
+    @Test func tagsCountTheReplicationTagAndTheirEncoding() {
+        // Serf's format: magic, map header, "rumor.kv"="1" (11 bytes), "x" (2), a str16 value (3 + n).
+        let room = AgentConfiguration.maximumMetaBytes - 18
+        #expect(problem { $0.tags = ["x": String(repeating: "a", count: room)] } == nil)
+        let tooLong = problem { $0.tags = ["x": String(repeating: "a", count: room + 1)] }
         #expect(tooLong?.code == .badConfig && tooLong?.message.contains("512") == true)
+        // The text format of memberlist swarms: "x=…,rumor.kv=1".
+        let textRoom = AgentConfiguration.maximumMetaBytes - ",rumor.kv=1".utf8.count - 2
+        #expect(problem { $0.gossipProtocol = .memberlist; $0.tags = ["x": String(repeating: "a", count: textRoom)] } == nil)
+        #expect(problem { $0.gossipProtocol = .memberlist; $0.tags = ["x": String(repeating: "a", count: textRoom + 1)] } != nil)
     }
 
     @Test func invalidMembershipSettingsAreBadConfig() {

@@ -24,7 +24,7 @@ struct AgentSettingsTests {
             direct_push_limit = 32
             tombstone_grace = "12h"
 
-            [meta]
+            [tags]
             role = "worker"
             zone = "b"
             """, path: "rumor.toml")
@@ -33,12 +33,12 @@ struct AgentSettingsTests {
         #expect(values["encrypt_verify_incoming"] == .text("false"))
         #expect(values["direct_push_limit"] == .text("32"))
         #expect(values["tombstone_grace"] == .text("12h"))
-        #expect(values["meta"] == .list(["role=worker", "zone=b"]))
+        #expect(values["tags"] == .list(["role=worker", "zone=b"]))
     }
 
     @Test func aJSONFileGivesTheSameSettings() throws {
-        let toml = try ConfigFile.parse(#"name = "n1"\#njoin = ["a:1"]\#ndirect_push_limit = 8\#nmeta = { role = "w" }"#, path: "a.toml")
-        let json = try ConfigFile.parse(#"{"name": "n1", "join": ["a:1"], "direct_push_limit": 8, "meta": {"role": "w"}}"#, path: "a.json")
+        let toml = try ConfigFile.parse(#"name = "n1"\#njoin = ["a:1"]\#ndirect_push_limit = 8\#ntags = { role = "w" }"#, path: "a.toml")
+        let json = try ConfigFile.parse(#"{"name": "n1", "join": ["a:1"], "direct_push_limit": 8, "tags": {"role": "w"}}"#, path: "a.json")
         #expect(toml == json)
     }
 
@@ -55,7 +55,7 @@ struct AgentSettingsTests {
         #expect(problem(#"direct_push_limit = "64""#)?.message.contains("direct_push_limit must be an integer, not a string") == true)
         #expect(problem(#"encrypt_verify_incoming = "false""#)?.message.contains("must be a boolean") == true)
         #expect(problem("name = 1.5")?.message.contains("name must be a string, not a floating-point number") == true)
-        #expect(problem("meta = { port = 80 }")?.message.contains("meta must be a table of strings") == true)
+        #expect(problem("tags = { port = 80 }")?.message.contains("tags must be a table of strings") == true)
         #expect(problem(#"{"name": null}"#, path: "a.json")?.message.contains("not null") == true)
         #expect(problem(#"{"name": true}"#, path: "a.json")?.message.contains("not a boolean") == true)
     }
@@ -81,13 +81,13 @@ struct AgentSettingsTests {
     }
 
     @Test func listVariablesAreCommaSeparated() {
-        let settings = ResolvedSettings(flags: [:], environment: ["RUMOR_JOIN": "a:1, b:2,", "RUMOR_META": "role=w"], file: nil)
+        let settings = ResolvedSettings(flags: [:], environment: ["RUMOR_JOIN": "a:1, b:2,", "RUMOR_TAGS": "role=w"], file: nil)
         #expect(settings.items("join") == ["a:1", "b:2"])
-        #expect(settings.items("meta") == ["role=w"])
+        #expect(settings.items("tags") == ["role=w"])
     }
 
     @Test func printedConfigurationIsTOMLThatReadsBackWithSecretsHidden() throws {
-        let file = (path: "rumor.toml", values: ["join": SettingValue.list(["a:1"]), "meta": .list(["role=w \"x\""])])
+        let file = (path: "rumor.toml", values: ["join": SettingValue.list(["a:1"]), "tags": .list(["role=w \"x\""])])
         let settings = ResolvedSettings(
             flags: ["api_token": .text("secret"), "direct_push_limit": .text("8")], environment: [:], file: file)
         let text = EffectiveConfiguration.toml(settings, name: "host1")
@@ -96,7 +96,7 @@ struct AgentSettingsTests {
         #expect(text.contains(#"join = ["a:1"]  # file rumor.toml"#))
         #expect(text.contains("# advertise is not set"))
         let reread = try ConfigFile.parse(text, path: "printed.toml")
-        #expect(reread["meta"] == .list(["role=w \"x\""]))
+        #expect(reread["tags"] == .list(["role=w \"x\""]))
         #expect(reread["direct_push_limit"] == .text("8"))
         #expect(reread["api_token"] == .text(EffectiveConfiguration.hidden))
         let json = try EffectiveConfiguration.json(settings, name: "host1")

@@ -22,7 +22,7 @@ struct NodeRuleTests {
     /// `node` learns that `name` at `address` is alive and replicates.
     static func meet(_ node: inout Node, _ name: String, at address: NodeAddress) {
         let alive = Alive(
-            incarnation: 1, node: name, address: address, meta: Node.advertisedMeta([]), versions: .rumor)
+            incarnation: 1, node: name, address: address, meta: Node.advertisedMeta([:], as: .serf), versions: .rumor)
         _ = node.receive([.membership(.alive(alive))], from: address, at: time(0))
     }
 
@@ -119,8 +119,8 @@ struct NodeRuleTests {
         let state = PushPull(
             join: false,
             nodes: [
-                PushNodeState(name: "b", address: Self.b, meta: Node.advertisedMeta([]), incarnation: 1, state: .alive, versions: .rumor),
-                PushNodeState(name: "c", address: Self.c, meta: Node.advertisedMeta([]), incarnation: 1, state: .alive, versions: .rumor),
+                PushNodeState(name: "b", address: Self.b, meta: Node.advertisedMeta([:], as: .serf), incarnation: 1, state: .alive, versions: .rumor),
+                PushNodeState(name: "c", address: Self.c, meta: Node.advertisedMeta([:], as: .serf), incarnation: 1, state: .alive, versions: .rumor),
             ])
         let joined = node.pushPullFinished(state, with: Self.b, join: 1, at: Self.time(5))
         #expect(joined.contains(.startTimer(.joinFollowUp, after: .milliseconds(300))))
@@ -297,5 +297,43 @@ struct NodeRuleTests {
         }
         #expect(tally.nodes == 3 && tally.responded == 2 && tally.keys[key] == 2 && tally.primaryKeys[key] == 2)
         #expect(tally.failures == ["c": "no answer: timed out"])
+    }
+}
+
+/// Tags in both formats, and the replication tag that marks nodes replicating state.
+struct NodeTagsTests {
+    @Test func serfTagsRoundTripAndTextTagsParse() {
+        let tags = ["role": "web", "dc": "east", "long": String(repeating: "v", count: 40)]
+        #expect(NodeTags.decode(NodeTags.encode(tags, as: .serf)) == tags)
+        #expect(NodeTags.decode(NodeTags.encode(tags, as: .text)) == tags)
+        #expect(NodeTags.encode(["role": "db"], as: .serf) == [0xff, 0x81, 0xa4] + Array("role".utf8) + [0xa2] + Array("db".utf8))
+        // Anything else is Serf's legacy form: the whole metadata is the role.
+        #expect(NodeTags.decode(Array("web".utf8)) == ["role": "web"])
+        #expect(NodeTags.decode([0xff, 0x81, 0xa4]) == nil)
+    }
+
+    @Test func membersReplicateByTheirTag_inEitherFormat() {
+        func member(_ meta: [UInt8]) -> Member {
+            Member(name: "m", address: NodeAddress(ip: [10, 0, 0, 9], port: 7946), meta: meta, incarnation: 1, state: .alive, stateChanged: .zero, versions: .serf)
+        }
+        #expect(Node.replicates(member(Node.advertisedMeta(["role": "web"], as: .serf))))
+        #expect(Node.replicates(member(Node.advertisedMeta([:], as: .text))))
+        #expect(Node.replicates(member(Array("rumor.kv=1".utf8))))
+        #expect(!Node.replicates(member(NodeTags.encode(["role": "web"], as: .serf))))
+        #expect(!Node.replicates(member([])))
+    }
+
+    @Test func setTagsAnnouncesThemWithANewIncarnation_andRefusesTooMany() throws {
+        var node = Node(
+            name: "a", address: NodeAddress(ip: [10, 0, 0, 1], port: 7946), tags: ["role": "web"], settings: NodeSettings(),
+            seeds: NodeSeeds(membership: 1, replication: 2), at: NodeTime(now: .zero, wallMilliseconds: 0))
+        #expect(node.tags == ["role": "web", "rumor.kv": "1"])
+        let before = node.membership.localMember.incarnation
+        let effects = try node.setTags(["role": "db"], at: NodeTime(now: .zero, wallMilliseconds: 0))
+        #expect(node.tags == ["role": "db", "rumor.kv": "1"])
+        #expect(node.membership.localMember.incarnation == before + 1)
+        #expect(effects.contains { if case .memberEvent(let event) = $0 { event.kind == .updated } else { false } })
+        #expect(throws: NodeError.self) { try node.setTags(["big": String(repeating: "x", count: 600)], at: NodeTime(now: .zero, wallMilliseconds: 0)) }
+        #expect(node.tags == ["role": "db", "rumor.kv": "1"])
     }
 }

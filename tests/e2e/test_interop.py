@@ -1,4 +1,8 @@
-"""A mixed cluster of Rumor agents and HashiCorp memberlist (Go) nodes."""
+"""A mixed cluster of Rumor agents and HashiCorp memberlist (Go) nodes: the Rumor agents speak
+plain memberlist (`--protocol memberlist`), since memberlist admits a node only when its delegate
+version lies in every other node's range and Serf's (Rumor's default) does not."""
+
+MEMBERLIST = ["--protocol", "memberlist"]
 
 from conftest import measure, wait_until
 
@@ -23,10 +27,10 @@ def everyone_sees(nodes, names, state="alive"):
 
 
 def test_mixed_cluster_with_go_memberlist(swarm):
-    r1 = swarm.agent("r1")
+    r1 = swarm.agent("r1", extra=MEMBERLIST)
     g1 = swarm.gonode("g1", join=[r1.address])  # Go joins through a Rumor seed
-    r2 = swarm.agent("r2", join=[g1.address])  # Rumor joins through a Go seed
-    r3 = swarm.agent("r3", join=[r1.address])
+    r2 = swarm.agent("r2", join=[g1.address], extra=MEMBERLIST)  # Rumor joins through a Go seed
+    r3 = swarm.agent("r3", join=[r1.address], extra=MEMBERLIST)
     g2 = swarm.gonode("g2", join=[r2.address])
     nodes = [r1, r2, r3, g1, g2]
     names = ["r1", "r2", "r3", "g1", "g2"]

@@ -25,9 +25,10 @@ def all_alive(nodes, names):
 
 def test_encrypted_swarm_with_go_memberlist_and_rejected_strangers(swarm):
     key = keygen()
-    r1 = swarm.agent("r1", extra=["--encrypt", key])
+    # Rumor speaks plain memberlist here (Go memberlist nodes refuse Serf's delegate version).
+    r1 = swarm.agent("r1", extra=["--encrypt", key, "--protocol", "memberlist"])
     g1 = swarm.gonode("g1", join=[r1.address], key=key)  # Go joins an encrypted Rumor seed
-    r2 = swarm.agent("r2", join=[g1.address], extra=["--encrypt", key])  # Rumor joins through Go
+    r2 = swarm.agent("r2", join=[g1.address], extra=["--encrypt", key, "--protocol", "memberlist"])  # Rumor joins through Go
     names = ["r1", "r2", "g1"]
     _, joined = wait_until(all_alive([r1, r2], names), 10, "encrypted Rumor and Go nodes see each other")
     wait_until(lambda: all(g1.members().get(name) == "alive" for name in names), 10, "the Go node sees all alive")
@@ -51,7 +52,7 @@ def test_encrypted_swarm_with_go_memberlist_and_rejected_strangers(swarm):
     assert log.count("ignoring unencrypted traffic") == 1, log
 
     # An unencrypted Rumor node cannot join either, and says why.
-    stranger = swarm.agent("stranger", join=[r1.address])
+    stranger = swarm.agent("stranger", join=[r1.address], extra=["--protocol", "memberlist"])
     time.sleep(1.5)
     assert "stranger" not in r1.members() and set(stranger.members()) == {"stranger"}
 

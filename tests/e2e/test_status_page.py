@@ -50,7 +50,7 @@ def screenshot(driver, name):
 
 def test_the_page_shows_the_swarm_live(swarm, browser):
     a = swarm.agent("page-a", profile="local")
-    b = swarm.agent("page-b", profile="local", join=[a.address], extra=["--meta", "role=reviewer"])
+    b = swarm.agent("page-b", profile="local", join=[a.address], extra=["--tag", "role=reviewer"])
     c = swarm.agent("page-c", profile="local", join=[a.address])
     wait_until(lambda: len(a.members()) == 3, 10, "a sees all three")
 

@@ -43,8 +43,24 @@ extension APIRoute {
         APIRoute(.get, "/v1/members", "Every member this node knows, itself included.",
             RouteContract(
                 operationID: "members",
+                query: [
+                    .init(name: "tag", description: "KEY=REGEX: only members whose tag KEY matches REGEX, whole value (repeatable; all must match)."),
+                    .init(name: "status", description: "Only members in this state: alive, suspect, dead or left."),
+                    .init(name: "name", description: "REGEX: only members whose whole name matches."),
+                ],
                 answer: .data(APISchemas.object("Members, sorted by name.", ["members": APISchemas.array(of: APISchemas.reference("Member"), "Every member.")], required: ["members"])))) { request, control in
-            try ok(MembersData(members: await control.members()), for: request) { APIText.members($0.members) }
+            let parameters = request.uri.queryParameters
+            let filter = try MemberFilter(
+                tags: parameters.getAll("tag"), status: parameters.get("status"), name: parameters.get("name"))
+            let members = await control.members().filter(filter.matches)
+            return try ok(MembersData(members: members), for: request) { APIText.members($0.members) }
+        },
+        APIRoute(.post, "/v1/tags", "Set or delete this node's tags and announce them.",
+            RouteContract(operationID: "tags", body: "TagsRequest", answer: .data(APISchemas.reference("Member")))) { request, control in
+            let change = try APIRequests.tags(try await body(of: request))
+            return try ok(try await control.updateTags(set: change.set, delete: change.delete), for: request) {
+                APIText.members([$0])
+            }
         },
         APIRoute(.get, "/v1/info", "A summary of this node: name, address, health, counters.",
             RouteContract(operationID: "info", answer: .data(APISchemas.reference("Info")))) { request, control in

@@ -57,9 +57,9 @@ enum APISchemas {
                 "address": string("host:port of the member's gossip socket."),
                 "state": choice(["alive", "suspect", "dead", "left"], "SWIM state."),
                 "incarnation": integer("The member's incarnation number."),
-                "meta": string("The member's metadata as UTF-8 text (lossy for non-text bytes)."),
+                "tags": map(of: ["type": "string"], "The member's tags (Serf's; rumor.kv=1 marks nodes that replicate state)."),
                 "protocolVersion": integer("The memberlist protocol version the member speaks."),
-            ], required: ["name", "address", "state", "incarnation", "meta", "protocolVersion"])),
+            ], required: ["name", "address", "state", "incarnation", "tags", "protocolVersion"])),
         ("Info", object(
             "A summary of the local node.",
             [
@@ -128,6 +128,12 @@ enum APISchemas {
                 "keys": map(of: ["type": "integer"], "Per installed key (base64), how many nodes hold it."),
                 "primaryKeys": map(of: ["type": "integer"], "Per primary key (base64), how many nodes encrypt with it."),
             ], required: ["nodes", "responded", "failures", "keys", "primaryKeys"])),
+        ("TagsRequest", object(
+            "Tags to set and to delete (at least one).",
+            [
+                "set": map(of: ["type": "string"], "Tags to add or change, KEY: VALUE."),
+                "delete": array(of: ["type": "string"], "Tag names to remove."),
+            ], required: [], closed: false)),
         ("JoinRequest", object(
             "Seeds to join through.",
             ["addresses": ["type": "array", "items": ["type": "string"], "minItems": 1, "description": "host:port; the port defaults to 7946."]],

@@ -34,8 +34,11 @@ enum APIText {
 
     static func members(_ members: [MemberSnapshot]) -> String {
         table(
-            ["NAME", "ADDRESS", "STATE", "INCARNATION", "META"],
-            members.map { [$0.name, $0.address, $0.state, String($0.incarnation), $0.meta] })
+            ["NAME", "ADDRESS", "STATE", "INCARNATION", "TAGS"],
+            members.map { member in
+                let tags = member.tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+                return [member.name, member.address, member.state, String(member.incarnation), tags]
+            })
     }
 
     static func info(_ info: AgentInfo) -> String {

@@ -47,8 +47,11 @@ public struct AgentConfiguration: Sendable {
     /// Where the keyring is kept (owner-only permissions), rotations included. Default:
     /// `keyring.json` in the data directory; nil without one (rotations then last until restart).
     public var keyringFile: String?
-    /// Node metadata sent to others (at most 512 bytes).
-    public var meta: [UInt8] = []
+    /// The node's tags, announced to others (at most 512 bytes encoded, the replication tag
+    /// included).
+    public var tags: [String: String] = [:]
+    /// Who else may sit in the swarm: Serf agents (default) or plain Go memberlist nodes.
+    public var gossipProtocol: GossipProtocol = .serf
     /// Protocol tunables.
     public var membership: MembershipSettings = .lan
     /// Key-value replication tunables.
@@ -57,6 +60,18 @@ public struct AgentConfiguration: Sendable {
     public init(name: String) {
         self.name = name
     }
+}
+
+/// The flavour of memberlist a node speaks, which decides who else may join its swarm: memberlist
+/// admits a node only when its delegate version lies within every other node's range.
+public enum GossipProtocol: String, Sendable, CaseIterable {
+    /// Serf's versions and tags format: Serf agents (and Consul's gossip) can join.
+    case serf
+    /// Plain memberlist versions and `k=v` text tags: Go memberlist nodes can join.
+    case memberlist
+
+    public var versions: ProtocolVersions { self == .serf ? .serf : .rumor }
+    public var tagFormat: NodeTags.Format { self == .serf ? .serf : .text }
 }
 
 /// What gossip travels over.
@@ -72,8 +87,8 @@ extension AgentConfiguration {
     /// `MetaMaxSize`).
     public static let maximumMetaBytes = 512
 
-    /// The metadata announced to others: `meta`, then the replication marker (`Node.advertisedMeta`).
-    public var advertisedMeta: [UInt8] { Node.advertisedMeta(meta) }
+    /// The metadata announced to others: the tags and the replication tag (`Node.advertisedMeta`).
+    public var advertisedMeta: [UInt8] { Node.advertisedMeta(tags, as: gossipProtocol.tagFormat) }
 
     /// Whether `apiHost` is reachable from this host only.
     public var apiIsLoopback: Bool {
@@ -102,8 +117,8 @@ extension AgentConfiguration {
         guard announced <= Self.maximumMetaBytes else {
             throw AgentError(
                 code: .badConfig,
-                message: "node metadata is \(meta.count) bytes (\(announced) with the replication marker); the limit is 512",
-                hint: "shorten --meta values")
+                message: "the tags take \(announced) bytes encoded (the replication tag included); the limit is 512",
+                hint: "shorten or drop some --tag values")
         }
         guard swarm.utf8.count <= 255 else {
             throw AgentError(code: .badConfig, message: "swarm name must be at most 255 bytes", hint: "shorten --swarm")

@@ -19,7 +19,7 @@ public struct AgentSetting: Sendable {
         case count
         /// A duration such as `24h`, `30m`, `90s` (TOML string).
         case duration
-        /// `KEY=VALUE` pairs (TOML table of strings; repeated `--meta k=v`; `k=v,k=v` variable).
+        /// `KEY=VALUE` pairs (TOML table of strings; repeated `--tag k=v`; `k=v,k=v` variable).
         case pairs
     }
 
@@ -31,8 +31,8 @@ public struct AgentSetting: Sendable {
     /// What the setting does, one line.
     public let summary: String
 
-    /// `--data-dir` for `data_dir`.
-    public var flag: String { "--" + key.replacing("_", with: "-") }
+    /// `--data-dir` for `data_dir` (`--tag` for `tags`, one tag per flag, as Serf's `-tag`).
+    public var flag: String { key == "tags" ? "--tag" : "--" + key.replacing("_", with: "-") }
     /// `RUMOR_DATA_DIR` for `data_dir`.
     public var environmentVariable: String { "RUMOR_" + key.uppercased() }
     /// Whether `--print-config` hides the value (it grants access to the swarm or the API).
@@ -91,7 +91,10 @@ extension AgentSetting {
             "false: send plaintext gossip, the first step of that move."),
         AgentSetting("keyring_file", .text, "Keyring file (default: DATA_DIR/keyring.json)."),
         AgentSetting("profile", .text, default: .text("lan"), "Timing preset: lan, wan or local."),
-        AgentSetting("meta", .pairs, default: .list([]), "Node metadata KEY=VALUE, 512 bytes in all."),
+        AgentSetting("tags", .pairs, default: .list([]), "Node tags KEY=VALUE (Serf's tags), 512 bytes in all encoded."),
+        AgentSetting(
+            "protocol", .text, default: .text("serf"),
+            "serf: Serf agents can join the swarm; memberlist: plain Go memberlist nodes can (a swarm speaks one)."),
         AgentSetting(
             "tombstone_grace", .duration, default: .text(durationText(ReplicationSettings().tombstoneGrace)),
             "How long deletes are remembered."),

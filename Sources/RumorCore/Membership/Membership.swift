@@ -91,7 +91,7 @@ public struct Membership: Sendable {
         self.random = SeededRandom(seed: seed)
         let local = Member(
             name: name, address: address, meta: meta, incarnation: 1, state: .alive, stateChanged: now,
-            versions: .rumor)
+            versions: settings.versions)
         self.members = [name: local]
         self.probeOrder = [name]
         broadcasts.enqueue(.alive(local.aliveMessage), about: name)

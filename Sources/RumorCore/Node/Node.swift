@@ -69,22 +69,24 @@ public struct Node: Sendable {
         var failures: [String: String] = [:]
     }
 
-    /// Metadata marker of nodes that replicate the key-value state (Go memberlist nodes lack it).
-    public static let replicationMarker = "rumor.kv=1"
+    /// The tag of nodes that replicate the key-value state (Go memberlist and Serf nodes lack
+    /// it): `rumor.kv=1`.
+    public static let replicationTag = (key: "rumor.kv", value: "1")
 
     /// Creates the node; nothing runs until `start`.
     /// - Parameters:
-    ///   - meta: the operator's metadata; the replication marker is appended.
+    ///   - tags: the operator's tags; the replication tag is added. They are announced in the
+    ///     format `settings.tagFormat` names.
     ///   - seeds: seed the membership and replication generators (the same seeds and inputs
     ///     give the same effects).
     ///   - restoring: state saved before a restart.
     public init(
-        name: String, address: NodeAddress, meta: [UInt8] = [], settings: NodeSettings, seeds: NodeSeeds,
+        name: String, address: NodeAddress, tags: [String: String] = [:], settings: NodeSettings, seeds: NodeSeeds,
         restoring saved: SavedState = SavedState(), at time: NodeTime
     ) {
         self.local = LocalSettings(settings)
         self.membership = Membership(
-            name: name, address: address, meta: Self.advertisedMeta(meta), settings: settings.membership,
+            name: name, address: address, meta: Self.advertisedMeta(tags, as: settings.tagFormat), settings: settings.membership,
             seed: seeds.membership, now: time.now)
         self.replication = Replication(
             localName: name, settings: settings.replication, seed: seeds.replication, restoring: saved.store)
@@ -95,15 +97,39 @@ public struct Node: Sendable {
         self.pullLimiter = RateLimiter(burst: settings.pullBurst, perSecond: settings.pullPerSecond)
         self.joinRetryDelay = settings.joinRetryInitial
         self.seeds = seeds
+        self.tagFormat = settings.tagFormat
         if case .fixed(let peers) = settings.peers { peerCache = peers }
     }
 
     private let seeds: NodeSeeds
+    private let tagFormat: NodeTags.Format
 
-    /// The metadata announced to others: the operator's plus the replication marker.
-    public static func advertisedMeta(_ meta: [UInt8]) -> [UInt8] {
-        meta.isEmpty ? Array(replicationMarker.utf8) : meta + Array(",\(replicationMarker)".utf8)
+    /// The metadata announced to others: the operator's tags plus the replication tag.
+    public static func advertisedMeta(_ tags: [String: String], as format: NodeTags.Format) -> [UInt8] {
+        var tags = tags
+        tags[replicationTag.key] = replicationTag.value
+        return NodeTags.encode(tags, as: format)
     }
+
+    /// This node's tags as others see them, the replication tag included.
+    public var tags: [String: String] { NodeTags.decode(membership.localMember.meta) ?? [:] }
+
+    /// Replaces this node's tags (the replication tag is kept) and announces them with a new
+    /// incarnation, as Serf's `SetTags` does.
+    /// - Throws: `NodeError` `tagsTooLarge` when the encoded tags pass the 512-byte metadata limit;
+    ///   nothing changes then.
+    public mutating func setTags(_ tags: [String: String], at time: NodeTime) throws(NodeError) -> [NodeEffect] {
+        let meta = Self.advertisedMeta(tags, as: tagFormat)
+        guard meta.count <= Self.maximumMetaBytes else {
+            throw NodeError(
+                .tagsTooLarge, "the tags take \(meta.count) bytes encoded; the limit is \(Self.maximumMetaBytes)",
+                hint: "shorten or drop some tags")
+        }
+        return effects(of: membership.updateMeta(meta, now: time.now), at: time)
+    }
+
+    /// The largest metadata a member may announce (memberlist's `MetaMaxSize`).
+    public static let maximumMetaBytes = 512
 
     public var name: String { membership.localName }
 
@@ -151,15 +177,7 @@ public struct Node: Sendable {
     }
 
     static func replicates(_ member: Member) -> Bool {
-        var start = member.meta.startIndex
-        let marker = Array(replicationMarker.utf8)
-        // Comma-separated `k=v` items; look for the marker as a whole item.
-        while start <= member.meta.endIndex {
-            let end = member.meta[start...].firstIndex(of: UInt8(ascii: ",")) ?? member.meta.endIndex
-            if member.meta[start..<end].elementsEqual(marker) { return true }
-            start = end + 1
-        }
-        return false
+        NodeTags.decode(member.meta)?[replicationTag.key] == replicationTag.value
     }
 
     /// Where replication traffic goes: live replicating members (or the fixed list).

@@ -13,6 +13,9 @@ public struct NodeSettings: Sendable {
     public var membership: MembershipSettings = .lan
     public var replication = ReplicationSettings()
     public var peers: PeerSource = .membership
+    /// How the node announces its tags: Serf's format (default; Serf agents read it) or
+    /// `k=v` text (for swarms with plain Go memberlist nodes). See `MembershipSettings.versions`.
+    public var tagFormat: NodeTags.Format = .serf
     /// Whether the node keeps a durable copy (it then emits `StorageWrite`s). Default false.
     public var durable = false
     /// How long applied remote state may wait to be saved, so a burst of pushes costs one

@@ -1,0 +1,141 @@
+"""Rumor in a swarm with real Serf agents (Debian's serf, 0.9.4, which prints 0.8.2-dev): Rumor
+speaks Serf's delegate version and tags format, so a Serf agent joins a Rumor seed and a Rumor
+agent joins a Serf seed; each side lists the other's tags and filters on them; tag changes on
+either side reach the other."""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import Process, free_port, measure, wait_until
+
+
+@pytest.fixture(scope="session")
+def serf_binary(tmp_path_factory):
+    go = shutil.which("go")
+    if not go:
+        pytest.fail("`go` is not installed: apt-get install golang-go golang-github-hashicorp-serf-dev", pytrace=False)
+    out = tmp_path_factory.mktemp("serf") / "serf"
+    env = dict(os.environ, GOPATH="/usr/share/gocode", GO111MODULE="off", GOFLAGS="", GOCACHE=str(out.parent / "cache"))
+    result = subprocess.run([go, "build", "-o", str(out), "github.com/hashicorp/serf/cmd/serf"], env=env,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"building serf failed:\n{result.stderr}", pytrace=False)
+    return str(out)
+
+
+class SerfAgent(Process):
+    def __init__(self, name, log_dir, binary, join=(), tags=None):
+        self.binary = binary
+        self.port = free_port()
+        self.rpc = f"127.0.0.1:{free_port()}"
+        self.address = f"127.0.0.1:{self.port}"
+        args = [binary, "agent", "-node", name, "-bind", self.address, "-rpc-addr", self.rpc, "-log-level", "debug"]
+        for key, value in (tags or {}).items():
+            args += ["-tag", f"{key}={value}"]
+        for seed in join:
+            args += ["-join", seed]
+        super().__init__(name, args, log_dir)
+        wait_until(lambda: "Serf agent running" in self.log_path.read_text() or not self.alive(), 20,
+                   f"serf agent {name} starts")
+        assert self.alive(), self.log_path.read_text()
+
+    def serf(self, *args):
+        result = subprocess.run([self.binary, *args, "-rpc-addr", self.rpc], capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stderr + result.stdout
+        return result.stdout
+
+    def members(self, *filters) -> dict:
+        """name -> {status, tags} as `serf members -format json` lists them."""
+        listed = json.loads(self.serf("members", "-format", "json", *filters) or '{"members": []}')
+        return {m["name"]: {"status": m["status"], "tags": m["tags"], "protocol": m["protocol"]} for m in listed["members"]}
+
+
+@pytest.fixture
+def serf_swarm(swarm, serf_binary, tmp_path):
+    started = []
+
+    class Mixed:
+        rumor = swarm.agent
+
+        def serf(self, name, **kwargs):
+            agent = SerfAgent(name, tmp_path, serf_binary, **kwargs)
+            started.append(agent)
+            return agent
+
+    yield Mixed()
+    for agent in started:
+        agent.stop()
+
+
+def rumor_members(agent, *filters) -> dict:
+    envelope = json.loads(agent.cli("members", *filters).stdout)
+    return {m["name"]: m for m in envelope["data"]["members"]}
+
+
+def test_serf_and_rumor_share_a_swarm_and_each_others_tags(serf_swarm):
+    r1 = serf_swarm.rumor("r1", extra=["--tag", "role=db", "--tag", "dc=east"])
+    s1 = serf_swarm.serf("s1", join=[r1.address], tags={"role": "web", "dc": "east"})  # Serf joins a Rumor seed
+    r2 = serf_swarm.rumor("r2", join=[s1.address], extra=["--tag", "role=web"])  # Rumor joins a Serf seed
+    s2 = serf_swarm.serf("s2", join=[r2.address], tags={"role": "cache"})
+    names = {"r1", "r2", "s1", "s2"}
+
+    def everyone_alive():
+        rumor_views = [rumor_members(agent) for agent in (r1, r2)]
+        serf_views = [agent.members() for agent in (s1, s2)]
+        return all(all(view.get(name, {}).get("state") == "alive" for name in names) for view in rumor_views) and all(
+            all(view.get(name, {}).get("status") == "alive" for name in names) for view in serf_views)
+
+    _, seconds = wait_until(everyone_alive, 20, "Rumor and Serf agents all see all four alive")
+    measure("serf_mixed_join_all_alive", seconds)
+
+    # Serf lists Rumor nodes with their tags (Rumor's replication tag included), Serf's versions.
+    seen = s1.members()
+    assert seen["r1"]["tags"] == {"role": "db", "dc": "east", "rumor.kv": "1"}, seen
+    assert seen["r1"]["protocol"] == {"max": 5, "min": 2, "version": 5}, seen
+    assert set(s2.members("-tag", "role=web")) == {"s1", "r2"}
+    assert set(s2.members("-tag", "rumor.kv=1")) == {"r1", "r2"}
+    # Rumor lists Serf nodes with theirs, and filters like `serf members` (whole-value regexes).
+    listed = rumor_members(r1)
+    assert listed["s1"]["tags"] == {"role": "web", "dc": "east"} and listed["s2"]["tags"] == {"role": "cache"}, listed
+    assert set(rumor_members(r1, "--tag", "role=web")) == {"s1", "r2"}
+    assert set(rumor_members(r1, "--tag", "role=w")) == set()
+    assert set(rumor_members(r1, "--tag", "role=w.*", "--tag", "dc=east")) == {"s1"}
+    assert set(rumor_members(r2, "--name", "s[0-9]", "--status", "alive")) == {"s1", "s2"}
+    text = r1.cli("members", "--tag", "role=cache", check=False)
+    assert text.returncode == 0
+
+    # Replication stays among Rumor nodes: a write reaches the other Rumor node, not Serf.
+    put = json.loads(r1.cli("put", "k", "v", "--wait", "all").stdout)
+    assert sorted(put["data"]["replicas"]) == ["r1", "r2"], put
+
+    # Tag changes travel both ways.
+    r2.cli("tags", "set", "role=api", "zone=z1")
+    wait_until(lambda: s1.members()["r2"]["tags"] == {"role": "api", "zone": "z1", "rumor.kv": "1"}, 10,
+               "Serf sees Rumor's new tags")
+    r2.cli("tags", "delete", "zone")
+    wait_until(lambda: s2.members()["r2"]["tags"] == {"role": "api", "rumor.kv": "1"}, 10, "Serf sees a deleted tag go")
+    s2.serf("tags", "-set", "role=queue", "-delete", "dc")
+    wait_until(lambda: rumor_members(r1)["s2"]["tags"] == {"role": "queue"}, 10, "Rumor sees Serf's new tags")
+
+
+def test_bad_tags_get_clear_errors(serf_swarm):
+    r1 = serf_swarm.rumor("r1")
+    for args, code, words in [
+        (("tags", "set", "novalue"), "bad_arguments", "KEY=VALUE"),
+        (("tags", "set", "rumor.kv=0"), "bad_request", "Rumor's own"),
+        (("tags", "delete", "rumor.kv"), "bad_request", "Rumor's own"),
+        (("tags", "set", "big=" + "x" * 600), "tags_too_large", "512"),
+        (("members", "--tag", "role"), "bad_request", "KEY=REGEX"),
+        (("members", "--tag", "role=(("), "bad_request", "regular expression"),
+        (("members", "--status", "sleeping"), "bad_request", "unknown status"),
+    ]:
+        result = r1.cli(*args, check=False)
+        assert result.returncode != 0, args
+        error = json.loads(result.stderr or result.stdout)
+        assert error["code"] == code and words in error["message"] and error["hint"], (args, error)
+    assert rumor_members(r1)["r1"]["tags"] == {"rumor.kv": "1"}
