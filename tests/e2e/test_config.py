@@ -21,7 +21,7 @@ def test_an_agent_runs_from_a_toml_file(tmp_path):
     config = tmp_path / "rumor.toml"
     config.write_text(
         f'name = "from-file"\nbind = "127.0.0.1:{port}"\napi = "127.0.0.1:{api_port}"\n'
-        f'swarm = "cfg"\nprofile = "local"\n\n[meta]\nrole = "worker"\n'
+        f'swarm = "cfg"\nprofile = "local"\n\n[tags]\nrole = "worker"\n'
     )
     agent = Process("from-file", [rumor_binary(), "agent", "--config", str(config)], tmp_path)
     try:
@@ -35,7 +35,7 @@ def test_an_agent_runs_from_a_toml_file(tmp_path):
         assert data["name"] == "from-file"
         members = json.loads(subprocess.run(
             [rumor_binary(), "members", "--api", api, "--json"], capture_output=True, text=True, timeout=10).stdout)
-        assert "role=worker" in json.dumps(members), members
+        assert members["data"]["members"][0]["tags"] == {"role": "worker", "rumor.kv": "1"}, members
     finally:
         agent.stop()
 
