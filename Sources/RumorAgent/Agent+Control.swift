@@ -49,7 +49,7 @@ extension Agent {
         }
         var addresses: [NodeAddress] = []
         for seed in seeds {
-            addresses.append(try await transport.resolveSeed(seed))
+            addresses += try await transport.resolveSeed(seed)
         }
         switch await command({ node, id, time in node.join(seeds: addresses, command: id, at: time) }) {
         case .joined(let contacted): return contacted

@@ -209,7 +209,7 @@ public actor Agent: Service, AgentControl {
             var seeds: [NodeAddress] = []
             for seed in configuration.seeds {
                 do {
-                    seeds.append(try await transport.resolveSeed(seed))
+                    seeds += try await transport.resolveSeed(seed)
                 } catch {
                     let reason = (error as? AgentError).map { "\($0.message) (\($0.hint))" } ?? "\(error)"
                     logger.error("cannot reach seed \(seed): \(reason)")

@@ -56,11 +56,23 @@ public struct NodeAddress: Hashable, Sendable, CustomStringConvertible {
             return ip.map(String.init).joined(separator: ".")
         }
         if ip.count == 16 {
-            var groups: [String] = []
-            for index in stride(from: 0, to: 16, by: 2) {
-                groups.append(String(UInt16(ip[index]) << 8 | UInt16(ip[index + 1]), radix: 16))
+            // RFC 5952: lowercase hex without leading zeros, the longest run of two or more zero
+            // groups (the first, on a tie) written as "::".
+            let groups = stride(from: 0, to: 16, by: 2).map { UInt16(ip[$0]) << 8 | UInt16(ip[$0 + 1]) }
+            var best: Range<Int>?
+            var index = 0
+            while index < groups.count {
+                guard groups[index] == 0 else {
+                    index += 1
+                    continue
+                }
+                let start = index
+                while index < groups.count, groups[index] == 0 { index += 1 }
+                if index - start >= 2, index - start > (best?.count ?? 0) { best = start..<index }
             }
-            return "[" + groups.joined(separator: ":") + "]"
+            func text(_ range: Range<Int>) -> String { groups[range].map { String($0, radix: 16) }.joined(separator: ":") }
+            guard let best else { return "[" + text(0..<8) + "]" }
+            return "[" + text(0..<best.lowerBound) + "::" + text(best.upperBound..<8) + "]"
         }
         if ip.count == 6 {
             // Pilot's text form: the network in decimal, then network, node high and node low

@@ -155,3 +155,18 @@ struct SerfCodecTests {
         }
     }
 }
+
+/// IPv6 addresses print as RFC 5952 says (members, logs, seeds).
+struct AddressTextTests {
+    @Test func ipv6AddressesPrintCompressed() {
+        func host(_ groups: [UInt16]) -> String {
+            NodeAddress(ip: groups.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xff)] }, port: 1).host
+        }
+        #expect(host([0, 0, 0, 0, 0, 0, 0, 1]) == "[::1]")
+        #expect(host([0, 0, 0, 0, 0, 0, 0, 0]) == "[::]")
+        #expect(host([0x2001, 0xdb8, 0, 0, 1, 0, 0, 1]) == "[2001:db8::1:0:0:1]")
+        #expect(host([0x2001, 0xdb8, 0, 1, 1, 1, 1, 1]) == "[2001:db8:0:1:1:1:1:1]")
+        #expect(host([0xfe80, 0, 0, 0, 0xa, 0, 0, 0]) == "[fe80::a:0:0:0]")
+        #expect(NodeAddress(ip: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], port: 7946).description == "[::1]:7946")
+    }
+}

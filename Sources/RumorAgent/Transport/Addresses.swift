@@ -55,6 +55,54 @@ extension NodeAddress {
     }
 }
 
+extension NodeAddress {
+    /// Every address `host:port` names: an IP address is itself; a DNS name gives each of its
+    /// IPv4 and IPv6 addresses once, in the resolver's order (memberlist joins them all).
+    /// - Throws: `AgentError` `bad_address` when the text is not an address or the name does not
+    ///   resolve.
+    static func resolveAll(_ text: String, defaultPort: Int) throws -> [NodeAddress] {
+        let (host, port) = try splitHostPort(text, defaultPort: defaultPort)
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_DGRAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(host, String(port), &hints, &list)
+        guard status == 0, let first = list else {
+            let reason = String(cString: gai_strerror(status))
+            throw AgentError(
+                code: .badAddress, message: "cannot resolve '\(host)': \(reason)",
+                hint: "give an IP address or a resolvable host name, e.g. 127.0.0.1:7946")
+        }
+        defer { freeaddrinfo(list) }
+        var addresses: [NodeAddress] = []
+        var entry: UnsafeMutablePointer<addrinfo>? = first
+        while let current = entry {
+            if let socket = current.pointee.ai_addr,
+                let address = try? SocketAddress(socket, length: current.pointee.ai_addrlen),
+                let node = NodeAddress(address), !addresses.contains(node)
+            {
+                addresses.append(node)
+            }
+            entry = current.pointee.ai_next
+        }
+        guard !addresses.isEmpty else { throw AgentError.badAddress(text) }
+        return addresses
+    }
+}
+
+extension SocketAddress {
+    /// The address a `sockaddr` of `length` bytes holds (IPv4 or IPv6).
+    init(_ pointer: UnsafeMutablePointer<sockaddr>, length: socklen_t) throws {
+        switch Int32(pointer.pointee.sa_family) {
+        case AF_INET:
+            self = pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { SocketAddress($0.pointee, host: "") }
+        case AF_INET6:
+            self = pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { SocketAddress($0.pointee, host: "") }
+        default:
+            throw AgentError.badAddress("address family \(pointer.pointee.sa_family)")
+        }
+    }
+}
+
 /// Splits `host:port`, `[v6]:port`, `host` into host and port; throws `bad_address`.
 public func splitHostPort(_ text: String, defaultPort: Int) throws(AgentError) -> (host: String, port: Int) {
     var host = Substring(text)

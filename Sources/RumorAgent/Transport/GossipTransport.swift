@@ -32,10 +32,11 @@ protocol GossipTransport: Sendable {
         onMessage: (StreamMessage) async throws -> Bool
     ) async throws
 
-    /// Turns `text` (a seed given to `--join` or `rumor join`) into an address this transport
-    /// can reach, doing whatever that takes (DNS, a Pilot lookup and trust handshake).
+    /// Turns `text` (a seed given to `--join` or `rumor join`) into the addresses this transport
+    /// can reach, doing whatever that takes (DNS, which can give several; a Pilot lookup and
+    /// trust handshake).
     /// - Throws: `AgentError` with a code and hint when it cannot.
-    func resolveSeed(_ text: String) async throws -> NodeAddress
+    func resolveSeed(_ text: String) async throws -> [NodeAddress]
 
     /// For tests: fails the transport as the network would (the UDP socket closing on a fatal
     /// error; the Pilot daemon's sockets dropping), so recovery can be checked.

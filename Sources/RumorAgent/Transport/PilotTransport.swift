@@ -301,7 +301,7 @@ final class PilotTransport: GossipTransport {
 
     /// `pilot:HOSTNAME`, `pilot:ADDRESS` or `pilot:ADDRESS:PORT`: looks the node up, asks it
     /// for trust and waits until it is granted.
-    func resolveSeed(_ text: String) async throws -> NodeAddress {
+    func resolveSeed(_ text: String) async throws -> [NodeAddress] {
         let seed = try PilotSeed(text, defaultPort: settings.port)
         guard let control = state.withLockedValue({ $0.sockets?.control }) else {
             throw AgentError(
@@ -313,9 +313,9 @@ final class PilotTransport: GossipTransport {
             address = try await lookUp(hostname, on: control)
         }
         guard let address else { throw AgentError.badPilotAddress(text) }
-        if address == state.withLockedValue({ $0.address }) { return NodeAddress(ip: address.bytes, port: seed.port) }
+        if address == state.withLockedValue({ $0.address }) { return [NodeAddress(ip: address.bytes, port: seed.port)] }
         try await awaitTrust(address.node, named: seed.hostname ?? "\(address)", on: control)
-        return NodeAddress(ip: address.bytes, port: seed.port)
+        return [NodeAddress(ip: address.bytes, port: seed.port)]
     }
 
     private func lookUp(_ hostname: String, on control: PilotSession) async throws -> PilotIPC.Address {

@@ -72,13 +72,13 @@ final class SocketTransport: GossipTransport {
             decode: decode, isolation: isolation, onMessage: onMessage)
     }
 
-    func resolveSeed(_ text: String) async throws -> NodeAddress {
+    func resolveSeed(_ text: String) async throws -> [NodeAddress] {
         if text.hasPrefix("pilot:") {
             throw AgentError(
                 code: .badAddress, message: "'\(text)' is a Pilot address but this agent gossips over UDP/TCP",
                 hint: "start the agent with --transport pilot, or give HOST:PORT")
         }
-        return try NodeAddress.resolve(text, defaultPort: 7946)
+        return try NodeAddress.resolveAll(text, defaultPort: 7946)
     }
 
     func simulateFailure() async {
