@@ -11,9 +11,10 @@ import RumorWire
 /// Three kinds of IPC sockets (docs/pilot-ipc.md explains why): the *listener* binds the port,
 /// takes the datagrams sent to it and the streams dialled to it; the *control* socket carries
 /// lookups, trust, tags, health checks and outgoing datagrams; each outgoing stream has a socket of
-/// its own (closing it closes the stream, and its reads pace the sender). When the daemon goes
-/// away, both long-lived sockets are opened again with backoff, the port bound again, and
-/// `onRecovered` reported.
+/// its own (closing it closes the stream). Each long-lived socket is opened again on its own
+/// when it closes (a control request that times out retires only the control socket, so streams
+/// on the listener go on); when the daemon goes away both are, with backoff, the port is bound
+/// again, and `onRecovered` reported.
 ///
 /// Peers must trust each other before any traffic flows: sending to a node not yet trusted
 /// asks the daemon for a handshake with it, and the trust list is polled every 2 s (which also
@@ -27,11 +28,6 @@ final class PilotTransport: GossipTransport {
         var maximumStreamBytes: Int
     }
 
-    private struct Sockets {
-        var control: PilotSession
-        var listener: PilotSession
-    }
-
     /// A stream another node dialled to our port: its bytes until a whole request is in.
     private struct InboundStream {
         var peer: NodeAddress
@@ -40,10 +36,12 @@ final class PilotTransport: GossipTransport {
     }
 
     private struct State {
-        var sockets: Sockets?
+        var control: PilotSession?
+        var listener: PilotSession?
         var address: PilotIPC.Address
         var closing = false
-        var reconnecting = false
+        var reopeningControl = false
+        var reopeningListener = false
         /// Nodes the daemon lists as trusted (either direction).
         var trusted: Set<UInt32> = []
         /// When we last asked each node for a handshake.
@@ -88,7 +86,12 @@ final class PilotTransport: GossipTransport {
         let transport = PilotTransport(
             settings: settings, group: group, decode: decode, handlers: handlers, logger: logger,
             address: PilotIPC.Address(network: 0, node: 0))
-        try await transport.connect()
+        do {
+            try await transport.connect()
+        } catch {
+            await transport.close()
+            throw error
+        }
         await transport.tagSwarm()
         transport.maintenance.withLockedValue { $0 = Task { await transport.maintain() } }
         return transport
@@ -96,33 +99,63 @@ final class PilotTransport: GossipTransport {
 
     /// Opens the control and listener sockets, learns our address, binds the port.
     private func connect() async throws {
+        try await openControl()
+        do {
+            try await openListener()
+        } catch {
+            state.withLockedValue { $0.control }?.close()
+            throw error
+        }
+        try? await pollTrust()
+    }
+
+    /// Opens the control socket and learns this node's address from the daemon.
+    private func openControl() async throws {
         let path = settings.socketPath
-        let control = try await PilotSession.connect(path: path, group: group, onClose: { [weak self] in self?.lost() })
+        let control = try await PilotSession.connect(path: path, group: group, onClose: { [weak self] in self?.controlLost() })
         do {
             let info = try await control.request(PilotIPC.Frame(.info), expecting: .infoOK, timeout: Self.requestTimeout)
             guard let json = try? JSONSerialization.jsonObject(with: Data(info.payload)) as? [String: Any],
                 let text = json["address"] as? String, let address = PilotIPC.Address(text)
             else { throw PilotError.daemon("an info answer without an address") }
-            let listener = try await PilotSession.connect(
-                path: path, group: group, onPush: { [weak self] event in self?.pushed(event) }, onClose: { [weak self] in self?.lost() })
-            do {
-                _ = try await listener.request(PilotIPC.bind(port: settings.port), expecting: .bindOK, timeout: Self.requestTimeout)
-            } catch PilotError.daemon(let message) {
-                listener.close()
-                throw AgentError(
-                    code: .bindFailed, message: "cannot bind Pilot port \(settings.port): \(message)",
-                    hint: "another program (another agent?) holds that port on this daemon: pick another with --pilot-port")
+            let before = state.withLockedValue { state in
+                defer {
+                    state.control = control
+                    state.address = address
+                }
+                return state.address
             }
-            state.withLockedValue {
-                $0.sockets = Sockets(control: control, listener: listener)
-                $0.address = address
-                $0.inbound = [:]
+            if before.node != 0, before != address {
+                logger.error(
+                    "the Pilot daemon came back with another address: peers still reach this node at the old one",
+                    metadata: ["was": "\(before)", "now": "\(address)"])
             }
-            try await pollTrust()
         } catch {
             control.close()
-            if let error = error as? AgentError { throw error }
             throw PilotSession.unavailable(path: path, error)
+        }
+    }
+
+    /// Opens the listener socket and binds the swarm's port on it.
+    private func openListener() async throws {
+        let path = settings.socketPath
+        let listener = try await PilotSession.connect(
+            path: path, group: group, onPush: { [weak self] event in self?.pushed(event) }, onClose: { [weak self] in self?.listenerLost() })
+        do {
+            _ = try await listener.request(PilotIPC.bind(port: settings.port), expecting: .bindOK, timeout: Self.requestTimeout)
+        } catch PilotError.daemon(let message) {
+            listener.close()
+            throw AgentError(
+                code: .bindFailed, message: "cannot bind Pilot port \(settings.port): \(message)",
+                hint: "another program (another agent?) holds that port on this daemon: pick another with --pilot-port")
+        } catch {
+            listener.close()
+            throw PilotSession.unavailable(path: path, error)
+        }
+        state.withLockedValue {
+            $0.listener = listener
+            $0.inbound = [:]
+            $0.early = [:]
         }
     }
 
@@ -134,7 +167,7 @@ final class PilotTransport: GossipTransport {
 
     func send(_ bytes: [UInt8], to address: NodeAddress) {
         guard let target = Self.pilotAddress(address) else { return }
-        guard let control = state.withLockedValue({ $0.sockets?.control }) else { return }
+        guard let control = state.withLockedValue({ $0.control }) else { return }
         askTrustIfNeeded(target.node)
         control.post(PilotIPC.sendTo(target, port: address.port, bytes))
     }
@@ -203,7 +236,7 @@ final class PilotTransport: GossipTransport {
                 return .fail(error, stream.peer)
             }
         }
-        guard let listener = state.withLockedValue({ $0.sockets?.listener }) else { return }
+        guard let listener = state.withLockedValue({ $0.listener }) else { return }
         switch next {
         case .wait:
             return
@@ -224,7 +257,7 @@ final class PilotTransport: GossipTransport {
         let (stream, listener) = state.withLockedValue { state -> (InboundStream?, PilotSession?) in
             guard let stream = state.inbound[connection], !stream.answered else { return (nil, nil) }
             state.inbound[connection] = nil
-            return (stream, state.sockets?.listener)
+            return (stream, state.listener)
         }
         guard let stream else { return }
         handlers.onFailure(StreamTransportError.timedOut, stream.peer)
@@ -236,7 +269,7 @@ final class PilotTransport: GossipTransport {
     /// Opens a socket of its own and dials `address` on it.
     private func dial(_ address: NodeAddress, timeout: TimeAmount) async throws -> (PilotSession, UInt32) {
         guard let target = Self.pilotAddress(address) else { throw AgentError.badPilotAddress("\(address)") }
-        guard state.withLockedValue({ $0.sockets != nil }) else { throw PilotError.disconnected }
+        guard state.withLockedValue({ $0.listener != nil }) else { throw PilotError.disconnected }
         askTrustIfNeeded(target.node)
         let session = try await PilotSession.connect(path: settings.socketPath, group: group)
         do {
@@ -303,7 +336,7 @@ final class PilotTransport: GossipTransport {
     /// for trust and waits until it is granted.
     func resolveSeed(_ text: String) async throws -> [NodeAddress] {
         let seed = try PilotSeed(text, defaultPort: settings.port)
-        guard let control = state.withLockedValue({ $0.sockets?.control }) else {
+        guard let control = state.withLockedValue({ $0.control }) else {
             throw AgentError(
                 code: .pilotUnavailable, message: "the Pilot daemon is not connected (reconnecting)",
                 hint: "check that pilot-daemon runs at \(settings.socketPath); the agent reconnects on its own")
@@ -367,7 +400,7 @@ final class PilotTransport: GossipTransport {
             guard !state.trusted.contains(node), node != state.address.node else { return nil }
             if let last = state.asked[node], ContinuousClock.now - last < .seconds(10) { return nil }
             state.asked[node] = .now
-            return state.sockets?.control
+            return state.control
         }
         guard let control = ask else { return }
         Task { [weak self] in
@@ -399,13 +432,13 @@ final class PilotTransport: GossipTransport {
     }
 
     private func pollTrust() async throws {
-        guard let control = state.withLockedValue({ $0.sockets?.control }) else { return }
+        guard let control = state.withLockedValue({ $0.control }) else { return }
         try await trustList(on: control)
     }
 
     /// Sets the Pilot tag `rumor-SWARM` (Pilot's tag rules), so the swarm shows in the registry.
     private func tagSwarm() async {
-        guard let tag = Self.swarmTag(settings.swarm), let control = state.withLockedValue({ $0.sockets?.control }) else { return }
+        guard let tag = Self.swarmTag(settings.swarm), let control = state.withLockedValue({ $0.control }) else { return }
         do {
             let tags = String(decoding: try JSONSerialization.data(withJSONObject: [tag]), as: UTF8.self)
             _ = try await control.request(PilotIPC.Frame(.setTags, Array(tags.utf8)), expecting: .setTagsOK, timeout: Self.requestTimeout)
@@ -436,7 +469,7 @@ final class PilotTransport: GossipTransport {
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(2))
             round += 1
-            guard let control = state.withLockedValue({ $0.sockets?.control }) else { continue }
+            guard let control = state.withLockedValue({ $0.control }) else { continue }
             do {
                 try await trustList(on: control)
                 if round % 3 == 0 {
@@ -448,64 +481,84 @@ final class PilotTransport: GossipTransport {
         }
     }
 
-    /// One of the long-lived sockets closed: drop both and reconnect, unless closing.
-    private func lost() {
-        let (sockets, start) = state.withLockedValue { state -> (Sockets?, Bool) in
-            let sockets = state.sockets
-            state.sockets = nil
-            state.inbound = [:]
-            state.early = [:]
-            guard !state.closing, !state.reconnecting, sockets != nil else { return (sockets, false) }
-            state.reconnecting = true
-            return (sockets, true)
+    /// The control socket closed (the daemon went away, or a request timed out): open it again.
+    private func controlLost() {
+        let start = state.withLockedValue { state -> Bool in
+            state.control = nil
+            guard !state.closing, !state.reopeningControl else { return false }
+            state.reopeningControl = true
+            return true
         }
-        sockets?.control.close()
-        sockets?.listener.close()
         guard start else { return }
-        logger.warning("lost the Pilot daemon: reconnecting", metadata: ["socket": "\(settings.socketPath)"])
-        Task { await reconnect() }
+        logger.info("the control socket to the Pilot daemon closed: reopening", metadata: ["socket": "\(settings.socketPath)"])
+        Task {
+            await reopen(\.reopeningControl, isUp: { $0.control != nil }) { try await self.openControl() }
+            await tagSwarm()
+            try? await pollTrust()
+        }
     }
 
-    private func reconnect() async {
+    /// The listener closed (the daemon went away): the port and every inbound stream are gone;
+    /// bind again, then report the recovery.
+    private func listenerLost() {
+        let start = state.withLockedValue { state -> Bool in
+            state.listener = nil
+            state.inbound = [:]
+            state.early = [:]
+            guard !state.closing, !state.reopeningListener else { return false }
+            state.reopeningListener = true
+            return true
+        }
+        guard start else { return }
+        logger.warning("lost the Pilot daemon: reconnecting", metadata: ["socket": "\(settings.socketPath)"])
+        Task {
+            guard await reopen(\.reopeningListener, isUp: { $0.listener != nil }, { try await self.openListener() }) else { return }
+            handlers.onRecovered(PilotError.disconnected)
+        }
+    }
+
+    /// Runs `open` until it succeeds (backoff 200 ms doubling to 2 s) and the socket it opened
+    /// is still up, or the transport closes; returns whether it succeeded. `flag` stays set
+    /// meanwhile, so a socket lost during the attempt is reopened by this same loop.
+    @discardableResult
+    private func reopen(
+        _ flag: WritableKeyPath<State, Bool>, isUp: @escaping @Sendable (State) -> Bool, _ open: () async throws -> Void
+    ) async -> Bool {
         var delay = Duration.milliseconds(200)
         while !state.withLockedValue({ $0.closing }) {
             do {
-                let before = state.withLockedValue { $0.address }
-                try await connect()
-                let after = state.withLockedValue { $0.address }
-                if after != before {
-                    logger.error(
-                        "the Pilot daemon came back with another address: peers still reach this node at the old one",
-                        metadata: ["was": "\(before)", "now": "\(after)"])
+                try await open()
+                let done = state.withLockedValue { state -> Bool in
+                    guard isUp(state) else { return false }
+                    state[keyPath: flag] = false
+                    return true
                 }
-                state.withLockedValue { $0.reconnecting = false }
-                await tagSwarm()
-                handlers.onRecovered(PilotError.disconnected)
-                return
+                if done { return true }
             } catch {
                 logger.debug("cannot reconnect to the Pilot daemon yet", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(2))
             }
         }
+        state.withLockedValue { $0[keyPath: flag] = false }
+        return false
     }
 
     func simulateFailure() async {
-        let sockets = state.withLockedValue { $0.sockets }
-        sockets?.listener.close()
+        state.withLockedValue { $0.listener }?.close()
     }
 
     func close() async {
-        let sockets = state.withLockedValue { state -> Sockets? in
+        let (control, listener) = state.withLockedValue { state in
             state.closing = true
-            return state.sockets
+            return (state.control, state.listener)
         }
         maintenance.withLockedValue { $0?.cancel() }
-        if let sockets {
-            try? await sockets.listener.request(PilotIPC.unbind(port: settings.port), expecting: .unbindOK, timeout: .seconds(1))
-            sockets.control.close()
-            sockets.listener.close()
+        if let listener {
+            try? await listener.request(PilotIPC.unbind(port: settings.port), expecting: .unbindOK, timeout: .seconds(1))
+            listener.close()
         }
+        control?.close()
     }
 
     static func pilotAddress(_ address: NodeAddress) -> PilotIPC.Address? {
