@@ -123,7 +123,7 @@ def test_catch_up_over_pilot_streams(swarm, pilot):
     wait_until(lambda: json.loads(b.cli("status").stdout)["data"]["values"] == 60_000, 60,
                "the joiner holds all 60,000 keys")
     measure("pilot_catch_up_60k", time.monotonic() - started)
-    assert "caught up" in b.log_path.read_text()
+    wait_until(lambda: "caught up" in b.log_path.read_text(), 10, "the joiner logs that it caught up")
 
 
 def agent_error(*args):
