@@ -136,3 +136,18 @@ public struct TagsRequest: Codable, Sendable, Hashable {
         self.delete = delete
     }
 }
+
+/// `POST /v1/event`: `{"name","payload"?,"coalesce"?}`: a Serf user event to every node.
+public struct EventRequest: Codable, Sendable, Hashable {
+    public var name: String
+    /// The payload as text; nil: none.
+    public var payload: String?
+    /// Whether receivers may coalesce it with later events of the same name; nil means false.
+    public var coalesce: Bool?
+
+    public init(name: String, payload: String? = nil, coalesce: Bool? = nil) {
+        self.name = name
+        self.payload = payload
+        self.coalesce = coalesce
+    }
+}

@@ -19,6 +19,15 @@ public enum APIRequests {
         return join.addresses
     }
 
+    /// `POST /v1/event`: a user event's name, payload and coalescing.
+    public static func event(_ body: [UInt8]) throws(AgentError) -> (name: String, payload: [UInt8], coalesce: Bool) {
+        let event = try decode(EventRequest.self, body, hint: #"send {"name":"deploy","payload":"v1.2","coalesce":false}"#)
+        guard !event.name.isEmpty else {
+            throw AgentError(code: .badRequest, message: "an event needs a name", hint: #"send {"name":"deploy"}"#)
+        }
+        return (event.name, Array((event.payload ?? "").utf8), event.coalesce ?? false)
+    }
+
     /// `POST /v1/tags`: tags to set and to delete, at least one, none of them Rumor's own.
     public static func tags(_ body: [UInt8]) throws(AgentError) -> (set: [String: String], delete: [String]) {
         let request = try decode(TagsRequest.self, body, hint: #"send {"set":{"role":"web"}} and/or {"delete":["role"]}"#)

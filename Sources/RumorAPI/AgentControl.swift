@@ -10,6 +10,11 @@ public protocol AgentControl: Sendable {
     func members() async -> [MemberSnapshot]
     /// A summary of this node.
     func info() async -> AgentInfo
+    /// Sends a Serf user event to every node (Serf agents included); it is delivered here too.
+    /// Throws `AgentError` `event_too_large` past 512 bytes of name and payload, `left`.
+    func sendEvent(name: String, payload: [UInt8], coalesce: Bool) async throws -> UserEventSnapshot
+    /// The user events this node delivers from now on (its own included), until the agent stops.
+    func events() async -> AsyncStream<UserEventSnapshot>
     /// Sets and deletes this node's tags and announces them (Serf's `SetTags`); returns this
     /// node as others now see it. Throws `AgentError` `tags_too_large` (nothing changes then).
     func updateTags(set: [String: String], delete: [String]) async throws -> MemberSnapshot
@@ -194,6 +199,27 @@ public struct EntrySnapshot: Codable, Sendable, Hashable {
         origin = entry.version.origin
         expiresAt = entry.expiresAtMilliseconds
         ephemeral = entry.ephemeral
+    }
+}
+
+/// A Serf user event as the API reports it.
+public struct UserEventSnapshot: Codable, Sendable, Hashable {
+    /// Always "user" (Serf's event type).
+    public var event: String
+    public var name: String
+    /// The payload as UTF-8 text (lossy for non-text bytes).
+    public var payload: String
+    /// The event's Lamport time (Serf's `SERF_USER_LTIME`).
+    public var ltime: UInt64
+    /// Whether receivers may coalesce it with later events of the same name.
+    public var coalesce: Bool
+
+    public init(_ event: SerfUserEvent) {
+        self.event = "user"
+        self.name = event.name
+        self.payload = String(decoding: event.payload, as: UTF8.self)
+        self.ltime = event.time
+        self.coalesce = event.coalesce
     }
 }
 

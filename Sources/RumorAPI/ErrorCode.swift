@@ -19,6 +19,8 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
     case valueTooLarge = "value_too_large"
     /// Tags whose encoding passes the 512-byte metadata limit.
     case tagsTooLarge = "tags_too_large"
+    /// A user event whose name and payload pass Serf's 512 bytes (or that has no name).
+    case eventTooLarge = "event_too_large"
     // The agent's state refuses the operation.
     case left
     case keyNotFound = "key_not_found"
@@ -59,7 +61,7 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
     /// never sends included).
     public var httpStatus: Int {
         switch self {
-        case .badRequest, .badAddress, .badKey, .emptyKey, .keyTooLong, .valueTooLarge, .tagsTooLarge: 400
+        case .badRequest, .badAddress, .badKey, .emptyKey, .keyTooLong, .valueTooLarge, .tagsTooLarge, .eventTooLarge: 400
         case .unauthorized: 401
         case .notFound, .keyNotFound: 404
         case .left, .watchAhead, .encryptionDisabled, .encryptionMigrating: 409
@@ -89,6 +91,7 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
         case .watchCompacted: self = .watchCompacted
         case .watchAhead: self = .watchAhead
         case .tagsTooLarge: self = .tagsTooLarge
+        case .eventTooLarge: self = .eventTooLarge
         }
     }
 }

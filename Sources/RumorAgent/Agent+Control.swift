@@ -17,6 +17,35 @@ extension Agent {
             protocolVersion: member.versions.protocolCurrent)
     }
 
+    public func sendEvent(name: String, payload: [UInt8], coalesce: Bool) async throws -> UserEventSnapshot {
+        do {
+            let (event, effects) = try node.sendEvent(name: name, payload: payload, coalesce: coalesce)
+            counters.add("user_events_sent")
+            execute(effects)
+            return UserEventSnapshot(event)
+        } catch {
+            throw AgentError(error)
+        }
+    }
+
+    public func events() async -> AsyncStream<UserEventSnapshot> {
+        let (id, stream) = eventHub.open()
+        return AsyncStream { continuation in
+            let task = Task {
+                for await event in stream { continuation.yield(event) }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in
+                task.cancel()
+                Task { await self.closeEvents(id) }
+            }
+        }
+    }
+
+    private func closeEvents(_ id: Int) {
+        eventHub.close(id)
+    }
+
     public func updateTags(set: [String: String], delete: [String]) async throws -> MemberSnapshot {
         var tags = node.tags
         tags[Node.replicationTag.key] = nil

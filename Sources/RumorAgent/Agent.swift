@@ -37,6 +37,7 @@ public actor Agent: Service, AgentControl {
     /// Prometheus metrics (`GET /metrics`).
     public nonisolated let metrics = AgentMetrics()
     var watches = WatchHub()
+    var eventHub = EventHub()
     /// Commands the node will complete (`NodeEffect.complete`), by id.
     private var pending: [CommandID: CheckedContinuation<CommandResult, Never>] = [:]
     private var nextCommand: CommandID = 0
@@ -153,7 +154,7 @@ public actor Agent: Service, AgentControl {
                 maximumStreamBytes: GossipCodec.maximumStreamBytes)
             let transport = try await PilotTransport.start(settings: settings, group: group, decode: decode, handlers: handlers, logger: logger)
             self.transport = transport
-            advertised = await transport.boundAddress
+            advertised = transport.boundAddress
             node.readdress(advertised, at: time)
             return
         }
@@ -186,6 +187,7 @@ public actor Agent: Service, AgentControl {
         for (_, continuation) in pending { continuation.resume(returning: .failed(stopping)) }
         pending = [:]
         watches.endAll()
+        eventHub.endAll()
         await transport?.close()
         eventSink.finish()
     }
@@ -375,6 +377,11 @@ public actor Agent: Service, AgentControl {
                 if !stopped { joinSeeds() }
             case .probeAnswered(let roundTrip):
                 metrics.probeSeconds.record(roundTrip)
+            case .serfBroadcast(let message):
+                execute(node.queueSerfBroadcast(SerfCodec.encode(message), at: time))
+            case .userEvent(let event):
+                counters.add("user_events_delivered")
+                eventHub.publish(event)
             }
         }
     }

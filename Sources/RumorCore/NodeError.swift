@@ -12,6 +12,7 @@ public struct NodeError: Error, Sendable, Hashable, CustomStringConvertible {
         case watchCompacted = "watch_compacted"
         case watchAhead = "watch_ahead"
         case tagsTooLarge = "tags_too_large"
+        case eventTooLarge = "event_too_large"
     }
 
     public var code: Code

@@ -16,7 +16,7 @@ struct APIContractTests {
     @Test func errorCodesKeepTheirHTTPStatus() {
         let statuses: [String: Int] = [
             "bad_request": 400, "bad_address": 400, "bad_key": 400, "empty_key": 400, "key_too_long": 400,
-            "value_too_large": 400, "tags_too_large": 400, "unauthorized": 401, "not_found": 404, "key_not_found": 404, "left": 409,
+            "value_too_large": 400, "tags_too_large": 400, "event_too_large": 400, "unauthorized": 401, "not_found": 404, "key_not_found": 404, "left": 409,
             "watch_ahead": 409, "encryption_disabled": 409, "encryption_migrating": 409, "watch_compacted": 410,
             "too_large": 413,
             "join_failed": 502, "keyring_partial": 502, "replication_timeout": 504, "storage_full": 507,
@@ -30,7 +30,7 @@ struct APIContractTests {
     @Test func nodeErrorsKeepTheirCode() {
         for code in [
             NodeError.Code.emptyKey, .keyTooLong, .valueTooLarge, .left, .joinFailed, .replicationTimeout, .keyringPartial,
-            .watchCompacted, .watchAhead, .tagsTooLarge,
+            .watchCompacted, .watchAhead, .tagsTooLarge, .eventTooLarge,
         ] {
             #expect(ErrorCode(code).rawValue == code.rawValue)
         }
@@ -40,7 +40,7 @@ struct APIContractTests {
         let names = APIRoute.all.map(\.name)
         #expect(Set(names).count == names.count)
         #expect(APIRoute.all.allSatisfy { ($0.path.hasPrefix("/v1/") || $0.path == "/metrics" || $0.path == "/") && !$0.summary.isEmpty && !$0.summary.contains("\n") })
-        #expect(names.count == 18)
+        #expect(names.count == 20)
         let operations = APIRoute.all.map(\.contract.operationID)
         #expect(Set(operations).count == operations.count)
         // Only the status page, which holds no data, is served without the token.
@@ -50,7 +50,7 @@ struct APIContractTests {
     @Test func theNotFoundHintListsEveryRouteAsBefore() {
         #expect(
             APIRoute.notFoundHint
-                == "routes: GET /v1/health, /v1/members, /v1/info, /v1/kv/get, /v1/kv/list, /v1/kv/status, /v1/kv/watch, /v1/keys, /metrics, /, /v1/openapi.json; POST /v1/tags, /v1/join, /v1/leave, /v1/kv/put, /v1/kv/batch, /v1/kv/delete, /v1/keys"
+                == "routes: GET /v1/health, /v1/members, /v1/events, /v1/info, /v1/kv/get, /v1/kv/list, /v1/kv/status, /v1/kv/watch, /v1/keys, /metrics, /, /v1/openapi.json; POST /v1/event, /v1/tags, /v1/join, /v1/leave, /v1/kv/put, /v1/kv/batch, /v1/kv/delete, /v1/keys"
         )
     }
 

@@ -55,6 +55,24 @@ extension APIRoute {
             let members = await control.members().filter(filter.matches)
             return try ok(MembersData(members: members), for: request) { APIText.members($0.members) }
         },
+        APIRoute(.post, "/v1/event", "Send a user event (Serf's) to every node.",
+            RouteContract(operationID: "event", body: "EventRequest", answer: .data(APISchemas.reference("UserEvent")))) { request, control in
+            let event = try APIRequests.event(try await body(of: request))
+            return try ok(try await control.sendEvent(name: event.name, payload: event.payload, coalesce: event.coalesce), for: request) {
+                "event \($0.name) sent at ltime \($0.ltime)"
+            }
+        },
+        APIRoute(.get, "/v1/events", "Follow user events: one JSON object per line (or server-sent events), from now on.",
+            RouteContract(operationID: "events", answer: .eventStream)) { request, control in
+            let asServerSentEvents = request.headers[.accept]?.contains("text/event-stream") == true
+            let events = await control.events()
+            return Response(
+                status: .ok,
+                headers: [.contentType: asServerSentEvents ? "text/event-stream" : "application/x-ndjson", .cacheControl: "no-cache"],
+                body: ResponseBody { writer in
+                    try await APIServer.streamEvents(events, asServerSentEvents: asServerSentEvents, to: &writer)
+                })
+        },
         APIRoute(.post, "/v1/tags", "Set or delete this node's tags and announce them.",
             RouteContract(operationID: "tags", body: "TagsRequest", answer: .data(APISchemas.reference("Member")))) { request, control in
             let change = try APIRequests.tags(try await body(of: request))

@@ -128,6 +128,22 @@ enum APISchemas {
                 "keys": map(of: ["type": "integer"], "Per installed key (base64), how many nodes hold it."),
                 "primaryKeys": map(of: ["type": "integer"], "Per primary key (base64), how many nodes encrypt with it."),
             ], required: ["nodes", "responded", "failures", "keys", "primaryKeys"])),
+        ("UserEvent", object(
+            "A user event (Serf's).",
+            [
+                "event": ["const": "user", "description": "Serf's event type."],
+                "name": string("The event's name."),
+                "payload": string("The payload as UTF-8 text."),
+                "ltime": integer("The event's Lamport time."),
+                "coalesce": ["type": "boolean", "description": "Whether receivers may coalesce it with later events of the same name."],
+            ], required: ["event", "name", "payload", "ltime", "coalesce"])),
+        ("EventRequest", object(
+            "A user event to send.",
+            [
+                "name": string("The event's name."),
+                "payload": string("The payload as text (name and payload: at most 512 bytes, Serf's limit)."),
+                "coalesce": ["type": "boolean", "description": "Whether receivers may coalesce it; default false."],
+            ], required: ["name"], closed: false)),
         ("TagsRequest", object(
             "Tags to set and to delete (at least one).",
             [

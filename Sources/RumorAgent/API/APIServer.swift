@@ -62,6 +62,19 @@ public struct APIServer: Service {
 
     /// Writes each change as an NDJSON line or a server-sent event (`id:` is its seq). An error
     /// mid-stream (the reader fell behind compaction) becomes a final error envelope line.
+    /// Writes each user event as a JSON line (or a server-sent event) until the agent stops.
+    static func streamEvents(
+        _ events: AsyncStream<UserEventSnapshot>, asServerSentEvents: Bool, to writer: inout any ResponseBodyWriter
+    ) async throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        for await event in events {
+            let line = String(decoding: try encoder.encode(event), as: UTF8.self)
+            try await writer.write(ByteBuffer(string: asServerSentEvents ? "event: user\ndata: \(line)\n\n" : line + "\n"))
+        }
+        try await writer.finish(nil)
+    }
+
     static func streamChanges(
         _ changes: AsyncThrowingStream<[EntrySnapshot], any Error>, asServerSentEvents events: Bool,
         to writer: inout any ResponseBodyWriter

@@ -15,6 +15,8 @@ struct RouteContract: Sendable {
         case data(JSONValue)
         /// A stream of entries: NDJSON, or server-sent events with `Accept: text/event-stream`.
         case entryStream
+        /// A stream of user events, the same two ways.
+        case eventStream
         /// A document of this media type, not enveloped.
         case document(mediaType: String, description: String)
     }
@@ -125,6 +127,18 @@ enum OpenAPIDocument {
                     ],
                     "text/event-stream": [
                         "schema": ["type": "string", "description": "Server-sent events: id is the seq, data an Entry; event: error ends it."]
+                    ],
+                ],
+            ]
+        case .eventStream:
+            return [
+                "description": "User events as this node delivers them, from now on, until the agent stops.",
+                "content": [
+                    "application/x-ndjson": [
+                        "schema": ["$ref": "#/components/schemas/UserEvent", "description": "One UserEvent per line."]
+                    ],
+                    "text/event-stream": [
+                        "schema": ["type": "string", "description": "Server-sent events: event: user, data a UserEvent."]
                     ],
                 ],
             ]

@@ -10,6 +10,8 @@ struct GossipCodec: Sendable {
     private(set) var streams: StreamCodec
     /// Largest replication frame sent in a packet; larger ones go over a stream.
     let packetFrameBytes: Int
+    /// Whether Serf's messages are lifted out of user messages (`--protocol serf`).
+    let speaksSerf: Bool
 
     /// Largest stream message accepted (memberlist's `maxPushStateBytes`).
     static let maximumStreamBytes = 20 << 20
@@ -24,6 +26,7 @@ struct GossipCodec: Sendable {
         streams.verifyIncoming = configuration.encryptionVerifiesIncoming
         streams.verifyOutgoing = configuration.encryptionVerifiesOutgoing
         packetFrameBytes = configuration.replication.packetPushBytes
+        speaksSerf = configuration.gossipProtocol == .serf
     }
 
     var keyring: Keyring {
@@ -56,6 +59,12 @@ struct GossipCodec: Sendable {
             if case .user(let payload) = message, ReplicationCodec.isFrame(payload) {
                 do {
                     messages.append(.replication(try ReplicationCodec.decode(payload)))
+                } catch {
+                    badFrames.append(error)
+                }
+            } else if speaksSerf, case .user(let payload) = message, SerfCodec.isMessage(payload) {
+                do {
+                    messages.append(.serf(try SerfCodec.decode(payload)))
                 } catch {
                     badFrames.append(error)
                 }

@@ -169,6 +169,14 @@ public struct Membership: Sendable {
         return out
     }
 
+    /// Queues a message to gossip that is about no member (a Serf message in a user message).
+    public mutating func queueBroadcast(_ message: Message, now: Instant) -> [MembershipDirective] {
+        broadcasts.enqueue(message, about: nil)
+        var out: [MembershipDirective] = []
+        gossipNews(now: now, into: &out)
+        return out
+    }
+
     /// Replaces this node's metadata and announces it with a new incarnation.
     public mutating func updateMeta(_ meta: [UInt8], now: Instant) -> [MembershipDirective] {
         var local = localMember

@@ -193,11 +193,13 @@ extension Node {
             joinRetryArmed = false
             lastJoinSeeds = join.seeds
             joinFollowUps = 0
-            return [
+            var out: [NodeEffect] = [
                 .startTimer(.joinFollowUp, after: membership.settings.joinFollowUpDelay),
                 .log(NodeLog(.info, "joined", ["seeds": seeds, "contacted": "\(join.contacted)"])),
                 .complete(command, .joined(contacted: join.contacted)),
             ]
+            if speaksSerf { out += effects(of: serf.joined()) }
+            return out
         }
         if join.retrying {
             let delay = joinRetryDelay
@@ -218,9 +220,18 @@ extension Node {
     /// gossiped as often as any broadcast, or after `NodeSettings.leaveTimeout`.
     public mutating func leave(command: CommandID, at time: NodeTime) -> [NodeEffect] {
         var out: [NodeEffect] = []
-        if !membership.hasLeft {
+        if !membership.hasLeft, !announcingLeave {
             out.append(.log(NodeLog(.info, "leaving the swarm")))
-            out += effects(of: membership.leave(now: time.now), at: time)
+            let othersAlive = membership.members.values.contains { $0.name != name && $0.state == .alive }
+            if speaksSerf, othersAlive {
+                // Serf's order: the leave intent first, memberlist's announcement once it has
+                // spread, so Serf agents list this node as left, not failed.
+                announcingLeave = true
+                out += effects(of: serf.leaving())
+                out.append(.startTimer(.leaveAfterIntent, after: membership.settings.gossipInterval * 3))
+            } else {
+                out += effects(of: membership.leave(now: time.now), at: time)
+            }
         }
         if leaveCompleted {
             out.append(.complete(command, .left))

@@ -10,6 +10,9 @@ extension Node {
                 out += effects(of: membership.receive(message, from: sender, now: time.now), at: time)
             case .replication(let frame):
                 out += receive(frame, from: sender, viaStream: false, at: time)
+            case .serf(let message):
+                guard speaksSerf else { continue }
+                out += effects(of: serf.receive(message))
             }
         }
         return out
@@ -111,6 +114,9 @@ extension Node {
             return out
         case .leaveTimeout:
             return completeLeave()
+        case .leaveAfterIntent:
+            guard !membership.hasLeft else { return [] }
+            return effects(of: membership.leave(now: time.now), at: time)
         case .save:
             saveTimerArmed = false
             return flushSaves()

@@ -98,11 +98,18 @@ public struct Node: Sendable {
         self.joinRetryDelay = settings.joinRetryInitial
         self.seeds = seeds
         self.tagFormat = settings.tagFormat
+        self.serf = SerfLayer(localName: name)
         if case .fixed(let peers) = settings.peers { peerCache = peers }
     }
 
     private let seeds: NodeSeeds
     private let tagFormat: NodeTags.Format
+    /// Serf's layer (intents, user events), spoken in Serf mode.
+    public internal(set) var serf: SerfLayer
+    /// A leave was asked for and Serf's leave intent is spreading; memberlist's leave follows.
+    var announcingLeave = false
+    /// Whether the node takes part in Serf's layer (Serf's tag format, i.e. `--protocol serf`).
+    var speaksSerf: Bool { tagFormat == .serf }
 
     /// The metadata announced to others: the operator's tags plus the replication tag.
     public static func advertisedMeta(_ tags: [String: String], as format: NodeTags.Format) -> [UInt8] {

@@ -20,6 +20,8 @@ public typealias CommandID = UInt64
 public enum NodeMessage: Sendable, Hashable {
     case membership(Message)
     case replication(ReplicationFrame)
+    /// A Serf message in a memberlist user message (lifted by the driver in Serf mode).
+    case serf(SerfMessage)
 }
 
 /// What a node sends without waiting for an answer.
@@ -62,6 +64,9 @@ public enum NodeTimer: Sendable, Hashable {
     case replicaWaits
     /// Stop waiting for the leave announcement to spread.
     case leaveTimeout
+    /// Serf's leave intent has had time to spread: now leave memberlist (as Serf does, so
+    /// Serf agents list the node as left, not failed).
+    case leaveAfterIntent
     /// Save the replicated state applied since the last save.
     case save
     /// Try the start-up seeds again.
@@ -140,6 +145,11 @@ public enum NodeEffect: Sendable, Hashable {
     case retryJoin
     /// A probe was acknowledged after this long (for metrics).
     case probeAnswered(roundTrip: Duration)
+    /// Gossip this Serf message: the driver encodes it and queues the bytes with
+    /// `Node.queueSerfBroadcast` (the core does not encode).
+    indirect case serfBroadcast(SerfMessage)
+    /// A Serf user event this node had not seen (its own included): for event subscribers.
+    indirect case userEvent(SerfUserEvent)
 }
 
 /// The answers to a keyring operation run across the swarm.

@@ -222,6 +222,9 @@ public struct VirtualCluster<Observer: ClusterObserver> {
                 joinSeeds(index)
             case .store, .changesRecorded, .log, .probeAnswered:
                 break
+            case .serfBroadcast, .userEvent:
+                break  // Serf's layer (intents, user events) is not simulated
+            
             }
         }
     }

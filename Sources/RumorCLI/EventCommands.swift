@@ -1,0 +1,50 @@
+import ArgumentParser
+
+/// `rumor event NAME [PAYLOAD]`: a Serf user event to every node, Serf agents included.
+public struct EventCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "event", abstract: "Send a user event (Serf's) to every node.",
+        discussion: """
+            Every node delivers it once (`rumor events` prints them; Serf agents run their \
+            handlers). Name and payload together take at most 512 bytes, Serf's limit. \
+            --coalesce lets receivers keep only the latest of a burst with the same name.
+            """)
+    @OptionGroup var options: ClientOptions
+    @Argument(help: "The event's name.") var name: String
+    @Argument(help: "The payload (text).") var payload: String?
+    @Flag(help: "Receivers may coalesce it with later events of the same name.") var coalesce = false
+    public init() {}
+
+    public func run() throws {
+        var body = ["name": JSONText.quote(name), "coalesce": coalesce ? "true" : "false"]
+        if let payload { body["payload"] = JSONText.quote(payload) }
+        try options.show("POST", "/v1/event", body: JSONText.object(body))
+    }
+}
+
+/// `rumor events`: prints user events as this agent delivers them, one JSON object per line.
+public struct EventsCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "events", abstract: "Print user events as they arrive, one JSON object per line (NDJSON).",
+        discussion: "Each line: {\"event\":\"user\",\"name\",\"payload\",\"ltime\",\"coalesce\"}. Ends when the agent stops.")
+    @OptionGroup var options: ClientOptions
+    public init() {}
+
+    public func run() throws {
+        let client = options.client
+        let connection = try HTTPConnection(address: client.address, timeout: 5)
+        connection.setReadTimeout(nil)
+        try connection.send(method: "GET", target: "/v1/events", accept: "application/x-ndjson", token: client.token, body: nil)
+        let head = try connection.readHead()
+        guard head.status == 200 else {
+            throw client.agentError(String(decoding: try connection.readBody(head), as: UTF8.self))
+        }
+        var pending: [UInt8] = []
+        try connection.streamBody(head) { (bytes: [UInt8]) throws(CLIError) in
+            pending += bytes
+            guard let end = pending.lastIndex(of: UInt8(ascii: "\n")) else { return }
+            Output.write(String(decoding: pending[...end], as: UTF8.self), to: 1)
+            pending.removeFirst(end + 1)
+        }
+    }
+}

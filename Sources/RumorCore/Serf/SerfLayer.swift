@@ -1,0 +1,147 @@
+/// The part of Serf's layer a Rumor node speaks (docs/serf-wire.md §3–5): Lamport clocks, join
+/// and leave intents, and user events with Serf's recent-event ring, so Serf agents in the swarm
+/// see Rumor nodes join and leave as Serf nodes do, receive their events, and get theirs relayed.
+/// Pure: messages in, what to broadcast and deliver out.
+public struct SerfLayer: Sendable {
+    /// A Lamport clock as Serf keeps it: starts at 1; witnessing `t` moves it past `t`.
+    public struct Clock: Sendable, Hashable {
+        public private(set) var time: LamportTime = 1
+
+        mutating func increment() -> LamportTime {
+            time += 1
+            return time
+        }
+
+        mutating func witness(_ other: LamportTime) {
+            if other >= time { time = other + 1 }
+        }
+    }
+
+    public enum Directive: Sendable, Hashable {
+        /// Gossip this message to the swarm (Serf's transmit-limited queues).
+        case broadcast(SerfMessage)
+        /// A user event this node has not seen before.
+        case deliver(SerfUserEvent)
+    }
+
+    /// Serf's `EventBuffer`: the recent-event ring's size, and how far back an event may be.
+    public static let eventBuffer = 512
+    /// Serf's `UserEventSizeLimit`: the largest name + payload an event may have.
+    public static let eventSizeLimit = 512
+    /// How many nodes' latest intents are remembered (Serf keeps one per node).
+    static let intentMemory = 4096
+
+    let localName: String
+    public private(set) var memberClock = Clock()
+    public private(set) var eventClock = Clock()
+    public private(set) var queryClock = Clock()
+    private var eventRing: [SerfEventSlot?] = Array(repeating: nil, count: eventBuffer)
+    /// The latest intent time seen per node (Serf's status times and recent-intent buffer).
+    private var intentTimes: [String: LamportTime] = [:]
+    /// Queries seen, by Lamport time, to relay each once.
+    private var queriesSeen: [LamportTime: Set<UInt32>] = [:]
+    private var hasLeft = false
+
+    public init(localName: String) {
+        self.localName = localName
+    }
+
+    // MARK: - Local
+
+    /// The join intent to gossip once this node has joined.
+    public mutating func joined() -> [Directive] {
+        let time = memberClock.time
+        memberClock.witness(time)
+        intentTimes[localName] = time
+        return [.broadcast(.join(SerfJoin(time: time, node: localName)))]
+    }
+
+    /// The leave intent to gossip before leaving, so Serf agents list this node as `left`.
+    public mutating func leaving() -> [Directive] {
+        hasLeft = true
+        let time = memberClock.time
+        _ = memberClock.increment()
+        intentTimes[localName] = time
+        return [.broadcast(.leave(SerfLeave(time: time, node: localName)))]
+    }
+
+    /// A user event from this node: delivered here and gossiped.
+    /// - Throws: `NodeError` `eventTooLarge` when name and payload pass Serf's 512 bytes.
+    public mutating func sendEvent(name: String, payload: [UInt8], coalesce: Bool) throws(NodeError) -> (SerfUserEvent, [Directive]) {
+        guard !name.isEmpty else {
+            throw NodeError(.eventTooLarge, "an event needs a name", hint: "e.g. rumor event deploy v1.2")
+        }
+        let size = name.utf8.count + payload.count
+        guard size <= Self.eventSizeLimit else {
+            throw NodeError(
+                .eventTooLarge, "the event's name and payload take \(size) bytes; Serf's limit is \(Self.eventSizeLimit)",
+                hint: "send a smaller payload, or put the data in a key and send its name")
+        }
+        let event = SerfUserEvent(time: eventClock.time, name: name, payload: payload, coalesce: coalesce)
+        _ = eventClock.increment()
+        return (event, receiveEvent(event))
+    }
+
+    // MARK: - Received
+
+    public mutating func receive(_ message: SerfMessage) -> [Directive] {
+        switch message {
+        case .join(let join):
+            memberClock.witness(join.time)
+            guard remember(join.node, at: join.time) else { return [] }
+            return [.broadcast(message)]
+        case .leave(let leave):
+            memberClock.witness(leave.time)
+            guard remember(leave.node, at: leave.time) else { return [] }
+            if leave.node == localName, !hasLeft {
+                // Someone says we left while we are alive: refute, as Serf does.
+                let time = memberClock.time
+                memberClock.witness(time)
+                intentTimes[localName] = time
+                return [.broadcast(.join(SerfJoin(time: time, node: localName)))]
+            }
+            return [.broadcast(message)]
+        case .userEvent(let event):
+            return receiveEvent(event)
+        case .query(let query):
+            queryClock.witness(query.time)
+            guard query.rebroadcasts, isRecent(query.time, clock: queryClock) else { return [] }
+            guard queriesSeen[query.time, default: []].insert(query.id).inserted else { return [] }
+            if queriesSeen.count > Self.eventBuffer, let oldest = queriesSeen.keys.min() { queriesSeen[oldest] = nil }
+            return [.broadcast(message)]
+        case .pushPull, .queryResponse, .relay:
+            return []
+        }
+    }
+
+    private mutating func receiveEvent(_ event: SerfUserEvent) -> [Directive] {
+        eventClock.witness(event.time)
+        guard isRecent(event.time, clock: eventClock) else { return [] }
+        let index = Int(event.time % LamportTime(Self.eventBuffer))
+        let entry = SerfEventSlot.Event(name: event.name, payload: event.payload)
+        if var slot = eventRing[index], slot.time == event.time {
+            guard !slot.events.contains(entry) else { return [] }
+            slot.events.append(entry)
+            eventRing[index] = slot
+        } else {
+            eventRing[index] = SerfEventSlot(time: event.time, events: [entry])
+        }
+        return [.deliver(event), .broadcast(.userEvent(event))]
+    }
+
+    /// Serf drops what is older than the ring reaches back.
+    private func isRecent(_ time: LamportTime, clock: Clock) -> Bool {
+        let buffer = LamportTime(Self.eventBuffer)
+        return clock.time <= buffer || time >= clock.time - buffer
+    }
+
+    /// Records `node`'s intent at `time`; false when an intent as new was already seen.
+    private mutating func remember(_ node: String, at time: LamportTime) -> Bool {
+        if let known = intentTimes[node], known >= time { return false }
+        if intentTimes[node] == nil, intentTimes.count >= Self.intentMemory, let stale = intentTimes.min(by: { $0.value < $1.value }) {
+            intentTimes[stale.key] = nil
+        }
+        intentTimes[node] = time
+        return true
+    }
+}
