@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ def serf_binary(tmp_path_factory):
 
 
 class SerfAgent(Process):
-    def __init__(self, name, log_dir, binary, join=(), tags=None):
+    def __init__(self, name, log_dir, binary, join=(), tags=None, extra=()):
         self.binary = binary
         self.port = free_port()
         self.rpc = f"127.0.0.1:{free_port()}"
@@ -39,13 +40,16 @@ class SerfAgent(Process):
             args += ["-tag", f"{key}={value}"]
         for seed in join:
             args += ["-join", seed]
+        args += list(extra)
         super().__init__(name, args, log_dir)
         wait_until(lambda: "Serf agent running" in self.log_path.read_text() or not self.alive(), 20,
                    f"serf agent {name} starts")
         assert self.alive(), self.log_path.read_text()
 
     def serf(self, *args):
-        result = subprocess.run([self.binary, *args, "-rpc-addr", self.rpc], capture_output=True, text=True, timeout=30)
+        # Go's flag parsing stops at the first argument: options go right after the subcommand.
+        result = subprocess.run([self.binary, args[0], "-rpc-addr", self.rpc, *args[1:]], capture_output=True, text=True,
+                                timeout=30)
         assert result.returncode == 0, result.stderr + result.stdout
         return result.stdout
 
@@ -139,3 +143,66 @@ def test_bad_tags_get_clear_errors(serf_swarm):
         error = json.loads(result.stderr or result.stdout)
         assert error["code"] == code and words in error["message"] and error["hint"], (args, error)
     assert rumor_members(r1)["r1"]["tags"] == {"rumor.kv": "1"}
+
+
+HANDLER = """#!/bin/sh
+echo "$SERF_EVENT|$SERF_USER_EVENT|$SERF_USER_LTIME|$(cat)" >> {out}
+"""
+
+
+class EventStream:
+    """`rumor events` running against one agent, its lines collected."""
+
+    def __init__(self, agent, path):
+        from conftest import rumor_binary
+        self.path = path
+        self.file = open(path, "wb")
+        self.process = subprocess.Popen([rumor_binary(), "events", "--api", agent.api], stdout=self.file,
+                                        stderr=subprocess.STDOUT)
+
+    def events(self):
+        return [json.loads(line) for line in Path(self.path).read_text().splitlines() if line.startswith("{")]
+
+    def stop(self):
+        self.process.kill()
+        self.process.wait()
+        self.file.close()
+
+
+def test_user_events_cross_between_serf_and_rumor_and_rumor_leaves_as_serf_does(serf_swarm, tmp_path):
+    handled = tmp_path / "handled.txt"
+    handler = tmp_path / "handler.sh"
+    handler.write_text(HANDLER.format(out=handled))
+    handler.chmod(0o755)
+    r1 = serf_swarm.rumor("r1")
+    r2 = serf_swarm.rumor("r2", join=[r1.address])
+    s1 = serf_swarm.serf("s1", join=[r1.address], extra=["-event-handler", f"user={handler}"])
+    wait_until(lambda: set(rumor_members(r2)) == {"r1", "r2", "s1"} and s1.members().get("r2", {}).get("status") == "alive",
+               20, "two Rumor agents and a Serf agent form a swarm")
+    watcher = EventStream(r2, tmp_path / "events.ndjson")
+    try:
+        time.sleep(0.3)  # the stream is open
+        # rumor event → the Serf agent's handler, and the other Rumor node's `rumor events`.
+        sent = json.loads(r1.cli("event", "deploy", "v1.2").stdout)["data"]
+        wait_until(lambda: handled.exists() and f"user|deploy|{sent['ltime']}|v1.2" in handled.read_text(), 10,
+                   "the Serf handler runs for Rumor's event")
+        wait_until(lambda: any(e["name"] == "deploy" and e["payload"] == "v1.2" for e in watcher.events()), 10,
+                   "rumor events on r2 prints Rumor's event")
+        # serf event → `rumor events`, once.
+        s1.serf("event", "-coalesce=false", "restart", "now")
+        wait_until(lambda: any(e["name"] == "restart" and e["payload"] == "now" and not e["coalesce"] for e in watcher.events()),
+                   10, "rumor events prints Serf's event")
+        time.sleep(1)
+        assert sum(1 for e in watcher.events() if e["name"] == "restart") == 1, watcher.events()
+
+        # A Rumor node that leaves is `left` in Serf, never `failed` on the way.
+        r2.cli("leave")
+        wait_until(lambda: s1.members().get("r2", {}).get("status") == "left", 10, "Serf lists the Rumor node as left")
+        log = s1.log_path.read_text()
+        assert "EventMemberLeave: r2" in log and "EventMemberFailed: r2" not in log, log[-3000:]
+
+        result = r1.cli("event", "big", "x" * 600, check=False)
+        error = json.loads(result.stderr or result.stdout)
+        assert result.returncode != 0 and error["code"] == "event_too_large" and "512" in error["message"], error
+    finally:
+        watcher.stop()
