@@ -4,6 +4,7 @@ schemas the live answers satisfy (answers are closed objects, so a field added t
 not to the document fails here)."""
 
 import json
+import threading
 import urllib.error
 import urllib.request
 
@@ -62,6 +63,8 @@ def test_every_documented_route_answers_as_documented(swarm):
         "/v1/kv/batch": {"entries": [{"key": "b1", "value": "1"}, {"key": "seed", "value": None}]},
         "/v1/kv/delete": {"key": "k"},
         "/v1/keys": {"operation": "install", "key": "AAAAAAAAAAAAAAAAAAAAAA=="},
+        "/v1/event": {"name": "deploy", "payload": "v1", "coalesce": True},
+        "/v1/tags": {"set": {"role": "web"}, "delete": ["zone"]},
     }
     queries = {"/v1/kv/get": "?key=seed2", "/v1/kv/list": "?prefix=", "/v1/kv/watch": "?from=0"}
     call(a, "post", "/v1/kv/put", {"key": "seed2", "value": "v"})
@@ -70,7 +73,10 @@ def test_every_documented_route_answers_as_documented(swarm):
     operations = [(path, method, op) for path, item in document["paths"].items() for method, op in item.items()]
     operations.sort(key=lambda entry: entry[0] == "/v1/leave")
     for path, method, operation in operations:
-        stream = path == "/v1/kv/watch"
+        stream = path in ("/v1/kv/watch", "/v1/events")
+        if path == "/v1/events":
+            # The stream carries events from now on: send one once it is open.
+            threading.Timer(0.5, lambda: call(a, "post", "/v1/event", {"name": "ping"})).start()
         status, content_type, raw = call(a, method, path + queries.get(path, ""), bodies.get(path) if method == "post" else None,
                                          read_line=stream)
         assert status not in (404, 405), f"{method.upper()} {path} is documented but answers {status}"
