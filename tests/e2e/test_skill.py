@@ -443,3 +443,8 @@ def test_pilot_recipe_forms_a_swarm_and_replicates_over_pilot(ran):
     assert re.search(r"^p1\s+\d+:[0-9A-F]{4}\.[0-9A-F]{4}\.[0-9A-F]{4}:7946\s+alive", members, re.M), members
     for agent in ("P1", "P2", "P3"):
         assert json.loads(ran.value(agent, "jobs/17")) == {"state": "done", "by": "p2"}
+
+
+def test_events_recipe_delivers_the_event_to_another_agent(ran):
+    lines = [json.loads(line) for line in (ran.workdir / "events.ndjson").read_text().splitlines() if line.startswith("{")]
+    assert any(e["name"] == "deploy" and e["payload"] == "v1.2" and e["event"] == "user" for e in lines), lines
