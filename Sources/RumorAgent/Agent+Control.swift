@@ -69,7 +69,8 @@ extension Agent {
             name: configuration.name, address: advertised.description, swarm: configuration.swarm, members: counts,
             healthScore: node.membership.healthScore, incarnation: node.membership.localMember.incarnation,
             left: node.leaveCompleted, uptimeSeconds: Double(time.now.nanoseconds) / 1e9,
-            encryption: codec.encryptionMode, counters: counters.values.merging(node.counters.values) { $0 + $1 })
+            encryption: codec.encryptionMode,
+            counters: counters.values.merging(node.counters.values) { $0 + $1 }.merging(handlers?.counts.withLockedValue { $0 } ?? [:]) { $0 + $1 })
     }
 
     public func join(_ seeds: [String]) async throws -> Int {

@@ -38,6 +38,8 @@ public actor Agent: Service, AgentControl {
     public nonisolated let metrics = AgentMetrics()
     var watches = WatchHub()
     var eventHub = EventHub()
+    /// The `--event-handler` scripts; nil without any.
+    let handlers: EventHandlers?
     /// Commands the node will complete (`NodeEffect.complete`), by id.
     private var pending: [CommandID: CheckedContinuation<CommandResult, Never>] = [:]
     private var nextCommand: CommandID = 0
@@ -79,6 +81,8 @@ public actor Agent: Service, AgentControl {
         self.codecBox = NIOLockedValueBox(GossipCodec(configuration: configuration, keyring: keyring))
         self.advertised = try AgentStartup.advertisedAddress(for: configuration)
         self.origin = clock.now
+        self.handlers = configuration.eventHandlers.isEmpty
+            ? nil : EventHandlers(specs: configuration.eventHandlers, timeout: configuration.handlerTimeout, logger: logger)
         let time = NodeTime(now: .zero, wallMilliseconds: Self.wallMilliseconds)
         var saved = SavedState()
         if let directory = configuration.dataDirectory {
@@ -369,6 +373,9 @@ public actor Agent: Service, AgentControl {
                 watches.wakeAll()
             case .memberEvent(let event):
                 Counter(label: "rumor_member_events", dimensions: [("kind", event.kind.rawValue)]).increment()
+                if let handlers, let type = HandlerEvent.memberType(event.kind) {
+                    handlers.handle(.member(type: type, members: [Self.snapshot(event.member)], selfName: node.name, selfTags: node.tags))
+                }
             case .complete(let command, let result):
                 pending.removeValue(forKey: command)?.resume(returning: result)
             case .log(let line):
@@ -382,6 +389,7 @@ public actor Agent: Service, AgentControl {
             case .userEvent(let event):
                 counters.add("user_events_delivered")
                 eventHub.publish(event)
+                handlers?.handle(.user(event, self: (node.name, node.tags)))
             }
         }
     }

@@ -57,6 +57,12 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .customLong("tag"), help: "Node tag KEY=VALUE (Serf's tags); repeatable, 512 bytes in all encoded (env RUMOR_TAGS, comma-separated).")
     var tags: [String] = []
     @Option(
+        name: .customLong("event-handler"),
+        help: "Run SCRIPT on events, Serf's way: [FILTER=]SCRIPT, FILTER member-join,member-leave,member-failed,member-update,member-reap,user[:NAME]; repeatable (env RUMOR_EVENT_HANDLERS).")
+    var eventHandlers: [String] = []
+    @Option(name: .customLong("handler-timeout"), help: "Kill an event handler running longer than this, e.g. 30s (env RUMOR_HANDLER_TIMEOUT).")
+    var handlerTimeout: String?
+    @Option(
         name: .customLong("protocol"),
         help: "serf: Serf agents can join the swarm (default); memberlist: plain Go memberlist nodes can (env RUMOR_PROTOCOL).")
     var gossipProtocol: String?
@@ -118,11 +124,12 @@ struct AgentCommand: AsyncParsableCommand {
             ("api", api), ("api_token", apiToken), ("encrypt", encrypt), ("encrypt_verify_incoming", encryptVerifyIncoming),
             ("encrypt_verify_outgoing", encryptVerifyOutgoing), ("keyring_file", keyringFile), ("profile", profile),
             ("tombstone_grace", tombstoneGrace), ("direct_push_limit", directPushLimit), ("log_level", logLevel),
-            ("transport", transport), ("pilot_socket", pilotSocket), ("pilot_port", pilotPort), ("protocol", gossipProtocol),
+            ("transport", transport), ("pilot_socket", pilotSocket), ("pilot_port", pilotPort), ("protocol", gossipProtocol), ("handler_timeout", handlerTimeout),
         ]
         for case (let key, let text?) in texts { values[key] = .text(text) }
         if !join.isEmpty { values["join"] = .list(join) }
         if !tags.isEmpty { values["tags"] = .list(tags) }
+        if !eventHandlers.isEmpty { values["event_handlers"] = .list(eventHandlers) }
         return values
     }
 
@@ -255,6 +262,20 @@ struct AgentCommand: AsyncParsableCommand {
                 hint: "use serf (Serf agents may join) or memberlist (Go memberlist nodes may join)")
         }
         configuration.gossipProtocol = gossipProtocol
+        for text in settings.items("event_handlers") {
+            do {
+                configuration.eventHandlers.append(try EventHandlerSpec(text))
+            } catch {
+                throw AgentError(code: .badArguments, message: "\(settings.origin("event_handlers")): \(error.message)", hint: error.hint)
+            }
+        }
+        if let timeout = settings.text("handler_timeout") {
+            do {
+                configuration.handlerTimeout = .milliseconds(Int64(try parseDuration(timeout) * 1000))
+            } catch {
+                throw AgentError(code: .badArguments, message: "\(settings.origin("handler_timeout")): \(error.message)", hint: error.hint)
+            }
+        }
         if let grace = settings.text("tombstone_grace") {
             do {
                 configuration.replication.tombstoneGrace = .milliseconds(Int64(try parseDuration(grace) * 1000))

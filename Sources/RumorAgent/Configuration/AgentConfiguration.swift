@@ -52,6 +52,10 @@ public struct AgentConfiguration: Sendable {
     public var tags: [String: String] = [:]
     /// Who else may sit in the swarm: Serf agents (default) or plain Go memberlist nodes.
     public var gossipProtocol: GossipProtocol = .serf
+    /// Scripts run on membership changes and user events, Serf's way (`--event-handler`).
+    public var eventHandlers: [EventHandlerSpec] = []
+    /// How long an event handler may run before it is killed.
+    public var handlerTimeout: Duration = .seconds(30)
     /// Protocol tunables.
     public var membership: MembershipSettings = .lan
     /// Key-value replication tunables.

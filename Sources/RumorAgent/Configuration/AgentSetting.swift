@@ -31,8 +31,15 @@ public struct AgentSetting: Sendable {
     /// What the setting does, one line.
     public let summary: String
 
-    /// `--data-dir` for `data_dir` (`--tag` for `tags`, one tag per flag, as Serf's `-tag`).
-    public var flag: String { key == "tags" ? "--tag" : "--" + key.replacing("_", with: "-") }
+    /// `--data-dir` for `data_dir` (`--tag` for `tags` and `--event-handler` for
+    /// `event_handlers`: one item per flag, as Serf's `-tag` and `-event-handler`).
+    public var flag: String {
+        switch key {
+        case "tags": "--tag"
+        case "event_handlers": "--event-handler"
+        default: "--" + key.replacing("_", with: "-")
+        }
+    }
     /// `RUMOR_DATA_DIR` for `data_dir`.
     public var environmentVariable: String { "RUMOR_" + key.uppercased() }
     /// Whether `--print-config` hides the value (it grants access to the swarm or the API).
@@ -92,6 +99,10 @@ extension AgentSetting {
         AgentSetting("keyring_file", .text, "Keyring file (default: DATA_DIR/keyring.json)."),
         AgentSetting("profile", .text, default: .text("lan"), "Timing preset: lan, wan or local."),
         AgentSetting("tags", .pairs, default: .list([]), "Node tags KEY=VALUE (Serf's tags), 512 bytes in all encoded."),
+        AgentSetting(
+            "event_handlers", .list, default: .list([]),
+            "Serf event handlers [FILTER=]SCRIPT (member-join, member-leave, member-failed, member-update, member-reap, user[:NAME])."),
+        AgentSetting("handler_timeout", .duration, default: .text("30s"), "An event handler running longer is killed, with its children."),
         AgentSetting(
             "protocol", .text, default: .text("serf"),
             "serf: Serf agents can join the swarm; memberlist: plain Go memberlist nodes can (a swarm speaks one)."),

@@ -1,0 +1,80 @@
+"""Serf-style event handlers in Rumor (`--event-handler [FILTER=]SCRIPT`): Serf's filters,
+environment and stdin, so Serf handler scripts run unchanged; a handler that hangs is killed at
+the handler timeout and one that fails is reported, and neither holds gossip up."""
+
+import json
+import time
+
+from conftest import measure, wait_until
+
+RECORD = """#!/bin/sh
+{{ echo "event=$SERF_EVENT self=$SERF_SELF_NAME role=$SERF_SELF_ROLE dc=$SERF_TAG_DC user=$SERF_USER_EVENT ltime=$SERF_USER_LTIME"; cat; echo "--"; }} >> {out}
+"""
+
+
+def script(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
+def test_handlers_get_serfs_environment_stdin_and_filters(swarm, tmp_path):
+    out = tmp_path / "handled.txt"
+    record = script(tmp_path, "record.sh", RECORD.format(out=out))
+    a = swarm.agent("h-a", extra=["--tag", "role=web", "--tag", "dc=east", "--event-handler", f"member-join,member-leave,user:deploy={record}"])
+    b = swarm.agent("h-b", join=[a.address], extra=["--tag", "role=db"])
+    wait_until(lambda: out.exists() and "event=member-join" in out.read_text(), 10, "the member-join handler runs")
+    text = out.read_text()
+    assert "self=h-a role=web dc=east" in text, text
+    assert "h-b\t127.0.0.1\tdb\trole=db,rumor.kv=1\n" in text, text
+
+    b.cli("event", "deploy", "v1.2")
+    b.cli("event", "other", "ignored")  # not in the filter
+    wait_until(lambda: "event=user" in out.read_text(), 10, "the user:deploy handler runs")
+    text = out.read_text()
+    assert "user=deploy ltime=1\nv1.2\n--" in text, text
+    assert "other" not in text, text
+
+    b.cli("leave")
+    wait_until(lambda: "event=member-leave" in out.read_text(), 10, "the member-leave handler runs")
+    counters = a.info()["counters"]
+    assert counters.get("event_handler_runs", 0) >= 3, counters
+
+
+def test_a_hanging_handler_is_killed_and_a_failing_one_reported_without_stalling_gossip(swarm, tmp_path):
+    marker = tmp_path / "child-alive"
+    hang = script(tmp_path, "hang.sh", f"#!/bin/sh\n(sleep 30; touch {marker}) &\nsleep 30\n")
+    fail = script(tmp_path, "fail.sh", "#!/bin/sh\necho broken >&2\nexit 3\n")
+    a = swarm.agent("k-a", extra=["--event-handler", f"user:hang={hang}", "--event-handler", f"user:fail={fail}",
+                                  "--handler-timeout", "1s"])
+    b = swarm.agent("k-b", join=[a.address])
+    wait_until(lambda: a.members().get("k-b") == "alive", 10, "the pair forms")
+    started = time.monotonic()
+    b.cli("event", "hang")
+    # Gossip goes on while the handler hangs: a write replicates at once.
+    put = json.loads(b.cli("put", "during", "hang", "--wait", "all").stdout)
+    assert sorted(put["data"]["replicas"]) == ["k-a", "k-b"], put
+    assert time.monotonic() - started < 1.0
+    wait_until(lambda: "event handler killed" in a.log_path.read_text(), 10, "the hanging handler is killed at 1 s")
+    b.cli("event", "fail")
+    wait_until(lambda: "event handler failed" in a.log_path.read_text(), 10, "the failing handler is reported")
+    log = a.log_path.read_text()
+    assert "status=3" in log and "broken" in log, log[-2000:]
+    counters = a.info()["counters"]
+    assert counters.get("event_handler_timeouts") == 1 and counters.get("event_handler_failures") == 1, counters
+    time.sleep(0.5)
+    assert not marker.exists(), "the killed handler's children were killed too"
+    measure("handler_timeout_kill", 1.0)
+
+
+def test_bad_handlers_are_refused_at_start(tmp_path):
+    import subprocess
+    from conftest import rumor_binary
+    for value, words in [("member-joined=./x.sh", "not one of Serf's"), ("user:deploy=", "has no script"),
+                         ("member-join:x=./x.sh", "not one of Serf's")]:
+        result = subprocess.run([rumor_binary(), "agent", "--name", "x", "--event-handler", value, "--json"],
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode != 0, value
+        error = json.loads([line for line in (result.stderr + result.stdout).splitlines() if line.startswith("{")][-1])
+        assert error["code"] == "bad_arguments" and words in error["message"] and error["hint"], (value, error)
