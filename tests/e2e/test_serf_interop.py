@@ -174,7 +174,12 @@ def test_user_events_cross_between_serf_and_rumor_and_rumor_leaves_as_serf_does(
     handler = tmp_path / "handler.sh"
     handler.write_text(HANDLER.format(out=handled))
     handler.chmod(0o755)
-    r1 = serf_swarm.rumor("r1")
+    # The same handler script for Serf and Rumor: Serf's handlers run unchanged in Rumor.
+    rumor_handled = tmp_path / "rumor-handled.txt"
+    rumor_handler = tmp_path / "rumor-handler.sh"
+    rumor_handler.write_text(HANDLER.format(out=rumor_handled))
+    rumor_handler.chmod(0o755)
+    r1 = serf_swarm.rumor("r1", extra=["--event-handler", f"user={rumor_handler}"])
     r2 = serf_swarm.rumor("r2", join=[r1.address])
     s1 = serf_swarm.serf("s1", join=[r1.address], extra=["-event-handler", f"user={handler}"])
     wait_until(lambda: set(rumor_members(r2)) == {"r1", "r2", "s1"} and s1.members().get("r2", {}).get("status") == "alive",
@@ -192,8 +197,11 @@ def test_user_events_cross_between_serf_and_rumor_and_rumor_leaves_as_serf_does(
         s1.serf("event", "-coalesce=false", "restart", "now")
         wait_until(lambda: any(e["name"] == "restart" and e["payload"] == "now" and not e["coalesce"] for e in watcher.events()),
                    10, "rumor events prints Serf's event")
+        wait_until(lambda: rumor_handled.exists() and "user|restart|" in rumor_handled.read_text() and
+                   rumor_handled.read_text().rstrip().endswith("|now"), 10, "Serf's event runs the Rumor node's handler")
         time.sleep(1)
         assert sum(1 for e in watcher.events() if e["name"] == "restart") == 1, watcher.events()
+        assert rumor_handled.read_text().count("user|restart|") == 1, rumor_handled.read_text()
 
         # A Rumor node that leaves is `left` in Serf, never `failed` on the way.
         r2.cli("leave")
