@@ -386,6 +386,9 @@ public actor Agent: Service, AgentControl {
                 metrics.probeSeconds.record(roundTrip)
             case .serfBroadcast(let message):
                 execute(node.queueSerfBroadcast(SerfCodec.encode(message), at: time))
+            case .serfDirect(let message, let addresses):
+                let bytes = SerfCodec.encode(message)
+                for address in addresses { send(.membership([.user(bytes)], checksum: false), to: address) }
             case .userEvent(let event):
                 counters.add("user_events_delivered")
                 eventHub.publish(event)

@@ -79,6 +79,20 @@ struct SerfLayerTests {
         #expect(layer.receive(.query(quiet)).isEmpty)
     }
 
+    @Test func aNodesOwnEventGoesStraightToEveryMemberAndIsGossiped() throws {
+        var node = Node(
+            name: "a", address: NodeAddress(ip: [10, 0, 0, 1], port: 7946), settings: NodeSettings(),
+            seeds: NodeSeeds(membership: 1, replication: 2), at: NodeTime(now: .zero, wallMilliseconds: 0))
+        let b = NodeAddress(ip: [10, 0, 0, 2], port: 7946)
+        _ = node.receive(
+            [.membership(.alive(Alive(incarnation: 1, node: "b", address: b, meta: NodeTags.encode(["role": "web"], as: .serf), versions: .serf)))],
+            from: b, at: NodeTime(now: .zero, wallMilliseconds: 0))
+        let (event, effects) = try node.sendEvent(name: "deploy", payload: [], coalesce: false)
+        #expect(effects.contains(.serfDirect(.userEvent(event), to: [b])), "Serf agents (no rumor.kv tag) get it directly too")
+        #expect(effects.contains(.serfBroadcast(.userEvent(event))))
+        #expect(effects.contains(.userEvent(event)))
+    }
+
     @Test func aNodeInSerfModeLeavesWithTheIntentFirst() {
         var node = Node(
             name: "a", address: NodeAddress(ip: [10, 0, 0, 1], port: 7946), settings: NodeSettings(),

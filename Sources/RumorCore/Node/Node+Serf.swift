@@ -23,6 +23,13 @@ extension Node {
             throw NodeError(.left, "this node has left the swarm", hint: "restart the agent to rejoin")
         }
         let (event, directives) = try serf.sendEvent(name: name, payload: payload, coalesce: coalesce)
-        return (event, effects(of: directives))
+        var out = effects(of: directives)
+        // As writes are: straight to every member in a swarm up to the direct-push limit, so
+        // the event reaches all in one hop (gossip still carries it, to repair losses).
+        let others = membership.members.values.filter { $0.name != name && $0.state == .alive }
+        if !others.isEmpty, others.count <= replication.settings.directPushLimit {
+            out.append(.serfDirect(.userEvent(event), to: others.map(\.address).sorted()))
+        }
+        return (event, out)
     }
 }

@@ -148,6 +148,9 @@ public enum NodeEffect: Sendable, Hashable {
     /// Gossip this Serf message: the driver encodes it and queues the bytes with
     /// `Node.queueSerfBroadcast` (the core does not encode).
     indirect case serfBroadcast(SerfMessage)
+    /// Send this Serf message straight to these members, one packet each (a user event from this
+    /// node, in swarms small enough for direct pushes); the driver encodes it.
+    indirect case serfDirect(SerfMessage, to: [NodeAddress])
     /// A Serf user event this node had not seen (its own included): for event subscribers.
     indirect case userEvent(SerfUserEvent)
 }

@@ -222,7 +222,7 @@ public struct VirtualCluster<Observer: ClusterObserver> {
                 joinSeeds(index)
             case .store, .changesRecorded, .log, .probeAnswered:
                 break
-            case .serfBroadcast, .userEvent:
+            case .serfBroadcast, .serfDirect, .userEvent:
                 break  // Serf's layer (intents, user events) is not simulated
             
             }
