@@ -26,7 +26,7 @@ extension Node {
         var out = effects(of: directives)
         // As writes are: straight to every member in a swarm up to the direct-push limit, so
         // the event reaches all in one hop (gossip still carries it, to repair losses).
-        let others = membership.members.values.filter { $0.name != name && $0.state == .alive }
+        let others = membership.members.values.filter { $0.name != self.name && $0.state == .alive }
         if !others.isEmpty, others.count <= replication.settings.directPushLimit {
             out.append(.serfDirect(.userEvent(event), to: others.map(\.address).sorted()))
         }
