@@ -13,6 +13,9 @@ public protocol AgentControl: Sendable {
     /// Sends a Serf user event to every node (Serf agents included); it is delivered here too.
     /// Throws `AgentError` `event_too_large` past 512 bytes of name and payload, `left`.
     func sendEvent(name: String, payload: [UInt8], coalesce: Bool) async throws -> UserEventSnapshot
+    /// The agent's log lines from now on, at `level` or above (and the agent's own level), until
+    /// the stream is dropped. Throws `AgentError` `bad_request` when the log is not monitored.
+    func monitor(level: String) async throws -> AsyncStream<String>
     /// The user events this node delivers from now on (its own included), until the agent stops.
     func events() async -> AsyncStream<UserEventSnapshot>
     /// Sets and deletes this node's tags and announces them (Serf's `SetTags`); returns this

@@ -1,3 +1,4 @@
+import Logging
 import RumorCore
 import RumorWire
 
@@ -26,6 +27,17 @@ extension Agent {
         } catch {
             throw AgentError(error)
         }
+    }
+
+    public nonisolated func monitor(level: String) async throws -> AsyncStream<String> {
+        guard let level = Logger.Level(rawValue: level.lowercased()) else {
+            throw AgentError(
+                code: .badRequest, message: "unknown log level '\(level)'", hint: "use trace, debug, info, notice, warning or error")
+        }
+        guard let logMonitor else {
+            throw AgentError(code: .badRequest, message: "this agent's log is not monitored", hint: "run the agent with `rumor agent`")
+        }
+        return logMonitor.lines(from: level)
     }
 
     public func events() async -> AsyncStream<UserEventSnapshot> {

@@ -40,6 +40,8 @@ public actor Agent: Service, AgentControl {
     var eventHub = EventHub()
     /// The `--event-handler` scripts; nil without any.
     let handlers: EventHandlers?
+    /// The log, live, for `rumor monitor`; nil when the process logs without one.
+    nonisolated let logMonitor: LogMonitor?
     /// Commands the node will complete (`NodeEffect.complete`), by id.
     private var pending: [CommandID: CheckedContinuation<CommandResult, Never>] = [:]
     private var nextCommand: CommandID = 0
@@ -60,7 +62,7 @@ public actor Agent: Service, AgentControl {
     /// open in `run()`.
     /// - Throws: `AgentError` (`bad_config`, `bad_address`, `storage_failed`…) describing the
     ///   first problem.
-    public init(configuration: AgentConfiguration, logger: Logger) throws {
+    public init(configuration: AgentConfiguration, logger: Logger, logMonitor: LogMonitor? = nil) throws {
         try configuration.validate()
         if let directory = configuration.dataDirectory {
             try AgentStartup.prepareDataDirectory(directory, resync: configuration.resync, logger: logger)
@@ -81,6 +83,7 @@ public actor Agent: Service, AgentControl {
         self.codecBox = NIOLockedValueBox(GossipCodec(configuration: configuration, keyring: keyring))
         self.advertised = try AgentStartup.advertisedAddress(for: configuration)
         self.origin = clock.now
+        self.logMonitor = logMonitor
         self.handlers = configuration.eventHandlers.isEmpty
             ? nil : EventHandlers(specs: configuration.eventHandlers, timeout: configuration.handlerTimeout, logger: logger)
         let time = NodeTime(now: .zero, wallMilliseconds: Self.wallMilliseconds)

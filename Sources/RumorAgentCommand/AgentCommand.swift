@@ -91,13 +91,14 @@ struct AgentCommand: AsyncParsableCommand {
             print(json ? try EffectiveConfiguration.json(settings, name: configuration.name) : EffectiveConfiguration.toml(settings, name: configuration.name))
             return
         }
+        let monitor = LogMonitor()
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
-            return handler
+            return MonitoredLogHandler(base: handler, label: label, monitor: monitor)
         }
         let logger = Logger(label: "rumor")
-        let agent = try Agent(configuration: configuration, logger: logger)
+        let agent = try Agent(configuration: configuration, logger: logger, logMonitor: monitor)
         agent.metrics.bootstrapProcess()
         let api = APIServer(
             control: agent, host: configuration.apiHost, port: configuration.apiPort, token: configuration.apiToken,

@@ -31,20 +31,40 @@ public struct EventsCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        let client = options.client
-        let connection = try HTTPConnection(address: client.address, timeout: 5)
-        connection.setReadTimeout(nil)
-        try connection.send(method: "GET", target: "/v1/events", accept: "application/x-ndjson", token: client.token, body: nil)
-        let head = try connection.readHead()
-        guard head.status == 200 else {
-            throw client.agentError(String(decoding: try connection.readBody(head), as: UTF8.self))
-        }
-        var pending: [UInt8] = []
-        try connection.streamBody(head) { (bytes: [UInt8]) throws(CLIError) in
-            pending += bytes
-            guard let end = pending.lastIndex(of: UInt8(ascii: "\n")) else { return }
-            Output.write(String(decoding: pending[...end], as: UTF8.self), to: 1)
-            pending.removeFirst(end + 1)
-        }
+        try followLines(options.client, target: "/v1/events", accept: "application/x-ndjson")
+    }
+}
+
+/// `rumor monitor`: the agent's log, live.
+public struct MonitorCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "monitor", abstract: "Print the agent's log as it is written (Serf's monitor).",
+        discussion: "Lines below the agent's own --log-level are not written, so not shown either.")
+    @OptionGroup var options: ClientOptions
+    @Option(name: .customLong("log-level"), help: "Only lines at this level or above: trace, debug, info, notice, warning, error.")
+    var logLevel = "info"
+    public init() {}
+
+    public func run() throws {
+        try followLines(options.client, target: "/v1/monitor" + APIClient.query([("level", logLevel)]), accept: "text/plain")
+    }
+}
+
+/// Streams a line-by-line answer to standard output until the agent ends it.
+func followLines(_ client: APIClient, target: String, accept: String) throws(CLIError) {
+    let connection = try HTTPConnection(address: client.address, timeout: 5)
+    connection.setReadTimeout(nil)
+    // With --json, errors come as the JSON envelope (the stream itself is the same either way).
+    try connection.send(method: "GET", target: target, accept: client.json ? "application/json" : accept, token: client.token, body: nil)
+    let head = try connection.readHead()
+    guard head.status == 200 else {
+        throw client.agentError(String(decoding: try connection.readBody(head), as: UTF8.self))
+    }
+    var pending: [UInt8] = []
+    try connection.streamBody(head) { (bytes: [UInt8]) throws(CLIError) in
+        pending += bytes
+        guard let end = pending.lastIndex(of: UInt8(ascii: "\n")) else { return }
+        Output.write(String(decoding: pending[...end], as: UTF8.self), to: 1)
+        pending.removeFirst(end + 1)
     }
 }

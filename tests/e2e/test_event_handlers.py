@@ -78,3 +78,29 @@ def test_bad_handlers_are_refused_at_start(tmp_path):
         assert result.returncode != 0, value
         error = json.loads([line for line in (result.stderr + result.stdout).splitlines() if line.startswith("{")][-1])
         assert error["code"] == "bad_arguments" and words in error["message"] and error["hint"], (value, error)
+
+
+def test_monitor_streams_the_agents_log_live_at_the_asked_level(swarm, tmp_path):
+    import subprocess
+    from conftest import rumor_binary
+    a = swarm.agent("m-a")
+    out = tmp_path / "monitor.txt"
+    warnings = tmp_path / "warnings.txt"
+    with open(out, "wb") as info_file, open(warnings, "wb") as warning_file:
+        info = subprocess.Popen([rumor_binary(), "monitor", "--api", a.api], stdout=info_file, stderr=subprocess.STDOUT)
+        warning = subprocess.Popen([rumor_binary(), "monitor", "--api", a.api, "--log-level", "warning"], stdout=warning_file,
+                                   stderr=subprocess.STDOUT)
+        try:
+            time.sleep(0.5)
+            swarm.agent("m-b", join=[a.address])
+            a.cli("tags", "set", "role=monitored")
+            wait_until(lambda: "member joined" in out.read_text() and "tags changed" in out.read_text(), 10,
+                       "rumor monitor prints the agent's log lines as they are written")
+            assert "member=m-b" in out.read_text()
+            assert warnings.read_text() == "", warnings.read_text()
+        finally:
+            info.kill()
+            warning.kill()
+    bad = subprocess.run([rumor_binary(), "monitor", "--api", a.api, "--log-level", "loud", "--json"], capture_output=True, text=True)
+    error = json.loads(bad.stderr or bad.stdout)
+    assert bad.returncode != 0 and error["code"] == "bad_request" and "loud" in error["message"], error

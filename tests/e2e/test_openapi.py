@@ -73,10 +73,13 @@ def test_every_documented_route_answers_as_documented(swarm):
     operations = [(path, method, op) for path, item in document["paths"].items() for method, op in item.items()]
     operations.sort(key=lambda entry: entry[0] == "/v1/leave")
     for path, method, operation in operations:
-        stream = path in ("/v1/kv/watch", "/v1/events")
+        stream = path in ("/v1/kv/watch", "/v1/events", "/v1/monitor")
         if path == "/v1/events":
             # The stream carries events from now on: send one once it is open.
             threading.Timer(0.5, lambda: call(a, "post", "/v1/event", {"name": "ping"})).start()
+        if path == "/v1/monitor":
+            # A tags change logs a line.
+            threading.Timer(0.5, lambda: call(a, "post", "/v1/tags", {"set": {"monitored": "yes"}})).start()
         status, content_type, raw = call(a, method, path + queries.get(path, ""), bodies.get(path) if method == "post" else None,
                                          read_line=stream)
         assert status not in (404, 405), f"{method.upper()} {path} is documented but answers {status}"

@@ -73,6 +73,19 @@ extension APIRoute {
                     try await APIServer.streamEvents(events, asServerSentEvents: asServerSentEvents, to: &writer)
                 })
         },
+        APIRoute(.get, "/v1/monitor", "Follow the agent's log, live: one line per log line, from now on.",
+            RouteContract(
+                operationID: "monitor",
+                query: [.init(name: "level", description: "Only lines at this level or above: trace, debug, info (default), notice, warning, error.")],
+                answer: .document(mediaType: "text/plain", description: "Log lines as the agent writes them, until the agent stops."))) { request, control in
+            let lines = try await control.monitor(level: request.uri.queryParameters.get("level") ?? "info")
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-cache"],
+                body: ResponseBody { writer in
+                    for await line in lines { try await writer.write(ByteBuffer(string: line + "\n")) }
+                    try await writer.finish(nil)
+                })
+        },
         APIRoute(.post, "/v1/tags", "Set or delete this node's tags and announce them.",
             RouteContract(operationID: "tags", body: "TagsRequest", answer: .data(APISchemas.reference("Member")))) { request, control in
             let change = try APIRequests.tags(try await body(of: request))
