@@ -241,17 +241,35 @@ def block_environment() -> dict:
                     pytrace=False)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUMOR_")}
     env["PATH"] = f"{binary.parent}{os.pathsep}{env.get('PATH', '')}"
-    ports = set()
-    while len(ports) < 2 * len(AGENTS):
-        ports.add(free_port())
-    ports = sorted(ports)
+    # Ports below the ephemeral range, so that no outgoing connection takes one between now and
+    # the block that binds it (the Pilot agents start minutes after this).
+    ports = stable_ports(2 * len(AGENTS) + 3)
     for i, agent in enumerate(AGENTS):
         env[f"GOSSIP_{agent}"] = f"127.0.0.1:{ports[2 * i]}"
         env[f"API_{agent}"] = f"127.0.0.1:{ports[2 * i + 1]}"
     env["RUMOR_API"] = env["API_A"]
     for index in range(1, 4):
-        env[f"API_P{index}"] = f"127.0.0.1:{free_port()}"
+        env[f"API_P{index}"] = f"127.0.0.1:{ports[2 * len(AGENTS) + index - 1]}"
     return env
+
+
+def stable_ports(count):
+    """`count` ports free for TCP and UDP on 127.0.0.1, below the kernel's ephemeral range."""
+    import random
+    import socket
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    chosen = []
+    for port in random.sample(range(20000, min(low, 32768)), 400):
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                tcp.bind(("127.0.0.1", port))
+                udp.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        chosen.append(port)
+        if len(chosen) == count:
+            return chosen
+    pytest.fail("no free ports below the ephemeral range", pytrace=False)
 
 
 @pytest.fixture(scope="module")
