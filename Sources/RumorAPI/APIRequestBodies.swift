@@ -151,3 +151,34 @@ public struct EventRequest: Codable, Sendable, Hashable {
         self.coalesce = coalesce
     }
 }
+
+/// `POST /v1/query`: `{"name","payload"?,"nodes"?,"tags"?,"timeoutSeconds"?,"ack"?,"relayFactor"?}`:
+/// a Serf query to every node that passes the filters.
+public struct QueryRequest: Codable, Sendable, Hashable {
+    public var name: String
+    /// The payload as text; nil: none.
+    public var payload: String?
+    /// Only nodes with one of these names answer.
+    public var nodes: [String]?
+    /// `KEY=REGEX` each: only nodes whose tag KEY matches REGEX (unanchored, as Serf) answer.
+    public var tags: [String]?
+    /// How long answers are collected, in (0, 3600]; nil: Serf's default for the swarm's size.
+    public var timeoutSeconds: Double?
+    /// Whether nodes acknowledge receipt; nil means true.
+    public var ack: Bool?
+    /// Extra copies of each answer sent through other nodes (0–5); nil means 0.
+    public var relayFactor: Int?
+
+    public init(
+        name: String, payload: String? = nil, nodes: [String]? = nil, tags: [String]? = nil, timeoutSeconds: Double? = nil,
+        ack: Bool? = nil, relayFactor: Int? = nil
+    ) {
+        self.name = name
+        self.payload = payload
+        self.nodes = nodes
+        self.tags = tags
+        self.timeoutSeconds = timeoutSeconds
+        self.ack = ack
+        self.relayFactor = relayFactor
+    }
+}

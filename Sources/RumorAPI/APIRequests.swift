@@ -28,6 +28,59 @@ public enum APIRequests {
         return (event.name, Array((event.payload ?? "").utf8), event.coalesce ?? false)
     }
 
+    /// A validated `POST /v1/query`.
+    public struct Query: Sendable, Hashable {
+        public var name: String
+        public var payload: [UInt8]
+        public var filters: [SerfFilter]
+        public var timeout: Duration?
+        public var wantsAck: Bool
+        public var relayFactor: UInt8
+    }
+
+    /// `POST /v1/query`: a name (not one of Serf's internal `_serf_` queries), filters whose
+    /// regular expressions compile, a timeout in (0, 3600] s, a relay factor in 0…5.
+    public static func query(_ body: [UInt8]) throws(AgentError) -> Query {
+        let hint = #"send {"name":"uptime","payload":"","nodes":["web-1"],"tags":["role=web"],"timeoutSeconds":3,"ack":true}"#
+        let request = try decode(QueryRequest.self, body, hint: hint)
+        guard !request.name.isEmpty else {
+            throw AgentError(code: .badRequest, message: "a query needs a name", hint: hint)
+        }
+        guard !request.name.hasPrefix("_serf_") else {
+            throw AgentError(
+                code: .badRequest, message: "query names starting with _serf_ are Serf's own", hint: "pick another name")
+        }
+        var filters: [SerfFilter] = []
+        if let nodes = request.nodes, !nodes.isEmpty { filters.append(.nodes(nodes)) }
+        for tag in request.tags ?? [] {
+            guard let equals = tag.firstIndex(of: "="), equals != tag.startIndex else {
+                throw AgentError(code: .badRequest, message: "tag filter '\(tag)' is not KEY=REGEX", hint: "e.g. role=web")
+            }
+            let expression = String(tag[tag.index(after: equals)...])
+            do {
+                _ = try Regex(expression)
+            } catch {
+                throw AgentError(
+                    code: .badRequest, message: "tag filter '\(tag)': not a regular expression: \(error)", hint: "e.g. role=web|db")
+            }
+            filters.append(.tag(name: String(tag[..<equals]), expression: expression))
+        }
+        var timeout: Duration?
+        if let seconds = request.timeoutSeconds {
+            guard seconds > 0, seconds <= 3600 else {
+                throw AgentError(code: .badRequest, message: "timeout \(seconds) s is out of range", hint: "give a timeout in (0, 3600] seconds")
+            }
+            timeout = .milliseconds(Int64((seconds * 1000).rounded(.up)))
+        }
+        let relayFactor = request.relayFactor ?? 0
+        guard (0...5).contains(relayFactor) else {
+            throw AgentError(code: .badRequest, message: "relay factor \(relayFactor) is out of range", hint: "give 0 to 5")
+        }
+        return Query(
+            name: request.name, payload: Array((request.payload ?? "").utf8), filters: filters, timeout: timeout,
+            wantsAck: request.ack ?? true, relayFactor: UInt8(relayFactor))
+    }
+
     /// `POST /v1/tags`: tags to set and to delete, at least one, none of them Rumor's own.
     public static func tags(_ body: [UInt8]) throws(AgentError) -> (set: [String: String], delete: [String]) {
         let request = try decode(TagsRequest.self, body, hint: #"send {"set":{"role":"web"}} and/or {"delete":["role"]}"#)

@@ -18,6 +18,8 @@ public protocol AgentControl: Sendable {
     func monitor(level: String) async throws -> AsyncStream<String>
     /// The user events this node delivers from now on (its own included), until the agent stops.
     func events() async -> AsyncStream<UserEventSnapshot>
+    /// Sends a query; the stream carries its acknowledgements and responses, then `done`.
+    func query(_ query: APIRequests.Query) async throws -> (QueryDispatch, AsyncStream<QueryAnswerSnapshot>)
     /// Sets and deletes this node's tags and announces them (Serf's `SetTags`); returns this
     /// node as others now see it. Throws `AgentError` `tags_too_large` (nothing changes then).
     func updateTags(set: [String: String], delete: [String]) async throws -> MemberSnapshot
@@ -223,6 +225,53 @@ public struct UserEventSnapshot: Codable, Sendable, Hashable {
         self.payload = String(decoding: event.payload, as: UTF8.self)
         self.ltime = event.time
         self.coalesce = event.coalesce
+    }
+}
+
+/// A query this agent sent, as the API reports it first.
+public struct QueryDispatch: Codable, Sendable, Hashable {
+    /// Always "dispatched".
+    public var type: String
+    public var name: String
+    public var ltime: UInt64
+    public var id: UInt32
+    /// How long answers are collected, in milliseconds.
+    public var timeoutMilliseconds: Int64
+    /// Whether nodes were asked to acknowledge.
+    public var ack: Bool
+
+    public init(_ query: SerfQuery) {
+        type = "dispatched"
+        name = query.name
+        ltime = query.time
+        id = query.id
+        timeoutMilliseconds = query.timeout.nanosecondsClamped / 1_000_000
+        ack = query.wantsAck
+    }
+}
+
+/// One line of a query's answer stream: an acknowledgement, a response, or the end (`done`,
+/// with the totals).
+public struct QueryAnswerSnapshot: Codable, Sendable, Hashable {
+    /// "ack", "response" or "done".
+    public var type: String
+    /// The answering node (ack and response).
+    public var from: String?
+    /// The response as UTF-8 text (lossy for non-text bytes).
+    public var payload: String?
+    public var acks: Int?
+    public var responses: Int?
+
+    public init(_ response: SerfQueryResponse) {
+        type = response.isAck ? "ack" : "response"
+        from = response.from
+        payload = response.isAck ? nil : String(decoding: response.payload, as: UTF8.self)
+    }
+
+    public init(acks: Int, responses: Int) {
+        type = "done"
+        self.acks = acks
+        self.responses = responses
     }
 }
 

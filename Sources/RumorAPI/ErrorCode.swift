@@ -21,6 +21,8 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
     case tagsTooLarge = "tags_too_large"
     /// A user event whose name and payload pass Serf's 512 bytes (or that has no name).
     case eventTooLarge = "event_too_large"
+    /// A query whose encoding passes Serf's 1024 bytes.
+    case queryTooLarge = "query_too_large"
     // The agent's state refuses the operation.
     case left
     case keyNotFound = "key_not_found"
@@ -61,7 +63,7 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
     /// never sends included).
     public var httpStatus: Int {
         switch self {
-        case .badRequest, .badAddress, .badKey, .emptyKey, .keyTooLong, .valueTooLarge, .tagsTooLarge, .eventTooLarge: 400
+        case .badRequest, .badAddress, .badKey, .emptyKey, .keyTooLong, .valueTooLarge, .tagsTooLarge, .eventTooLarge, .queryTooLarge: 400
         case .unauthorized: 401
         case .notFound, .keyNotFound: 404
         case .left, .watchAhead, .encryptionDisabled, .encryptionMigrating: 409

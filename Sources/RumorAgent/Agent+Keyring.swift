@@ -21,9 +21,16 @@ extension Agent {
             throw AgentError(code: .badKey, message: error, hint: "nothing changed on any node; list the keys with `rumor keys list`")
         }
         let result = await command { node, id, _ in node.rotateKeyring(operation, local: local, command: id) }
-        guard case .keyring(let tally) = result else {
+        guard case .keyring(var tally) = result else {
             if case .failed(let error) = result { throw AgentError(error) }
             throw AgentError(code: .internal, message: "unexpected keyring result", hint: "report this")
+        }
+        if let serf = await rotateSerfKeyrings(operation) {
+            tally.nodes += serf.nodes
+            tally.responded += serf.responded
+            tally.failures.merge(serf.failures) { $1 }
+            tally.keys.merge(serf.keys, uniquingKeysWith: +)
+            tally.primaryKeys.merge(serf.primaryKeys, uniquingKeysWith: +)
         }
         let report = KeyringReport(
             nodes: tally.nodes, responded: tally.responded, failures: tally.failures,
@@ -85,7 +92,7 @@ extension Agent {
     }
 
     /// Changes the keyring (the codecs and the file) and answers with the keys now installed.
-    private func applyKeyring(_ operation: KeyringOperation) -> KeyringFrame {
+    func applyKeyring(_ operation: KeyringOperation) -> KeyringFrame {
         let current = codec.keyring
         var keyring = current
         do {

@@ -38,6 +38,8 @@ public actor Agent: Service, AgentControl {
     public nonisolated let metrics = AgentMetrics()
     var watches = WatchHub()
     var eventHub = EventHub()
+    /// The answers of this node's queries still collecting, by query.
+    var queryAnswers: [QueryID: AsyncStream<SerfQueryResponse>.Continuation] = [:]
     /// The `--event-handler` scripts; nil without any.
     let handlers: EventHandlers?
     /// The log, live, for `rumor monitor`; nil when the process logs without one.
@@ -391,7 +393,34 @@ public actor Agent: Service, AgentControl {
                 execute(node.queueSerfBroadcast(SerfCodec.encode(message), at: time))
             case .serfDirect(let message, let addresses):
                 let bytes = SerfCodec.encode(message)
+                if case .queryResponse(let response) = message, bytes.count > SerfQueries.sizeLimit {
+                    counters.add("query_responses_too_large")
+                    logger.warning(
+                        "query response not sent: it exceeds Serf's limit",
+                        metadata: ["bytes": "\(bytes.count)", "limit": "\(SerfQueries.sizeLimit)", "query": "\(QueryID(time: response.time, id: response.id))"])
+                    continue
+                }
                 for address in addresses { send(.membership([.user(bytes)], checksum: false), to: address) }
+            case .serfRelay(let message, let destination, let destinationName, let relays):
+                let relay = SerfRelay(destination: destination, destinationName: destinationName, message: SerfCodec.encode(message))
+                let bytes = SerfCodec.encode(.relay(relay))
+                guard bytes.count <= SerfQueries.sizeLimit else { continue }
+                for address in relays { send(.membership([.user(bytes)], checksum: false), to: address) }
+            case .serfForward(let bytes, let address):
+                counters.add("serf_relays_forwarded")
+                send(.membership([.user(bytes)], checksum: false), to: address)
+            case .query(let query):
+                counters.add("queries_delivered")
+                let id = QueryID(query)
+                handlers?.handle(.query(query, self: (node.name, node.tags))) { [weak self] output in
+                    Task { await self?.respond(to: id, with: output) }
+                }
+            case .keyQuery(let query):
+                answerKeyQuery(query)
+            case .queryAnswered(let query, let response):
+                queryAnswers[query]?.yield(response)
+            case .queryEnded(let query):
+                queryAnswers.removeValue(forKey: query)?.finish()
             case .userEvent(let event):
                 counters.add("user_events_delivered")
                 eventHub.publish(event)

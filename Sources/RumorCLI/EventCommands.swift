@@ -50,12 +50,49 @@ public struct MonitorCommand: ParsableCommand {
     }
 }
 
+/// `rumor query NAME [PAYLOAD]`: a Serf query; prints acknowledgements and responses as they
+/// arrive, until its timeout.
+public struct QueryCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "query", abstract: "Send a query (Serf's) and print the acknowledgements and responses.",
+        discussion: """
+            Every node that passes the filters acknowledges it and runs its query handlers; a \
+            handler's output is that node's response. Runs until the timeout (default: Serf's, \
+            3.2 s up to 9 nodes on the LAN profile). With --json, one JSON object per line: \
+            dispatched, then ack and response lines, then done with the totals. The encoded \
+            query takes at most 1024 bytes, a response too (Serf's limits).
+            """)
+    @OptionGroup var options: ClientOptions
+    @Argument(help: "The query's name.") var name: String
+    @Argument(help: "The payload (text).") var payload: String?
+    @Option(name: .customLong("node"), help: "Only this node answers (repeatable).") var nodes: [String] = []
+    @Option(name: .customLong("tag"), help: "Only nodes whose tag matches: KEY=REGEX, unanchored as in Serf (repeatable).")
+    var tags: [String] = []
+    @Option(help: "How long to collect answers: 5s, 1m or plain seconds.") var timeout: String?
+    @Flag(name: .customLong("no-ack"), help: "Do not ask nodes to acknowledge.") var noAck = false
+    @Option(name: .customLong("relay-factor"), help: "Extra copies of each answer through other nodes (0–5).") var relayFactor = 0
+    public init() {}
+
+    public func run() throws {
+        var body = ["name": JSONText.quote(name)]
+        if let payload { body["payload"] = JSONText.quote(payload) }
+        if !nodes.isEmpty { body["nodes"] = "[" + nodes.map(JSONText.quote).joined(separator: ",") + "]" }
+        if !tags.isEmpty { body["tags"] = "[" + tags.map(JSONText.quote).joined(separator: ",") + "]" }
+        if let timeout { body["timeoutSeconds"] = String(try parseDuration(timeout)) }
+        if noAck { body["ack"] = "false" }
+        if relayFactor != 0 { body["relayFactor"] = String(relayFactor) }
+        try followLines(
+            options.client, method: "POST", target: "/v1/query", body: Array(JSONText.object(body).utf8),
+            accept: options.client.json ? "application/x-ndjson" : "text/plain")
+    }
+}
+
 /// Streams a line-by-line answer to standard output until the agent ends it.
-func followLines(_ client: APIClient, target: String, accept: String) throws(CLIError) {
+func followLines(_ client: APIClient, method: String = "GET", target: String, body: [UInt8]? = nil, accept: String) throws(CLIError) {
     let connection = try HTTPConnection(address: client.address, timeout: 5)
     connection.setReadTimeout(nil)
     // With --json, errors come as the JSON envelope (the stream itself is the same either way).
-    try connection.send(method: "GET", target: target, accept: client.json ? "application/json" : accept, token: client.token, body: nil)
+    try connection.send(method: method, target: target, accept: client.json ? "application/json" : accept, token: client.token, body: body)
     let head = try connection.readHead()
     guard head.status == 200 else {
         throw client.agentError(String(decoding: try connection.readBody(head), as: UTF8.self))

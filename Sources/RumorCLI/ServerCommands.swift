@@ -4,7 +4,7 @@ import ArgumentParser
 public let clientCommands: [any ParsableCommand.Type] = [
     MembersCommand.self, JoinCommand.self, LeaveCommand.self, InfoCommand.self, PutCommand.self, GetCommand.self,
     DeleteCommand.self, ListCommand.self, WatchCommand.self, StatusCommand.self, KeygenCommand.self, KeysCommand.self,
-    TagsCommand.self, EventCommand.self, EventsCommand.self, MonitorCommand.self,
+    TagsCommand.self, EventCommand.self, EventsCommand.self, QueryCommand.self, MonitorCommand.self,
 ]
 
 /// The summary line both executables show for `rumor`.

@@ -214,3 +214,119 @@ def test_user_events_cross_between_serf_and_rumor_and_rumor_leaves_as_serf_does(
         assert result.returncode != 0 and error["code"] == "event_too_large" and "512" in error["message"], error
     finally:
         watcher.stop()
+
+
+QUERY_HANDLER = """#!/bin/sh
+echo "$SERF_QUERY_NAME from $SERF_SELF_NAME: $(cat)"
+"""
+
+
+def serf_query(agent, *args) -> dict:
+    """`serf query -format json`: {"Acks": [...] or None, "Responses": {node: payload}}."""
+    return json.loads(agent.serf("query", "-format", "json", *args))
+
+
+def rumor_query(agent, *args) -> tuple[set, dict]:
+    """`rumor query --json`: the nodes that acknowledged, and the responses by node."""
+    lines = [json.loads(line) for line in agent.cli("query", "--json", *args).stdout.splitlines()]
+    assert lines[0]["type"] == "dispatched" and lines[-1]["type"] == "done", lines
+    acks = {line["from"] for line in lines if line["type"] == "ack"}
+    responses = {line["from"]: line["payload"] for line in lines if line["type"] == "response"}
+    assert lines[-1]["acks"] == len(acks) and lines[-1]["responses"] == len(responses), lines
+    return acks, responses
+
+
+def test_queries_cross_between_serf_and_rumor_with_filters(serf_swarm, tmp_path):
+    handler = tmp_path / "query.sh"
+    handler.write_text(QUERY_HANDLER)
+    handler.chmod(0o755)
+    # The same handler script answers under Serf and under Rumor.
+    r1 = serf_swarm.rumor("r1", extra=["--tag", "role=web", "--event-handler", f"query:uptime={handler}"])
+    r2 = serf_swarm.rumor("r2", join=[r1.address], extra=["--tag", "role=db", "--event-handler", f"query={handler}"])
+    s1 = serf_swarm.serf("s1", join=[r1.address], tags={"role": "web"}, extra=["-event-handler", f"query:uptime={handler}"])
+    s2 = serf_swarm.serf("s2", join=[s1.address], tags={"role": "db"})
+    wait_until(lambda: set(rumor_members(r2)) == {"r1", "r2", "s1", "s2"} and
+               all(m["status"] == "alive" for m in s2.members().values()) and len(s2.members()) == 4, 20,
+               "two Rumor agents and two Serf agents form a swarm")
+
+    # serf query, tag filter: answered by the Rumor handler and the Serf one; r2 and s2 stay out.
+    answer = serf_query(s2, "-tag", "role=web", "-timeout", "2s", "uptime", "now")
+    assert sorted(answer["Acks"]) == ["r1", "s1"], answer
+    assert answer["Responses"] == {"r1": "uptime from r1: now\n", "s1": "uptime from s1: now\n"}, answer
+
+    # rumor query, tag filter: the same two, Serf's handler included.
+    acks, responses = rumor_query(r2, "uptime", "later", "--tag", "role=web", "--timeout", "2s")
+    assert acks == {"r1", "s1"} and responses == {"r1": "uptime from r1: later\n", "s1": "uptime from s1: later\n"}, responses
+
+    # No filter: every node acknowledges; only nodes with a handler for the name respond.
+    acks, responses = rumor_query(r1, "uptime", "--timeout", "2s")
+    assert acks == {"r1", "r2", "s1", "s2"} and set(responses) == {"r1", "r2", "s1"}, (acks, responses)
+
+    # A node filter, from Serf to a Rumor node; relayed copies are counted once.
+    answer = serf_query(s1, "-node", "r2", "-relay-factor", "2", "-timeout", "2s", "stats")
+    assert answer["Acks"] == ["r2"] and answer["Responses"] == {"r2": "stats from r2: \n"}, answer
+    acks, responses = rumor_query(r1, "stats", "--node", "r2", "--relay-factor", "2", "--timeout", "2s")
+    assert acks == {"r2"} and responses == {"r2": "stats from r2: \n"}, (acks, responses)
+
+    # Serf's text output, as `serf query` prints it.
+    from conftest import rumor_binary
+    text = subprocess.run([rumor_binary(), "query", "uptime", "--node", "s1", "--timeout", "1s", "--api", r2.api],
+                          capture_output=True, text=True, timeout=10).stdout
+    assert text == "Query 'uptime' dispatched\nAck from 's1'\nResponse from 's1': uptime from s1: \nTotal Acks: 1\nTotal Responses: 1\n", text
+
+    # Bad input.
+    for args, code in ((["_serf_ping"], "bad_request"), (["q", "--tag", "role=("], "bad_request"),
+                       (["q", "x" * 1100], "query_too_large"), (["q", "--relay-factor", "9"], "bad_request"),
+                       (["q", "--timeout", "0"], "bad_arguments")):
+        result = r1.cli("query", *args, check=False)
+        assert result.returncode != 0, (args, result.stdout)
+        error = json.loads(result.stderr or result.stdout)
+        assert error["code"] == code, (args, error)
+
+
+def test_an_encrypted_mixed_swarm_rotates_its_key_with_rumor_keys_and_serf_keys(serf_swarm):
+    from test_security import keygen
+    first, second, third = keygen(), keygen(), keygen()
+    r1 = serf_swarm.rumor("r1", extra=["--encrypt", first])
+    r2 = serf_swarm.rumor("r2", join=[r1.address], extra=["--encrypt", first])
+    s1 = serf_swarm.serf("s1", join=[r1.address], extra=["-encrypt", first])
+    s2 = serf_swarm.serf("s2", join=[s1.address], extra=["-encrypt", first])
+    names = {"r1", "r2", "s1", "s2"}
+    wait_until(lambda: set(rumor_members(r2)) == names and len(s2.members()) == 4 and
+               all(m["status"] == "alive" for m in s2.members().values()), 20, "an encrypted mixed swarm of four")
+
+    def serf_keys(agent):
+        """`serf keys -list`: key -> how many nodes hold it."""
+        listed = {}
+        for line in agent.serf("keys", "-list").splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1].startswith("[") and parts[1].endswith("]"):
+                listed[parts[0]] = int(parts[1][1:-1].split("/")[0])
+        return listed
+
+    # rumor keys, over Rumor nodes and Serf nodes alike.
+    for operation in ("install", "use"):
+        report = json.loads(r1.cli("keys", operation, second).stdout)["data"]
+        assert report["nodes"] == 4 and report["responded"] == 4 and not report["failures"], report
+    assert serf_keys(s2) == {first: 4, second: 4}, s2.serf("keys", "-list")
+    report = json.loads(r2.cli("keys", "remove", first).stdout)["data"]
+    assert report["responded"] == 4 and not report["failures"], report
+    report = json.loads(r2.cli("keys", "list").stdout)["data"]
+    assert report["keys"] == {second: 4} and report["primaryKeys"] == {second: 4}, report
+
+    # serf keys, Rumor nodes included.
+    for operation in ("-install", "-use"):
+        s1.serf("keys", operation, third)
+    s1.serf("keys", "-remove", second)
+    report = json.loads(r1.cli("keys", "list").stdout)["data"]
+    assert report["keys"] == {third: 4} and report["primaryKeys"] == {third: 4}, report
+
+    # Gossip still flows with the third key only; no member ever failed.
+    time.sleep(2)
+    assert all(m["status"] == "alive" for m in s2.members().values()) and len(s2.members()) == 4
+    assert all(state == "alive" for state in r1.members().values()), r1.members()
+    for agent in (s1, s2):
+        assert "EventMemberFailed" not in agent.log_path.read_text(), agent.log_path.read_text()[-3000:]
+    # Serf's answer to a Rumor node's bad request is an error, not a crash.
+    result = r1.cli("keys", "remove", third, check=False)
+    assert result.returncode != 0 and json.loads(result.stderr or result.stdout)["code"] in ("bad_key", "keyring_partial")

@@ -62,6 +62,17 @@ extension APIRoute {
                 "event \($0.name) sent at ltime \($0.ltime)"
             }
         },
+        APIRoute(.post, "/v1/query", "Send a query (Serf's) and stream its acknowledgements and responses until its timeout.",
+            RouteContract(operationID: "query", body: "QueryRequest", answer: .queryStream)) { request, control in
+            let query = try APIRequests.query(try await body(of: request))
+            let (dispatch, answers) = try await control.query(query)
+            let asText = request.headers[.accept]?.contains("text/plain") == true
+            return Response(
+                status: .ok, headers: [.contentType: asText ? "text/plain; charset=utf-8" : "application/x-ndjson", .cacheControl: "no-cache"],
+                body: ResponseBody { writer in
+                    try await APIServer.streamQuery(dispatch, answers, asText: asText, to: &writer)
+                })
+        },
         APIRoute(.get, "/v1/events", "Follow user events: one JSON object per line (or server-sent events), from now on.",
             RouteContract(operationID: "events", answer: .eventStream)) { request, control in
             let asServerSentEvents = request.headers[.accept]?.contains("text/event-stream") == true

@@ -144,6 +144,31 @@ enum APISchemas {
                 "payload": string("The payload as text (name and payload: at most 512 bytes, Serf's limit)."),
                 "coalesce": ["type": "boolean", "description": "Whether receivers may coalesce it; default false."],
             ], required: ["name"], closed: false)),
+        ("QueryRequest", object(
+            "A query to send (encoded: at most 1024 bytes, Serf's limit).",
+            [
+                "name": string("The query's name (not starting with _serf_)."),
+                "payload": string("The payload as text."),
+                "nodes": array(of: ["type": "string"], "Only these nodes answer."),
+                "tags": array(of: ["type": "string"], "KEY=REGEX each: only nodes whose tag matches (unanchored) answer."),
+                "timeoutSeconds": ["type": "number", "description": "How long answers are collected, in (0, 3600]; default: Serf's for the swarm's size."],
+                "ack": ["type": "boolean", "description": "Whether nodes acknowledge receipt; default true."],
+                "relayFactor": integer("Extra copies of each answer sent through other nodes, 0–5; default 0."),
+            ], required: ["name"], closed: false)),
+        ("QueryAnswer", object(
+            "One line of a query's stream: dispatched first, then ack and response lines, done last.",
+            [
+                "type": ["enum": ["dispatched", "ack", "response", "done"], "description": "What the line is."],
+                "name": string("dispatched: the query's name."),
+                "ltime": integer("dispatched: the query's Lamport time."),
+                "id": integer("dispatched: the query's ID."),
+                "timeoutMilliseconds": integer("dispatched: how long answers are collected."),
+                "ack": ["type": "boolean", "description": "dispatched: whether nodes were asked to acknowledge."],
+                "from": string("ack, response: the answering node."),
+                "payload": string("response: the answer as UTF-8 text."),
+                "acks": integer("done: acknowledgements received."),
+                "responses": integer("done: responses received."),
+            ], required: ["type"])),
         ("TagsRequest", object(
             "Tags to set and to delete (at least one).",
             [

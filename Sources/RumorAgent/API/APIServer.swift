@@ -75,6 +75,20 @@ public struct APIServer: Service {
         try await writer.finish(nil)
     }
 
+    /// A query's answers as NDJSON, or as `serf query` prints them (`asText`).
+    static func streamQuery(
+        _ dispatch: QueryDispatch, _ answers: AsyncStream<QueryAnswerSnapshot>, asText: Bool, to writer: inout any ResponseBodyWriter
+    ) async throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        try await writer.write(ByteBuffer(string: asText ? APIText.query(dispatch) : String(decoding: try encoder.encode(dispatch), as: UTF8.self) + "\n"))
+        for await answer in answers {
+            let line = asText ? APIText.query(answer, acknowledged: dispatch.ack) : String(decoding: try encoder.encode(answer), as: UTF8.self) + "\n"
+            try await writer.write(ByteBuffer(string: line))
+        }
+        try await writer.finish(nil)
+    }
+
     static func streamChanges(
         _ changes: AsyncThrowingStream<[EntrySnapshot], any Error>, asServerSentEvents events: Bool,
         to writer: inout any ResponseBodyWriter

@@ -32,6 +32,24 @@ enum APIText {
         }.joined(separator: "\n")
     }
 
+    /// A query's first line, as `serf query` prints it.
+    static func query(_ dispatch: QueryDispatch) -> String {
+        "Query '\(dispatch.name)' dispatched\n"
+    }
+
+    /// An answer line, as `serf query` prints it (one trailing newline of a response dropped).
+    static func query(_ answer: QueryAnswerSnapshot, acknowledged: Bool) -> String {
+        switch answer.type {
+        case "ack": return "Ack from '\(answer.from ?? "")'\n"
+        case "response":
+            var payload = answer.payload ?? ""
+            if payload.hasSuffix("\n") { payload.removeLast() }
+            return "Response from '\(answer.from ?? "")': \(payload)\n"
+        default:
+            return (acknowledged ? "Total Acks: \(answer.acks ?? 0)\n" : "") + "Total Responses: \(answer.responses ?? 0)\n"
+        }
+    }
+
     static func members(_ members: [MemberSnapshot]) -> String {
         table(
             ["NAME", "ADDRESS", "STATE", "INCARNATION", "TAGS"],

@@ -17,6 +17,8 @@ struct RouteContract: Sendable {
         case entryStream
         /// A stream of user events, the same two ways.
         case eventStream
+        /// A query's stream of answers (NDJSON).
+        case queryStream
         /// A document of this media type, not enveloped.
         case document(mediaType: String, description: String)
     }
@@ -140,6 +142,15 @@ enum OpenAPIDocument {
                     "text/event-stream": [
                         "schema": ["type": "string", "description": "Server-sent events: event: user, data a UserEvent."]
                     ],
+                ],
+            ]
+        case .queryStream:
+            return [
+                "description": "The query, then its acknowledgements and responses as they arrive, then the totals when its timeout ends it.",
+                "content": [
+                    "application/x-ndjson": [
+                        "schema": ["$ref": "#/components/schemas/QueryAnswer", "description": "One QueryAnswer per line."]
+                    ]
                 ],
             ]
         case .document(let mediaType, let description):

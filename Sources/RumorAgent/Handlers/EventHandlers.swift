@@ -48,8 +48,11 @@ public struct EventHandlerSpec: Sendable, Hashable {
     func accepts(_ event: HandlerEvent) -> Bool {
         filters.contains { filter in
             if filter == "*" || filter == event.type { return true }
-            if case .user(let user, _) = event { return filter == "user:" + user.name }
-            return false
+            switch event {
+            case .user(let user, _): return filter == "user:" + user.name
+            case .query(let query, _): return filter == "query:" + query.name
+            case .member: return false
+            }
         }
     }
 }
@@ -59,12 +62,14 @@ public struct EventHandlerSpec: Sendable, Hashable {
 enum HandlerEvent: Sendable {
     case member(type: String, members: [MemberSnapshot], selfName: String, selfTags: [String: String])
     case user(SerfUserEvent, self: (name: String, tags: [String: String]))
+    case query(SerfQuery, self: (name: String, tags: [String: String]))
 
     /// Serf's `SERF_EVENT`.
     var type: String {
         switch self {
         case .member(let type, _, _, _): type
         case .user: "user"
+        case .query: "query"
         }
     }
 
@@ -107,8 +112,10 @@ final class EventHandlers: Sendable {
         self.logger = logger
     }
 
-    /// Queues `event` for every handler that takes it; never blocks.
-    func handle(_ event: HandlerEvent) {
+    /// Queues `event` for every handler that takes it; never blocks. For a query, `respond` gets
+    /// the output of the first handler that exits 0 having written something (Serf's response).
+    func handle(_ event: HandlerEvent, respond: (@Sendable ([UInt8]) -> Void)? = nil) {
+        let responded = NIOLockedValueBox(false)
         for spec in specs where spec.accepts(event) {
             let admitted = pending.withLockedValue { count -> Bool in
                 guard count < Self.queueLimit else { return false }
@@ -123,17 +130,23 @@ final class EventHandlers: Sendable {
                 continue
             }
             runs.async { [timeout, logger, pending, counts] in
-                let outcome = Self.run(spec, event, timeout: timeout, logger: logger)
+                let (outcome, output) = Self.run(spec, event, timeout: timeout, logger: logger)
                 pending.withLockedValue { $0 -= 1 }
                 counts.withLockedValue { $0[outcome, default: 0] += 1 }
+                if let respond, let output, !output.isEmpty, outcome == "event_handler_runs",
+                    responded.withLockedValue({ done in defer { done = true }; return !done })
+                {
+                    respond(output)
+                }
             }
         }
     }
 
     // MARK: - One run
 
-    /// Runs one handler to completion or timeout; returns the counter to bump.
-    private static func run(_ spec: EventHandlerSpec, _ event: HandlerEvent, timeout: Duration, logger: Logger) -> String {
+    /// Runs one handler to completion or timeout; returns the counter to bump and what the handler
+    /// wrote (its last 8 KiB of stdout and stderr).
+    private static func run(_ spec: EventHandlerSpec, _ event: HandlerEvent, timeout: Duration, logger: Logger) -> (String, [UInt8]?) {
         let process = Process()
         // Foundation starts the child as the leader of its own process group, so a timeout kills
         // the script and every process it started (`kill(-pid)`).
@@ -160,7 +173,7 @@ final class EventHandlers: Sendable {
             try process.run()
         } catch {
             logger.error("cannot run event handler", metadata: ["script": "\(spec.script)", "error": "\(error)"])
-            return "event_handler_failures"
+            return ("event_handler_failures", nil)
         }
         try? input.fileHandleForWriting.write(contentsOf: stdin(for: event))
         try? input.fileHandleForWriting.close()
@@ -172,21 +185,43 @@ final class EventHandlers: Sendable {
             finished.wait()
         }
         output.fileHandleForReading.readabilityHandler = nil
-        let text = String(decoding: kept.withLockedValue { $0 }, as: UTF8.self)
+        // What is still in the pipe once the handler has exited, without waiting for an end of
+        // file (a child the handler left running may hold the pipe open).
+        let rest = drain(output.fileHandleForReading.fileDescriptor)
+        let written = kept.withLockedValue { bytes in
+            bytes += rest
+            if bytes.count > outputLimit { bytes.removeFirst(bytes.count - outputLimit) }
+            return bytes
+        }
+        let text = String(decoding: written, as: UTF8.self)
         let metadata: Logger.Metadata = [
             "event": "\(event.type)", "script": "\(spec.script)", "status": "\(process.terminationStatus)",
             "seconds": "\((ContinuousClock.now - started).seconds)", "output": "\(text.suffix(512))",
         ]
         if timedOut {
             logger.warning("event handler killed: it ran past the handler timeout", metadata: metadata.merging(["timeout": "\(timeout)"]) { $1 })
-            return "event_handler_timeouts"
+            return ("event_handler_timeouts", written)
         }
         if process.terminationStatus != 0 {
             logger.warning("event handler failed", metadata: metadata)
-            return "event_handler_failures"
+            return ("event_handler_failures", written)
         }
         logger.debug("event handler ran", metadata: metadata)
-        return "event_handler_runs"
+        return ("event_handler_runs", written)
+    }
+
+    /// Whatever can be read from `descriptor` right now.
+    private static func drain(_ descriptor: Int32) -> [UInt8] {
+        var bytes: [UInt8] = []
+        var request = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        var chunk = [UInt8](repeating: 0, count: 16 << 10)
+        while poll(&request, 1, 0) > 0, request.revents & Int16(POLLIN) != 0 {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            guard count > 0 else { break }
+            bytes += chunk[..<count]
+            if bytes.count > outputLimit { bytes.removeFirst(bytes.count - outputLimit) }
+        }
+        return bytes
     }
 
     /// Serf's variables (§9.2).
@@ -200,6 +235,10 @@ final class EventHandlers: Sendable {
             (name, tags) = (own.name, own.tags)
             variables["SERF_USER_EVENT"] = user.name
             variables["SERF_USER_LTIME"] = String(user.time)
+        case .query(let query, let own):
+            (name, tags) = (own.name, own.tags)
+            variables["SERF_QUERY_NAME"] = query.name
+            variables["SERF_QUERY_LTIME"] = String(query.time)
         }
         variables["SERF_SELF_NAME"] = name
         variables["SERF_SELF_ROLE"] = tags["role"] ?? ""
@@ -226,8 +265,13 @@ final class EventHandlers: Sendable {
                 return [clean(member.name), host, clean(member.tags["role"] ?? ""), clean(tags)].joined(separator: "\t") + "\n"
             }
             return Data(lines.joined().utf8)
-        case .user(let user, _):
-            var payload = user.payload
+        case .user, .query:
+            var payload: [UInt8]
+            switch event {
+            case .user(let user, _): payload = user.payload
+            case .query(let query, _): payload = query.payload
+            case .member: payload = []
+            }
             if let last = payload.last, last != UInt8(ascii: "\n") { payload.append(UInt8(ascii: "\n")) }
             return Data(payload)
         }

@@ -12,7 +12,7 @@ extension Node {
                 out += receive(frame, from: sender, viaStream: false, at: time)
             case .serf(let message):
                 guard speaksSerf else { continue }
-                out += effects(of: serf.receive(message))
+                out += receiveSerf(message, at: time)
             }
         }
         return out
@@ -132,6 +132,8 @@ extension Node {
             guard joinRetryArmed, !membership.hasLeft else { return [] }
             joinRetryArmed = false
             return [.retryJoin]
+        case .queryDeadline(let query):
+            return serf.queries.end(query) ? [.queryEnded(query)] : []
         }
     }
 

@@ -10,26 +10,134 @@ extension Node {
         }
     }
 
+    /// A Serf message from the swarm: queries and their answers go to `serf.queries` (they need
+    /// this node's tags, address and clock), relays are passed on, the rest to `serf`.
+    mutating func receiveSerf(_ message: SerfMessage, at time: NodeTime) -> [NodeEffect] {
+        switch message {
+        case .query(let query):
+            return effects(of: serf.queries.receive(query, local: queryView, now: time.now), at: time)
+        case .queryResponse(let response):
+            return effects(of: serf.queries.receive(response, now: time.now), at: time)
+        case .relay(let relay):
+            // As Serf: passed on unread, once (relayed answers are never relayed again).
+            return [.serfForward(relay.message, to: relay.destination)]
+        case .join, .leave, .userEvent, .pushPull:
+            return effects(of: serf.receive(message))
+        }
+    }
+
+    /// This node as a query sees it: its name, gossip address and tags.
+    private var queryView: (name: String, address: NodeAddress, tags: [String: String]) {
+        (name, membership.localMember.address, tags)
+    }
+
+    mutating func effects(of directives: [SerfQueries.Directive], at time: NodeTime) -> [NodeEffect] {
+        var out: [NodeEffect] = []
+        for directive in directives {
+            switch directive {
+            case .respond(let response, let address, let querier, let relayFactor):
+                if address == membership.localMember.address {
+                    // An answer to this node's own query: no need for the network.
+                    out += effects(of: serf.queries.receive(response, now: time.now), at: time)
+                    continue
+                }
+                out.append(.serfDirect(.queryResponse(response), to: [address]))
+                // Serf's relays: copies through random live members (memberlist protocol ≥ 5),
+                // only when the swarm has more members than copies asked for.
+                let relays = membership.members.values
+                    .filter { $0.name != name && $0.state == .alive && $0.versions.protocolMax >= 5 }
+                    .map(\.address).sorted()
+                if relayFactor > 0, membership.members.count > Int(relayFactor) {
+                    let chosen = serf.queries.pick(Int(relayFactor), of: relays)
+                    if !chosen.isEmpty {
+                        out.append(.serfRelay(.queryResponse(response), destination: address, destinationName: querier, via: chosen))
+                    }
+                }
+            case .forward(let bytes, let address):
+                out.append(.serfForward(bytes, to: address))
+            case .deliver(let query):
+                out.append(.query(query))
+            case .deliverInternal(let query):
+                out.append(.keyQuery(query))
+            case .answered(let key, let response):
+                out.append(.queryAnswered(key, response))
+            case .broadcast(let query):
+                out.append(.serfBroadcast(.query(query)))
+            }
+        }
+        return out
+    }
+
     /// Queues an encoded Serf message (a `serfBroadcast` effect's) for gossip, as Serf queues
     /// its messages: piggybacked on packets, each sent `retransmitMultiplier × log10(N + 1)` times.
     public mutating func queueSerfBroadcast(_ bytes: [UInt8], at time: NodeTime) -> [NodeEffect] {
         effects(of: membership.queueBroadcast(.user(bytes), now: time.now), at: time)
     }
 
+    /// Live members other than this node, when few enough to reach each directly (as writes are):
+    /// a user event or query then reaches all in one hop, and gossip repairs losses.
+    private var directPushTargets: [NodeAddress] {
+        let others = membership.members.values.filter { $0.name != self.name && $0.state == .alive }
+        guard others.count <= replication.settings.directPushLimit else { return [] }
+        return others.map(\.address).sorted()
+    }
+
     /// Sends a user event to every node (Serf agents included); it is delivered here too.
     /// - Throws: `NodeError` `eventTooLarge` past Serf's 512 bytes of name and payload, or `left`.
     public mutating func sendEvent(name: String, payload: [UInt8], coalesce: Bool) throws(NodeError) -> (SerfUserEvent, [NodeEffect]) {
+        try checkNotLeft()
+        let (event, directives) = try serf.sendEvent(name: name, payload: payload, coalesce: coalesce)
+        var out = effects(of: directives)
+        let targets = directPushTargets
+        if !targets.isEmpty { out.append(.serfDirect(.userEvent(event), to: targets)) }
+        return (event, out)
+    }
+
+    /// Serf's default query timeout: gossip interval × 16 × ceil(log10(N + 1)), N the live members.
+    public var defaultQueryTimeout: Duration {
+        let alive = membership.members.values.filter { $0.state == .alive }.count
+        var scale = 1
+        var bound = 10
+        while alive + 1 > bound {
+            scale += 1
+            bound *= 10
+        }
+        return membership.settings.gossipInterval * (SerfQueries.timeoutMultiplier * scale)
+    }
+
+    /// Sends a query to every node (Serf agents included) and collects the answers until its
+    /// timeout (`queryAnswered` effects, then `queryEnded`). This node handles it too.
+    /// - Throws: `NodeError` `left`.
+    public mutating func sendQuery(
+        name: String, payload: [UInt8], filters: [SerfFilter], wantsAck: Bool, relayFactor: UInt8, timeout: Duration?,
+        at time: NodeTime
+    ) throws(NodeError) -> (SerfQuery, [NodeEffect]) {
+        try checkNotLeft()
+        let timeout = timeout ?? defaultQueryTimeout
+        let (query, directives) = serf.queries.start(
+            name: name, payload: payload, filters: filters, wantsAck: wantsAck, relayFactor: relayFactor, timeout: timeout,
+            from: queryView, now: time.now)
+        var out = effects(of: directives, at: time)
+        out.append(.startTimer(.queryDeadline(QueryID(query)), after: timeout))
+        let targets = directPushTargets
+        if !targets.isEmpty { out.append(.serfDirect(.query(query), to: targets)) }
+        return (query, out)
+    }
+
+    /// Answers a query this node received (a handler's output, a key query's result), once and
+    /// before its deadline; a refusal is logged.
+    public mutating func respond(to query: QueryID, payload: [UInt8], at time: NodeTime) -> [NodeEffect] {
+        do {
+            let directive = try serf.queries.respond(to: query, payload: payload, from: name, now: time.now)
+            return effects(of: [directive], at: time)
+        } catch {
+            return [.log(NodeLog(.warning, "query response not sent: \(error)", ["query": "\(query)"]))]
+        }
+    }
+
+    private func checkNotLeft() throws(NodeError) {
         guard !membership.hasLeft else {
             throw NodeError(.left, "this node has left the swarm", hint: "restart the agent to rejoin")
         }
-        let (event, directives) = try serf.sendEvent(name: name, payload: payload, coalesce: coalesce)
-        var out = effects(of: directives)
-        // As writes are: straight to every member in a swarm up to the direct-push limit, so
-        // the event reaches all in one hop (gossip still carries it, to repair losses).
-        let others = membership.members.values.filter { $0.name != self.name && $0.state == .alive }
-        if !others.isEmpty, others.count <= replication.settings.directPushLimit {
-            out.append(.serfDirect(.userEvent(event), to: others.map(\.address).sorted()))
-        }
-        return (event, out)
     }
 }

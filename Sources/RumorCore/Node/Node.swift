@@ -98,7 +98,7 @@ public struct Node: Sendable {
         self.joinRetryDelay = settings.joinRetryInitial
         self.seeds = seeds
         self.tagFormat = settings.tagFormat
-        self.serf = SerfLayer(localName: name)
+        self.serf = SerfLayer(localName: name, seed: seeds.membership ^ 0x5345_5246_5155_4552)
         if case .fixed(let peers) = settings.peers { peerCache = peers }
     }
 
@@ -183,7 +183,7 @@ public struct Node: Sendable {
             .sorted { $0.address < $1.address }
     }
 
-    static func replicates(_ member: Member) -> Bool {
+    public static func replicates(_ member: Member) -> Bool {
         NodeTags.decode(member.meta)?[replicationTag.key] == replicationTag.value
     }
 

@@ -73,6 +73,8 @@ public enum NodeTimer: Sendable, Hashable {
     case joinRetry
     /// One more push-pull after a join (`Membership.followUpJoin`).
     case joinFollowUp
+    /// A query of this node reached its deadline: stop collecting its answers.
+    case queryDeadline(QueryID)
 }
 
 /// A change to the durable copy of the state (only with `NodeSettings.durable`).
@@ -153,6 +155,22 @@ public enum NodeEffect: Sendable, Hashable {
     indirect case serfDirect(SerfMessage, to: [NodeAddress])
     /// A Serf user event this node had not seen (its own included): for event subscribers.
     indirect case userEvent(SerfUserEvent)
+    /// Send `message` (a query answer) to `destination` through each of `via`: each gets it
+    /// wrapped in a relay message naming the destination; the driver encodes both.
+    indirect case serfRelay(SerfMessage, destination: NodeAddress, destinationName: String, via: [NodeAddress])
+    /// Send these bytes (an encoded Serf message another node asked this one to relay) as a
+    /// memberlist user message to `to`.
+    indirect case serfForward([UInt8], to: NodeAddress)
+    /// A query this node passes the filters of (its own included): for handlers and subscribers,
+    /// who may answer with `Node.respond(to:payload:at:)` before its deadline.
+    indirect case query(SerfQuery)
+    /// One of Serf's key queries (`_serf_install-key`, …): the driver applies it to its keyring
+    /// and answers with `Node.respond(to:payload:at:)`.
+    indirect case keyQuery(SerfQuery)
+    /// An acknowledgement or response to one of this node's queries (each responder once).
+    indirect case queryAnswered(QueryID, SerfQueryResponse)
+    /// One of this node's queries reached its deadline: no more answers will come.
+    case queryEnded(QueryID)
 }
 
 /// The answers to a keyring operation run across the swarm.
@@ -167,4 +185,12 @@ public struct KeyringTally: Sendable, Hashable {
     public var keys: [[UInt8]: Int]
     /// Per primary key, how many nodes encrypt with it.
     public var primaryKeys: [[UInt8]: Int]
+
+    public init(nodes: Int, responded: Int, failures: [String: String] = [:], keys: [[UInt8]: Int] = [:], primaryKeys: [[UInt8]: Int] = [:]) {
+        self.nodes = nodes
+        self.responded = responded
+        self.failures = failures
+        self.keys = keys
+        self.primaryKeys = primaryKeys
+    }
 }

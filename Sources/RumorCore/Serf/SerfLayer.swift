@@ -34,16 +34,17 @@ public struct SerfLayer: Sendable {
     let localName: String
     public private(set) var memberClock = Clock()
     public private(set) var eventClock = Clock()
-    public private(set) var queryClock = Clock()
+    /// Queries received and sent, with their clock.
+    public internal(set) var queries: SerfQueries
     private var eventRing: [SerfEventSlot?] = Array(repeating: nil, count: eventBuffer)
     /// The latest intent time seen per node (Serf's status times and recent-intent buffer).
     private var intentTimes: [String: LamportTime] = [:]
-    /// Queries seen, by Lamport time, to relay each once.
-    private var queriesSeen: [LamportTime: Set<UInt32>] = [:]
     private var hasLeft = false
 
-    public init(localName: String) {
+    /// - Parameter seed: seeds query IDs and the choice of relays.
+    public init(localName: String, seed: UInt64 = 0) {
         self.localName = localName
+        self.queries = SerfQueries(seed: seed)
     }
 
     // MARK: - Local
@@ -103,13 +104,10 @@ public struct SerfLayer: Sendable {
             return [.broadcast(message)]
         case .userEvent(let event):
             return receiveEvent(event)
-        case .query(let query):
-            queryClock.witness(query.time)
-            guard query.rebroadcasts, isRecent(query.time, clock: queryClock) else { return [] }
-            guard queriesSeen[query.time, default: []].insert(query.id).inserted else { return [] }
-            if queriesSeen.count > Self.eventBuffer, let oldest = queriesSeen.keys.min() { queriesSeen[oldest] = nil }
-            return [.broadcast(message)]
-        case .pushPull, .queryResponse, .relay:
+        case .query, .queryResponse, .relay:
+            // They need the node's tags, address and time: `Node.receiveSerf` hands them to `queries`.
+            return []
+        case .pushPull:
             return []
         }
     }

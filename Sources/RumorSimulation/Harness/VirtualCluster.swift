@@ -222,9 +222,8 @@ public struct VirtualCluster<Observer: ClusterObserver> {
                 joinSeeds(index)
             case .store, .changesRecorded, .log, .probeAnswered:
                 break
-            case .serfBroadcast, .serfDirect, .userEvent:
-                break  // Serf's layer (intents, user events) is not simulated
-            
+            case .serfBroadcast, .serfDirect, .userEvent, .serfRelay, .serfForward, .query, .keyQuery, .queryAnswered, .queryEnded:
+                break  // Serf's layer (intents, events, queries) is not simulated
             }
         }
     }
