@@ -69,14 +69,124 @@ struct SerfLayerTests {
         #expect(layer.receive(.leave(SerfLeave(time: 20, node: "me"))) == [.broadcast(.leave(SerfLeave(time: 20, node: "me")))])
     }
 
-    @Test func queriesAreRelayedOnce() {
-        var layer = SerfLayer(localName: "me")
-        let query = SerfMessage.query(SerfQuery(time: 2, id: 7, address: [127, 0, 0, 1], port: 7946, sourceNode: "s", timeout: .seconds(1), name: "q"))
-        #expect(layer.receive(query) == [.broadcast(query)])
-        #expect(layer.receive(query).isEmpty)
-        var quiet = SerfQuery(time: 3, id: 8, address: [127, 0, 0, 1], port: 7946, sourceNode: "s", timeout: .seconds(1), name: "q")
-        quiet.flags = SerfQuery.noBroadcastFlag
-        #expect(layer.receive(.query(quiet)).isEmpty)
+    static let querier = NodeAddress(ip: [127, 0, 0, 9], port: 7946)
+    static let me = (name: "me", address: NodeAddress(ip: [127, 0, 0, 1], port: 7946), tags: ["role": "webserver"])
+
+    static func query(_ time: LamportTime, _ id: UInt32, _ name: String = "q", filters: [SerfFilter] = [], flags: UInt32 = SerfQuery.ackFlag) -> SerfQuery {
+        SerfQuery(
+            time: time, id: id, address: querier.ip, port: querier.port, sourceNode: "s", filters: filters, flags: flags,
+            relayFactor: 1, timeout: .seconds(1), name: name, payload: Array("p".utf8))
+    }
+
+    @Test func aQueryIsAcknowledgedDeliveredAndRelayedOnce() {
+        var queries = SerfQueries(seed: 1)
+        let query = Self.query(2, 7)
+        let ack = SerfQueryResponse(time: 2, id: 7, from: "me", isAck: true)
+        #expect(queries.receive(query, local: Self.me, now: .zero) == [
+            .respond(ack, to: Self.querier, name: "s", relayFactor: 1), .deliver(query), .broadcast(query),
+        ])
+        #expect(queries.receive(query, local: Self.me, now: .zero).isEmpty, "a duplicate is dropped")
+        #expect(queries.clock.time == 3)
+        let quiet = Self.query(3, 8, flags: SerfQuery.noBroadcastFlag)
+        #expect(queries.receive(quiet, local: Self.me, now: .zero) == [.deliver(quiet)], "no ack asked, no rebroadcast")
+    }
+
+    @Test func filtersDecideWhoAnswers_butEveryoneRelays() {
+        // Serf's tag expressions are unanchored; node filters list names; all must pass.
+        #expect(SerfQueries.passes([.tag(name: "role", expression: "web")], name: "me", tags: ["role": "webserver"]))
+        #expect(!SerfQueries.passes([.tag(name: "role", expression: "^web$")], name: "me", tags: ["role": "webserver"]))
+        #expect(SerfQueries.passes([.tag(name: "dc", expression: "^$")], name: "me", tags: [:]), "a missing tag matches as empty")
+        #expect(!SerfQueries.passes([.tag(name: "role", expression: "(")], name: "me", tags: ["role": "("]), "a bad expression fails")
+        #expect(!SerfQueries.passes([.nodes(["a", "b"])], name: "me", tags: [:]))
+        #expect(!SerfQueries.passes([.nodes(["me"]), .tag(name: "role", expression: "db")], name: "me", tags: ["role": "web"]))
+        var queries = SerfQueries(seed: 1)
+        let elsewhere = Self.query(2, 7, filters: [.nodes(["other"])])
+        #expect(queries.receive(elsewhere, local: Self.me, now: .zero) == [.broadcast(elsewhere)])
+        #expect(throws: SerfQueries.QueryRefusal.unknown) { try queries.respond(to: QueryID(elsewhere), payload: [1], from: "me", now: .zero) }
+    }
+
+    @Test func serfsInternalQueries_onlyKeyQueriesReachTheDriver() {
+        var queries = SerfQueries(seed: 1)
+        let ping = Self.query(2, 1, "_serf_ping")
+        #expect(queries.receive(ping, local: Self.me, now: .zero).map { if case .respond = $0 { "ack" } else { "other" } } == ["ack", "other"])
+        #expect(!queries.receive(ping, local: Self.me, now: .zero).contains { if case .deliver = $0 { true } else { false } })
+        let install = Self.query(3, 2, "_serf_install-key")
+        #expect(queries.receive(install, local: Self.me, now: .zero).contains(.deliverInternal(install)))
+        let conflict = Self.query(4, 3, "_serf_conflict")
+        #expect(!queries.receive(conflict, local: Self.me, now: .zero).contains { if case .deliver = $0 { true } else if case .deliverInternal = $0 { true } else { false } })
+    }
+
+    @Test func aResponseGoesOnceAndBeforeTheDeadline() throws {
+        var queries = SerfQueries(seed: 1)
+        let query = Self.query(2, 7)
+        _ = queries.receive(query, local: Self.me, now: .zero)
+        let sent = try queries.respond(to: QueryID(query), payload: Array("up".utf8), from: "me", now: Instant(nanoseconds: 500_000_000))
+        #expect(sent == .respond(SerfQueryResponse(time: 2, id: 7, from: "me", isAck: false, payload: Array("up".utf8)), to: Self.querier, name: "s", relayFactor: 1))
+        #expect(throws: SerfQueries.QueryRefusal.alreadyAnswered) { try queries.respond(to: QueryID(query), payload: [1], from: "me", now: .zero) }
+        let late = Self.query(3, 8)
+        _ = queries.receive(late, local: Self.me, now: .zero)
+        #expect(throws: SerfQueries.QueryRefusal.pastDeadline) {
+            try queries.respond(to: QueryID(late), payload: [1], from: "me", now: Instant(nanoseconds: 1_000_000_001))
+        }
+    }
+
+    @Test func answersToOwnQueriesAreCountedOncePerNodeUntilTheDeadline() {
+        var queries = SerfQueries(seed: 1)
+        let (query, directives) = queries.start(
+            name: "uptime", payload: [], filters: [.nodes(["b", "c"])], wantsAck: true, relayFactor: 0, timeout: .seconds(2),
+            from: Self.me, now: .zero)
+        #expect(query.time == 1 && query.id <= UInt32(Int32.max) && query.sourceNode == "me" && query.address == Self.me.address.ip)
+        #expect(directives == [.broadcast(query)], "this node does not pass its own filter: no ack from it")
+        let key = QueryID(query)
+        let ack = SerfQueryResponse(time: query.time, id: query.id, from: "b", isAck: true)
+        #expect(queries.receive(ack, now: .zero) == [.answered(key, ack)])
+        #expect(queries.receive(ack, now: .zero).isEmpty, "a relayed copy counts once")
+        var response = ack
+        response.isAck = false
+        #expect(queries.receive(response, now: .zero) == [.answered(key, response)], "a response is counted apart from the ack")
+        var stranger = response
+        stranger.id &+= 1
+        #expect(queries.receive(stranger, now: .zero).isEmpty, "another query's answer")
+        var late = response
+        late.from = "c"
+        #expect(queries.receive(late, now: Instant(nanoseconds: 2_000_000_001)).isEmpty, "past the deadline")
+        #expect(queries.end(key) && !queries.end(key))
+    }
+
+    @Test func theNodeAnswersItsOwnQueryLocally_relaysThroughOthers_andEndsAtTheDeadline() throws {
+        let time = NodeTime(now: .zero, wallMilliseconds: 0)
+        var node = Node(
+            name: "a", address: NodeAddress(ip: [10, 0, 0, 1], port: 7946), settings: NodeSettings(),
+            seeds: NodeSeeds(membership: 1, replication: 2), at: time)
+        #expect(node.defaultQueryTimeout == .milliseconds(3200), "Serf's: 200 ms × 16 × ceil(log10(1 + 1))")
+        var peers: [NodeAddress] = []
+        for index in 2...10 {
+            let address = NodeAddress(ip: [10, 0, 0, UInt8(index)], port: 7946)
+            peers.append(address)
+            _ = node.receive(
+                [.membership(.alive(Alive(incarnation: 1, node: "n\(index)", address: address, meta: NodeTags.encode([:], as: .serf), versions: .serf)))],
+                from: address, at: time)
+        }
+        #expect(node.defaultQueryTimeout == .milliseconds(6400), "ten live members: × 2")
+        let (query, effects) = try node.sendQuery(name: "q", payload: [], filters: [], wantsAck: true, relayFactor: 2, timeout: nil, at: time)
+        let key = QueryID(query)
+        #expect(effects.contains(.queryAnswered(key, SerfQueryResponse(time: query.time, id: query.id, from: "a", isAck: true))))
+        #expect(effects.contains(.query(query)))
+        #expect(effects.contains(.serfBroadcast(.query(query))))
+        #expect(effects.contains(.serfDirect(.query(query), to: peers)))
+        #expect(effects.contains(.startTimer(.queryDeadline(key), after: .milliseconds(6400))))
+        // Answering another node's query: directly, plus two relayed copies through other members.
+        let theirs = SerfQuery(time: 9, id: 4, address: peers[0].ip, port: 7946, sourceNode: "n2", flags: SerfQuery.ackFlag, relayFactor: 2, timeout: .seconds(1), name: "q")
+        let answers = node.receive([.serf(.query(theirs))], from: peers[0], at: time)
+        let ack = SerfQueryResponse(time: 9, id: 4, from: "a", isAck: true)
+        #expect(answers.contains(.serfDirect(.queryResponse(ack), to: [peers[0]])))
+        let relays = answers.compactMap { if case .serfRelay(_, let destination, let name, let via) = $0 { (destination, name, via) } else { nil } }
+        #expect(relays.count == 1 && relays[0].0 == peers[0] && relays[0].1 == "n2" && relays[0].2.count == 2)
+        #expect(node.timerFired(.queryDeadline(key), at: time) == [.queryEnded(key)])
+        #expect(node.timerFired(.queryDeadline(key), at: time).isEmpty)
+        // A relay is forwarded unread.
+        let relay = SerfRelay(destination: peers[1], destinationName: "n3", message: [5, 0x80])
+        #expect(node.receive([.serf(.relay(relay))], from: peers[0], at: time) == [.serfForward([5, 0x80], to: peers[1])])
     }
 
     @Test func aNodesOwnEventGoesStraightToEveryMemberAndIsGossiped() throws {

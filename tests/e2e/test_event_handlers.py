@@ -104,3 +104,33 @@ def test_monitor_streams_the_agents_log_live_at_the_asked_level(swarm, tmp_path)
     bad = subprocess.run([rumor_binary(), "monitor", "--api", a.api, "--log-level", "loud", "--json"], capture_output=True, text=True)
     error = json.loads(bad.stderr or bad.stdout)
     assert bad.returncode != 0 and error["code"] == "bad_request" and "loud" in error["message"], error
+
+
+def test_query_handlers_answer_with_their_output_only_when_they_succeed_and_fit(swarm, tmp_path):
+    """Serf's contract for query handlers: the output (stdout and stderr) of a handler that exits 0
+    is the response; a failing handler, a silent one, or an answer past 1024 bytes sends only the
+    acknowledgement (the oversized one is logged)."""
+    answer = script(tmp_path, "answer.sh", "#!/bin/sh\necho \"q=$SERF_QUERY_NAME ltime=$SERF_QUERY_LTIME in=$(cat)\"\necho warn >&2\n")
+    fail = script(tmp_path, "fail.sh", "#!/bin/sh\necho no\nexit 2\n")
+    silent = script(tmp_path, "silent.sh", "#!/bin/sh\ntrue\n")
+    big = script(tmp_path, "big.sh", "#!/bin/sh\nhead -c 3000 /dev/zero | tr '\\0' x\n")
+    a = swarm.agent("q-a", extra=["--event-handler", f"query:ask={answer}", "--event-handler", f"query:fail={fail}",
+                                  "--event-handler", f"query:silent={silent}", "--event-handler", f"query:big={big}"])
+    b = swarm.agent("q-b", join=[a.address])
+    wait_until(lambda: a.members().get("q-b") == "alive", 10, "the pair forms")
+
+    def ask(name, *args):
+        lines = [json.loads(line) for line in b.cli("query", name, *args, "--timeout", "1s").stdout.splitlines()]
+        return ({line["from"] for line in lines if line["type"] == "ack"},
+                {line["from"]: line["payload"] for line in lines if line["type"] == "response"}, lines[0])
+
+    started = time.monotonic()
+    acks, responses, dispatched = ask("ask", "hello")
+    assert acks == {"q-a", "q-b"} and responses == {"q-a": f"q=ask ltime={dispatched['ltime']} in=hello\nwarn\n"}, responses
+    assert time.monotonic() - started < 2.5
+    for name in ("fail", "silent", "big"):
+        acks, responses, _ = ask(name)
+        assert acks == {"q-a", "q-b"} and responses == {}, (name, responses)
+    wait_until(lambda: "query response not sent: it exceeds Serf's limit" in a.log_path.read_text(), 5,
+               "the oversized response is logged")
+    assert a.info()["counters"].get("query_responses_too_large") == 1
