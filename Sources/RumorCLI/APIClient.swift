@@ -31,7 +31,8 @@ public struct APIClient: Sendable {
         try connection.send(method: method, target: target, accept: accept, token: token, body: body.map { Array($0.utf8) })
         let head = try connection.readHead()
         let text = String(decoding: try connection.readBody(head), as: UTF8.self)
-        guard head.contentType.hasPrefix(accept) else { throw notAnAgent(head) }
+        // A stream (a query's answers) comes as NDJSON whatever was asked for; errors as asked.
+        guard head.contentType.hasPrefix(accept) || head.contentType.hasPrefix("application/x-ndjson") else { throw notAnAgent(head) }
         guard (200..<300).contains(head.status) else { throw agentError(text) }
         return text
     }

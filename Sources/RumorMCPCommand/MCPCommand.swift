@@ -157,8 +157,13 @@ struct AgentBridge: Sendable {
         do {
             let request = try MCPTools.request(name, arguments: arguments)
             let text = try await call(request.method, request.target, body: request.body, timeout: request.timeout)
-            let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
-            let data = object?["data"] ?? NSNull()
+            let data: Any
+            if request.isQuery {
+                data = MCPTools.queryResult(text)
+            } else {
+                let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+                data = object?["data"] ?? NSNull()
+            }
             let json = try JSONSerialization.data(withJSONObject: data, options: [.sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed])
             return .init(content: [.text(text: String(decoding: json, as: UTF8.self), annotations: nil, _meta: nil)], isError: false)
         } catch let error as MCPTools.MCPAgentError {
@@ -211,13 +216,45 @@ enum MCPTools {
                 ], required: ["key"])),
         Tool(name: "list", description: "Live keys and values, optionally under a prefix.", inputSchema: schema(["prefix": string("Only keys starting with this.")])),
         Tool(name: "status", description: "A summary of the replicated state: values, tombstones, change-log seq, last anti-entropy, per-peer lag.", inputSchema: schema([:])),
+        Tool(
+            name: "event", description: "Send a user event (Serf's) to every node once: a 'do this now' signal that stores nothing. Name and payload: at most 512 bytes.",
+            inputSchema: schema(
+                [
+                    "name": string("The event's name."), "payload": string("The payload (text)."),
+                    "coalesce": .object(["type": "boolean", "description": "Receivers may keep only the latest of a burst with this name."]),
+                ], required: ["name"])),
+        Tool(
+            name: "query",
+            description: "Ask nodes something (Serf's query) and collect their answers until the timeout: each node that passes the filters acknowledges, and its query handler's output is its response.",
+            inputSchema: schema(
+                [
+                    "name": string("The query's name."), "payload": string("The payload (text)."),
+                    "nodes": .object(["type": "array", "items": ["type": "string"], "description": "Only these nodes answer."]),
+                    "tags": .object(["type": "array", "items": ["type": "string"], "description": "KEY=REGEX each: only nodes whose tag matches answer."]),
+                    "timeout": string("How long to collect answers: 5s, 1m or plain seconds (default: Serf's for the swarm's size)."),
+                ], required: ["name"])),
     ]
+
+    /// A query's NDJSON answer stream as one result: `{"acks":[…],"responses":{node: text}}`.
+    static func queryResult(_ text: String) -> [String: Any] {
+        var acks: [String] = []
+        var responses: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                let type = object["type"] as? String, let from = object["from"] as? String
+            else { continue }
+            if type == "ack" { acks.append(from) } else if type == "response" { responses[from] = object["payload"] as? String ?? "" }
+        }
+        return ["acks": acks.sorted(), "responses": responses]
+    }
 
     struct Request {
         var method: String
         var target: String
         var body: String?
         var timeout: Double = 10
+        /// The answer is a query's NDJSON stream, not an envelope.
+        var isQuery = false
     }
 
     /// The API request a tool call makes.
@@ -258,6 +295,21 @@ enum MCPTools {
                 body["wait"] = JSONText.quote(wait.stringValue ?? wait.intValue.map(String.init) ?? "")
             }
             return Request(method: "POST", target: "/v1/kv/\(name)", body: JSONText.object(body), timeout: (timeout ?? 10) + 10)
+        case "event":
+            var body = ["name": JSONText.quote(try required("name"))]
+            if let payload = arguments["payload"]?.stringValue { body["payload"] = JSONText.quote(payload) }
+            if arguments["coalesce"]?.boolValue == true { body["coalesce"] = "true" }
+            return Request(method: "POST", target: "/v1/event", body: JSONText.object(body))
+        case "query":
+            var body = ["name": JSONText.quote(try required("name"))]
+            if let payload = arguments["payload"]?.stringValue { body["payload"] = JSONText.quote(payload) }
+            for list in ["nodes", "tags"] {
+                guard let values = arguments[list]?.arrayValue else { continue }
+                body[list] = "[" + values.compactMap(\.stringValue).map(JSONText.quote).joined(separator: ",") + "]"
+            }
+            let timeout = try duration("timeout")
+            if let timeout { body["timeoutSeconds"] = String(timeout) }
+            return Request(method: "POST", target: "/v1/query", body: JSONText.object(body), timeout: (timeout ?? 10) + 10, isQuery: true)
         default:
             throw MCPAgentError(error: CLIError(
                 code: "bad_arguments", message: "no tool named '\(name)'",

@@ -38,7 +38,7 @@ async def scenario(a, b):
             assert info.capabilities.resources.subscribe, info.capabilities
 
             tools = {tool.name: tool for tool in (await on_a.list_tools()).tools}
-            assert {"members", "get", "put", "delete", "list", "status"} <= set(tools), tools
+            assert {"members", "get", "put", "delete", "list", "status", "event", "query"} <= set(tools), tools
             assert {"ttl", "ephemeral", "wait"} <= set(tools["put"].input_schema["properties"]), tools["put"].input_schema
 
             members = json.loads(text(await on_a.call_tool("members", {})))
@@ -84,6 +84,14 @@ async def scenario(a, b):
             assert not deleted.is_error
             status = json.loads(text(await on_a.call_tool("status", {})))
             assert "tombstones" in status
+
+            # Events and queries (Serf's layer) as tools.
+            sent = json.loads(text(await on_a.call_tool("event", {"name": "deploy", "payload": "v2"})))
+            assert sent["name"] == "deploy" and sent["payload"] == "v2", sent
+            answered = json.loads(text(await on_b.call_tool("query", {"name": "ping", "timeout": "1s", "nodes": ["a"]})))
+            assert answered == {"acks": ["a"], "responses": {}}, answered
+            bad_query = await on_b.call_tool("query", {"name": "_serf_ping"})
+            assert bad_query.is_error and json.loads(text(bad_query))["code"] == "bad_request"
 
 
 def test_an_mcp_client_puts_through_one_agent_reads_through_another_and_is_notified(swarm):
