@@ -25,6 +25,24 @@ for name in ("go-packets-plain.hex", "go-packets-compressed.hex"):
     for packet in hex_lines(name):
         for mode in (0, 1, 2):
             write("FuzzPacket", bytes([mode]) + packet)
+# Multicast DNS as Serf's -discover sends and answers it (docs/serf-wire.md §10), the answer with
+# compressed names as Go's miekg/dns writes them.
+def dns_name(name):
+    return b"".join(bytes([len(label)]) + label.encode() for label in name.strip(".").split(".")) + b"\0"
+
+
+service = dns_name("_serf_alpha._tcp.local.")
+write("FuzzPacket", bytes([3]) + bytes(4) + b"\x00\x01" + bytes(6) + service + b"\x00\x0c\x00\x01")
+answer = bytes.fromhex("000084000000000400000000") + service + bytes.fromhex("000c000100000078") + b"\x00\x05\x02a1\xc0\x0c"
+instance_offset = 12 + len(service) + 10
+srv_target = b"\x02a1\x05local\x00"
+answer += bytes([0xc0, instance_offset]) + bytes.fromhex("0021000100000078") + (6 + len(srv_target)).to_bytes(2, "big") \
+    + bytes.fromhex("000a00011eaa") + srv_target
+host_offset = len(answer) - len(srv_target)
+answer += bytes([0xc0, host_offset]) + bytes.fromhex("00010001000000780004") + bytes([10, 0, 0, 1])
+txt = b"Serf 'alpha' cluster"
+answer += bytes([0xc0, instance_offset]) + bytes.fromhex("0010000100000078") + (len(txt) + 1).to_bytes(2, "big") + bytes([len(txt)]) + txt
+write("FuzzPacket", bytes([3]) + answer)
 for name in ("go-streams-plain.hex", "go-streams-compressed.hex"):
     for stream in hex_lines(name):
         for mode in (0, 1):
@@ -58,6 +76,9 @@ bodies = [
     {"key": "k"},
     {"addresses": ["127.0.0.1:7946"]},
     {"operation": "install", "key": "AAAAAAAAAAAAAAAAAAAAAA=="},
+    {"name": "uptime", "payload": "x", "nodes": ["a"], "tags": ["role=web"], "timeoutSeconds": 2, "ack": True, "relayFactor": 1},
+    {"name": "deploy", "payload": "v1", "coalesce": True},
+    {"set": {"role": "web"}, "delete": ["dc"]},
 ]
 for index, body in enumerate(bodies):
     write("FuzzAPI", bytes([index]) + json.dumps(body).encode())

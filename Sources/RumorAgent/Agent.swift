@@ -49,6 +49,8 @@ public actor Agent: Service, AgentControl {
     private var nextCommand: CommandID = 0
     /// Where gossip travels (UDP/TCP or Pilot); set once `run()` has opened it.
     private(set) var transport: (any GossipTransport)?
+    /// Finds the swarm's nodes by name (`--discover`).
+    private var discovery: SwarmDiscovery?
     private(set) var stopped = false
 
     private let events: AsyncStream<Event>
@@ -118,6 +120,7 @@ public actor Agent: Service, AgentControl {
     /// swarm (bounded) before returning.
     public func run() async throws {
         try await openSockets()
+        if configuration.discover { try await openDiscovery() }
         logger.info(
             "rumor agent started",
             metadata: [
@@ -126,6 +129,7 @@ public actor Agent: Service, AgentControl {
             ])
         execute(node.start(at: time))
         if !configuration.seeds.isEmpty { joinSeeds() }
+        if let discovery { browse(discovery) }
         let events = self.events
         let trimming = Task.detached { await MemoryTrim.everyTenSeconds() }
         defer { trimming.cancel() }
@@ -198,6 +202,7 @@ public actor Agent: Service, AgentControl {
         watches.endAll()
         eventHub.endAll()
         await transport?.close()
+        await discovery?.close()
         eventSink.finish()
     }
 
@@ -230,6 +235,42 @@ public actor Agent: Service, AgentControl {
             nextCommand += 1
             execute(node.join(seeds: seeds, command: nextCommand, retrying: true, at: time))
         }
+    }
+
+    /// Opens multicast DNS for `--discover` (before the agent reports it started, so a host
+    /// without a multicast route fails at once) and answers questions for the swarm from then on.
+    private func openDiscovery() async throws {
+        discovery = try await SwarmDiscovery.start(
+            swarm: configuration.swarm, nodeName: node.name, advertised: advertised, group: group, logger: logger
+        ) { [weak self] found in
+            Task { await self?.discovered(found) }
+        }
+    }
+
+    /// Asks for the swarm's nodes at once, then every 5 s while this node knows no other,
+    /// every 60 s after (Serf asks every 60 s).
+    private func browse(_ discovery: SwarmDiscovery) {
+        Task { [weak self] in
+            while let self, await !self.stopped {
+                discovery.browse()
+                try? await Task.sleep(for: await self.isAlone ? .seconds(5) : .seconds(60))
+            }
+        }
+    }
+
+    private var isAlone: Bool {
+        node.membership.members.values.allSatisfy { $0.name == node.name || $0.state != .alive }
+    }
+
+    /// Joins the discovered nodes this node does not know alive yet (never itself).
+    private func discovered(_ addresses: [NodeAddress]) {
+        let known = Set(node.membership.members.values.filter { $0.state == .alive }.map(\.address))
+        let fresh = Array(Set(addresses).subtracting(known).subtracting([advertised])).sorted()
+        guard !fresh.isEmpty, !stopped, !node.membership.hasLeft else { return }
+        counters.add("discovered_nodes", UInt64(fresh.count))
+        logger.info("discovered nodes of the swarm", metadata: ["addresses": "\(fresh.map(\.description).joined(separator: ","))"])
+        nextCommand += 1
+        execute(node.join(seeds: fresh, command: nextCommand, at: time))
     }
 
     // MARK: - Inputs

@@ -34,6 +34,8 @@ struct AgentCommand: AsyncParsableCommand {
     var pilotPort: String?
     @Option(help: "Swarm name: nodes with another name ignore this one (env RUMOR_SWARM).")
     var swarm: String?
+    @Flag(help: "Find the swarm's nodes on the local network by its --swarm name, no --join needed (multicast DNS, as Serf's -discover; env RUMOR_DISCOVER).")
+    var discover = false
     @Option(name: .customLong("data-dir"), help: "Directory for persistent state (env RUMOR_DATA_DIR).")
     var dataDirectory: String?
     @Option(help: "Local API address (env RUMOR_API).")
@@ -128,6 +130,7 @@ struct AgentCommand: AsyncParsableCommand {
             ("transport", transport), ("pilot_socket", pilotSocket), ("pilot_port", pilotPort), ("protocol", gossipProtocol), ("handler_timeout", handlerTimeout),
         ]
         for case (let key, let text?) in texts { values[key] = .text(text) }
+        if discover { values["discover"] = .text("true") }
         if !join.isEmpty { values["join"] = .list(join) }
         if !tags.isEmpty { values["tags"] = .list(tags) }
         if !eventHandlers.isEmpty { values["event_handlers"] = .list(eventHandlers) }
@@ -212,6 +215,25 @@ struct AgentCommand: AsyncParsableCommand {
             }
         }
         configuration.swarm = settings.text("swarm") ?? ""
+        configuration.discover = try boolean(settings.text("discover") ?? "false", origin: settings.origin("discover"))
+        if configuration.discover {
+            guard !configuration.swarm.isEmpty else {
+                throw AgentError(
+                    code: .badArguments, message: "\(settings.origin("discover")) finds the swarm by its name, but no swarm is named",
+                    hint: "add --swarm NAME (the same on every node)")
+            }
+            guard configuration.swarm.utf8.count <= 57, !configuration.swarm.contains(".") else {
+                throw AgentError(
+                    code: .badArguments,
+                    message: "\(settings.origin("swarm")) '\(configuration.swarm)' cannot be discovered: a DNS label takes at most 57 bytes after _serf_, without dots",
+                    hint: "pick a shorter swarm name without dots")
+            }
+            guard transport == .udp else {
+                throw AgentError(
+                    code: .badArguments, message: "\(settings.origin("discover")) works on the local network, not over Pilot",
+                    hint: "join Pilot peers with --join pilot:HOSTNAME")
+            }
+        }
         configuration.dataDirectory = settings.text("data_dir")
         configuration.resync = resync
         if resync, configuration.dataDirectory == nil {

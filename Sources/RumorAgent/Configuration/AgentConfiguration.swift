@@ -25,6 +25,8 @@ public struct AgentConfiguration: Sendable {
     /// Swarm name; nodes with a different name ignore our packets and we ignore theirs. "" = none
     /// (compatible with unlabelled memberlist nodes).
     public var swarm: String = ""
+    /// Find the swarm's nodes on the local network by `swarm` (multicast DNS).
+    public var discover = false
     /// Directory for persistent state; nil = in memory.
     public var dataDirectory: String?
     /// Move the saved state aside (kept) at start and rebuild it from the swarm: for a damaged

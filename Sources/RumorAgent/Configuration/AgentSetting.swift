@@ -86,6 +86,9 @@ extension AgentSetting {
         AgentSetting("pilot_socket", .text, default: .text("/tmp/pilot.sock"), "The pilot-daemon's IPC socket, with transport pilot."),
         AgentSetting("pilot_port", .count, default: .text("7946"), "The Pilot port gossip uses, the same on every node of the swarm."),
         AgentSetting("swarm", .text, default: .text(""), "Swarm name: nodes with another name ignore this one."),
+        AgentSetting(
+            "discover", .boolean, default: .text("false"),
+            "true: find the swarm's nodes on the local network by its name, no seed needed (multicast DNS, as Serf's -discover)."),
         AgentSetting("data_dir", .text, "Directory for persistent state (default: state in memory only)."),
         AgentSetting("api", .text, default: .text("127.0.0.1:7373"), "Local HTTP API address."),
         AgentSetting("api_token", .text, "Bearer token the API requires; needed for a non-loopback api."),
