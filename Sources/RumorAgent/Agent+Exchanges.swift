@@ -36,6 +36,8 @@ extension Agent {
 
     /// Runs one push-pull exchange and reports it to the node.
     func pushPull(_ state: PushPull, with address: NodeAddress, join: CommandID?) async {
+        var state = state
+        state.userState = serfUserState
         let started = ContinuousClock.now
         defer { metrics.pushPullSeconds.record(ContinuousClock.now - started) }
         var reply: PushPull?
@@ -53,6 +55,25 @@ extension Agent {
             }
         }
         execute(node.pushPullFinished(reply, with: address, join: join, at: time))
+        if let reply { mergeSerfState(reply.userState, joining: join != nil, from: address) }
+    }
+
+    /// Serf's push-pull state, encoded for a push-pull's user state (empty when not speaking Serf).
+    var serfUserState: [UInt8] {
+        node.serfPushPullState.map { SerfCodec.encode(.pushPull($0)) } ?? []
+    }
+
+    /// Merges the Serf state a peer sent in a push-pull's user state (missed events, intents).
+    func mergeSerfState(_ bytes: [UInt8], joining: Bool, from peer: NodeAddress) {
+        guard !bytes.isEmpty else { return }
+        do {
+            guard case .pushPull(let state) = try SerfCodec.decode(bytes) else {
+                throw WireError(.malformed, "push-pull user state that is not Serf's state (type \(bytes[0]))")
+            }
+            execute(node.mergeSerfState(state, joining: joining))
+        } catch {
+            dropped(error, from: peer)
+        }
     }
 
     func streamPing(_ ping: Ping, to address: NodeAddress, deadline: Instant) async {

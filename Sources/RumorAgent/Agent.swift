@@ -337,7 +337,10 @@ public actor Agent: Service, AgentControl {
         }
         let (reply, effects) = node.answer(request, from: from, at: time)
         execute(effects)
-        return reply.map { codec.encode($0) }
+        guard case .pushPull(var state) = reply else { return reply.map { codec.encode($0) } }
+        if case .pushPull(let remote) = request { mergeSerfState(remote.userState, joining: false, from: from) }
+        state.userState = serfUserState
+        return codec.encode(.pushPull(state))
     }
 
     // MARK: - Commands

@@ -69,6 +69,50 @@ struct SerfLayerTests {
         #expect(layer.receive(.leave(SerfLeave(time: 20, node: "me"))) == [.broadcast(.leave(SerfLeave(time: 20, node: "me")))])
     }
 
+    @Test func pushPullStateCarriesClocksIntentsAndTheRing() throws {
+        var layer = SerfLayer(localName: "me")
+        _ = layer.joined()
+        _ = layer.receive(.join(SerfJoin(time: 4, node: "b")))
+        let (event, _) = try layer.sendEvent(name: "deploy", payload: Array("v1".utf8), coalesce: false)
+        let state = layer.pushPullState(leftMembers: ["c"])
+        #expect(state.memberTime == layer.memberClock.time && state.eventTime == layer.eventClock.time)
+        #expect(state.statusTimes == ["me": 1, "b": 4] && state.leftMembers == ["c"])
+        #expect(state.events.count == SerfLayer.eventBuffer)
+        #expect(state.events[Int(event.time)] == SerfEventSlot(time: event.time, events: [.init(name: "deploy", payload: Array("v1".utf8))]))
+    }
+
+    @Test func mergingAPeersStateDeliversMissedEventsOnce_butNotOnJoin() {
+        var remote = SerfLayer(localName: "peer")
+        _ = try? remote.sendEvent(name: "missed", payload: [1], coalesce: false)
+        _ = remote.receive(.leave(SerfLeave(time: 7, node: "gone")))
+        let state = remote.pushPullState(leftMembers: ["gone"])
+
+        var layer = SerfLayer(localName: "me")
+        let merged = layer.merge(state, joining: false)
+        #expect(merged == [.deliver(SerfUserEvent(time: 1, name: "missed", payload: [1], coalesce: false))], "delivered, not regossiped")
+        #expect(layer.merge(state, joining: false).isEmpty, "once")
+        #expect(layer.eventClock.time >= state.eventTime && layer.memberClock.time >= state.memberTime - 1)
+        #expect(layer.receive(.leave(SerfLeave(time: 8, node: "gone"))).isEmpty, "the leave intent was remembered (at 7 + 1)")
+
+        var joiner = SerfLayer(localName: "new")
+        #expect(joiner.merge(state, joining: true).isEmpty, "a joiner does not replay what happened before it came (Serf's default)")
+        #expect(joiner.receive(.userEvent(SerfUserEvent(time: 1, name: "missed", payload: [1], coalesce: false))).isEmpty)
+        let (later, _) = try! remote.sendEvent(name: "later", payload: [], coalesce: false)
+        #expect(joiner.merge(remote.pushPullState(leftMembers: []), joining: false).contains(.deliver(SerfUserEvent(time: later.time, name: "later", payload: [], coalesce: false))))
+    }
+
+    @Test func aPeerThatSaysWeLeftIsRefutedInTheMerge() {
+        var layer = SerfLayer(localName: "me")
+        let state = SerfPushPull(memberTime: 9, statusTimes: ["me": 8], leftMembers: ["me"], eventTime: 1, events: [], queryTime: 1)
+        let merged = layer.merge(state, joining: false)
+        #expect(merged.count == 1)
+        guard case .broadcast(.join(let join)) = merged.first else {
+            Issue.record("no refutation: \(merged)")
+            return
+        }
+        #expect(join.node == "me" && join.time > 9)
+    }
+
     static let querier = NodeAddress(ip: [127, 0, 0, 9], port: 7946)
     static let me = (name: "me", address: NodeAddress(ip: [127, 0, 0, 1], port: 7946), tags: ["role": "webserver"])
 

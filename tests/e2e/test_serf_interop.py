@@ -126,6 +126,14 @@ def test_serf_and_rumor_share_a_swarm_and_each_others_tags(serf_swarm):
     s2.serf("tags", "-set", "role=queue", "-delete", "dc")
     wait_until(lambda: rumor_members(r1)["s2"]["tags"] == {"role": "queue"}, 10, "Rumor sees Serf's new tags")
 
+    # Serf's push-pull state travels both ways in the join exchanges and is read on both sides.
+    for agent in (s1, s2):
+        log = agent.log_path.read_text()
+        assert "remote state" not in log and "Remote state" not in log, log[-3000:]
+    for agent in (r1, r2):
+        counters = agent.info()["counters"]
+        assert not any(name.startswith("dropped_") for name in counters), counters
+
 
 def test_bad_tags_get_clear_errors(serf_swarm):
     r1 = serf_swarm.rumor("r1")

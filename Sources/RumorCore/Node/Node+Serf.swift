@@ -26,6 +26,19 @@ extension Node {
         }
     }
 
+    /// Serf's push-pull state to send with a membership push-pull (nil when not speaking Serf).
+    public var serfPushPullState: SerfPushPull? {
+        guard speaksSerf else { return nil }
+        return serf.pushPullState(leftMembers: membership.members.values.filter { $0.state == .left }.map(\.name).sorted())
+    }
+
+    /// A peer's Serf push-pull state, from the user state of a push-pull; `joining` when it
+    /// answered this node's join (old events are then not replayed, as Serf's default).
+    public mutating func mergeSerfState(_ state: SerfPushPull, joining: Bool) -> [NodeEffect] {
+        guard speaksSerf else { return [] }
+        return effects(of: serf.merge(state, joining: joining))
+    }
+
     /// This node as a query sees it: its name, gossip address and tags.
     private var queryView: (name: String, address: NodeAddress, tags: [String: String]) {
         (name, membership.localMember.address, tags)

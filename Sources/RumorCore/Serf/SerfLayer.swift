@@ -40,6 +40,9 @@ public struct SerfLayer: Sendable {
     /// The latest intent time seen per node (Serf's status times and recent-intent buffer).
     private var intentTimes: [String: LamportTime] = [:]
     private var hasLeft = false
+    /// Events older than this are not delivered: those that were recent when this node joined
+    /// (Serf's default, without `-replay`).
+    private var eventMinTime: LamportTime = 0
 
     /// - Parameter seed: seeds query IDs and the choice of relays.
     public init(localName: String, seed: UInt64 = 0) {
@@ -114,7 +117,7 @@ public struct SerfLayer: Sendable {
 
     private mutating func receiveEvent(_ event: SerfUserEvent) -> [Directive] {
         eventClock.witness(event.time)
-        guard isRecent(event.time, clock: eventClock) else { return [] }
+        guard event.time >= eventMinTime, isRecent(event.time, clock: eventClock) else { return [] }
         let index = Int(event.time % LamportTime(Self.eventBuffer))
         let entry = SerfEventSlot.Event(name: event.name, payload: event.payload)
         if var slot = eventRing[index], slot.time == event.time {
@@ -125,6 +128,41 @@ public struct SerfLayer: Sendable {
             eventRing[index] = SerfEventSlot(time: event.time, events: [entry])
         }
         return [.deliver(event), .broadcast(.userEvent(event))]
+    }
+
+    // MARK: - Push-pull
+
+    /// This node's part of a push-pull exchange (Serf's `LocalState`): its clocks, every intent
+    /// time it knows, the members that left (`left`, from membership) and its recent events.
+    public func pushPullState(leftMembers: [String]) -> SerfPushPull {
+        SerfPushPull(
+            memberTime: memberClock.time, statusTimes: intentTimes, leftMembers: leftMembers, eventTime: eventClock.time,
+            events: eventRing, queryTime: queries.clock.time)
+    }
+
+    /// Merges a peer's push-pull state (Serf's `MergeRemoteState`): clocks witnessed, intents
+    /// remembered (a leave about this live node refuted), and the events in its ring that this
+    /// node has not delivered delivered now, so a node that was away gets what it missed.
+    /// Nothing is regossiped. `joining`: this node's own join, whose old events are not replayed.
+    public mutating func merge(_ remote: SerfPushPull, joining: Bool) -> [Directive] {
+        if remote.memberTime > 0 { memberClock.witness(remote.memberTime - 1) }
+        if remote.eventTime > 0 { eventClock.witness(remote.eventTime - 1) }
+        if remote.queryTime > 0 { queries.witness(remote.queryTime - 1) }
+        var out: [Directive] = []
+        let left = Set(remote.leftMembers)
+        for (node, time) in remote.statusTimes.sorted(by: { $0.key < $1.key }) {
+            let directives = left.contains(node) ? receive(.leave(SerfLeave(time: time + 1, node: node))) : receive(.join(SerfJoin(time: time, node: node)))
+            // Only a refutation of a leave about this node is gossiped.
+            out += directives.filter { if case .broadcast(.join(let join)) = $0 { join.node == localName } else { false } }
+        }
+        if joining { eventMinTime = max(eventMinTime, remote.eventTime) }
+        for slot in remote.events.compactMap({ $0 }) {
+            for event in slot.events {
+                out += receiveEvent(SerfUserEvent(time: slot.time, name: event.name, payload: event.payload, coalesce: false))
+                    .filter { if case .deliver = $0 { true } else { false } }
+            }
+        }
+        return out
     }
 
     /// Serf drops what is older than the ring reaches back.

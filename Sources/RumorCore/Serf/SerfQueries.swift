@@ -120,6 +120,11 @@ public struct SerfQueries: Sendable {
         return [.answered(key, response)]
     }
 
+    /// Witnesses a peer's query clock (push-pull).
+    mutating func witness(_ time: LamportTime) {
+        clock.witness(time)
+    }
+
     /// The query's deadline passed: stop collecting. False when it was not collecting.
     mutating func end(_ key: QueryID) -> Bool {
         outgoing.removeValue(forKey: key) != nil
