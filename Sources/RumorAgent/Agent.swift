@@ -38,6 +38,10 @@ public actor Agent: Service, AgentControl {
     public nonisolated let metrics = AgentMetrics()
     var watches = WatchHub()
     var eventHub = EventHub()
+    /// Batches bursts of events for the handlers, as Serf's agent does.
+    var coalescer = HandlerCoalescer()
+    /// When a flush of `coalescer` is scheduled for.
+    var coalescerFlushAt: Instant?
     /// The answers of this node's queries still collecting, by query.
     var queryAnswers: [QueryID: AsyncStream<SerfQueryResponse>.Continuation] = [:]
     /// The `--event-handler` scripts; nil without any.
@@ -422,8 +426,8 @@ public actor Agent: Service, AgentControl {
                 watches.wakeAll()
             case .memberEvent(let event):
                 Counter(label: "rumor_member_events", dimensions: [("kind", event.kind.rawValue)]).increment()
-                if let handlers, let type = HandlerEvent.memberType(event.kind) {
-                    handlers.handle(.member(type: type, members: [Self.snapshot(event.member)], selfName: node.name, selfTags: node.tags))
+                if handlers != nil, let type = HandlerEvent.memberType(event.kind) {
+                    feedHandlers(.member(type: type, members: [Self.snapshot(event.member)], selfName: node.name, selfTags: node.tags))
                 }
             case .complete(let command, let result):
                 pending.removeValue(forKey: command)?.resume(returning: result)
@@ -468,7 +472,7 @@ public actor Agent: Service, AgentControl {
             case .userEvent(let event):
                 counters.add("user_events_delivered")
                 eventHub.publish(event)
-                handlers?.handle(.user(event, self: (node.name, node.tags)))
+                if handlers != nil { feedHandlers(.user(event, self: (node.name, node.tags))) }
             }
         }
     }

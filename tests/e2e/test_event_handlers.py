@@ -134,3 +134,24 @@ def test_query_handlers_answer_with_their_output_only_when_they_succeed_and_fit(
     wait_until(lambda: "query response not sent: it exceeds Serf's limit" in a.log_path.read_text(), 5,
                "the oversized response is logged")
     assert a.info()["counters"].get("query_responses_too_large") == 1
+
+
+def test_a_burst_of_coalesced_events_runs_the_handler_once_with_the_latest(swarm, tmp_path):
+    """Serf's coalescing: events sent with --coalesce are batched per name (1 s after the last, at
+    most 3 s) and only the latest runs the handler; events without it run at once, each."""
+    out = tmp_path / "handled.txt"
+    record = script(tmp_path, "record.sh", f"#!/bin/sh\necho \"$SERF_USER_EVENT $(cat)\" >> {out}\n")
+    a = swarm.agent("c-a", extra=["--event-handler", f"user={record}"])
+    b = swarm.agent("c-b", join=[a.address])
+    wait_until(lambda: a.members().get("c-b") == "alive", 10, "the pair forms")
+    for payload in ("p1", "p2", "p3"):
+        b.cli("event", "deploy", payload, "--coalesce")
+    for payload in ("r1", "r2"):
+        b.cli("event", "restart", payload)
+    wait_until(lambda: out.exists() and "restart r2" in out.read_text(), 5, "uncoalesced events run at once")
+    assert "deploy" not in out.read_text(), out.read_text()
+    wait_until(lambda: "deploy" in out.read_text(), 5, "the coalesced batch runs")
+    time.sleep(1.5)
+    lines = out.read_text().splitlines()
+    assert [line for line in lines if line.startswith("deploy")] == ["deploy p3"], lines
+    assert [line for line in lines if line.startswith("restart")] == ["restart r1", "restart r2"], lines
