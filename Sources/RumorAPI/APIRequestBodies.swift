@@ -137,18 +137,22 @@ public struct TagsRequest: Codable, Sendable, Hashable {
     }
 }
 
-/// `POST /v1/event`: `{"name","payload"?,"coalesce"?}`: a Serf user event to every node.
+/// `POST /v1/event`: `{"name","payload"?,"coalesce"?,"nodes"?}`: a Serf user event to every
+/// node, or straight to the Rumor nodes named.
 public struct EventRequest: Codable, Sendable, Hashable {
     public var name: String
     /// The payload as text; nil: none.
     public var payload: String?
     /// Whether receivers may coalesce it with later events of the same name; nil means false.
     public var coalesce: Bool?
+    /// Only these Rumor nodes get it (straight, not gossiped); nil: every node.
+    public var nodes: [String]?
 
-    public init(name: String, payload: String? = nil, coalesce: Bool? = nil) {
+    public init(name: String, payload: String? = nil, coalesce: Bool? = nil, nodes: [String]? = nil) {
         self.name = name
         self.payload = payload
         self.coalesce = coalesce
+        self.nodes = nodes
     }
 }
 

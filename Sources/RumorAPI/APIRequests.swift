@@ -20,12 +20,15 @@ public enum APIRequests {
     }
 
     /// `POST /v1/event`: a user event's name, payload and coalescing.
-    public static func event(_ body: [UInt8]) throws(AgentError) -> (name: String, payload: [UInt8], coalesce: Bool) {
+    public static func event(_ body: [UInt8]) throws(AgentError) -> (name: String, payload: [UInt8], coalesce: Bool, nodes: [String]?) {
         let event = try decode(EventRequest.self, body, hint: #"send {"name":"deploy","payload":"v1.2","coalesce":false}"#)
         guard !event.name.isEmpty else {
             throw AgentError(code: .badRequest, message: "an event needs a name", hint: #"send {"name":"deploy"}"#)
         }
-        return (event.name, Array((event.payload ?? "").utf8), event.coalesce ?? false)
+        if let nodes = event.nodes, nodes.isEmpty || nodes.contains(where: \.isEmpty) {
+            throw AgentError(code: .badRequest, message: "nodes lists no node, or an empty name", hint: #"send {"name":"deploy","nodes":["web-1"]}"#)
+        }
+        return (event.name, Array((event.payload ?? "").utf8), event.coalesce ?? false, event.nodes)
     }
 
     /// A validated `POST /v1/query`.

@@ -11,8 +11,9 @@ public protocol AgentControl: Sendable {
     /// A summary of this node.
     func info() async -> AgentInfo
     /// Sends a Serf user event to every node (Serf agents included); it is delivered here too.
-    /// Throws `AgentError` `event_too_large` past 512 bytes of name and payload, `left`.
-    func sendEvent(name: String, payload: [UInt8], coalesce: Bool) async throws -> UserEventSnapshot
+    /// With `nodes`, or past Serf's 512 bytes, it goes straight to those (or all) Rumor nodes.
+    /// Throws `AgentError` `event_too_large` past 1 MiB of name and payload, `unknown_node`, `left`.
+    func sendEvent(name: String, payload: [UInt8], coalesce: Bool, nodes: [String]?) async throws -> UserEventSnapshot
     /// The agent's log lines from now on, at `level` or above (and the agent's own level), until
     /// the stream is dropped. Throws `AgentError` `bad_request` when the log is not monitored.
     func monitor(level: String) async throws -> AsyncStream<String>

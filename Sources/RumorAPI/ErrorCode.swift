@@ -26,6 +26,8 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
     // The agent's state refuses the operation.
     case left
     case keyNotFound = "key_not_found"
+    /// A command named a node that is not a live Rumor member.
+    case unknownNode = "unknown_node"
     case watchCompacted = "watch_compacted"
     case watchAhead = "watch_ahead"
     case encryptionDisabled = "encryption_disabled"
@@ -65,7 +67,7 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
         switch self {
         case .badRequest, .badAddress, .badKey, .emptyKey, .keyTooLong, .valueTooLarge, .tagsTooLarge, .eventTooLarge, .queryTooLarge: 400
         case .unauthorized: 401
-        case .notFound, .keyNotFound: 404
+        case .notFound, .keyNotFound, .unknownNode: 404
         case .left, .watchAhead, .encryptionDisabled, .encryptionMigrating: 409
         case .watchCompacted: 410
         case .tooLarge: 413
@@ -94,6 +96,7 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
         case .watchAhead: self = .watchAhead
         case .tagsTooLarge: self = .tagsTooLarge
         case .eventTooLarge: self = .eventTooLarge
+        case .unknownNode: self = .unknownNode
         }
     }
 }

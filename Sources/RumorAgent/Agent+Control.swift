@@ -18,9 +18,9 @@ extension Agent {
             protocolVersion: member.versions.protocolCurrent)
     }
 
-    public func sendEvent(name: String, payload: [UInt8], coalesce: Bool) async throws -> UserEventSnapshot {
+    public func sendEvent(name: String, payload: [UInt8], coalesce: Bool, nodes: [String]?) async throws -> UserEventSnapshot {
         do {
-            let (event, effects) = try node.sendEvent(name: name, payload: payload, coalesce: coalesce)
+            let (event, effects) = try node.sendEvent(name: name, payload: payload, coalesce: coalesce, targets: nodes)
             counters.add("user_events_sent")
             execute(effects)
             return UserEventSnapshot(event)

@@ -3,21 +3,25 @@ import ArgumentParser
 /// `rumor event NAME [PAYLOAD]`: a Serf user event to every node, Serf agents included.
 public struct EventCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "event", abstract: "Send a user event (Serf's) to every node.",
+        commandName: "event", abstract: "Send a user event (Serf's) to every node, or to chosen Rumor nodes.",
         discussion: """
             Every node delivers it once (`rumor events` prints them; Serf agents run their \
-            handlers). Name and payload together take at most 512 bytes, Serf's limit. \
-            --coalesce lets receivers keep only the latest of a burst with the same name.
+            handlers). Up to 512 bytes of name and payload (Serf's limit) it goes to every node \
+            by gossip; past that, up to 1 MiB, or with --node, it goes straight to the Rumor \
+            nodes (Serf agents cannot take it). --coalesce lets receivers' handlers keep only \
+            the latest of a burst with the same name.
             """)
     @OptionGroup var options: ClientOptions
     @Argument(help: "The event's name.") var name: String
     @Argument(help: "The payload (text).") var payload: String?
     @Flag(help: "Receivers may coalesce it with later events of the same name.") var coalesce = false
+    @Option(name: .customLong("node"), help: "Only this Rumor node gets it (repeatable).") var nodes: [String] = []
     public init() {}
 
     public func run() throws {
         var body = ["name": JSONText.quote(name), "coalesce": coalesce ? "true" : "false"]
         if let payload { body["payload"] = JSONText.quote(payload) }
+        if !nodes.isEmpty { body["nodes"] = "[" + nodes.map(JSONText.quote).joined(separator: ",") + "]" }
         try options.show("POST", "/v1/event", body: JSONText.object(body))
     }
 }

@@ -13,6 +13,8 @@ public struct NodeError: Error, Sendable, Hashable, CustomStringConvertible {
         case watchAhead = "watch_ahead"
         case tagsTooLarge = "tags_too_large"
         case eventTooLarge = "event_too_large"
+        /// A command named a node that is not a live member (or not a Rumor node).
+        case unknownNode = "unknown_node"
     }
 
     public var code: Code

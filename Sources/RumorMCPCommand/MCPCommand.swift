@@ -217,11 +217,12 @@ enum MCPTools {
         Tool(name: "list", description: "Live keys and values, optionally under a prefix.", inputSchema: schema(["prefix": string("Only keys starting with this.")])),
         Tool(name: "status", description: "A summary of the replicated state: values, tombstones, change-log seq, last anti-entropy, per-peer lag.", inputSchema: schema([:])),
         Tool(
-            name: "event", description: "Send a user event (Serf's) to every node once: a 'do this now' signal that stores nothing. Name and payload: at most 512 bytes.",
+            name: "event", description: "Send a user event (Serf's) to every node once, or to chosen Rumor nodes: a 'do this now' signal that stores nothing. Name and payload: up to 512 bytes to every node (Serf's limit), up to 1 MiB straight to Rumor nodes.",
             inputSchema: schema(
                 [
                     "name": string("The event's name."), "payload": string("The payload (text)."),
                     "coalesce": .object(["type": "boolean", "description": "Receivers may keep only the latest of a burst with this name."]),
+                    "nodes": .object(["type": "array", "items": ["type": "string"], "description": "Only these Rumor nodes get it (straight, not gossiped)."]),
                 ], required: ["name"])),
         Tool(
             name: "query",
@@ -299,6 +300,9 @@ enum MCPTools {
             var body = ["name": JSONText.quote(try required("name"))]
             if let payload = arguments["payload"]?.stringValue { body["payload"] = JSONText.quote(payload) }
             if arguments["coalesce"]?.boolValue == true { body["coalesce"] = "true" }
+            if let nodes = arguments["nodes"]?.arrayValue {
+                body["nodes"] = "[" + nodes.compactMap(\.stringValue).map(JSONText.quote).joined(separator: ",") + "]"
+            }
             return Request(method: "POST", target: "/v1/event", body: JSONText.object(body))
         case "query":
             var body = ["name": JSONText.quote(try required("name"))]

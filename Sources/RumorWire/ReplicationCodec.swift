@@ -8,7 +8,8 @@ import RumorCore
 /// `from digest held`; pull answer `from digest held entries`; acknowledgement
 /// `from count (timestamp(8) origin)*`; catch-up request `from digest held`; catch-up page
 /// `from flags(1, bit0 last) remainingEntries remainingBytes spans entries`, spans
-/// `count (origin after(8) through(8))*`. `held` is `count (origin count timestamp(8)*)*`.
+/// `count (origin after(8) through(8))*`; event `from id(8) ltime(8) flags(1, bit0 coalesce) name
+/// payload`. `held` is `count (origin count timestamp(8)*)*`.
 /// An entry is `key flags(bit0 tombstone, bit1 expiry, bit2 ephemeral) timestamp(8)
 /// origin [expiry(8)] [value]`; a digest is `count (origin timestamp(8))*`.
 /// Every length and count is checked against the bytes present before allocation.
@@ -78,6 +79,14 @@ public enum ReplicationCodec {
                 writeUInt64(span.through.rawValue, into: &out)
             }
             writeEntries(page.entries, into: &out)
+        case .event(let from, let id, let event):
+            out.append(7)
+            writeBytes(Array(from.utf8), into: &out)
+            writeUInt64(id, into: &out)
+            writeUInt64(event.time, into: &out)
+            out.append(event.coalesce ? 1 : 0)
+            writeBytes(Array(event.name.utf8), into: &out)
+            writeBytes(event.payload, into: &out)
         }
         return out
     }
@@ -124,6 +133,8 @@ public enum ReplicationCodec {
             let spans = page.spans.keys.reduce(varint(page.spans.count)) { $0 + bytes($1.utf8.count) + 16 }
             return header + bytes(page.from.utf8.count) + 1 + varint(Int(clamping: page.remainingEntries))
                 + varint(Int(clamping: page.remainingBytes)) + spans + entries(page.entries)
+        case .event(let from, _, let event):
+            return header + bytes(from.utf8.count) + 17 + bytes(event.name.utf8.count) + bytes(event.payload.count)
         }
     }
 
@@ -191,6 +202,15 @@ public enum ReplicationCodec {
                 CatchUpPage(
                     from: from, entries: try readEntries(&reader), spans: spans, remainingEntries: remainingEntries,
                     remainingBytes: remainingBytes, isLast: flags & 1 != 0))
+        case 7:
+            let from = try reader.readString()
+            let id = try reader.readUInt64()
+            let time = try reader.readUInt64()
+            let flags = try reader.readByte()
+            guard flags & ~1 == 0 else { throw WireError(.malformed, "unknown event flags \(flags)") }
+            let name = try reader.readString()
+            let payload = try reader.readBytes()
+            frame = .event(from: from, id: id, SerfUserEvent(time: time, name: name, payload: payload, coalesce: flags & 1 != 0))
         default:
             throw WireError(.malformed, "unknown replication frame kind \(bytes[3])")
         }

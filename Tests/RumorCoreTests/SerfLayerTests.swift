@@ -247,6 +247,42 @@ struct SerfLayerTests {
         #expect(effects.contains(.userEvent(event)))
     }
 
+    @Test func eventsToNamedNodesOrPastSerfsLimitGoStraightToRumorNodesOnly() throws {
+        let time = NodeTime(now: .zero, wallMilliseconds: 0)
+        var node = Node(
+            name: "a", address: NodeAddress(ip: [10, 0, 0, 1], port: 7946), settings: NodeSettings(),
+            seeds: NodeSeeds(membership: 1, replication: 2), at: time)
+        let b = NodeAddress(ip: [10, 0, 0, 2], port: 7946), c = NodeAddress(ip: [10, 0, 0, 3], port: 7946)
+        let serf = NodeAddress(ip: [10, 0, 0, 4], port: 7946)
+        for (name, address, meta) in [
+            ("b", b, Node.advertisedMeta([:], as: .serf)), ("c", c, Node.advertisedMeta([:], as: .serf)),
+            ("s", serf, NodeTags.encode(["role": "web"], as: .serf)),
+        ] {
+            _ = node.receive([.membership(.alive(Alive(incarnation: 1, node: name, address: address, meta: meta, versions: .serf)))], from: address, at: time)
+        }
+        // To one node: straight to it, not gossiped, not delivered here.
+        let (event, effects) = try node.sendEvent(name: "deploy", payload: [1], coalesce: false, targets: ["c"])
+        guard case .send(.replication(.event(let from, let id, let sent)), let to) = effects.first, effects.count == 1 else {
+            Issue.record("expected one direct send: \(effects)")
+            return
+        }
+        #expect(from == "a" && to == c && sent == event)
+        #expect(throws: NodeError.self) { try node.sendEvent(name: "deploy", payload: [], coalesce: false, targets: ["s"]) }
+        #expect(throws: NodeError.self) { try node.sendEvent(name: "deploy", payload: [], coalesce: false, targets: ["nobody"]) }
+        // Past 512 bytes, to everyone: every Rumor node and this one; Serf agents cannot take it (logged).
+        let (big, bigEffects) = try node.sendEvent(name: "big", payload: Array(repeating: 0, count: 4000), coalesce: false)
+        let sends = bigEffects.compactMap { if case .send(_, let to) = $0 { to } else { nil } }
+        #expect(sends.sorted() == [b, c] && bigEffects.contains(.userEvent(big)))
+        #expect(bigEffects.contains { if case .log(let line) = $0 { line.level == .warning } else { false } })
+        #expect(throws: NodeError.self) { try node.sendEvent(name: "x", payload: Array(repeating: 0, count: SerfLayer.directEventSizeLimit), coalesce: false) }
+        // The receiver delivers each once.
+        var receiver = Node(
+            name: "c", address: c, settings: NodeSettings(), seeds: NodeSeeds(membership: 3, replication: 4), at: time)
+        let frame = NodeMessage.replication(.event(from: "a", id: id, event))
+        #expect(receiver.receive([frame], from: NodeAddress(ip: [10, 0, 0, 1], port: 7946), at: time) == [.userEvent(event)])
+        #expect(receiver.receive([frame], from: NodeAddress(ip: [10, 0, 0, 1], port: 7946), at: time).isEmpty)
+    }
+
     @Test func aNodeInSerfModeLeavesWithTheIntentFirst() {
         var node = Node(
             name: "a", address: NodeAddress(ip: [10, 0, 0, 1], port: 7946), settings: NodeSettings(),

@@ -36,6 +36,8 @@ struct ReplicationCodecTests {
                         "n3": .init(after: HybridTimestamp(milliseconds: 1, logical: 0), through: HybridTimestamp(rawValue: .max))],
                 remainingEntries: 1_000_000, remainingBytes: 150_000_000, isLast: false)),
         .catchUpPage(CatchUpPage(from: "n2", entries: [], spans: [:], isLast: true)),
+        .event(from: "n1", id: .max, SerfUserEvent(time: 42, name: "deploy", payload: Array(repeating: 7, count: 5000), coalesce: true)),
+        .event(from: "n1", id: 0, SerfUserEvent(time: 1, name: "x", payload: [], coalesce: false)),
     ])
     func framesRoundTrip(frame: ReplicationFrame) throws {
         let bytes = ReplicationCodec.encode(frame)

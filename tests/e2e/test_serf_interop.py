@@ -8,6 +8,8 @@ import os
 import shutil
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -217,9 +219,38 @@ def test_user_events_cross_between_serf_and_rumor_and_rumor_leaves_as_serf_does(
         log = s1.log_path.read_text()
         assert "EventMemberLeave: r2" in log and "EventMemberFailed: r2" not in log, log[-3000:]
 
-        result = r1.cli("event", "big", "x" * 600, check=False)
-        error = json.loads(result.stderr or result.stdout)
-        assert result.returncode != 0 and error["code"] == "event_too_large" and "512" in error["message"], error
+        # Beyond Serf: an event past 512 bytes goes straight to the Rumor nodes (Serf agents
+        # cannot take it, which r1 logs); an event to one node by name reaches only that node.
+        r3 = serf_swarm.rumor("r3", join=[r1.address])
+        wait_until(lambda: "r3" in rumor_members(r1) and rumor_members(r1)["r3"]["state"] == "alive", 10, "r3 joins")
+        watcher3 = EventStream(r3, tmp_path / "events3.ndjson")
+        try:
+            time.sleep(0.3)
+            r1.cli("event", "big", "x" * 60_000)
+            wait_until(lambda: any(e["name"] == "big" and len(e["payload"]) == 60_000 for e in watcher3.events()), 10,
+                       "a 60 kB event reaches the other Rumor node (over a stream)")
+            assert "past Serf's 512 bytes" in r1.log_path.read_text()
+            r1.cli("event", "only-r3", "hi", "--node", "r3")
+            wait_until(lambda: any(e["name"] == "only-r3" for e in watcher3.events()), 10, "the event to r3 reaches r3")
+            time.sleep(1)
+            assert not (handled.read_text().count("big") or "only-r3" in handled.read_text()), handled.read_text()
+            assert not any(e["name"] in ("only-r3",) for e in watcher.events()), "r2 left; nobody else gets it"
+            assert rumor_handled.read_text().count("only-r3") == 0, "r1 did not name itself"
+        finally:
+            watcher3.stop()
+        for args, code in ((["big", "--node", "s1"], "unknown_node"), (["big", "--node", "nobody"], "unknown_node"),
+                           (["", "x"], "bad_request")):
+            result = r1.cli("event", *args, check=False)
+            error = json.loads(result.stderr or result.stdout)
+            assert result.returncode != 0 and error["code"] == code, (args, error)
+        request = urllib.request.Request(f"http://{r1.api}/v1/event", method="POST",
+                                         data=json.dumps({"name": "huge", "payload": "x" * (1 << 20)}).encode())
+        try:
+            urllib.request.urlopen(request, timeout=10)
+            raise AssertionError("a 1 MiB event was accepted")
+        except urllib.error.HTTPError as error:
+            body = json.loads(error.read())
+            assert error.code == 400 and body["code"] == "event_too_large", body
     finally:
         watcher.stop()
 

@@ -58,7 +58,7 @@ extension APIRoute {
         APIRoute(.post, "/v1/event", "Send a user event (Serf's) to every node.",
             RouteContract(operationID: "event", body: "EventRequest", answer: .data(APISchemas.reference("UserEvent")))) { request, control in
             let event = try APIRequests.event(try await body(of: request))
-            return try ok(try await control.sendEvent(name: event.name, payload: event.payload, coalesce: event.coalesce), for: request) {
+            return try ok(try await control.sendEvent(name: event.name, payload: event.payload, coalesce: event.coalesce, nodes: event.nodes), for: request) {
                 "event \($0.name) sent at ltime \($0.ltime)"
             }
         },

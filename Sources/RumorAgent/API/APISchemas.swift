@@ -141,8 +141,9 @@ enum APISchemas {
             "A user event to send.",
             [
                 "name": string("The event's name."),
-                "payload": string("The payload as text (name and payload: at most 512 bytes, Serf's limit)."),
+                "payload": string("The payload as text (name and payload: up to 512 bytes go to every node, Serf's limit; up to 1 MiB straight to the Rumor nodes)."),
                 "coalesce": ["type": "boolean", "description": "Whether receivers may coalesce it; default false."],
+                "nodes": array(of: ["type": "string"], "Only these Rumor nodes get it, straight (not gossiped)."),
             ], required: ["name"], closed: false)),
         ("QueryRequest", object(
             "A query to send (encoded: at most 1024 bytes, Serf's limit).",

@@ -25,6 +25,9 @@ public enum ReplicationFrame: Sendable, Hashable {
     /// One bounded page of a catch-up: an answer to a `catchUpRequest`, or the first page of a
     /// delta too large for one message (which asks its receiver to catch up from the sender).
     case catchUpPage(CatchUpPage)
+    /// A user event sent straight to this node by `from` (Rumor's, beyond Serf's: to chosen
+    /// nodes, or past Serf's 512 bytes), never gossiped; `id` tells copies apart.
+    indirect case event(from: String, id: UInt64, SerfUserEvent)
 }
 
 /// One page of entries a node lacks, in writer then timestamp order, at most

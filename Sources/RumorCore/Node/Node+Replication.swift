@@ -47,6 +47,8 @@ extension Node {
             return receivePullAnswer(
                 from: peer, at: viaStream ? nil : sender, entries: entries, digest: digest, held: held,
                 fingerprint: fingerprint, time: time)
+        case .event(let peer, let id, let event):
+            return receiveDirectEvent(event, from: peer, id: id)
         case .catchUpPage(let page):
             // The first page of a large delta: a pull answer, or the push half of an exchange.
             counters.add(.catchUpPagesReceived)

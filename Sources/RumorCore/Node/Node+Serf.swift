@@ -95,15 +95,64 @@ extension Node {
         return others.map(\.address).sorted()
     }
 
-    /// Sends a user event to every node (Serf agents included); it is delivered here too.
-    /// - Throws: `NodeError` `eventTooLarge` past Serf's 512 bytes of name and payload, or `left`.
-    public mutating func sendEvent(name: String, payload: [UInt8], coalesce: Bool) throws(NodeError) -> (SerfUserEvent, [NodeEffect]) {
+    /// Sends a user event: to every node (Serf agents included) by Serf's gossip, delivered
+    /// here too; or, to the Rumor nodes named in `targets`, or past Serf's 512 bytes, straight to
+    /// those nodes (over a stream when large), never gossiped.
+    /// - Throws: `NodeError` `eventTooLarge` past the limits, `unknownNode` for a target that is
+    ///   not a live Rumor member, or `left`.
+    public mutating func sendEvent(name: String, payload: [UInt8], coalesce: Bool, targets: [String]? = nil)
+        throws(NodeError) -> (SerfUserEvent, [NodeEffect])
+    {
         try checkNotLeft()
+        if targets != nil || name.utf8.count + payload.count > SerfLayer.eventSizeLimit {
+            return try sendDirectEvent(name: name, payload: payload, coalesce: coalesce, targets: targets)
+        }
         let (event, directives) = try serf.sendEvent(name: name, payload: payload, coalesce: coalesce)
         var out = effects(of: directives)
         let targets = directPushTargets
         if !targets.isEmpty { out.append(.serfDirect(.userEvent(event), to: targets)) }
         return (event, out)
+    }
+
+    private mutating func sendDirectEvent(name: String, payload: [UInt8], coalesce: Bool, targets: [String]?)
+        throws(NodeError) -> (SerfUserEvent, [NodeEffect])
+    {
+        let rumorNodes = replicationMembers()
+        var chosen = rumorNodes
+        var includesSelf = targets == nil
+        if let targets {
+            let byName = Dictionary(rumorNodes.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+            chosen = []
+            for target in Set(targets).sorted() {
+                if target == self.name {
+                    includesSelf = true
+                } else if let member = byName[target] {
+                    chosen.append(member)
+                } else {
+                    throw NodeError(
+                        .unknownNode, "'\(target)' is not a live Rumor member",
+                        hint: "list them with `rumor members --status alive --tag rumor.kv=1` (Serf agents get only events to everyone, up to 512 bytes)")
+                }
+            }
+        }
+        let (event, id) = try serf.sendDirectEvent(name: name, payload: payload, coalesce: coalesce)
+        counters.add(.directEventsSent)
+        var out = chosen.map { NodeEffect.send(.replication(.event(from: self.name, id: id, event)), to: $0.address) }
+        if includesSelf { out.append(.userEvent(event)) }
+        if targets == nil {
+            let others = membership.members.values.filter { $0.name != self.name && $0.state == .alive && !Self.replicates($0) }.count
+            if others > 0 {
+                out.append(.log(NodeLog(
+                    .warning, "event past Serf's 512 bytes sent to the Rumor nodes only; Serf agents do not get it",
+                    ["event": name, "bytes": "\(name.utf8.count + payload.count)", "serf_agents": "\(others)"])))
+            }
+        }
+        return (event, out)
+    }
+
+    /// A direct event from another Rumor node.
+    mutating func receiveDirectEvent(_ event: SerfUserEvent, from sender: String, id: UInt64) -> [NodeEffect] {
+        effects(of: serf.receiveDirect(event, from: sender, id: id))
     }
 
     /// Serf's default query timeout: gossip interval × 16 × ceil(log10(N + 1)), N the live members.

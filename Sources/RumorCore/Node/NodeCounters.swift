@@ -26,6 +26,7 @@ public enum NodeCounter: Int, Sendable, CaseIterable {
     case userMessagesReceived
     case nameConflicts
     case keyringOperations
+    case directEventsSent
     case memberEventsJoined
     case memberEventsUpdated
     case memberEventsSuspected

@@ -28,6 +28,11 @@ public struct SerfLayer: Sendable {
     public static let eventBuffer = 512
     /// Serf's `UserEventSizeLimit`: the largest name + payload an event may have.
     public static let eventSizeLimit = 512
+    /// The largest name + payload of an event sent straight to Rumor nodes (over a stream when
+    /// it does not fit a packet).
+    public static let directEventSizeLimit = 1 << 20
+    /// Direct events remembered, to deliver each once.
+    static let directEventMemory = 4096
     /// How many nodes' latest intents are remembered (Serf keeps one per node).
     static let intentMemory = 4096
 
@@ -43,11 +48,21 @@ public struct SerfLayer: Sendable {
     /// Events older than this are not delivered: those that were recent when this node joined
     /// (Serf's default, without `-replay`).
     private var eventMinTime: LamportTime = 0
+    /// Direct events seen (sender and ID), oldest first, to deliver each once.
+    private var directSeen: Set<DirectEventID> = []
+    private var directOrder: [DirectEventID] = []
+    private var random: SeededRandom
+
+    struct DirectEventID: Hashable, Sendable {
+        var from: String
+        var id: UInt64
+    }
 
     /// - Parameter seed: seeds query IDs and the choice of relays.
     public init(localName: String, seed: UInt64 = 0) {
         self.localName = localName
         self.queries = SerfQueries(seed: seed)
+        self.random = SeededRandom(seed: seed &+ 1)
     }
 
     // MARK: - Local
@@ -84,6 +99,44 @@ public struct SerfLayer: Sendable {
         let event = SerfUserEvent(time: eventClock.time, name: name, payload: payload, coalesce: coalesce)
         _ = eventClock.increment()
         return (event, receiveEvent(event))
+    }
+
+    /// A user event from this node sent straight to chosen Rumor nodes (`targets` names them;
+    /// nil: all of them), allowed past Serf's 512 bytes: Lamport-timed like any event, never
+    /// gossiped nor kept in the recent-event ring. Returns the event, its ID and whether this
+    /// node delivers it too.
+    /// - Throws: `NodeError` `eventTooLarge` past `directEventSizeLimit`, or without a name.
+    public mutating func sendDirectEvent(name: String, payload: [UInt8], coalesce: Bool) throws(NodeError) -> (SerfUserEvent, id: UInt64) {
+        guard !name.isEmpty else {
+            throw NodeError(.eventTooLarge, "an event needs a name", hint: "e.g. rumor event deploy v1.2")
+        }
+        let size = name.utf8.count + payload.count
+        guard size <= Self.directEventSizeLimit else {
+            throw NodeError(
+                .eventTooLarge, "the event's name and payload take \(size) bytes; the limit is \(Self.directEventSizeLimit)",
+                hint: "put the data in a key and send its name")
+        }
+        let event = SerfUserEvent(time: eventClock.time, name: name, payload: payload, coalesce: coalesce)
+        _ = eventClock.increment()
+        let id = random.next()
+        _ = rememberDirect(DirectEventID(from: localName, id: id))
+        return (event, id)
+    }
+
+    /// A direct event from another node: delivered once.
+    public mutating func receiveDirect(_ event: SerfUserEvent, from sender: String, id: UInt64) -> [Directive] {
+        eventClock.witness(event.time)
+        guard rememberDirect(DirectEventID(from: sender, id: id)) else { return [] }
+        return [.deliver(event)]
+    }
+
+    private mutating func rememberDirect(_ id: DirectEventID) -> Bool {
+        guard directSeen.insert(id).inserted else { return false }
+        directOrder.append(id)
+        if directOrder.count > Self.directEventMemory {
+            directSeen.remove(directOrder.removeFirst())
+        }
+        return true
     }
 
     // MARK: - Received
