@@ -44,7 +44,7 @@ extension Agent {
         case .catchUpPage(var page):
             page.entries = withValues(page.entries)
             return .catchUpPage(page)
-        case .pullRequest, .acknowledgement, .catchUpRequest, .event:
+        case .pullRequest, .acknowledgement, .catchUpRequest, .event, .queryResponse:
             return frame
         }
     }

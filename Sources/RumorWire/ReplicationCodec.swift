@@ -9,7 +9,7 @@ import RumorCore
 /// `from count (timestamp(8) origin)*`; catch-up request `from digest held`; catch-up page
 /// `from flags(1, bit0 last) remainingEntries remainingBytes spans entries`, spans
 /// `count (origin after(8) through(8))*`; event `from id(8) ltime(8) flags(1, bit0 coalesce) name
-/// payload`. `held` is `count (origin count timestamp(8)*)*`.
+/// payload`; query response `from id(4) ltime(8) flags(1, bit0 ack) payload`. `held` is `count (origin count timestamp(8)*)*`.
 /// An entry is `key flags(bit0 tombstone, bit1 expiry, bit2 ephemeral) timestamp(8)
 /// origin [expiry(8)] [value]`; a digest is `count (origin timestamp(8))*`.
 /// Every length and count is checked against the bytes present before allocation.
@@ -87,6 +87,13 @@ public enum ReplicationCodec {
             out.append(event.coalesce ? 1 : 0)
             writeBytes(Array(event.name.utf8), into: &out)
             writeBytes(event.payload, into: &out)
+        case .queryResponse(let response):
+            out.append(8)
+            writeBytes(Array(response.from.utf8), into: &out)
+            out += [UInt8(response.id >> 24), UInt8(response.id >> 16 & 0xff), UInt8(response.id >> 8 & 0xff), UInt8(response.id & 0xff)]
+            writeUInt64(response.time, into: &out)
+            out.append(response.isAck ? 1 : 0)
+            writeBytes(response.payload, into: &out)
         }
         return out
     }
@@ -135,6 +142,8 @@ public enum ReplicationCodec {
                 + varint(Int(clamping: page.remainingBytes)) + spans + entries(page.entries)
         case .event(let from, _, let event):
             return header + bytes(from.utf8.count) + 17 + bytes(event.name.utf8.count) + bytes(event.payload.count)
+        case .queryResponse(let response):
+            return header + bytes(response.from.utf8.count) + 13 + bytes(response.payload.count)
         }
     }
 
@@ -211,6 +220,14 @@ public enum ReplicationCodec {
             let name = try reader.readString()
             let payload = try reader.readBytes()
             frame = .event(from: from, id: id, SerfUserEvent(time: time, name: name, payload: payload, coalesce: flags & 1 != 0))
+        case 8:
+            let from = try reader.readString()
+            var id: UInt32 = 0
+            for _ in 0..<4 { id = id << 8 | UInt32(try reader.readByte()) }
+            let time = try reader.readUInt64()
+            let flags = try reader.readByte()
+            guard flags & ~1 == 0 else { throw WireError(.malformed, "unknown query response flags \(flags)") }
+            frame = .queryResponse(SerfQueryResponse(time: time, id: id, from: from, isAck: flags & 1 != 0, payload: try reader.readBytes()))
         default:
             throw WireError(.malformed, "unknown replication frame kind \(bytes[3])")
         }

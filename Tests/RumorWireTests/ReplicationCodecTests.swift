@@ -38,6 +38,8 @@ struct ReplicationCodecTests {
         .catchUpPage(CatchUpPage(from: "n2", entries: [], spans: [:], isLast: true)),
         .event(from: "n1", id: .max, SerfUserEvent(time: 42, name: "deploy", payload: Array(repeating: 7, count: 5000), coalesce: true)),
         .event(from: "n1", id: 0, SerfUserEvent(time: 1, name: "x", payload: [], coalesce: false)),
+        .queryResponse(SerfQueryResponse(time: 9, id: .max, from: "n3", isAck: false, payload: Array(repeating: 1, count: 3000))),
+        .queryResponse(SerfQueryResponse(time: 1, id: 0x0102_0304, from: "n3", isAck: true)),
     ])
     func framesRoundTrip(frame: ReplicationFrame) throws {
         let bytes = ReplicationCodec.encode(frame)

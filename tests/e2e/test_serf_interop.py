@@ -280,7 +280,11 @@ def test_queries_cross_between_serf_and_rumor_with_filters(serf_swarm, tmp_path)
     handler.write_text(QUERY_HANDLER)
     handler.chmod(0o755)
     # The same handler script answers under Serf and under Rumor.
-    r1 = serf_swarm.rumor("r1", extra=["--tag", "role=web", "--event-handler", f"query:uptime={handler}"])
+    big = tmp_path / "big.sh"
+    big.write_text("#!/bin/sh\nhead -c 3000 /dev/zero | tr '\\0' x\n")
+    big.chmod(0o755)
+    r1 = serf_swarm.rumor("r1", extra=["--tag", "role=web", "--event-handler", f"query:uptime={handler}",
+                                       "--event-handler", f"query:big={big}"])
     r2 = serf_swarm.rumor("r2", join=[r1.address], extra=["--tag", "role=db", "--event-handler", f"query={handler}"])
     s1 = serf_swarm.serf("s1", join=[r1.address], tags={"role": "web"}, extra=["-event-handler", f"query:uptime={handler}"])
     s2 = serf_swarm.serf("s2", join=[s1.address], tags={"role": "db"})
@@ -306,6 +310,15 @@ def test_queries_cross_between_serf_and_rumor_with_filters(serf_swarm, tmp_path)
     assert answer["Acks"] == ["r2"] and answer["Responses"] == {"r2": "stats from r2: \n"}, answer
     acks, responses = rumor_query(r1, "stats", "--node", "r2", "--relay-factor", "2", "--timeout", "2s")
     assert acks == {"r2"} and responses == {"r2": "stats from r2: \n"}, (acks, responses)
+
+    # A response past Serf's 1024 bytes: a Serf querier gets only the ack (the responder logs
+    # why); a Rumor querier gets it in a Rumor frame.
+    answer = serf_query(s1, "-node", "r1", "-timeout", "1s", "big")
+    assert answer["Acks"] == ["r1"] and answer["Responses"] == {}, answer
+    wait_until(lambda: "query response not sent: it exceeds Serf's limit" in r1.log_path.read_text(), 5,
+               "the oversized response to Serf is logged")
+    acks, responses = rumor_query(r2, "big", "--node", "r1", "--timeout", "1s")
+    assert acks == {"r1"} and responses == {"r1": "x" * 3000}, {k: len(v) for k, v in responses.items()}
 
     # Serf's text output, as `serf query` prints it.
     from conftest import rumor_binary

@@ -28,6 +28,8 @@ public enum ReplicationFrame: Sendable, Hashable {
     /// A user event sent straight to this node by `from` (Rumor's, beyond Serf's: to chosen
     /// nodes, or past Serf's 512 bytes), never gossiped; `id` tells copies apart.
     indirect case event(from: String, id: UInt64, SerfUserEvent)
+    /// A response to a query of the receiver, too large for Serf's 1024 bytes (Rumor to Rumor).
+    indirect case queryResponse(SerfQueryResponse)
 }
 
 /// One page of entries a node lacks, in writer then timestamp order, at most

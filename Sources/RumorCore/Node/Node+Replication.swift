@@ -49,6 +49,8 @@ extension Node {
                 fingerprint: fingerprint, time: time)
         case .event(let peer, let id, let event):
             return receiveDirectEvent(event, from: peer, id: id)
+        case .queryResponse(let response):
+            return effects(of: serf.queries.receive(response, now: time.now), at: time)
         case .catchUpPage(let page):
             // The first page of a large delta: a pull answer, or the push half of an exchange.
             counters.add(.catchUpPagesReceived)

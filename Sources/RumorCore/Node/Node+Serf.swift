@@ -54,6 +54,14 @@ extension Node {
                     out += effects(of: serf.queries.receive(response, now: time.now), at: time)
                     continue
                 }
+                // Beyond Serf: a response past Serf's 1024 bytes to a Rumor querier goes in a
+                // Rumor frame (over a stream when large); a Serf querier cannot take it.
+                if response.payload.count + response.from.utf8.count > SerfQueries.sizeLimit - 128,
+                    let querierNode = membership.members[querier], Self.replicates(querierNode)
+                {
+                    out.append(.send(.replication(.queryResponse(response)), to: address))
+                    continue
+                }
                 out.append(.serfDirect(.queryResponse(response), to: [address]))
                 // Serf's relays: copies through random live members (memberlist protocol ≥ 5),
                 // only when the swarm has more members than copies asked for.
