@@ -208,9 +208,9 @@ public struct EntrySnapshot: Codable, Sendable, Hashable {
     }
 }
 
-/// A Serf user event as the API reports it.
+/// A Serf user event, or a query this node received, as the API reports it.
 public struct UserEventSnapshot: Codable, Sendable, Hashable {
-    /// Always "user" (Serf's event type).
+    /// "user" or "query" (Serf's event types).
     public var event: String
     public var name: String
     /// The payload as UTF-8 text (lossy for non-text bytes).
@@ -226,6 +226,15 @@ public struct UserEventSnapshot: Codable, Sendable, Hashable {
         self.payload = String(decoding: event.payload, as: UTF8.self)
         self.ltime = event.time
         self.coalesce = event.coalesce
+    }
+
+    /// A query (answered by handlers; the stream only shows it).
+    public init(query: SerfQuery) {
+        self.event = "query"
+        self.name = query.name
+        self.payload = String(decoding: query.payload, as: UTF8.self)
+        self.ltime = query.time
+        self.coalesce = false
     }
 }
 

@@ -459,6 +459,7 @@ public actor Agent: Service, AgentControl {
                 send(.membership([.user(bytes)], checksum: false), to: address)
             case .query(let query):
                 counters.add("queries_delivered")
+                eventHub.publish(UserEventSnapshot(query: query))
                 let id = QueryID(query)
                 handlers?.handle(.query(query, self: (node.name, node.tags))) { [weak self] output in
                     Task { await self?.respond(to: id, with: output) }

@@ -29,8 +29,8 @@ public struct EventCommand: ParsableCommand {
 /// `rumor events`: prints user events as this agent delivers them, one JSON object per line.
 public struct EventsCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "events", abstract: "Print user events as they arrive, one JSON object per line (NDJSON).",
-        discussion: "Each line: {\"event\":\"user\",\"name\",\"payload\",\"ltime\",\"coalesce\"}. Ends when the agent stops.")
+        commandName: "events", abstract: "Print user events (and queries received) as they arrive, one JSON object per line (NDJSON).",
+        discussion: "Each line: {\"event\":\"user\" or \"query\",\"name\",\"payload\",\"ltime\",\"coalesce\"}. Ends when the agent stops.")
     @OptionGroup var options: ClientOptions
     public init() {}
 

@@ -293,7 +293,12 @@ def test_queries_cross_between_serf_and_rumor_with_filters(serf_swarm, tmp_path)
                "two Rumor agents and two Serf agents form a swarm")
 
     # serf query, tag filter: answered by the Rumor handler and the Serf one; r2 and s2 stay out.
+    watcher = EventStream(r1, tmp_path / "events.ndjson")
+    time.sleep(0.3)
     answer = serf_query(s2, "-tag", "role=web", "-timeout", "2s", "uptime", "now")
+    assert any(e["event"] == "query" and e["name"] == "uptime" and e["payload"] == "now" for e in watcher.events()), \
+        "rumor events shows the query"
+    watcher.stop()
     assert sorted(answer["Acks"]) == ["r1", "s1"], answer
     assert answer["Responses"] == {"r1": "uptime from r1: now\n", "s1": "uptime from s1: now\n"}, answer
 

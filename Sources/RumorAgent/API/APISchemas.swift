@@ -129,9 +129,9 @@ enum APISchemas {
                 "primaryKeys": map(of: ["type": "integer"], "Per primary key (base64), how many nodes encrypt with it."),
             ], required: ["nodes", "responded", "failures", "keys", "primaryKeys"])),
         ("UserEvent", object(
-            "A user event (Serf's).",
+            "A user event (Serf's), or a query this node received.",
             [
-                "event": ["const": "user", "description": "Serf's event type."],
+                "event": ["enum": ["user", "query"], "description": "Serf's event type."],
                 "name": string("The event's name."),
                 "payload": string("The payload as UTF-8 text."),
                 "ltime": integer("The event's Lamport time."),

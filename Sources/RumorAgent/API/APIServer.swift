@@ -70,7 +70,7 @@ public struct APIServer: Service {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         for await event in events {
             let line = String(decoding: try encoder.encode(event), as: UTF8.self)
-            try await writer.write(ByteBuffer(string: asServerSentEvents ? "event: user\ndata: \(line)\n\n" : line + "\n"))
+            try await writer.write(ByteBuffer(string: asServerSentEvents ? "event: \(event.event)\ndata: \(line)\n\n" : line + "\n"))
         }
         try await writer.finish(nil)
     }

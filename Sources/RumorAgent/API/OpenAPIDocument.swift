@@ -134,13 +134,13 @@ enum OpenAPIDocument {
             ]
         case .eventStream:
             return [
-                "description": "User events as this node delivers them, from now on, until the agent stops.",
+                "description": "User events as this node delivers them, and queries it receives, from now on, until the agent stops.",
                 "content": [
                     "application/x-ndjson": [
                         "schema": ["$ref": "#/components/schemas/UserEvent", "description": "One UserEvent per line."]
                     ],
                     "text/event-stream": [
-                        "schema": ["type": "string", "description": "Server-sent events: event: user, data a UserEvent."]
+                        "schema": ["type": "string", "description": "Server-sent events: event: user or query, data a UserEvent."]
                     ],
                 ],
             ]

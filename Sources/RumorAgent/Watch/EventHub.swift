@@ -29,8 +29,10 @@ struct EventHub {
     }
 
     func publish(_ event: SerfUserEvent) {
-        guard !subscribers.isEmpty else { return }
-        let snapshot = UserEventSnapshot(event)
+        publish(UserEventSnapshot(event))
+    }
+
+    func publish(_ snapshot: UserEventSnapshot) {
         for continuation in subscribers.values { continuation.yield(snapshot) }
     }
 
