@@ -384,6 +384,9 @@ def test_an_encrypted_mixed_swarm_rotates_its_key_with_rumor_keys_and_serf_keys(
     assert all(state == "alive" for state in r1.members().values()), r1.members()
     for agent in (s1, s2):
         assert "EventMemberFailed" not in agent.log_path.read_text(), agent.log_path.read_text()[-3000:]
+    for agent in (r1, r2):
+        log = agent.log_path.read_text()
+        assert "member failed" not in log and "member suspected" not in log, log[-3000:]
     # Serf's answer to a Rumor node's bad request is an error, not a crash.
     result = r1.cli("keys", "remove", third, check=False)
     assert result.returncode != 0 and json.loads(result.stderr or result.stdout)["code"] in ("bad_key", "keyring_partial")
