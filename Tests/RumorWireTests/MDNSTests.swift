@@ -7,16 +7,7 @@ import Testing
 struct MDNSTests {
     static let service = MDNS.service(swarm: "alpha")
 
-    static func hex(_ text: String) -> [UInt8] {
-        var bytes: [UInt8] = []
-        var index = text.startIndex
-        while index < text.endIndex {
-            let next = text.index(index, offsetBy: 2)
-            bytes.append(UInt8(text[index..<next], radix: 16)!)
-            index = next
-        }
-        return bytes
-    }
+    static func hex(_ text: String) -> [UInt8] { SerfCodecTests.hex(text) }
 
     @Test func aQuestionAsksForTheSwarmsService() throws {
         #expect(Self.service == "_serf_alpha._tcp.local.")

@@ -87,40 +87,37 @@ public struct SerfLayer: Sendable {
     /// A user event from this node: delivered here and gossiped.
     /// - Throws: `NodeError` `eventTooLarge` when name and payload pass Serf's 512 bytes.
     public mutating func sendEvent(name: String, payload: [UInt8], coalesce: Bool) throws(NodeError) -> (SerfUserEvent, [Directive]) {
-        guard !name.isEmpty else {
-            throw NodeError(.eventTooLarge, "an event needs a name", hint: "e.g. rumor event deploy v1.2")
-        }
-        let size = name.utf8.count + payload.count
-        guard size <= Self.eventSizeLimit else {
-            throw NodeError(
-                .eventTooLarge, "the event's name and payload take \(size) bytes; Serf's limit is \(Self.eventSizeLimit)",
-                hint: "send a smaller payload, or put the data in a key and send its name")
-        }
-        let event = SerfUserEvent(time: eventClock.time, name: name, payload: payload, coalesce: coalesce)
-        _ = eventClock.increment()
+        let event = try newEvent(name: name, payload: payload, coalesce: coalesce, limit: Self.eventSizeLimit)
         return (event, receiveEvent(event))
     }
 
-    /// A user event from this node sent straight to chosen Rumor nodes (`targets` names them;
-    /// nil: all of them), allowed past Serf's 512 bytes: Lamport-timed like any event, never
-    /// gossiped nor kept in the recent-event ring. Returns the event, its ID and whether this
-    /// node delivers it too.
+    /// A user event from this node sent straight to chosen Rumor nodes, allowed past Serf's
+    /// 512 bytes: Lamport-timed like any event, never gossiped nor kept in the recent-event
+    /// ring. Returns the event and the ID that tells its copies apart.
     /// - Throws: `NodeError` `eventTooLarge` past `directEventSizeLimit`, or without a name.
     public mutating func sendDirectEvent(name: String, payload: [UInt8], coalesce: Bool) throws(NodeError) -> (SerfUserEvent, id: UInt64) {
+        let event = try newEvent(name: name, payload: payload, coalesce: coalesce, limit: Self.directEventSizeLimit)
+        let id = random.next()
+        _ = rememberDirect(DirectEventID(from: localName, id: id))
+        return (event, id)
+    }
+
+    /// An event of this node at the event clock's time (which then moves on).
+    private mutating func newEvent(name: String, payload: [UInt8], coalesce: Bool, limit: Int) throws(NodeError) -> SerfUserEvent {
         guard !name.isEmpty else {
             throw NodeError(.eventTooLarge, "an event needs a name", hint: "e.g. rumor event deploy v1.2")
         }
         let size = name.utf8.count + payload.count
-        guard size <= Self.directEventSizeLimit else {
+        guard size <= limit else {
             throw NodeError(
-                .eventTooLarge, "the event's name and payload take \(size) bytes; the limit is \(Self.directEventSizeLimit)",
-                hint: "put the data in a key and send its name")
+                .eventTooLarge, "the event's name and payload take \(size) bytes; the limit is \(limit)",
+                hint: limit == Self.eventSizeLimit
+                    ? "send a smaller payload, or send it to the Rumor nodes only (rumor event --node …, or over 512 bytes to all of them)"
+                    : "put the data in a key and send its name")
         }
         let event = SerfUserEvent(time: eventClock.time, name: name, payload: payload, coalesce: coalesce)
         _ = eventClock.increment()
-        let id = random.next()
-        _ = rememberDirect(DirectEventID(from: localName, id: id))
-        return (event, id)
+        return event
     }
 
     /// A direct event from another node: delivered once.
