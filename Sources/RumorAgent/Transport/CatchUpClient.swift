@@ -27,16 +27,9 @@ enum CatchUpClient {
             }
         try await channel.executeThenClose { inbound, outbound in
             try await outbound.write(ByteBuffer(bytes: request))
-            var received: [UInt8] = []
+            var buffer = StreamMessageBuffer(maximumBytes: maximumBytes, decode: decode)
             for try await chunk in inbound {
-                received.append(contentsOf: chunk.readableBytesView)
-                var start = 0
-                while let decoded = try decode(start == 0 ? received : Array(received[start...])) {
-                    start += decoded.consumed
-                    if try await onMessage(decoded.message) { return }
-                }
-                received.removeFirst(start)
-                guard received.count <= maximumBytes else { throw StreamTransportError.tooLarge }
+                for message in try buffer.append(chunk.readableBytesView) where try await onMessage(message) { return }
             }
             throw StreamTransportError.closedEarly
         }

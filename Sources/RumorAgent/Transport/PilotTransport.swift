@@ -31,7 +31,7 @@ final class PilotTransport: GossipTransport {
     /// A stream another node dialled to our port: its bytes until a whole request is in.
     private struct InboundStream {
         var peer: NodeAddress
-        var received: [UInt8] = []
+        var buffer: StreamMessageBuffer
         var answered = false
     }
 
@@ -184,7 +184,8 @@ final class PilotTransport: GossipTransport {
             guard port == settings.port else { return }
             let peer = NodeAddress(ip: from.bytes, port: fromPort)
             let early = state.withLockedValue { state in
-                state.inbound[connection] = InboundStream(peer: peer)
+                state.inbound[connection] = InboundStream(
+                    peer: peer, buffer: StreamMessageBuffer(maximumBytes: settings.maximumStreamBytes, decode: decode))
                 return state.early.removeValue(forKey: connection)
             }
             let timeout = settings.streamTimeout
@@ -197,7 +198,7 @@ final class PilotTransport: GossipTransport {
                 state.early[connection] = nil
                 return state.inbound.removeValue(forKey: connection)
             }
-            if let stream, !stream.answered, !stream.received.isEmpty {
+            if let stream, !stream.answered, !stream.buffer.isEmpty {
                 handlers.onFailure(StreamTransportError.closedEarly, stream.peer)
             }
         }
@@ -210,7 +211,6 @@ final class PilotTransport: GossipTransport {
             case fail(any Error, NodeAddress)
         }
         let maximum = settings.maximumStreamBytes
-        let decode = self.decode
         let next: Next = state.withLockedValue { state in
             guard var stream = state.inbound[connection] else {
                 let held = state.early[connection]?.count
@@ -220,17 +220,11 @@ final class PilotTransport: GossipTransport {
                 return .wait
             }
             guard !stream.answered else { return .wait }
-            stream.received += bytes
             defer { state.inbound[connection] = stream }
-            guard stream.received.count <= maximum else {
-                stream.answered = true
-                return .fail(StreamTransportError.tooLarge, stream.peer)
-            }
             do {
-                guard let decoded = try decode(stream.received) else { return .wait }
+                guard let request = try stream.buffer.append(bytes).first else { return .wait }
                 stream.answered = true
-                stream.received = []
-                return .request(decoded.message, stream.peer)
+                return .request(request, stream.peer)
             } catch {
                 stream.answered = true
                 return .fail(error, stream.peer)
@@ -297,14 +291,12 @@ final class PilotTransport: GossipTransport {
         let (session, connection) = try await dial(address, timeout: timeout)
         defer { session.close() }
         try await session.send(request, on: connection)
-        var received: [UInt8] = []
+        var buffer = StreamMessageBuffer(maximumBytes: maximumBytes, decode: decode)
         while true {
             guard let chunk = try await session.nextChunk(timeout: deadline - .now()) else {
                 throw StreamTransportError.closedEarly
             }
-            received += chunk
-            guard received.count <= maximumBytes else { throw StreamTransportError.tooLarge }
-            if let decoded = try decode(received) { return decoded.message }
+            if let message = try buffer.append(chunk).first { return message }
         }
     }
 
@@ -316,16 +308,9 @@ final class PilotTransport: GossipTransport {
         let (session, connection) = try await dial(address, timeout: idleTimeout)
         defer { session.close() }
         try await session.send(request, on: connection)
-        var received: [UInt8] = []
+        var buffer = StreamMessageBuffer(maximumBytes: maximumBytes, decode: decode)
         while let chunk = try await session.nextChunk(timeout: idleTimeout) {
-            received += chunk
-            var start = 0
-            while let decoded = try decode(start == 0 ? received : Array(received[start...])) {
-                start += decoded.consumed
-                if try await onMessage(decoded.message) { return }
-            }
-            received.removeFirst(start)
-            guard received.count <= maximumBytes else { throw StreamTransportError.tooLarge }
+            for message in try buffer.append(chunk) where try await onMessage(message) { return }
         }
         throw StreamTransportError.closedEarly
     }

@@ -5,6 +5,38 @@ import RumorWire
 /// Decodes one stream message from the bytes received so far; nil while incomplete.
 typealias StreamDecoder = @Sendable ([UInt8]) throws -> (message: StreamMessage, consumed: Int)?
 
+/// The bytes of a stream as they arrive, cut into whole messages: the one reader of every
+/// stream (requests, answers, catch-up pages, over TCP or Pilot).
+struct StreamMessageBuffer {
+    private let maximumBytes: Int
+    private let decode: StreamDecoder
+    private var received: [UInt8] = []
+
+    init(maximumBytes: Int, decode: @escaping StreamDecoder) {
+        self.maximumBytes = maximumBytes
+        self.decode = decode
+    }
+
+    /// Whether bytes of an unfinished message are held.
+    var isEmpty: Bool { received.isEmpty }
+
+    /// Appends `bytes`; returns the whole messages they complete, in order.
+    /// - Throws: `StreamTransportError.tooLarge` when an unfinished message passes the maximum,
+    ///   or the decoder's error for a malformed one.
+    mutating func append(_ bytes: some Sequence<UInt8>) throws -> [StreamMessage] {
+        received.append(contentsOf: bytes)
+        var messages: [StreamMessage] = []
+        var start = 0
+        while start < received.count, let decoded = try decode(start == 0 ? received : Array(received[start...])) {
+            start += decoded.consumed
+            messages.append(decoded.message)
+        }
+        received.removeFirst(start)
+        guard received.count <= maximumBytes else { throw StreamTransportError.tooLarge }
+        return messages
+    }
+}
+
 /// The gossip TCP listener: every connection carries one request (push-pull, ping, user message
 /// or catch-up) that `onRequest` answers on the channel (once, or page after page for a
 /// catch-up); then the connection is closed.
@@ -46,11 +78,9 @@ final class StreamListener: Sendable {
 private final class StreamRequestHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
-    private let maximumBytes: Int
-    private let decode: StreamDecoder
     private let onRequest: @Sendable (StreamMessage, SocketAddress?, Channel) async -> Void
     private let onFailure: @Sendable (Error, SocketAddress?) -> Void
-    private var received: [UInt8] = []
+    private var buffer: StreamMessageBuffer
     private var answered = false
 
     init(
@@ -58,24 +88,18 @@ private final class StreamRequestHandler: ChannelInboundHandler {
         onRequest: @escaping @Sendable (StreamMessage, SocketAddress?, Channel) async -> Void,
         onFailure: @escaping @Sendable (Error, SocketAddress?) -> Void
     ) {
-        self.maximumBytes = maximumBytes
-        self.decode = decode
+        self.buffer = StreamMessageBuffer(maximumBytes: maximumBytes, decode: decode)
         self.onRequest = onRequest
         self.onFailure = onFailure
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !answered else { return }
-        received.append(contentsOf: unwrapInboundIn(data).readableBytesView)
         let peer = context.remoteAddress
-        guard received.count <= maximumBytes else {
-            fail(StreamTransportError.tooLarge, peer: peer, context: context)
-            return
-        }
         let request: StreamMessage
         do {
-            guard let decoded = try decode(received) else { return }
-            request = decoded.message
+            guard let first = try buffer.append(unwrapInboundIn(data).readableBytesView).first else { return }
+            request = first
         } catch {
             fail(error, peer: peer, context: context)
             return
@@ -99,7 +123,7 @@ private final class StreamRequestHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if !answered, !received.isEmpty { onFailure(StreamTransportError.closedEarly, context.remoteAddress) }
+        if !answered, !buffer.isEmpty { onFailure(StreamTransportError.closedEarly, context.remoteAddress) }
         context.fireChannelInactive()
     }
 
@@ -176,24 +200,16 @@ private final class ResponseHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
     private let promise: EventLoopPromise<StreamMessage>
-    private let maximumBytes: Int
-    private let decode: StreamDecoder
-    private var received: [UInt8] = []
+    private var buffer: StreamMessageBuffer
 
     init(promise: EventLoopPromise<StreamMessage>, maximumBytes: Int, decode: @escaping StreamDecoder) {
         self.promise = promise
-        self.maximumBytes = maximumBytes
-        self.decode = decode
+        self.buffer = StreamMessageBuffer(maximumBytes: maximumBytes, decode: decode)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        received.append(contentsOf: unwrapInboundIn(data).readableBytesView)
-        guard received.count <= maximumBytes else {
-            promise.fail(StreamTransportError.tooLarge)
-            return
-        }
         do {
-            if let decoded = try decode(received) { promise.succeed(decoded.message) }
+            if let message = try buffer.append(unwrapInboundIn(data).readableBytesView).first { promise.succeed(message) }
         } catch {
             promise.fail(error)
         }
