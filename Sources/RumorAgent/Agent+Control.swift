@@ -41,17 +41,9 @@ extension Agent {
     }
 
     public func events() async -> AsyncStream<UserEventSnapshot> {
-        let (id, stream) = eventHub.open()
-        return AsyncStream { continuation in
-            let task = Task {
-                for await event in stream { continuation.yield(event) }
-                continuation.finish()
-            }
-            continuation.onTermination = { _ in
-                task.cancel()
-                Task { await self.closeEvents(id) }
-            }
-        }
+        let (id, stream, continuation) = eventHub.open()
+        continuation.onTermination = { [weak self] _ in Task { await self?.closeEvents(id) } }
+        return stream
     }
 
     private func closeEvents(_ id: Int) {

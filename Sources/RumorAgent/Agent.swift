@@ -36,8 +36,10 @@ public actor Agent: Service, AgentControl {
     var storageHealth = StorageHealth()
     /// Prometheus metrics (`GET /metrics`).
     public nonisolated let metrics = AgentMetrics()
-    var watches = WatchHub()
-    var eventHub = EventHub()
+    /// Open watches, woken when the change log grows.
+    var watches = Subscribers<Void>(buffering: .bufferingNewest(1))
+    /// Open `rumor events` streams.
+    var eventHub = Subscribers<UserEventSnapshot>(buffering: .bufferingNewest(1024))
     /// Batches bursts of events for the handlers, as Serf's agent does.
     var coalescer = HandlerCoalescer()
     /// When a flush of `coalescer` is scheduled for.
@@ -423,7 +425,7 @@ public actor Agent: Service, AgentControl {
             case .store(let write):
                 store(write)
             case .changesRecorded:
-                watches.wakeAll()
+                watches.publish(())
             case .memberEvent(let event):
                 Counter(label: "rumor_member_events", dimensions: [("kind", event.kind.rawValue)]).increment()
                 if handlers != nil, let type = HandlerEvent.memberType(event.kind) {
@@ -472,7 +474,7 @@ public actor Agent: Service, AgentControl {
                 queryAnswers.removeValue(forKey: query)?.finish()
             case .userEvent(let event):
                 counters.add("user_events_delivered")
-                eventHub.publish(event)
+                eventHub.publish(UserEventSnapshot(event))
                 if handlers != nil { feedHandlers(.user(event, self: (node.name, node.tags))) }
             }
         }
