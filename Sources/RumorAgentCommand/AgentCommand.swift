@@ -215,7 +215,7 @@ struct AgentCommand: AsyncParsableCommand {
             }
         }
         configuration.swarm = settings.text("swarm") ?? ""
-        configuration.discover = try boolean(settings.text("discover") ?? "false", origin: settings.origin("discover"))
+        configuration.discover = try settings.boolean("discover", default: false)
         if configuration.discover {
             guard !configuration.swarm.isEmpty else {
                 throw AgentError(
@@ -253,10 +253,8 @@ struct AgentCommand: AsyncParsableCommand {
             }
         }
         configuration.keyringFile = settings.text("keyring_file")
-        configuration.encryptionVerifiesIncoming = try boolean(
-            settings.text("encrypt_verify_incoming"), origin: settings.origin("encrypt_verify_incoming"))
-        configuration.encryptionVerifiesOutgoing = try boolean(
-            settings.text("encrypt_verify_outgoing"), origin: settings.origin("encrypt_verify_outgoing"))
+        configuration.encryptionVerifiesIncoming = try settings.boolean("encrypt_verify_incoming", default: true)
+        configuration.encryptionVerifiesOutgoing = try settings.boolean("encrypt_verify_outgoing", default: true)
 
         let profileName = settings.text("profile") ?? "lan"
         guard let preset = MembershipSettings.preset(named: profileName) else {
@@ -292,20 +290,8 @@ struct AgentCommand: AsyncParsableCommand {
                 throw AgentError(code: .badArguments, message: "\(settings.origin("event_handlers")): \(error.message)", hint: error.hint)
             }
         }
-        if let timeout = settings.text("handler_timeout") {
-            do {
-                configuration.handlerTimeout = .milliseconds(Int64(try parseDuration(timeout) * 1000))
-            } catch {
-                throw AgentError(code: .badArguments, message: "\(settings.origin("handler_timeout")): \(error.message)", hint: error.hint)
-            }
-        }
-        if let grace = settings.text("tombstone_grace") {
-            do {
-                configuration.replication.tombstoneGrace = .milliseconds(Int64(try parseDuration(grace) * 1000))
-            } catch {
-                throw AgentError(code: .badArguments, message: "\(settings.origin("tombstone_grace")): \(error.message)", hint: error.hint)
-            }
-        }
+        if let timeout = try settings.duration("handler_timeout") { configuration.handlerTimeout = timeout }
+        if let grace = try settings.duration("tombstone_grace") { configuration.replication.tombstoneGrace = grace }
         if let limit = settings.text("direct_push_limit") {
             guard let count = Int(limit), count >= 1 else {
                 throw AgentError(
@@ -338,11 +324,26 @@ func hostPort(_ text: String, defaultPort: Int, origin: String) throws -> (Strin
     }
 }
 
-/// `true` or `false` (nil, when not given, is `true`), naming the flag, variable or file key in the error.
-func boolean(_ text: String?, origin: String) throws -> Bool {
-    switch text?.lowercased() {
-    case nil, "true": return true
-    case "false": return false
-    default: throw AgentError(code: .badArguments, message: "\(origin) '\(text ?? "")' is not true or false", hint: "use true or false")
+extension ResolvedSettings {
+    /// A `true`/`false` setting, `fallback` when not given; the error names the flag, variable
+    /// or file key.
+    func boolean(_ key: String, default fallback: Bool) throws(AgentError) -> Bool {
+        guard let text = text(key) else { return fallback }
+        switch text.lowercased() {
+        case "true": return true
+        case "false": return false
+        default: throw AgentError(code: .badArguments, message: "\(origin(key)) '\(text)' is not true or false", hint: "use true or false")
+        }
+    }
+
+    /// A duration setting (`30s`, `5m`, `24h`, plain seconds), nil when not given; the error
+    /// names the flag, variable or file key.
+    func duration(_ key: String) throws(AgentError) -> Duration? {
+        guard let text = text(key) else { return nil }
+        do {
+            return .milliseconds(Int64(try parseDuration(text) * 1000))
+        } catch {
+            throw AgentError(code: .badArguments, message: "\(origin(key)): \(error.message)", hint: error.hint)
+        }
     }
 }
