@@ -137,7 +137,7 @@ public actor Agent: Service, AgentControl {
         if !configuration.seeds.isEmpty { joinSeeds() }
         if let discovery { browse(discovery) }
         let events = self.events
-        let trimming = Task.detached { await MemoryTrim.everyTenSeconds() }
+        let trimming = Task.detached { await MemoryTrim.periodically() }
         defer { trimming.cancel() }
         await withGracefulShutdownHandler {
             for await event in events {
