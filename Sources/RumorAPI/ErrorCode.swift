@@ -28,6 +28,8 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
     case keyNotFound = "key_not_found"
     /// A command named a node that is not a live Rumor member.
     case unknownNode = "unknown_node"
+    /// A Serf feature (queries) asked of a node that speaks plain memberlist.
+    case needsSerf = "needs_serf"
     case watchCompacted = "watch_compacted"
     case watchAhead = "watch_ahead"
     case encryptionDisabled = "encryption_disabled"
@@ -68,7 +70,7 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
         case .badRequest, .badAddress, .badKey, .emptyKey, .keyTooLong, .valueTooLarge, .tagsTooLarge, .eventTooLarge, .queryTooLarge: 400
         case .unauthorized: 401
         case .notFound, .keyNotFound, .unknownNode: 404
-        case .left, .watchAhead, .encryptionDisabled, .encryptionMigrating: 409
+        case .left, .watchAhead, .encryptionDisabled, .encryptionMigrating, .needsSerf: 409
         case .watchCompacted: 410
         case .tooLarge: 413
         case .peerUnknown: 404
@@ -97,6 +99,7 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
         case .tagsTooLarge: self = .tagsTooLarge
         case .eventTooLarge: self = .eventTooLarge
         case .unknownNode: self = .unknownNode
+        case .needsSerf: self = .needsSerf
         }
     }
 }

@@ -109,6 +109,8 @@ extension Agent {
     /// Runs a keyring operation on the swarm's Serf agents (live members that do not replicate):
     /// Serf's key query, addressed to them by name; what each answered.
     func rotateSerfKeyrings(_ operation: KeyringOperation) async -> KeyringTally? {
+        // With --protocol memberlist the others are Go memberlist nodes, which know no queries.
+        guard configuration.gossipProtocol == .serf else { return nil }
         let serfNodes = node.membership.members.values
             .filter { $0.name != node.name && $0.state == .alive && !Node.replicates($0) }
             .map(\.name).sorted()

@@ -15,6 +15,8 @@ public struct NodeError: Error, Sendable, Hashable, CustomStringConvertible {
         case eventTooLarge = "event_too_large"
         /// A command named a node that is not a live member (or not a Rumor node).
         case unknownNode = "unknown_node"
+        /// A Serf feature (queries) on a node that speaks plain memberlist.
+        case needsSerf = "needs_serf"
     }
 
     public var code: Code

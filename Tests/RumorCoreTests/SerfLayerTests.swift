@@ -283,6 +283,26 @@ struct SerfLayerTests {
         #expect(receiver.receive([frame], from: NodeAddress(ip: [10, 0, 0, 1], port: 7946), at: time).isEmpty)
     }
 
+    @Test func withPlainMemberlistEventsGoStraightToRumorNodes_andQueriesAreRefused() throws {
+        let time = NodeTime(now: .zero, wallMilliseconds: 0)
+        var settings = NodeSettings()
+        settings.tagFormat = .text
+        var node = Node(
+            name: "a", address: NodeAddress(ip: [10, 0, 0, 1], port: 7946), settings: settings,
+            seeds: NodeSeeds(membership: 1, replication: 2), at: time)
+        let b = NodeAddress(ip: [10, 0, 0, 2], port: 7946)
+        _ = node.receive(
+            [.membership(.alive(Alive(incarnation: 1, node: "b", address: b, meta: Node.advertisedMeta([:], as: .text), versions: .rumor)))],
+            from: b, at: time)
+        let (event, effects) = try node.sendEvent(name: "deploy", payload: [1], coalesce: false)
+        #expect(effects.contains(.userEvent(event)))
+        #expect(effects.contains { if case .send(.replication(.event), let to) = $0 { to == b } else { false } })
+        #expect(!effects.contains { if case .serfBroadcast = $0 { true } else { false } }, "no Serf gossip: its receivers would drop it")
+        #expect(throws: NodeError.self) {
+            try node.sendQuery(name: "q", payload: [], filters: [], wantsAck: true, relayFactor: 0, timeout: nil, at: time)
+        }
+    }
+
     @Test func aNodeInSerfModeLeavesWithTheIntentFirst() {
         var node = Node(
             name: "a", address: NodeAddress(ip: [10, 0, 0, 1], port: 7946), settings: NodeSettings(),

@@ -112,7 +112,8 @@ extension Node {
         throws(NodeError) -> (SerfUserEvent, [NodeEffect])
     {
         try checkNotLeft()
-        if targets != nil || name.utf8.count + payload.count > SerfLayer.eventSizeLimit {
+        // Without Serf's layer (--protocol memberlist) events go straight to the Rumor nodes too.
+        if targets != nil || !speaksSerf || name.utf8.count + payload.count > SerfLayer.eventSizeLimit {
             return try sendDirectEvent(name: name, payload: payload, coalesce: coalesce, targets: targets)
         }
         let (event, directives) = try serf.sendEvent(name: name, payload: payload, coalesce: coalesce)
@@ -147,7 +148,7 @@ extension Node {
         counters.add(.directEventsSent)
         var out = chosen.map { NodeEffect.send(.replication(.event(from: self.name, id: id, event)), to: $0.address) }
         if includesSelf { out.append(.userEvent(event)) }
-        if targets == nil {
+        if targets == nil, speaksSerf {
             let others = membership.members.values.filter { $0.name != self.name && $0.state == .alive && !Self.replicates($0) }.count
             if others > 0 {
                 out.append(.log(NodeLog(
@@ -183,6 +184,11 @@ extension Node {
         at time: NodeTime
     ) throws(NodeError) -> (SerfQuery, [NodeEffect]) {
         try checkNotLeft()
+        guard speaksSerf else {
+            throw NodeError(
+                .needsSerf, "queries are Serf's, and this node speaks plain memberlist (--protocol memberlist)",
+                hint: "run the swarm with --protocol serf (the default) to use queries")
+        }
         let timeout = timeout ?? defaultQueryTimeout
         let (query, directives) = serf.queries.start(
             name: name, payload: payload, filters: filters, wantsAck: wantsAck, relayFactor: relayFactor, timeout: timeout,
