@@ -337,3 +337,17 @@ struct NodeTagsTests {
         #expect(node.tags == ["role": "db", "rumor.kv": "1"])
     }
 }
+
+/// The counter names `rumor info` reports, which scripts and the fault suite read.
+struct NodeCounterNameTests {
+    @Test func everyCounterIsNamedAfterItselfAndTheNamesKeepTheirSpelling() {
+        let names = NodeCounter.allCases.map(\.name)
+        #expect(Set(names).count == names.count)
+        #expect(NodeCounter.memberEventsFailed.name == "member_events_failed")
+        #expect(NodeCounter.memberEventsReaped.name == "member_events_reaped")
+        #expect(NodeCounter.replicationPushesSent.name == "replication_pushes_sent")
+        #expect(NodeCounter.catchUpsServed.name == "catch_ups_served")
+        #expect(NodeCounter.directEventsSent.name == "direct_events_sent")
+        #expect(names.allSatisfy { $0.allSatisfy { $0.isLowercase || $0 == "_" } })
+    }
+}

@@ -38,40 +38,11 @@ public enum NodeCounter: Int, Sendable, CaseIterable {
     /// The reported name.
     public var name: String { Self.names[rawValue] }
 
-    private static let names = [
-        "replication_pushes_sent",
-        "replication_pushes_received",
-        "replication_acknowledgements_sent",
-        "replication_acknowledgements_received",
-        "replication_relays_confirmed",
-        "replication_pulls_sent",
-        "replication_pulls_answered",
-        "replication_pulls_completed",
-        "replication_deltas_sent",
-        "replication_deltas_received",
-        "replication_entries_applied",
-        "catch_up_pages_sent",
-        "catch_up_pages_received",
-        "catch_ups_served",
-        "catch_ups_completed",
-        "catch_ups_interrupted",
-        "values_expired",
-        "tombstones_collected",
-        "rate_limited_push_pull",
-        "rate_limited_pull",
-        "push_pull_completed",
-        "push_pull_failed",
-        "user_messages_received",
-        "name_conflicts",
-        "keyring_operations",
-        "member_events_joined",
-        "member_events_updated",
-        "member_events_suspected",
-        "member_events_recovered",
-        "member_events_failed",
-        "member_events_left",
-        "member_events_reaped",
-    ]
+    /// Each case's name in snake case, in order (`replicationPushesSent` is
+    /// `replication_pushes_sent`): derived, so a new case cannot shift the names of the others.
+    private static let names: [String] = allCases.map { counter in
+        String("\(counter)".flatMap { $0.isUppercase ? ["_", Character($0.lowercased())] : [$0] })
+    }
 
     static func memberEvents(_ kind: MemberEvent.Kind) -> NodeCounter {
         switch kind {
