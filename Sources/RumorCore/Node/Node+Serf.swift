@@ -65,17 +65,15 @@ extension Node {
                 out.append(.serfDirect(.queryResponse(response), to: [address]))
                 // Serf's relays: copies through random live members (memberlist protocol ≥ 5),
                 // only when the swarm has more members than copies asked for.
-                let relays = membership.members.values
-                    .filter { $0.name != name && $0.state == .alive && $0.versions.protocolMax >= 5 }
-                    .map(\.address).sorted()
                 if relayFactor > 0, membership.members.count > Int(relayFactor) {
+                    let relays = membership.members.values
+                        .filter { $0.name != name && $0.state == .alive && $0.versions.protocolMax >= 5 }
+                        .map(\.address).sorted()
                     let chosen = serf.queries.pick(Int(relayFactor), of: relays)
                     if !chosen.isEmpty {
                         out.append(.serfRelay(.queryResponse(response), destination: address, destinationName: querier, via: chosen))
                     }
                 }
-            case .forward(let bytes, let address):
-                out.append(.serfForward(bytes, to: address))
             case .deliver(let query):
                 out.append(.query(query))
             case .deliverInternal(let query):

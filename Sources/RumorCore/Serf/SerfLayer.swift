@@ -15,6 +15,13 @@ public struct SerfLayer: Sendable {
         mutating func witness(_ other: LamportTime) {
             if other >= time { time = other + 1 }
         }
+
+        /// Whether `other` is within the recent-event (or query) ring's reach of this clock:
+        /// Serf drops what is older.
+        func isRecent(_ other: LamportTime) -> Bool {
+            let buffer = LamportTime(SerfLayer.eventBuffer)
+            return time <= buffer || other >= time - buffer
+        }
     }
 
     public enum Directive: Sendable, Hashable {
@@ -157,17 +164,16 @@ public struct SerfLayer: Sendable {
             return [.broadcast(message)]
         case .userEvent(let event):
             return receiveEvent(event)
-        case .query, .queryResponse, .relay:
-            // They need the node's tags, address and time: `Node.receiveSerf` hands them to `queries`.
-            return []
-        case .pushPull:
+        case .query, .queryResponse, .relay, .pushPull:
+            // Queries need the node's tags, address and time (`Node.receiveSerf` hands them to
+            // `queries`); push-pull state comes with membership's exchanges (`merge`).
             return []
         }
     }
 
     private mutating func receiveEvent(_ event: SerfUserEvent) -> [Directive] {
         eventClock.witness(event.time)
-        guard event.time >= eventMinTime, isRecent(event.time, clock: eventClock) else { return [] }
+        guard event.time >= eventMinTime, eventClock.isRecent(event.time) else { return [] }
         let index = Int(event.time % LamportTime(Self.eventBuffer))
         let entry = SerfEventSlot.Event(name: event.name, payload: event.payload)
         if var slot = eventRing[index], slot.time == event.time {
@@ -215,11 +221,6 @@ public struct SerfLayer: Sendable {
         return out
     }
 
-    /// Serf drops what is older than the ring reaches back.
-    private func isRecent(_ time: LamportTime, clock: Clock) -> Bool {
-        let buffer = LamportTime(Self.eventBuffer)
-        return clock.time <= buffer || time >= clock.time - buffer
-    }
 
     /// Records `node`'s intent at `time`; false when an intent as new was already seen.
     private mutating func remember(_ node: String, at time: LamportTime) -> Bool {

@@ -34,8 +34,6 @@ public struct SerfQueries: Sendable {
         /// Send an acknowledgement or response to the querier (`name` its node), and
         /// `relayFactor` copies through other members.
         case respond(SerfQueryResponse, to: NodeAddress, name: String, relayFactor: UInt8)
-        /// A relay asked this node to pass an answer on, unread.
-        case forward([UInt8], to: NodeAddress)
         /// A query this node passes the filters of: for its handlers.
         case deliver(SerfQuery)
         /// One of Serf's internal queries (`_serf_…`) that needs the driver (the key queries).
@@ -138,8 +136,7 @@ public struct SerfQueries: Sendable {
         _ query: SerfQuery, local: (name: String, address: NodeAddress, tags: [String: String]), now: Instant
     ) -> [Directive] {
         clock.witness(query.time)
-        let buffer = LamportTime(SerfLayer.eventBuffer)
-        guard clock.time <= buffer || query.time >= clock.time - buffer else { return [] }
+        guard clock.isRecent(query.time) else { return [] }
         guard seen[query.time, default: []].insert(query.id).inserted else { return [] }
         if seen.count > SerfLayer.eventBuffer, let oldest = seen.keys.min() { seen[oldest] = nil }
         var out: [Directive] = []
