@@ -131,15 +131,15 @@ extension Agent {
         var waiting = Set(serfNodes)
         for await answer in answers where !answer.isAck && waiting.remove(answer.from) != nil {
             tally.responded += 1
-            guard case .response(let response)? = try? SerfCodec.decodeKeyMessage(answer.payload) else {
+            if case .response(let response)? = try? SerfCodec.decodeKeyMessage(answer.payload) {
+                if !response.succeeded { tally.failures[answer.from] = response.message }
+                for text in response.keys {
+                    if let key = try? KeyText.decode(text) { tally.keys[key, default: 0] += 1 }
+                }
+                if let primary = try? KeyText.decode(response.primaryKey), !primary.isEmpty { tally.primaryKeys[primary, default: 0] += 1 }
+            } else {
                 tally.failures[answer.from] = "an answer that is not a key response"
-                continue
             }
-            if !response.succeeded { tally.failures[answer.from] = response.message }
-            for text in response.keys {
-                if let key = try? KeyText.decode(text) { tally.keys[key, default: 0] += 1 }
-            }
-            if let primary = try? KeyText.decode(response.primaryKey), !primary.isEmpty { tally.primaryKeys[primary, default: 0] += 1 }
             if waiting.isEmpty { break }
         }
         for name in waiting { tally.failures[name] = "no answer before the query's timeout" }

@@ -45,6 +45,11 @@ public enum JSONText {
         return out + "\""
     }
 
+    /// An array of strings: `array(["a", "b"])` is `["a","b"]`.
+    public static func array(_ strings: [String]) -> String {
+        "[" + strings.map(quote).joined(separator: ",") + "]"
+    }
+
     /// An object of already-encoded members, keys sorted: `object(["a": quote("x"), "b": "1"])`.
     public static func object(_ members: [String: String]) -> String {
         "{" + members.sorted { $0.key < $1.key }.map { "\(quote($0.key)):\($0.value)" }.joined(separator: ",") + "}"

@@ -78,7 +78,7 @@ public struct TagsCommand: ParsableCommand {
         @Argument(help: "Tag names.") var keys: [String]
 
         func run() throws {
-            let body = JSONText.object(["delete": "[" + keys.map(JSONText.quote).joined(separator: ",") + "]"])
+            let body = JSONText.object(["delete": JSONText.array(keys)])
             try options.show("POST", "/v1/tags", body: body)
         }
     }
@@ -91,7 +91,7 @@ public struct JoinCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        let body = JSONText.object(["addresses": "[" + addresses.map(JSONText.quote).joined(separator: ",") + "]"])
+        let body = JSONText.object(["addresses": JSONText.array(addresses)])
         try options.show("POST", "/v1/join", body: body, timeout: 30)
     }
 }

@@ -21,7 +21,7 @@ public struct EventCommand: ParsableCommand {
     public func run() throws {
         var body = ["name": JSONText.quote(name), "coalesce": coalesce ? "true" : "false"]
         if let payload { body["payload"] = JSONText.quote(payload) }
-        if !nodes.isEmpty { body["nodes"] = "[" + nodes.map(JSONText.quote).joined(separator: ",") + "]" }
+        if !nodes.isEmpty { body["nodes"] = JSONText.array(nodes) }
         try options.show("POST", "/v1/event", body: JSONText.object(body))
     }
 }
@@ -80,8 +80,8 @@ public struct QueryCommand: ParsableCommand {
     public func run() throws {
         var body = ["name": JSONText.quote(name)]
         if let payload { body["payload"] = JSONText.quote(payload) }
-        if !nodes.isEmpty { body["nodes"] = "[" + nodes.map(JSONText.quote).joined(separator: ",") + "]" }
-        if !tags.isEmpty { body["tags"] = "[" + tags.map(JSONText.quote).joined(separator: ",") + "]" }
+        if !nodes.isEmpty { body["nodes"] = JSONText.array(nodes) }
+        if !tags.isEmpty { body["tags"] = JSONText.array(tags) }
         if let timeout { body["timeoutSeconds"] = String(try parseDuration(timeout)) }
         if noAck { body["ack"] = "false" }
         if relayFactor != 0 { body["relayFactor"] = String(relayFactor) }

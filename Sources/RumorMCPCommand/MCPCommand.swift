@@ -300,16 +300,14 @@ enum MCPTools {
             var body = ["name": JSONText.quote(try required("name"))]
             if let payload = arguments["payload"]?.stringValue { body["payload"] = JSONText.quote(payload) }
             if arguments["coalesce"]?.boolValue == true { body["coalesce"] = "true" }
-            if let nodes = arguments["nodes"]?.arrayValue {
-                body["nodes"] = "[" + nodes.compactMap(\.stringValue).map(JSONText.quote).joined(separator: ",") + "]"
-            }
+            if let nodes = arguments["nodes"]?.arrayValue { body["nodes"] = JSONText.array(nodes.compactMap(\.stringValue)) }
             return Request(method: "POST", target: "/v1/event", body: JSONText.object(body))
         case "query":
             var body = ["name": JSONText.quote(try required("name"))]
             if let payload = arguments["payload"]?.stringValue { body["payload"] = JSONText.quote(payload) }
             for list in ["nodes", "tags"] {
                 guard let values = arguments[list]?.arrayValue else { continue }
-                body[list] = "[" + values.compactMap(\.stringValue).map(JSONText.quote).joined(separator: ",") + "]"
+                body[list] = JSONText.array(values.compactMap(\.stringValue))
             }
             let timeout = try duration("timeout")
             if let timeout { body["timeoutSeconds"] = String(timeout) }

@@ -161,10 +161,7 @@ final class EventHandlers: Sendable {
         let kept = NIOLockedValueBox([UInt8]())
         output.fileHandleForReading.readabilityHandler = { handle in
             let data = handle.availableData
-            kept.withLockedValue { bytes in
-                bytes += data
-                if bytes.count > outputLimit { bytes.removeFirst(bytes.count - outputLimit) }
-            }
+            kept.withLockedValue { keepTail(of: data, in: &$0) }
         }
         let finished = DispatchSemaphore(value: 0)
         process.terminationHandler = { _ in finished.signal() }
@@ -189,8 +186,7 @@ final class EventHandlers: Sendable {
         // file (a child the handler left running may hold the pipe open).
         let rest = drain(output.fileHandleForReading.fileDescriptor)
         let written = kept.withLockedValue { bytes in
-            bytes += rest
-            if bytes.count > outputLimit { bytes.removeFirst(bytes.count - outputLimit) }
+            keepTail(of: rest, in: &bytes)
             return bytes
         }
         let text = String(decoding: written, as: UTF8.self)
@@ -218,10 +214,15 @@ final class EventHandlers: Sendable {
         while poll(&request, 1, 0) > 0, request.revents & Int16(POLLIN) != 0 {
             let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
             guard count > 0 else { break }
-            bytes += chunk[..<count]
-            if bytes.count > outputLimit { bytes.removeFirst(bytes.count - outputLimit) }
+            keepTail(of: chunk[..<count], in: &bytes)
         }
         return bytes
+    }
+
+    /// Appends `new` to a handler's output, keeping its last `outputLimit` bytes.
+    private static func keepTail(of new: some Sequence<UInt8>, in bytes: inout [UInt8]) {
+        bytes += new
+        if bytes.count > outputLimit { bytes.removeFirst(bytes.count - outputLimit) }
     }
 
     /// Serf's variables (§9.2).
