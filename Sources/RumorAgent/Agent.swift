@@ -56,7 +56,7 @@ public actor Agent: Service, AgentControl {
     /// Where gossip travels (UDP/TCP or Pilot); set once `run()` has opened it.
     private(set) var transport: (any GossipTransport)?
     /// Finds the swarm's nodes by name (`--discover`).
-    private var discovery: SwarmDiscovery?
+    var discovery: SwarmDiscovery?
     private(set) var stopped = false
 
     private let events: AsyncStream<Event>
@@ -238,45 +238,14 @@ public actor Agent: Service, AgentControl {
                 }
             }
             guard !stopped else { return }
-            nextCommand += 1
-            execute(node.join(seeds: seeds, command: nextCommand, retrying: true, at: time))
+            execute(node.join(seeds: seeds, command: newCommandID(), retrying: true, at: time))
         }
     }
 
-    /// Opens multicast DNS for `--discover` (before the agent reports it started, so a host
-    /// without a multicast route fails at once) and answers questions for the swarm from then on.
-    private func openDiscovery() async throws {
-        discovery = try await SwarmDiscovery.start(
-            swarm: configuration.swarm, nodeName: node.name, advertised: advertised, group: group, logger: logger
-        ) { [weak self] found in
-            Task { await self?.discovered(found) }
-        }
-    }
-
-    /// Asks for the swarm's nodes at once, then every 5 s while this node knows no other,
-    /// every 60 s after (Serf asks every 60 s).
-    private func browse(_ discovery: SwarmDiscovery) {
-        Task { [weak self] in
-            while let self, await !self.stopped {
-                discovery.browse()
-                try? await Task.sleep(for: await self.isAlone ? .seconds(5) : .seconds(60))
-            }
-        }
-    }
-
-    private var isAlone: Bool {
-        node.membership.members.values.allSatisfy { $0.name == node.name || $0.state != .alive }
-    }
-
-    /// Joins the discovered nodes this node does not know alive yet (never itself).
-    private func discovered(_ addresses: [NodeAddress]) {
-        let known = Set(node.membership.members.values.filter { $0.state == .alive }.map(\.address))
-        let fresh = Array(Set(addresses).subtracting(known).subtracting([advertised])).sorted()
-        guard !fresh.isEmpty, !stopped, !node.membership.hasLeft else { return }
-        counters.add("discovered_nodes", UInt64(fresh.count))
-        logger.info("discovered nodes of the swarm", metadata: ["addresses": "\(fresh.map(\.description).joined(separator: ","))"])
+    /// A fresh ID for a command the node completes later (`NodeEffect.complete`).
+    func newCommandID() -> CommandID {
         nextCommand += 1
-        execute(node.join(seeds: fresh, command: nextCommand, at: time))
+        return nextCommand
     }
 
     // MARK: - Inputs
@@ -353,8 +322,7 @@ public actor Agent: Service, AgentControl {
 
     /// Starts a command the node completes later, and waits for its result.
     func command(_ start: (inout Node, CommandID, NodeTime) -> [NodeEffect]) async -> CommandResult {
-        nextCommand += 1
-        let id = nextCommand
+        let id = newCommandID()
         let effects = start(&node, id, time)
         return await withCheckedContinuation { continuation in
             pending[id] = continuation
@@ -367,8 +335,7 @@ public actor Agent: Service, AgentControl {
     func write(_ writes: [Replication.Write], awaiting replicas: (ReplicaTarget, Duration)? = nil) async throws
         -> (entries: [Entry], result: CommandResult?)
     {
-        nextCommand += 1
-        let id = nextCommand
+        let id = newCommandID()
         let request = replicas.map { Node.ReplicaWaitRequest(target: $0.0, timeout: $0.1, command: id) }
         let prepared: Node.PreparedWrite
         do {
