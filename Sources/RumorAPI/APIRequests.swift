@@ -96,9 +96,9 @@ public enum APIRequests {
             guard !key.isEmpty, !key.contains("=") else {
                 throw AgentError(code: .badRequest, message: "'\(key)' is not a tag name", hint: "a tag name is not empty and has no '='")
             }
-            guard key != Node.replicationTag.key else {
+            guard !Node.reservedTagKeys.contains(key) else {
                 throw AgentError(
-                    code: .badRequest, message: "the tag \(key) is Rumor's own (it marks nodes that replicate state)",
+                    code: .badRequest, message: "the tag \(key) is Rumor's own (\(Node.replicationTag.key) marks nodes that replicate state, \(Node.generationTagKey) their process)",
                     hint: "pick another tag name")
             }
         }

@@ -97,7 +97,8 @@ public struct StateStatus: Codable, Sendable, Hashable {
     public var values: Int
     /// Deletes still remembered (until the tombstone grace period passes).
     public var tombstones: Int
-    /// Per writer, the timestamp up to which this node holds all its writes.
+    /// Per writer (a node's process: `name#generation`), the timestamp up to which this node
+    /// holds all its writes.
     public var digest: [String: String]
     /// Milliseconds since the last completed anti-entropy exchange; nil if none yet.
     public var lastSyncedMillisecondsAgo: UInt64?
@@ -105,17 +106,17 @@ public struct StateStatus: Codable, Sendable, Hashable {
     public var durable: Bool
     /// The newest change-log position (see `watch`).
     public var seq: UInt64
-    /// Per peer, how many milliseconds of writes (by writer clock) its last digest lacked
-    /// compared with ours: the replication lag the digests prove (pushes usually close it sooner).
-    public var peerLagMilliseconds: [String: UInt64]
+    /// Per live replicating peer, how this node's state compared with its at their last
+    /// anti-entropy exchange (by state fingerprint).
+    public var peers: [String: PeerSyncStatus]
     /// The catch-up under way, if this node is behind by more than one message.
     public var catchUp: CatchUpStatus?
 
     public init(
         values: Int, tombstones: Int, digest: [String: String], lastSyncedMillisecondsAgo: UInt64?, durable: Bool, seq: UInt64,
-        peerLagMilliseconds: [String: UInt64], catchUp: CatchUpStatus? = nil
+        peers: [String: PeerSyncStatus], catchUp: CatchUpStatus? = nil
     ) {
-        self.peerLagMilliseconds = peerLagMilliseconds
+        self.peers = peers
         self.catchUp = catchUp
         self.values = values
         self.tombstones = tombstones
@@ -123,6 +124,43 @@ public struct StateStatus: Codable, Sendable, Hashable {
         self.lastSyncedMillisecondsAgo = lastSyncedMillisecondsAgo
         self.durable = durable
         self.seq = seq
+    }
+}
+
+/// How this node's state compared with a peer's at their last anti-entropy exchange.
+public struct PeerSyncStatus: Codable, Sendable, Hashable {
+    public enum State: String, Codable, Sendable, Hashable {
+        /// The state fingerprints matched: both held the same writes.
+        case inSync = "in_sync"
+        /// The peer lacked `versions` of this node's writes.
+        case behind
+        /// The fingerprints differed but the peer lacked none of ours: this node lacked some of its.
+        case ahead
+        /// No exchange with the peer's current process since this node started.
+        case neverSynced = "never_synced"
+    }
+
+    public var state: State
+    /// Versions the peer lacked (`behind`).
+    public var versions: Int?
+    /// Milliseconds since the exchange; nil when never synced.
+    public var millisecondsAgo: UInt64?
+
+    public init(state: State, versions: Int? = nil, millisecondsAgo: UInt64? = nil) {
+        self.state = state
+        self.versions = versions
+        self.millisecondsAgo = millisecondsAgo
+    }
+
+    /// E.g. "in sync (0.4 s ago)", "behind by 12 versions (0.8 s ago)", "never synced".
+    public var summary: String {
+        let ago = millisecondsAgo.map { " (\($0 / 1000).\($0 % 1000 / 100) s ago)" } ?? ""
+        switch state {
+        case .inSync: return "in sync" + ago
+        case .behind: return "behind by \(versions ?? 0) version\(versions == 1 ? "" : "s")" + ago
+        case .ahead: return "ahead: this node lacked some of its writes" + ago
+        case .neverSynced: return "never synced"
+        }
     }
 }
 

@@ -40,7 +40,7 @@ extension Agent {
     }
 
     private func beginServingCatchUp(
-        from peer: String, digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]], sender: NodeAddress
+        from peer: String, digest: Digest, held: HeldWrites, sender: NodeAddress
     ) -> Replication.CatchUpServing? {
         guard !stopped else { return nil }
         counters.add("streams_received")

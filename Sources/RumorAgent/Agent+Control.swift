@@ -52,7 +52,7 @@ extension Agent {
 
     public func updateTags(set: [String: String], delete: [String]) async throws -> MemberSnapshot {
         var tags = node.tags
-        tags[Node.replicationTag.key] = nil
+        for key in Node.reservedTagKeys { tags[key] = nil }
         for key in delete { tags[key] = nil }
         tags.merge(set) { $1 }
         do {
@@ -139,14 +139,30 @@ extension Agent {
         metrics.scrape(info: await info(), status: await status())
     }
 
+    /// Per live replicating peer, how the states compared at the last exchange.
+    private func peerSyncStatus(wallMilliseconds wall: UInt64) -> [String: PeerSyncStatus] {
+        var peers: [String: PeerSyncStatus] = [:]
+        for member in node.replicationMembers() {
+            let ago = { (at: UInt64) in wall > at ? wall - at : 0 }
+            peers[member.name] =
+                switch node.replication.peerSync[member.name] {
+                case .inSync(let at): PeerSyncStatus(state: .inSync, millisecondsAgo: ago(at))
+                case .differs(let lacks, let at) where lacks > 0: PeerSyncStatus(state: .behind, versions: lacks, millisecondsAgo: ago(at))
+                case .differs(_, let at): PeerSyncStatus(state: .ahead, millisecondsAgo: ago(at))
+                case nil: PeerSyncStatus(state: .neverSynced)
+                }
+        }
+        return peers
+    }
+
     public func status() async -> StateStatus {
         let (values, tombstones) = node.replication.store.counts
         let wall = time.wallMilliseconds
         return StateStatus(
             values: values, tombstones: tombstones,
-            digest: node.replication.store.digest.mapValues(\.description),
+            digest: Dictionary(node.replication.store.digest.map { ("\($0.key)", $0.value.description) }, uniquingKeysWith: { $1 }),
             lastSyncedMillisecondsAgo: node.lastSynced.map { wall > $0 ? wall - $0 : 0 }, durable: storage != nil,
-            seq: node.changes.last, peerLagMilliseconds: node.replication.peerLagMilliseconds,
+            seq: node.changes.last, peers: peerSyncStatus(wallMilliseconds: wall),
             catchUp: node.replication.catchUp.map { progress in
                 CatchUpStatus(
                     peer: "\(progress.peer)", pages: progress.pages, receivedEntries: progress.receivedEntries,

@@ -269,7 +269,7 @@ struct AgentCommand: AsyncParsableCommand {
                     code: .badArguments, message: "\(settings.origin("tags")) '\(pair)' is not KEY=VALUE", hint: "e.g. --tag role=worker")
             }
             let key = String(pair[..<equals])
-            guard key != Node.replicationTag.key else {
+            guard !Node.reservedTagKeys.contains(key) else {
                 throw AgentError(
                     code: .badArguments, message: "\(settings.origin("tags")): the tag \(key) is Rumor's own",
                     hint: "pick another tag name")

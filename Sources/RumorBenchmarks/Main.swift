@@ -82,7 +82,7 @@ struct Benchmarks {
             copy.key = "service/web/instance-\(index)"
             return copy
         }
-        let frame = ReplicationCodec.encode(.pullAnswer(from: "node-1", entries: entries, digest: ["node-0": entry.version.timestamp], held: [:]))
+        let frame = ReplicationCodec.encode(.pullAnswer(from: "node-1", entries: entries, digest: [entry.version.writer: entry.version.timestamp], held: [:]))
         var count = 0
         for _ in 0..<500 {
             if case .pullAnswer(_, let decoded, _, _, _) = try? ReplicationCodec.decode(frame) { count += decoded.count }
@@ -116,7 +116,7 @@ struct Benchmarks {
 
     static func deltaComputation() -> (Int, String) {
         let store = bigStore
-        let behind = ["node-0": HybridTimestamp(milliseconds: 1_800_000_000_000 + 99_000, logical: 0)]
+        let behind: Digest = [Writer(name: "node-0", generation: 0): HybridTimestamp(milliseconds: 1_800_000_000_000 + 99_000, logical: 0)]
         var found = 0
         for _ in 0..<2_000 { found &+= store.delta(since: behind).count }
         blackHole(found)

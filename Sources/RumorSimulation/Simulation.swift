@@ -43,6 +43,26 @@ public struct SimulationConfiguration: Sendable, Hashable, Codable {
     /// Fraction of live nodes that crash and restart (after `churnDownMilliseconds`) each round.
     public var churnPerRound = 0.0
     public var churnDownMilliseconds = 3_000
+    /// The last round in which churn crashes nodes (nil: every round); the rounds after it let
+    /// the swarm settle, so the report's end-state checks mean something.
+    public var churnUntilRound: Int?
+    /// What a restarted node starts from.
+    public var restartState = RestartState.kept
+    /// Writes wait until this many other nodes hold them (`put --wait N`); a write counts as
+    /// acknowledged when its wait succeeds. 0: acknowledged when written locally.
+    public var writeAcknowledgements = 0
+
+    /// What a restarted node starts from.
+    public enum RestartState: String, Sendable, Hashable, Codable, CaseIterable {
+        /// Everything it held when it stopped (a current `--data-dir`).
+        case kept
+        /// Nothing (no data dir).
+        case empty
+        /// What it held a few rounds before it stopped (a stale copy of a data dir).
+        case stale
+        /// Each restart draws one of the three.
+        case mixed
+    }
 
     public init() {}
 
@@ -62,6 +82,7 @@ public struct SimulationConfiguration: Sendable, Hashable, Codable {
         try check(crashes >= 0 && crashes < nodes, "crashes must be fewer than the nodes")
         try check(partitionFraction >= 0 && partitionFraction < 1, "the partition fraction must be in [0, 1)")
         try check(churnPerRound >= 0 && churnPerRound < 1, "churn must be in [0, 1)")
+        try check(writeAcknowledgements >= 0 && writeAcknowledgements < nodes, "write acknowledgements must be 0...nodes-1")
         try check(latencyMinimumMicroseconds >= 0 && latencyMeanExtraMicroseconds >= 0, "latencies must not be negative")
     }
 }
@@ -87,12 +108,18 @@ public struct Simulation {
         case restart(Int)
         case partition(Bool)
         case churn
+        /// Keep each live node's state as the stale copy a later restart may start from.
+        case snapshot
         /// Check whether every live node lists every other alive (membership runs only).
         case checkWhole(afterHeal: Bool)
     }
 
     /// How often `checkWhole` looks (virtual time).
     static let wholeCheckInterval = 100
+    /// How often (in rounds) the stale copies of `RestartState.stale` are taken.
+    static let snapshotRounds = 5
+    /// Per node, its state as of the last `snapshot` (the stale copy a restart may start from).
+    var snapshots: [Int: SavedState] = [:]
 
     public init(_ configuration: SimulationConfiguration) throws(SimulationError) {
         try configuration.validate()
@@ -174,6 +201,7 @@ public struct Simulation {
             schedule(.partition(false), atMilliseconds: configuration.healAtMilliseconds)
         }
         if configuration.churnPerRound > 0 { schedule(.churn, atMilliseconds: configuration.roundMilliseconds) }
+        if configuration.restartState != .kept { schedule(.snapshot, atMilliseconds: configuration.roundMilliseconds / 2) }
     }
 
     private mutating func schedule(_ script: Script, atMilliseconds milliseconds: Int) {
@@ -223,7 +251,13 @@ public struct Simulation {
                 guard cluster.isUp[index] else { continue }
                 crash(index, measured: false, restartAfter: configuration.churnDownMilliseconds)
             }
-            schedule(.churn, atMilliseconds: Int(cluster.now.nanoseconds / 1_000_000) + configuration.roundMilliseconds)
+            let next = Int(cluster.now.nanoseconds / 1_000_000) + configuration.roundMilliseconds
+            if configuration.churnUntilRound.map({ next <= $0 * configuration.roundMilliseconds }) ?? true {
+                schedule(.churn, atMilliseconds: next)
+            }
+        case .snapshot:
+            for index in cluster.isUp.indices where cluster.isUp[index] { snapshots[index] = cluster.savedState(of: index) }
+            schedule(.snapshot, atMilliseconds: Int(cluster.now.nanoseconds / 1_000_000) + Self.snapshotRounds * configuration.roundMilliseconds)
         }
     }
 
@@ -243,7 +277,17 @@ public struct Simulation {
         while !cluster.isUp[writer] { writer = (writer + 1) % configuration.nodes }
         let key = "update/\(update)"
         cluster.observer.track(update, key: key, writer: writer, nodes: configuration.nodes, now: cluster.now)
-        cluster.write([Replication.Write(key: key, value: Array("value \(update)".utf8))], at: writer)
+        let waits = configuration.writeAcknowledgements
+        let written = cluster.write(
+            [Replication.Write(key: key, value: Array("value \(update)".utf8))], at: writer,
+            awaiting: waits > 0 ? .count(waits) : nil, timeout: .milliseconds(5 * configuration.roundMilliseconds))
+        guard let written else { return }
+        cluster.observer.written[update] = written.entries[0].version
+        if let command = written.command {
+            cluster.observer.writeCommands[command] = update
+        } else {
+            cluster.observer.acknowledged.insert(update)
+        }
     }
 
     /// Crashes a node; `measured` crashes are the ones failure detection is timed against.
@@ -264,7 +308,17 @@ public struct Simulation {
         let salt = cluster.now.nanoseconds.magnitude
         let seeds = NodeSeeds(
             membership: mix(configuration.seed, UInt64(index), salt), replication: mix(configuration.seed, UInt64(index), salt ^ 1))
-        cluster.restart(index, seeds: seeds, joining: configuration.membership ? [index == 0 ? 1 : 0] : [])
+        var state = configuration.restartState
+        if state == .mixed { state = [.kept, .empty, .stale][Int.random(in: 0..<3, using: &cluster.random)] }
+        let restoring: SavedState? =
+            switch state {
+            case .kept, .mixed: nil
+            case .empty: SavedState()
+            case .stale: snapshots[index] ?? SavedState()
+            }
+        cluster.observer.restarts += 1
+        cluster.restart(
+            index, seeds: seeds, restoring: restoring, joining: configuration.membership ? [index == 0 ? 1 : 0] : [])
     }
 }
 

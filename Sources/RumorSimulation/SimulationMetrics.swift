@@ -34,6 +34,13 @@ struct SimulationMetrics: ClusterObserver {
     var detections: [Int: Set<Int>] = [:]
     var allDetected: [Int: Instant] = [:]
     var falsePositives = 0
+    /// Nodes restarted.
+    var restarts = 0
+    /// Per update, the version its writer gave it; the updates acknowledged (written, and held
+    /// by `writeAcknowledgements` other nodes when that is set); the wait of each update.
+    var written: [Int: Version] = [:]
+    var acknowledged: Set<Int> = []
+    var writeCommands: [CommandID: Int] = [:]
 
     init(updates: Int, nodes: Int) {
         bytesSent = Array(repeating: 0, count: nodes)
@@ -116,6 +123,11 @@ struct SimulationMetrics: ClusterObserver {
         }
     }
 
+    mutating func completed(_ command: CommandID, _ result: CommandResult, at index: Int, now: Instant) {
+        guard let update = writeCommands.removeValue(forKey: command) else { return }
+        if case .replicated = result { acknowledged.insert(update) }
+    }
+
     mutating func memberEvent(_ event: MemberEvent, at observer: Int, now: Instant) {
         guard event.kind == .failed else { return }
         let subject = VirtualCluster<Self>.index(ofName: event.member.name)
@@ -184,7 +196,24 @@ extension Simulation {
             membershipBytesPerNodePerSecond: Double(cluster.observer.membershipBytes) * perNodeSecond,
             failures: failures,
             steadyState: steadyState(),
-            swarm: swarm())
+            swarm: swarm(),
+            endState: endState())
+    }
+
+    /// Whether the live nodes ended equal and holding every acknowledged write.
+    private func endState() -> SimulationReport.EndState {
+        let live = cluster.isUp.indices.filter { cluster.isUp[$0] }
+        let metrics = cluster.observer
+        let lost = metrics.acknowledged.filter { update in
+            guard let version = metrics.written[update] else { return false }
+            return live.contains { index in
+                let held = cluster.nodes[index].replication.store.entries["update/\(update)"]?.version
+                return held.map { $0 < version } ?? true
+            }
+        }
+        return SimulationReport.EndState(
+            restarts: metrics.restarts, acknowledgedWrites: metrics.acknowledged.count, acknowledgedWritesLost: lost.count,
+            distinctStates: Set(live.map { cluster.nodes[$0].replication.store.fingerprint }).count)
     }
 
     /// Push-pull offers each crashed node received per second while it was down (reconnect

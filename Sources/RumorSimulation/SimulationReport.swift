@@ -82,6 +82,17 @@ public struct SimulationReport: Sendable, Hashable, Codable {
         public var membershipBytesPerNodePerSecond: Double
     }
 
+    /// How the run ended: restarts, acknowledged writes, and whether the live nodes agree.
+    public struct EndState: Sendable, Hashable, Codable {
+        public var restarts: Int
+        /// Writes acknowledged (see `SimulationConfiguration.writeAcknowledgements`).
+        public var acknowledgedWrites: Int
+        /// Acknowledged writes that some node up at the end does not hold.
+        public var acknowledgedWritesLost: Int
+        /// Distinct states (store fingerprints) among the nodes up at the end: 1 when all are equal.
+        public var distinctStates: Int
+    }
+
     public var configuration: SimulationConfiguration
     public var updates: [Update]
     public var curve: [Point]
@@ -96,6 +107,7 @@ public struct SimulationReport: Sendable, Hashable, Codable {
     /// Traffic after the warm-up (`warmupRounds`), when one was asked for.
     public var steadyState: Traffic?
     public var swarm: Swarm?
+    public var endState: EndState
 
     /// Over all updates: the given percentile of rounds-to-`reach`, or nil if some update never
     /// reached it.
@@ -164,6 +176,12 @@ extension SimulationReport {
                     + "; seed sent \(swarm.seedBytesSent) B in \(swarm.seedMessagesSent) messages, the average node "
                     + "\(number(swarm.averageBytesSent, digits: 0)) B in \(number(swarm.averageMessagesSent, digits: 0)) "
                     + "(\(number(Double(swarm.seedBytesSent) / max(1, swarm.averageBytesSent), digits: 1))×)")
+        }
+        if endState.restarts > 0 || endState.acknowledgedWrites > 0 {
+            lines.append(
+                "end: \(endState.restarts) restarts (\(c.restartState.rawValue) state), \(endState.acknowledgedWrites) writes acknowledged, "
+                    + "\(endState.acknowledgedWritesLost) of them missing on some live node; "
+                    + (endState.distinctStates == 1 ? "every live replica equal" : "\(endState.distinctStates) distinct replica states"))
         }
         if let steady = steadyState {
             lines.append(

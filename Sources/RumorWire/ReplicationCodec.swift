@@ -6,15 +6,16 @@ import RumorCore
 /// Bodies: push `reserved(1) flags(1, bit0 acknowledge, bit1 after, bit2 range) [after(8)]
 /// [range end: iplength(1) ip port(2)] entries`; pull request
 /// `from digest held`; pull answer `from digest held entries`; acknowledgement
-/// `from count (timestamp(8) origin)*`; catch-up request `from digest held`; catch-up page
+/// `from count (timestamp(8) writer)*`; catch-up request `from digest held`; catch-up page
 /// `from flags(1, bit0 last) remainingEntries remainingBytes spans entries`, spans
-/// `count (origin after(8) through(8))*`; event `from id(8) ltime(8) flags(1, bit0 coalesce) name
-/// payload`; query response `from id(4) ltime(8) flags(1, bit0 ack) payload`. `held` is `count (origin count timestamp(8)*)*`.
+/// `count (writer after(8) through(8))*`; event `from id(8) ltime(8) flags(1, bit0 coalesce) name
+/// payload`; query response `from id(4) ltime(8) flags(1, bit0 ack) payload`. `held` is `count (writer count timestamp(8)*)*`.
 /// An entry is `key flags(bit0 tombstone, bit1 expiry, bit2 ephemeral) timestamp(8)
-/// origin [expiry(8)] [value]`; a digest is `count (origin timestamp(8))*`.
+/// writer [expiry(8)] [value]`; a digest is `count (writer timestamp(8))*`; a writer is
+/// `name generation(8)`. Format version 2 (version 1 had no generations).
 /// Every length and count is checked against the bytes present before allocation.
 public enum ReplicationCodec {
-    static let magic: [UInt8] = [0x52, 0x4B, 1]
+    static let magic: [UInt8] = [0x52, 0x4B, 2]
     /// The kind byte (after the magic) of a `catchUpRequest`.
     public static let catchUpRequestKind: UInt8 = 5
 
@@ -59,7 +60,7 @@ public enum ReplicationCodec {
             writeVarint(UInt64(versions.count), into: &out)
             for version in versions {
                 writeUInt64(version.timestamp.rawValue, into: &out)
-                writeBytes(Array(version.origin.utf8), into: &out)
+                writeWriter(version.writer, into: &out)
             }
         case .catchUpRequest(let from, let digest, let held):
             out.append(5)
@@ -73,8 +74,8 @@ public enum ReplicationCodec {
             writeVarint(page.remainingEntries, into: &out)
             writeVarint(page.remainingBytes, into: &out)
             writeVarint(UInt64(page.spans.count), into: &out)
-            for (origin, span) in page.spans.sorted(by: { $0.key < $1.key }) {
-                writeBytes(Array(origin.utf8), into: &out)
+            for (writer, span) in page.spans.sorted(by: { $0.key < $1.key }) {
+                writeWriter(writer, into: &out)
                 writeUInt64(span.after.rawValue, into: &out)
                 writeUInt64(span.through.rawValue, into: &out)
             }
@@ -112,15 +113,16 @@ public enum ReplicationCodec {
         func bytes(_ count: Int) -> Int { varint(count) + count }
         func entries(_ entries: [Entry]) -> Int {
             entries.reduce(varint(entries.count)) { size, entry in
-                size + bytes(entry.key.utf8.count) + 1 + 8 + bytes(entry.version.origin.utf8.count)
+                size + bytes(entry.key.utf8.count) + 1 + 8 + writer(entry.version.writer)
                     + (entry.expiresAtMilliseconds == nil ? 0 : 8) + (entry.value.map { bytes($0.count) } ?? 0)
             }
         }
-        func digest(_ digest: [String: HybridTimestamp]) -> Int {
-            digest.keys.reduce(varint(digest.count)) { $0 + bytes($1.utf8.count) + 8 }
+        func writer(_ writer: Writer) -> Int { bytes(writer.name.utf8.count) + 8 }
+        func digest(_ digest: Digest) -> Int {
+            digest.keys.reduce(varint(digest.count)) { $0 + writer($1) + 8 }
         }
-        func held(_ held: [String: [HybridTimestamp]]) -> Int {
-            held.reduce(varint(held.count)) { $0 + bytes($1.key.utf8.count) + varint($1.value.count) + 8 * $1.value.count }
+        func held(_ held: HeldWrites) -> Int {
+            held.reduce(varint(held.count)) { $0 + writer($1.key) + varint($1.value.count) + 8 * $1.value.count }
         }
         let header = magic.count + 1
         switch frame {
@@ -133,11 +135,11 @@ public enum ReplicationCodec {
         case .pullAnswer(let from, let list, let summary, let extra, let fingerprint):
             return header + bytes(from.utf8.count) + digest(summary) + held(extra) + entries(list) + (fingerprint == nil ? 0 : 8)
         case .acknowledgement(let from, let versions):
-            return header + bytes(from.utf8.count) + versions.reduce(varint(versions.count)) { $0 + 8 + bytes($1.origin.utf8.count) }
+            return header + bytes(from.utf8.count) + versions.reduce(varint(versions.count)) { $0 + 8 + writer($1.writer) }
         case .catchUpRequest(let from, let summary, let extra):
             return header + bytes(from.utf8.count) + digest(summary) + held(extra)
         case .catchUpPage(let page):
-            let spans = page.spans.keys.reduce(varint(page.spans.count)) { $0 + bytes($1.utf8.count) + 16 }
+            let spans = page.spans.keys.reduce(varint(page.spans.count)) { $0 + writer($1) + 16 }
             return header + bytes(page.from.utf8.count) + 1 + varint(Int(clamping: page.remainingEntries))
                 + varint(Int(clamping: page.remainingBytes)) + spans + entries(page.entries)
         case .event(let from, _, let event):
@@ -182,12 +184,12 @@ public enum ReplicationCodec {
             frame = .pullAnswer(from: from, entries: entries, digest: digest, held: held, fingerprint: fingerprint)
         case 4:
             let from = try reader.readString()
-            let count = try reader.readCount(minimumItemBytes: 9)
+            let count = try reader.readCount(minimumItemBytes: 17)
             var versions: [Version] = []
             versions.reserveCapacity(count)
             for _ in 0..<count {
                 let timestamp = HybridTimestamp(rawValue: try reader.readUInt64())
-                versions.append(Version(timestamp: timestamp, origin: try reader.readString()))
+                versions.append(Version(timestamp: timestamp, writer: try readWriter(&reader)))
             }
             frame = .acknowledgement(from: from, versions: versions)
         case 5:
@@ -200,12 +202,12 @@ public enum ReplicationCodec {
             guard flags & ~1 == 0 else { throw WireError(.malformed, "unknown catch-up page flags \(flags)") }
             let remainingEntries = try reader.readVarint()
             let remainingBytes = try reader.readVarint()
-            let count = try reader.readCount(minimumItemBytes: 17)
-            var spans: [String: KeyValueStore.WriterSpan] = [:]
+            let count = try reader.readCount(minimumItemBytes: 25)
+            var spans: [Writer: KeyValueStore.WriterSpan] = [:]
             for _ in 0..<count {
-                let origin = try reader.readString()
+                let writer = try readWriter(&reader)
                 let after = HybridTimestamp(rawValue: try reader.readUInt64())
-                spans[origin] = KeyValueStore.WriterSpan(after: after, through: HybridTimestamp(rawValue: try reader.readUInt64()))
+                spans[writer] = KeyValueStore.WriterSpan(after: after, through: HybridTimestamp(rawValue: try reader.readUInt64()))
             }
             frame = .catchUpPage(
                 CatchUpPage(
@@ -247,15 +249,15 @@ public enum ReplicationCodec {
             if entry.ephemeral { flags |= 4 }
             out.append(flags)
             writeUInt64(entry.version.timestamp.rawValue, into: &out)
-            writeBytes(Array(entry.version.origin.utf8), into: &out)
+            writeWriter(entry.version.writer, into: &out)
             if let expiry = entry.expiresAtMilliseconds { writeUInt64(expiry, into: &out) }
             if let value = entry.value { writeBytes(value, into: &out) }
         }
     }
 
     private static func readEntries(_ reader: inout ByteReader) throws(WireError) -> [Entry] {
-        // key length, flags, timestamp, origin length: 11 bytes at the very least.
-        let count = try reader.readCount(minimumItemBytes: 11)
+        // key length, flags, timestamp, writer name length and generation: 19 bytes at the very least.
+        let count = try reader.readCount(minimumItemBytes: 19)
         var entries: [Entry] = []
         entries.reserveCapacity(count)
         for _ in 0..<count {
@@ -264,55 +266,65 @@ public enum ReplicationCodec {
             let flags = try reader.readByte()
             guard flags & ~7 == 0 else { throw WireError(.malformed, "unknown entry flags \(flags)") }
             let timestamp = HybridTimestamp(rawValue: try reader.readUInt64())
-            let origin = try reader.readString()
-            guard !origin.isEmpty else { throw WireError(.malformed, "entry without a writer") }
+            let writer = try readWriter(&reader)
             let expiry = flags & 2 != 0 ? try reader.readUInt64() : nil
             let value = flags & 1 != 0 ? nil : try reader.readBytes()
             entries.append(
                 Entry(
-                    key: key, value: value, version: Version(timestamp: timestamp, origin: origin),
+                    key: key, value: value, version: Version(timestamp: timestamp, writer: writer),
                     expiresAtMilliseconds: expiry, ephemeral: flags & 4 != 0))
         }
         return entries
     }
 
-    private static func writeDigest(_ digest: [String: HybridTimestamp], into out: inout [UInt8]) {
+    private static func writeWriter(_ writer: Writer, into out: inout [UInt8]) {
+        writeBytes(Array(writer.name.utf8), into: &out)
+        writeUInt64(writer.generation, into: &out)
+    }
+
+    private static func readWriter(_ reader: inout ByteReader) throws(WireError) -> Writer {
+        let name = try reader.readString()
+        guard !name.isEmpty else { throw WireError(.malformed, "a writer without a name") }
+        return Writer(name: name, generation: try reader.readUInt64())
+    }
+
+    private static func writeDigest(_ digest: Digest, into out: inout [UInt8]) {
         writeVarint(UInt64(digest.count), into: &out)
-        for (origin, timestamp) in digest.sorted(by: { $0.key < $1.key }) {
-            writeBytes(Array(origin.utf8), into: &out)
+        for (writer, timestamp) in digest.sorted(by: { $0.key < $1.key }) {
+            writeWriter(writer, into: &out)
             writeUInt64(timestamp.rawValue, into: &out)
         }
     }
 
-    private static func readDigest(_ reader: inout ByteReader) throws(WireError) -> [String: HybridTimestamp] {
-        let count = try reader.readCount(minimumItemBytes: 9)
-        var digest: [String: HybridTimestamp] = [:]
+    private static func readDigest(_ reader: inout ByteReader) throws(WireError) -> Digest {
+        let count = try reader.readCount(minimumItemBytes: 17)
+        var digest: Digest = [:]
         for _ in 0..<count {
-            let origin = try reader.readString()
-            digest[origin] = HybridTimestamp(rawValue: try reader.readUInt64())
+            let writer = try readWriter(&reader)
+            digest[writer] = HybridTimestamp(rawValue: try reader.readUInt64())
         }
         return digest
     }
 
-    private static func writeHeld(_ held: [String: [HybridTimestamp]], into out: inout [UInt8]) {
+    private static func writeHeld(_ held: HeldWrites, into out: inout [UInt8]) {
         writeVarint(UInt64(held.count), into: &out)
-        for (origin, stamps) in held.sorted(by: { $0.key < $1.key }) {
-            writeBytes(Array(origin.utf8), into: &out)
+        for (writer, stamps) in held.sorted(by: { $0.key < $1.key }) {
+            writeWriter(writer, into: &out)
             writeVarint(UInt64(stamps.count), into: &out)
             for stamp in stamps { writeUInt64(stamp.rawValue, into: &out) }
         }
     }
 
-    private static func readHeld(_ reader: inout ByteReader) throws(WireError) -> [String: [HybridTimestamp]] {
-        let count = try reader.readCount(minimumItemBytes: 2)
-        var held: [String: [HybridTimestamp]] = [:]
+    private static func readHeld(_ reader: inout ByteReader) throws(WireError) -> HeldWrites {
+        let count = try reader.readCount(minimumItemBytes: 10)
+        var held: HeldWrites = [:]
         for _ in 0..<count {
-            let origin = try reader.readString()
+            let writer = try readWriter(&reader)
             let stamps = try reader.readCount(minimumItemBytes: 8)
             var list: [HybridTimestamp] = []
             list.reserveCapacity(stamps)
             for _ in 0..<stamps { list.append(HybridTimestamp(rawValue: try reader.readUInt64())) }
-            held[origin] = list
+            held[writer] = list
         }
         return held
     }

@@ -29,13 +29,14 @@ struct AgentConfigurationTests {
     }
 
     @Test func tagsCountTheReplicationTagAndTheirEncoding() {
-        // Serf's format: magic, map header, "rumor.kv"="1" (11 bytes), "x" (2), a str16 value (3 + n).
-        let room = AgentConfiguration.maximumMetaBytes - 18
+        // Serf's format: magic, map header, "rumor.kv"="1" (11 bytes), "rumor.gen"=16 hex digits
+        // (27 bytes), "x" (2), a str16 value (3 + n).
+        let room = AgentConfiguration.maximumMetaBytes - 18 - 27
         #expect(problem { $0.tags = ["x": String(repeating: "a", count: room)] } == nil)
         let tooLong = problem { $0.tags = ["x": String(repeating: "a", count: room + 1)] }
         #expect(tooLong?.code == .badConfig && tooLong?.message.contains("512") == true)
-        // The text format of memberlist swarms: "x=…,rumor.kv=1".
-        let textRoom = AgentConfiguration.maximumMetaBytes - ",rumor.kv=1".utf8.count - 2
+        // The text format of memberlist swarms: "x=…,rumor.gen=…,rumor.kv=1".
+        let textRoom = AgentConfiguration.maximumMetaBytes - ",rumor.kv=1".utf8.count - ",rumor.gen=0123456789abcdef".utf8.count - 2
         #expect(problem { $0.gossipProtocol = .memberlist; $0.tags = ["x": String(repeating: "a", count: textRoom)] } == nil)
         #expect(problem { $0.gossipProtocol = .memberlist; $0.tags = ["x": String(repeating: "a", count: textRoom + 1)] } != nil)
     }

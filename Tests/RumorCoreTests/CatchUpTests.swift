@@ -173,7 +173,7 @@ extension Replication.PullAnswer {
         return []
     }
 
-    var digest: [String: HybridTimestamp] {
+    var digest: Digest {
         if case .complete(_, let digest, _) = self { return digest }
         return [:]
     }

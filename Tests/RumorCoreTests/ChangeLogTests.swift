@@ -100,8 +100,10 @@ struct ReplicationVisibilityTests {
         let (presence, _) = try writer.write(key: "p", value: [1], ephemeral: true, wallMilliseconds: 1_000, peers: [])
         let (durable, _) = try writer.write(key: "d", value: [1], wallMilliseconds: 1_000, peers: [])
         _ = reader.receivePush([presence, durable], from: ReplicationTests.peer(1), wallMilliseconds: 1_000, peers: [])
-        #expect(reader.writer("a", isLive: false) == [presence])
-        #expect(reader.writer("a", isLive: false).isEmpty, "already departed")
-        #expect(reader.writer("a", isLive: true) == [presence])
+        #expect(reader.member("a", runs: writer.localWriter) == [presence], "its process is live: the value appears")
+        #expect(reader.member("a", runs: nil) == [presence])
+        #expect(reader.member("a", runs: nil).isEmpty, "already departed")
+        let next = Writer(name: "a", generation: writer.localWriter.generation + 1)
+        #expect(reader.member("a", runs: next).isEmpty, "a new process of the same node revives nothing")
     }
 }

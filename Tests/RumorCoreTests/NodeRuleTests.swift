@@ -22,7 +22,7 @@ struct NodeRuleTests {
     /// `node` learns that `name` at `address` is alive and replicates.
     static func meet(_ node: inout Node, _ name: String, at address: NodeAddress) {
         let alive = Alive(
-            incarnation: 1, node: name, address: address, meta: Node.advertisedMeta([:], as: .serf), versions: .rumor)
+            incarnation: 1, node: name, address: address, meta: Node.advertisedMeta([:], generation: 1, as: .serf), versions: .rumor)
         _ = node.receive([.membership(.alive(alive))], from: address, at: time(0))
     }
 
@@ -119,8 +119,8 @@ struct NodeRuleTests {
         let state = PushPull(
             join: false,
             nodes: [
-                PushNodeState(name: "b", address: Self.b, meta: Node.advertisedMeta([:], as: .serf), incarnation: 1, state: .alive, versions: .rumor),
-                PushNodeState(name: "c", address: Self.c, meta: Node.advertisedMeta([:], as: .serf), incarnation: 1, state: .alive, versions: .rumor),
+                PushNodeState(name: "b", address: Self.b, meta: Node.advertisedMeta([:], generation: 1, as: .serf), incarnation: 1, state: .alive, versions: .rumor),
+                PushNodeState(name: "c", address: Self.c, meta: Node.advertisedMeta([:], generation: 1, as: .serf), incarnation: 1, state: .alive, versions: .rumor),
             ])
         let joined = node.pushPullFinished(state, with: Self.b, join: 1, at: Self.time(5))
         #expect(joined.contains(.startTimer(.joinFollowUp, after: .milliseconds(300))))
@@ -221,7 +221,7 @@ struct NodeRuleTests {
             return
         }
         #expect(Set(entries.map(\.key)) == ["k", "remote"])
-        #expect(digest["a"] == prepared.entries[0].version.timestamp)
+        #expect(digest[prepared.entries[0].version.writer] == prepared.entries[0].version.timestamp)
         let outcome = node.commitWrite(prepared, at: Self.time(1))
         #expect(node.read("k", at: Self.time(1)) == outcome.entries[0])
         #expect(node.replication.store.sequence(of: "k") == sequences["k"], "the saved change-log position is the one given")
@@ -316,8 +316,8 @@ struct NodeTagsTests {
         func member(_ meta: [UInt8]) -> Member {
             Member(name: "m", address: NodeAddress(ip: [10, 0, 0, 9], port: 7946), meta: meta, incarnation: 1, state: .alive, stateChanged: .zero, versions: .serf)
         }
-        #expect(Node.replicates(member(Node.advertisedMeta(["role": "web"], as: .serf))))
-        #expect(Node.replicates(member(Node.advertisedMeta([:], as: .text))))
+        #expect(Node.replicates(member(Node.advertisedMeta(["role": "web"], generation: 1, as: .serf))))
+        #expect(Node.replicates(member(Node.advertisedMeta([:], generation: 1, as: .text))))
         #expect(Node.replicates(member(Array("rumor.kv=1".utf8))))
         #expect(!Node.replicates(member(NodeTags.encode(["role": "web"], as: .serf))))
         #expect(!Node.replicates(member([])))
@@ -327,14 +327,14 @@ struct NodeTagsTests {
         var node = Node(
             name: "a", address: NodeAddress(ip: [10, 0, 0, 1], port: 7946), tags: ["role": "web"], settings: NodeSettings(),
             seeds: NodeSeeds(membership: 1, replication: 2), at: NodeTime(now: .zero, wallMilliseconds: 0))
-        #expect(node.tags == ["role": "web", "rumor.kv": "1"])
+        #expect(node.tags == ["role": "web", "rumor.kv": "1", "rumor.gen": "0000000000000001"], "the process generation announced")
         let before = node.membership.localMember.incarnation
         let effects = try node.setTags(["role": "db"], at: NodeTime(now: .zero, wallMilliseconds: 0))
-        #expect(node.tags == ["role": "db", "rumor.kv": "1"])
+        #expect(node.tags == ["role": "db", "rumor.kv": "1", "rumor.gen": "0000000000000001"])
         #expect(node.membership.localMember.incarnation == before + 1)
         #expect(effects.contains { if case .memberEvent(let event) = $0 { event.kind == .updated } else { false } })
         #expect(throws: NodeError.self) { try node.setTags(["big": String(repeating: "x", count: 600)], at: NodeTime(now: .zero, wallMilliseconds: 0)) }
-        #expect(node.tags == ["role": "db", "rumor.kv": "1"])
+        #expect(node.tags == ["role": "db", "rumor.kv": "1", "rumor.gen": "0000000000000001"])
     }
 }
 

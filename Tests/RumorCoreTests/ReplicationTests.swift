@@ -191,15 +191,24 @@ struct ReplicationTests {
         _ = peer.receivePullAnswer(entries: answer.entries, digest: answer.digest, from: "a", wallMilliseconds: 1_000)
         _ = writer.answerPull(digest: peer.store.digest, from: "b")
         #expect(writer.holders(of: [entry.version], among: ["b"]) == ["b"], "b's next pull shows it holds the write")
-        #expect(writer.peerLagMilliseconds == ["b": 0])
     }
 
-    @Test func peerLag_isHowFarBehindOurDigestAPeersDigestWas() throws {
+    @Test func peerSync_comparesFingerprints_andCountsWhatThePeerLacks() throws {
         var writer = Replication(localName: "a", seed: 1)
-        _ = try writer.write(key: "k", value: [1], wallMilliseconds: 5_000, peers: [])
-        _ = writer.answerPull(digest: ["a": HybridTimestamp(milliseconds: 3_500, logical: 0)], from: "b")
-        _ = writer.answerPull(digest: [:], from: "c")
-        #expect(writer.peerLagMilliseconds == ["b": 1_500, "c": 5_000])
+        var peer = Replication(localName: "b", seed: 2)
+        _ = try writer.write(key: "k1", value: [1], wallMilliseconds: 5_000, peers: [])
+        _ = try writer.write(key: "k2", value: [1], wallMilliseconds: 5_000, peers: [])
+        #expect(writer.peerSync["b"] == nil, "never synced")
+        _ = writer.answerPull(digest: peer.store.digest, fingerprint: peer.store.fingerprint, from: "b", wallMilliseconds: 5_000)
+        #expect(writer.peerSync["b"] == .differs(peerLacks: 2, atMilliseconds: 5_000))
+        let answer = writer.answerPull(digest: peer.store.digest, from: "b")
+        _ = peer.receivePullAnswer(
+            entries: answer.entries, digest: answer.digest, fingerprint: writer.store.fingerprint, from: "a", wallMilliseconds: 5_100)
+        #expect(peer.peerSync["a"] == .inSync(atMilliseconds: 5_100))
+        _ = writer.answerPull(digest: peer.store.digest, fingerprint: peer.store.fingerprint, from: "b", wallMilliseconds: 5_200)
+        #expect(writer.peerSync["b"] == .inSync(atMilliseconds: 5_200))
+        _ = peer.member("a", runs: Writer(name: "a", generation: writer.localWriter.generation + 1))
+        #expect(peer.peerSync["a"] == nil, "a restarted: what its former process held proves nothing")
     }
 
     @Test func pushAgain_goesStraightToTheLaggardsWithoutRelaying() throws {
@@ -217,20 +226,18 @@ struct ReplicationTests {
             guard case .push(let entries, _, _, let after, _) = out.first else { throw NodeError(.emptyKey, "", hint: "") }
             return (entries, after)
         }
+        let a = writer.localWriter
         let first = try pushed("k1")
-        #expect(first.after == nil, "a writer with no known history claims nothing")
+        #expect(first.after == .zero, "a process's chain starts at its first write")
         _ = reader.receivePush(first.entries, after: first.after, from: Self.peer(1), wallMilliseconds: 1_000, peers: [])
-        #expect(reader.store.digest["a"] == nil)
-        // Anti-entropy once; from then on pushes keep the digest current by themselves.
-        let answer = writer.answerPull(digest: reader.store.digest, from: "b")
-        _ = reader.receivePullAnswer(entries: answer.entries, digest: answer.digest, from: "a", wallMilliseconds: 1_000)
+        #expect(reader.store.digest[a] == first.entries[0].version.timestamp, "the first push starts the chain")
         let second = try pushed("k2")
         _ = reader.receivePush(second.entries, after: second.after, from: Self.peer(1), wallMilliseconds: 1_000, peers: [])
-        #expect(reader.store.digest["a"] == second.entries[0].version.timestamp)
+        #expect(reader.store.digest[a] == second.entries[0].version.timestamp)
         _ = try pushed("k3")  // lost
         let fourth = try pushed("k4")
         _ = reader.receivePush(fourth.entries, after: fourth.after, from: Self.peer(1), wallMilliseconds: 1_000, peers: [])
-        #expect(reader.store.digest["a"] == second.entries[0].version.timestamp, "a gap stops the chain")
+        #expect(reader.store.digest[a] == second.entries[0].version.timestamp, "a gap stops the chain")
         #expect(writer.answerPull(digest: reader.store.digest, held: reader.store.heldSummary(), from: "b").entries.map(\.key) == ["k3"])
     }
 
@@ -300,13 +307,17 @@ struct EphemeralTests {
         let (presence, _) = try writer.write(key: "presence/a", value: [1], ephemeral: true, wallMilliseconds: 1_000, peers: [])
         let (durable, _) = try writer.write(key: "config", value: [2], wallMilliseconds: 1_000, peers: [])
         _ = reader.receivePush([presence, durable], from: ReplicationTests.peer(1), wallMilliseconds: 1_000, peers: [])
+        #expect(reader.read("presence/a", wallMilliseconds: 1_000) == nil, "its process is not known to run yet")
+        reader.member("a", runs: writer.localWriter)
         #expect(reader.read("presence/a", wallMilliseconds: 1_000) == presence)
-        reader.writer("a", isLive: false)
+        reader.member("a", runs: nil)
         #expect(reader.read("presence/a", wallMilliseconds: 1_000) == nil)
         #expect(reader.read("config", wallMilliseconds: 1_000) == durable, "non-ephemeral values stay")
         #expect(reader.list(prefix: "", wallMilliseconds: 1_000).map(\.key) == ["config"])
-        reader.writer("a", isLive: true)
-        #expect(reader.read("presence/a", wallMilliseconds: 1_000) == presence)
+        reader.member("a", runs: writer.localWriter)
+        #expect(reader.read("presence/a", wallMilliseconds: 1_000) == presence, "the same process is back (a false failure)")
+        reader.member("a", runs: Writer(name: "a", generation: writer.localWriter.generation + 1))
+        #expect(reader.read("presence/a", wallMilliseconds: 1_000) == nil, "a new process of a never revives the old one's")
     }
 }
 

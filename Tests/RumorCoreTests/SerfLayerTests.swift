@@ -255,7 +255,7 @@ struct SerfLayerTests {
         let b = NodeAddress(ip: [10, 0, 0, 2], port: 7946), c = NodeAddress(ip: [10, 0, 0, 3], port: 7946)
         let serf = NodeAddress(ip: [10, 0, 0, 4], port: 7946)
         for (name, address, meta) in [
-            ("b", b, Node.advertisedMeta([:], as: .serf)), ("c", c, Node.advertisedMeta([:], as: .serf)),
+            ("b", b, Node.advertisedMeta([:], generation: 1, as: .serf)), ("c", c, Node.advertisedMeta([:], generation: 1, as: .serf)),
             ("s", serf, NodeTags.encode(["role": "web"], as: .serf)),
         ] {
             _ = node.receive([.membership(.alive(Alive(incarnation: 1, node: name, address: address, meta: meta, versions: .serf)))], from: address, at: time)
@@ -292,7 +292,7 @@ struct SerfLayerTests {
             seeds: NodeSeeds(membership: 1, replication: 2), at: time)
         let b = NodeAddress(ip: [10, 0, 0, 2], port: 7946)
         _ = node.receive(
-            [.membership(.alive(Alive(incarnation: 1, node: "b", address: b, meta: Node.advertisedMeta([:], as: .text), versions: .rumor)))],
+            [.membership(.alive(Alive(incarnation: 1, node: "b", address: b, meta: Node.advertisedMeta([:], generation: 1, as: .text), versions: .rumor)))],
             from: b, at: time)
         let (event, effects) = try node.sendEvent(name: "deploy", payload: [1], coalesce: false)
         #expect(effects.contains(.userEvent(event)))
@@ -309,7 +309,7 @@ struct SerfLayerTests {
             seeds: NodeSeeds(membership: 1, replication: 2), at: NodeTime(now: .zero, wallMilliseconds: 0))
         let b = NodeAddress(ip: [10, 0, 0, 2], port: 7946)
         _ = node.receive(
-            [.membership(.alive(Alive(incarnation: 1, node: "b", address: b, meta: Node.advertisedMeta([:], as: .serf), versions: .serf)))],
+            [.membership(.alive(Alive(incarnation: 1, node: "b", address: b, meta: Node.advertisedMeta([:], generation: 1, as: .serf), versions: .serf)))],
             from: b, at: NodeTime(now: .zero, wallMilliseconds: 0))
         let effects = node.leave(command: 1, at: NodeTime(now: .zero, wallMilliseconds: 0))
         #expect(effects.contains { if case .serfBroadcast(.leave) = $0 { true } else { false } })

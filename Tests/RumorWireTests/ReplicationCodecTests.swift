@@ -9,10 +9,13 @@ struct ReplicationCodecTests {
         Entry(key: "gone", value: nil, version: Version(timestamp: HybridTimestamp(milliseconds: 6, logical: 0), origin: "n2")),
         Entry(
             key: "ttl/é", value: Array(repeating: 0xff, count: 300),
-            version: Version(timestamp: HybridTimestamp(rawValue: .max), origin: "n3"), expiresAtMilliseconds: 99, ephemeral: true),
+            version: Version(timestamp: HybridTimestamp(rawValue: .max), origin: "n3", generation: .max), expiresAtMilliseconds: 99, ephemeral: true),
     ]
-    static let digest = ["n1": HybridTimestamp(milliseconds: 5, logical: 2), "n2": .zero]
-    static let held = ["n1": [HybridTimestamp(milliseconds: 7, logical: 0), HybridTimestamp(milliseconds: 9, logical: 1)]]
+    static let digest: Digest = [
+        "n1": HybridTimestamp(milliseconds: 5, logical: 2), "n2": .zero,
+        Writer(name: "n2", generation: 0x0123_4567_89ab_cdef): HybridTimestamp(milliseconds: 3, logical: 1),
+    ]
+    static let held: HeldWrites = ["n1": [HybridTimestamp(milliseconds: 7, logical: 0), HybridTimestamp(milliseconds: 9, logical: 1)]]
 
     @Test(arguments: [
         ReplicationFrame.push(entries: entries, relay: .range(end: NodeAddress(ip: [10, 0, 0, 7], port: 7946)), acknowledge: false),
@@ -63,7 +66,7 @@ struct ReplicationCodecTests {
 
     @Test func hugeCountsAreRejectedBeforeAllocating() {
         // push, reserved 0, flags 0, count = 2^63 as a varint
-        let bytes: [UInt8] = [0x52, 0x4B, 1, 1, 0, 0] + Array(repeating: 0xff, count: 8) + [0x7f]
+        let bytes: [UInt8] = [0x52, 0x4B, 2, 1, 0, 0] + Array(repeating: 0xff, count: 8) + [0x7f]
         #expect(throws: WireError.self) { try ReplicationCodec.decode(bytes) }
     }
 
@@ -82,10 +85,11 @@ struct ReplicationCodecTests {
     /// Found by Fuzz/FuzzReplication: entries with an empty key and writer, padded with a
     /// non-canonical varint, decoded; their canonical re-encoding then failed the entry-count
     /// plausibility check (which assumed 12-byte entries; the minimum is 11). Entries without a
-    /// key or writer are now malformed, and the bound is 11.
+    /// key or writer are now malformed, and the bound is 11 (19 since writers carry a
+    /// generation; the frame below is that crash in format 2, with one entry).
     @Test func entriesWithoutKeyOrWriterAreMalformed() throws {
         let crash: [UInt8] = [
-            0x52, 0x4b, 0x01, 0x01, 0x00, 0x00, 0x02, 0x80, 0x00, 0x05, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02,
+            0x52, 0x4b, 0x02, 0x01, 0x00, 0x00, 0x01, 0x80, 0x00, 0x05, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02,
             0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00,
         ]
         #expect(throws: WireError(.malformed, "entry without a key")) { try ReplicationCodec.decode(crash) }

@@ -99,13 +99,21 @@ enum APISchemas {
             [
                 "values": integer("Keys with a live value."),
                 "tombstones": integer("Deletes still remembered."),
-                "digest": map(of: ["type": "string"], "Per writer, the timestamp up to which this node holds all its writes."),
+                "digest": map(of: ["type": "string"], "Per writer (a node's process, name#generation), the timestamp up to which this node holds all its writes."),
                 "lastSyncedMillisecondsAgo": integer("Milliseconds since the last anti-entropy exchange; absent if none yet."),
                 "durable": boolean("Whether the state survives restarts (a data directory is set)."),
                 "seq": integer("The newest change-log position."),
-                "peerLagMilliseconds": map(of: ["type": "integer", "minimum": 0], "Per peer, the replication lag its last digest proved."),
+                "peers": map(of: ["$ref": "#/components/schemas/PeerSync"], "Per live replicating peer, how the states compared at the last exchange."),
                 "catchUp": reference("CatchUp"),
-            ], required: ["values", "tombstones", "digest", "durable", "seq", "peerLagMilliseconds"])),
+            ], required: ["values", "tombstones", "digest", "durable", "seq", "peers"])),
+        ("PeerSync", object(
+            "How this node's state compared with a peer's at their last anti-entropy exchange, by state fingerprint.",
+            [
+                "state": ["type": "string", "enum": ["in_sync", "behind", "ahead", "never_synced"],
+                    "description": "in_sync: the fingerprints matched; behind: the peer lacked `versions` of this node's writes; ahead: this node lacked some of the peer's; never_synced: no exchange with the peer's current process yet."],
+                "versions": integer("Versions the peer lacked (behind)."),
+                "millisecondsAgo": integer("Milliseconds since the exchange; absent when never synced."),
+            ], required: ["state"])),
         ("CatchUp", object(
             "A catch-up under way: this node is behind by more than one message and gets the rest in pages.",
             [

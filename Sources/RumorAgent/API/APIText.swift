@@ -100,7 +100,9 @@ enum APIText {
     static func status(_ status: StateStatus) -> String {
         let synced = status.lastSyncedMillisecondsAgo.map { String(format: "%.1f s ago", Double($0) / 1000) } ?? "never"
         let digest = status.digest.sorted { $0.key < $1.key }.map { "  \($0.key) \($0.value)" }.joined(separator: "\n")
-        let lag = status.peerLagMilliseconds.sorted { $0.key < $1.key }.map { "  \($0.key) \($0.value) ms" }
+        let width = status.peers.keys.map(\.count).max() ?? 0
+        let peers = status.peers.sorted { $0.key < $1.key }
+            .map { "  \($0.key)" + String(repeating: " ", count: width - $0.key.count) + "  \($0.value.summary)" }
             .joined(separator: "\n")
         let catchUp = status.catchUp.map { catchUp in
             String(
@@ -116,8 +118,8 @@ enum APIText {
             last sync:   \(synced)
             digest:
             \(digest)
-            peer lag (by digest):
-            \(lag.isEmpty ? "  none known yet" : lag)
+            peers (state fingerprints at the last exchange):
+            \(peers.isEmpty ? "  none" : peers)
             """
     }
 

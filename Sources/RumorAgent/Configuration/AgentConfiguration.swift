@@ -93,8 +93,9 @@ extension AgentConfiguration {
     /// `MetaMaxSize`).
     public static let maximumMetaBytes = 512
 
-    /// The metadata announced to others: the tags and the replication tag (`Node.advertisedMeta`).
-    public var advertisedMeta: [UInt8] { Node.advertisedMeta(tags, as: gossipProtocol.tagFormat) }
+    /// The metadata announced to others: the tags and Rumor's own (`Node.advertisedMeta`; the
+    /// generation tag has the same length whatever the process).
+    public var advertisedMeta: [UInt8] { Node.advertisedMeta(tags, generation: 0, as: gossipProtocol.tagFormat) }
 
     /// Whether `apiHost` is reachable from this host only.
     public var apiIsLoopback: Bool {
@@ -123,7 +124,7 @@ extension AgentConfiguration {
         guard announced <= Self.maximumMetaBytes else {
             throw AgentError(
                 code: .badConfig,
-                message: "the tags take \(announced) bytes encoded (the replication tag included); the limit is 512",
+                message: "the tags take \(announced) bytes encoded (Rumor's rumor.kv and rumor.gen tags included); the limit is 512",
                 hint: "shorten or drop some --tag values")
         }
         guard swarm.utf8.count <= 255 else {

@@ -60,9 +60,9 @@ public final class AgentMetrics: Sendable {
         registry.makeGauge(name: "rumor_tombstones", help: "Deletes still remembered.").set(Double(status.tombstones))
         registry.makeGauge(name: "rumor_change_log_seq", help: "This node's change-log position.").set(Double(status.seq))
         registry.makeGauge(
-            name: "rumor_replication_lag_milliseconds",
-            help: "The largest lag behind this node any peer's last digest proved (writer milliseconds).")
-            .set(Double(status.peerLagMilliseconds.values.max() ?? 0))
+            name: "rumor_peers_not_in_sync",
+            help: "Live replicating peers whose state differed from this node's at the last exchange, or never synced.")
+            .set(Double(status.peers.values.filter { $0.state != .inSync }.count))
         registry.makeGauge(
             name: "rumor_last_sync_age_seconds", help: "Seconds since this node's last completed anti-entropy pull (-1: never).")
             .set(status.lastSyncedMillisecondsAgo.map { Double($0) / 1000 } ?? -1)

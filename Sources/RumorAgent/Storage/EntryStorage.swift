@@ -60,6 +60,22 @@ final class EntryStorage: Sendable {
                         CREATE TABLE changelog (id INTEGER PRIMARY KEY CHECK (id = 1), compacted INTEGER NOT NULL);
                         """)
             }
+            migrator.registerMigration("v4: writer generations") { db in
+                // Saved writes from before generations belong to generation 0 of their node.
+                try db.execute(
+                    sql: """
+                        ALTER TABLE entry ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+                        CREATE TABLE writer_digest (
+                            origin TEXT NOT NULL,
+                            generation INTEGER NOT NULL,
+                            timestamp INTEGER NOT NULL,
+                            PRIMARY KEY (origin, generation)
+                        ) WITHOUT ROWID;
+                        INSERT INTO writer_digest (origin, generation, timestamp) SELECT origin, 0, timestamp FROM digest;
+                        DROP TABLE digest;
+                        ALTER TABLE writer_digest RENAME TO digest;
+                        """)
+            }
             try migrator.migrate(database)
         } catch let error as AgentError {
             throw error
@@ -144,7 +160,7 @@ final class EntryStorage: Sendable {
         try database.read { db in
             var sequences: [String: UInt64] = [:]
             let rows = try Row.fetchCursor(
-                db, sql: "SELECT key, length(value) AS size, timestamp, origin, expires, ephemeral, seq FROM entry")
+                db, sql: "SELECT key, length(value) AS size, timestamp, origin, generation, expires, ephemeral, seq FROM entry")
             var entries: [Entry] = []
             while let row = try rows.next() {
                 let seq: Int64 = row["seq"]
@@ -154,15 +170,15 @@ final class EntryStorage: Sendable {
                 let expires: Int64? = row["expires"]
                 var entry = Entry(
                     key: row["key"], value: nil,
-                    version: Version(timestamp: HybridTimestamp(rawValue: UInt64(bitPattern: timestamp)), origin: row["origin"]),
+                    version: Version(timestamp: HybridTimestamp(rawValue: UInt64(bitPattern: timestamp)), writer: Self.writer(row)),
                     expiresAtMilliseconds: expires.map { UInt64(bitPattern: $0) }, ephemeral: row["ephemeral"])
                 entry.storedValueBytes = size
                 entries.append(entry)
             }
-            var digest: [String: HybridTimestamp] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT origin, timestamp FROM digest") {
+            var digest: Digest = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT origin, generation, timestamp FROM digest") {
                 let timestamp: Int64 = row["timestamp"]
-                digest[row["origin"]] = HybridTimestamp(rawValue: UInt64(bitPattern: timestamp))
+                digest[Self.writer(row)] = HybridTimestamp(rawValue: UInt64(bitPattern: timestamp))
             }
             let compacted = try Int64.fetchOne(db, sql: "SELECT compacted FROM changelog WHERE id = 1") ?? 0
             var store = KeyValueStore(entries: entries, digest: digest)
@@ -173,6 +189,12 @@ final class EntryStorage: Sendable {
         }
     }
 
+    /// The writer of a row with `origin` and `generation` columns.
+    private static func writer(_ row: Row) -> Writer {
+        let generation: Int64 = row["generation"]
+        return Writer(name: row["origin"], generation: UInt64(bitPattern: generation))
+    }
+
     /// The values of these entries as saved, by key, where the saved version is the entry's.
     func values(of entries: [Entry]) throws -> [String: [UInt8]] {
         var values: [String: [UInt8]] = [:]
@@ -181,12 +203,12 @@ final class EntryStorage: Sendable {
             for chunk in stride(from: 0, to: entries.count, by: 500).map({ entries[$0..<min($0 + 500, entries.count)] }) {
                 let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
                 let rows = try Row.fetchCursor(
-                    db, sql: "SELECT key, value, timestamp, origin FROM entry WHERE key IN (\(marks))",
+                    db, sql: "SELECT key, value, timestamp, origin, generation FROM entry WHERE key IN (\(marks))",
                     arguments: StatementArguments(chunk.map(\.key)))
                 while let row = try rows.next() {
                     let key: String = row["key"]
                     let timestamp: Int64 = row["timestamp"]
-                    let version = Version(timestamp: HybridTimestamp(rawValue: UInt64(bitPattern: timestamp)), origin: row["origin"])
+                    let version = Version(timestamp: HybridTimestamp(rawValue: UInt64(bitPattern: timestamp)), writer: Self.writer(row))
                     guard wanted[key] == version, let value: Data = row["value"] else { continue }
                     values[key] = [UInt8](value)
                 }
@@ -197,31 +219,33 @@ final class EntryStorage: Sendable {
 
     /// Saves winning entries (with their change-log sequence numbers) and digest values in one
     /// transaction.
-    func save(_ entries: [Entry], sequences: [String: UInt64], digest: [String: HybridTimestamp]) throws {
+    func save(_ entries: [Entry], sequences: [String: UInt64], digest: Digest) throws {
         try database.write { db in
             // Compiled once per connection, not once per row.
             let upsert = try db.cachedStatement(
                 sql: """
-                    INSERT INTO entry (key, value, timestamp, origin, expires, ephemeral, seq) VALUES (?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO entry (key, value, timestamp, origin, generation, expires, ephemeral, seq)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT(key) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp,
-                        origin = excluded.origin, expires = excluded.expires, ephemeral = excluded.ephemeral,
-                        seq = excluded.seq
+                        origin = excluded.origin, generation = excluded.generation, expires = excluded.expires,
+                        ephemeral = excluded.ephemeral, seq = excluded.seq
                     """)
             for entry in entries {
                 try upsert.execute(
                     arguments: [
                         entry.key, entry.value.map { Data($0) }, Int64(bitPattern: entry.version.timestamp.rawValue),
-                        entry.version.origin, entry.expiresAtMilliseconds.map { Int64(bitPattern: $0) }, entry.ephemeral,
+                        entry.version.writer.name, Int64(bitPattern: entry.version.writer.generation),
+                        entry.expiresAtMilliseconds.map { Int64(bitPattern: $0) }, entry.ephemeral,
                         Int64(bitPattern: sequences[entry.key] ?? 0),
                     ])
             }
-            for (origin, timestamp) in digest {
+            for (writer, timestamp) in digest {
                 try db.execute(
                     sql: """
-                        INSERT INTO digest (origin, timestamp) VALUES (?, ?)
-                        ON CONFLICT(origin) DO UPDATE SET timestamp = max(timestamp, excluded.timestamp)
+                        INSERT INTO digest (origin, generation, timestamp) VALUES (?, ?, ?)
+                        ON CONFLICT(origin, generation) DO UPDATE SET timestamp = max(timestamp, excluded.timestamp)
                         """,
-                    arguments: [origin, Int64(bitPattern: timestamp.rawValue)])
+                    arguments: [writer.name, Int64(bitPattern: writer.generation), Int64(bitPattern: timestamp.rawValue)])
             }
         }
     }

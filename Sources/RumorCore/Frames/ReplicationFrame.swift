@@ -11,17 +11,17 @@ public enum ReplicationFrame: Sendable, Hashable {
     /// `fingerprint`: of the versions it holds (`KeyValueStore.fingerprint`); a peer holding the
     /// same answers with no entries without computing a delta.
     case pullRequest(
-        from: String, digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]], fingerprint: UInt64? = nil)
+        from: String, digest: Digest, held: HeldWrites, fingerprint: UInt64? = nil)
     /// Node `from` answers a pull with the missing entries, its own digest and held writes
     /// (also sent unsolicited as the push half of a push-pull exchange), and its fingerprint.
     case pullAnswer(
-        from: String, entries: [Entry], digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]],
+        from: String, entries: [Entry], digest: Digest, held: HeldWrites,
         fingerprint: UInt64? = nil)
     /// Node `from` holds these versions (or newer writes of the same keys).
     case acknowledgement(from: String, versions: [Version])
     /// Node `from` asks, over a stream, for every entry its digest shows missing (less what it
     /// `held`), in pages sent back to back on the same stream (a catch-up).
-    case catchUpRequest(from: String, digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]])
+    case catchUpRequest(from: String, digest: Digest, held: HeldWrites)
     /// One bounded page of a catch-up: an answer to a `catchUpRequest`, or the first page of a
     /// delta too large for one message (which asks its receiver to catch up from the sender).
     case catchUpPage(CatchUpPage)
@@ -41,7 +41,7 @@ public struct CatchUpPage: Sendable, Hashable {
     /// Per writer: holding every write of it up to `after`, the receiver now holds every one up to
     /// `through`. Its digest advances page by page, so a catch-up that stops resumes from there,
     /// whichever peer it continues with.
-    public var spans: [String: KeyValueStore.WriterSpan]
+    public var spans: [Writer: KeyValueStore.WriterSpan]
     /// The sender's estimate of what is left after this page.
     public var remainingEntries: UInt64
     public var remainingBytes: UInt64
@@ -49,7 +49,7 @@ public struct CatchUpPage: Sendable, Hashable {
     public var isLast: Bool
 
     public init(
-        from: String, entries: [Entry], spans: [String: KeyValueStore.WriterSpan], remainingEntries: UInt64 = 0,
+        from: String, entries: [Entry], spans: [Writer: KeyValueStore.WriterSpan], remainingEntries: UInt64 = 0,
         remainingBytes: UInt64 = 0, isLast: Bool
     ) {
         self.from = from

@@ -64,7 +64,7 @@ extension Node {
         let queued = unsaved
         unsaved = SaveBatch()
         var batch = queued
-        batch.add(entries, sequences: sequences, digest: [name: last.version.timestamp])
+        batch.add(entries, sequences: sequences, digest: [last.version.writer: last.version.timestamp])
         return PreparedWrite(entries: entries, save: batch.write, queued: queued)
     }
 
@@ -350,7 +350,7 @@ extension Node {
             } else if entry.isTombstone {
                 kind = .delete
             } else {
-                kind = entry.ephemeral && replication.departedWriters.contains(entry.version.origin) ? .depart : .expire
+                kind = entry.ephemeral && !replication.isRunning(entry.version.writer) ? .depart : .expire
             }
             return WatchedChange(entry: entry, sequence: change.sequence, kind: kind)
         }

@@ -183,9 +183,9 @@ extension Node {
         let member = event.member
         var out: [NodeEffect] = []
         switch event.kind {
-        case .failed, .left: out += touch(replication.writer(member.name, isLive: false))
-        case .joined, .recovered: out += touch(replication.writer(member.name, isLive: true))
-        case .updated, .suspected, .reaped: break
+        case .failed, .left, .reaped: out += touch(replication.member(member.name, runs: nil))
+        case .joined, .recovered, .updated: out += touch(replication.member(member.name, runs: Self.runningWriter(of: member)))
+        case .suspected: break
         }
         counters.add(NodeCounter.memberEvents(event.kind))
         let metadata = ["member": member.name, "address": "\(member.address)", "incarnation": "\(member.incarnation)"]

@@ -29,7 +29,7 @@ extension Node {
             // address is stale (it restarted on a new port).
             let replyTo = viaStream ? membership.members[peer]?.address ?? sender : sender
             let reply: ReplicationFrame
-            switch replication.answerPull(digest: digest, held: held, fingerprint: fingerprint, from: peer) {
+            switch replication.answerPull(digest: digest, held: held, fingerprint: fingerprint, from: peer, wallMilliseconds: time.wallMilliseconds) {
             case .complete(let entries, let digest, let held):
                 reply = .pullAnswer(from: name, entries: entries, digest: digest, held: held, fingerprint: replication.store.fingerprint)
             case .partial(let page):
@@ -70,7 +70,7 @@ extension Node {
     /// `peer` asks over a stream for every page of what it lacks: the state to hand to
     /// `nextCatchUpPage` until its last page, or nil with the refusal (rate limit) to carry out.
     public mutating func catchUpRequested(
-        from peer: String, digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]], sender: NodeAddress,
+        from peer: String, digest: Digest, held: HeldWrites, sender: NodeAddress,
         at time: NodeTime
     ) -> (serving: Replication.CatchUpServing?, effects: [NodeEffect]) {
         guard pullLimiter.allow(sender, now: time.now) else {
@@ -107,8 +107,8 @@ extension Node {
     /// A pull answer from `peer` arrived: ours if we asked (then push the rest back and note the
     /// sync), else the push half of an exchange `peer` started.
     private mutating func receivePullAnswer(
-        from peer: String, at source: NodeAddress?, entries: [Entry], digest: [String: HybridTimestamp],
-        held: [String: [HybridTimestamp]], fingerprint: UInt64?, time: NodeTime
+        from peer: String, at source: NodeAddress?, entries: [Entry], digest: Digest,
+        held: HeldWrites, fingerprint: UInt64?, time: NodeTime
     ) -> [NodeEffect] {
         let address = answerer(peer, at: source)
         let solicited = address.map { pendingPulls.removeValue(forKey: $0) != nil } ?? false
@@ -239,7 +239,7 @@ extension Node {
     /// Queues remote state for saving within `saveDelay`. Losing it in a crash loses nothing that
     /// matters: the writer has it durably and anti-entropy offers it again after a restart.
     mutating func queueSave(
-        _ entries: [Entry], sequences: [String: UInt64], digest: [String: HybridTimestamp], after delay: Duration? = nil
+        _ entries: [Entry], sequences: [String: UInt64], digest: Digest, after delay: Duration? = nil
     ) -> [NodeEffect] {
         guard local.durable, !(entries.isEmpty && digest.isEmpty) else { return [] }
         unsaved.add(entries, sequences: sequences, digest: digest)

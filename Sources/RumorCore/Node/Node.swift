@@ -72,6 +72,12 @@ public struct Node: Sendable {
     /// The tag of nodes that replicate the key-value state (Go memberlist and Serf nodes lack
     /// it): `rumor.kv=1`.
     public static let replicationTag = (key: "rumor.kv", value: "1")
+    /// The tag naming the generation of the process a Rumor node runs (`Writer.generation`, 16
+    /// hex digits): a restarted node announces its new process with it, so every member knows
+    /// which process's ephemeral values are live.
+    public static let generationTagKey = "rumor.gen"
+    /// The tags Rumor adds to the operator's.
+    public static let reservedTagKeys: Set<String> = [replicationTag.key, generationTagKey]
 
     /// Creates the node; nothing runs until `start`.
     /// - Parameters:
@@ -85,11 +91,14 @@ public struct Node: Sendable {
         restoring saved: SavedState = SavedState(), at time: NodeTime
     ) {
         self.local = LocalSettings(settings)
+        let replication = Replication(
+            localName: name, settings: settings.replication, seed: seeds.replication, restoring: saved.store,
+            wallMilliseconds: time.wallMilliseconds)
+        self.replication = replication
         self.membership = Membership(
-            name: name, address: address, meta: Self.advertisedMeta(tags, as: settings.tagFormat), settings: settings.membership,
-            seed: seeds.membership, now: time.now)
-        self.replication = Replication(
-            localName: name, settings: settings.replication, seed: seeds.replication, restoring: saved.store)
+            name: name, address: address,
+            meta: Self.advertisedMeta(tags, generation: replication.localWriter.generation, as: settings.tagFormat),
+            settings: settings.membership, seed: seeds.membership, now: time.now)
         self.replication.localAddress = address
         self.changes = saved.changes
         self.lastSynced = saved.lastSynced
@@ -111,11 +120,22 @@ public struct Node: Sendable {
     /// Whether the node takes part in Serf's layer (Serf's tag format, i.e. `--protocol serf`).
     var speaksSerf: Bool { tagFormat == .serf }
 
-    /// The metadata announced to others: the operator's tags plus the replication tag.
-    public static func advertisedMeta(_ tags: [String: String], as format: NodeTags.Format) -> [UInt8] {
+    /// The metadata announced to others: the operator's tags plus the replication and
+    /// generation tags.
+    public static func advertisedMeta(_ tags: [String: String], generation: UInt64, as format: NodeTags.Format) -> [UInt8] {
         var tags = tags
         tags[replicationTag.key] = replicationTag.value
+        tags[generationTagKey] = String(generation, radix: 16).leftPadded(to: 16)
         return NodeTags.encode(tags, as: format)
+    }
+
+    /// The process a member runs, as its generation tag announces it (nil for nodes without one:
+    /// Serf and Go memberlist nodes).
+    public static func runningWriter(of member: Member) -> Writer? {
+        guard let value = NodeTags.decode(member.meta)?[generationTagKey], value.utf8.count == 16,
+            let generation = UInt64(value, radix: 16)
+        else { return nil }
+        return Writer(name: member.name, generation: generation)
     }
 
     /// This node's tags as others see them, the replication tag included.
@@ -126,7 +146,7 @@ public struct Node: Sendable {
     /// - Throws: `NodeError` `tagsTooLarge` when the encoded tags pass the 512-byte metadata limit;
     ///   nothing changes then.
     public mutating func setTags(_ tags: [String: String], at time: NodeTime) throws(NodeError) -> [NodeEffect] {
-        let meta = Self.advertisedMeta(tags, as: tagFormat)
+        let meta = Self.advertisedMeta(tags, generation: replication.localWriter.generation, as: tagFormat)
         guard meta.count <= Self.maximumMetaBytes else {
             throw NodeError(
                 .tagsTooLarge, "the tags take \(meta.count) bytes encoded; the limit is \(Self.maximumMetaBytes)",
@@ -261,11 +281,11 @@ public struct SavedState: Sendable {
 struct SaveBatch: Sendable {
     var entries: [String: Entry] = [:]
     var sequences: [String: UInt64] = [:]
-    var digest: [String: HybridTimestamp] = [:]
+    var digest: Digest = [:]
 
     var isEmpty: Bool { entries.isEmpty && digest.isEmpty }
 
-    mutating func add(_ applied: [Entry], sequences: [String: UInt64], digest: [String: HybridTimestamp]) {
+    mutating func add(_ applied: [Entry], sequences: [String: UInt64], digest: Digest) {
         for entry in applied where entries[entry.key].map({ $0.version < entry.version }) ?? true { entries[entry.key] = entry }
         self.sequences.merge(sequences) { max($0, $1) }
         self.digest.merge(digest) { max($0, $1) }
@@ -285,5 +305,12 @@ extension NodeAddress: Comparable {
     /// By IP bytes, then port: a stable order for peer lists.
     public static func < (lhs: NodeAddress, rhs: NodeAddress) -> Bool {
         lhs.ip.lexicographicallyPrecedes(rhs.ip) || (lhs.ip == rhs.ip && lhs.port < rhs.port)
+    }
+}
+
+extension String {
+    /// The string with zeros before it up to `width` characters.
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

@@ -80,7 +80,7 @@ public enum NodeTimer: Sendable, Hashable {
 /// A change to the durable copy of the state (only with `NodeSettings.durable`).
 public enum StorageWrite: Sendable, Hashable {
     /// Save entries (the latest per key), their change-log positions and digest values.
-    case save(entries: [Entry], sequences: [String: UInt64], digest: [String: HybridTimestamp])
+    case save(entries: [Entry], sequences: [String: UInt64], digest: Digest)
     /// Record new change-log positions of keys whose visibility changed without a write.
     case touch([String: UInt64])
     /// Delete collected tombstones and raise the change log's compaction mark.

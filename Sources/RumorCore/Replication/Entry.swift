@@ -1,19 +1,59 @@
-/// Who wrote a value and when: the winner for a key is the greatest version, ordered by hybrid
-/// timestamp, then by writer name, so every node picks the same winner.
-public struct Version: Hashable, Comparable, Sendable, CustomStringConvertible {
-    public var timestamp: HybridTimestamp
-    public var origin: String
+/// One process of a node as a writer: the node's name and the generation of the process (a
+/// hybrid timestamp taken when it started, so each start of a node is a new writer).
+///
+/// Anti-entropy summarizes what a store holds per writer (`KeyValueStore.digest`): "every write
+/// of this writer up to T". Only the process that made the writes can vouch for that chain, and a
+/// restarted process does not know what its predecessor wrote; so each start begins a chain of
+/// its own, and the predecessor's chain stays whole and keeps being repaired from whoever holds
+/// it. Generation 0 is a writer from state saved before generations existed.
+/// - SeeAlso: chitchat's and Cassandra's generation of a node.
+public struct Writer: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var name: String
+    public var generation: UInt64
 
-    public init(timestamp: HybridTimestamp, origin: String) {
-        self.timestamp = timestamp
-        self.origin = origin
+    public init(name: String, generation: UInt64) {
+        self.name = name
+        self.generation = generation
     }
 
     public static func < (lhs: Self, rhs: Self) -> Bool {
-        (lhs.timestamp, lhs.origin) < (rhs.timestamp, rhs.origin)
+        (lhs.name, lhs.generation) < (rhs.name, rhs.generation)
     }
 
-    public var description: String { "\(timestamp)@\(origin)" }
+    public var description: String { "\(name)#\(HybridTimestamp(rawValue: generation))" }
+}
+
+/// Per writer, a timestamp up to which a store holds every write of that writer (or a newer
+/// write of the same key).
+public typealias Digest = [Writer: HybridTimestamp]
+
+/// Per writer, timestamps of writes held beyond the digest.
+public typealias HeldWrites = [Writer: [HybridTimestamp]]
+
+/// Who wrote a value and when: the winner for a key is the greatest version, ordered by hybrid
+/// timestamp, then by writer (name, then generation), so every node picks the same winner.
+public struct Version: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var timestamp: HybridTimestamp
+    public var writer: Writer
+
+    public init(timestamp: HybridTimestamp, writer: Writer) {
+        self.timestamp = timestamp
+        self.writer = writer
+    }
+
+    /// A version by generation `generation` of the node named `origin`.
+    public init(timestamp: HybridTimestamp, origin: String, generation: UInt64 = 0) {
+        self.init(timestamp: timestamp, writer: Writer(name: origin, generation: generation))
+    }
+
+    /// The writing node's name.
+    public var origin: String { writer.name }
+
+    public static func < (lhs: Self, rhs: Self) -> Bool {
+        (lhs.timestamp, lhs.writer) < (rhs.timestamp, rhs.writer)
+    }
+
+    public var description: String { "\(timestamp)@\(writer)" }
 }
 
 /// One key's latest write: a value, or a tombstone recording a delete.
@@ -28,7 +68,8 @@ public struct Entry: Hashable, Sendable {
     public var version: Version
     /// When the value expires (milliseconds since the epoch), if it has a time to live.
     public var expiresAtMilliseconds: UInt64?
-    /// True when the value lives only as long as its writer (`version.origin`) stays in the swarm.
+    /// True when the value lives only as long as the process that wrote it (`version.writer`)
+    /// stays in the swarm.
     public var ephemeral: Bool
 
     public init(key: String, value: [UInt8]?, version: Version, expiresAtMilliseconds: UInt64? = nil, ephemeral: Bool = false) {

@@ -5,7 +5,7 @@ extension KeyValueStore {
     /// Where a catch-up stands in the sender's store: the writer being sent and the timestamp of
     /// its last write passed (nil: from the receiver's digest on).
     public struct PageCursor: Sendable, Hashable {
-        public var writer: String
+        public var writer: Writer
         public var after: HybridTimestamp?
     }
 
@@ -25,7 +25,7 @@ extension KeyValueStore {
     public struct Page: Sendable {
         public var entries: [Entry]
         /// Per writer passed, wholly or up to the cut.
-        public var spans: [String: WriterSpan]
+        public var spans: [Writer: WriterSpan]
         /// `pageBytes` of the entries.
         public var bytes: Int
         /// Where the next page starts; nil when this one ends the delta.
@@ -34,14 +34,14 @@ extension KeyValueStore {
 
     /// An upper bound of the bytes `entry` takes in a replication frame.
     public static func pageBytes(of entry: Entry) -> Int {
-        entry.key.utf8.count + entry.version.origin.utf8.count + entry.valueBytes + 32
+        entry.key.utf8.count + entry.version.writer.name.utf8.count + entry.valueBytes + 40
     }
 
     /// The next page of what a peer whose digest is `peerDigest` lacks (less the writes it says
-    /// it `held`), from `cursor` on: winning entries in writer-name then timestamp order until
+    /// it `held`), from `cursor` on: winning entries in writer then timestamp order until
     /// `maximumBytes` (at least one entry, so a page is at most one entry over).
     public func page(
-        since peerDigest: [String: HybridTimestamp], held peerHeld: [String: [HybridTimestamp]] = [:],
+        since peerDigest: Digest, held peerHeld: HeldWrites = [:],
         from cursor: PageCursor? = nil, maximumBytes: Int
     ) -> Page {
         var page = Page(entries: [], spans: [:], bytes: 0, next: nil)
@@ -57,7 +57,7 @@ extension KeyValueStore {
             for position in index[writer]?.after(start) ?? [] {
                 let isNew = !Self.sortedContains(held, position.timestamp)
                 if isNew, let entry = entries[position.key], entry.version.timestamp == position.timestamp,
-                    entry.version.origin == writer
+                    entry.version.writer == writer
                 {
                     let size = Self.pageBytes(of: entry)
                     if !page.entries.isEmpty, page.bytes + size > maximumBytes {
@@ -80,7 +80,7 @@ extension KeyValueStore {
     /// About how many entries, and `pageBytes`, a peer whose digest is `peerDigest` lacks: the
     /// index positions past its digest (overwritten ones included until compaction) at the
     /// store's mean entry size. Costs a binary search per writer, not a scan.
-    public func estimatedDelta(since peerDigest: [String: HybridTimestamp]) -> (entries: Int, bytes: Int) {
+    public func estimatedDelta(since peerDigest: Digest) -> (entries: Int, bytes: Int) {
         let count = index.reduce(0) { $0 + $1.value.after(peerDigest[$1.key]).count }
         let mean = entries.isEmpty ? 0 : pagedBytes / entries.count
         return (count, count * mean)
@@ -89,7 +89,7 @@ extension KeyValueStore {
     /// After merging a page: for each writer whose every write up to the span's `after` this
     /// store held, it now holds every one up to `through`. Returns whether the digest advanced.
     @discardableResult
-    public mutating func acknowledge(spans: [String: WriterSpan]) -> Bool {
+    public mutating func acknowledge(spans: [Writer: WriterSpan]) -> Bool {
         var advanced = false
         for (writer, span) in spans {
             let held = digest[writer] ?? .zero

@@ -8,9 +8,15 @@ public struct KeyValueStore: Sendable, Hashable {
     /// copy and the writer a 4-byte index into `writers` (a million keys cost about 110 bytes
     /// each here, values aside).
     private var slots: [String: Slot] = [:]
-    /// Writer names by index, and the index of each name.
-    private var writers: [String] = []
-    private var writerIndex: [String: UInt32] = [:]
+    /// Writers by index, and the index of each writer.
+    private var writers: [Writer] = []
+    private var writerIndex: [Writer: UInt32] = [:]
+    /// Per writer, how many keys it holds the winning entry of.
+    private var winningEntries: [Writer: Int] = [:]
+    /// The writers that are running now (each live member's current process), set by the
+    /// driver. A writer that is not, and holds no winning entry here, is dropped from the digest
+    /// and not taken from peers' digests (a restart must not grow every digest for good).
+    public var currentWriters: Set<Writer> = []
     /// The entries, built from the slots on access.
     public var entries: Entries { Entries(slots: slots, writers: writers) }
     /// For each writer, a timestamp up to which this store holds every write of that writer, or a
@@ -20,16 +26,16 @@ public struct KeyValueStore: Sendable, Hashable {
     /// Soundness is what makes deltas complete, so the digest only advances where the prefix is
     /// known to be whole: for our own writes, and after merging a full delta from a peer
     /// (`acknowledge`). Entries pushed one by one may arrive out of order and do not advance it.
-    public private(set) var digest: [String: HybridTimestamp] = [:]
+    public private(set) var digest: Digest = [:]
     /// Per writer, timestamps of writes held beyond `digest` (or superseded here by a newer write
     /// of the same key): pushes that arrived ahead of anti-entropy. A pull request carries them
     /// so the answer leaves them out. Pruned as the digest advances; not saved (after a restart
     /// the first pulls may resend a few entries).
-    public private(set) var heldBeyondDigest: [String: Set<HybridTimestamp>] = [:]
+    public private(set) var heldBeyondDigest: [Writer: Set<HybridTimestamp>] = [:]
     /// Per writer, its winning entries' (timestamp, key) in timestamp order, so a delta costs
     /// what it returns rather than a scan of every key. Entries since overwritten or forgotten
     /// stay until `compactIndex` and are skipped.
-    var index: [String: WriterIndex] = [:]
+    var index: [Writer: WriterIndex] = [:]
     /// A 64-bit digest of the set of winning versions (XOR of a hash of each): two stores with
     /// the same fingerprint hold the same writes, so anti-entropy between them has nothing to
     /// send. Kept up to date on every change.
@@ -41,11 +47,13 @@ public struct KeyValueStore: Sendable, Hashable {
 
     public init() {}
 
-    /// The fingerprint contribution of one version: FNV-1a over the writer's name and the
-    /// timestamp, then a SplitMix64 finalizer (the same on every node and run, unlike `Hasher`).
+    /// The fingerprint contribution of one version: FNV-1a over the writer's name, then its
+    /// generation and the timestamp mixed in, then a SplitMix64 finalizer (the same on every
+    /// node and run, unlike `Hasher`).
     static func fingerprint(of version: Version) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in version.origin.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        for byte in version.writer.name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        hash = (hash ^ version.writer.generation) &* 0x100_0000_01b3
         hash ^= version.timestamp.rawValue
         hash = (hash ^ (hash >> 30)) &* 0xbf58_476d_1ce4_e5b9
         hash = (hash ^ (hash >> 27)) &* 0x94d0_49bb_1331_11eb
@@ -64,19 +72,21 @@ public struct KeyValueStore: Sendable, Hashable {
     }
 
     /// Restores a store saved earlier (entries and digest as they were).
-    public init(entries: some Sequence<Entry>, digest: [String: HybridTimestamp]) {
+    public init(entries: some Sequence<Entry>, digest: Digest) {
         for entry in entries {
-            let slot = Slot(entry, writer: intern(entry.version.origin))
+            let slot = Slot(entry, writer: intern(entry.version.writer))
             if let replaced = slots.updateValue(slot, forKey: entry.key) {
                 let old = replaced.entry(entry.key, writers: writers)
                 fingerprint ^= Self.fingerprint(of: old.version)
                 pagedBytes -= Self.pageBytes(of: old)
                 if old.isTombstone { tombstones -= 1 }
+                winningEntries[old.version.writer, default: 1] -= 1
             }
             fingerprint ^= Self.fingerprint(of: entry.version)
             pagedBytes += Self.pageBytes(of: entry)
             if entry.isTombstone { tombstones += 1 }
-            index[entry.version.origin, default: WriterIndex()].insert(entry.version.timestamp, entry.key)
+            winningEntries[entry.version.writer, default: 0] += 1
+            index[entry.version.writer, default: WriterIndex()].insert(entry.version.timestamp, entry.key)
         }
         self.digest = digest
     }
@@ -84,30 +94,33 @@ public struct KeyValueStore: Sendable, Hashable {
     /// Merges one entry received from elsewhere. Returns true when it became the key's winner.
     @discardableResult
     public mutating func merge(_ entry: Entry) -> Bool {
-        if digest[entry.version.origin].map({ $0 < entry.version.timestamp }) ?? true {
-            heldBeyondDigest[entry.version.origin, default: []].insert(entry.version.timestamp)
+        let writer = entry.version.writer
+        if digest[writer].map({ $0 < entry.version.timestamp }) ?? true {
+            heldBeyondDigest[writer, default: []].insert(entry.version.timestamp)
         }
         if let current = slots[entry.key]?.entry(entry.key, writers: writers) {
             if current.version >= entry.version { return false }
             fingerprint ^= Self.fingerprint(of: current.version)
             pagedBytes -= Self.pageBytes(of: current)
             if current.isTombstone { tombstones -= 1 }
+            winningEntries[current.version.writer, default: 1] -= 1
         }
         fingerprint ^= Self.fingerprint(of: entry.version)
         pagedBytes += Self.pageBytes(of: entry)
         if entry.isTombstone { tombstones += 1 }
-        var slot = Slot(entry, writer: intern(entry.version.origin))
+        winningEntries[writer, default: 0] += 1
+        var slot = Slot(entry, writer: intern(writer))
         slot.sequence = slots[entry.key]?.sequence ?? 0
         slots[entry.key] = slot
-        index[entry.version.origin, default: WriterIndex()].insert(entry.version.timestamp, entry.key)
-        if index[entry.version.origin]!.count > 2 * slots.count + 1024 { compactIndex() }
+        index[writer, default: WriterIndex()].insert(entry.version.timestamp, entry.key)
+        if index[writer]!.count > 2 * slots.count + 1024 { compactIndex() }
         return true
     }
 
-    /// Applies a write made on this node (its origin is this node), advancing its digest.
+    /// Applies a write made on this node (its writer is this process), advancing its digest.
     @discardableResult
     public mutating func writeLocally(_ entry: Entry) -> Bool {
-        advance(entry.version.origin, to: entry.version.timestamp)
+        advance(entry.version.writer, to: entry.version.timestamp)
         return merge(entry)
     }
 
@@ -117,44 +130,66 @@ public struct KeyValueStore: Sendable, Hashable {
         batch.filter { merge($0) }
     }
 
-    /// After merging a push that holds all of `origin`'s writes after `after` up to `through`:
+    /// After merging a push that holds all of `writer`'s writes after `after` up to `through`:
     /// if we already held everything up to `after`, we now hold everything up to `through`.
-    /// Returns whether the digest advanced.
+    /// (Every store holds a writer's writes up to `.zero`, so a writer's first push can start
+    /// its chain.) Returns whether the digest advanced.
     @discardableResult
-    public mutating func acknowledgeChain(origin: String, after: HybridTimestamp, through: HybridTimestamp) -> Bool {
-        guard let held = digest[origin], held >= after, held < through else { return false }
-        advance(origin, to: through)
+    public mutating func acknowledgeChain(writer: Writer, after: HybridTimestamp, through: HybridTimestamp) -> Bool {
+        let held = digest[writer] ?? .zero
+        guard held >= after, held < through else { return false }
+        advance(writer, to: through)
         return true
     }
 
     /// After merging `delta(since: ourDigest)` computed by a peer whose digest is `peerDigest`,
-    /// we hold everything the peer held: take the maximum of both digests.
-    public mutating func acknowledge(_ peerDigest: [String: HybridTimestamp]) {
-        for (origin, timestamp) in peerDigest { advance(origin, to: timestamp) }
+    /// we hold everything the peer held: take the maximum of both digests (less writers that
+    /// have stopped and of whom this store holds nothing, see `currentWriters`).
+    public mutating func acknowledge(_ peerDigest: Digest) {
+        for (writer, timestamp) in peerDigest where !isForgettable(writer) { advance(writer, to: timestamp) }
     }
 
-    mutating func advance(_ origin: String, to timestamp: HybridTimestamp) {
-        guard digest[origin].map({ $0 < timestamp }) ?? true else { return }
-        digest[origin] = timestamp
-        if let held = heldBeyondDigest[origin] {
+    mutating func advance(_ writer: Writer, to timestamp: HybridTimestamp) {
+        guard digest[writer].map({ $0 < timestamp }) ?? true else { return }
+        digest[writer] = timestamp
+        if let held = heldBeyondDigest[writer] {
             let ahead = held.filter { $0 > timestamp }
-            heldBeyondDigest[origin] = ahead.isEmpty ? nil : ahead
+            heldBeyondDigest[writer] = ahead.isEmpty ? nil : ahead
         }
+    }
+
+    /// A writer that is not running and holds no winning entry here: its digest value only
+    /// makes every pull longer (absent, a peer sends whatever of it we lack, which is nothing).
+    private func isForgettable(_ writer: Writer) -> Bool {
+        (winningEntries[writer] ?? 0) == 0 && !currentWriters.contains(writer)
+    }
+
+    /// Drops from the digest and index the writers `isForgettable` names. Returns how many.
+    @discardableResult
+    public mutating func forgetStoppedWriters() -> Int {
+        let stopped = digest.keys.filter(isForgettable)
+        for writer in stopped {
+            digest[writer] = nil
+            index[writer] = nil
+            heldBeyondDigest[writer] = nil
+            winningEntries[writer] = nil
+        }
+        return stopped.count
     }
 
     /// The winning entries a peer with `peerDigest` may lack: those whose writer's timestamp is
     /// beyond what the peer has seen from that writer, except the ones it lists in `peerHeld`.
-    public func delta(since peerDigest: [String: HybridTimestamp], held peerHeld: [String: [HybridTimestamp]] = [:]) -> [Entry] {
+    public func delta(since peerDigest: Digest, held peerHeld: HeldWrites = [:]) -> [Entry] {
         var out: [Entry] = []
-        for (origin, writes) in index {
-            let held = peerHeld[origin] ?? []
-            let missing = writes.after(peerDigest[origin])
+        for (writer, writes) in index {
+            let held = peerHeld[writer] ?? []
+            let missing = writes.after(peerDigest[writer])
             // Usually the peer holds all of them (pushes arrive ahead of the digest): skip the
             // writer without touching a key.
             if missing.count <= held.count, missing.allSatisfy({ Self.sortedContains(held, $0.timestamp) }) { continue }
             for position in missing where !Self.sortedContains(held, position.timestamp) {
                 guard let entry = entries[position.key], entry.version.timestamp == position.timestamp,
-                    entry.version.origin == origin
+                    entry.version.writer == writer
                 else { continue }
                 out.append(entry)
             }
@@ -174,10 +209,10 @@ public struct KeyValueStore: Sendable, Hashable {
     }
 
     /// `heldBeyondDigest` for a pull request: at most `limit` timestamps, the newest first.
-    public func heldSummary(limit: Int = 1024) -> [String: [HybridTimestamp]] {
+    public func heldSummary(limit: Int = 1024) -> HeldWrites {
         if heldBeyondDigest.isEmpty { return [:] }
         if heldBeyondDigest.values.reduce(0, { $0 + $1.count }) <= limit { return heldBeyondDigest.mapValues { $0.sorted() } }
-        var all = heldBeyondDigest.flatMap { origin, stamps in stamps.map { (origin, $0) } }
+        var all = heldBeyondDigest.flatMap { writer, stamps in stamps.map { (writer, $0) } }
         if all.count > limit {
             all.sort { $0.1 > $1.1 }
             all.removeLast(all.count - limit)
@@ -192,7 +227,7 @@ public struct KeyValueStore: Sendable, Hashable {
         var evicted = 0
         for entry in saved {
             guard var slot = slots[entry.key], slot.timestamp == entry.version.timestamp,
-                writers[Int(slot.writer)] == entry.version.origin, let value = slot.value
+                writers[Int(slot.writer)] == entry.version.writer, let value = slot.value
             else { continue }
             slot.storedBytes = UInt32(value.count) + 1
             slot.value = nil
@@ -222,6 +257,7 @@ public struct KeyValueStore: Sendable, Hashable {
         for entry in expired {
             if let removed = slots.removeValue(forKey: entry.key) { forgottenThrough = max(forgottenThrough, removed.sequence) }
             if entry.isTombstone { tombstones -= 1 }
+            winningEntries[entry.version.writer, default: 1] -= 1
             fingerprint ^= Self.fingerprint(of: entry.version)
             pagedBytes -= Self.pageBytes(of: entry)
         }
@@ -248,7 +284,7 @@ public struct KeyValueStore: Sendable, Hashable {
     public private(set) var forgottenThrough: UInt64 = 0
 
     /// The index of `writer` in `writers`, added when new.
-    private mutating func intern(_ writer: String) -> UInt32 {
+    private mutating func intern(_ writer: Writer) -> UInt32 {
         if let known = writerIndex[writer] { return known }
         let index = UInt32(writers.count)
         writers.append(writer)
@@ -258,12 +294,12 @@ public struct KeyValueStore: Sendable, Hashable {
 
     /// Drops index positions of entries since overwritten or forgotten.
     private mutating func compactIndex() {
-        for (origin, writes) in index {
-            let writer = writerIndex[origin]
+        for (writer, writes) in index {
+            let interned = writerIndex[writer]
             let live = writes.positions.filter { timestamp, key in
-                slots[key].map { $0.writer == writer && $0.timestamp == timestamp } ?? false
+                slots[key].map { $0.writer == interned && $0.timestamp == timestamp } ?? false
             }
-            index[origin] = live.isEmpty ? nil : WriterIndex(positions: Array(live))
+            index[writer] = live.isEmpty ? nil : WriterIndex(positions: Array(live))
         }
     }
 }
@@ -295,9 +331,9 @@ private struct Slot: Sendable, Hashable {
 
     var isTombstone: Bool { value == nil && storedBytes == 0 }
 
-    func entry(_ key: String, writers: [String]) -> Entry {
+    func entry(_ key: String, writers: [Writer]) -> Entry {
         var entry = Entry(
-            key: key, value: value, version: Version(timestamp: timestamp, origin: writers[Int(writer)]),
+            key: key, value: value, version: Version(timestamp: timestamp, writer: writers[Int(writer)]),
             expiresAtMilliseconds: expiry == 0 ? nil : expiry, ephemeral: ephemeral)
         if storedBytes > 0 { entry.storedValueBytes = Int(storedBytes - 1) }
         return entry
@@ -307,7 +343,7 @@ private struct Slot: Sendable, Hashable {
 /// A store's entries, read-only: each `Entry` is built from its slot on access.
 public struct Entries: Sendable, Equatable, Sequence {
     fileprivate let slots: [String: Slot]
-    fileprivate let writers: [String]
+    fileprivate let writers: [Writer]
 
     public subscript(key: String) -> Entry? { slots[key]?.entry(key, writers: writers) }
     public var count: Int { slots.count }

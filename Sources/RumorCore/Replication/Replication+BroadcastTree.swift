@@ -82,7 +82,7 @@ extension Replication {
     static func fitsAPacket(_ entries: [Entry], settings: ReplicationSettings) -> Bool {
         let overhead = 48  // header, flags, `after`, the range end, the entry count
         let size = entries.reduce(overhead) { size, entry in
-            size + entry.key.utf8.count + entry.version.origin.utf8.count + entry.valueBytes + 3 * 3 + 1 + 8 + 8
+            size + entry.key.utf8.count + entry.version.writer.name.utf8.count + 8 + entry.valueBytes + 3 * 3 + 1 + 8 + 8
         }
         return size <= settings.packetPushBytes
     }

@@ -20,15 +20,15 @@ extension Replication {
     /// A catch-up this node serves: what the peer asked with, and how far the pages got.
     public struct CatchUpServing: Sendable {
         public let peer: String
-        let digest: [String: HybridTimestamp]
-        let held: [String: [HybridTimestamp]]
+        let digest: Digest
+        let held: HeldWrites
         var cursor: KeyValueStore.PageCursor?
         var remaining: (entries: Int, bytes: Int)?
         public internal(set) var isFinished = false
         public internal(set) var sentEntries = 0
         public internal(set) var sentBytes = 0
 
-        public init(peer: String, digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]]) {
+        public init(peer: String, digest: Digest, held: HeldWrites) {
             self.peer = peer
             self.digest = digest
             self.held = held
@@ -59,7 +59,7 @@ extension Replication {
 
     /// The first page of a delta too large for one message, sent in a pull answer or as the push
     /// half of an exchange.
-    func firstPage(_ page: KeyValueStore.Page, since digest: [String: HybridTimestamp]) -> CatchUpPage {
+    func firstPage(_ page: KeyValueStore.Page, since digest: Digest) -> CatchUpPage {
         let total = store.estimatedDelta(since: digest)
         return CatchUpPage(
             from: localName, entries: page.entries, spans: page.spans,

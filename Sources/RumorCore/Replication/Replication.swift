@@ -54,14 +54,18 @@ public struct ReplicationSettings: Sendable, Hashable {
 /// answers with the entries the digest shows missing plus its own digest.
 public struct Replication: Sendable {
     public let localName: String
+    /// This process as a writer: its writes carry it, and its digest chain starts empty.
+    public let localWriter: Writer
     public let settings: ReplicationSettings
     public internal(set) var store = KeyValueStore()
-    /// Writers known to have failed or left: their ephemeral entries read as absent.
-    public private(set) var departedWriters: Set<String> = []
+    /// Per live member, the process it runs now (as membership announces it), this node's
+    /// included. An ephemeral entry is live only while its writer is one of these: a member that
+    /// failed, left, is unknown, or runs a newer process has none.
+    public private(set) var liveWriters: [String: Writer] = [:]
     var clock = HybridClock()
     private var random: SeededRandom
     /// The digest each peer last sent us (in a pull request or answer): what it is known to hold.
-    public internal(set) var peerDigests: [String: [String: HybridTimestamp]] = [:]
+    public internal(set) var peerDigests: [String: Digest] = [:]
     /// For our writes someone waits on (`put --wait`): the peers that acknowledged holding them.
     private var acknowledgements: [Version: Set<String>] = [:]
     /// Retries left for this round's pull, while it is unanswered (nil: answered or none sent).
@@ -80,11 +84,14 @@ public struct Replication: Sendable {
     /// The catch-up this node is receiving, if any (see `Replication+CatchUp.swift`).
     public internal(set) var catchUp: CatchUpProgress?
 
-    /// - Parameter restoring: state saved before a restart; the clock resumes past every
-    ///   timestamp in it, so new writes win over old ones even if the wall clock went back.
+    /// - Parameters:
+    ///   - restoring: state saved before a restart; the clock resumes past every timestamp in
+    ///     it, so new writes win over old ones even if the wall clock went back.
+    ///   - wallMilliseconds: the wall clock at start; the process's generation is the hybrid
+    ///     timestamp it gives (see `Writer`).
     public init(
         localName: String, settings: ReplicationSettings = ReplicationSettings(), seed: UInt64,
-        restoring saved: KeyValueStore = KeyValueStore()
+        restoring saved: KeyValueStore = KeyValueStore(), wallMilliseconds: UInt64 = 0
     ) {
         self.localName = localName
         self.settings = settings
@@ -92,6 +99,9 @@ public struct Replication: Sendable {
         self.store = saved
         let newest = saved.entries.values.map(\.version.timestamp).max() ?? .zero
         try? clock.observe(newest, wallMilliseconds: .max)
+        self.localWriter = Writer(name: localName, generation: clock.tick(wallMilliseconds: wallMilliseconds).rawValue)
+        liveWriters[localName] = localWriter
+        store.currentWriters = [localWriter]
     }
 
     /// Starts the anti-entropy timer.
@@ -149,7 +159,7 @@ public struct Replication: Sendable {
             let expiry = write.timeToLive.map { wallMilliseconds + UInt64(max(0, $0.nanosecondsClamped / 1_000_000)) }
             entries.append(
                 Entry(
-                    key: write.key, value: write.value, version: Version(timestamp: timestamp, origin: localName),
+                    key: write.key, value: write.value, version: Version(timestamp: timestamp, writer: localWriter),
                     expiresAtMilliseconds: expiry, ephemeral: write.ephemeral))
         }
         return entries
@@ -161,14 +171,14 @@ public struct Replication: Sendable {
     ) -> [ReplicationDirective] {
         // Pushes say they hold every write of ours after this one, so receivers that have all
         // before it can advance their digest without waiting for anti-entropy.
-        let after = store.digest[localName]
+        let after = store.digest[localWriter] ?? .zero
         for entry in entries { store.writeLocally(entry) }
         if awaitingReplicas {
             for entry in entries { acknowledgements[entry.version] = [] }
         }
         // A batch larger than one message goes as several pushes, each saying it follows the last.
         var directives: [ReplicationDirective] = []
-        var chunkAfter = after
+        var chunkAfter: HybridTimestamp? = after
         let ring = peers.count + 1 > settings.directPushLimit ? AddressRing(peers, local: localAddress) : nil
         for chunk in Self.chunks(entries, maximumBytes: settings.maximumMessageBytes) {
             if let ring {
@@ -227,12 +237,12 @@ public struct Replication: Sendable {
         from sender: NodeAddress, viaStream: Bool = false, wallMilliseconds: UInt64, peers: [NodeAddress]
     ) -> [ReplicationDirective] {
         let news = mergeRemote(entries, wallMilliseconds: wallMilliseconds)
-        if let after, let origin = entries.first?.version.origin, let through = entries.map(\.version.timestamp).max(),
+        if let after, let writer = entries.first?.version.writer, let through = entries.map(\.version.timestamp).max(),
             entries.allSatisfy({ entry in
-                entry.version.origin == origin && store.entries[entry.key].map { $0.version >= entry.version } == true
+                entry.version.writer == writer && store.entries[entry.key].map { $0.version >= entry.version } == true
             })
         {
-            store.acknowledgeChain(origin: origin, after: after, through: through)
+            store.acknowledgeChain(writer: writer, after: after, through: through)
         }
         var out: [ReplicationDirective] = news.isEmpty ? [] : [.applied(news)]
         if case .range(let end) = relay, let first = entries.first {
@@ -245,7 +255,7 @@ public struct Replication: Sendable {
         }
         if acknowledge {
             let held = entries.filter { entry in store.entries[entry.key].map { $0.version >= entry.version } ?? false }
-            for (writer, versions) in Dictionary(grouping: held.map(\.version), by: \.origin) where writer != localName {
+            for (writer, versions) in Dictionary(grouping: held.map(\.version), by: \.writer.name) where writer != localName {
                 out.append(.acknowledge(versions, to: writer))
             }
         }
@@ -265,21 +275,31 @@ public struct Replication: Sendable {
         peers.filter { peer in
             versions.allSatisfy { version in
                 if acknowledgements[version]?.contains(peer) == true { return true }
-                guard let held = peerDigests[peer]?[version.origin] else { return false }
+                guard let held = peerDigests[peer]?[version.writer] else { return false }
                 return held >= version.timestamp
             }
         }
     }
 
-    /// For each peer whose digest we know: how far (in writer milliseconds) it was behind ours
-    /// when it last sent it, over all writers — the replication lag the digests prove.
-    public var peerLagMilliseconds: [String: UInt64] {
-        peerDigests.mapValues { theirs in
-            store.digest.reduce(0) { lag, item in
-                let held = theirs[item.key]?.milliseconds ?? 0
-                return max(lag, item.value.milliseconds > held ? item.value.milliseconds - held : 0)
-            }
-        }
+    /// How this node's state compared with a peer's at their last anti-entropy exchange.
+    public enum PeerSync: Sendable, Hashable {
+        /// The state fingerprints matched: both held the same writes.
+        case inSync(atMilliseconds: UInt64)
+        /// They differed: the peer lacked `peerLacks` of this node's versions (by its digest),
+        /// and when that is 0, this node lacked some of the peer's.
+        case differs(peerLacks: Int, atMilliseconds: UInt64)
+    }
+
+    /// Per peer, how the states compared at the last exchange with it (no entry: never synced
+    /// since this process started).
+    public private(set) var peerSync: [String: PeerSync] = [:]
+
+    /// Notes how our state compares with `peer`'s, whose `fingerprint` came with its digest.
+    private mutating func compare(with peer: String, fingerprint: UInt64?, peerLacks: Int, wallMilliseconds: UInt64) {
+        guard let fingerprint else { return }
+        peerSync[peer] =
+            fingerprint == store.fingerprint
+            ? .inSync(atMilliseconds: wallMilliseconds) : .differs(peerLacks: peerLacks, atMilliseconds: wallMilliseconds)
     }
 
     /// Stops tracking acknowledgements of `versions` (the wait for them is over).
@@ -307,6 +327,7 @@ public struct Replication: Sendable {
         if !expired.isEmpty { out.append(.expired(expired)) }
         let collected = store.collectTombstones(nowMilliseconds: wallMilliseconds, graceMilliseconds: graceMilliseconds)
         if !collected.isEmpty { out.append(.forgot(collected)) }
+        store.forgetStoppedWriters()
         pullRetriesLeft = nil
         // A catch-up under way is this round's pull (and more).
         if catchUp == nil, let peer = peers.randomElement(using: &random) {
@@ -333,7 +354,7 @@ public struct Replication: Sendable {
     /// What a pull is answered with.
     public enum PullAnswer: Sendable, Hashable {
         /// Every entry the pull's digest shows missing, with our digest and held writes.
-        case complete(entries: [Entry], digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]])
+        case complete(entries: [Entry], digest: Digest, held: HeldWrites)
         /// The first page of a delta larger than `maximumMessageBytes`: the puller catches up
         /// from us for the rest.
         case partial(CatchUpPage)
@@ -343,14 +364,24 @@ public struct Replication: Sendable {
     /// holds), and our digest and held writes; or, when they exceed `maximumMessageBytes`, the
     /// first page of them.
     public mutating func answerPull(
-        digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]] = [:], fingerprint: UInt64? = nil,
-        from peer: String
+        digest: Digest, held: HeldWrites = [:], fingerprint: UInt64? = nil,
+        from peer: String, wallMilliseconds: UInt64 = 0
     ) -> PullAnswer {
         peerDigests[peer] = digest
-        if fingerprint == store.fingerprint { return .complete(entries: [], digest: store.digest, held: store.heldSummary()) }
+        if fingerprint == store.fingerprint {
+            compare(with: peer, fingerprint: fingerprint, peerLacks: 0, wallMilliseconds: wallMilliseconds)
+            return .complete(entries: [], digest: store.digest, held: store.heldSummary())
+        }
         let page = store.page(since: digest, held: held, maximumBytes: settings.maximumMessageBytes)
-        if page.next == nil { return .complete(entries: page.entries, digest: store.digest, held: store.heldSummary()) }
-        return .partial(firstPage(page, since: digest))
+        if page.next == nil {
+            compare(with: peer, fingerprint: fingerprint, peerLacks: page.entries.count, wallMilliseconds: wallMilliseconds)
+            return .complete(entries: page.entries, digest: store.digest, held: store.heldSummary())
+        }
+        let first = firstPage(page, since: digest)
+        compare(
+            with: peer, fingerprint: fingerprint, peerLacks: page.entries.count + Int(clamping: first.remainingEntries),
+            wallMilliseconds: wallMilliseconds)
+        return .partial(first)
     }
 
     /// Merges `peer`'s answer to our pull; afterwards we hold all the peer held. With
@@ -358,7 +389,7 @@ public struct Replication: Sendable {
     /// it lacks, making the exchange push-pull; a delta sent back that way is merged with
     /// `replyingTo: nil`, which ends the exchange.
     public mutating func receivePullAnswer(
-        entries: [Entry], digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]] = [:],
+        entries: [Entry], digest: Digest, held: HeldWrites = [:],
         fingerprint: UInt64? = nil, from peer: String, replyingTo address: NodeAddress? = nil, wallMilliseconds: UInt64
     ) -> [ReplicationDirective] {
         peerDigests[peer] = digest
@@ -368,6 +399,10 @@ public struct Replication: Sendable {
         if let newest = digest.values.max() { try? clock.observe(newest, wallMilliseconds: wallMilliseconds) }
         store.acknowledge(digest)
         var out: [ReplicationDirective] = news.isEmpty ? [] : [.applied(news)]
+        let differs = fingerprint.map { $0 != store.fingerprint } ?? false
+        compare(
+            with: peer, fingerprint: fingerprint, peerLacks: differs ? store.delta(since: digest, held: held).count : 0,
+            wallMilliseconds: wallMilliseconds)
         if let address, fingerprint != store.fingerprint {
             let page = store.page(since: digest, held: held, maximumBytes: settings.maximumMessageBytes)
             if page.next != nil {
@@ -387,25 +422,34 @@ public struct Replication: Sendable {
         wallMilliseconds > lastSyncedMilliseconds && wallMilliseconds - lastSyncedMilliseconds > graceMilliseconds
     }
 
-    /// Records that a writer failed or left (its ephemeral entries vanish) or is back (they
-    /// return). Returns the entries whose visibility changed.
+    /// Records the process the member `name` runs now (`writer`), or that it runs none (it
+    /// failed or left: nil). Ephemeral entries of its earlier processes stay absent for good.
+    /// Returns the entries whose visibility changed.
     @discardableResult
-    public mutating func writer(_ name: String, isLive: Bool) -> [Entry] {
-        let changed: Bool
-        if isLive {
-            changed = departedWriters.remove(name) != nil
-        } else {
-            changed = departedWriters.insert(name).inserted
-            peerDigests[name] = nil
+    public mutating func member(_ name: String, runs writer: Writer?) -> [Entry] {
+        guard name != localName else { return [] }
+        let before = liveWriters[name]
+        guard before != writer else { return [] }
+        liveWriters[name] = writer
+        // What a former process held says nothing of what this one holds.
+        peerDigests[name] = nil
+        peerSync[name] = nil
+        store.currentWriters = Set(liveWriters.values)
+        return store.entries.values.filter { entry in
+            entry.ephemeral && !entry.isTombstone && (entry.version.writer == before || entry.version.writer == writer)
         }
-        guard changed else { return [] }
-        return store.entries.values.filter { $0.ephemeral && !$0.isTombstone && $0.version.origin == name }
     }
 
-    /// The live entry for `key`, if any: not deleted, not expired, not ephemeral of a departed writer.
+    /// Whether the process that wrote `version` runs now (its ephemeral values are live).
+    public func isRunning(_ writer: Writer) -> Bool {
+        liveWriters[writer.name] == writer
+    }
+
+    /// The live entry for `key`, if any: not deleted, not expired, not ephemeral of a process
+    /// that has stopped.
     public func read(_ key: String, wallMilliseconds: UInt64) -> Entry? {
         guard let entry = store.value(of: key, nowMilliseconds: wallMilliseconds) else { return nil }
-        if entry.ephemeral, departedWriters.contains(entry.version.origin) { return nil }
+        if entry.ephemeral, !isRunning(entry.version.writer) { return nil }
         return entry
     }
 
@@ -443,15 +487,15 @@ public enum ReplicationDirective: Sendable, Hashable {
     /// Tell the member named `to` that this node holds these versions of its writes.
     case acknowledge([Version], to: String)
     /// Ask `from` for what `digest` lacks, then call `receivePullAnswer(replyingTo: from)`.
-    case pull(from: NodeAddress, digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]])
+    case pull(from: NodeAddress, digest: Digest, held: HeldWrites)
     /// Send these entries, which `to` lacks, with our digest: the push half of a push-pull
     /// exchange. The receiver merges them with `receivePullAnswer(replyingTo: nil)`.
-    case sendDelta([Entry], digest: [String: HybridTimestamp], to: NodeAddress)
+    case sendDelta([Entry], digest: Digest, to: NodeAddress)
     /// Send this first page of a delta too large for one message; its receiver catches up from us.
     case sendPage(CatchUpPage, to: NodeAddress)
     /// Open a catch-up stream to `from` asking with this digest and held writes, and feed each
     /// page to `receiveCatchUpPage(inCatchUp: true)`, then call `catchUpEnded`.
-    case catchUp(from: NodeAddress, digest: [String: HybridTimestamp], held: [String: [HybridTimestamp]])
+    case catchUp(from: NodeAddress, digest: Digest, held: HeldWrites)
     /// Call `antiEntropyTimerFired` after this long.
     case startAntiEntropyTimer(after: Duration)
     /// Call `pullRetryTimerFired` after this long.

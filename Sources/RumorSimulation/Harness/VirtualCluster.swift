@@ -136,12 +136,21 @@ public struct VirtualCluster<Observer: ClusterObserver> {
         generation[index] &+= 1
     }
 
-    /// Node `index` comes back from its saved state (as with `--data-dir`) with new seeds, and
-    /// starts; it rejoins through `seeds` when given.
-    public mutating func restart(_ index: Int, seeds: NodeSeeds, joining through: [Int] = []) {
+    /// The state node `index` would restart from now (what `--data-dir` holds).
+    public func savedState(of index: Int) -> SavedState {
+        let node = nodes[index]
+        return SavedState(store: node.replication.store, changes: node.changes, lastSynced: node.lastSynced)
+    }
+
+    /// Node `index` comes back as a new process with new seeds, and starts; it rejoins through
+    /// `seeds` when given.
+    /// - Parameter restoring: the state it starts from: what it held when it stopped (the
+    ///   default, as with a current `--data-dir`), an earlier `savedState` (a stale copy), or
+    ///   an empty `SavedState()` (no data dir).
+    public mutating func restart(_ index: Int, seeds: NodeSeeds, restoring: SavedState? = nil, joining through: [Int] = []) {
         guard !isUp[index] else { return }
         let old = nodes[index]
-        let saved = SavedState(store: old.replication.store, changes: old.changes, lastSynced: old.lastSynced)
+        let saved = restoring ?? savedState(of: index)
         nodes[index] = Node(
             name: old.name, address: Self.address(of: index), settings: old.settings, seeds: seeds, restoring: saved, at: time)
         isUp[index] = true
