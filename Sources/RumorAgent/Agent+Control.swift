@@ -162,12 +162,18 @@ extension Agent {
             snapshot.seq = node.replication.store.sequence(of: entry.key)
             return snapshot
         }
-        return EntryList(entries: entries, seq: node.changes.last)
+        return EntryList(entries: entries, seq: node.changes.last, epoch: changeLogEpoch)
     }
 
     // MARK: - Watching
 
-    public func watch(prefix: String, from: UInt64?) async throws -> AsyncThrowingStream<[EntrySnapshot], any Error> {
+    public func watch(prefix: String, from: UInt64?, epoch: String?) async throws -> AsyncThrowingStream<[EntrySnapshot], any Error> {
+        if let epoch, epoch != changeLogEpoch, from != nil {
+            throw AgentError(
+                code: .watchEpochChanged,
+                message: "this agent's change log is a new one (epoch \(changeLogEpoch), not \(epoch)): it restarted without its log (no --data-dir, or after a crash), so seq \(from ?? 0) names no change here",
+                hint: "watch from 0 and skip the keys whose version (timestamp, origin) and change you already processed; `rumor watch` does this itself when it reconnects")
+        }
         let start: UInt64
         do {
             start = try node.watchStart(from: from)
@@ -205,6 +211,7 @@ extension Agent {
             var snapshot = EntrySnapshot(change.entry.isValueOnDisk ? loaded[change.entry.key] ?? change.entry : change.entry)
             snapshot.seq = change.sequence
             snapshot.change = change.kind.rawValue
+            snapshot.epoch = changeLogEpoch
             if change.kind != .put {
                 snapshot.value = nil
                 snapshot.valueBase64 = nil
