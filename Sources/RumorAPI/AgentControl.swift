@@ -56,7 +56,7 @@ public protocol AgentControl: Sendable {
     /// `from` were forgotten, `watch_ahead` when `from` is beyond the log, and
     /// `watch_epoch_changed` when `epoch` (the epoch `from` was read in) is not this change
     /// log's: the agent restarted without its log, so `from` means nothing here.
-    func watch(prefix: String, from: UInt64?, epoch: String?) async throws -> AsyncThrowingStream<[EntrySnapshot], any Error>
+    func watch(prefix: String, from: UInt64?, epoch: String?) async throws -> WatchOpening
     /// Ends every open watch (the API is shutting down).
     func endWatches() async
     /// A summary of the replicated state.
@@ -169,6 +169,22 @@ public struct EntryList: Codable, Sendable, Hashable {
         self.entries = entries
         self.seq = seq
         self.epoch = epoch
+    }
+}
+
+/// An open watch: where the change log stood when it opened, and its changes.
+public struct WatchOpening: Sendable {
+    /// The change log's epoch.
+    public var epoch: String
+    /// The log's last seq when the watch opened: a watch from 0 has replayed every key once it
+    /// passes it (the API sends it as `Rumor-Watch-Position`, the epoch as `Rumor-Watch-Epoch`).
+    public var position: UInt64
+    public var changes: AsyncThrowingStream<[EntrySnapshot], any Error>
+
+    public init(epoch: String, position: UInt64, changes: AsyncThrowingStream<[EntrySnapshot], any Error>) {
+        self.epoch = epoch
+        self.position = position
+        self.changes = changes
     }
 }
 

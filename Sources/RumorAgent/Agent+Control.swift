@@ -167,7 +167,7 @@ extension Agent {
 
     // MARK: - Watching
 
-    public func watch(prefix: String, from: UInt64?, epoch: String?) async throws -> AsyncThrowingStream<[EntrySnapshot], any Error> {
+    public func watch(prefix: String, from: UInt64?, epoch: String?) async throws -> WatchOpening {
         if let epoch, epoch != changeLogEpoch, from != nil {
             throw AgentError(
                 code: .watchEpochChanged,
@@ -183,8 +183,10 @@ extension Agent {
         let (id, wakeups, wake) = watches.open()
         wake.onTermination = { [weak self] _ in Task { await self?.closeWatch(id) } }
         counters.add("watches_opened")
-        let session = WatchSession(agent: self, prefix: prefix, cursor: start, wakeups: wakeups)
-        return AsyncThrowingStream { try await session.next() }
+        let session = WatchSession(
+            agent: self, prefix: prefix, cursor: start, replayingThrough: start == 0 ? node.changes.compactedThrough : 0, wakeups: wakeups)
+        return WatchOpening(
+            epoch: changeLogEpoch, position: node.changes.last, changes: AsyncThrowingStream { try await session.next() })
     }
 
     public func endWatches() async {
@@ -197,10 +199,10 @@ extension Agent {
 
     /// The latest changes after `sequence` under `prefix` (a bounded batch), as watchers see
     /// them, and the sequence number to continue from.
-    func watchBatch(after sequence: UInt64, prefix: String) throws -> (changes: [EntrySnapshot], through: UInt64) {
+    func watchBatch(after sequence: UInt64, prefix: String, replaying: Bool) throws -> (changes: [EntrySnapshot], through: UInt64) {
         let batch: (changes: [Node.WatchedChange], through: UInt64)
         do {
-            batch = try node.watchBatch(after: sequence, prefix: prefix, at: time)
+            batch = try node.watchBatch(after: sequence, prefix: prefix, replaying: replaying, at: time)
         } catch {
             throw AgentError(error)
         }

@@ -47,7 +47,8 @@ public struct Watch: Sendable {
     public private(set) var last: UInt64?
     /// The epoch of the change log `last` is a position in (nil: not known yet).
     public private(set) var epoch: String?
-    /// Each key's last version and change handed over: what a replay must not repeat.
+    /// Each key's last version and change handed over, or seen when the watch started: what a
+    /// replay must not repeat.
     public private(set) var delivered = DeliveredChanges()
     /// Streams opened so far: once one has, a failure to connect means "the agent went away".
     var opened = 0
@@ -101,7 +102,7 @@ public struct Watch: Sendable {
             // handing over only the changes not handed over yet.
             guard opened > 0, ["watch_ahead", "watch_compacted", "watch_epoch_changed"].contains(error.code) else { throw error }
             Output.printError(
-                "rumor watch: the agent's change log no longer holds seq \(last.map(String.init) ?? "-") (\(error.code)); replaying every key from seq 0, printing only changes not printed yet (\(delivered.count) keys printed so far)")
+                "rumor watch: the agent's change log no longer holds seq \(last.map(String.init) ?? "-") (\(error.code)); replaying every key from seq 0, printing only changes not printed yet (\(delivered.count) keys known)")
             last = 0
             epoch = nil
             try open(receive)
@@ -109,9 +110,14 @@ public struct Watch: Sendable {
     }
 
     private mutating func open(_ receive: (String) -> Void) throws(CLIError) {
+        // Started with new changes only: replay every key first, silently, to learn the version
+        // each key has now, so that a replay after a restart does not print keys that were there
+        // before the watch started and never changed.
+        let baseline = last == nil
         let connection = try HTTPConnection(address: client.address, timeout: 5)
         connection.setReadTimeout(nil)
-        let target = "/v1/kv/watch" + APIClient.query([("prefix", prefix), ("from", last.map(String.init)), ("epoch", last == nil ? nil : epoch)])
+        let target = "/v1/kv/watch"
+            + APIClient.query([("prefix", prefix), ("from", String(last ?? 0)), ("epoch", baseline ? nil : epoch)])
         try connection.send(method: "GET", target: target, accept: "application/x-ndjson", token: client.token, body: nil)
         let head = try connection.readHead()
         guard head.status == 200 else {
@@ -121,10 +127,13 @@ public struct Watch: Sendable {
             throw client.json ? error : CLIError(code: error.code, message: error.message, hint: error.hint)
         }
         opened += 1
+        let position = head.fields["rumor-watch-position"].flatMap { UInt64($0) }
+        // The replay up to here only teaches versions (an agent that does not say: nothing is silent).
+        let silentThrough = baseline ? position ?? 0 : 0
         var pending: [UInt8] = []
         var lines = ""
-        var last = self.last
-        var epoch = self.epoch
+        var last = baseline ? position : self.last
+        var epoch = head.fields["rumor-watch-epoch"] ?? self.epoch
         // Moved out (not copied) so recording a key does not copy every other.
         var delivered = self.delivered
         self.delivered = DeliveredChanges()
@@ -149,9 +158,10 @@ public struct Watch: Sendable {
                     throw asJSON ? CLIError(code: error.code, message: error.message, hint: error.hint, answered: line) : error
                 }
                 let fields = WatchLine(slice)
-                if let seq = fields.seq { last = seq }
+                let seq = fields.seq ?? 0
+                last = max(last ?? 0, seq)
                 if let lineEpoch = fields.epoch { epoch = lineEpoch }
-                if delivered.admit(fields) { lines += line + "\n" }
+                if delivered.admit(fields), seq > silentThrough { lines += line + "\n" }
             }
             if !lines.isEmpty { receive(lines) }
             lines = ""

@@ -246,12 +246,15 @@ extension APIRoute {
         }
         let events = request.headers[.accept]?.contains("text/event-stream") == true
         let epoch = request.uri.queryParameters.get("epoch")
-        let changes = try await control.watch(prefix: prefix, from: from, epoch: epoch)
+        let opening = try await control.watch(prefix: prefix, from: from, epoch: epoch)
         return Response(
             status: .ok,
-            headers: [.contentType: events ? "text/event-stream" : "application/x-ndjson", .cacheControl: "no-cache"],
+            headers: [
+                .contentType: events ? "text/event-stream" : "application/x-ndjson", .cacheControl: "no-cache",
+                APIServer.watchEpoch: opening.epoch, APIServer.watchPosition: String(opening.position),
+            ],
             body: ResponseBody { writer in
-                try await APIServer.streamChanges(changes, asServerSentEvents: events, to: &writer)
+                try await APIServer.streamChanges(opening.changes, asServerSentEvents: events, to: &writer)
             })
     }
 
