@@ -27,32 +27,46 @@ struct DeliveredChangesTests {
 
     @Test func whenAReplayRepeatsAPrintedChange_itIsSkipped() {
         var delivered = DeliveredChanges()
-        #expect(delivered.admit(Self.line("k", "100.0")))
-        #expect(!delivered.admit(Self.line("k", "100.0", seq: 7, epoch: "e2")), "same version and change from a new change log")
+        let admitted1 = delivered.admit(Self.line("k", "100.0"))
+        #expect(admitted1)
+        let admitted2 = delivered.admit(Self.line("k", "100.0", seq: 7, epoch: "e2"))
+        #expect(!admitted2, "same version and change from a new change log")
     }
 
     @Test func whenTheVersionIsNewer_itIsPrinted() {
         var delivered = DeliveredChanges()
-        #expect(delivered.admit(Self.line("k", "100.0")))
-        #expect(delivered.admit(Self.line("k", "100.1")), "a later logical tick")
-        #expect(delivered.admit(Self.line("k", "101.0", change: "delete")))
-        #expect(delivered.admit(Self.line("k", "101.0", origin: "n2")), "same time, a writer that wins the tie")
+        let admitted3 = delivered.admit(Self.line("k", "100.0"))
+        #expect(admitted3)
+        let admitted4 = delivered.admit(Self.line("k", "100.1"))
+        #expect(admitted4, "a later logical tick")
+        let admitted5 = delivered.admit(Self.line("k", "101.0", change: "delete"))
+        #expect(admitted5)
+        let admitted6 = delivered.admit(Self.line("k", "101.0", origin: "n2"))
+        #expect(admitted6, "same time, a writer that wins the tie")
     }
 
     @Test func whenTheSameVersionExpiresOrDeparts_itIsPrintedOnce() {
         var delivered = DeliveredChanges()
-        #expect(delivered.admit(Self.line("ttl", "100.0")))
-        #expect(delivered.admit(Self.line("ttl", "100.0", change: "expire")))
-        #expect(!delivered.admit(Self.line("ttl", "100.0", change: "expire")), "an expiry reported again after a restart")
-        #expect(delivered.admit(Self.line("p", "100.0", change: "depart")))
-        #expect(delivered.admit(Self.line("p", "100.0", change: "put")), "its writer came back")
+        let admitted7 = delivered.admit(Self.line("ttl", "100.0"))
+        #expect(admitted7)
+        let admitted8 = delivered.admit(Self.line("ttl", "100.0", change: "expire"))
+        #expect(admitted8)
+        let admitted9 = delivered.admit(Self.line("ttl", "100.0", change: "expire"))
+        #expect(!admitted9, "an expiry reported again after a restart")
+        let admitted10 = delivered.admit(Self.line("p", "100.0", change: "depart"))
+        #expect(admitted10)
+        let admitted11 = delivered.admit(Self.line("p", "100.0", change: "put"))
+        #expect(admitted11, "its writer came back")
     }
 
     @Test func whenAReplicaCatchingUpShowsAnOlderVersion_itIsSkipped() {
         var delivered = DeliveredChanges()
-        #expect(delivered.admit(Self.line("k", "200.0")))
-        #expect(!delivered.admit(Self.line("k", "150.3")))
-        #expect(!delivered.admit(Self.line("k", "200.0")), "the printed version arriving later")
+        let admitted12 = delivered.admit(Self.line("k", "200.0"))
+        #expect(admitted12)
+        let admitted13 = delivered.admit(Self.line("k", "150.3"))
+        #expect(!admitted13)
+        let admitted14 = delivered.admit(Self.line("k", "200.0"))
+        #expect(!admitted14, "the printed version arriving later")
     }
 
     @Test func versionsOrderByMillisecondsThenLogicalThenOrigin() throws {
@@ -66,7 +80,9 @@ struct DeliveredChangesTests {
 
     @Test func aLineWithoutAVersion_isAlwaysNews() {
         var delivered = DeliveredChanges()
-        #expect(delivered.admit(WatchLine(#"{"something":"else"}"#)))
-        #expect(delivered.admit(WatchLine(#"{"something":"else"}"#)))
+        let admitted15 = delivered.admit(WatchLine(#"{"something":"else"}"#))
+        #expect(admitted15)
+        let admitted16 = delivered.admit(WatchLine(#"{"something":"else"}"#))
+        #expect(admitted16)
     }
 }
