@@ -53,8 +53,10 @@ public protocol AgentControl: Sendable {
     /// Changes to keys under `prefix` after change-log position `from` (nil: from now on), in
     /// batches, oldest first, each key at its latest state; then new changes as they happen.
     /// The stream ends when the agent shuts down. Throws `watch_compacted` when changes after
-    /// `from` were forgotten, `watch_ahead` when `from` is beyond the log.
-    func watch(prefix: String, from: UInt64?) async throws -> AsyncThrowingStream<[EntrySnapshot], any Error>
+    /// `from` were forgotten, `watch_ahead` when `from` is beyond the log, and
+    /// `watch_epoch_changed` when `epoch` (the epoch `from` was read in) is not this change
+    /// log's: the agent restarted without its log, so `from` means nothing here.
+    func watch(prefix: String, from: UInt64?, epoch: String?) async throws -> WatchOpening
     /// Ends every open watch (the API is shutting down).
     func endWatches() async
     /// A summary of the replicated state.
@@ -198,10 +200,29 @@ public struct CatchUpStatus: Codable, Sendable, Hashable {
 public struct EntryList: Codable, Sendable, Hashable {
     public var entries: [EntrySnapshot]
     public var seq: UInt64
+    /// The change log's epoch: `seq` means the same changes only within it (watch with both).
+    public var epoch: String?
 
-    public init(entries: [EntrySnapshot], seq: UInt64) {
+    public init(entries: [EntrySnapshot], seq: UInt64, epoch: String? = nil) {
         self.entries = entries
         self.seq = seq
+        self.epoch = epoch
+    }
+}
+
+/// An open watch: where the change log stood when it opened, and its changes.
+public struct WatchOpening: Sendable {
+    /// The change log's epoch.
+    public var epoch: String
+    /// The log's last seq when the watch opened: a watch from 0 has replayed every key once it
+    /// passes it (the API sends it as `Rumor-Watch-Position`, the epoch as `Rumor-Watch-Epoch`).
+    public var position: UInt64
+    public var changes: AsyncThrowingStream<[EntrySnapshot], any Error>
+
+    public init(epoch: String, position: UInt64, changes: AsyncThrowingStream<[EntrySnapshot], any Error>) {
+        self.epoch = epoch
+        self.position = position
+        self.changes = changes
     }
 }
 
@@ -228,6 +249,9 @@ public struct EntrySnapshot: Codable, Sendable, Hashable {
     /// In `watch`: what happened: `put`, `delete`, `expire` (time to live ran out) or `depart`
     /// (an ephemeral value's writer failed or left).
     public var change: String?
+    /// In `watch`: the change log's epoch. `seq` orders changes only within one epoch; an agent
+    /// that restarts without its change log (no data dir, or after a crash) starts a new one.
+    public var epoch: String?
 
     public init(_ entry: Entry) {
         key = entry.key

@@ -32,6 +32,8 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
     case needsSerf = "needs_serf"
     case watchCompacted = "watch_compacted"
     case watchAhead = "watch_ahead"
+    /// A watch resumed with the epoch of a change log the agent no longer has.
+    case watchEpochChanged = "watch_epoch_changed"
     case encryptionDisabled = "encryption_disabled"
     case encryptionMigrating = "encryption_migrating"
     // Other nodes did not (all) answer.
@@ -60,6 +62,7 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
     case badResponse = "bad_response"
     case agentFailed = "agent_failed"
     case watchEnded = "watch_ended"
+    case eventsEnded = "events_ended"
     case writeFailed = "write_failed"
 
     /// The HTTP status of an API answer carrying this code: 4xx when the request (or the node's
@@ -71,7 +74,7 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
         case .unauthorized: 401
         case .notFound, .keyNotFound, .unknownNode: 404
         case .left, .watchAhead, .encryptionDisabled, .encryptionMigrating, .needsSerf: 409
-        case .watchCompacted: 410
+        case .watchCompacted, .watchEpochChanged: 410
         case .tooLarge: 413
         case .peerUnknown: 404
         case .joinFailed, .keyringPartial, .trustRefused: 502
@@ -79,7 +82,7 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
         case .replicationTimeout: 504
         case .storageFull: 507
         case .badAnswer, .badConfig, .badKeyring, .keyringNotSaved, .storageFailed, .storageCorrupt, .bindFailed,
-            .internal, .badArguments, .agentUnreachable, .badResponse, .agentFailed, .watchEnded, .writeFailed:
+            .internal, .badArguments, .agentUnreachable, .badResponse, .agentFailed, .watchEnded, .eventsEnded, .writeFailed:
             500
         }
     }

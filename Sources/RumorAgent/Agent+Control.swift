@@ -178,12 +178,18 @@ extension Agent {
             snapshot.seq = node.replication.store.sequence(of: entry.key)
             return snapshot
         }
-        return EntryList(entries: entries, seq: node.changes.last)
+        return EntryList(entries: entries, seq: node.changes.last, epoch: changeLogEpoch)
     }
 
     // MARK: - Watching
 
-    public func watch(prefix: String, from: UInt64?) async throws -> AsyncThrowingStream<[EntrySnapshot], any Error> {
+    public func watch(prefix: String, from: UInt64?, epoch: String?) async throws -> WatchOpening {
+        if let epoch, epoch != changeLogEpoch, from != nil {
+            throw AgentError(
+                code: .watchEpochChanged,
+                message: "this agent's change log is a new one (epoch \(changeLogEpoch), not \(epoch)): it restarted without its log (no --data-dir, or after a crash), so seq \(from ?? 0) names no change here",
+                hint: "watch from 0 and skip the keys whose version (timestamp, origin) and change you already processed; `rumor watch` does this itself when it reconnects")
+        }
         let start: UInt64
         do {
             start = try node.watchStart(from: from)
@@ -193,8 +199,10 @@ extension Agent {
         let (id, wakeups, wake) = watches.open()
         wake.onTermination = { [weak self] _ in Task { await self?.closeWatch(id) } }
         counters.add("watches_opened")
-        let session = WatchSession(agent: self, prefix: prefix, cursor: start, wakeups: wakeups)
-        return AsyncThrowingStream { try await session.next() }
+        let session = WatchSession(
+            agent: self, prefix: prefix, cursor: start, replayingThrough: start == 0 ? node.changes.compactedThrough : 0, wakeups: wakeups)
+        return WatchOpening(
+            epoch: changeLogEpoch, position: node.changes.last, changes: AsyncThrowingStream { try await session.next() })
     }
 
     public func endWatches() async {
@@ -207,10 +215,10 @@ extension Agent {
 
     /// The latest changes after `sequence` under `prefix` (a bounded batch), as watchers see
     /// them, and the sequence number to continue from.
-    func watchBatch(after sequence: UInt64, prefix: String) throws -> (changes: [EntrySnapshot], through: UInt64) {
+    func watchBatch(after sequence: UInt64, prefix: String, replaying: Bool) throws -> (changes: [EntrySnapshot], through: UInt64) {
         let batch: (changes: [Node.WatchedChange], through: UInt64)
         do {
-            batch = try node.watchBatch(after: sequence, prefix: prefix, at: time)
+            batch = try node.watchBatch(after: sequence, prefix: prefix, replaying: replaying, at: time)
         } catch {
             throw AgentError(error)
         }
@@ -221,6 +229,7 @@ extension Agent {
             var snapshot = EntrySnapshot(change.entry.isValueOnDisk ? loaded[change.entry.key] ?? change.entry : change.entry)
             snapshot.seq = change.sequence
             snapshot.change = change.kind.rawValue
+            snapshot.epoch = changeLogEpoch
             if change.kind != .put {
                 snapshot.value = nil
                 snapshot.valueBase64 = nil

@@ -29,6 +29,8 @@ public actor Agent: Service, AgentControl {
     private let origin: ContinuousClock.Instant
 
     var node: Node
+    /// This change log's epoch: watchers' seqs are comparable only within it (see `CleanStop`).
+    nonisolated let changeLogEpoch: String
     /// The durable copy of the key-value state; nil when running in memory (no --data-dir).
     let storage: EntryStorage?
     var counters = AgentCounters()
@@ -104,8 +106,18 @@ public actor Agent: Service, AgentControl {
                 from: storage, directory: directory, settings: configuration.replication,
                 wallMilliseconds: time.wallMilliseconds, logger: logger)
             self.storage = storage
+            let stop = CleanStop.take(from: directory, lastSeq: saved.changes.last)
+            let epoch = stop?.epoch ?? CleanStop.newEpoch()
+            self.changeLogEpoch = epoch
+            saved.expiryReportedThrough = stop?.expiryReportedThrough
+            if stop == nil, saved.changes.last > 0 {
+                logger.info(
+                    "the previous agent did not stop cleanly: the change log takes a new epoch (watchers resume by version)",
+                    metadata: ["epoch": "\(epoch)"])
+            }
         } else {
             self.storage = nil
+            self.changeLogEpoch = CleanStop.newEpoch()
         }
         var membership = configuration.membership
         membership.versions = configuration.gossipProtocol.versions
@@ -202,6 +214,16 @@ public actor Agent: Service, AgentControl {
     private func closeSockets() async {
         stopped = true
         execute(node.shutDown(at: time))
+        if let storage, !storageHealth.failing {
+            // Every change is saved: the next start may keep this epoch (watchers resume by seq).
+            do {
+                try CleanStop(
+                    epoch: changeLogEpoch, expiryReportedThrough: node.replication.expiryReportedThrough, lastSeq: node.changes.last
+                ).save(in: storage.directory)
+            } catch {
+                logger.warning("cannot record the clean stop; watchers will resume by version after the restart: \(error)")
+            }
+        }
         let stopping = NodeError(.left, "the agent is stopping", hint: "restart the agent")
         for (_, continuation) in pending { continuation.resume(returning: .failed(stopping)) }
         pending = [:]

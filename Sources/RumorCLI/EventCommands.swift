@@ -1,5 +1,13 @@
 import ArgumentParser
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// `rumor event NAME [PAYLOAD]`: a Serf user event to every node, Serf agents included.
 public struct EventCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
@@ -30,12 +38,84 @@ public struct EventCommand: ParsableCommand {
 public struct EventsCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "events", abstract: "Print user events (and queries received) as they arrive, one JSON object per line (NDJSON).",
-        discussion: "Each line: {\"event\":\"user\" or \"query\",\"name\",\"payload\",\"ltime\",\"coalesce\"}. Ends when the agent stops.")
+        discussion: """
+            Each line: {"event":"user" or "query","name","payload","ltime","coalesce"}. When the \
+            agent stops, it waits for it (noted once on stderr) and goes on with the events the \
+            agent delivers once it is back; events sent while no agent ran are not shown (an agent \
+            does not replay events from before it started). --no-reconnect ends it instead.
+            """)
     @OptionGroup var options: ClientOptions
+    @Flag(help: "End (with events_ended) when the agent stops, instead of waiting for it to come back.")
+    var noReconnect = false
     public init() {}
 
     public func run() throws {
-        try followLines(options.client, target: "/v1/events", accept: "application/x-ndjson")
+        var events = EventStream(client: options.client)
+        try events.follow(reconnect: !noReconnect) { lines in Output.write(lines, to: 1) }
+    }
+}
+
+/// The stream of user events behind `rumor events`: follows one agent across its restarts.
+///
+/// Events are not resumable: an agent delivers each event once, to the streams open when it
+/// arrives, and a restarted agent does not replay the events from before it started (as a Serf
+/// agent that joins). So a reconnected stream goes on with new events, and the ones sent while
+/// no agent ran are not shown; nothing is shown twice.
+struct EventStream {
+    let client: APIClient
+    /// Streams opened so far: once one has, a failure to connect means "the agent went away".
+    var opened = 0
+
+    /// Hands whole NDJSON lines to `receive` as they arrive. With `reconnect`, an agent that
+    /// stops (gracefully or not) is polled for every 0.1–2 s, noted once on stderr per outage;
+    /// without, the stream ends with `events_ended`.
+    /// - Throws: `CLIError`: the agent's refusal, `agent_unreachable` before the first stream,
+    ///   or `events_ended` without `reconnect`.
+    mutating func follow(reconnect: Bool, _ receive: (String) -> Void) throws(CLIError) {
+        var pause = 0.1
+        var notedAfterOpening = 0
+        while true {
+            do {
+                try open(receive)
+            } catch {
+                // Past the first stream, the agent going away (mid-stream, or not back yet) is
+                // not an error of the stream: its message (and errno) is not shown.
+                guard opened > 0, error.code == "agent_unreachable" else { throw error }
+            }
+            guard reconnect else {
+                throw CLIError(
+                    code: "events_ended", message: "the agent at \(client.address) stopped: the event stream ended",
+                    hint: "run `rumor events` again once it is back (without --no-reconnect it waits by itself); events sent meanwhile are not shown")
+            }
+            if notedAfterOpening != opened {
+                notedAfterOpening = opened
+                pause = 0.1
+                Output.printError(
+                    "rumor events: the agent at \(client.address) ended the event stream; waiting for it (events sent until it is back are not shown)")
+            }
+            usleep(UInt32(pause * 1_000_000))
+            pause = min(pause * 2, 2)
+        }
+    }
+
+    private mutating func open(_ receive: (String) -> Void) throws(CLIError) {
+        let connection = try HTTPConnection(address: client.address, timeout: 5)
+        connection.setReadTimeout(nil)
+        try connection.send(
+            method: "GET", target: "/v1/events", accept: client.json ? "application/json" : "application/x-ndjson",
+            token: client.token, body: nil)
+        let head = try connection.readHead()
+        guard head.status == 200 else {
+            throw client.agentError(String(decoding: try connection.readBody(head), as: UTF8.self))
+        }
+        opened += 1
+        var pending: [UInt8] = []
+        try connection.streamBody(head) { (bytes: [UInt8]) throws(CLIError) in
+            pending += bytes
+            guard let end = pending.lastIndex(of: UInt8(ascii: "\n")) else { return }
+            receive(String(decoding: pending[...end], as: UTF8.self))
+            pending.removeFirst(end + 1)
+        }
     }
 }
 

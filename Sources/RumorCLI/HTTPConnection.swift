@@ -18,6 +18,8 @@ final class HTTPConnection {
         var contentType: String
         var contentLength: Int?
         var chunked: Bool
+        /// The other headers, by lowercased name.
+        var fields: [String: String] = [:]
     }
 
     private let descriptor: Int32
@@ -170,7 +172,7 @@ final class HTTPConnection {
             case "content-type": head.contentType = String(value)
             case "content-length": head.contentLength = Int(value)
             case "transfer-encoding": head.chunked = value.lowercased().contains("chunked")
-            default: break
+            default: head.fields[name] = String(value)
             }
         }
         return head

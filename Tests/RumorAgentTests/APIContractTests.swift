@@ -17,7 +17,7 @@ struct APIContractTests {
         let statuses: [String: Int] = [
             "bad_request": 400, "bad_address": 400, "bad_key": 400, "empty_key": 400, "key_too_long": 400,
             "value_too_large": 400, "tags_too_large": 400, "event_too_large": 400, "unauthorized": 401, "not_found": 404, "key_not_found": 404, "left": 409,
-            "watch_ahead": 409, "encryption_disabled": 409, "encryption_migrating": 409, "watch_compacted": 410,
+            "watch_ahead": 409, "encryption_disabled": 409, "encryption_migrating": 409, "watch_compacted": 410, "watch_epoch_changed": 410,
             "too_large": 413,
             "join_failed": 502, "keyring_partial": 502, "replication_timeout": 504, "storage_full": 507,
             "peer_unknown": 404, "trust_refused": 502, "pilot_unavailable": 503, "query_too_large": 400, "unknown_node": 404, "needs_serf": 409,

@@ -107,3 +107,38 @@ struct ReplicationVisibilityTests {
         #expect(reader.member("a", runs: next).isEmpty, "a new process of the same node revives nothing")
     }
 }
+
+struct RestartExpiryTests {
+    /// A value with a 1 s time to live, written at `NodeRuleTests.time(0)`, in a store a node restarts from.
+    static func storeWithExpiringValue() throws -> KeyValueStore {
+        var writer = Replication(localName: "a", seed: 1)
+        _ = try writer.write(
+            key: "ttl", value: [1], timeToLive: .seconds(1), wallMilliseconds: NodeRuleTests.time(0).wallMilliseconds, peers: [])
+        return writer.store
+    }
+
+    static func restarted(_ saved: SavedState, at milliseconds: Int64) -> Node {
+        Node(
+            name: "a", address: NodeRuleTests.a, settings: NodeSettings(), seeds: NodeSeeds(membership: 1, replication: 2),
+            restoring: saved, at: NodeRuleTests.time(milliseconds))
+    }
+
+    @Test func whenRestartedAfterACrash_anExpiryBeforeTheStartIsNotReportedAgain() throws {
+        var node = Self.restarted(SavedState(store: try Self.storeWithExpiringValue()), at: 5_000)
+        let before = node.changes.last
+        _ = node.timerFired(.antiEntropy, at: NodeRuleTests.time(6_000))
+        #expect(node.changes.last == before, "the previous process reported it (or a replay shows it as expire)")
+    }
+
+    @Test func whenRestartedAfterACleanStop_anExpiryWhileStoppedIsReportedOnce() throws {
+        var saved = SavedState(store: try Self.storeWithExpiringValue())
+        saved.expiryReportedThrough = NodeRuleTests.time(500).wallMilliseconds
+        var node = Self.restarted(saved, at: 5_000)
+        let before = node.changes.last
+        _ = node.timerFired(.antiEntropy, at: NodeRuleTests.time(6_000))
+        let (changes, _) = try node.watchBatch(after: before, prefix: "", at: NodeRuleTests.time(6_000))
+        #expect(changes.map(\.kind) == [.expire])
+        _ = node.timerFired(.antiEntropy, at: NodeRuleTests.time(7_000))
+        #expect(node.changes.last == before + 1, "reported once")
+    }
+}

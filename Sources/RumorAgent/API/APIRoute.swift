@@ -173,6 +173,9 @@ extension APIRoute {
                 query: [
                     .init(name: "prefix", description: "Only keys that start with it; default all."),
                     .init(name: "from", description: "Replay changes after this seq first (0: every key); default: only new changes."),
+                    .init(
+                        name: "epoch",
+                        description: "The change-log epoch `from` was read in (each line's `epoch`): if the agent's log is a new one (restarted without --data-dir, or after a crash), the watch is refused with watch_epoch_changed instead of resuming at a seq that names other changes. Delivery is at least once: after a replay, skip the keys whose timestamp, origin and change you already processed."),
                 ],
                 answer: .entryStream),
             handle: watch),
@@ -228,7 +231,7 @@ extension APIRoute {
         return "routes: GET \(paths(.get)); POST \(paths(.post))"
     }()
 
-    /// `GET /v1/kv/watch?prefix=…&from=SEQ`: NDJSON, or server-sent events with
+    /// `GET /v1/kv/watch?prefix=…&from=SEQ&epoch=E`: NDJSON, or server-sent events with
     /// `Accept: text/event-stream`, resumable with `Last-Event-ID`.
     private static func watch(_ request: Request, _ control: any AgentControl) async throws -> Response {
         let prefix = request.uri.queryParameters.get("prefix") ?? ""
@@ -242,12 +245,16 @@ extension APIRoute {
             from = value
         }
         let events = request.headers[.accept]?.contains("text/event-stream") == true
-        let changes = try await control.watch(prefix: prefix, from: from)
+        let epoch = request.uri.queryParameters.get("epoch")
+        let opening = try await control.watch(prefix: prefix, from: from, epoch: epoch)
         return Response(
             status: .ok,
-            headers: [.contentType: events ? "text/event-stream" : "application/x-ndjson", .cacheControl: "no-cache"],
+            headers: [
+                .contentType: events ? "text/event-stream" : "application/x-ndjson", .cacheControl: "no-cache",
+                APIServer.watchEpoch: opening.epoch, APIServer.watchPosition: String(opening.position),
+            ],
             body: ResponseBody { writer in
-                try await APIServer.streamChanges(changes, asServerSentEvents: events, to: &writer)
+                try await APIServer.streamChanges(opening.changes, asServerSentEvents: events, to: &writer)
             })
     }
 

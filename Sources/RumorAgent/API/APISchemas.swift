@@ -89,10 +89,14 @@ enum APISchemas {
                 "replicas": array(of: ["type": "string"], "For a put with wait: the nodes known to hold it, the writer first."),
                 "seq": integer("The key's position in this node's change log (list and watch)."),
                 "change": choice(["put", "delete", "expire", "depart"], "In watch: what happened."),
+                "epoch": string("In watch: the change log's epoch; seq orders changes only within one epoch (resume with from=seq&epoch=epoch)."),
             ], required: ["key", "deleted", "timestamp", "origin", "ephemeral"])),
         ("EntryList", object(
             "Live entries and the change-log position they reflect (watch from there to follow them).",
-            ["entries": array(of: reference("Entry"), "Sorted by key."), "seq": integer("Change-log position.")],
+            [
+                "entries": array(of: reference("Entry"), "Sorted by key."), "seq": integer("Change-log position."),
+                "epoch": string("The change log's epoch (watch with from=seq&epoch=epoch)."),
+            ],
             required: ["entries", "seq"])),
         ("StateStatus", object(
             "The replicated state at a glance.",

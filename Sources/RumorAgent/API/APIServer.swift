@@ -59,6 +59,9 @@ public struct APIServer: Service {
     }
 
     static let lastEventID = HTTPField.Name("Last-Event-ID")!
+    /// On a watch: the change log's epoch, and its last seq when the watch opened.
+    static let watchEpoch = HTTPField.Name("Rumor-Watch-Epoch")!
+    static let watchPosition = HTTPField.Name("Rumor-Watch-Position")!
 
     /// Writes each change as an NDJSON line or a server-sent event (`id:` is its seq). An error
     /// mid-stream (the reader fell behind compaction) becomes a final error envelope line.

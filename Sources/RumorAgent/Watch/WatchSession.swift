@@ -6,19 +6,23 @@ actor WatchSession {
     let agent: Agent
     let prefix: String
     var cursor: UInt64
+    /// A watch from 0 replays every key the agent knows: until its cursor passes what was
+    /// forgotten when it started, forgotten keys do not concern it.
+    let replayingThrough: UInt64
     var wakeups: AsyncStream<Void>.AsyncIterator
 
-    init(agent: Agent, prefix: String, cursor: UInt64, wakeups: AsyncStream<Void>) {
+    init(agent: Agent, prefix: String, cursor: UInt64, replayingThrough: UInt64, wakeups: AsyncStream<Void>) {
         self.agent = agent
         self.prefix = prefix
         self.cursor = cursor
+        self.replayingThrough = replayingThrough
         self.wakeups = wakeups.makeAsyncIterator()
     }
 
     /// The next batch of changes; nil once the agent ends the watch (shutting down).
     func next() async throws -> [EntrySnapshot]? {
         while true {
-            let (batch, through) = try await agent.watchBatch(after: cursor, prefix: prefix)
+            let (batch, through) = try await agent.watchBatch(after: cursor, prefix: prefix, replaying: cursor < replayingThrough)
             cursor = through
             if !batch.isEmpty { return batch }
             var iterator = wakeups

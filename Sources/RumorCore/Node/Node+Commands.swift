@@ -301,7 +301,9 @@ extension Node {
 
     // MARK: - Watching
 
-    /// Checks that changes after `sequence` can be followed; returns where to start.
+    /// Checks that changes after `sequence` can be followed; returns where to start. From 0 they
+    /// always can: a reader that has seen nothing misses nothing in a forgotten key (its
+    /// tombstone was collected), so the replay is every key this node still knows.
     /// - Throws: `watch_ahead` beyond the log, `watch_compacted` when some were forgotten.
     public func watchStart(from sequence: UInt64?) throws(NodeError) -> UInt64 {
         let start = sequence ?? changes.last
@@ -310,7 +312,7 @@ extension Node {
                 .watchAhead, "seq \(start) is beyond this agent's change log, which ends at \(changes.last)",
                 hint: "the agent may have restarted without --data-dir; list again and watch from the seq it returns")
         }
-        try checkResumable(from: start)
+        if start > 0 { try checkResumable(from: start) }
         return start
     }
 
@@ -335,11 +337,12 @@ extension Node {
     }
 
     /// The latest changes after `sequence` under `prefix` (at most `limit`), and the sequence to
-    /// continue from.
-    public func watchBatch(after sequence: UInt64, prefix: String, limit: Int = 512, at time: NodeTime)
+    /// continue from. `replaying`: the watch started from 0 and has not passed what was
+    /// forgotten when it started, so forgotten keys do not concern it (see `watchStart`).
+    public func watchBatch(after sequence: UInt64, prefix: String, limit: Int = 512, replaying: Bool = false, at time: NodeTime)
         throws(NodeError) -> (changes: [WatchedChange], through: UInt64)
     {
-        try checkResumable(from: sequence)
+        if !replaying { try checkResumable(from: sequence) }
         let store = replication.store
         let (found, through) = changes.changes(after: sequence, prefix: prefix, limit: limit) { store.sequence(of: $0) }
         let batch = found.compactMap { change -> WatchedChange? in

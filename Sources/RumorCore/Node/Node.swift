@@ -100,6 +100,7 @@ public struct Node: Sendable {
             meta: Self.advertisedMeta(tags, generation: replication.localWriter.generation, as: settings.tagFormat),
             settings: settings.membership, seed: seeds.membership, now: time.now)
         self.replication.localAddress = address
+        self.replication.expiryReportedThrough = saved.expiryReportedThrough ?? time.wallMilliseconds
         self.changes = saved.changes
         self.lastSynced = saved.lastSynced
         self.pushPullLimiter = RateLimiter(burst: settings.pushPullBurst, perSecond: settings.pushPullPerSecond)
@@ -268,6 +269,10 @@ public struct SavedState: Sendable {
     public var store: KeyValueStore
     public var changes: ChangeLog
     public var lastSynced: UInt64?
+    /// How far the previous process had reported expiries, when it stopped cleanly; nil (after
+    /// a crash, or with no saved state) starts reporting from the node's start: an expiry before
+    /// it shows as `expire` only to a watch that replays (its change log is new to watchers).
+    public var expiryReportedThrough: UInt64?
 
     public init(store: KeyValueStore = KeyValueStore(), changes: ChangeLog = ChangeLog(), lastSynced: UInt64? = nil) {
         self.store = store

@@ -70,8 +70,10 @@ public struct Replication: Sendable {
     private var acknowledgements: [Version: Set<String>] = [:]
     /// Retries left for this round's pull, while it is unanswered (nil: answered or none sent).
     var pullRetriesLeft: Int?
-    /// Values whose time to live ran out up to here have been reported as `expired`.
-    private var expiryReportedThrough: UInt64 = 0
+    /// Values whose time to live ran out up to here (wall milliseconds) have been reported as
+    /// `expired`. A node starts it at its start time, or where its previous process stopped
+    /// cleanly (`SavedState.expiryReportedThrough`), so an expiry is never reported twice.
+    public internal(set) var expiryReportedThrough: UInt64 = 0
     /// Where this node sits on the broadcast tree's address ring (set by the node; nil places
     /// it before every peer).
     public var localAddress: NodeAddress?
