@@ -33,6 +33,13 @@ struct SimCommand: ParsableCommand {
     @Option(name: .customLong("partition-at-ms")) var partitionAt = 5_000
     @Option(name: .customLong("heal-at-ms")) var healAt = 10_000
     @Option(help: "Fraction of live nodes that crash and restart each round.") var churn = 0.0
+    @Option(name: .customLong("churn-down-ms"), help: "How long a churned node stays down.") var churnDown = 3_000
+    @Option(name: .customLong("churn-until-round"), help: "The last round churn crashes nodes (then the swarm settles).") var churnUntil: Int?
+    @Option(
+        name: .customLong("restart-state"),
+        help: "What a restarted node starts from: kept (a current data dir), empty (none), stale (a copy a few rounds old), mixed.")
+    var restartState = "kept"
+    @Option(name: .customLong("write-acks"), help: "Writes wait until this many other nodes hold them (put --wait N); 0: none.") var writeAcks = 0
     @Option(name: .customLong("warmup-rounds"), help: "Also report traffic after this many rounds (the steady state).") var warmupRounds: Int?
     @Flag(help: "Print the report as JSON.") var json = false
     @Option(help: "Also write per-update figures as CSV to this file.") var csv: String?
@@ -61,6 +68,15 @@ struct SimCommand: ParsableCommand {
         configuration.partitionAtMilliseconds = partitionAt
         configuration.healAtMilliseconds = healAt
         configuration.churnPerRound = churn
+        configuration.churnDownMilliseconds = churnDown
+        configuration.churnUntilRound = churnUntil
+        configuration.writeAcknowledgements = writeAcks
+        guard let state = SimulationConfiguration.RestartState(rawValue: restartState) else {
+            throw AgentError(
+                code: .badArguments, message: "--restart-state '\(restartState)' is not a restart state",
+                hint: "use " + SimulationConfiguration.RestartState.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        configuration.restartState = state
         var simulation: Simulation
         do {
             simulation = try Simulation(configuration)

@@ -48,8 +48,9 @@ public struct SimulationConfiguration: Sendable, Hashable, Codable {
     public var churnUntilRound: Int?
     /// What a restarted node starts from.
     public var restartState = RestartState.kept
-    /// Writes wait until this many other nodes hold them (`put --wait N`); a write counts as
-    /// acknowledged when its wait succeeds. 0: acknowledged when written locally.
+    /// A write counts as acknowledged once this many other nodes hold it: with `membership` the
+    /// writer waits for them (`put --wait N+1`); without it (no member list to count) the
+    /// observer counts the nodes that received it. 0: acknowledged when written locally.
     public var writeAcknowledgements = 0
 
     /// What a restarted node starts from.
@@ -280,11 +281,14 @@ public struct Simulation {
         let waits = configuration.writeAcknowledgements
         let written = cluster.write(
             [Replication.Write(key: key, value: Array("value \(update)".utf8))], at: writer,
-            awaiting: waits > 0 ? .count(waits) : nil, timeout: .milliseconds(5 * configuration.roundMilliseconds))
+            awaiting: waits > 0 && configuration.membership ? .count(waits + 1) : nil,
+            timeout: .milliseconds(5 * configuration.roundMilliseconds))
         guard let written else { return }
         cluster.observer.written[update] = written.entries[0].version
         if let command = written.command {
             cluster.observer.writeCommands[command] = update
+        } else if waits > 0 {
+            cluster.observer.holdersAwaited[update] = waits
         } else {
             cluster.observer.acknowledged.insert(update)
         }

@@ -41,6 +41,8 @@ struct SimulationMetrics: ClusterObserver {
     var written: [Int: Version] = [:]
     var acknowledged: Set<Int> = []
     var writeCommands: [CommandID: Int] = [:]
+    /// Per update not yet acknowledged (without membership), how many more nodes must receive it.
+    var holdersAwaited: [Int: Int] = [:]
 
     init(updates: Int, nodes: Int) {
         bytesSent = Array(repeating: 0, count: nodes)
@@ -118,6 +120,10 @@ struct SimulationMetrics: ClusterObserver {
                 copies[update] += 1
                 if informedAt[update][index] < 0 {
                     informedAt[update][index] = (now - writtenAt[update]).nanosecondsClamped
+                    if let awaited = holdersAwaited[update] {
+                        holdersAwaited[update] = awaited > 1 ? awaited - 1 : nil
+                        if awaited == 1 { acknowledged.insert(update) }
+                    }
                 }
             }
         }
