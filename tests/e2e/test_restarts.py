@@ -51,7 +51,7 @@ def test_a_restarted_agent_holds_every_key_again_in_every_restart_mode(swarm, tm
     for agent in agents:
         batch(agent, agent.name, 0, KEYS_PER_WRITER // 2)
     wait_until(lambda: count(agents[4]) == 5 * KEYS_PER_WRITER // 2, 30, "n5 holds the first half")
-    stale = tmp_path / "n5-stale"
+    stale = tmp_path / "n5-snapshot"
     stale.mkdir()
     with sqlite3.connect(data["n5"] / "state.sqlite") as source, sqlite3.connect(stale / "state.sqlite") as copy:
         source.backup(copy)
@@ -96,3 +96,50 @@ def test_a_restarted_agent_holds_every_key_again_in_every_restart_mode(swarm, tm
         for key in ["n1/0", "n3/1999", "n5/0", "n5/1999"]:
             value = get(n5, key)
             assert value and value["value"] == key.replace("/", "-"), (mode, key, value)
+
+
+def generation(agent, name):
+    """The process generation `agent` knows member `name` to run (its rumor.gen tag)."""
+    members = json.loads(agent.cli("members").stdout)["data"]["members"]
+    return next((m["tags"].get("rumor.gen") for m in members if m["name"] == name and m["state"] == "alive"), None)
+
+
+def test_a_killed_agents_ephemeral_values_never_reappear_in_20_restarts(swarm):
+    """Each trial: n3 puts an ephemeral presence, is killed (-9) and restarted without state, at
+    once or after the others declared it dead; in some trials n2 restarts too, after n3's death.
+    Once a node stops showing the dead process's presence it never shows it again, and once it
+    knows n3's new process it shows none."""
+    profile = "local"  # failure detection in about a second
+    n1 = swarm.agent("n1", profile=profile)
+    n2 = swarm.agent("n2", join=[n1.address], profile=profile)
+    n3 = swarm.agent("n3", join=[n1.address], profile=profile)
+    wait_until(lambda: all(len(a.members()) == 3 for a in (n1, n2, n3)), 10, "three agents")
+    for trial in range(20):
+        value = f"trial-{trial}"
+        n3.cli("put", "presence/n3", value, "--ephemeral")
+        wait_until(lambda: all((get(a, "presence/n3") or {}).get("value") == value for a in (n1, n2)), 5,
+                   f"trial {trial}: the presence arrives")
+        old = generation(n1, "n3")
+        n3.kill9()
+        slow = trial % 2 == 1
+        if slow:
+            wait_until(lambda: all(get(a, "presence/n3") is None for a in (n1, n2)), 15,
+                       f"trial {trial}: the presence vanishes once n3 is declared dead", interval=0.1)
+        if trial % 4 == 3:  # n2 restarts without state after n3's departure
+            n2.kill9()
+            n2 = swarm.agent("n2", join=[n1.address], profile=profile, port=n2.port, api_port=n2.api_port)
+        n3 = swarm.agent("n3", join=[n1.address], profile=profile, port=n3.port, api_port=n3.api_port)
+        gone = {"n1": slow, "n2": slow or trial % 4 == 3}
+        deadline = time.monotonic() + 15
+        while True:
+            known = all(generation(a, "n3") not in (None, old) for a in (n1, n2))
+            for agent in (n1, n2):
+                shown = (get(agent, "presence/n3") or {}).get("value")
+                if shown is None:
+                    gone[agent.name] = True
+                assert not (gone[agent.name] and shown == value), f"trial {trial}: {agent.name} shows the dead process's presence again"
+                assert not (known and shown == value), f"trial {trial}: {agent.name} knows n3's new process and still shows the old presence"
+            if known and all(gone.values()):
+                break
+            assert time.monotonic() < deadline, f"trial {trial}: n3's new process not known everywhere after 15 s"
+            time.sleep(0.05)
