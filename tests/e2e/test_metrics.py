@@ -40,7 +40,7 @@ def test_metrics_parse_and_counters_move(swarm):
     first = scrape(a)
     expected = {
         "rumor_members": "gauge", "rumor_keys": "gauge", "rumor_tombstones": "gauge", "rumor_health_score": "gauge",
-        "rumor_change_log_seq": "gauge", "rumor_replication_lag_milliseconds": "gauge",
+        "rumor_change_log_seq": "gauge", "rumor_peers_not_in_sync": "gauge",
         "rumor_last_sync_age_seconds": "gauge", "rumor_put_seconds": "histogram", "rumor_put_wait_seconds": "histogram",
         "rumor_push_pull_seconds": "histogram", "rumor_probe_round_trip_seconds": "histogram",
         "rumor_replication_pushes_sent": "counter",
