@@ -150,7 +150,11 @@ public enum ReplicationCodec {
     }
 
     public static func decode(_ bytes: [UInt8]) throws(WireError) -> ReplicationFrame {
-        guard bytes.count >= 4, Array(bytes[0..<3]) == magic else { throw WireError(.malformed, "not a replication frame") }
+        guard bytes.count >= 4, bytes[0] == magic[0], bytes[1] == magic[1] else { throw WireError(.malformed, "not a replication frame") }
+        guard bytes[2] == magic[2] else {
+            throw WireError(
+                .malformed, "a replication frame of format \(bytes[2]); this node speaks format \(magic[2]) (run one Rumor release on every node)")
+        }
         var reader = ByteReader(buffer: bytes, offset: 4)
         let frame: ReplicationFrame
         switch bytes[3] {

@@ -64,6 +64,14 @@ struct ReplicationCodecTests {
         }
     }
 
+    @Test func aFrameOfAnotherFormat_isRefusedNamingBothFormats() {
+        var bytes = ReplicationCodec.encode(.push(entries: Self.entries, relay: .none, acknowledge: false))
+        bytes[2] = 1
+        #expect(throws: WireError(.malformed, "a replication frame of format 1; this node speaks format 2 (run one Rumor release on every node)")) {
+            try ReplicationCodec.decode(bytes)
+        }
+    }
+
     @Test func hugeCountsAreRejectedBeforeAllocating() {
         // push, reserved 0, flags 0, count = 2^63 as a varint
         let bytes: [UInt8] = [0x52, 0x4B, 2, 1, 0, 0] + Array(repeating: 0xff, count: 8) + [0x7f]
