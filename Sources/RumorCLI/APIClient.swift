@@ -50,10 +50,7 @@ public struct APIClient: Sendable {
     }
 
     func notAnAgent(_ head: HTTPConnection.Head) -> CLIError {
-        CLIError(
-            code: "bad_response",
-            message: "the server at \(address) answered HTTP \(head.status) with '\(head.contentType)', not a Rumor answer",
-            hint: "is --api pointing at a Rumor agent's API port (not its gossip port), of the same version as this CLI?")
+        .notAnAgentAPI(at: address, "HTTP \(head.status) with '\(head.contentType)', not a Rumor answer of this CLI's version")
     }
 
     /// `?name=value&…` with each value percent-encoded (RFC 3986 unreserved characters kept).
@@ -98,17 +95,18 @@ public enum Output {
         var bytes = Array(text.utf8)[...]
         while !bytes.isEmpty {
             let count = bytes.withUnsafeBytes { Glibc_write(descriptor, $0.baseAddress, $0.count) }
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else { exit(errno == EPIPE ? 0 : 1) }  // the reader went away
+            let failure = count < 0 ? errno : 0  // only a failed write() sets errno
+            if failure == EINTR { continue }
+            guard count > 0 else { exit(failure == EPIPE ? 0 : 1) }  // the reader went away
             bytes = bytes.dropFirst(count)
         }
     }
 
     /// Prints `error` on stderr (the agent's own answer verbatim, or our text or envelope) and
-    /// exits with status 1.
+    /// exits with the status `ExitStatus` gives its code.
     public static func fail(_ error: CLIError, json: Bool) -> Never {
         printError(error.answered ?? (json ? error.json : error.text))
-        exit(1)
+        exit(ExitStatus(errorCode: error.code).rawValue)
     }
 }
 

@@ -21,14 +21,31 @@ public struct WatchCommand: ParsableCommand {
             """)
     @OptionGroup var options: ClientOptions
     @Argument(help: "Only keys starting with this.") var prefix: String = ""
-    @Option(help: "Start after this change-log seq (0 replays every key); default: only new changes.") var from: UInt64?
+    // Taken as text, whatever it looks like, so that `--from -5` is refused naming the flag and
+    // the range (argument-parser would read -5 as a flag and report a missing value).
+    @Option(
+        parsing: .unconditional, help: ArgumentHelp("Start after this change-log seq (0 replays every key); default: only new changes.", valueName: "seq"))
+    var from: String?
     @Flag(help: "End (with watch_ended) when the agent stops, instead of waiting for it to come back.")
     var noReconnect = false
     public init() {}
 
     public func run() throws {
-        var watch = Watch(client: options.client, prefix: prefix, last: from)
+        let start = try from.map { try Self.seq(fromFlag: $0) }
+        var watch = Watch(client: options.client, prefix: prefix, last: start)
         try watch.follow(reconnect: !noReconnect) { lines in Output.write(lines, to: 1) }
+    }
+
+    /// The value of `--from`: a change-log seq, 0 or more.
+    /// - Throws: `CLIError` `bad_arguments` naming the flag, the value and the accepted range.
+    static func seq(fromFlag text: String) throws(CLIError) -> UInt64 {
+        guard let seq = UInt64(text) else {
+            throw CLIError(
+                code: "bad_arguments",
+                message: "--from takes a change-log seq, a whole number from 0 to \(UInt64.max); '\(text)' is not one",
+                hint: "--from 0 replays every key; --from N resumes after seq N (the `seq` of the last change you processed)")
+        }
+        return seq
     }
 }
 
