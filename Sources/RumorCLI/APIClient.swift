@@ -33,15 +33,17 @@ public struct APIClient: Sendable {
         let text = String(decoding: try connection.readBody(head), as: UTF8.self)
         // A stream (a query's answers) comes as NDJSON whatever was asked for; errors as asked.
         guard head.contentType.hasPrefix(accept) || head.contentType.hasPrefix("application/x-ndjson") else { throw notAnAgent(head) }
-        guard (200..<300).contains(head.status) else { throw agentError(text) }
+        guard (200..<300).contains(head.status) else { throw agentError(text, head: head) }
         return text
     }
 
-    /// The error an agent answered (its text or envelope), kept verbatim for printing.
-    func agentError(_ text: String) -> CLIError {
-        var error = CLIError(code: "bad_response", message: text, hint: "")
+    /// The error an agent answered (its text or envelope), kept verbatim for printing. Its code
+    /// (which decides the exit status) is the envelope's, else the `Rumor-Error-Code` header's.
+    func agentError(_ text: String, head: HTTPConnection.Head) -> CLIError {
+        // An error answer in the agent's own format is the agent's error, whatever its code.
+        var error = CLIError(code: head.errorCode ?? "internal", message: text, hint: "")
         if json {
-            error.code = JSONText.string("code", in: text) ?? "bad_response"
+            error.code = JSONText.string("code", in: text) ?? error.code
             error.message = JSONText.string("message", in: text) ?? text
             error.hint = JSONText.string("hint", in: text) ?? ""
         }

@@ -105,7 +105,7 @@ func followLines(_ client: APIClient, method: String = "GET", target: String, bo
     try connection.send(method: method, target: target, accept: client.json ? "application/json" : accept, token: client.token, body: body)
     let head = try connection.readHead()
     guard head.status == 200 else {
-        throw client.agentError(String(decoding: try connection.readBody(head), as: UTF8.self))
+        throw client.agentError(String(decoding: try connection.readBody(head), as: UTF8.self), head: head)
     }
     var pending: [UInt8] = []
     try connection.streamBody(head) { (bytes: [UInt8]) throws(CLIError) in

@@ -22,6 +22,8 @@ final class HTTPConnection {
         var contentType: String
         var contentLength: Int?
         var chunked: Bool
+        /// The code of an agent's error answer (`Rumor-Error-Code`), text or JSON.
+        var errorCode: String?
     }
 
     private let descriptor: Int32
@@ -180,6 +182,7 @@ final class HTTPConnection {
             case "content-type": head.contentType = String(value)
             case "content-length": head.contentLength = Int(value)
             case "transfer-encoding": head.chunked = value.lowercased().contains("chunked")
+            case "rumor-error-code": head.errorCode = String(value)
             default: break
             }
         }

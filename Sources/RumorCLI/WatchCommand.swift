@@ -118,7 +118,7 @@ public struct Watch: Sendable {
         guard head.status == 200 else {
             var json = client
             json.json = true
-            let error = json.agentError(String(decoding: try connection.readBody(head), as: UTF8.self))
+            let error = json.agentError(String(decoding: try connection.readBody(head), as: UTF8.self), head: head)
             throw client.json ? error : CLIError(code: error.code, message: error.message, hint: error.hint)
         }
         opened += 1

@@ -157,7 +157,7 @@ def test_every_json_output_has_the_envelope(swarm, tmp_path):
     client = [
         ["members"], ["info"], ["status"], ["put", "k", "v"], ["put", "w", "v", "--wait", "all"], ["get", "k"],
         ["list"], ["delete", "w"], ["tags", "set", "role=web"], ["tags", "delete", "role"], ["join", other.address],
-        ["event", "deploy", "v1"], ["keygen"],
+        ["event", "deploy", "v1"],
     ]
     for args in client:
         result = subprocess.run([binary, *args, "--api", agent.api, "--json"], capture_output=True, text=True, timeout=30)
@@ -165,7 +165,7 @@ def test_every_json_output_has_the_envelope(swarm, tmp_path):
         envelope = json.loads(result.stdout)
         assert envelope["status"] == "ok" and "data" in envelope, (args, result.stdout[:200])
     local = [
-        ["context", "--json"], ["agent", "--print-config", "--json", "--name", "n"],
+        ["keygen", "--json"], ["context", "--json"], ["agent", "--print-config", "--json", "--name", "n"],
         ["sim", "--nodes", "50", "--rounds", "3", "--quiet", "--json"],
     ]
     for args in local:

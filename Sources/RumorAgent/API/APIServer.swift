@@ -75,6 +75,9 @@ public struct APIServer: Service {
     }
 
     static let lastEventID = HTTPField.Name("Last-Event-ID")!
+    /// The code of an error answer, text or JSON, so that a client reading the text knows it too
+    /// (the CLI's exit status depends on it).
+    static let errorCode = HTTPField.Name("Rumor-Error-Code")!
 
     /// Writes each change as an NDJSON line or a server-sent event (`id:` is its seq). An error
     /// mid-stream (the reader fell behind compaction) becomes a final error envelope line.
@@ -185,8 +188,11 @@ struct EnvelopeErrors<Context: RequestContext>: RouterMiddleware {
     }
 
     private func answer(_ code: ErrorCode, _ message: String, _ hint: String, status: HTTPResponse.Status, to request: Request) throws -> Response {
-        if APIText.wantsText(request) { return APIText.response(APIText.error(code, message: message, hint: hint), status: status) }
-        return try json(ErrorEnvelope(code: code, message: message, hint: hint), status: status)
+        var response = APIText.wantsText(request)
+            ? APIText.response(APIText.error(code, message: message, hint: hint), status: status)
+            : try json(ErrorEnvelope(code: code, message: message, hint: hint), status: status)
+        response.headers[APIServer.errorCode] = code.rawValue
+        return response
     }
 }
 
