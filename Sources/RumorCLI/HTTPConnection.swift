@@ -150,7 +150,7 @@ final class HTTPConnection {
         while sent < bytes.count {
             let count = bytes[sent...].withUnsafeBytes { Glibc_send(descriptor, $0.baseAddress, $0.count) }
             guard count > 0 else {
-                let failure = count < 0 ? errno : 0  // only a failed write() sets errno
+                let failure = count < 0 ? errno : 0  // only a failed send() sets errno
                 if failure == EINTR { continue }
                 throw lost("sending the request", because: failure == 0 ? "it took no more bytes" : systemReason(failure))
             }

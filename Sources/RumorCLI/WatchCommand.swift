@@ -76,8 +76,9 @@ public struct Watch: Sendable {
             do {
                 try stream(receive)
             } catch {
-                // Past the first stream, the agent going away (mid-stream, or not back yet) is waited out.
-                guard opened > 0, reconnect, error.code == "agent_unreachable" else { throw error }
+                // Past the first stream, the agent going away (mid-stream, or not back yet) is waited out;
+                // so is a connection it closed unanswered while stopping (`bad_response`): it did answer here.
+                guard opened > 0, reconnect, error.code == "agent_unreachable" || error.code == "bad_response" else { throw error }
             }
             guard reconnect else {
                 throw CLIError(
