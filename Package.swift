@@ -106,7 +106,9 @@ let package = Package(
             dependencies: ["RumorCore", "RumorSimulation", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(name: "RumorSimulationTests", dependencies: ["RumorSimulation", "RumorCore"]),
-        .testTarget(name: "RumorCLITests", dependencies: ["RumorCLI"]),
+        .testTarget(
+            name: "RumorCLITests",
+            dependencies: ["RumorCLI", "RumorAPI", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "RumorWireTests", dependencies: ["RumorWire", "RumorCore"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "RumorAgentTests",

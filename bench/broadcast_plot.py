@@ -29,7 +29,7 @@ def p99_to_all(binary, nodes, loss):
     result = subprocess.run(
         [binary, "sim", "--nodes", str(nodes), "--updates", "20", "--loss", loss, "--json", "--quiet"],
         capture_output=True, text=True, check=True)
-    report = json.loads(result.stdout[result.stdout.index("{"):result.stdout.rindex("}") + 1])
+    report = json.loads(result.stdout[result.stdout.index("{"):result.stdout.rindex("}") + 1])["data"]
     times = sorted(u["millisecondsTo100"] if u["millisecondsTo100"] is not None else math.inf for u in report["updates"])
     copies = sum(u["copiesPerNode"] for u in report["updates"]) / len(report["updates"])
     return times[math.ceil(len(times) * 0.99) - 1], copies

@@ -59,6 +59,8 @@ public actor Agent: Service, AgentControl {
     private(set) var transport: (any GossipTransport)?
     /// Finds the swarm's nodes by name (`--discover`).
     var discovery: SwarmDiscovery?
+    /// What `run()` waits for between opening its sockets and announcing itself; nil: nothing.
+    private let startGate: StartGate?
     private(set) var stopped = false
 
     private let events: AsyncStream<Event>
@@ -72,9 +74,10 @@ public actor Agent: Service, AgentControl {
 
     /// Validates the configuration and prepares the node (loading its saved state); sockets
     /// open in `run()`.
+    /// - Parameter startGate: what `run()` waits for before it joins (the local API listening).
     /// - Throws: `AgentError` (`bad_config`, `bad_address`, `storage_failed`…) describing the
     ///   first problem.
-    public init(configuration: AgentConfiguration, logger: Logger, logMonitor: LogMonitor? = nil) throws {
+    public init(configuration: AgentConfiguration, logger: Logger, logMonitor: LogMonitor? = nil, startGate: StartGate? = nil) throws {
         try configuration.validate()
         if let directory = configuration.dataDirectory {
             try AgentStartup.prepareDataDirectory(directory, resync: configuration.resync, logger: logger)
@@ -96,6 +99,7 @@ public actor Agent: Service, AgentControl {
         self.advertised = try AgentStartup.advertisedAddress(for: configuration)
         self.origin = clock.now
         self.logMonitor = logMonitor
+        self.startGate = startGate
         self.handlers = configuration.eventHandlers.isEmpty
             ? nil : EventHandlers(specs: configuration.eventHandlers, timeout: configuration.handlerTimeout, logger: logger)
         let time = NodeTime(now: .zero, wallMilliseconds: Self.wallMilliseconds)
@@ -134,10 +138,17 @@ public actor Agent: Service, AgentControl {
 
     // MARK: - Service
 
-    /// Opens the sockets, joins the seeds, and runs until graceful shutdown, which leaves the
-    /// swarm (bounded) before returning.
+    /// Opens the sockets, waits for `startGate` (the local API listening), joins the seeds, and
+    /// runs until graceful shutdown, which leaves the swarm (bounded) before returning.
+    /// - Throws: `BindFailure` when a gossip socket cannot listen, before anything was sent.
     public func run() async throws {
         try await openSockets()
+        // Nothing is announced before the API listens: a node that joined and then could not
+        // serve its API would stay in others' member lists as a phantom.
+        if let startGate, await !startGate.wait() {
+            await closeSockets()
+            return
+        }
         if configuration.discover { try await openDiscovery() }
         logger.info(
             "rumor agent started",
@@ -189,19 +200,11 @@ public actor Agent: Service, AgentControl {
             node.readdress(advertised, at: time)
             return
         }
-        let transport: any GossipTransport
-        do {
-            transport = try await SocketTransport.bind(
-                host: configuration.bindHost, port: configuration.bindPort, group: group,
-                streamTimeout: .nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped),
-                maximumStreamBytes: GossipCodec.maximumStreamBytes,
-                decode: decode, handlers: handlers)
-        } catch {
-            throw AgentError(
-                code: .bindFailed,
-                message: "cannot bind \(configuration.bindHost):\(configuration.bindPort): \(error)",
-                hint: "is another agent using this port? pick another with --bind HOST:PORT")
-        }
+        let transport: any GossipTransport = try await SocketTransport.bind(
+            host: configuration.bindHost, port: configuration.bindPort, group: group,
+            streamTimeout: .nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped),
+            maximumStreamBytes: GossipCodec.maximumStreamBytes,
+            decode: decode, handlers: handlers)
         self.transport = transport
         // Announced only once both sockets listen, so no one is sent to a closed port.
         let bound = await transport.boundAddress

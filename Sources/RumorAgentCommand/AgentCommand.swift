@@ -30,7 +30,9 @@ struct AgentCommand: AsyncParsableCommand {
     var transport: String?
     @Option(name: .customLong("pilot-socket"), help: "The pilot-daemon's IPC socket, with --transport pilot (env RUMOR_PILOT_SOCKET; default /tmp/pilot.sock).")
     var pilotSocket: String?
-    @Option(name: .customLong("pilot-port"), help: "The Pilot port gossip uses, the same on every node (env RUMOR_PILOT_PORT; default 7946).")
+    // Counts and durations are taken as text whatever they look like (`.unconditional`), so that
+    // a negative one is refused naming the flag and the range, not reported as a missing value.
+    @Option(name: .customLong("pilot-port"), parsing: .unconditional, help: "The Pilot port gossip uses, the same on every node (env RUMOR_PILOT_PORT; default 7946).")
     var pilotPort: String?
     @Option(help: "Swarm name: nodes with another name ignore this one (env RUMOR_SWARM).")
     var swarm: String?
@@ -62,16 +64,16 @@ struct AgentCommand: AsyncParsableCommand {
         name: .customLong("event-handler"),
         help: "Run SCRIPT on events, Serf's way: [FILTER=]SCRIPT, FILTER member-join,member-leave,member-failed,member-update,member-reap,user[:NAME]; repeatable (env RUMOR_EVENT_HANDLERS).")
     var eventHandlers: [String] = []
-    @Option(name: .customLong("handler-timeout"), help: "Kill an event handler running longer than this, e.g. 30s (env RUMOR_HANDLER_TIMEOUT).")
+    @Option(name: .customLong("handler-timeout"), parsing: .unconditional, help: "Kill an event handler running longer than this, e.g. 30s (env RUMOR_HANDLER_TIMEOUT).")
     var handlerTimeout: String?
     @Option(
         name: .customLong("protocol"),
         help: "serf: Serf agents can join the swarm (default); memberlist: plain Go memberlist nodes can (env RUMOR_PROTOCOL).")
     var gossipProtocol: String?
-    @Option(name: .customLong("tombstone-grace"), help: "How long deletes are remembered, e.g. 24h (env RUMOR_TOMBSTONE_GRACE).")
+    @Option(name: .customLong("tombstone-grace"), parsing: .unconditional, help: "How long deletes are remembered, e.g. 24h (env RUMOR_TOMBSTONE_GRACE).")
     var tombstoneGrace: String?
     @Option(
-        name: .customLong("direct-push-limit"),
+        name: .customLong("direct-push-limit"), parsing: .unconditional,
         help: "Swarms up to this many nodes get writes straight from the writer; larger ones down the broadcast tree (env RUMOR_DIRECT_PUSH_LIMIT; default 64).")
     var directPushLimit: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (env RUMOR_LOG_LEVEL).")
@@ -100,11 +102,13 @@ struct AgentCommand: AsyncParsableCommand {
             return MonitoredLogHandler(base: handler, label: label, monitor: monitor)
         }
         let logger = Logger(label: "rumor")
-        let agent = try Agent(configuration: configuration, logger: logger, logMonitor: monitor)
+        // The agent opens its gossip sockets, then waits for the API to listen before it joins.
+        let apiListening = StartGate()
+        let agent = try Agent(configuration: configuration, logger: logger, logMonitor: monitor, startGate: apiListening)
         agent.metrics.bootstrapProcess()
         let api = APIServer(
             control: agent, host: configuration.apiHost, port: configuration.apiPort, token: configuration.apiToken,
-            logger: Logger(label: "rumor.api"))
+            logger: Logger(label: "rumor.api"), listening: apiListening)
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: agent), .init(service: api)],
@@ -114,6 +118,8 @@ struct AgentCommand: AsyncParsableCommand {
             try await group.run()
         } catch let error as AgentError {
             throw error
+        } catch let failure as BindFailure {
+            throw failure.error(from: settings)
         } catch {
             throw AgentError(code: .agentFailed, message: "\(error)", hint: "see the log above")
         }

@@ -3,27 +3,35 @@ import Foundation
 import RumorAPI
 import RumorCLI
 
-/// `rumor context [--json]`: every command, flag and error code, for agents that discover tools at
-/// run time. The command tree is ArgumentParser's own description of this executable (so it can
-/// not drift from the parser), plus the error codes with their HTTP statuses.
+/// `rumor context [--json]`: every command, flag, error code and exit status, for agents that
+/// discover tools at run time. The command tree is ArgumentParser's own description of this
+/// executable (so it can not drift from the parser), plus the error codes with their HTTP and
+/// exit statuses, in the `{"status":"ok","data":…}` envelope every `--json` output has.
 struct ContextCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "context", abstract: ServerCommands.contextAbstract)
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
         let tree = try Self.commandTree()
-        let codes = ErrorCode.allCases.map { ["code": $0.rawValue, "httpStatus": $0.httpStatus] as [String: Any] }
+        let codes = ErrorCode.allCases.map {
+            ["code": $0.rawValue, "httpStatus": $0.httpStatus, "exitStatus": ExitStatus(errorCode: $0.rawValue).rawValue] as [String: Any]
+        }
+        let statuses = ExitStatus.allCases.map { status in
+            let codes = ErrorCode.allCases.map(\.rawValue).filter { status != .success && ExitStatus(errorCode: $0) == status }
+            return ["status": status.rawValue, "meaning": status.meaning, "codes": codes] as [String: Any]
+        }
         if json {
             let document: [String: Any] = [
                 "tool": "rumor", "description": RumorServer.configuration.abstract,
                 "api": ["default": "127.0.0.1:7373", "environment": "RUMOR_API", "tokenEnvironment": "RUMOR_API_TOKEN"],
-                "commands": tree, "errorCodes": codes,
+                "commands": tree, "errorCodes": codes, "exitStatuses": statuses,
                 "conventions": [
-                    "json": "--json prints {\"status\":\"ok\",\"data\":…} on stdout, or {\"status\":\"error\",\"code\",\"message\",\"hint\"} on stderr with exit status 1",
+                    "json": "--json prints {\"status\":\"ok\",\"data\":…} on stdout, or {\"status\":\"error\",\"code\",\"message\",\"hint\"} on stderr with the exit status of exitStatuses",
                     "watch": "one JSON object per line; resume with --from SEQ",
                 ],
             ]
-            let data = try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .withoutEscapingSlashes])
+            let envelope: [String: Any] = ["status": "ok", "data": document]
+            let data = try JSONSerialization.data(withJSONObject: envelope, options: [.sortedKeys, .withoutEscapingSlashes])
             Output.print(String(decoding: data, as: UTF8.self))
         } else {
             var lines: [String] = []
@@ -42,6 +50,7 @@ struct ContextCommand: ParsableCommand {
                 }
             }
             walk(tree, path: "")
+            lines.append("exit statuses: " + ExitStatus.allCases.map { "\($0.rawValue) \($0.meaning)" }.joined(separator: "; "))
             lines.append("error codes: " + ErrorCode.allCases.map(\.rawValue).joined(separator: ", "))
             Output.print(lines.joined(separator: "\n"))
         }

@@ -99,7 +99,7 @@ struct SimCommand: ParsableCommand {
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            Output.print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            Output.print(String(decoding: try encoder.encode(OKEnvelope(data: report)), as: UTF8.self))
         } else {
             Output.print(report.table)
         }

@@ -33,15 +33,17 @@ public struct APIClient: Sendable {
         let text = String(decoding: try connection.readBody(head), as: UTF8.self)
         // A stream (a query's answers) comes as NDJSON whatever was asked for; errors as asked.
         guard head.contentType.hasPrefix(accept) || head.contentType.hasPrefix("application/x-ndjson") else { throw notAnAgent(head) }
-        guard (200..<300).contains(head.status) else { throw agentError(text) }
+        guard (200..<300).contains(head.status) else { throw agentError(text, head: head) }
         return text
     }
 
-    /// The error an agent answered (its text or envelope), kept verbatim for printing.
-    func agentError(_ text: String) -> CLIError {
-        var error = CLIError(code: "bad_response", message: text, hint: "")
+    /// The error an agent answered (its text or envelope), kept verbatim for printing. Its code
+    /// (which decides the exit status) is the envelope's, else the `Rumor-Error-Code` header's.
+    func agentError(_ text: String, head: HTTPConnection.Head) -> CLIError {
+        // An error answer in the agent's own format is the agent's error, whatever its code.
+        var error = CLIError(code: head.errorCode ?? "internal", message: text, hint: "")
         if json {
-            error.code = JSONText.string("code", in: text) ?? "bad_response"
+            error.code = JSONText.string("code", in: text) ?? error.code
             error.message = JSONText.string("message", in: text) ?? text
             error.hint = JSONText.string("hint", in: text) ?? ""
         }
@@ -50,10 +52,7 @@ public struct APIClient: Sendable {
     }
 
     func notAnAgent(_ head: HTTPConnection.Head) -> CLIError {
-        CLIError(
-            code: "bad_response",
-            message: "the server at \(address) answered HTTP \(head.status) with '\(head.contentType)', not a Rumor answer",
-            hint: "is --api pointing at a Rumor agent's API port (not its gossip port), of the same version as this CLI?")
+        .notAnAgentAPI(at: address, "HTTP \(head.status) with '\(head.contentType)', not a Rumor answer of this CLI's version")
     }
 
     /// `?name=value&…` with each value percent-encoded (RFC 3986 unreserved characters kept).
@@ -98,17 +97,18 @@ public enum Output {
         var bytes = Array(text.utf8)[...]
         while !bytes.isEmpty {
             let count = bytes.withUnsafeBytes { Glibc_write(descriptor, $0.baseAddress, $0.count) }
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else { exit(errno == EPIPE ? 0 : 1) }  // the reader went away
+            let failure = count < 0 ? errno : 0  // only a failed write() sets errno
+            if failure == EINTR { continue }
+            guard count > 0 else { exit(failure == EPIPE ? 0 : 1) }  // the reader went away
             bytes = bytes.dropFirst(count)
         }
     }
 
     /// Prints `error` on stderr (the agent's own answer verbatim, or our text or envelope) and
-    /// exits with status 1.
+    /// exits with the status `ExitStatus` gives its code.
     public static func fail(_ error: CLIError, json: Bool) -> Never {
         printError(error.answered ?? (json ? error.json : error.text))
-        exit(1)
+        exit(ExitStatus(errorCode: error.code).rawValue)
     }
 }
 

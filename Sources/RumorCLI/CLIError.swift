@@ -21,6 +21,15 @@ public struct CLIError: Error, Sendable, Equatable {
     }
 
     public var text: String { "error: \(message)\nhint: \(hint)" }
+
+    /// Something at `address` answered, but not as a Rumor agent's API: `what` says how (it
+    /// closed the connection unanswered, as a gossip port does; its answer is not HTTP…).
+    static func notAnAgentAPI(at address: String, _ what: String) -> CLIError {
+        CLIError(
+            code: "bad_response",
+            message: "\(address) answered, but not as a Rumor agent's API: \(what) (is that the gossip port? the API defaults to 127.0.0.1:7373)",
+            hint: "point --api (RUMOR_API) at the address the agent's own --api listens on; `rumor agent --print-config` shows it")
+    }
 }
 
 /// The little JSON the CLI writes (request bodies) and reads (fields of an error line in a watch

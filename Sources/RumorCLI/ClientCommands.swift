@@ -120,7 +120,7 @@ public struct PutCommand: ParsableCommand {
     @Argument(help: "The value (text; JSON is the common case). Omit it to read the value with --file.") var value: String?
     @Option(help: "Read the value from this file ('-': standard input), for values too large for an argument.")
     var file: String?
-    @Option(help: "Time to live: 30s, 5m, 2h or plain seconds.") var ttl: String?
+    @Option(parsing: .unconditional, help: "Time to live: 30s, 5m, 2h or plain seconds.") var ttl: String?
     @Flag(help: "Remove the value when this node fails or leaves (presence).") var ephemeral = false
     @OptionGroup var waiting: WaitOptions
     public init() {}
@@ -136,7 +136,7 @@ public struct PutCommand: ParsableCommand {
                 hint: "e.g. rumor put KEY VALUE, or rumor put KEY --file value.json (--file - reads standard input)")
         }
         var body = ["key": JSONText.quote(key), "value": JSONText.quote(value)]
-        if let ttl { body["ttlSeconds"] = String(try parseDuration(ttl)) }
+        if let ttl { body["ttlSeconds"] = String(try parseDuration(ttl, flag: "--ttl")) }
         if ephemeral { body["ephemeral"] = "true" }
         let limit = try waiting.add(to: &body)
         try options.show("POST", "/v1/kv/put", body: JSONText.object(body), timeout: limit + 10)
@@ -145,9 +145,11 @@ public struct PutCommand: ParsableCommand {
 
 /// `--wait` and `--timeout` of a write (put, delete).
 public struct WaitOptions: ParsableArguments {
-    @Option(help: "Return only once this many nodes hold the write: 'all' live nodes, or a count (the writer included).")
+    // Numbers are taken as text whatever they look like (`.unconditional`), so that a negative
+    // one is refused naming the flag and the range, not reported as a missing value.
+    @Option(parsing: .unconditional, help: "Return only once this many nodes hold the write: 'all' live nodes, or a count (the writer included).")
     var wait: String?
-    @Option(help: "How long --wait may take: 5s, 1m or plain seconds (default 10s).") var timeout: String?
+    @Option(parsing: .unconditional, help: "How long --wait may take: 5s, 1m or plain seconds (default 10s).") var timeout: String?
     public init() {}
 
     /// Adds `wait` and `timeoutSeconds` to a request body; returns the wait limit in seconds.
@@ -157,7 +159,7 @@ public struct WaitOptions: ParsableArguments {
             guard wait != nil else {
                 throw CLIError(code: "bad_arguments", message: "--timeout only applies with --wait", hint: "add --wait all or --wait N")
             }
-            limit = try parseDuration(timeout)
+            limit = try parseDuration(timeout, flag: "--timeout")
             body["timeoutSeconds"] = String(limit)
         }
         if let wait {
@@ -281,7 +283,9 @@ public struct KeysCommand: ParsableCommand {
 }
 
 /// `30s`, `5m`, `2h`, `1d` or plain seconds, in seconds.
-public func parseDuration(_ text: String) throws(CLIError) -> Double {
+/// - Parameter flag: the flag that gave `text` (`--ttl`), named at the start of the error message.
+public func parseDuration(_ text: String, flag: String? = nil) throws(CLIError) -> Double {
+    let named = flag.map { "\($0): " } ?? ""
     let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
     var number = Substring(text)
     var scale = 1.0
@@ -290,10 +294,10 @@ public func parseDuration(_ text: String) throws(CLIError) -> Double {
         scale = unit
     }
     guard let value = Double(number), value.isFinite else {
-        throw CLIError(code: "bad_arguments", message: "'\(text)' is not a duration", hint: "use e.g. 30s, 5m, 2h or 90")
+        throw CLIError(code: "bad_arguments", message: "\(named)'\(text)' is not a duration", hint: "use e.g. 30s, 5m, 2h or 90")
     }
     guard value > 0 else {
-        throw CLIError(code: "bad_arguments", message: "a duration must be positive, not '\(text)'", hint: "use e.g. 30s, 5m, 2h or 90")
+        throw CLIError(code: "bad_arguments", message: "\(named)a duration must be positive, not '\(text)'", hint: "use e.g. 30s, 5m, 2h or 90")
     }
     return value * scale
 }

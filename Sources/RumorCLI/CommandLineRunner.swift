@@ -9,7 +9,7 @@ import Darwin
 #endif
 
 /// Parses and runs a command line, reporting every failure as `code`/`message`/`hint` (the JSON
-/// envelope with `--json`) on stderr with exit status 1.
+/// envelope with `--json`) on stderr, with the exit status of `ExitStatus`.
 public enum CommandLineRunner {
     /// Whether the command line asks for JSON output.
     public static var wantsJSON: Bool { CommandLine.arguments.dropFirst().contains("--json") }
@@ -35,13 +35,20 @@ public enum CommandLineRunner {
     }
 
     /// Reports `error` and exits: ours and the agent's as code/message/hint, ArgumentParser's
-    /// (usage errors, --help) as it prints them, or as `bad_arguments` with `--json`.
+    /// (usage errors, --help) as it prints them, or as `bad_arguments` with `--json`. Usage
+    /// errors exit with `ExitStatus.usage` either way (argument-parser's own status is that one).
     public static func fail<Root: ParsableCommand>(_ error: any Error, root: Root.Type) -> Never {
         if let error = error as? CLIError { Output.fail(error, json: wantsJSON) }
         if let error = error as? any CLIReportable { Output.fail(error.cliError, json: wantsJSON) }
-        if Root.exitCode(for: error) == .success || !wantsJSON { Root.exit(withError: error) }
+        let status = Root.exitCode(for: error)
+        if status == .success || !wantsJSON { Root.exit(withError: error) }
         let message = Root.message(for: error).trimmingCharacters(in: " \n\t")
-        Output.fail(CLIError(code: "bad_arguments", message: message, hint: "see `rumor help` for usage"), json: true)
+        let isUsage = status.rawValue == ExitStatus.usage.rawValue
+        Output.fail(
+            CLIError(
+                code: isUsage ? "bad_arguments" : "internal", message: message,
+                hint: isUsage ? "see `rumor help` for usage" : "report this as a bug, with the command line"),
+            json: true)
     }
 
     /// Runs a synchronous command, reporting its failure.

@@ -152,17 +152,23 @@ public struct QueryCommand: ParsableCommand {
     @Option(name: .customLong("node"), help: "Only this node answers (repeatable).") var nodes: [String] = []
     @Option(name: .customLong("tag"), help: "Only nodes whose tag matches: KEY=REGEX, unanchored as in Serf (repeatable).")
     var tags: [String] = []
-    @Option(help: "How long to collect answers: 5s, 1m or plain seconds.") var timeout: String?
+    @Option(parsing: .unconditional, help: "How long to collect answers: 5s, 1m or plain seconds.") var timeout: String?
     @Flag(name: .customLong("no-ack"), help: "Do not ask nodes to acknowledge.") var noAck = false
-    @Option(name: .customLong("relay-factor"), help: "Extra copies of each answer through other nodes (0–5).") var relayFactor = 0
+    @Option(name: .customLong("relay-factor"), parsing: .unconditional, help: "Extra copies of each answer through other nodes (0–5).")
+    var relayFactor = 0
     public init() {}
 
     public func run() throws {
+        guard (0...5).contains(relayFactor) else {
+            throw CLIError(
+                code: "bad_arguments", message: "--relay-factor takes 0 to 5 extra copies, not \(relayFactor)",
+                hint: "e.g. --relay-factor 2; 0 (the default) sends each answer straight back only")
+        }
         var body = ["name": JSONText.quote(name)]
         if let payload { body["payload"] = JSONText.quote(payload) }
         if !nodes.isEmpty { body["nodes"] = JSONText.array(nodes) }
         if !tags.isEmpty { body["tags"] = JSONText.array(tags) }
-        if let timeout { body["timeoutSeconds"] = String(try parseDuration(timeout)) }
+        if let timeout { body["timeoutSeconds"] = String(try parseDuration(timeout, flag: "--timeout")) }
         if noAck { body["ack"] = "false" }
         if relayFactor != 0 { body["relayFactor"] = String(relayFactor) }
         try followLines(
@@ -179,7 +185,7 @@ func followLines(_ client: APIClient, method: String = "GET", target: String, bo
     try connection.send(method: method, target: target, accept: client.json ? "application/json" : accept, token: client.token, body: body)
     let head = try connection.readHead()
     guard head.status == 200 else {
-        throw client.agentError(String(decoding: try connection.readBody(head), as: UTF8.self))
+        throw client.agentError(String(decoding: try connection.readBody(head), as: UTF8.self), head: head)
     }
     var pending: [UInt8] = []
     try connection.streamBody(head) { (bytes: [UInt8]) throws(CLIError) in

@@ -11,6 +11,10 @@ import Darwin
 /// The CLI's whole network stack. It exists so that a `rumor put` loads no Foundation,
 /// URLSession or event loop: start to exit costs a few milliseconds, and a `rumor watch` that
 /// waits for changes sleeps in `read(2)` instead of spinning.
+///
+/// An error names the system's reason only from the call that failed, read at once: `errno`
+/// is stale after a call that did not fail (a closed connection is a `read` of 0 bytes, not an
+/// error), and a stale one once reported "Operation now in progress" from the connect.
 final class HTTPConnection {
     /// The response's status and the headers the client reads.
     struct Head {
@@ -20,11 +24,16 @@ final class HTTPConnection {
         var chunked: Bool
         /// The other headers, by lowercased name.
         var fields: [String: String] = [:]
+        /// The code of an agent's error answer (`Rumor-Error-Code`), text or JSON.
+        var errorCode: String?
     }
 
     private let descriptor: Int32
     private var buffer: [UInt8] = []
     private var position = 0
+    /// Whether any byte of an answer has arrived: a peer that closes before the first one
+    /// accepted the connection but is no HTTP server (a gossip port closes on an HTTP request).
+    private var answered = false
     /// The API address, for error messages.
     let address: String
 
@@ -55,7 +64,7 @@ final class HTTPConnection {
             candidate = info.pointee.ai_next
             let socket = Glibc_socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
             guard socket >= 0 else {
-                lastError = errno
+                lastError = errno  // socket() failed: errno is its reason
                 continue
             }
             if Self.connect(socket, info.pointee.ai_addr, info.pointee.ai_addrlen, timeout: timeout, error: &lastError) {
@@ -68,7 +77,7 @@ final class HTTPConnection {
         }
         throw CLIError(
             code: "agent_unreachable",
-            message: "cannot reach the agent API at \(address): \(String(cString: strerror(lastError)))",
+            message: "cannot reach the agent API at \(address): \(systemReason(lastError))",
             hint: "is `rumor agent` running? start one with `rumor agent --name n1`, or point --api (RUMOR_API) at it")
     }
 
@@ -82,8 +91,9 @@ final class HTTPConnection {
         _ = fcntl(socket, F_SETFL, flags | O_NONBLOCK)
         defer { _ = fcntl(socket, F_SETFL, flags) }
         if Glibc_connect(socket, address, length) == 0 { return true }
-        guard errno == EINPROGRESS else {
-            error = errno
+        let failure = errno  // connect() failed: errno is its reason (EINPROGRESS: still connecting)
+        guard failure == EINPROGRESS else {
+            error = failure
             return false
         }
         var poller = pollfd(fd: socket, events: Int16(POLLOUT), revents: 0)
@@ -140,10 +150,11 @@ final class HTTPConnection {
         if let body { bytes += body }
         var sent = 0
         while sent < bytes.count {
-            let count = bytes[sent...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            let count = bytes[sent...].withUnsafeBytes { Glibc_send(descriptor, $0.baseAddress, $0.count) }
             guard count > 0 else {
-                if count < 0, errno == EINTR { continue }
-                throw lost("sending the request")
+                let failure = count < 0 ? errno : 0  // only a failed send() sets errno
+                if failure == EINTR { continue }
+                throw lost("sending the request", because: failure == 0 ? "it took no more bytes" : systemReason(failure))
             }
             sent += count
         }
@@ -153,15 +164,16 @@ final class HTTPConnection {
     func readHead() throws(CLIError) -> Head {
         var lines: [String] = []
         while true {
-            guard let line = try readLine() else { throw lost("reading the answer") }
+            guard let line = try readLine() else {
+                guard answered else { throw CLIError.notAnAgentAPI(at: address, "it closed the connection without an HTTP answer") }
+                throw lost("reading the answer", because: "the agent closed the connection")
+            }
             if line.isEmpty { break }
             lines.append(line)
         }
         let statusParts = lines.first?.split(separator: " ", maxSplits: 2) ?? []
         guard statusParts.count >= 2, statusParts[0].hasPrefix("HTTP/1."), let status = Int(statusParts[1]) else {
-            throw CLIError(
-                code: "bad_response", message: "the agent at \(address) did not answer HTTP",
-                hint: "is --api pointing at a Rumor agent's API port (not its gossip port)?")
+            throw CLIError.notAnAgentAPI(at: address, "its answer is not HTTP")
         }
         var head = Head(status: status, contentType: "", contentLength: nil, chunked: false)
         for line in lines.dropFirst() {
@@ -172,6 +184,7 @@ final class HTTPConnection {
             case "content-type": head.contentType = String(value)
             case "content-length": head.contentLength = Int(value)
             case "transfer-encoding": head.chunked = value.lowercased().contains("chunked")
+            case "rumor-error-code": head.errorCode = String(value)
             default: head.fields[name] = String(value)
             }
         }
@@ -190,12 +203,14 @@ final class HTTPConnection {
     func streamBody(_ head: Head, _ receive: ([UInt8]) throws(CLIError) -> Void) throws(CLIError) {
         if head.chunked {
             while true {
-                guard let sizeLine = try readLine(),
-                    let size = Int(sizeLine.split(separator: ";").first.map(String.init) ?? "", radix: 16)
-                else { throw lost("reading the answer") }
+                guard let sizeLine = try readLine() else { throw lost("reading the answer", because: "the agent closed the connection") }
+                guard let size = Int(sizeLine.split(separator: ";").first.map(String.init) ?? "", radix: 16) else {
+                    throw malformed("a chunk size")
+                }
                 if size == 0 { return }
                 try receive(try readExactly(size))
-                guard try readLine() == "" else { throw lost("reading the answer") }
+                guard let end = try readLine() else { throw lost("reading the answer", because: "the agent closed the connection") }
+                guard end.isEmpty else { throw malformed("the end of a chunk") }
             }
         } else if let length = head.contentLength {
             try receive(try readExactly(length))
@@ -221,7 +236,7 @@ final class HTTPConnection {
 
     private func readExactly(_ count: Int) throws(CLIError) -> [UInt8] {
         while buffer.count - position < count {
-            guard try fill() else { throw lost("reading the answer") }
+            guard try fill() else { throw lost("reading the answer", because: "the agent closed the connection") }
         }
         return take(count)
     }
@@ -232,7 +247,8 @@ final class HTTPConnection {
         return bytes
     }
 
-    /// Reads more bytes into the buffer; false at the end of the stream.
+    /// Reads more bytes into the buffer; false at the end of the stream (a peer that resets the
+    /// connection before answering anything ends it too: see `answered`).
     private func fill() throws(CLIError) -> Bool {
         if position > 0, position == buffer.count {
             buffer.removeAll(keepingCapacity: true)
@@ -243,30 +259,56 @@ final class HTTPConnection {
             let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
             if count > 0 {
                 buffer += chunk[0..<count]
+                answered = true
                 return true
             }
             if count == 0 { return false }
-            if errno == EINTR { continue }
-            if errno == EAGAIN || errno == EWOULDBLOCK {
+            let failure = errno  // read() failed: errno is its reason
+            if failure == EINTR { continue }
+            if failure == EAGAIN || failure == EWOULDBLOCK {
                 throw CLIError(
                     code: "agent_unreachable", message: "the agent at \(address) did not answer in time",
                     hint: "is it overloaded or stopped? `rumor info` shows whether it answers")
             }
-            throw lost("reading the answer")
+            if failure == ECONNRESET, !answered { return false }
+            throw lost("reading the answer", because: systemReason(failure))
         }
     }
 
-    private func lost(_ doing: String) -> CLIError {
+    /// The connection ended before the answer did; `reason` says how (never a stale errno).
+    private func lost(_ doing: String, because reason: String) -> CLIError {
         CLIError(
             code: "agent_unreachable",
-            message: "lost the connection to the agent API at \(address) while \(doing): \(String(cString: strerror(errno)))",
+            message: "lost the connection to the agent API at \(address) while \(doing): \(reason)",
             hint: "is `rumor agent` still running? `rumor info` shows whether it answers")
     }
+
+    /// The answer broke HTTP's framing at `part`.
+    private func malformed(_ part: String) -> CLIError {
+        CLIError(
+            code: "bad_response", message: "the answer from \(address) has a malformed \(part)",
+            hint: "is --api pointing at a Rumor agent's API, of the same version as this CLI?")
+    }
+}
+
+/// The system's text for `code`, an errno a failed call just set.
+private func systemReason(_ code: Int32) -> String {
+    String(cString: strerror(code))
 }
 
 // The C functions under names that do not collide with methods.
 @inline(__always) private func Glibc_socket(_ domain: Int32, _ type: Int32, _ proto: Int32) -> Int32 {
     socket(domain, type, proto)
+}
+
+/// `send(2)` without SIGPIPE: a peer that already closed is an EPIPE error to report, not a
+/// signal that ends the CLI without a word.
+@inline(__always) private func Glibc_send(_ socket: Int32, _ bytes: UnsafeRawPointer?, _ count: Int) -> Int {
+    #if canImport(Darwin)
+    write(socket, bytes, count)
+    #else
+    send(socket, bytes, count, Int32(MSG_NOSIGNAL))
+    #endif
 }
 
 @inline(__always) private func Glibc_connect(_ socket: Int32, _ address: UnsafeMutablePointer<sockaddr>?, _ length: socklen_t) -> Int32 {

@@ -24,7 +24,11 @@ public struct WatchCommand: ParsableCommand {
             """)
     @OptionGroup var options: ClientOptions
     @Argument(help: "Only keys starting with this.") var prefix: String = ""
-    @Option(help: "Start after this change-log seq (0 replays every key); default: only new changes.") var from: UInt64?
+    // Taken as text, whatever it looks like, so that `--from -5` is refused naming the flag and
+    // the range (argument-parser would read -5 as a flag and report a missing value).
+    @Option(
+        parsing: .unconditional, help: ArgumentHelp("Start after this change-log seq (0 replays every key); default: only new changes.", valueName: "seq"))
+    var from: String?
     @Option(help: "The change-log epoch --from was read in: if the agent's log is a new one, fail with watch_epoch_changed instead of resuming at a seq that names other changes.")
     var epoch: String?
     @Flag(help: "End (with watch_ended) when the agent stops, instead of waiting for it to come back.")
@@ -32,8 +36,21 @@ public struct WatchCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        var watch = Watch(client: options.client, prefix: prefix, last: from, epoch: epoch)
+        let start = try from.map { try Self.seq(fromFlag: $0) }
+        var watch = Watch(client: options.client, prefix: prefix, last: start, epoch: epoch)
         try watch.follow(reconnect: !noReconnect) { lines in Output.write(lines, to: 1) }
+    }
+
+    /// The value of `--from`: a change-log seq, 0 or more.
+    /// - Throws: `CLIError` `bad_arguments` naming the flag, the value and the accepted range.
+    static func seq(fromFlag text: String) throws(CLIError) -> UInt64 {
+        guard let seq = UInt64(text) else {
+            throw CLIError(
+                code: "bad_arguments",
+                message: "--from takes a change-log seq, a whole number from 0 to \(UInt64.max); '\(text)' is not one",
+                hint: "--from 0 replays every key; --from N resumes after seq N (the `seq` of the last change you processed)")
+        }
+        return seq
     }
 }
 
@@ -73,8 +90,9 @@ public struct Watch: Sendable {
             do {
                 try stream(receive)
             } catch {
-                // Past the first stream, the agent going away (mid-stream, or not back yet) is waited out.
-                guard opened > 0, reconnect, error.code == "agent_unreachable" else { throw error }
+                // Past the first stream, the agent going away (mid-stream, or not back yet) is waited out;
+                // so is a connection it closed unanswered while stopping (`bad_response`): it did answer here.
+                guard opened > 0, reconnect, error.code == "agent_unreachable" || error.code == "bad_response" else { throw error }
             }
             guard reconnect else {
                 throw CLIError(
@@ -123,7 +141,7 @@ public struct Watch: Sendable {
         guard head.status == 200 else {
             var json = client
             json.json = true
-            let error = json.agentError(String(decoding: try connection.readBody(head), as: UTF8.self))
+            let error = json.agentError(String(decoding: try connection.readBody(head), as: UTF8.self), head: head)
             throw client.json ? error : CLIError(code: error.code, message: error.message, hint: error.hint)
         }
         opened += 1

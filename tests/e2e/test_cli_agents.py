@@ -6,6 +6,7 @@ import os
 import statistics
 import subprocess
 import time
+import unicodedata
 from pathlib import Path
 
 from conftest import rumor_binary, wait_until
@@ -130,11 +131,72 @@ def test_text_answers_come_from_the_agent_and_errors_keep_code_message_and_hint(
 
 def test_context_describes_every_command_flag_and_error_code():
     result = subprocess.run([rumor_binary(), "context", "--json"], capture_output=True, text=True, check=True)
-    document = json.loads(result.stdout)
+    envelope = json.loads(result.stdout)
+    assert envelope["status"] == "ok", envelope.keys()
+    document = envelope["data"]
     commands = {c["commandName"]: c for c in document["commands"]["subcommands"]}
     for name in ("agent", "put", "get", "delete", "list", "watch", "members", "status", "join", "leave", "keys", "sim"):
         assert name in commands, name
     put_flags = {n["name"] for a in commands["put"]["arguments"] for n in a.get("names", [])}
     assert {"ttl", "ephemeral", "wait", "timeout", "json", "api"} <= put_flags, put_flags
-    codes = {c["code"] for c in document["errorCodes"]}
-    assert {"key_not_found", "agent_unreachable", "bad_arguments", "watch_compacted"} <= codes
+    codes = {c["code"]: c for c in document["errorCodes"]}
+    assert {"key_not_found", "agent_unreachable", "bad_arguments", "watch_compacted", "bind_failed"} <= set(codes)
+    statuses = {s["status"]: s for s in document["exitStatuses"]}
+    assert set(statuses) == {0, 1, 64, 69, 76}, statuses
+    assert statuses[64]["codes"] == ["bad_arguments"] and statuses[69]["codes"] == ["agent_unreachable"]
+    assert statuses[76]["codes"] == ["bad_response"] and "key_not_found" in statuses[1]["codes"]
+    assert codes["bad_arguments"]["exitStatus"] == 64 and codes["key_not_found"]["exitStatus"] == 1
+    text = subprocess.run([rumor_binary(), "context"], capture_output=True, text=True, check=True).stdout
+    assert "exit statuses: 0 success; 1 " in text and text.splitlines()[-1].startswith("error codes: ")
+
+
+def test_every_json_output_has_the_envelope(swarm, tmp_path):
+    agent = swarm.agent("enveloped")
+    other = swarm.agent("other")
+    binary = rumor_binary()
+    client = [
+        ["members"], ["info"], ["status"], ["put", "k", "v"], ["put", "w", "v", "--wait", "all"], ["get", "k"],
+        ["list"], ["delete", "w"], ["tags", "set", "role=web"], ["tags", "delete", "role"], ["join", other.address],
+        ["event", "deploy", "v1"],
+    ]
+    for args in client:
+        result = subprocess.run([binary, *args, "--api", agent.api, "--json"], capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, (args, result.stderr)
+        envelope = json.loads(result.stdout)
+        assert envelope["status"] == "ok" and "data" in envelope, (args, result.stdout[:200])
+    local = [
+        ["keygen", "--json"], ["context", "--json"], ["agent", "--print-config", "--json", "--name", "n"],
+        ["sim", "--nodes", "50", "--rounds", "3", "--quiet", "--json"],
+    ]
+    for args in local:
+        result = subprocess.run([binary, *args], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, (args, result.stderr)
+        envelope = json.loads(result.stdout)
+        assert envelope["status"] == "ok" and "data" in envelope, (args, result.stdout[:200])
+    refused = subprocess.run([binary, "keys", "list", "--api", agent.api, "--json"], capture_output=True, text=True, timeout=30)
+    error = json.loads(refused.stderr)
+    assert refused.returncode == 1 and error["status"] == "error" and error["code"] == "encryption_disabled", error
+
+
+def display_width(text):
+    """Terminal columns, as UAX #11 has them: wide and fullwidth take 2, combining marks 0."""
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def test_tables_show_wide_keys_and_json_values_whole_and_line_up_by_display_width(swarm):
+    agent = swarm.agent("ノード")
+    key, value = "ключ/日本語/🔑", '{"name":"日本","emoji":"🚀"}'
+    agent.cli("put", key, value)
+    agent.cli("put", "plain", "{}")
+    listed = subprocess.run([rumor_binary(), "list", "--api", agent.api], capture_output=True, text=True, timeout=30)
+    assert listed.returncode == 0 and "\ufffd" not in listed.stdout, listed
+    header, *rows = listed.stdout.splitlines()
+    row = next(line for line in rows if line.startswith(key))
+    assert row.startswith(f"{key}  {value}  "), f"the key and the value are whole: {row!r}"
+    timestamps = json.loads(agent.cli("list").stdout)["data"]["entries"]
+    for line in rows:
+        stamp = next(e["timestamp"] for e in timestamps if line.startswith(e["key"] + " "))
+        assert display_width(line[:line.index(stamp)]) == display_width(header[:header.index("TIMESTAMP")]), line
+    members = subprocess.run([rumor_binary(), "members", "--api", agent.api], capture_output=True, text=True, timeout=30)
+    head, member = members.stdout.splitlines()
+    assert member.startswith("ノード  ") and display_width(member[:member.index("127.0.0.1")]) == head.index("ADDRESS"), members.stdout

@@ -47,7 +47,7 @@ def test_flags_beat_environment_beat_file_beat_defaults(tmp_path):
     result = agent_config(["--config", str(config), "--name", "flag", "--print-config", "--json"],
                           env={"RUMOR_NAME": "env", "RUMOR_SWARM": "env"})
     assert result.returncode == 0, result.stderr
-    settings = {row["key"]: row for row in json.loads(result.stdout)["settings"]}
+    settings = {row["key"]: row for row in json.loads(result.stdout)["data"]["settings"]}
     assert (settings["name"]["value"], settings["name"]["source"]) == ("flag", "flag")
     assert (settings["swarm"]["value"], settings["swarm"]["source"]) == ("env", "environment")
     assert (settings["bind"]["value"], settings["bind"]["source"]) == ("127.0.0.1:7001", f"file {config}")
@@ -65,7 +65,7 @@ def test_flags_beat_environment_beat_file_beat_defaults(tmp_path):
     printed.write_text(text.stdout.replace('"(hidden)"', '"another-token"'))
     reread = agent_config(["--config", str(printed), "--print-config", "--json"])
     assert reread.returncode == 0, reread.stderr
-    again = {row["key"]: row.get("value") for row in json.loads(reread.stdout)["settings"]}
+    again = {row["key"]: row.get("value") for row in json.loads(reread.stdout)["data"]["settings"]}
     assert again["swarm"] == "file" and again["join"] == ["127.0.0.1:9"] and again["direct_push_limit"] == 8
 
 
@@ -93,7 +93,7 @@ def test_every_setting_has_a_flag_in_help():
     result = agent_config(["--print-config", "--json", "--name", "n"])
     assert result.returncode == 0, result.stderr
     help_text = subprocess.run([rumor_binary(), "agent", "--help"], capture_output=True, text=True, timeout=10).stdout
-    for row in json.loads(result.stdout)["settings"]:
+    for row in json.loads(result.stdout)["data"]["settings"]:
         assert row["flag"] in help_text, row["flag"]
         assert row["env"] in help_text, row["env"]
 
@@ -103,5 +103,5 @@ def test_readme_documents_every_key():
 
     readme = (ROOT / "README.md").read_text()
     result = agent_config(["--print-config", "--json", "--name", "n"])
-    for row in json.loads(result.stdout)["settings"]:
+    for row in json.loads(result.stdout)["data"]["settings"]:
         assert f"| `{row['key']}` |" in readme, f"README's config-file table lacks {row['key']}"

@@ -126,7 +126,7 @@ def test_bad_writes_are_clear_errors_and_write_nothing(swarm):
     assert too_large["code"] == "value_too_large" and "1048576" in too_large["message"], too_large
     not_utf8 = subprocess.run([rumor_binary(), "put", b"key-\xff", "v", "--api", agent.api, "--json"],
                               capture_output=True, timeout=30)
-    assert not_utf8.returncode == 1 and json.loads(not_utf8.stderr)["code"] == "bad_arguments"
+    assert not_utf8.returncode == 64 and json.loads(not_utf8.stderr)["code"] == "bad_arguments"
     raw = urllib.request.Request(f"http://{agent.api}/v1/kv/put", data=b'{"key":"k\xff","value":"v"}', method="POST")
     try:
         urllib.request.urlopen(raw, timeout=5)
@@ -291,9 +291,9 @@ def test_put_wait_times_out_saying_how_many_nodes_had_the_write(swarm):
 def test_put_wait_rejects_bad_arguments(swarm):
     agent = swarm.agent("solo")
     bad = agent.cli("put", "k", "v", "--wait", "most", check=False)
-    assert bad.returncode == 1 and json.loads(bad.stderr)["code"] == "bad_arguments"
+    assert bad.returncode == 64 and json.loads(bad.stderr)["code"] == "bad_arguments"
     orphan = agent.cli("put", "k", "v", "--timeout", "1s", check=False)
-    assert orphan.returncode == 1 and json.loads(orphan.stderr)["code"] == "bad_arguments"
+    assert orphan.returncode == 64 and json.loads(orphan.stderr)["code"] == "bad_arguments"
     api = http(agent, "POST", "/v1/kv/put", {"key": "k", "value": "v", "wait": 0})
     assert api["status"] == "error" and api["code"] == "bad_request"
     assert http(agent, "GET", "/v1/kv/list")["data"]["entries"] == [], "nothing written"

@@ -178,15 +178,15 @@ def test_plaintext_swarm_moves_to_encryption_with_rolling_restarts(swarm, tmp_pa
 def test_encryption_verification_flags_are_checked(swarm, tmp_path):
     binary = rumor_binary()
     data = tmp_path / "data"
-    for extra, message in [
-        (["--encrypt-verify-incoming", "false"], "apply only to an encrypted node"),
-        (["--encrypt", keygen(), "--encrypt-verify-outgoing", "false"], "must also accept it"),
-        (["--encrypt", keygen(), "--encrypt-verify-incoming", "maybe"], "is not true or false"),
+    for extra, message, status in [
+        (["--encrypt-verify-incoming", "false"], "apply only to an encrypted node", 1),  # bad_config
+        (["--encrypt", keygen(), "--encrypt-verify-outgoing", "false"], "must also accept it", 1),
+        (["--encrypt", keygen(), "--encrypt-verify-incoming", "maybe"], "is not true or false", 64),  # bad_arguments
     ]:
         result = subprocess.run(
             [binary, "agent", "--name", "x", "--bind", "127.0.0.1:0", "--data-dir", str(data), "--json", *extra],
             capture_output=True, text=True, timeout=20)
-        assert result.returncode == 1, result
+        assert result.returncode == status, result
         assert message in json.loads(result.stderr)["message"], result.stderr
         assert not (data / "keyring.json").exists(), "a refused start saves no keyring"
 
@@ -208,7 +208,7 @@ def test_key_commands_report_clear_errors(swarm):
         assert result.returncode == 1, result
         assert json.loads(result.stderr)["code"] == code, result.stderr
     bad = subprocess.run([rumor_binary(), "agent", "--encrypt", "short"], capture_output=True, text=True, timeout=10)
-    assert bad.returncode == 1 and "--encrypt" in bad.stderr
+    assert bad.returncode == 64 and "--encrypt" in bad.stderr
     assert len(__import__("base64").b64decode(keygen())) == 32
 
 
@@ -226,7 +226,7 @@ def test_api_requires_the_token_when_set(swarm):
     with urllib.request.urlopen(request, timeout=5) as response:
         assert json.load(response)["status"] == "ok"
     exposed = subprocess.run([rumor_binary(), "agent", "--api", "0.0.0.0:7399"], capture_output=True, text=True, timeout=10)
-    assert exposed.returncode == 1 and "token" in exposed.stderr
+    assert exposed.returncode == 64 and "token" in exposed.stderr
 
 
 def test_pull_floods_from_one_peer_are_rate_limited(swarm):

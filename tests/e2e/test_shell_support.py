@@ -52,7 +52,7 @@ def test_the_man_page_renders_every_agent_flag(prefix):
                               env=dict(os.environ, MANWIDTH="100", MANPAGER="cat", PAGER="cat"))
     assert rendered.returncode == 0, rendered.stderr
     settings = json.loads(subprocess.run([rumor_binary(), "agent", "--print-config", "--json", "--name", "n"],
-                                         capture_output=True, text=True, timeout=30).stdout)["settings"]
+                                         capture_output=True, text=True, timeout=30).stdout)["data"]["settings"]
     for flag in [row["flag"] for row in settings] + ["--print-config", "--config"]:
         assert flag in rendered.stdout, flag
     for command in ("put", "watch", "members", "keys"):

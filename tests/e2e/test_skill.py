@@ -336,7 +336,7 @@ def command_table() -> dict:
         for sub in command.get("subcommands", []):
             walk(sub, path + [sub["commandName"]])
 
-    walk(json.loads(result.stdout)["commands"], [])
+    walk(json.loads(result.stdout)["data"]["commands"], [])
     return table
 
 
@@ -450,7 +450,7 @@ def test_error_recipe_shows_the_json_error_envelope(ran):
 
 
 def test_context_recipe_describes_commands_and_error_codes(ran):
-    context = json.loads((ran.workdir / "rumor-context.json").read_text())
+    context = json.loads((ran.workdir / "rumor-context.json").read_text())["data"]
     codes = {e["code"] for e in context["errorCodes"]}
     assert {"key_not_found", "bad_arguments", "replication_timeout", "left"} <= codes, codes
     assert ran.under("Discover").stdout.startswith("error codes: ")

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import RumorCore
 import RumorAPI
@@ -19,29 +20,44 @@ public struct APIServer: Service {
     let port: Int
     let token: String?
     let logger: Logger
+    /// Opened once the socket listens (the agent waits for it before it joins).
+    let listening: StartGate?
 
-    public init(control: any AgentControl, host: String, port: Int, token: String?, logger: Logger) {
+    public init(control: any AgentControl, host: String, port: Int, token: String?, logger: Logger, listening: StartGate? = nil) {
         self.control = control
         self.host = host
         self.port = port
         self.token = token
         self.logger = logger
+        self.listening = listening
     }
 
+    /// Listens and serves until graceful shutdown.
+    /// - Throws: `BindFailure` when the socket cannot listen (`listening` then stays closed).
     public func run() async throws {
+        let started = NIOLockedValueBox(false)
+        let listening = self.listening
         let application = Application(
             router: Self.router(control: control, token: token),
             configuration: .init(address: .hostname(host, port: port), serverName: "rumor"),
+            onServerRunning: { _ in
+                started.withLockedValue { $0 = true }
+                listening?.open()
+            },
             logger: logger)
         let control = self.control
         // Open watches would hold the server's graceful shutdown forever: end them first.
-        try await withGracefulShutdownHandler {
-            // `run()`, not `runService()`: the latter runs its own service group with SIGTERM and SIGINT
-            // handlers, which could stop the server before our group began its ordered shutdown (the
-            // group then failed with "a service has finished unexpectedly" and the agent exited 1).
-            try await application.run()
-        } onGracefulShutdown: {
-            Task { await control.endWatches() }
+        do {
+            try await withGracefulShutdownHandler {
+                // `run()`, not `runService()`: the latter runs its own service group with SIGTERM and SIGINT
+                // handlers, which could stop the server before our group began its ordered shutdown (the
+                // group then failed with "a service has finished unexpectedly" and the agent exited 1).
+                try await application.run()
+            } onGracefulShutdown: {
+                Task { await control.endWatches() }
+            }
+        } catch where !started.withLockedValue({ $0 }) {
+            throw BindFailure(.api, host: host, port: port, error: error)
         }
     }
 
@@ -62,6 +78,9 @@ public struct APIServer: Service {
     /// On a watch: the change log's epoch, and its last seq when the watch opened.
     static let watchEpoch = HTTPField.Name("Rumor-Watch-Epoch")!
     static let watchPosition = HTTPField.Name("Rumor-Watch-Position")!
+    /// The code of an error answer, text or JSON, so that a client reading the text knows it too
+    /// (the CLI's exit status depends on it).
+    static let errorCode = HTTPField.Name("Rumor-Error-Code")!
 
     /// Writes each change as an NDJSON line or a server-sent event (`id:` is its seq). An error
     /// mid-stream (the reader fell behind compaction) becomes a final error envelope line.
@@ -127,9 +146,15 @@ func ok<Payload: Encodable>(_ data: Payload, for request: Request, text: (Payloa
     APIText.wantsText(request) ? APIText.response(text(data)) : try ok(data)
 }
 
-struct OKEnvelope<Payload: Encodable>: Encodable {
-    var status = "ok"
-    var data: Payload
+/// `{"status":"ok","data":…}`: every successful JSON answer of the API, and every `--json`
+/// output of the commands that answer without one (`rumor context`, `sim`, `agent --print-config`).
+public struct OKEnvelope<Payload: Encodable>: Encodable {
+    public var status = "ok"
+    public var data: Payload
+
+    public init(data: Payload) {
+        self.data = data
+    }
 }
 
 struct ErrorEnvelope: Codable {
@@ -166,8 +191,11 @@ struct EnvelopeErrors<Context: RequestContext>: RouterMiddleware {
     }
 
     private func answer(_ code: ErrorCode, _ message: String, _ hint: String, status: HTTPResponse.Status, to request: Request) throws -> Response {
-        if APIText.wantsText(request) { return APIText.response(APIText.error(code, message: message, hint: hint), status: status) }
-        return try json(ErrorEnvelope(code: code, message: message, hint: hint), status: status)
+        var response = APIText.wantsText(request)
+            ? APIText.response(APIText.error(code, message: message, hint: hint), status: status)
+            : try json(ErrorEnvelope(code: code, message: message, hint: hint), status: status)
+        response.headers[APIServer.errorCode] = code.rawValue
+        return response
     }
 }
 

@@ -21,17 +21,6 @@ enum APIText {
         "error: \(message)\nhint: \(hint)\n"
     }
 
-    /// An aligned text table.
-    static func table(_ header: [String], _ rows: [[String]]) -> String {
-        let all = [header] + rows
-        let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
-        return all.map { row in
-            row.enumerated().map { column, cell in
-                column == row.count - 1 ? cell : cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
-            }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
-        }.joined(separator: "\n")
-    }
-
     /// A query's first line, as `serf query` prints it.
     static func query(_ dispatch: QueryDispatch) -> String {
         "Query '\(dispatch.name)' dispatched\n"
@@ -51,7 +40,7 @@ enum APIText {
     }
 
     static func members(_ members: [MemberSnapshot]) -> String {
-        table(
+        TextTable.render(
             ["NAME", "ADDRESS", "STATE", "INCARNATION", "TAGS"],
             members.map { member in
                 let tags = member.tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
@@ -92,7 +81,7 @@ enum APIText {
     }
 
     static func entries(_ list: EntryList) -> String {
-        table(
+        TextTable.render(
             ["KEY", "VALUE", "TIMESTAMP", "ORIGIN"],
             list.entries.map { [$0.key, $0.value ?? "base64:" + ($0.valueBase64 ?? ""), $0.timestamp, $0.origin] })
     }
@@ -127,6 +116,6 @@ enum APIText {
         let rows = report.keys.sorted { $0.key < $1.key }.map { key, holders in
             [key, "\(holders)/\(report.nodes)", "\(report.primaryKeys[key] ?? 0)"]
         }
-        return table(["KEY", "INSTALLED", "PRIMARY"], rows)
+        return TextTable.render(["KEY", "INSTALLED", "PRIMARY"], rows)
     }
 }

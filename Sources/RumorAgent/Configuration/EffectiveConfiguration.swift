@@ -20,7 +20,8 @@ public enum EffectiveConfiguration {
         return lines.joined(separator: "\n")
     }
 
-    /// `{"settings":[{"key","value","source","flag","env"},…]}`; an unset setting has no value.
+    /// `{"status":"ok","data":{"settings":[{"key","value","source","flag","env"},…]}}`; an unset
+    /// setting has no value.
     public static func json(_ settings: ResolvedSettings, name: String) throws -> String {
         struct Row: Encodable {
             var key: String
@@ -58,7 +59,7 @@ public enum EffectiveConfiguration {
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(["settings": encoded]), as: UTF8.self)
+        return String(decoding: try encoder.encode(OKEnvelope(data: ["settings": encoded])), as: UTF8.self)
     }
 
     private struct Row {

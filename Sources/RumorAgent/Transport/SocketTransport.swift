@@ -19,13 +19,19 @@ final class SocketTransport: GossipTransport {
     }
 
     /// Binds UDP on `host:port`, then TCP on the same port (the one the system chose for 0).
+    /// - Throws: `BindFailure` naming the socket (UDP or TCP) that could not listen; none stays open.
     static func bind(
         host: String, port: Int, group: EventLoopGroup, streamTimeout: TimeAmount, maximumStreamBytes: Int,
         decode: @escaping StreamDecoder, handlers: TransportHandlers
     ) async throws -> SocketTransport {
-        let packets = try await PacketTransport.bind(host: host, port: port, group: group, onReopen: handlers.onRecovered) {
-            bytes, sender in
-            if let from = NodeAddress(sender) { handlers.onPacket(bytes, from) }
+        let packets: PacketTransport
+        do {
+            packets = try await PacketTransport.bind(host: host, port: port, group: group, onReopen: handlers.onRecovered) {
+                bytes, sender in
+                if let from = NodeAddress(sender) { handlers.onPacket(bytes, from) }
+            }
+        } catch {
+            throw BindFailure(.gossipUDP, host: host, port: port, error: error)
         }
         let bound = packets.localAddress?.port ?? port
         do {
@@ -40,7 +46,7 @@ final class SocketTransport: GossipTransport {
             return SocketTransport(packets: packets, listener: listener, group: group, port: bound)
         } catch {
             await packets.close()
-            throw error
+            throw BindFailure(.gossipTCP, host: host, port: bound, error: error)
         }
     }
 
