@@ -106,7 +106,7 @@ struct EventStream {
             token: client.token, body: nil)
         let head = try connection.readHead()
         guard head.status == 200 else {
-            throw client.agentError(String(decoding: try connection.readBody(head), as: UTF8.self))
+            throw client.agentError(String(decoding: try connection.readBody(head), as: UTF8.self), head: head)
         }
         opened += 1
         var pending: [UInt8] = []
