@@ -19,19 +19,26 @@ public struct APIServer: Service {
     let port: Int
     let token: String?
     let logger: Logger
+    /// Called once the socket listens (the agent then announces its start; `Agent+Readiness`).
+    let onListening: @Sendable () async -> Void
 
-    public init(control: any AgentControl, host: String, port: Int, token: String?, logger: Logger) {
+    public init(
+        control: any AgentControl, host: String, port: Int, token: String?, logger: Logger,
+        onListening: @escaping @Sendable () async -> Void = {}
+    ) {
         self.control = control
         self.host = host
         self.port = port
         self.token = token
         self.logger = logger
+        self.onListening = onListening
     }
 
     public func run() async throws {
         let application = Application(
             router: Self.router(control: control, token: token),
             configuration: .init(address: .hostname(host, port: port), serverName: "rumor"),
+            onServerRunning: { [onListening] _ in await onListening() },
             logger: logger)
         let control = self.control
         // Open watches would hold the server's graceful shutdown forever: end them first.

@@ -29,7 +29,7 @@ public enum ReadyReason: Sendable, Hashable {
     case alone
     /// A pull answer (or the last page of a catch-up) from `peer` was merged, `after` the start.
     case synced(peer: String, after: Duration)
-    /// No peer answered within `NodeSettings.readyTimeout`.
+    /// No peer answered within `NodeSettings.readyTimeout` (`after`).
     case timedOut(after: Duration)
 
     /// One line for logs and the API: "synced with n2 in 140 ms".
@@ -43,7 +43,7 @@ public enum ReadyReason: Sendable, Hashable {
 
     static func text(_ duration: Duration) -> String {
         let milliseconds = duration.nanosecondsClamped / 1_000_000
-        return milliseconds < 10_000 ? "\(milliseconds) ms" : "\(milliseconds / 1000) s"
+        return milliseconds < 10_000 && milliseconds % 1000 != 0 ? "\(milliseconds) ms" : "\(milliseconds / 1000) s"
     }
 }
 
@@ -86,8 +86,8 @@ extension Node {
 
     /// The ready timer fired: still syncing means no peer answered in time.
     mutating func readyTimerFired(at time: NodeTime) -> [NodeEffect] {
-        guard case .syncing(let since) = readiness else { return [] }
-        return becomeReady(.timedOut(after: time.now - since), at: time)
+        guard case .syncing = readiness else { return [] }
+        return becomeReady(.timedOut(after: readyTimeout), at: time)
     }
 
     private mutating func becomeReady(_ reason: ReadyReason, at time: NodeTime) -> [NodeEffect] {
