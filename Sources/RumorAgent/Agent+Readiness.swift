@@ -9,6 +9,8 @@ import Musl
 
 /// Whether the agent's start has been announced, and what it waits for.
 struct StartupAnnouncement {
+    /// The node has started (its readiness is decided: ready, or syncing).
+    var nodeStarted = false
     /// The API socket listens (`APIServer`'s `onListening`).
     var apiListening = false
     var announced = false
@@ -68,6 +70,12 @@ extension Agent {
         readyWaiters.removeValue(forKey: id)?.resume()
     }
 
+    /// The node has started: its readiness says whether it syncs first.
+    func nodeStarted() {
+        startup.nodeStarted = true
+        announceStartIfDue()
+    }
+
     /// The API socket listens.
     public func apiListening() {
         startup.apiListening = true
@@ -76,7 +84,8 @@ extension Agent {
 
     /// Announces the start once the API listens and, with `wait_ready`, the node is ready.
     private func announceStartIfDue() {
-        guard startup.apiListening, !startup.announced, node.readiness.isReady || !configuration.waitReady else { return }
+        guard startup.apiListening, startup.nodeStarted, !startup.announced, node.readiness.isReady || !configuration.waitReady
+        else { return }
         startup.announced = true
         let readiness = readinessSnapshot
         let state = readiness.ready

@@ -138,6 +138,7 @@ public actor Agent: Service, AgentControl {
                 "swarm": "\(configuration.swarm.isEmpty ? "-" : configuration.swarm)",
             ])
         execute(node.start(at: time, joining: !configuration.seeds.isEmpty || configuration.discover))
+        nodeStarted()
         if !configuration.seeds.isEmpty { joinSeeds() }
         if let discovery { browse(discovery) }
         let events = self.events

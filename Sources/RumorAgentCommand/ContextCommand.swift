@@ -43,8 +43,8 @@ struct ContextCommand: ParsableCommand {
                 }
             }
             walk(tree, path: "")
-            lines.append("error codes: " + ErrorCode.allCases.map(\.rawValue).joined(separator: ", "))
             lines.append("readiness: after a start with peers to join, get and list fail with not_ready until the agent synced with a peer; `rumor wait --ready` waits, --stale reads anyway")
+            lines.append("error codes: " + ErrorCode.allCases.map(\.rawValue).joined(separator: ", "))
             Output.print(lines.joined(separator: "\n"))
         }
     }
