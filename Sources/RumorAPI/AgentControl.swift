@@ -45,6 +45,10 @@ public protocol AgentControl: Sendable {
     /// Deletes `key` by writing a tombstone; with `replicas`, returns only once that many nodes
     /// hold the delete (as `put`).
     func delete(key: String, replicas: ReplicaTarget?, timeout: Duration) async throws -> EntrySnapshot
+    /// Whether the node has synced with a peer since it started (reads are refused with
+    /// `not_ready` until then, unless the caller accepts a stale read); with `limit`, waits up
+    /// to that long for it first.
+    func readiness(waitingUpTo limit: Duration?) async -> ReadinessSnapshot
     /// The live value of `key`, if any.
     func get(key: String) async -> EntrySnapshot?
     /// Live entries whose key starts with `prefix`, sorted by key, and the change-log position

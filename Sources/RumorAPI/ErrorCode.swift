@@ -30,6 +30,8 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
     case unknownNode = "unknown_node"
     /// A Serf feature (queries) asked of a node that speaks plain memberlist.
     case needsSerf = "needs_serf"
+    /// A read asked of a node that has not synced with a peer since it started (`ReadinessSnapshot`).
+    case notReady = "not_ready"
     case watchCompacted = "watch_compacted"
     case watchAhead = "watch_ahead"
     /// A watch resumed with the epoch of a change log the agent no longer has.
@@ -78,7 +80,7 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
         case .tooLarge: 413
         case .peerUnknown: 404
         case .joinFailed, .keyringPartial, .trustRefused: 502
-        case .pilotUnavailable: 503
+        case .pilotUnavailable, .notReady: 503
         case .replicationTimeout: 504
         case .storageFull: 507
         case .badAnswer, .badConfig, .badKeyring, .keyringNotSaved, .storageFailed, .storageCorrupt, .bindFailed,

@@ -62,6 +62,9 @@ public actor Agent: Service, AgentControl {
     /// What `run()` waits for between opening its sockets and announcing itself; nil: nothing.
     private let startGate: StartGate?
     private(set) var stopped = false
+    /// Readiness waiters and the start announcement (`Agent+Readiness.swift`).
+    var readyWaiters: [CommandID: CheckedContinuation<Void, Never>] = [:]
+    var startup = StartupAnnouncement()
 
     private let events: AsyncStream<Event>
     private let eventSink: AsyncStream<Event>.Continuation
@@ -128,6 +131,7 @@ public actor Agent: Service, AgentControl {
         var settings = NodeSettings(membership: membership, replication: configuration.replication)
         settings.tagFormat = configuration.gossipProtocol.tagFormat
         settings.durable = storage != nil
+        settings.readyTimeout = configuration.readyTimeout
         let seed = UInt64.random(in: .min ... .max)
         self.node = Node(
             name: configuration.name, address: advertised, tags: configuration.tags, settings: settings,
@@ -156,7 +160,8 @@ public actor Agent: Service, AgentControl {
                 "name": "\(configuration.name)", "address": "\(advertised)",
                 "swarm": "\(configuration.swarm.isEmpty ? "-" : configuration.swarm)",
             ])
-        execute(node.start(at: time))
+        execute(node.start(at: time, joining: !configuration.seeds.isEmpty || configuration.discover))
+        nodeStarted()
         if !configuration.seeds.isEmpty { joinSeeds() }
         if let discovery { browse(discovery) }
         let events = self.events
@@ -230,6 +235,7 @@ public actor Agent: Service, AgentControl {
         let stopping = NodeError(.left, "the agent is stopping", hint: "restart the agent")
         for (_, continuation) in pending { continuation.resume(returning: .failed(stopping)) }
         pending = [:]
+        wakeReadyWaiters()
         watches.endAll()
         eventHub.endAll()
         await transport?.close()
@@ -431,6 +437,8 @@ public actor Agent: Service, AgentControl {
                 if !stopped { joinSeeds() }
             case .probeAnswered(let roundTrip):
                 metrics.probeSeconds.record(roundTrip)
+            case .ready:
+                becameReady()
             case .serfBroadcast(let message):
                 execute(node.queueSerfBroadcast(SerfCodec.encode(message), at: time))
             case .serfDirect(let message, let addresses):

@@ -76,6 +76,14 @@ struct AgentCommand: AsyncParsableCommand {
         name: .customLong("direct-push-limit"), parsing: .unconditional,
         help: "Swarms up to this many nodes get writes straight from the writer; larger ones down the broadcast tree (env RUMOR_DIRECT_PUSH_LIMIT; default 64).")
     var directPushLimit: String?
+    @Option(
+        name: .customLong("ready-timeout"),
+        help: "With peers to join, serve reads after this long even if no peer answered, e.g. 10s (env RUMOR_READY_TIMEOUT; default 10s).")
+    var readyTimeout: String?
+    @Flag(
+        name: .customLong("wait-ready"),
+        help: "Announce the start (the 'rumor agent up: …' line on stdout, systemd's READY=1) only once the node has synced with a peer, or after --ready-timeout (env RUMOR_WAIT_READY).")
+    var waitReady = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (env RUMOR_LOG_LEVEL).")
     var logLevel: String?
     @Option(help: "Read settings from this TOML or JSON file (env RUMOR_CONFIG); flags and environment variables override it.")
@@ -108,7 +116,7 @@ struct AgentCommand: AsyncParsableCommand {
         agent.metrics.bootstrapProcess()
         let api = APIServer(
             control: agent, host: configuration.apiHost, port: configuration.apiPort, token: configuration.apiToken,
-            logger: Logger(label: "rumor.api"), listening: apiListening)
+            logger: Logger(label: "rumor.api"), listening: apiListening, onListening: { await agent.apiListening() })
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: agent), .init(service: api)],
@@ -137,6 +145,8 @@ struct AgentCommand: AsyncParsableCommand {
         ]
         for case (let key, let text?) in texts { values[key] = .text(text) }
         if discover { values["discover"] = .text("true") }
+        if waitReady { values["wait_ready"] = .text("true") }
+        if let readyTimeout { values["ready_timeout"] = .text(readyTimeout) }
         if !join.isEmpty { values["join"] = .list(join) }
         if !tags.isEmpty { values["tags"] = .list(tags) }
         if !eventHandlers.isEmpty { values["event_handlers"] = .list(eventHandlers) }
@@ -297,6 +307,8 @@ struct AgentCommand: AsyncParsableCommand {
             }
         }
         if let timeout = try settings.duration("handler_timeout") { configuration.handlerTimeout = timeout }
+        configuration.waitReady = try settings.boolean("wait_ready", default: false)
+        if let timeout = try settings.duration("ready_timeout") { configuration.readyTimeout = timeout }
         if let grace = try settings.duration("tombstone_grace") { configuration.replication.tombstoneGrace = grace }
         if let limit = settings.text("direct_push_limit") {
             guard let count = Int(limit), count >= 1 else {

@@ -28,6 +28,7 @@ struct ContextCommand: ParsableCommand {
                 "conventions": [
                     "json": "--json prints {\"status\":\"ok\",\"data\":…} on stdout, or {\"status\":\"error\",\"code\",\"message\",\"hint\"} on stderr with the exit status of exitStatuses",
                     "watch": "one JSON object per line; resume with --from SEQ",
+                    "readiness": "after a start with peers to join, reads (get, list) fail with not_ready (HTTP 503) until the agent has synced with a peer (at most its ready_timeout, 10s by default): wait with `rumor wait --ready`, or pass --stale for a possibly stale read; writes and watch are not refused",
                 ],
             ]
             let envelope: [String: Any] = ["status": "ok", "data": document]
@@ -51,6 +52,7 @@ struct ContextCommand: ParsableCommand {
             }
             walk(tree, path: "")
             lines.append("exit statuses: " + ExitStatus.allCases.map { "\($0.rawValue) \($0.meaning)" }.joined(separator: "; "))
+            lines.append("readiness: after a start with peers to join, get and list fail with not_ready until the agent synced with a peer; `rumor wait --ready` waits, --stale reads anyway")
             lines.append("error codes: " + ErrorCode.allCases.map(\.rawValue).joined(separator: ", "))
             Output.print(lines.joined(separator: "\n"))
         }

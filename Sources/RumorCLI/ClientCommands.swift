@@ -178,9 +178,10 @@ public struct GetCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(commandName: "get", abstract: "Read a key's value.")
     @OptionGroup var options: ClientOptions
     @Argument(help: "The key.") var key: String
+    @OptionGroup var staleness: StaleOption
     public init() {}
 
-    public func run() throws { try options.show("GET", "/v1/kv/get" + APIClient.query([("key", key)])) }
+    public func run() throws { try options.show("GET", "/v1/kv/get" + APIClient.query([("key", key), staleness.parameter])) }
 }
 
 public struct DeleteCommand: ParsableCommand {
@@ -201,9 +202,21 @@ public struct ListCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(commandName: "list", abstract: "List live keys, optionally under a prefix.")
     @OptionGroup var options: ClientOptions
     @Argument(help: "Only keys starting with this.") var prefix: String = ""
+    @OptionGroup var staleness: StaleOption
     public init() {}
 
-    public func run() throws { try options.show("GET", "/v1/kv/list" + APIClient.query([("prefix", prefix)])) }
+    public func run() throws { try options.show("GET", "/v1/kv/list" + APIClient.query([("prefix", prefix), staleness.parameter])) }
+}
+
+/// `--stale` of a read (get, list): answer even while the agent is syncing after its start.
+public struct StaleOption: ParsableArguments {
+    @Flag(
+        help: "Answer even while the agent is syncing after a restart (the value may be older than the swarm's); without it such a read fails with not_ready.")
+    var stale = false
+    public init() {}
+
+    /// The query parameter it adds (none without `--stale`).
+    var parameter: (String, String?) { ("stale", stale ? "true" : nil) }
 }
 
 public struct StatusCommand: ParsableCommand {

@@ -3,7 +3,7 @@ import ArgumentParser
 /// The commands that talk to a running agent, in help order; both executables list them.
 public let clientCommands: [any ParsableCommand.Type] = [
     MembersCommand.self, JoinCommand.self, LeaveCommand.self, InfoCommand.self, PutCommand.self, GetCommand.self,
-    DeleteCommand.self, ListCommand.self, WatchCommand.self, StatusCommand.self, KeygenCommand.self, KeysCommand.self,
+    DeleteCommand.self, ListCommand.self, WatchCommand.self, WaitCommand.self, StatusCommand.self, KeygenCommand.self, KeysCommand.self,
     TagsCommand.self, EventCommand.self, EventsCommand.self, QueryCommand.self, MonitorCommand.self,
 ]
 

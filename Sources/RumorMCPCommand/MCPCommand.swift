@@ -192,9 +192,18 @@ enum MCPTools {
 
     static func string(_ description: String) -> Value { .object(["type": "string", "description": .string(description)]) }
 
+    /// The `stale` argument of the reading tools.
+    static let stale: Value = .object([
+        "type": "boolean",
+        "description": "Answer even while the agent is syncing after a restart (the value may be older than the swarm's). Default false: such a read fails with not_ready; retry shortly.",
+    ])
+
     static let all: [Tool] = [
         Tool(name: "members", description: "Every member of the swarm this node knows: name, address, state (alive, suspect, dead, left), metadata.", inputSchema: schema([:])),
-        Tool(name: "get", description: "Read a key's live value from the replicated state.", inputSchema: schema(["key": string("The key.")], required: ["key"])),
+        Tool(
+            name: "get",
+            description: "Read a key's live value from the replicated state. Fails with not_ready while the agent is syncing after a restart, unless stale is true.",
+            inputSchema: schema(["key": string("The key."), "stale": stale], required: ["key"])),
         Tool(
             name: "put",
             description: "Write a value; it replicates to every node (last writer wins). Optionally with a time to live, as ephemeral presence (gone when this node fails or leaves), or waiting until N nodes (or all) hold it.",
@@ -214,7 +223,10 @@ enum MCPTools {
                     "wait": string("Return only once this many nodes hold the delete: 'all' or a count (the writer included)."),
                     "timeout": string("How long wait may take: 5s, 1m or plain seconds (default 10s)."),
                 ], required: ["key"])),
-        Tool(name: "list", description: "Live keys and values, optionally under a prefix.", inputSchema: schema(["prefix": string("Only keys starting with this.")])),
+        Tool(
+            name: "list",
+            description: "Live keys and values, optionally under a prefix. Fails with not_ready while the agent is syncing after a restart, unless stale is true.",
+            inputSchema: schema(["prefix": string("Only keys starting with this."), "stale": stale])),
         Tool(name: "status", description: "A summary of the replicated state: values, tombstones, change-log seq, last anti-entropy, per-peer lag.", inputSchema: schema([:])),
         Tool(
             name: "event", description: "Send a user event (Serf's) to every node once, or to chosen Rumor nodes: a 'do this now' signal that stores nothing. Name and payload: up to 512 bytes to every node (Serf's limit), up to 1 MiB straight to Rumor nodes.",
@@ -269,6 +281,7 @@ enum MCPTools {
             }
             return value
         }
+        let staleParameter: (String, String?) = ("stale", arguments["stale"]?.boolValue == true ? "true" : nil)
         func duration(_ argument: String) throws -> Double? {
             guard let value = arguments[argument] else { return nil }
             if let seconds = value.doubleValue ?? value.intValue.map(Double.init) { return seconds }
@@ -281,8 +294,11 @@ enum MCPTools {
         switch name {
         case "members": return Request(method: "GET", target: "/v1/members")
         case "status": return Request(method: "GET", target: "/v1/kv/status")
-        case "get": return Request(method: "GET", target: "/v1/kv/get" + APIClient.query([("key", try required("key"))]))
-        case "list": return Request(method: "GET", target: "/v1/kv/list" + APIClient.query([("prefix", arguments["prefix"]?.stringValue ?? "")]))
+        case "get":
+            return Request(method: "GET", target: "/v1/kv/get" + APIClient.query([("key", try required("key")), staleParameter]))
+        case "list":
+            return Request(
+                method: "GET", target: "/v1/kv/list" + APIClient.query([("prefix", arguments["prefix"]?.stringValue ?? ""), staleParameter]))
         case "delete", "put":
             var body = ["key": JSONText.quote(try required("key"))]
             if name == "put" {
@@ -369,4 +385,10 @@ actor BlockingStdioTransport: Transport {
     }
 
     nonisolated func receive() -> AsyncThrowingStream<Data, Swift.Error> { messages }
+}
+
+/// A resource read refused by the agent (`not_ready` while it syncs, `key_not_found`) reaches
+/// the client as an internal error whose message is the agent's error envelope.
+extension MCPTools.MCPAgentError: LocalizedError {
+    var errorDescription: String? { error.json }
 }

@@ -82,7 +82,10 @@ class Process:
 
 
 class RumorAgent(Process):
-    def __init__(self, name, log_dir, join=(), swarm=None, profile=None, extra=(), port=None, api_port=None):
+    def __init__(self, name, log_dir, join=(), swarm=None, profile=None, extra=(), port=None, api_port=None, ready=True):
+        """Starts the agent and waits until it serves its API; with peers to join (or discover),
+        also until it is ready (synced with one), as `rumor wait --ready` does: before that its
+        reads answer not_ready. `ready=False` returns while it may still be syncing."""
         # free_port() releases the port before the agent binds it, so an outgoing connection of
         # another process can take it meanwhile ("Address already in use"): then try new ports.
         for attempt in range(3):
@@ -106,6 +109,8 @@ class RumorAgent(Process):
                 self.stop()
                 continue
             wait_until(self.healthy, 20, f"agent {name} serves its API")
+            if ready and (join or "--discover" in extra):
+                wait_until(self.ready, 20, f"agent {name} is ready (synced with a peer, or its ready timeout passed)")
             return
 
     def lost_port_race(self) -> bool:
@@ -132,6 +137,14 @@ class RumorAgent(Process):
             return error.code == 401  # serving, behind a token
         except OSError:
             return False
+
+    def ready(self):
+        """Whether the agent serves reads; asks it to hold the answer up to 5 s until it does."""
+        try:
+            with urllib.request.urlopen(f"http://{self.api}/v1/health?wait=5", timeout=10) as response:
+                return json.load(response)["data"]["ready"]
+        except urllib.error.HTTPError as error:
+            return error.code == 401  # behind a token: the test reads with it
 
     def cli(self, *args, check=True):
         result = subprocess.run(

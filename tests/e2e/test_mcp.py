@@ -118,3 +118,31 @@ def test_an_idle_mcp_server_uses_almost_no_cpu(swarm):
     finally:
         process.kill()
         process.wait()
+
+
+async def syncing_scenario(agent):
+    async with stdio_client(server(agent)) as (read, write):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            tools = {tool.name: tool for tool in (await session.list_tools()).tools}
+            assert "stale" in tools["get"].input_schema["properties"] and "stale" in tools["list"].input_schema["properties"]
+            written = await session.call_tool("put", {"key": "k", "value": "v"})
+            assert not written.is_error, text(written)  # writes are taken while syncing
+            for name, arguments in (("get", {"key": "k"}), ("list", {})):
+                refused = await session.call_tool(name, arguments)
+                assert refused.is_error, text(refused)
+                error = json.loads(text(refused))
+                assert error["code"] == "not_ready" and "rumor wait --ready" in error["hint"], error
+            stale = json.loads(text(await session.call_tool("get", {"key": "k", "stale": True})))
+            assert stale["value"] == "v", stale
+            listed = json.loads(text(await session.call_tool("list", {"stale": True})))
+            assert [e["key"] for e in listed["entries"]] == ["k"], listed
+            with pytest.raises(Exception, match="not_ready"):
+                await session.read_resource("rumor://kv/k")
+
+
+def test_mcp_reads_of_a_syncing_agent_answer_not_ready_unless_stale(swarm):
+    from conftest import free_port
+    # Its only seed never answers: the agent stays syncing for its 30 s ready timeout.
+    agent = swarm.agent("syncing", join=[f"127.0.0.1:{free_port()}"], extra=["--ready-timeout", "30s"], ready=False)
+    anyio.run(syncing_scenario, agent)

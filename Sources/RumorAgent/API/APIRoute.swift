@@ -36,9 +36,25 @@ public struct APIRoute: Sendable {
 extension APIRoute {
     /// Every route of the API.
     public static let all: [APIRoute] = [
-        APIRoute(.get, "/v1/health", "Whether the agent answers.",
-            RouteContract(operationID: "health", answer: .data(APISchemas.object("Always ok.", ["ok": ["const": true]], required: ["ok"])))) { request, _ in
-            try ok(["ok": true], for: request) { _ in "ok" }
+        APIRoute(.get, "/v1/health", "Whether the agent answers, and whether it is ready (synced with a peer since it started).",
+            RouteContract(
+                operationID: "health",
+                query: [
+                    .init(name: "ready", description: "true: answer 503 not_ready while the node is syncing (a readiness probe)."),
+                    .init(name: "wait", description: "Seconds (at most 300) to wait for the node to be ready before answering."),
+                ],
+                answer: .data(APISchemas.reference("Readiness")))) { request, control in
+            let parameters = request.uri.queryParameters
+            var limit: Duration?
+            if let text = parameters.get("wait") {
+                guard let seconds = Double(text), seconds >= 0, seconds <= 300 else {
+                    throw AgentError(code: .badRequest, message: "wait must be seconds in [0, 300], not \(text)", hint: "e.g. /v1/health?wait=10")
+                }
+                limit = .milliseconds(Int64(seconds * 1000))
+            }
+            let readiness = await control.readiness(waitingUpTo: limit)
+            if try flag("ready", in: request), !readiness.ready { throw AgentError.notReady(readiness) }
+            return try ok(readiness, for: request) { $0.text }
         },
         APIRoute(.get, "/v1/members", "Every member this node knows, itself included.",
             RouteContract(
@@ -147,11 +163,12 @@ extension APIRoute {
         },
         APIRoute(.get, "/v1/kv/get", "The live value of ?key=.",
             RouteContract(
-                operationID: "get", query: [.init(name: "key", description: "The key to read.", required: true)],
+                operationID: "get", query: [.init(name: "key", description: "The key to read.", required: true), staleParameter],
                 answer: .data(APISchemas.reference("Entry")))) { request, control in
             guard let key = request.uri.queryParameters.get("key") else {
                 throw AgentError(code: .badRequest, message: "no key given", hint: "GET /v1/kv/get?key=KEY")
             }
+            try await requireReady(request, control)
             guard let entry = await control.get(key: key) else {
                 throw AgentError(code: .keyNotFound, message: "no live value for '\(key)'", hint: "list keys with `rumor list`")
             }
@@ -159,9 +176,10 @@ extension APIRoute {
         },
         APIRoute(.get, "/v1/kv/list", "Live entries under ?prefix=, and their change-log seq.",
             RouteContract(
-                operationID: "list", query: [.init(name: "prefix", description: "Only keys that start with it; default all.")],
+                operationID: "list", query: [.init(name: "prefix", description: "Only keys that start with it; default all."), staleParameter],
                 answer: .data(APISchemas.reference("EntryList")))) { request, control in
-            try ok(await control.list(prefix: request.uri.queryParameters.get("prefix") ?? ""), for: request, text: APIText.entries)
+            try await requireReady(request, control)
+            return try ok(await control.list(prefix: request.uri.queryParameters.get("prefix") ?? ""), for: request, text: APIText.entries)
         },
         APIRoute(.get, "/v1/kv/status", "A summary of the replicated state.",
             RouteContract(operationID: "status", answer: .data(APISchemas.reference("StateStatus")))) { request, control in
@@ -256,6 +274,28 @@ extension APIRoute {
             body: ResponseBody { writer in
                 try await APIServer.streamChanges(opening.changes, asServerSentEvents: events, to: &writer)
             })
+    }
+
+    /// `?stale=true` on a read: answer from this node's state even while it is syncing.
+    static let staleParameter = RouteContract.Parameter(
+        name: "stale",
+        description: "true: answer even while the node is syncing after its start (the value may be older than the swarm's); default false: 503 not_ready then.")
+
+    /// Refuses a read with `not_ready` while the node is syncing, unless it asks `?stale=true`.
+    private static func requireReady(_ request: Request, _ control: any AgentControl) async throws {
+        guard try !flag("stale", in: request) else { return }
+        let readiness = await control.readiness(waitingUpTo: nil)
+        guard readiness.ready else { throw AgentError.notReady(readiness) }
+    }
+
+    /// A `true`/`false` query parameter (`1`/`0` too); false when absent.
+    private static func flag(_ name: String, in request: Request) throws -> Bool {
+        guard let text = request.uri.queryParameters.get(name) else { return false }
+        switch text.lowercased() {
+        case "true", "1", "": return true
+        case "false", "0": return false
+        default: throw AgentError(code: .badRequest, message: "\(name) must be true or false, not \(text)", hint: "e.g. ?\(name)=true")
+        }
     }
 
     /// The request body, refused past `APIRequests.maximumBodyBytes`.

@@ -75,6 +75,17 @@ enum APISchemas {
                 "counters": map(of: ["type": "integer", "minimum": 0], "Counters by name (also at /metrics)."),
             ],
             required: ["name", "address", "swarm", "members", "healthScore", "incarnation", "left", "uptimeSeconds", "encryption", "counters"])),
+        ("Readiness", object(
+            "Liveness and readiness: a node that joined peers is syncing until it has merged a complete answer from one (or waited readyTimeoutSeconds); reads answer 503 not_ready meanwhile, unless they pass stale=true.",
+            [
+                "ok": ["const": true],
+                "node": string("This node's name."),
+                "ready": boolean("True once reads are served."),
+                "state": choice(["syncing", "ready"], "syncing until the first sync after the start."),
+                "syncingSeconds": number("While syncing: for how long so far."),
+                "readyTimeoutSeconds": number("The longest a node syncs before it is ready anyway (ready_timeout)."),
+                "reason": string("Once ready: why, e.g. 'synced with n2 in 140 ms'."),
+            ], required: ["ok", "node", "ready", "state", "readyTimeoutSeconds"])),
         ("Entry", object(
             "One key-value entry.",
             [

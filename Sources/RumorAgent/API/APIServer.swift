@@ -22,14 +22,20 @@ public struct APIServer: Service {
     let logger: Logger
     /// Opened once the socket listens (the agent waits for it before it joins).
     let listening: StartGate?
+    /// Called once the socket listens (the agent then announces its start; `Agent+Readiness`).
+    let onListening: @Sendable () async -> Void
 
-    public init(control: any AgentControl, host: String, port: Int, token: String?, logger: Logger, listening: StartGate? = nil) {
+    public init(
+        control: any AgentControl, host: String, port: Int, token: String?, logger: Logger, listening: StartGate? = nil,
+        onListening: @escaping @Sendable () async -> Void = {}
+    ) {
         self.control = control
         self.host = host
         self.port = port
         self.token = token
         self.logger = logger
         self.listening = listening
+        self.onListening = onListening
     }
 
     /// Listens and serves until graceful shutdown.
@@ -40,9 +46,10 @@ public struct APIServer: Service {
         let application = Application(
             router: Self.router(control: control, token: token),
             configuration: .init(address: .hostname(host, port: port), serverName: "rumor"),
-            onServerRunning: { _ in
+            onServerRunning: { [onListening] _ in
                 started.withLockedValue { $0 = true }
                 listening?.open()
+                await onListening()
             },
             logger: logger)
         let control = self.control

@@ -58,6 +58,12 @@ public struct AgentConfiguration: Sendable {
     public var eventHandlers: [EventHandlerSpec] = []
     /// How long an event handler may run before it is killed.
     public var handlerTimeout: Duration = .seconds(30)
+    /// Whether the agent announces its start (the `rumor agent up: …` line on stdout, systemd's READY=1) only
+    /// once the node is ready (`Node.readiness`), rather than once its API listens.
+    public var waitReady = false
+    /// How long a node that joins peers syncs at most before it serves reads anyway
+    /// (`NodeSettings.readyTimeout`).
+    public var readyTimeout: Duration = NodeSettings().readyTimeout
     /// Protocol tunables.
     public var membership: MembershipSettings = .lan
     /// Key-value replication tunables.

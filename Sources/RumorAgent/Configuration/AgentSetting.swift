@@ -115,6 +115,12 @@ extension AgentSetting {
         AgentSetting(
             "direct_push_limit", .count, default: .text(String(ReplicationSettings().directPushLimit)),
             "Swarms up to this many nodes get writes straight from the writer; larger ones down the broadcast tree."),
+        AgentSetting(
+            "ready_timeout", .duration, default: .text(durationText(NodeSettings().readyTimeout)),
+            "A node that joins peers serves reads once it synced with one, or after this long without an answer."),
+        AgentSetting(
+            "wait_ready", .boolean, default: .text("false"),
+            "true: announce the start (the `rumor agent up: …` line on stdout, systemd's READY=1) only once the node is ready, not once its API listens."),
         AgentSetting("log_level", .text, default: .text("info"), "trace, debug, info, notice, warning or error."),
     ]
 

@@ -199,6 +199,7 @@ extension Node {
                 .complete(command, .joined(contacted: join.contacted)),
             ]
             if speaksSerf { out += effects(of: serf.joined()) }
+            out += joinedWhileSyncing(at: time)
             return out
         }
         if join.retrying {

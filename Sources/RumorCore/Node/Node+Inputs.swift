@@ -134,6 +134,8 @@ extension Node {
             return [.retryJoin]
         case .queryDeadline(let query):
             return serf.queries.end(query) ? [.queryEnded(query)] : []
+        case .readyTimeout:
+            return readyTimerFired(at: time)
         }
     }
 

@@ -93,7 +93,7 @@ extension Node {
         counters.add(.catchUpPagesReceived)
         let out = merged(
             replication.receiveCatchUpPage(page, from: peer, inCatchUp: true, wallMilliseconds: time.wallMilliseconds), at: time)
-        return page.isLast ? out + synced(at: time) : out
+        return page.isLast ? out + synced(at: time) + syncedForReadiness(with: page.from, at: time) : out
     }
 
     /// The catch-up stream ended, after its last page (`completed`) or not (a lost connection, a
@@ -119,7 +119,7 @@ extension Node {
                 replyingTo: solicited ? address : nil,
                 wallMilliseconds: time.wallMilliseconds),
             at: time)
-        return solicited ? out + synced(at: time) : out
+        return solicited ? out + synced(at: time) + syncedForReadiness(with: peer, at: time) : out
     }
 
     /// Where the answer of `peer` came from: the datagram's `source` when we pulled from it

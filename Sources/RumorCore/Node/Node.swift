@@ -22,6 +22,8 @@ public struct Node: Sendable {
     public internal(set) var counters = NodeCounters()
     /// True once a leave has been announced and has spread (or its wait timed out).
     public internal(set) var leaveCompleted = false
+    /// Whether this process has synced with a peer since it started (`Node+Readiness.swift`).
+    public internal(set) var readiness: Readiness
 
     /// Anti-entropy pulls sent and not yet answered, by peer address, with when they were sent.
     var pendingPulls: [NodeAddress: Instant] = [:]
@@ -95,6 +97,7 @@ public struct Node: Sendable {
             localName: name, settings: settings.replication, seed: seeds.replication, restoring: saved.store,
             wallMilliseconds: time.wallMilliseconds)
         self.replication = replication
+        self.readiness = .syncing(since: time.now)
         self.membership = Membership(
             name: name, address: address,
             meta: Self.advertisedMeta(tags, generation: replication.localWriter.generation, as: settings.tagFormat),
@@ -178,15 +181,21 @@ public struct Node: Sendable {
     }
 
     /// Starts the periodic work: membership timers (unless peers are fixed) and anti-entropy,
-    /// first after `firstAntiEntropyAfter` (default: one interval).
-    public mutating func start(at time: NodeTime, firstAntiEntropyAfter: Duration? = nil) -> [NodeEffect] {
+    /// first after `firstAntiEntropyAfter` (default: one interval); and readiness: with
+    /// `joining` (seeds to join, peers to discover, or fixed peers to sync with) the node is
+    /// `syncing` until its first sync (`Node+Readiness.swift`), else ready at once.
+    public mutating func start(at time: NodeTime, firstAntiEntropyAfter: Duration? = nil, joining: Bool = false) -> [NodeEffect] {
         var out: [NodeEffect] = []
         if !local.fixedPeers {
             out += effects(of: membership.start(now: time.now), at: time)
         }
         out.append(.startTimer(.antiEntropy, after: firstAntiEntropyAfter ?? replication.settings.antiEntropyInterval))
+        out += startReadiness(joining: joining, at: time)
         return out
     }
+
+    /// How long a syncing node waits for a peer's answer before it is ready anyway.
+    var readyTimeout: Duration { local.readyTimeout }
 
     // MARK: - Reading
 
@@ -227,6 +236,7 @@ struct LocalSettings: Sendable {
     var joinRetryInitial: Duration
     var joinRetryMaximum: Duration
     var pendingPullLifetime: Duration
+    var readyTimeout: Duration
     var limits: (pushPullBurst: Double, pushPullPerSecond: Double, pullBurst: Double, pullPerSecond: Double)
 
     init(_ settings: NodeSettings) {
@@ -238,6 +248,7 @@ struct LocalSettings: Sendable {
         joinRetryInitial = settings.joinRetryInitial
         joinRetryMaximum = settings.joinRetryMaximum
         pendingPullLifetime = settings.pendingPullLifetime
+        readyTimeout = settings.readyTimeout
         limits = (settings.pushPullBurst, settings.pushPullPerSecond, settings.pullBurst, settings.pullPerSecond)
     }
 
@@ -249,6 +260,7 @@ struct LocalSettings: Sendable {
         settings.joinRetryInitial = joinRetryInitial
         settings.joinRetryMaximum = joinRetryMaximum
         settings.pendingPullLifetime = pendingPullLifetime
+        settings.readyTimeout = readyTimeout
         (settings.pushPullBurst, settings.pushPullPerSecond, settings.pullBurst, settings.pullPerSecond) = limits
     }
 }

@@ -75,6 +75,8 @@ public enum NodeTimer: Sendable, Hashable {
     case joinFollowUp
     /// A query of this node reached its deadline: stop collecting its answers.
     case queryDeadline(QueryID)
+    /// Stop waiting for a first sync: ready without one (`NodeSettings.readyTimeout`).
+    case readyTimeout
 }
 
 /// A change to the durable copy of the state (only with `NodeSettings.durable`).
@@ -171,6 +173,8 @@ public enum NodeEffect: Sendable, Hashable {
     indirect case queryAnswered(QueryID, SerfQueryResponse)
     /// One of this node's queries reached its deadline: no more answers will come.
     case queryEnded(QueryID)
+    /// The node became ready (once per process; `Node.readiness`): wake what waits for it.
+    case ready(ReadyReason)
 }
 
 /// The answers to a keyring operation run across the swarm.

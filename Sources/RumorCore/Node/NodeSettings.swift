@@ -41,6 +41,10 @@ public struct NodeSettings: Sendable {
     public var pullPerSecond: Double = 5
     /// Anti-entropy pulls unanswered for this long are forgotten. Default 10 s.
     public var pendingPullLifetime: Duration = .seconds(10)
+    /// A node that started syncing (it joins peers) and has had no answer from any of them
+    /// after this long is ready anyway, with a warning: a swarm that is down must not leave it
+    /// unreadable for good. Default 10 s (ten anti-entropy rounds, each retried twice).
+    public var readyTimeout: Duration = .seconds(10)
 
     public init(membership: MembershipSettings = .lan, replication: ReplicationSettings = ReplicationSettings()) {
         self.membership = membership

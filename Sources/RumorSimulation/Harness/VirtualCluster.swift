@@ -229,7 +229,7 @@ public struct VirtualCluster<Observer: ClusterObserver> {
                 observer.completed(command, result, at: index, now: now)
             case .retryJoin:
                 joinSeeds(index)
-            case .store, .changesRecorded, .log, .probeAnswered:
+            case .store, .changesRecorded, .log, .probeAnswered, .ready:
                 break
             case .serfBroadcast, .serfDirect, .userEvent, .serfRelay, .serfForward, .query, .keyQuery, .queryAnswered, .queryEnded:
                 break  // Serf's layer (intents, events, queries) is not simulated
