@@ -30,6 +30,29 @@ struct SimulationTests {
         #expect(try bytes(7) != bytes(8))
     }
 
+    /// The small version of `rumor sim --nodes 1000 --churn ... --restart-state mixed` (README):
+    /// nodes restarting as new processes with their state, none or a stale copy, under writes and
+    /// 10 % loss, end with every live replica equal and every acknowledged write held.
+    @Test(arguments: SimulationConfiguration.RestartState.allCases)
+    func restartsWithAnyState_underWritesAndLoss_endEqual_losingNoAcknowledgedWrite(state: SimulationConfiguration.RestartState) throws {
+        let report = try Self.run {
+            $0.nodes = 100
+            $0.loss = 0.1
+            $0.rounds = 90
+            $0.churnPerRound = 0.01
+            $0.churnDownMilliseconds = 2_000
+            $0.churnUntilRound = 70
+            $0.restartState = state
+            $0.updates = 300
+            $0.updateSpacingMilliseconds = 200
+            $0.writeAcknowledgements = 1
+        }
+        #expect(report.endState.restarts >= 40)
+        #expect(report.endState.acknowledgedWrites >= 250)
+        #expect(report.endState.acknowledgedWritesLost == 0)
+        #expect(report.endState.distinctStates == 1)
+    }
+
     @Test(arguments: [0.0, 0.1])
     func thousandNodes_allInformedWithinSixRounds_p99OverSeeds(loss: Double) throws {
         var roundsToAll: [Double] = []

@@ -247,3 +247,12 @@ def pytest_runtest_makereport(item, call):
 
 def measure(name: str, seconds: float):
     print(f"MEASURE {name}={seconds:.3f}s")
+
+
+def without_generation(tags: dict) -> dict:
+    """A Rumor node's tags less `rumor.gen` (its process generation, 16 hex digits, checked here),
+    which changes with every start."""
+    tags = dict(tags)
+    generation = tags.pop("rumor.gen", None)
+    assert generation is None or (len(generation) == 16 and int(generation, 16) > 0), generation
+    return tags

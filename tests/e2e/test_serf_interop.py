@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Process, free_port, measure, wait_until
+from conftest import Process, free_port, measure, wait_until, without_generation
 
 
 @pytest.fixture(scope="session")
@@ -99,9 +99,11 @@ def test_serf_and_rumor_share_a_swarm_and_each_others_tags(serf_swarm):
     _, seconds = wait_until(everyone_alive, 20, "Rumor and Serf agents all see all four alive")
     measure("serf_mixed_join_all_alive", seconds)
 
-    # Serf lists Rumor nodes with their tags (Rumor's replication tag included), Serf's versions.
+    # Serf lists Rumor nodes with their tags (Rumor's replication and generation tags included),
+    # Serf's versions.
     seen = s1.members()
-    assert seen["r1"]["tags"] == {"role": "db", "dc": "east", "rumor.kv": "1"}, seen
+    assert "rumor.gen" in seen["r1"]["tags"], seen
+    assert without_generation(seen["r1"]["tags"]) == {"role": "db", "dc": "east", "rumor.kv": "1"}, seen
     assert seen["r1"]["protocol"] == {"max": 5, "min": 2, "version": 5}, seen
     assert set(s2.members("-tag", "role=web")) == {"s1", "r2"}
     assert set(s2.members("-tag", "rumor.kv=1")) == {"r1", "r2"}
@@ -121,10 +123,11 @@ def test_serf_and_rumor_share_a_swarm_and_each_others_tags(serf_swarm):
 
     # Tag changes travel both ways.
     r2.cli("tags", "set", "role=api", "zone=z1")
-    wait_until(lambda: s1.members()["r2"]["tags"] == {"role": "api", "zone": "z1", "rumor.kv": "1"}, 10,
+    wait_until(lambda: without_generation(s1.members()["r2"]["tags"]) == {"role": "api", "zone": "z1", "rumor.kv": "1"}, 10,
                "Serf sees Rumor's new tags")
     r2.cli("tags", "delete", "zone")
-    wait_until(lambda: s2.members()["r2"]["tags"] == {"role": "api", "rumor.kv": "1"}, 10, "Serf sees a deleted tag go")
+    wait_until(lambda: without_generation(s2.members()["r2"]["tags"]) == {"role": "api", "rumor.kv": "1"}, 10,
+               "Serf sees a deleted tag go")
     s2.serf("tags", "-set", "role=queue", "-delete", "dc")
     wait_until(lambda: rumor_members(r1)["s2"]["tags"] == {"role": "queue"}, 10, "Rumor sees Serf's new tags")
 
@@ -152,7 +155,7 @@ def test_bad_tags_get_clear_errors(serf_swarm):
         assert result.returncode != 0, args
         error = json.loads(result.stderr or result.stdout)
         assert error["code"] == code and words in error["message"] and error["hint"], (args, error)
-    assert rumor_members(r1)["r1"]["tags"] == {"rumor.kv": "1"}
+    assert without_generation(rumor_members(r1)["r1"]["tags"]) == {"rumor.kv": "1"}
 
 
 HANDLER = """#!/bin/sh
