@@ -181,16 +181,22 @@ struct ReplicationTests {
         #expect(!atReader.contains { if case .acknowledge = $0 { true } else { false } })
     }
 
-    @Test func aPeersDigest_showsWhichWritesItHolds() throws {
+    @Test func aPeersDigest_showsWhichWritesItHolds_whileAWriteIsAwaited() throws {
         var writer = Replication(localName: "a", seed: 1)
         var peer = Replication(localName: "b", seed: 2)
-        let (entry, _) = try writer.write(key: "k", value: [1], wallMilliseconds: 1_000, peers: [])
+        let (entries, _) = try writer.write(
+            [Replication.Write(key: "k", value: [1])], wallMilliseconds: 1_000, peers: [], awaitingReplicas: true)
+        let entry = entries[0]
         _ = writer.answerPull(digest: peer.store.digest, from: "b")
         #expect(writer.holders(of: [entry.version], among: ["b"]).isEmpty, "b's digest predates the write")
         let answer = writer.answerPull(digest: peer.store.digest, from: "b")
         _ = peer.receivePullAnswer(entries: answer.entries, digest: answer.digest, from: "a", wallMilliseconds: 1_000)
         _ = writer.answerPull(digest: peer.store.digest, from: "b")
         #expect(writer.holders(of: [entry.version], among: ["b"]) == ["b"], "b's next pull shows it holds the write")
+        writer.stopAwaiting([entry.version])
+        #expect(writer.peerDigests.isEmpty, "digests are kept only while a write is awaited")
+        _ = writer.answerPull(digest: peer.store.digest, from: "b")
+        #expect(writer.peerDigests.isEmpty)
     }
 
     @Test func peerSync_comparesFingerprints_andCountsWhatThePeerLacks() throws {

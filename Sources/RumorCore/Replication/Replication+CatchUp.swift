@@ -40,7 +40,7 @@ extension Replication {
     /// left to the next catch-up or anti-entropy (the spans never claim them).
     public mutating func nextCatchUpPage(_ serving: inout CatchUpServing) -> CatchUpPage {
         if serving.remaining == nil {
-            peerDigests[serving.peer] = serving.digest
+            notePeerDigest(serving.digest, of: serving.peer)
             serving.remaining = store.estimatedDelta(since: serving.digest)
         }
         let page = store.page(

@@ -65,6 +65,9 @@ public struct Replication: Sendable {
     var clock = HybridClock()
     private var random: SeededRandom
     /// The digest each peer last sent us (in a pull request or answer): what it is known to hold.
+    /// Kept only while some write is awaited (`put --wait`): a digest sent before a write cannot
+    /// show it held, and one per peer would cost peers × writers for good (24 GB across a
+    /// simulated 1,000-node swarm with restarts).
     public internal(set) var peerDigests: [String: Digest] = [:]
     /// For our writes someone waits on (`put --wait`): the peers that acknowledged holding them.
     private var acknowledgements: [Version: Set<String>] = [:]
@@ -307,6 +310,12 @@ public struct Replication: Sendable {
     /// Stops tracking acknowledgements of `versions` (the wait for them is over).
     public mutating func stopAwaiting(_ versions: [Version]) {
         for version in versions { acknowledgements[version] = nil }
+        if acknowledgements.isEmpty { peerDigests = [:] }
+    }
+
+    /// Keeps `peer`'s digest while some write is awaited (see `peerDigests`).
+    mutating func notePeerDigest(_ digest: Digest, of peer: String) {
+        if !acknowledgements.isEmpty { peerDigests[peer] = digest }
     }
 
     /// Pushes awaited writes straight to peers not yet known to hold them, asking for
@@ -369,7 +378,7 @@ public struct Replication: Sendable {
         digest: Digest, held: HeldWrites = [:], fingerprint: UInt64? = nil,
         from peer: String, wallMilliseconds: UInt64 = 0
     ) -> PullAnswer {
-        peerDigests[peer] = digest
+        notePeerDigest(digest, of: peer)
         if fingerprint == store.fingerprint {
             compare(with: peer, fingerprint: fingerprint, peerLacks: 0, wallMilliseconds: wallMilliseconds)
             return .complete(entries: [], digest: store.digest, held: store.heldSummary())
@@ -394,7 +403,7 @@ public struct Replication: Sendable {
         entries: [Entry], digest: Digest, held: HeldWrites = [:],
         fingerprint: UInt64? = nil, from peer: String, replyingTo address: NodeAddress? = nil, wallMilliseconds: UInt64
     ) -> [ReplicationDirective] {
-        peerDigests[peer] = digest
+        notePeerDigest(digest, of: peer)
         if address != nil { pullRetriesLeft = nil }
         let news = mergeRemote(entries, wallMilliseconds: wallMilliseconds)
         // Our clock must pass every write the digest vouches for, even ones we never merged.
