@@ -48,7 +48,7 @@ for name in ("go-streams-plain.hex", "go-streams-compressed.hex"):
         for mode in (0, 1):
             write("FuzzStream", bytes([mode]) + stream)
 for kind in range(1, 5):
-    write("FuzzReplication", b"RK\x01" + bytes([kind]) + b"\x00" * 8)
+    write("FuzzReplication", b"RK\x02" + bytes([kind]) + b"\x00" * 8)
 write("FuzzReplication", b"KR\x01\x01\x02\x10" + b"k" * 16)
 write("FuzzReplication", b"KR\x01\x02\x00\x00\x01\x10" + b"k" * 16)
 # Serf messages captured from real agents (docs/serf-wire.md, Appendix A).

@@ -332,7 +332,8 @@ def test_a_joiner_catches_up_a_state_larger_than_any_message_in_pages(swarm):
         entries = [{"key": f"k/{i:07d}", "value": "x" * 100} for i in range(start, start + 50_000)]
         assert http(seed, "POST", "/v1/kv/batch", {"entries": entries})["data"]["written"] == 50_000
     started = time.monotonic()
-    joiner = swarm.agent("joiner", join=[seed.address])
+    # Not waiting for readiness: the joiner is ready only once the catch-up ends.
+    joiner = swarm.agent("joiner", join=[seed.address], ready=False)
     seen_progress = []
     served_meanwhile = []
 
@@ -377,7 +378,7 @@ def test_an_interrupted_catch_up_resumes_from_another_peer_where_it_stopped(swar
         entries = [{"key": f"k/{i:07d}", "value": "x" * 100} for i in range(start, start + 50_000)]
         assert http(first, "POST", "/v1/kv/batch", {"entries": entries})["data"]["written"] == 50_000
     wait_until(lambda: json.loads(second.cli("status").stdout)["data"]["values"] == keys, 60, "src2 holds everything")
-    joiner = swarm.agent("joiner", join=[first.address, second.address])
+    joiner = swarm.agent("joiner", join=[first.address, second.address], ready=False)  # ready once caught up
 
     def mid_way():
         catch_up = json.loads(joiner.cli("status").stdout)["data"].get("catchUp")

@@ -336,7 +336,7 @@ def test_queries_cross_between_serf_and_rumor_with_filters(serf_swarm, tmp_path)
 
     # Bad input.
     for args, code in ((["_serf_ping"], "bad_request"), (["q", "--tag", "role=("], "bad_request"),
-                       (["q", "x" * 1100], "query_too_large"), (["q", "--relay-factor", "9"], "bad_request"),
+                       (["q", "x" * 1100], "query_too_large"), (["q", "--relay-factor", "9"], "bad_arguments"),
                        (["q", "--timeout", "0"], "bad_arguments")):
         result = r1.cli("query", *args, check=False)
         assert result.returncode != 0, (args, result.stdout)
