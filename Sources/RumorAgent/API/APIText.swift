@@ -89,10 +89,7 @@ enum APIText {
     static func status(_ status: StateStatus) -> String {
         let synced = status.lastSyncedMillisecondsAgo.map { String(format: "%.1f s ago", Double($0) / 1000) } ?? "never"
         let digest = status.digest.sorted { $0.key < $1.key }.map { "  \($0.key) \($0.value)" }.joined(separator: "\n")
-        let width = status.peers.keys.map(\.count).max() ?? 0
-        let peers = status.peers.sorted { $0.key < $1.key }
-            .map { "  \($0.key)" + String(repeating: " ", count: width - $0.key.count) + "  \($0.value.summary)" }
-            .joined(separator: "\n")
+        let peers = TextTable.render(["PEER", "SYNC"], status.peers.sorted { $0.key < $1.key }.map { [$0.key, $0.value.summary] })
         let catchUp = status.catchUp.map { catchUp in
             String(
                 format: "catching up from %@: %.0f %%, %llu keys (%.1f MB) received, %llu keys (%.1f MB) to go, %.1f s\n",
@@ -108,7 +105,7 @@ enum APIText {
             digest:
             \(digest)
             peers (state fingerprints at the last exchange):
-            \(peers.isEmpty ? "  none" : peers)
+            \(status.peers.isEmpty ? "  none" : peers)
             """
     }
 
