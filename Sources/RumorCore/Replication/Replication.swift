@@ -1,46 +1,3 @@
-/// Tunables of key-value replication.
-public struct ReplicationSettings: Sendable, Hashable {
-    /// Peers a fresh write is pushed to, and relayed to by each node that learns it. Default 3.
-    public var fanout = 3
-    /// In a swarm of at most this many nodes a writer pushes straight to every peer (one hop,
-    /// one copy per node); above it, down the broadcast tree with `fanout` children per node
-    /// (log_fanout(N) hops, one copy per node). Default 64.
-    public var directPushLimit = 64
-    /// How long a tree relay waits for its child to confirm a push before sending it again.
-    /// Default 20 ms.
-    public var relayConfirmTimeout: Duration = .milliseconds(20)
-    /// Unconfirmed sends of one push to one child after which the next member of the child's
-    /// range is asked to relay the range too (the child may have crashed); the child itself keeps
-    /// being sent the push, for itself alone. Default 3.
-    public var relayAttemptsBeforeHandOver = 3
-    /// Sends of one push to one child in all, after which anti-entropy carries it there: at 10 %
-    /// loss each way a send goes unconfirmed with probability 0.19, ten in a row 6·10⁻⁸.
-    /// Default 10.
-    public var relayAttempts = 10
-    /// Time between anti-entropy pulls from one random peer. Default 1 s.
-    public var antiEntropyInterval: Duration = .seconds(1)
-    /// Longest key, in UTF-8 bytes. Default 1024.
-    public var maximumKeyBytes = 1024
-    /// Largest value, in bytes. Default 1 MiB.
-    public var maximumValueBytes = 1 << 20
-    /// Pushes larger than this go over a stream instead of a UDP packet. Default 1200 bytes.
-    public var packetPushBytes = 1200
-    /// How long a delete's tombstone is kept before it is forgotten. A node whose state has not
-    /// been reconciled with a peer for longer than this discards it and resyncs, so it cannot
-    /// bring back a key whose tombstone others have forgotten. Default 24 h.
-    public var tombstoneGrace: Duration = .seconds(24 * 3600)
-    /// A pull (a datagram, when small) unanswered after this long is sent again to another
-    /// peer, at most `pullRetries` times per round: a lost datagram costs this, not a round.
-    public var pullRetryAfter: Duration = .milliseconds(200)
-    public var pullRetries = 2
-    /// Largest pull answer, delta or catch-up page, in entry bytes (`KeyValueStore.pageBytes`):
-    /// a node further behind catches up in pages of this size streamed back to back. A page
-    /// holds at least one entry. Default 1 MiB.
-    public var maximumMessageBytes = 1 << 20
-
-    public init() {}
-}
-
 /// Key-value replication as a pure state machine: local writes, pushed writes from peers, and
 /// anti-entropy pulls, each returning `ReplicationDirective`s for the driver.
 ///
@@ -61,7 +18,7 @@ public struct Replication: Sendable {
     /// Per live member, the process it runs now (as membership announces it), this node's
     /// included. An ephemeral entry is live only while its writer is one of these: a member that
     /// failed, left, is unknown, or runs a newer process has none.
-    public private(set) var liveWriters: [String: Writer] = [:]
+    public internal(set) var liveWriters: [String: Writer] = [:]
     var clock = HybridClock()
     private var random: SeededRandom
     /// The digest each peer last sent us (in a pull request or answer): what it is known to hold.
@@ -286,26 +243,9 @@ public struct Replication: Sendable {
         }
     }
 
-    /// How this node's state compared with a peer's at their last anti-entropy exchange.
-    public enum PeerSync: Sendable, Hashable {
-        /// The state fingerprints matched: both held the same writes.
-        case inSync(atMilliseconds: UInt64)
-        /// They differed: the peer lacked `peerLacks` of this node's versions (by its digest),
-        /// and when that is 0, this node lacked some of the peer's.
-        case differs(peerLacks: Int, atMilliseconds: UInt64)
-    }
-
     /// Per peer, how the states compared at the last exchange with it (no entry: never synced
     /// since this process started).
-    public private(set) var peerSync: [String: PeerSync] = [:]
-
-    /// Notes how our state compares with `peer`'s, whose `fingerprint` came with its digest.
-    private mutating func compare(with peer: String, fingerprint: UInt64?, peerLacks: Int, wallMilliseconds: UInt64) {
-        guard let fingerprint else { return }
-        peerSync[peer] =
-            fingerprint == store.fingerprint
-            ? .inSync(atMilliseconds: wallMilliseconds) : .differs(peerLacks: peerLacks, atMilliseconds: wallMilliseconds)
-    }
+    public internal(set) var peerSync: [String: PeerSync] = [:]
 
     /// Stops tracking acknowledgements of `versions` (the wait for them is over).
     public mutating func stopAwaiting(_ versions: [Version]) {
@@ -410,15 +350,19 @@ public struct Replication: Sendable {
         if let newest = digest.values.max() { try? clock.observe(newest, wallMilliseconds: wallMilliseconds) }
         store.acknowledge(digest)
         var out: [ReplicationDirective] = news.isEmpty ? [] : [.applied(news)]
-        let differs = fingerprint.map { $0 != store.fingerprint } ?? false
-        compare(
-            with: peer, fingerprint: fingerprint, peerLacks: differs ? store.delta(since: digest, held: held).count : 0,
-            wallMilliseconds: wallMilliseconds)
-        if let address, fingerprint != store.fingerprint {
+        if fingerprint == store.fingerprint {
+            compare(with: peer, fingerprint: fingerprint, peerLacks: 0, wallMilliseconds: wallMilliseconds)
+        } else if fingerprint != nil || address != nil {
+            // One page (at most `maximumMessageBytes`) serves both the comparison and the push
+            // half; what lies past it is counted by estimate, never by building the whole delta.
             let page = store.page(since: digest, held: held, maximumBytes: settings.maximumMessageBytes)
-            if page.next != nil {
-                out.append(.sendPage(firstPage(page, since: digest), to: address))
-            } else if !page.entries.isEmpty {
+            let first = page.next == nil ? nil : firstPage(page, since: digest)
+            compare(
+                with: peer, fingerprint: fingerprint, peerLacks: page.entries.count + Int(clamping: first?.remainingEntries ?? 0),
+                wallMilliseconds: wallMilliseconds)
+            if let address, let first {
+                out.append(.sendPage(first, to: address))
+            } else if let address, !page.entries.isEmpty {
                 out.append(.sendDelta(page.entries, digest: store.digest, to: address))
             }
         }
@@ -431,29 +375,6 @@ public struct Replication: Sendable {
     /// tombstones it never saw may have been forgotten since.
     public func isStale(lastSyncedMilliseconds: UInt64, wallMilliseconds: UInt64) -> Bool {
         wallMilliseconds > lastSyncedMilliseconds && wallMilliseconds - lastSyncedMilliseconds > graceMilliseconds
-    }
-
-    /// Records the process the member `name` runs now (`writer`), or that it runs none (it
-    /// failed or left: nil). Ephemeral entries of its earlier processes stay absent for good.
-    /// Returns the entries whose visibility changed.
-    @discardableResult
-    public mutating func member(_ name: String, runs writer: Writer?) -> [Entry] {
-        guard name != localName else { return [] }
-        let before = liveWriters[name]
-        guard before != writer else { return [] }
-        liveWriters[name] = writer
-        // What a former process held says nothing of what this one holds.
-        peerDigests[name] = nil
-        peerSync[name] = nil
-        store.currentWriters = Set(liveWriters.values)
-        return store.entries.values.filter { entry in
-            entry.ephemeral && !entry.isTombstone && (entry.version.writer == before || entry.version.writer == writer)
-        }
-    }
-
-    /// Whether the process that wrote `version` runs now (its ephemeral values are live).
-    public func isRunning(_ writer: Writer) -> Bool {
-        liveWriters[writer.name] == writer
     }
 
     /// The live entry for `key`, if any: not deleted, not expired, not ephemeral of a process
@@ -483,38 +404,4 @@ public struct Replication: Sendable {
         return news
     }
 
-}
-
-/// Something the driver must do for the replication machine.
-public enum ReplicationDirective: Sendable, Hashable {
-    /// Send these entries to `to` (a packet when small, a stream otherwise), asking for an
-    /// acknowledgement when `acknowledge`.
-    /// `after`: see `ReplicationFrame.push`.
-    case push([Entry], relay: PushRelay, acknowledge: Bool, after: HybridTimestamp?, to: NodeAddress)
-    /// Confirm to `to` that the tree push whose first entry is this version arrived.
-    case confirmRelay(Version, to: NodeAddress)
-    /// Call `relayTimerFired` after this long.
-    case startRelayTimer(after: Duration)
-    /// Tell the member named `to` that this node holds these versions of its writes.
-    case acknowledge([Version], to: String)
-    /// Ask `from` for what `digest` lacks, then call `receivePullAnswer(replyingTo: from)`.
-    case pull(from: NodeAddress, digest: Digest, held: HeldWrites)
-    /// Send these entries, which `to` lacks, with our digest: the push half of a push-pull
-    /// exchange. The receiver merges them with `receivePullAnswer(replyingTo: nil)`.
-    case sendDelta([Entry], digest: Digest, to: NodeAddress)
-    /// Send this first page of a delta too large for one message; its receiver catches up from us.
-    case sendPage(CatchUpPage, to: NodeAddress)
-    /// Open a catch-up stream to `from` asking with this digest and held writes, and feed each
-    /// page to `receiveCatchUpPage(inCatchUp: true)`, then call `catchUpEnded`.
-    case catchUp(from: NodeAddress, digest: Digest, held: HeldWrites)
-    /// Call `antiEntropyTimerFired` after this long.
-    case startAntiEntropyTimer(after: Duration)
-    /// Call `pullRetryTimerFired` after this long.
-    case startPullRetryTimer(after: Duration)
-    /// These remote entries became winners (for watchers).
-    case applied([Entry])
-    /// These tombstones were forgotten after the grace period.
-    case forgot([String])
-    /// These values' time to live ran out since the last report (for watchers).
-    case expired([Entry])
 }
