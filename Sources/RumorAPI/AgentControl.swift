@@ -364,14 +364,25 @@ public struct MemberSnapshot: Codable, Sendable, Hashable {
     public var tags: [String: String]
     /// The memberlist protocol version the member speaks.
     public var protocolVersion: UInt8
+    /// The member's clock minus this node's, in milliseconds (positive: ahead), as last
+    /// measured over an anti-entropy round trip; nil when not measured (this node, Serf and
+    /// memberlist nodes, a peer not pulled from lately).
+    public var clockOffsetMs: Int64?
+    /// That measurement's error bound (half its round trip).
+    public var clockOffsetErrorMs: Int64?
 
-    public init(name: String, address: String, state: String, incarnation: UInt32, tags: [String: String], protocolVersion: UInt8) {
+    public init(
+        name: String, address: String, state: String, incarnation: UInt32, tags: [String: String], protocolVersion: UInt8,
+        clockOffset: ClockOffsets.Offset? = nil
+    ) {
         self.name = name
         self.address = address
         self.state = state
         self.incarnation = incarnation
         self.tags = tags
         self.protocolVersion = protocolVersion
+        clockOffsetMs = clockOffset?.milliseconds
+        clockOffsetErrorMs = clockOffset?.errorMilliseconds
     }
 }
 
@@ -396,11 +407,15 @@ public struct AgentInfo: Codable, Sendable, Hashable {
     public var encryption: String
     /// Counters: packets received/sent, dropped (by reason) and so on.
     public var counters: [String: UInt64]
+    /// This node's clock as its peers see it, and whether it is fenced.
+    public var clock: ClockSnapshot?
 
     public init(
         name: String, address: String, swarm: String, members: [String: Int], healthScore: Int,
-        incarnation: UInt32, left: Bool, uptimeSeconds: Double, encryption: String, counters: [String: UInt64]
+        incarnation: UInt32, left: Bool, uptimeSeconds: Double, encryption: String, counters: [String: UInt64],
+        clock: ClockSnapshot? = nil
     ) {
+        self.clock = clock
         self.name = name
         self.address = address
         self.swarm = swarm

@@ -41,6 +41,10 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
     // Other nodes did not (all) answer.
     case joinFailed = "join_failed"
     case replicationTimeout = "replication_timeout"
+    /// A peer refused a write `put --wait` waited for (its limits, or a stamp no node takes).
+    case replicationRefused = "replication_refused"
+    /// This node's clock is beyond the maximum offset from a majority of its peers: local writes are fenced.
+    case clockSkew = "clock_skew"
     case keyringPartial = "keyring_partial"
     case badAnswer = "bad_answer"
     /// A Pilot peer the daemon does not know (no such hostname or address).
@@ -79,8 +83,8 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
         case .watchCompacted, .watchEpochChanged: 410
         case .tooLarge: 413
         case .peerUnknown: 404
-        case .joinFailed, .keyringPartial, .trustRefused: 502
-        case .pilotUnavailable, .notReady: 503
+        case .joinFailed, .keyringPartial, .trustRefused, .replicationRefused: 502
+        case .pilotUnavailable, .notReady, .clockSkew: 503
         case .replicationTimeout: 504
         case .storageFull: 507
         case .badAnswer, .badConfig, .badKeyring, .keyringNotSaved, .storageFailed, .storageCorrupt, .bindFailed,
@@ -98,6 +102,8 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
         case .left: self = .left
         case .joinFailed: self = .joinFailed
         case .replicationTimeout: self = .replicationTimeout
+        case .replicationRefused: self = .replicationRefused
+        case .clockSkew: self = .clockSkew
         case .keyringPartial: self = .keyringPartial
         case .watchCompacted: self = .watchCompacted
         case .watchAhead: self = .watchAhead

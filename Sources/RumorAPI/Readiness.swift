@@ -19,9 +19,17 @@ public struct ReadinessSnapshot: Codable, Sendable, Hashable {
     public var readyTimeoutSeconds: Double
     /// Once ready: why, e.g. "synced with n2 in 140 ms".
     public var reason: String?
+    /// `ok`, or `degraded` while the node's clock is fenced (it refuses local writes: `clock`
+    /// says why); liveness and readiness are not affected.
+    public var status: String
+    public var clock: ClockSnapshot?
 
-    public init(node: String, ready: Bool, syncingSeconds: Double?, readyTimeoutSeconds: Double, reason: String?) {
+    public init(
+        node: String, ready: Bool, syncingSeconds: Double?, readyTimeoutSeconds: Double, reason: String?, clock: ClockSnapshot? = nil
+    ) {
         self.ok = true
+        self.status = clock?.fenced == true ? "degraded" : "ok"
+        self.clock = clock
         self.node = node
         self.ready = ready
         self.state = ready ? "ready" : "syncing"

@@ -6,16 +6,17 @@ import RumorWire
 /// commands go through it.
 extension Agent {
     public func members() async -> [MemberSnapshot] {
-        node.membership.members.values
+        let time = time
+        return node.membership.members.values
             .sorted { $0.name < $1.name }
-            .map(Self.snapshot)
+            .map { Self.snapshot($0, clockOffset: node.clockOffsets.offset(of: $0.name, at: time)) }
     }
 
-    static func snapshot(_ member: Member) -> MemberSnapshot {
+    static func snapshot(_ member: Member, clockOffset: ClockOffsets.Offset? = nil) -> MemberSnapshot {
         MemberSnapshot(
             name: member.name, address: member.address.description, state: member.state.description,
             incarnation: member.incarnation, tags: NodeTags.decode(member.meta) ?? [:],
-            protocolVersion: member.versions.protocolCurrent)
+            protocolVersion: member.versions.protocolCurrent, clockOffset: clockOffset)
     }
 
     public func sendEvent(name: String, payload: [UInt8], coalesce: Bool, nodes: [String]?) async throws -> UserEventSnapshot {
@@ -74,7 +75,8 @@ extension Agent {
             healthScore: node.membership.healthScore, incarnation: node.membership.localMember.incarnation,
             left: node.leaveCompleted, uptimeSeconds: Double(time.now.nanoseconds) / 1e9,
             encryption: codec.encryptionMode,
-            counters: counters.values.merging(node.counters.values) { $0 + $1 }.merging(handlers?.counts.withLockedValue { $0 } ?? [:]) { $0 + $1 })
+            counters: counters.values.merging(node.counters.values) { $0 + $1 }.merging(handlers?.counts.withLockedValue { $0 } ?? [:]) { $0 + $1 },
+            clock: ClockSnapshot(node.clockVerdict(at: time)))
     }
 
     public func join(_ seeds: [String]) async throws -> Int {
@@ -136,7 +138,7 @@ extension Agent {
     }
 
     public func metricsText() async -> String {
-        metrics.scrape(info: await info(), status: await status())
+        metrics.scrape(info: await info(), status: await status(), members: await members())
     }
 
     /// Per live replicating peer, how the states compared at the last exchange.

@@ -41,14 +41,17 @@ extension Agent {
 
     var readinessSnapshot: ReadinessSnapshot {
         let timeout = Self.seconds(configuration.readyTimeout)
+        let time = time
+        let clock = ClockSnapshot(node.clockVerdict(at: time))
         switch node.readiness {
         case .syncing(let since):
             return ReadinessSnapshot(
                 node: node.name, ready: false, syncingSeconds: Self.seconds(time.now - since), readyTimeoutSeconds: timeout,
-                reason: nil)
+                reason: nil, clock: clock)
         case .ready(let reason):
             return ReadinessSnapshot(
-                node: node.name, ready: true, syncingSeconds: nil, readyTimeoutSeconds: timeout, reason: reason.description)
+                node: node.name, ready: true, syncingSeconds: nil, readyTimeoutSeconds: timeout, reason: reason.description,
+                clock: clock)
         }
     }
 

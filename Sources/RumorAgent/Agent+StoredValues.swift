@@ -39,12 +39,13 @@ extension Agent {
         switch frame {
         case .push(let entries, let relay, let acknowledge, let after):
             return .push(entries: withValues(entries), relay: relay, acknowledge: acknowledge, after: after)
-        case .pullAnswer(let from, let entries, let digest, let held, let fingerprint):
-            return .pullAnswer(from: from, entries: withValues(entries), digest: digest, held: held, fingerprint: fingerprint)
+        case .pullAnswer(let from, let wall, let entries, let digest, let held, let fingerprint):
+            return .pullAnswer(
+                from: from, wallMilliseconds: wall, entries: withValues(entries), digest: digest, held: held, fingerprint: fingerprint)
         case .catchUpPage(var page):
             page.entries = withValues(page.entries)
             return .catchUpPage(page)
-        case .pullRequest, .acknowledgement, .catchUpRequest, .event, .queryResponse:
+        case .pullRequest, .acknowledgement, .refusal, .catchUpRequest, .event, .queryResponse:
             return frame
         }
     }

@@ -73,6 +73,10 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .customLong("tombstone-grace"), parsing: .unconditional, help: "How long deletes are remembered, e.g. 24h (env RUMOR_TOMBSTONE_GRACE).")
     var tombstoneGrace: String?
     @Option(
+        name: .customLong("max-clock-offset"), parsing: .unconditional,
+        help: "How far apart the nodes' clocks may be; a node further than this from most peers refuses local writes until its clock is fixed, e.g. 500ms (env RUMOR_MAX_CLOCK_OFFSET; default 500ms).")
+    var maxClockOffset: String?
+    @Option(
         name: .customLong("direct-push-limit"), parsing: .unconditional,
         help: "Swarms up to this many nodes get writes straight from the writer; larger ones down the broadcast tree (env RUMOR_DIRECT_PUSH_LIMIT; default 64).")
     var directPushLimit: String?
@@ -140,7 +144,7 @@ struct AgentCommand: AsyncParsableCommand {
             ("name", name), ("bind", bind), ("advertise", advertise), ("swarm", swarm), ("data_dir", dataDirectory),
             ("api", api), ("api_token", apiToken), ("encrypt", encrypt), ("encrypt_verify_incoming", encryptVerifyIncoming),
             ("encrypt_verify_outgoing", encryptVerifyOutgoing), ("keyring_file", keyringFile), ("profile", profile),
-            ("tombstone_grace", tombstoneGrace), ("direct_push_limit", directPushLimit), ("log_level", logLevel),
+            ("tombstone_grace", tombstoneGrace), ("max_clock_offset", maxClockOffset), ("direct_push_limit", directPushLimit), ("log_level", logLevel),
             ("transport", transport), ("pilot_socket", pilotSocket), ("pilot_port", pilotPort), ("protocol", gossipProtocol), ("handler_timeout", handlerTimeout),
         ]
         for case (let key, let text?) in texts { values[key] = .text(text) }
@@ -310,6 +314,7 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.waitReady = try settings.boolean("wait_ready", default: false)
         if let timeout = try settings.duration("ready_timeout") { configuration.readyTimeout = timeout }
         if let grace = try settings.duration("tombstone_grace") { configuration.replication.tombstoneGrace = grace }
+        if let offset = try settings.duration("max_clock_offset") { configuration.replication.maximumClockOffset = offset }
         if let limit = settings.text("direct_push_limit") {
             guard let count = Int(limit), count >= 1 else {
                 throw AgentError(

@@ -82,10 +82,10 @@ struct Benchmarks {
             copy.key = "service/web/instance-\(index)"
             return copy
         }
-        let frame = ReplicationCodec.encode(.pullAnswer(from: "node-1", entries: entries, digest: [entry.version.writer: entry.version.timestamp], held: [:]))
+        let frame = ReplicationCodec.encode(.pullAnswer(from: "node-1", wallMilliseconds: 0, entries: entries, digest: [entry.version.writer: entry.version.timestamp], held: [:]))
         var count = 0
         for _ in 0..<500 {
-            if case .pullAnswer(_, let decoded, _, _, _) = try? ReplicationCodec.decode(frame) { count += decoded.count }
+            if case .pullAnswer(_, _, let decoded, _, _, _) = try? ReplicationCodec.decode(frame) { count += decoded.count }
         }
         blackHole(count)
         return (count, "entries")

@@ -8,6 +8,10 @@ public struct NodeError: Error, Sendable, Hashable, CustomStringConvertible {
         case left
         case joinFailed = "join_failed"
         case replicationTimeout = "replication_timeout"
+        /// A peer refused a write someone waits for (`put --wait`): its limits, or a stamp no node takes.
+        case replicationRefused = "replication_refused"
+        /// This node's clock is beyond the maximum offset from a majority of its peers: it refuses local writes.
+        case clockSkew = "clock_skew"
         case keyringPartial = "keyring_partial"
         case watchCompacted = "watch_compacted"
         case watchAhead = "watch_ahead"

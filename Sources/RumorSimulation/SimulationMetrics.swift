@@ -112,7 +112,7 @@ struct SimulationMetrics: ClusterObserver {
             let entries: [Entry]
             switch message {
             case .replication(.push(let pushed, _, _, _)): entries = pushed
-            case .replication(.pullAnswer(_, let answered, _, _, _)): entries = answered
+            case .replication(.pullAnswer(_, _, let answered, _, _, _)): entries = answered
             default: continue
             }
             for entry in entries {

@@ -5,17 +5,18 @@ import RumorCore
 /// timestamps. Pull requests and answers may end with the sender's store fingerprint (8 bytes).
 /// Bodies: push `reserved(1) flags(1, bit0 acknowledge, bit1 after, bit2 range) [after(8)]
 /// [range end: iplength(1) ip port(2)] entries`; pull request
-/// `from digest held`; pull answer `from digest held entries`; acknowledgement
-/// `from count (timestamp(8) writer)*`; catch-up request `from digest held`; catch-up page
+/// `from digest held`; pull answer `from wall(8) digest held entries`; acknowledgement
+/// `from count (timestamp(8) writer)*`; refusal `from count (timestamp(8) writer)* reason`; catch-up request `from digest held`; catch-up page
 /// `from flags(1, bit0 last) remainingEntries remainingBytes spans entries`, spans
 /// `count (writer after(8) through(8))*`; event `from id(8) ltime(8) flags(1, bit0 coalesce) name
 /// payload`; query response `from id(4) ltime(8) flags(1, bit0 ack) payload`. `held` is `count (writer count timestamp(8)*)*`.
 /// An entry is `key flags(bit0 tombstone, bit1 expiry, bit2 ephemeral) timestamp(8)
 /// writer [expiry(8)] [value]`; a digest is `count (writer timestamp(8))*`; a writer is
-/// `name generation(8)`. Format version 2 (version 1 had no generations).
+/// `name generation(8)`. Format version 3 (version 2 sent no wall clock in pull answers and
+/// had no refusals; version 1 had no generations).
 /// Every length and count is checked against the bytes present before allocation.
 public enum ReplicationCodec {
-    static let magic: [UInt8] = [0x52, 0x4B, 2]
+    static let magic: [UInt8] = [0x52, 0x4B, 3]
     /// The kind byte (after the magic) of a `catchUpRequest`.
     public static let catchUpRequestKind: UInt8 = 5
 
@@ -47,9 +48,10 @@ public enum ReplicationCodec {
             writeDigest(digest, into: &out)
             writeHeld(held, into: &out)
             if let fingerprint { writeUInt64(fingerprint, into: &out) }
-        case .pullAnswer(let from, let entries, let digest, let held, let fingerprint):
+        case .pullAnswer(let from, let wall, let entries, let digest, let held, let fingerprint):
             out.append(3)
             writeBytes(Array(from.utf8), into: &out)
+            writeUInt64(wall, into: &out)
             writeDigest(digest, into: &out)
             writeHeld(held, into: &out)
             writeEntries(entries, into: &out)
@@ -57,11 +59,12 @@ public enum ReplicationCodec {
         case .acknowledgement(let from, let versions):
             out.append(4)
             writeBytes(Array(from.utf8), into: &out)
-            writeVarint(UInt64(versions.count), into: &out)
-            for version in versions {
-                writeUInt64(version.timestamp.rawValue, into: &out)
-                writeWriter(version.writer, into: &out)
-            }
+            writeVersions(versions, into: &out)
+        case .refusal(let from, let versions, let reason):
+            out.append(9)
+            writeBytes(Array(from.utf8), into: &out)
+            writeVersions(versions, into: &out)
+            writeBytes(Array(reason.utf8), into: &out)
         case .catchUpRequest(let from, let digest, let held):
             out.append(5)
             writeBytes(Array(from.utf8), into: &out)
@@ -118,6 +121,7 @@ public enum ReplicationCodec {
             }
         }
         func writer(_ writer: Writer) -> Int { bytes(writer.name.utf8.count) + 8 }
+        func versions(_ versions: [Version]) -> Int { versions.reduce(varint(versions.count)) { $0 + 8 + writer($1.writer) } }
         func digest(_ digest: Digest) -> Int {
             digest.keys.reduce(varint(digest.count)) { $0 + writer($1) + 8 }
         }
@@ -132,10 +136,12 @@ public enum ReplicationCodec {
             return header + 2 + (after == nil ? 0 : 8) + end + entries(list)
         case .pullRequest(let from, let summary, let extra, let fingerprint):
             return header + bytes(from.utf8.count) + digest(summary) + held(extra) + (fingerprint == nil ? 0 : 8)
-        case .pullAnswer(let from, let list, let summary, let extra, let fingerprint):
-            return header + bytes(from.utf8.count) + digest(summary) + held(extra) + entries(list) + (fingerprint == nil ? 0 : 8)
-        case .acknowledgement(let from, let versions):
-            return header + bytes(from.utf8.count) + versions.reduce(varint(versions.count)) { $0 + 8 + writer($1.writer) }
+        case .pullAnswer(let from, _, let list, let summary, let extra, let fingerprint):
+            return header + bytes(from.utf8.count) + 8 + digest(summary) + held(extra) + entries(list) + (fingerprint == nil ? 0 : 8)
+        case .acknowledgement(let from, let list):
+            return header + bytes(from.utf8.count) + versions(list)
+        case .refusal(let from, let list, let reason):
+            return header + bytes(from.utf8.count) + versions(list) + bytes(reason.utf8.count)
         case .catchUpRequest(let from, let summary, let extra):
             return header + bytes(from.utf8.count) + digest(summary) + held(extra)
         case .catchUpPage(let page):
@@ -181,21 +187,19 @@ public enum ReplicationCodec {
             frame = .pullRequest(from: from, digest: digest, held: held, fingerprint: fingerprint)
         case 3:
             let from = try reader.readString()
+            let wall = try reader.readUInt64()
             let digest = try readDigest(&reader)
             let held = try readHeld(&reader)
             let entries = try readEntries(&reader)
             let fingerprint = reader.remaining >= 8 ? try reader.readUInt64() : nil
-            frame = .pullAnswer(from: from, entries: entries, digest: digest, held: held, fingerprint: fingerprint)
+            frame = .pullAnswer(from: from, wallMilliseconds: wall, entries: entries, digest: digest, held: held, fingerprint: fingerprint)
         case 4:
             let from = try reader.readString()
-            let count = try reader.readCount(minimumItemBytes: 17)
-            var versions: [Version] = []
-            versions.reserveCapacity(count)
-            for _ in 0..<count {
-                let timestamp = HybridTimestamp(rawValue: try reader.readUInt64())
-                versions.append(Version(timestamp: timestamp, writer: try readWriter(&reader)))
-            }
-            frame = .acknowledgement(from: from, versions: versions)
+            frame = .acknowledgement(from: from, versions: try readVersions(&reader))
+        case 9:
+            let from = try reader.readString()
+            let versions = try readVersions(&reader)
+            frame = .refusal(from: from, versions: versions, reason: try reader.readString())
         case 5:
             let from = try reader.readString()
             let digest = try readDigest(&reader)
@@ -239,6 +243,25 @@ public enum ReplicationCodec {
         }
         guard reader.offset == bytes.count else { throw WireError(.malformed, "trailing bytes after a replication frame") }
         return frame
+    }
+
+    private static func writeVersions(_ versions: [Version], into out: inout [UInt8]) {
+        writeVarint(UInt64(versions.count), into: &out)
+        for version in versions {
+            writeUInt64(version.timestamp.rawValue, into: &out)
+            writeWriter(version.writer, into: &out)
+        }
+    }
+
+    private static func readVersions(_ reader: inout ByteReader) throws(WireError) -> [Version] {
+        let count = try reader.readCount(minimumItemBytes: 17)
+        var versions: [Version] = []
+        versions.reserveCapacity(count)
+        for _ in 0..<count {
+            let timestamp = HybridTimestamp(rawValue: try reader.readUInt64())
+            versions.append(Version(timestamp: timestamp, writer: try readWriter(&reader)))
+        }
+        return versions
     }
 
     private static func writeEntries(_ entries: [Entry], into out: inout [UInt8]) {

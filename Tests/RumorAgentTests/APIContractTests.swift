@@ -21,7 +21,7 @@ struct APIContractTests {
             "too_large": 413,
             "join_failed": 502, "keyring_partial": 502, "replication_timeout": 504, "storage_full": 507,
             "peer_unknown": 404, "trust_refused": 502, "pilot_unavailable": 503, "query_too_large": 400, "unknown_node": 404, "needs_serf": 409,
-            "not_ready": 503,
+            "not_ready": 503, "clock_skew": 503, "replication_refused": 502,
         ]
         for code in ErrorCode.allCases {
             #expect(code.httpStatus == statuses[code.rawValue] ?? 500, "\(code.rawValue)")
@@ -31,7 +31,7 @@ struct APIContractTests {
     @Test func nodeErrorsKeepTheirCode() {
         for code in [
             NodeError.Code.emptyKey, .keyTooLong, .valueTooLarge, .left, .joinFailed, .replicationTimeout, .keyringPartial,
-            .watchCompacted, .watchAhead, .tagsTooLarge, .eventTooLarge, .unknownNode, .needsSerf,
+            .watchCompacted, .watchAhead, .tagsTooLarge, .eventTooLarge, .unknownNode, .needsSerf, .replicationRefused, .clockSkew,
         ] {
             #expect(ErrorCode(code).rawValue == code.rawValue)
         }

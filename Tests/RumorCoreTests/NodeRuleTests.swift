@@ -180,7 +180,7 @@ struct NodeRuleTests {
         #expect(node.pendingPulls[Self.b] != nil)
         let entry = Entry(
             key: "k", value: [1], version: Version(timestamp: HybridTimestamp(milliseconds: 1_800_000_000_500, logical: 0), origin: "b"))
-        let answer = ReplicationFrame.pullAnswer(from: "b", entries: [entry], digest: ["b": entry.version.timestamp], held: [:])
+        let answer = ReplicationFrame.pullAnswer(from: "b", wallMilliseconds: 0, entries: [entry], digest: ["b": entry.version.timestamp], held: [:])
         let effects = node.receive([.replication(answer)], from: Self.b, at: Self.time(1_010))
         #expect(node.pendingPulls.isEmpty)
         #expect(node.counters[.replicationPullsCompleted] == 1)

@@ -298,11 +298,30 @@ struct ReplicationTests {
         #expect(node.pullRetryTimerFired(peers: Self.peers).isEmpty, "answered: no retry")
     }
 
-    @Test func entriesFromTooFarInTheFuture_areIgnored() {
+    /// An entry stamped far ahead of every clock is taken (whether to take it must not depend on
+    /// the receiver's clock, or the swarm splits over it), does not drag the clock past the
+    /// bound, and a later local write of its key still wins: stamped above it.
+    @Test func entriesFarInTheFuture_areTaken_andALocalWriteOfTheirKeyStillWins() throws {
         var node = Replication(localName: "b", seed: 2)
         let future = Entry(key: "k", value: [1], version: Version(timestamp: HybridTimestamp(milliseconds: 10_000_000, logical: 0), origin: "a"))
         _ = node.receivePush([future], from: Self.peer(1), wallMilliseconds: 1_000, peers: [])
+        #expect(node.store.entries["k"] == future)
+        let other = try node.write(key: "other", value: [2], wallMilliseconds: 1_000, peers: []).entry
+        #expect(other.version.timestamp.milliseconds == 1_500, "the clock moved only to the bound (500 ms)")
+        let mine = try node.write(key: "k", value: [3], wallMilliseconds: 1_001, peers: []).entry
+        #expect(mine.version > future.version)
+        #expect(node.read("k", wallMilliseconds: 1_001)?.value == [3])
+    }
+
+    /// Only stamps past the year 6429 are refused, by every node alike (no clock decides it),
+    /// and the refusal is reported: to the writer when it waits for acknowledgements.
+    @Test func stampsPastTheLatestAccepted_areRefused_andTheWriterIsTold() {
+        var node = Replication(localName: "b", seed: 2)
+        let absurd = Entry(key: "k", value: [1], version: Version(timestamp: .latestAccepted, origin: "a"))
+        let out = node.receivePush([absurd], acknowledge: true, from: Self.peer(1), wallMilliseconds: 1_000, peers: [])
         #expect(node.store.entries.isEmpty)
+        #expect(out.contains { if case .refused([absurd.version], _, _, tellWriters: true) = $0 { true } else { false } })
+        #expect(!out.contains { if case .acknowledge = $0 { true } else { false } }, "never acknowledged")
     }
 }
 

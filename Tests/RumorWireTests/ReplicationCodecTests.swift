@@ -24,10 +24,10 @@ struct ReplicationCodecTests {
         .push(entries: [entries[0]], relay: .none, acknowledge: true, after: HybridTimestamp(milliseconds: 4, logical: 9)),
         .pullRequest(from: "n1", digest: digest, held: held),
         .pullRequest(from: "", digest: [:], held: [:]),
-        .pullAnswer(from: "n2", entries: entries, digest: digest, held: held),
+        .pullAnswer(from: "n2", wallMilliseconds: 1_700_000_000_000, entries: entries, digest: digest, held: held),
         .pullRequest(from: "n1", digest: digest, held: held, fingerprint: 0xdead_beef_0123_4567),
-        .pullAnswer(from: "n2", entries: entries, digest: digest, held: held, fingerprint: .max),
-        .pullAnswer(from: "n2", entries: [], digest: [:], held: [:], fingerprint: 0),
+        .pullAnswer(from: "n2", wallMilliseconds: 1_700_000_000_000, entries: entries, digest: digest, held: held, fingerprint: .max),
+        .pullAnswer(from: "n2", wallMilliseconds: 1_700_000_000_000, entries: [], digest: [:], held: [:], fingerprint: 0),
         .acknowledgement(from: "n4", versions: entries.map(\.version)),
         .acknowledgement(from: "n4", versions: []),
         .catchUpRequest(from: "n1", digest: digest, held: held),
@@ -55,7 +55,7 @@ struct ReplicationCodecTests {
         let page = CatchUpPage(
             from: "n2", entries: Self.entries, spans: ["n1": .init(after: .zero, through: HybridTimestamp(milliseconds: 5, logical: 2))],
             remainingEntries: 7, remainingBytes: 700, isLast: false)
-        for frame in [ReplicationFrame.pullAnswer(from: "n2", entries: Self.entries, digest: Self.digest, held: Self.held), .catchUpPage(page)] {
+        for frame in [ReplicationFrame.pullAnswer(from: "n2", wallMilliseconds: 1_700_000_000_000, entries: Self.entries, digest: Self.digest, held: Self.held), .catchUpPage(page)] {
             let bytes = ReplicationCodec.encode(frame)
             for cut in 0..<bytes.count {
                 #expect(throws: WireError.self) { try ReplicationCodec.decode(Array(bytes.prefix(cut))) }
@@ -67,20 +67,21 @@ struct ReplicationCodecTests {
     @Test func aFrameOfAnotherFormat_isRefusedNamingBothFormats() {
         var bytes = ReplicationCodec.encode(.push(entries: Self.entries, relay: .none, acknowledge: false))
         bytes[2] = 1
-        #expect(throws: WireError(.malformed, "a replication frame of format 1; this node speaks format 2 (run one Rumor release on every node)")) {
+        #expect(throws: WireError(.malformed, "a replication frame of format 1; this node speaks format 3 (run one Rumor release on every node)")) {
             try ReplicationCodec.decode(bytes)
         }
     }
 
     @Test func hugeCountsAreRejectedBeforeAllocating() {
         // push, reserved 0, flags 0, count = 2^63 as a varint
-        let bytes: [UInt8] = [0x52, 0x4B, 2, 1, 0, 0] + Array(repeating: 0xff, count: 8) + [0x7f]
+        let bytes: [UInt8] = [0x52, 0x4B, 3, 1, 0, 0] + Array(repeating: 0xff, count: 8) + [0x7f]
         #expect(throws: WireError.self) { try ReplicationCodec.decode(bytes) }
     }
 
     @Test func randomAndMutatedFramesNeverCrash() {
         var random = SeededRandom(seed: 7)
-        let seed = ReplicationCodec.encode(.pullAnswer(from: "n2", entries: Self.entries, digest: Self.digest, held: Self.held))
+        let seed = ReplicationCodec.encode(
+            .pullAnswer(from: "n2", wallMilliseconds: 1_700_000_000_000, entries: Self.entries, digest: Self.digest, held: Self.held))
         for _ in 0..<20_000 {
             var input = seed
             for _ in 0..<Int.random(in: 1...4, using: &random) {
@@ -94,10 +95,10 @@ struct ReplicationCodecTests {
     /// non-canonical varint, decoded; their canonical re-encoding then failed the entry-count
     /// plausibility check (which assumed 12-byte entries; the minimum is 11). Entries without a
     /// key or writer are now malformed, and the bound is 11 (19 since writers carry a
-    /// generation; the frame below is that crash in format 2, with one entry).
+    /// generation; the frame below is that crash in format 3, with one entry).
     @Test func entriesWithoutKeyOrWriterAreMalformed() throws {
         let crash: [UInt8] = [
-            0x52, 0x4b, 0x02, 0x01, 0x00, 0x00, 0x01, 0x80, 0x00, 0x05, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02,
+            0x52, 0x4b, 0x03, 0x01, 0x00, 0x00, 0x01, 0x80, 0x00, 0x05, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02,
             0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00,
         ]
         #expect(throws: WireError(.malformed, "entry without a key")) { try ReplicationCodec.decode(crash) }

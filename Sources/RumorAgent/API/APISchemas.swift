@@ -59,7 +59,19 @@ enum APISchemas {
                 "incarnation": integer("The member's incarnation number."),
                 "tags": map(of: ["type": "string"], "The member's tags (Serf's; rumor.kv=1 marks nodes that replicate state)."),
                 "protocolVersion": integer("The memberlist protocol version the member speaks."),
+                "clockOffsetMs": integer("The member's clock minus this node's, in ms (positive: ahead), as last measured; absent when not measured."),
+                "clockOffsetErrorMs": integer("That measurement's error bound, in ms (half its round trip)."),
             ], required: ["name", "address", "state", "incarnation", "tags", "protocolVersion"])),
+        ("Clock", object(
+            "This node's clock as its peers see it: a node beyond maxOffsetMs from a majority of the peers it measured is fenced (it refuses local writes with clock_skew).",
+            [
+                "fenced": boolean("True while local writes are refused."),
+                "offsetMs": integer("This node's clock minus the median measured peer's, in ms (positive: ahead); absent before any measurement."),
+                "maxOffsetMs": integer("The bound (max_clock_offset)."),
+                "measuredPeers": integer("Peers measured lately (at most 7 count)."),
+                "peersNeededToFence": integer("How many of them must see this node beyond the bound, on one side, for a fence."),
+                "text": string("One line, e.g. '12 ms ahead (beyond the bound for 0 of its 2 measured peers; the bound is 500 ms)'."),
+            ], required: ["fenced", "maxOffsetMs", "measuredPeers", "peersNeededToFence", "text"])),
         ("Info", object(
             "A summary of the local node.",
             [
@@ -73,6 +85,7 @@ enum APISchemas {
                 "uptimeSeconds": number("Seconds since the agent started."),
                 "encryption": choice(["off", "on", "sending-plaintext", "accepting-plaintext"], "Gossip encryption."),
                 "counters": map(of: ["type": "integer", "minimum": 0], "Counters by name (also at /metrics)."),
+                "clock": reference("Clock"),
             ],
             required: ["name", "address", "swarm", "members", "healthScore", "incarnation", "left", "uptimeSeconds", "encryption", "counters"])),
         ("Readiness", object(
@@ -85,7 +98,9 @@ enum APISchemas {
                 "syncingSeconds": number("While syncing: for how long so far."),
                 "readyTimeoutSeconds": number("The longest a node syncs before it is ready anyway (ready_timeout)."),
                 "reason": string("Once ready: why, e.g. 'synced with n2 in 140 ms'."),
-            ], required: ["ok", "node", "ready", "state", "readyTimeoutSeconds"])),
+                "status": choice(["ok", "degraded"], "degraded while the node's clock is fenced (see clock); readiness is not affected."),
+                "clock": reference("Clock"),
+            ], required: ["ok", "node", "ready", "state", "readyTimeoutSeconds", "status"])),
         ("Entry", object(
             "One key-value entry.",
             [

@@ -41,11 +41,17 @@ enum APIText {
 
     static func members(_ members: [MemberSnapshot]) -> String {
         TextTable.render(
-            ["NAME", "ADDRESS", "STATE", "INCARNATION", "TAGS"],
+            ["NAME", "ADDRESS", "STATE", "INCARNATION", "CLOCK", "TAGS"],
             members.map { member in
                 let tags = member.tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-                return [member.name, member.address, member.state, String(member.incarnation), tags]
+                return [member.name, member.address, member.state, String(member.incarnation), clockOffset(member), tags]
             })
+    }
+
+    /// A member's clock relative to this node's: "+12 ms ±1", or "-" when not measured.
+    static func clockOffset(_ member: MemberSnapshot) -> String {
+        guard let offset = member.clockOffsetMs else { return "-" }
+        return (offset >= 0 ? "+" : "") + "\(offset) ms ±\(member.clockOffsetErrorMs ?? 0)"
     }
 
     static func info(_ info: AgentInfo) -> String {
@@ -59,6 +65,7 @@ enum APIText {
             "incarnation:  \(info.incarnation)",
             "left:         \(info.left)",
             "encryption:   \(info.encryption)",
+            "clock:        \(info.clock.map { ($0.fenced ? "FENCED (local writes refused): " : "") + $0.text } ?? "unmeasured")",
             String(format: "uptime:       %.1f s", info.uptimeSeconds),
         ]
         if !info.counters.isEmpty {

@@ -113,6 +113,9 @@ extension AgentSetting {
             "tombstone_grace", .duration, default: .text(durationText(ReplicationSettings().tombstoneGrace)),
             "How long deletes are remembered."),
         AgentSetting(
+            "max_clock_offset", .duration, default: .text(durationText(ReplicationSettings().maximumClockOffset)),
+            "How far apart the nodes' clocks may be: a node further than this from most peers refuses local writes (clock_skew) until its clock is back."),
+        AgentSetting(
             "direct_push_limit", .count, default: .text(String(ReplicationSettings().directPushLimit)),
             "Swarms up to this many nodes get writes straight from the writer; larger ones down the broadcast tree."),
         AgentSetting(

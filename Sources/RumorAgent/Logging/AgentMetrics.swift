@@ -40,7 +40,7 @@ public final class AgentMetrics: Sendable {
     }
 
     /// The text exposition format, after bringing counters and gauges up to date.
-    func scrape(info: AgentInfo, status: StateStatus) -> String {
+    func scrape(info: AgentInfo, status: StateStatus, members: [MemberSnapshot]) -> String {
         exported.withLockedValue { exported in
             for (name, value) in info.counters {
                 let delta = value &- (exported[name] ?? 0)
@@ -72,6 +72,22 @@ public final class AgentMetrics: Sendable {
         registry.makeGauge(
             name: "rumor_catch_up_remaining_bytes", help: "Bytes a catch-up under way still has to bring (0: none under way).")
             .set(Double(status.catchUp?.remainingBytes ?? 0))
+        if let clock = info.clock {
+            registry.makeGauge(
+                name: "rumor_clock_fenced", help: "1 while this node refuses local writes: its clock is beyond max_clock_offset from most peers.")
+                .set(Double(clock.fenced ? 1 : 0))
+            registry.makeGauge(
+                name: "rumor_clock_offset_seconds",
+                help: "This node's clock minus the median measured peer's (positive: ahead; 0 before any measurement).")
+                .set(Double(clock.offsetMs ?? 0) / 1000)
+        }
+        for member in members {
+            guard let offset = member.clockOffsetMs else { continue }
+            registry.makeGauge(
+                name: "rumor_peer_clock_offset_seconds", labels: [("peer", member.name)],
+                help: "A peer's clock minus this node's, as last measured (positive: the peer's is ahead).")
+                .set(Double(offset) / 1000)
+        }
         return registry.emitToString()
     }
 }

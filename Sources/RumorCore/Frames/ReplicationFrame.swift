@@ -14,11 +14,16 @@ public enum ReplicationFrame: Sendable, Hashable {
         from: String, digest: Digest, held: HeldWrites, fingerprint: UInt64? = nil)
     /// Node `from` answers a pull with the missing entries, its own digest and held writes
     /// (also sent unsolicited as the push half of a push-pull exchange), and its fingerprint.
+    /// `wallMilliseconds`: its wall clock when it answered; the puller measures the offset of
+    /// `from`'s clock from it and the pull's round trip (`ClockOffsets`).
     case pullAnswer(
-        from: String, entries: [Entry], digest: Digest, held: HeldWrites,
+        from: String, wallMilliseconds: UInt64, entries: [Entry], digest: Digest, held: HeldWrites,
         fingerprint: UInt64? = nil)
     /// Node `from` holds these versions (or newer writes of the same keys).
     case acknowledgement(from: String, versions: [Version])
+    /// Node `from` refused these versions of the receiver's writes, for `reason` (their writer
+    /// asked for acknowledgements: its `put --wait` fails, naming the node and the reason).
+    case refusal(from: String, versions: [Version], reason: String)
     /// Node `from` asks, over a stream, for every entry its digest shows missing (less what it
     /// `held`), in pages sent back to back on the same stream (a catch-up).
     case catchUpRequest(from: String, digest: Digest, held: HeldWrites)

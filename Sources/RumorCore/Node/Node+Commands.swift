@@ -51,6 +51,13 @@ extension Node {
         guard !membership.hasLeft else {
             throw NodeError(.left, "this node has left the swarm", hint: "restart the agent to write")
         }
+        let clock = clockVerdict(at: time)
+        guard !clock.isFenced else {
+            throw NodeError(
+                .clockSkew, "this node's clock is \(clock.description): it takes no local writes until its clock is back",
+                hint: "fix this machine's time sync (chrony or ntpd; `timedatectl status`); reads and replication go on, "
+                    + "and writes resume by themselves once the clock is within the bound")
+        }
         let entries = try replication.prepare(writes, wallMilliseconds: time.wallMilliseconds)
         guard local.durable, let last = entries.last else { return PreparedWrite(entries: entries, save: nil, queued: SaveBatch()) }
         // The change-log positions `commitWrite` will give them.
@@ -123,6 +130,7 @@ extension Node {
         var out: [NodeEffect] = []
         for (command, wait) in replicaWaits.sorted(by: { $0.key < $1.key }) {
             let holders = replication.holders(of: wait.entries.map(\.version), among: names).sorted()
+            let refusers = replication.refusers(of: wait.entries.map(\.version)).filter { !holders.contains($0.key) }
             let needed: Int
             switch wait.target {
             case .all: needed = names.count
@@ -130,6 +138,14 @@ extension Node {
             }
             if holders.count >= needed {
                 out += finishReplicaWait(command, with: .replicated(holders: holders))
+            } else if !refusers.isEmpty, names.count - refusers.count < needed {
+                let refusals = refusers.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; ")
+                let error = NodeError(
+                    .replicationRefused,
+                    "the write is saved on \(name) and held by \(holders.count + 1) node\(holders.isEmpty ? "" : "s"), but "
+                        + "\(refusers.count) refused it, so \(needed + 1) cannot hold it: \(refusals)",
+                    hint: "the refusing nodes keep their state without it: check their limits (max key and value size)")
+                out += finishReplicaWait(command, with: .failed(error))
             } else if time.now >= wait.deadline || stopping {
                 let missing = Set(names).subtracting(holders).sorted()
                 let asked = wait.target == .all ? "all \(names.count + 1)" : "the \(needed + 1) asked for"

@@ -96,8 +96,8 @@ extension Node {
             return effects(of: membership.timerFired(timer, now: time.now), at: time)
         case .antiEntropy:
             let peers = replicationPeers()
-            return effects(
-                of: replication.antiEntropyTimerFired(peers: peers, wallMilliseconds: time.wallMilliseconds), at: time)
+            return updateClockFence(at: time)
+                + effects(of: replication.antiEntropyTimerFired(peers: peers, wallMilliseconds: time.wallMilliseconds), at: time)
         case .pullRetry:
             let peers = replicationPeers()
             return effects(of: replication.pullRetryTimerFired(peers: peers), at: time)

@@ -31,7 +31,9 @@ extension Node {
             let reply: ReplicationFrame
             switch replication.answerPull(digest: digest, held: held, fingerprint: fingerprint, from: peer, wallMilliseconds: time.wallMilliseconds) {
             case .complete(let entries, let digest, let held):
-                reply = .pullAnswer(from: name, entries: entries, digest: digest, held: held, fingerprint: replication.store.fingerprint)
+                reply = .pullAnswer(
+                    from: name, wallMilliseconds: time.wallMilliseconds, entries: entries, digest: digest, held: held,
+                    fingerprint: replication.store.fingerprint)
             case .partial(let page):
                 counters.add(.catchUpPagesSent)
                 reply = .catchUpPage(page)
@@ -43,10 +45,13 @@ extension Node {
             replication.receiveAcknowledgement(versions, from: peer)
             if !viaStream, let first = versions.first { replication.relayConfirmed(first, by: sender) }
             return checkReplicaWaits(at: time)
-        case .pullAnswer(let peer, let entries, let digest, let held, let fingerprint):
+        case .pullAnswer(let peer, let wall, let entries, let digest, let held, let fingerprint):
             return receivePullAnswer(
-                from: peer, at: viaStream ? nil : sender, entries: entries, digest: digest, held: held,
+                from: peer, wallMilliseconds: wall, at: viaStream ? nil : sender, entries: entries, digest: digest, held: held,
                 fingerprint: fingerprint, time: time)
+        case .refusal(let peer, let versions, let reason):
+            replication.receiveRefusal(versions, reason: reason, from: peer)
+            return checkReplicaWaits(at: time)
         case .event(let peer, let id, let event):
             return receiveDirectEvent(event, from: peer, id: id)
         case .queryResponse(let response):
@@ -107,13 +112,19 @@ extension Node {
     /// A pull answer from `peer` arrived: ours if we asked (then push the rest back and note the
     /// sync), else the push half of an exchange `peer` started.
     private mutating func receivePullAnswer(
-        from peer: String, at source: NodeAddress?, entries: [Entry], digest: Digest,
+        from peer: String, wallMilliseconds: UInt64, at source: NodeAddress?, entries: [Entry], digest: Digest,
         held: HeldWrites, fingerprint: UInt64?, time: NodeTime
     ) -> [NodeEffect] {
         let address = answerer(peer, at: source)
-        let solicited = address.map { pendingPulls.removeValue(forKey: $0) != nil } ?? false
+        let sentAt = address.flatMap { pendingPulls.removeValue(forKey: $0) }
+        let solicited = sentAt != nil
         counters.add(solicited ? .replicationPullsCompleted : .replicationDeltasReceived)
-        let out = merged(
+        var clock: [NodeEffect] = []
+        if let sentAt {
+            clockOffsets.record(peer: peer, peerWallMilliseconds: wallMilliseconds, sentAt: sentAt, at: time)
+            clock = updateClockFence(at: time)
+        }
+        let out = clock + merged(
             replication.receivePullAnswer(
                 entries: entries, digest: digest, held: held, fingerprint: fingerprint, from: peer,
                 replyingTo: solicited ? address : nil,
@@ -176,8 +187,9 @@ extension Node {
                 out.append(.send(.replication(request), to: address))
             case .sendDelta(let entries, let digest, let address):
                 counters.add(.replicationDeltasSent)
-                out.append(
-                    .send(.replication(.pullAnswer(from: name, entries: entries, digest: digest, held: [:])), to: address))
+                let delta = ReplicationFrame.pullAnswer(
+                    from: name, wallMilliseconds: time.wallMilliseconds, entries: entries, digest: digest, held: [:])
+                out.append(.send(.replication(delta), to: address))
             case .sendPage(let page, let address):
                 counters.add(.catchUpPagesSent)
                 out.append(.send(.replication(.catchUpPage(page)), to: address))
@@ -192,6 +204,22 @@ extension Node {
                 let sequences = recordChanges(entries.lazy.map(\.key))
                 out.append(.changesRecorded)
                 out += queueSave(entries, sequences: sequences, digest: [:])
+            case .refused(let versions, let reason, let sender, let tellWriters):
+                counters.add(.replicationEntriesRefused, versions.count)
+                let count = counters[.replicationEntriesRefused], before = count - UInt64(versions.count)
+                // Logged when the count so far passes 1, 2, 4, 8…: loud without flooding.
+                if before == 0 || before.leadingZeroBitCount != count.leadingZeroBitCount {
+                    out.append(
+                        .log(
+                            NodeLog(
+                                .warning, "refused entries from a peer", ["from": sender, "entries": "\(versions.count)",
+                                    "reason": reason, "refused_so_far": "\(count)"])))
+                }
+                guard tellWriters else { continue }
+                for (writer, versions) in Dictionary(grouping: versions, by: \.writer.name) {
+                    guard let member = membership.members[writer], member.state == .alive else { continue }
+                    out.append(.send(.replication(.refusal(from: name, versions: versions, reason: reason)), to: member.address))
+                }
             case .expired(let entries):
                 counters.add(.valuesExpired, entries.count)
                 out += touch(entries)

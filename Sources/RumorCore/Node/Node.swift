@@ -24,6 +24,8 @@ public struct Node: Sendable {
     public internal(set) var leaveCompleted = false
     /// Whether this process has synced with a peer since it started (`Node+Readiness.swift`).
     public internal(set) var readiness: Readiness
+    /// Peers' clocks as this node measured them, and whether its own is fenced.
+    public internal(set) var clockOffsets: ClockOffsets
 
     /// Anti-entropy pulls sent and not yet answered, by peer address, with when they were sent.
     var pendingPulls: [NodeAddress: Instant] = [:]
@@ -98,6 +100,7 @@ public struct Node: Sendable {
             wallMilliseconds: time.wallMilliseconds)
         self.replication = replication
         self.readiness = .syncing(since: time.now)
+        self.clockOffsets = ClockOffsets(maximum: settings.replication.maximumClockOffset)
         self.membership = Membership(
             name: name, address: address,
             meta: Self.advertisedMeta(tags, generation: replication.localWriter.generation, as: settings.tagFormat),
@@ -196,6 +199,16 @@ public struct Node: Sendable {
 
     /// How long a syncing node waits for a peer's answer before it is ready anyway.
     var readyTimeout: Duration { local.readyTimeout }
+
+    /// What the live peers' clocks say of this node's now (`ClockOffsets`).
+    public func clockVerdict(at time: NodeTime) -> ClockOffsets.Verdict {
+        clockOffsets.verdict(livePeers: replicationMembers().map(\.name), at: time)
+    }
+
+    /// Takes the clock verdict now: the log line of a fence that begins or ends.
+    mutating func updateClockFence(at time: NodeTime) -> [NodeEffect] {
+        clockOffsets.update(livePeers: replicationMembers().map(\.name), at: time).map { [.log($0)] } ?? []
+    }
 
     // MARK: - Reading
 

@@ -12,6 +12,7 @@ public enum NodeCounter: Int, Sendable, CaseIterable {
     case replicationDeltasSent
     case replicationDeltasReceived
     case replicationEntriesApplied
+    case replicationEntriesRefused
     case catchUpPagesSent
     case catchUpPagesReceived
     case catchUpsServed

@@ -14,6 +14,11 @@ public struct HybridTimestamp: Hashable, Comparable, Sendable, CustomStringConve
 
     public static let zero = HybridTimestamp(rawValue: 0)
 
+    /// Every node refuses entries stamped at or past this (2^47 ms, in the year 6429): a rule no
+    /// clock enters, so all nodes refuse the same ones, and a clock passing a stamp still has
+    /// 2^47 ms of room to count in.
+    public static let latestAccepted = HybridTimestamp(milliseconds: 1 << 47, logical: 0)
+
     public var milliseconds: UInt64 { rawValue >> 16 }
     public var logical: UInt16 { UInt16(truncatingIfNeeded: rawValue) }
 
@@ -24,18 +29,17 @@ public struct HybridTimestamp: Hashable, Comparable, Sendable, CustomStringConve
 
 /// Issues hybrid timestamps that always increase, whatever the wall clock does.
 ///
-/// The wall clock is an input (milliseconds since the epoch), never read here.
+/// The wall clock is an input (milliseconds since the epoch), never read here. A remote
+/// timestamp moves the clock forward only as far as `bound` past the local wall clock (the
+/// swarm's maximum clock offset): one node with a wild clock cannot drag every clock into the
+/// future by being heard. What must pass a timestamp whatever it is (a local write of a key
+/// replaces the value held, so it is stamped above it) uses `pass`.
 public struct HybridClock: Sendable {
     public private(set) var last: HybridTimestamp = .zero
-    /// Remote timestamps further ahead of our wall clock than this are refused, so one node with
-    /// a wild clock cannot drag every clock into the future. Default 60 s.
-    public var maximumDriftMilliseconds: UInt64
 
-    public init(maximumDriftMilliseconds: UInt64 = 60_000) {
-        self.maximumDriftMilliseconds = maximumDriftMilliseconds
-    }
+    public init() {}
 
-    /// A timestamp for a local event: greater than every timestamp issued or observed before, and
+    /// A timestamp for a local event: greater than every timestamp issued or passed before, and
     /// at least the wall clock. A wall clock that jumps backwards only stops the physical part;
     /// the logical part keeps counting.
     public mutating func tick(wallMilliseconds: UInt64) -> HybridTimestamp {
@@ -44,23 +48,15 @@ public struct HybridClock: Sendable {
         return last
     }
 
-    /// Takes a remote timestamp into account so later local timestamps exceed it.
-    /// - Throws: `ClockDriftError` (state unchanged) when `remote` is more than
-    ///   `maximumDriftMilliseconds` ahead of `wallMilliseconds`.
-    public mutating func observe(_ remote: HybridTimestamp, wallMilliseconds: UInt64) throws(ClockDriftError) {
-        guard remote.milliseconds <= wallMilliseconds &+ maximumDriftMilliseconds else {
-            throw ClockDriftError(remote: remote, wallMilliseconds: wallMilliseconds)
-        }
-        if remote > last { last = remote }
+    /// Takes a remote timestamp into account so later local timestamps exceed it, as far as
+    /// `boundMilliseconds` past the wall clock (beyond that, only up to there).
+    public mutating func observe(_ remote: HybridTimestamp, wallMilliseconds: UInt64, boundMilliseconds: UInt64) {
+        let limit = HybridTimestamp(milliseconds: wallMilliseconds &+ boundMilliseconds, logical: 0)
+        pass(min(remote, limit))
     }
-}
 
-/// A remote timestamp too far in the future to trust.
-public struct ClockDriftError: Error, Hashable, Sendable, CustomStringConvertible {
-    public var remote: HybridTimestamp
-    public var wallMilliseconds: UInt64
-
-    public var description: String {
-        "remote timestamp \(remote) is \(remote.milliseconds &- wallMilliseconds) ms ahead of the local clock"
+    /// Makes later local timestamps exceed `stamp`, however far ahead it is.
+    public mutating func pass(_ stamp: HybridTimestamp) {
+        if stamp > last { last = stamp }
     }
 }

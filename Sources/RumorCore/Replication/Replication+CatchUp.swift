@@ -73,12 +73,15 @@ extension Replication {
     public mutating func receiveCatchUpPage(
         _ page: CatchUpPage, from peer: NodeAddress, inCatchUp: Bool, wallMilliseconds: UInt64
     ) -> [ReplicationDirective] {
-        let news = mergeRemote(page.entries, wallMilliseconds: wallMilliseconds)
+        let (news, refused) = mergeRemote(page.entries, wallMilliseconds: wallMilliseconds)
         let bytes = UInt64(page.entries.reduce(0) { $0 + KeyValueStore.pageBytes(of: $1) })
         // Our clock must pass every write the spans vouch for, even ones we never merged.
-        if let newest = page.spans.values.map(\.through).max() { try? clock.observe(newest, wallMilliseconds: wallMilliseconds) }
-        let advanced = store.acknowledge(spans: page.spans)
+        observe(page.spans.mapValues(\.through), wallMilliseconds: wallMilliseconds)
+        // A writer with a refused entry keeps its span unacknowledged (see `receivePullAnswer`).
+        let refusedWriters = Set(refused.map(\.entry.version.writer))
+        let advanced = store.acknowledge(spans: page.spans.filter { !refusedWriters.contains($0.key) })
         var out: [ReplicationDirective] = news.isEmpty ? [] : [.applied(news)]
+        out += Self.refusalDirectives(refused, from: page.from, tellingWriters: false)
         if inCatchUp, var progress = catchUp {
             progress.pages += 1
             progress.receivedEntries += UInt64(page.entries.count)

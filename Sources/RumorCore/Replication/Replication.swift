@@ -28,6 +28,8 @@ public struct Replication: Sendable {
     public internal(set) var peerDigests: [String: Digest] = [:]
     /// For our writes someone waits on (`put --wait`): the peers that acknowledged holding them.
     private var acknowledgements: [Version: Set<String>] = [:]
+    /// For our writes someone waits on: the peers that refused them, and why.
+    private var refusals: [Version: [String: String]] = [:]
     /// Retries left for this round's pull, while it is unanswered (nil: answered or none sent).
     var pullRetriesLeft: Int?
     /// Values whose time to live ran out up to here (wall milliseconds) have been reported as
@@ -59,8 +61,10 @@ public struct Replication: Sendable {
         self.settings = settings
         self.random = SeededRandom(seed: seed)
         self.store = saved
-        let newest = saved.entries.values.map(\.version.timestamp).max() ?? .zero
-        try? clock.observe(newest, wallMilliseconds: .max)
+        // The clock resumes past every stamp the saved state holds or vouches for (its digest
+        // remembers the stamps of entries since superseded or forgotten).
+        let newest = max(saved.entries.values.map(\.version.timestamp).max() ?? .zero, saved.digest.values.max() ?? .zero)
+        clock.pass(newest)
         self.localWriter = Writer(name: localName, generation: clock.tick(wallMilliseconds: wallMilliseconds).rawValue)
         liveWriters[localName] = localWriter
         store.currentWriters = [localWriter]
@@ -117,6 +121,9 @@ public struct Replication: Sendable {
         var entries: [Entry] = []
         entries.reserveCapacity(writes.count)
         for write in writes {
+            // Above the value it replaces here, however far ahead that was stamped: a write
+            // must never lose to what its writer saw before it.
+            if let held = store.entries[write.key] { clock.pass(held.version.timestamp) }
             let timestamp = clock.tick(wallMilliseconds: wallMilliseconds)
             let expiry = write.timeToLive.map { wallMilliseconds + UInt64(max(0, $0.nanosecondsClamped / 1_000_000)) }
             entries.append(
@@ -198,7 +205,7 @@ public struct Replication: Sendable {
         _ entries: [Entry], relay: PushRelay = .none, acknowledge: Bool = false, after: HybridTimestamp? = nil,
         from sender: NodeAddress, viaStream: Bool = false, wallMilliseconds: UInt64, peers: [NodeAddress]
     ) -> [ReplicationDirective] {
-        let news = mergeRemote(entries, wallMilliseconds: wallMilliseconds)
+        let (news, refused) = mergeRemote(entries, wallMilliseconds: wallMilliseconds)
         if let after, let writer = entries.first?.version.writer, let through = entries.map(\.version.timestamp).max(),
             entries.allSatisfy({ entry in
                 entry.version.writer == writer && store.entries[entry.key].map { $0.version >= entry.version } == true
@@ -221,7 +228,34 @@ public struct Replication: Sendable {
                 out.append(.acknowledge(versions, to: writer))
             }
         }
+        out += Self.refusalDirectives(refused, from: "\(sender)", tellingWriters: acknowledge)
         return out
+    }
+
+    /// Per reason, the directive that reports refused entries (and tells their writers, when
+    /// they wait for acknowledgements).
+    static func refusalDirectives(_ refused: [(entry: Entry, reason: String)], from sender: String, tellingWriters: Bool)
+        -> [ReplicationDirective]
+    {
+        Dictionary(grouping: refused, by: { $0.reason }).sorted { $0.key < $1.key }.map { reason, refused in
+            .refused(refused.map(\.entry.version), reason: reason, from: sender, tellWriters: tellingWriters)
+        }
+    }
+
+    /// `peer` refused these versions of our writes, for `reason`.
+    public mutating func receiveRefusal(_ versions: [Version], reason: String, from peer: String) {
+        for version in versions where acknowledgements[version] != nil {
+            refusals[version, default: [:]][peer] = reason
+        }
+    }
+
+    /// The peers that refused any of `versions`, with their reason.
+    public func refusers(of versions: [Version]) -> [String: String] {
+        var refusers: [String: String] = [:]
+        for version in versions {
+            refusers.merge(refusals[version] ?? [:]) { first, _ in first }
+        }
+        return refusers
     }
 
     /// `peer` reports holding these versions (or newer writes of their keys).
@@ -249,7 +283,10 @@ public struct Replication: Sendable {
 
     /// Stops tracking acknowledgements of `versions` (the wait for them is over).
     public mutating func stopAwaiting(_ versions: [Version]) {
-        for version in versions { acknowledgements[version] = nil }
+        for version in versions {
+            acknowledgements[version] = nil
+            refusals[version] = nil
+        }
         if acknowledgements.isEmpty { peerDigests = [:] }
     }
 
@@ -345,11 +382,14 @@ public struct Replication: Sendable {
     ) -> [ReplicationDirective] {
         notePeerDigest(digest, of: peer)
         if address != nil { pullRetriesLeft = nil }
-        let news = mergeRemote(entries, wallMilliseconds: wallMilliseconds)
-        // Our clock must pass every write the digest vouches for, even ones we never merged.
-        if let newest = digest.values.max() { try? clock.observe(newest, wallMilliseconds: wallMilliseconds) }
-        store.acknowledge(digest)
+        let (news, refused) = mergeRemote(entries, wallMilliseconds: wallMilliseconds)
+        observe(digest, wallMilliseconds: wallMilliseconds)
+        // We hold all the peer held, less what we refused: a writer with a refused entry keeps
+        // our own digest value, so anti-entropy still offers what we lack of it.
+        let refusedWriters = Set(refused.map(\.entry.version.writer))
+        store.acknowledge(refusedWriters.isEmpty ? digest : digest.filter { !refusedWriters.contains($0.key) })
         var out: [ReplicationDirective] = news.isEmpty ? [] : [.applied(news)]
+        out += Self.refusalDirectives(refused, from: peer, tellingWriters: false)
         if fingerprint == store.fingerprint {
             compare(with: peer, fingerprint: fingerprint, peerLacks: 0, wallMilliseconds: wallMilliseconds)
         } else if fingerprint != nil || address != nil {
@@ -393,15 +433,59 @@ public struct Replication: Sendable {
             .sorted { $0.key < $1.key }
     }
 
-    mutating func mergeRemote(_ entries: [Entry], wallMilliseconds: UInt64) -> [Entry] {
+    /// Merges remote entries: returns those that became winners, and those refused with why.
+    mutating func mergeRemote(_ entries: [Entry], wallMilliseconds: UInt64)
+        -> (news: [Entry], refused: [(entry: Entry, reason: String)])
+    {
         var news: [Entry] = []
+        var refused: [(entry: Entry, reason: String)] = []
         for entry in entries {
-            guard entry.key.utf8.count <= settings.maximumKeyBytes, (entry.value?.count ?? 0) <= settings.maximumValueBytes,
-                (try? clock.observe(entry.version.timestamp, wallMilliseconds: wallMilliseconds)) != nil
-            else { continue }
+            if let reason = refusal(of: entry) {
+                refused.append((entry, reason))
+                continue
+            }
+            observe(entry.version, wallMilliseconds: wallMilliseconds)
             if store.merge(entry) { news.append(entry) }
         }
-        return news
+        return (news, refused)
+    }
+
+    /// Why this node refuses a remote entry, if it does. No rule reads a clock: nodes with the
+    /// same limits refuse the same entries, whenever and wherever they see them, so the swarm
+    /// cannot split over an entry some nodes took and others did not. An entry stamped far
+    /// ahead of every clock is taken like any other (it wins until a later write replaces it,
+    /// and a local write of its key is stamped above it).
+    func refusal(of entry: Entry) -> String? {
+        if entry.key.utf8.count > settings.maximumKeyBytes {
+            return "its key is \(entry.key.utf8.count) bytes, over this node's limit of \(settings.maximumKeyBytes)"
+        }
+        if let value = entry.value, value.count > settings.maximumValueBytes {
+            return "its value is \(value.count) bytes, over this node's limit of \(settings.maximumValueBytes)"
+        }
+        if entry.version.timestamp >= .latestAccepted {
+            return "it is stamped \(entry.version.timestamp.milliseconds) ms after 1970, past the year 6429 no node takes"
+        }
+        return nil
+    }
+
+    var maximumOffsetMilliseconds: UInt64 { UInt64(max(0, settings.maximumClockOffset.nanosecondsClamped / 1_000_000)) }
+
+    /// Our clock passes a remote version: any stamp of an earlier process of ours (what it
+    /// issued, our next stamps must pass), others' only as far as the maximum clock offset past
+    /// our wall clock.
+    mutating func observe(_ version: Version, wallMilliseconds: UInt64) {
+        if version.writer.name == localName {
+            clock.pass(version.timestamp)
+        } else {
+            clock.observe(version.timestamp, wallMilliseconds: wallMilliseconds, boundMilliseconds: maximumOffsetMilliseconds)
+        }
+    }
+
+    /// Our clock passes every write a peer's digest vouches for, even ones we never merged.
+    mutating func observe(_ digest: Digest, wallMilliseconds: UInt64) {
+        for (writer, timestamp) in digest {
+            observe(Version(timestamp: timestamp, writer: writer), wallMilliseconds: wallMilliseconds)
+        }
     }
 
 }

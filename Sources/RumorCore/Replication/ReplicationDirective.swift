@@ -28,6 +28,9 @@ public enum ReplicationDirective: Sendable, Hashable {
     case applied([Entry])
     /// These tombstones were forgotten after the grace period.
     case forgot([String])
+    /// These entries, from `from` (a peer's name or address), were refused for `reason`: log
+    /// it, and with `tellWriters` tell each writer (who waits for acknowledgements).
+    case refused([Version], reason: String, from: String, tellWriters: Bool)
     /// These values' time to live ran out since the last report (for watchers).
     case expired([Entry])
 }

@@ -37,6 +37,14 @@ public struct ReplicationSettings: Sendable, Hashable {
     /// a node further behind catches up in pages of this size streamed back to back. A page
     /// holds at least one entry. Default 1 MiB.
     public var maximumMessageBytes = 1 << 20
+    /// How far apart the nodes' wall clocks may be (`ClockOffsets`). A node whose clock is
+    /// further than this from a majority of the peers it measured refuses local writes until it
+    /// is back within it; a remote timestamp moves a node's hybrid clock at most this far past
+    /// its wall clock. Default 500 ms: NTP keeps hosts within tens of milliseconds, even over
+    /// the internet; a measurement's error is half its round trip (up to 100 ms on a 200 ms
+    /// link); what is left absorbs a laptop waking with a stale clock until it syncs.
+    /// CockroachDB's default `--max-offset` is the same.
+    public var maximumClockOffset: Duration = .milliseconds(500)
 
     public init() {}
 }
