@@ -37,6 +37,10 @@ public struct VirtualCluster<Observer: ClusterObserver> {
     public private(set) var now = Instant.zero
     public private(set) var nodes: [Node] = []
     public private(set) var isUp: [Bool] = []
+    /// Why the last write `write` returned nil for was refused.
+    public private(set) var lastRefusal: NodeError?
+    /// Each node's wall clock (`setClock`): true time unless set.
+    public private(set) var clocks: [NodeClock] = []
     public var network = VirtualNetwork()
     public var observer: Observer
     /// The generator behind every fate and every choice a script makes.
@@ -74,8 +78,21 @@ public struct VirtualCluster<Observer: ClusterObserver> {
 
     public static func index(ofName name: String) -> Int { Int(name.dropFirst()) ?? -1 }
 
+    /// True time: the epoch plus virtual time.
     public var time: NodeTime {
         NodeTime(now: now, wallMilliseconds: Self.epochMilliseconds + UInt64(max(0, now.nanoseconds / 1_000_000)))
+    }
+
+    /// The time as node `index` reads it: true time on the monotonic clock, its own wall clock.
+    public func time(of index: Int) -> NodeTime {
+        let wall = Int64(Self.epochMilliseconds) + now.nanoseconds / 1_000_000 + clocks[index].offset(at: now)
+        return NodeTime(now: now, wallMilliseconds: UInt64(max(0, wall)))
+    }
+
+    /// Steps node `index`'s wall clock to `offsetMilliseconds` from true time, now, drifting by
+    /// `drift` ms per second from there.
+    public mutating func setClock(of index: Int, offsetMilliseconds: Int64, drift: Double = 0) {
+        clocks[index].set(offsetMilliseconds: offsetMilliseconds, drift: drift, at: now)
     }
 
     // MARK: - Script
@@ -84,7 +101,9 @@ public struct VirtualCluster<Observer: ClusterObserver> {
     @discardableResult
     public mutating func add(settings: NodeSettings, seeds: NodeSeeds) -> Int {
         let index = nodes.count
-        nodes.append(Node(name: Self.name(of: index), address: Self.address(of: index), settings: settings, seeds: seeds, at: time))
+        clocks.append(NodeClock())
+        nodes.append(
+            Node(name: Self.name(of: index), address: Self.address(of: index), settings: settings, seeds: seeds, at: time(of: index)))
         isUp.append(true)
         generation.append(0)
         joinSeeds.append([])
@@ -92,8 +111,9 @@ public struct VirtualCluster<Observer: ClusterObserver> {
     }
 
     /// Starts node `index`'s timers.
-    public mutating func start(_ index: Int, firstAntiEntropyAfter: Duration? = nil) {
-        let effects = nodes[index].start(at: time, firstAntiEntropyAfter: firstAntiEntropyAfter)
+    /// - Parameter joining: it will join peers (it is `syncing` until its first sync).
+    public mutating func start(_ index: Int, firstAntiEntropyAfter: Duration? = nil, joining: Bool = false) {
+        let effects = nodes[index].start(at: time(of: index), firstAntiEntropyAfter: firstAntiEntropyAfter, joining: joining)
         execute(effects, at: index)
     }
 
@@ -106,7 +126,7 @@ public struct VirtualCluster<Observer: ClusterObserver> {
     /// Node `index` joins through its seeds, retrying until one answers (also a `retryJoin`).
     private mutating func joinSeeds(_ index: Int) {
         nextCommand += 1
-        execute(nodes[index].join(seeds: joinSeeds[index], command: nextCommand, retrying: true, at: time), at: index)
+        execute(nodes[index].join(seeds: joinSeeds[index], command: nextCommand, retrying: true, at: time(of: index)), at: index)
     }
 
     /// Writes at node `index`; nil when the node refuses (it left, or the write is invalid).
@@ -116,7 +136,13 @@ public struct VirtualCluster<Observer: ClusterObserver> {
     {
         nextCommand += 1
         let request = awaiting.map { Node.ReplicaWaitRequest(target: $0, timeout: timeout, command: nextCommand) }
-        guard let outcome = try? nodes[index].write(writes, awaiting: request, at: time) else { return nil }
+        let outcome: Node.WriteOutcome
+        do {
+            outcome = try nodes[index].write(writes, awaiting: request, at: time(of: index))
+        } catch {
+            lastRefusal = error
+            return nil
+        }
         execute(outcome.effects, at: index)
         return (outcome.entries, request?.command)
     }
@@ -125,7 +151,7 @@ public struct VirtualCluster<Observer: ClusterObserver> {
     @discardableResult
     public mutating func leave(_ index: Int) -> CommandID {
         nextCommand += 1
-        execute(nodes[index].leave(command: nextCommand, at: time), at: index)
+        execute(nodes[index].leave(command: nextCommand, at: time(of: index)), at: index)
         return nextCommand
     }
 
@@ -152,9 +178,10 @@ public struct VirtualCluster<Observer: ClusterObserver> {
         let old = nodes[index]
         let saved = restoring ?? savedState(of: index)
         nodes[index] = Node(
-            name: old.name, address: Self.address(of: index), settings: old.settings, seeds: seeds, restoring: saved, at: time)
+            name: old.name, address: Self.address(of: index), settings: old.settings, seeds: seeds, restoring: saved,
+            at: time(of: index))
         isUp[index] = true
-        start(index)
+        start(index, joining: !through.isEmpty)
         if !through.isEmpty { join(index, through: through) }
     }
 
@@ -176,11 +203,11 @@ public struct VirtualCluster<Observer: ClusterObserver> {
                 return script
             case .timer(let index, let armed, let timer):
                 guard isUp[index], generation[index] == armed else { continue }
-                execute(nodes[index].timerFired(timer, at: self.time), at: index)
+                execute(nodes[index].timerFired(timer, at: self.time(of: index)), at: index)
             case .datagram(let index, let from, let messages):
                 guard isUp[index] else { continue }
                 observer.received(messages, at: index, now: now)
-                execute(nodes[index].receive(messages, from: Self.address(of: from), at: self.time), at: index)
+                execute(nodes[index].receive(messages, from: Self.address(of: from), at: self.time(of: index)), at: index)
             }
         }
         now = max(now, limit)
@@ -217,7 +244,7 @@ public struct VirtualCluster<Observer: ClusterObserver> {
             case .streamPing(let ping, let address, _):
                 let target = Self.index(of: address)
                 let contacted = target >= 0 && target < nodes.count && isUp[target] && network.isReachable(index, target)
-                nodes[index].streamPingFinished(sequence: ping.sequenceNumber, contacted: contacted, at: time)
+                nodes[index].streamPingFinished(sequence: ping.sequenceNumber, contacted: contacted, at: time(of: index))
             case .askKeyring(_, let peer, _, let command):
                 let effects = nodes[index].keyringAnswered(nil, failure: "not simulated", from: peer, command: command)
                 execute(effects, at: index)
@@ -267,14 +294,14 @@ public struct VirtualCluster<Observer: ClusterObserver> {
             network.isReachable(source, target)
         {
             let (serving, effects) = nodes[target].catchUpRequested(
-                from: peer, digest: digest, held: held, sender: Self.address(of: source), at: time)
+                from: peer, digest: digest, held: held, sender: Self.address(of: source), at: time(of: target))
             execute(effects, at: target)
             if var serving {
                 while !serving.isFinished {
                     let frame = nodes[target].nextCatchUpPage(&serving)
                     guard case .catchUpPage(let page) = frame else { break }
                     observer.sent(.replication(frame), size: ReplicationCodec.encodedSize(frame) + 28, from: target, to: source, now: now)
-                    execute(nodes[source].catchUpPageArrived(page, from: Self.address(of: target), at: time), at: source)
+                    execute(nodes[source].catchUpPageArrived(page, from: Self.address(of: target), at: time(of: source)), at: source)
                     completed = page.isLast
                 }
             }
@@ -286,12 +313,12 @@ public struct VirtualCluster<Observer: ClusterObserver> {
         let reachable = target >= 0 && target < nodes.count && isUp[target] && network.isReachable(source, target)
         var reply: PushPull?
         if reachable {
-            let answer = nodes[target].answer(.pushPull(state), from: Self.address(of: source), at: time)
+            let answer = nodes[target].answer(.pushPull(state), from: Self.address(of: source), at: time(of: target))
             execute(answer.effects, at: target)
             if case .pushPull(let state) = answer.reply { reply = state }
         }
         observer.exchanged(state, reply: reply, from: source, to: target, now: now)
-        let effects = nodes[source].pushPullFinished(reply, with: Self.address(of: target), join: join, at: time)
+        let effects = nodes[source].pushPullFinished(reply, with: Self.address(of: target), join: join, at: time(of: source))
         execute(effects, at: source)
     }
 }
