@@ -29,7 +29,6 @@ namespace suite (test_faults.py, tests/faults) owns; the shim works under `ip ne
 """
 
 import json
-import os
 import random
 import re
 import subprocess
