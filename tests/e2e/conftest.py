@@ -57,11 +57,11 @@ def wait_until(predicate, timeout: float, message: str, interval: float = 0.05):
 
 
 class Process:
-    def __init__(self, name, args, log_dir: Path):
+    def __init__(self, name, args, log_dir: Path, env=None):
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self.log = open(self.log_path, "wb")
-        self.popen = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.popen = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
 
     def kill9(self):
         self.popen.send_signal(signal.SIGKILL)
@@ -82,10 +82,21 @@ class Process:
 
 
 class RumorAgent(Process):
-    def __init__(self, name, log_dir, join=(), swarm=None, profile=None, extra=(), port=None, api_port=None, ready=True):
+    def __init__(self, name, log_dir, join=(), swarm=None, profile=None, extra=(), port=None, api_port=None, ready=True,
+                 clock_offset_ms=None, clock_shim=None):
         """Starts the agent and waits until it serves its API; with peers to join (or discover),
         also until it is ready (synced with one), as `rumor wait --ready` does: before that its
-        reads answer not_ready. `ready=False` returns while it may still be syncing."""
+        reads answer not_ready. `ready=False` returns while it may still be syncing.
+        `clock_offset_ms`: run it under the clock shim (`clock_shim`, the built library), its wall
+        clock that far off; `set_clock_offset` steps it while it runs."""
+        env = None
+        self.clock_offset_file = None
+        if clock_offset_ms is not None:
+            if not clock_shim:
+                pytest.fail("clock_offset_ms needs the clock shim: start the agent with swarm.agent(...)", pytrace=False)
+            self.clock_offset_file = Path(log_dir) / f"{name}.clock_offset_ms"
+            self.set_clock_offset(clock_offset_ms)
+            env = dict(os.environ, LD_PRELOAD=clock_shim, RUMOR_CLOCK_OFFSET_FILE=str(self.clock_offset_file))
         # free_port() releases the port before the agent binds it, so an outgoing connection of
         # another process can take it meanwhile ("Address already in use"): then try new ports.
         for attempt in range(3):
@@ -103,7 +114,7 @@ class RumorAgent(Process):
             if profile:
                 args += ["--profile", profile]
             args += list(extra)
-            super().__init__(name, args, log_dir)
+            super().__init__(name, args, log_dir, env=env)
             chosen_by_us = port is None and api_port is None
             if chosen_by_us and attempt < 2 and self.lost_port_race():
                 self.stop()
@@ -112,6 +123,14 @@ class RumorAgent(Process):
             if ready and (join or "--discover" in extra):
                 wait_until(self.ready, 20, f"agent {name} is ready (synced with a peer, or its ready timeout passed)")
             return
+
+    def set_clock_offset(self, milliseconds: int):
+        """Sets how far off the agent's wall clock is (the shim reads it within 20 ms); written
+        whole and renamed into place, so the shim never reads half a number."""
+        assert self.clock_offset_file, f"agent {self.name} does not run under the clock shim (pass clock_offset_ms)"
+        staged = self.clock_offset_file.with_suffix(".tmp")
+        staged.write_text(f"{int(milliseconds)}\n")
+        os.replace(staged, self.clock_offset_file)
 
     def lost_port_race(self) -> bool:
         """Waits until the agent serves its API or exits; true if it exited on a port taken meanwhile."""
@@ -211,6 +230,22 @@ def gonode_binary(tmp_path_factory):
     return str(out)
 
 
+@pytest.fixture(scope="session")
+def clock_shim(tmp_path_factory) -> str:
+    """tests/e2e/clockshim/clockshim.c built into a shared library, for LD_PRELOAD: it shifts the
+    wall clock of the agents started with clock_offset_ms."""
+    compiler = shutil.which("cc") or shutil.which("clang") or shutil.which("gcc")
+    if not compiler:
+        pytest.fail("no C compiler (cc, clang or gcc) to build the clock shim: apt-get install gcc libc6-dev", pytrace=False)
+    out = tmp_path_factory.mktemp("clockshim") / "clockshim.so"
+    result = subprocess.run(
+        [compiler, "-shared", "-fPIC", "-O2", "-o", str(out), str(ROOT / "tests/e2e/clockshim/clockshim.c"), "-ldl"],
+        capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"building the clock shim with {compiler} failed:\n{result.stderr}", pytrace=False)
+    return str(out)
+
+
 @pytest.fixture
 def swarm(request, gonode_binary):
     """Starts processes for one test and stops them all afterwards, printing logs on failure."""
@@ -219,6 +254,8 @@ def swarm(request, gonode_binary):
 
     class Swarm:
         def agent(self, name, **kwargs):
+            if kwargs.get("clock_offset_ms") is not None:
+                kwargs["clock_shim"] = request.getfixturevalue("clock_shim")
             process = RumorAgent(name, log_dir, **kwargs)
             processes.append(process)
             return process
