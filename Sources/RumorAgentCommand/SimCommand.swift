@@ -39,6 +39,12 @@ struct SimCommand: ParsableCommand {
         name: .customLong("restart-state"),
         help: "What a restarted node starts from: kept (a current data dir), empty (none), stale (a copy a few rounds old), mixed.")
     var restartState = "kept"
+    @Option(
+        name: .customLong("clock-skew"),
+        help: "Fraction of nodes whose clock goes wrong (random offset within --clock-skew-max-ms, drifting, stepped again later); needs --membership.")
+    var clockSkew = 0.0
+    @Option(name: .customLong("clock-skew-max-ms"), help: "The largest clock offset --clock-skew sets.") var clockSkewMax = 7_200_000
+    @Option(name: .customLong("clock-skew-at-ms"), help: "When the clocks go wrong.") var clockSkewAt = 5_000
     @Option(name: .customLong("write-acks"), help: "Writes wait until this many other nodes hold them (put --wait N); 0: none.") var writeAcks = 0
     @Option(name: .customLong("warmup-rounds"), help: "Also report traffic after this many rounds (the steady state).") var warmupRounds: Int?
     @Flag(help: "Print the report as JSON.") var json = false
@@ -71,6 +77,9 @@ struct SimCommand: ParsableCommand {
         configuration.churnDownMilliseconds = churnDown
         configuration.churnUntilRound = churnUntil
         configuration.writeAcknowledgements = writeAcks
+        configuration.clockSkewFraction = clockSkew
+        configuration.clockSkewMaximumMilliseconds = clockSkewMax
+        configuration.clockSkewAtMilliseconds = clockSkewAt
         guard let state = SimulationConfiguration.RestartState(rawValue: restartState) else {
             throw AgentError(
                 code: .badArguments, message: "--restart-state '\(restartState)' is not a restart state",

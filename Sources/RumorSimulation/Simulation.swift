@@ -52,6 +52,12 @@ public struct SimulationConfiguration: Sendable, Hashable, Codable {
     /// writer waits for them (`put --wait N+1`); without it (no member list to count) the
     /// observer counts the nodes that received it. 0: acknowledged when written locally.
     public var writeAcknowledgements = 0
+    /// Fraction of nodes whose wall clock goes wrong at `clockSkewAtMilliseconds`: each is set
+    /// to a random offset within ±`clockSkewMaximumMilliseconds`, drifting up to ±0.05 ms/s, and
+    /// steps once more to another random offset at a random time in the run's second half.
+    public var clockSkewFraction = 0.0
+    public var clockSkewMaximumMilliseconds = 7_200_000
+    public var clockSkewAtMilliseconds = 5_000
 
     /// What a restarted node starts from.
     public enum RestartState: String, Sendable, Hashable, Codable, CaseIterable {
@@ -84,6 +90,9 @@ public struct SimulationConfiguration: Sendable, Hashable, Codable {
         try check(partitionFraction >= 0 && partitionFraction < 1, "the partition fraction must be in [0, 1)")
         try check(churnPerRound >= 0 && churnPerRound < 1, "churn must be in [0, 1)")
         try check(writeAcknowledgements >= 0 && writeAcknowledgements < nodes, "write acknowledgements must be 0...nodes-1")
+        try check(clockSkewFraction >= 0 && clockSkewFraction < 1, "the clock-skew fraction must be in [0, 1)")
+        try check(clockSkewFraction == 0 || membership, "clock offsets are measured between members: --clock-skew needs --membership")
+        try check(clockSkewMaximumMilliseconds >= 0, "the clock skew must not be negative")
         try check(latencyMinimumMicroseconds >= 0 && latencyMeanExtraMicroseconds >= 0, "latencies must not be negative")
     }
 }
@@ -113,6 +122,10 @@ public struct Simulation {
         case snapshot
         /// Check whether every live node lists every other alive (membership runs only).
         case checkWhole(afterHeal: Bool)
+        /// Set the clocks of `clockSkewFraction` of the nodes wrong.
+        case skewClocks
+        /// Step node's clock to another random offset.
+        case stepClock(Int)
     }
 
     /// How often `checkWhole` looks (virtual time).
@@ -203,6 +216,7 @@ public struct Simulation {
         }
         if configuration.churnPerRound > 0 { schedule(.churn, atMilliseconds: configuration.roundMilliseconds) }
         if configuration.restartState != .kept { schedule(.snapshot, atMilliseconds: configuration.roundMilliseconds / 2) }
+        if configuration.clockSkewFraction > 0 { schedule(.skewClocks, atMilliseconds: configuration.clockSkewAtMilliseconds) }
     }
 
     private mutating func schedule(_ script: Script, atMilliseconds milliseconds: Int) {
@@ -256,6 +270,18 @@ public struct Simulation {
             if configuration.churnUntilRound.map({ next <= $0 * configuration.roundMilliseconds }) ?? true {
                 schedule(.churn, atMilliseconds: next)
             }
+        case .skewClocks:
+            let count = Int((Double(configuration.nodes) * configuration.clockSkewFraction).rounded())
+            var chosen = Set<Int>()
+            while chosen.count < count { chosen.insert(Int.random(in: 0..<configuration.nodes, using: &cluster.random)) }
+            let end = configuration.rounds * configuration.roundMilliseconds
+            for index in chosen.sorted() {
+                skewClock(of: index)
+                schedule(.stepClock(index), atMilliseconds: Int.random(in: end / 2...max(end / 2, end * 3 / 4), using: &cluster.random))
+            }
+            cluster.observer.skewed = chosen
+        case .stepClock(let index):
+            skewClock(of: index)
         case .snapshot:
             for index in cluster.isUp.indices where cluster.isUp[index] { snapshots[index] = cluster.savedState(of: index) }
             schedule(.snapshot, atMilliseconds: Int(cluster.now.nanoseconds / 1_000_000) + Self.snapshotRounds * configuration.roundMilliseconds)
@@ -273,16 +299,31 @@ public struct Simulation {
         }
     }
 
+    /// Sets node `index`'s clock to a random offset within the maximum, drifting.
+    private mutating func skewClock(of index: Int) {
+        let maximum = Int64(configuration.clockSkewMaximumMilliseconds)
+        cluster.setClock(
+            of: index, offsetMilliseconds: Int64.random(in: -maximum...maximum, using: &cluster.random),
+            drift: Double.random(in: -0.05...0.05, using: &cluster.random))
+    }
+
     private mutating func write(_ update: Int) {
         var writer = Int.random(in: 0..<configuration.nodes, using: &cluster.random)
         while !cluster.isUp[writer] { writer = (writer + 1) % configuration.nodes }
         let key = "update/\(update)"
-        cluster.observer.track(update, key: key, writer: writer, nodes: configuration.nodes, now: cluster.now)
         let waits = configuration.writeAcknowledgements
-        let written = cluster.write(
-            [Replication.Write(key: key, value: Array("value \(update)".utf8))], at: writer,
-            awaiting: waits > 0 && configuration.membership ? .count(waits + 1) : nil,
-            timeout: .milliseconds(5 * configuration.roundMilliseconds))
+        var written: (entries: [Entry], command: CommandID?)?
+        // A writer whose clock is fenced refuses (`clock_skew`): the client tries the next node.
+        for _ in 0..<configuration.nodes {
+            written = cluster.write(
+                [Replication.Write(key: key, value: Array("value \(update)".utf8))], at: writer,
+                awaiting: waits > 0 && configuration.membership ? .count(waits + 1) : nil,
+                timeout: .milliseconds(5 * configuration.roundMilliseconds))
+            guard written == nil, cluster.lastRefusal?.code == .clockSkew else { break }
+            cluster.observer.refusedWrites += 1
+            repeat { writer = (writer + 1) % configuration.nodes } while !cluster.isUp[writer]
+        }
+        cluster.observer.track(update, key: key, writer: writer, nodes: configuration.nodes, now: cluster.now)
         guard let written else { return }
         cluster.observer.written[update] = written.entries[0].version
         if let command = written.command {

@@ -36,6 +36,10 @@ struct SimulationMetrics: ClusterObserver {
     var falsePositives = 0
     /// Nodes restarted.
     var restarts = 0
+    /// Nodes whose clocks were set wrong (`clockSkewFraction`), and writes refused by a fenced
+    /// writer (each then tried at the next node).
+    var skewed: Set<Int> = []
+    var refusedWrites = 0
     /// Per update, the version its writer gave it; the updates acknowledged (written, and held
     /// by `writeAcknowledgements` other nodes when that is set); the wait of each update.
     var written: [Int: Version] = [:]
@@ -203,7 +207,20 @@ extension Simulation {
             failures: failures,
             steadyState: steadyState(),
             swarm: swarm(),
-            endState: endState())
+            endState: endState(), clocks: clocks())
+    }
+
+    /// Which nodes ended beyond the clock bound and which fenced; nil when no clock was skewed.
+    private func clocks() -> SimulationReport.Clocks? {
+        guard configuration.clockSkewFraction > 0 else { return nil }
+        let live = cluster.isUp.indices.filter { cluster.isUp[$0] }
+        let bound = Int64(cluster.nodes[0].settings.replication.maximumClockOffset.nanosecondsClamped / 1_000_000)
+        let beyond = Set(live.filter { abs(cluster.clocks[$0].offset(at: cluster.now)) > bound })
+        let fenced = Set(live.filter { cluster.nodes[$0].clockVerdict(at: cluster.time(of: $0)).isFenced })
+        return SimulationReport.Clocks(
+            skewed: cluster.observer.skewed.count, beyondBound: beyond.count, fenced: fenced.count,
+            fencedWithinBound: fenced.subtracting(beyond).count, beyondBoundNotFenced: beyond.subtracting(fenced).count,
+            refusedWrites: cluster.observer.refusedWrites)
     }
 
     /// Whether the live nodes ended equal and holding every acknowledged write.

@@ -93,6 +93,19 @@ public struct SimulationReport: Sendable, Hashable, Codable {
         public var distinctStates: Int
     }
 
+    /// The nodes' clocks at the end, when some were set wrong (`clockSkewFraction`).
+    public struct Clocks: Sendable, Hashable, Codable {
+        public var skewed: Int
+        /// Live nodes whose clock ended beyond the maximum offset, and those fenced.
+        public var beyondBound: Int
+        public var fenced: Int
+        /// Mistakes: fenced though within the bound, and beyond it but writing.
+        public var fencedWithinBound: Int
+        public var beyondBoundNotFenced: Int
+        /// Writes a fenced writer refused (each then made at another node).
+        public var refusedWrites: Int
+    }
+
     public var configuration: SimulationConfiguration
     public var updates: [Update]
     public var curve: [Point]
@@ -108,6 +121,7 @@ public struct SimulationReport: Sendable, Hashable, Codable {
     public var steadyState: Traffic?
     public var swarm: Swarm?
     public var endState: EndState
+    public var clocks: Clocks?
 
     /// Over all updates: the given percentile of rounds-to-`reach`, or nil if some update never
     /// reached it.
@@ -182,6 +196,12 @@ extension SimulationReport {
                 "end: \(endState.restarts) restarts (\(c.restartState.rawValue) state), \(endState.acknowledgedWrites) writes acknowledged, "
                     + "\(endState.acknowledgedWritesLost) of them missing on some live node; "
                     + (endState.distinctStates == 1 ? "every live replica equal" : "\(endState.distinctStates) distinct replica states"))
+        }
+        if let clocks {
+            lines.append(
+                "clocks: \(clocks.skewed) set wrong (up to ±\(c.clockSkewMaximumMilliseconds) ms, drifting, stepped once more); at the end "
+                    + "\(clocks.beyondBound) beyond the bound and \(clocks.fenced) fenced (\(clocks.fencedWithinBound) fenced within it, "
+                    + "\(clocks.beyondBoundNotFenced) beyond it unfenced); \(clocks.refusedWrites) writes refused by a fenced writer")
         }
         if let steady = steadyState {
             lines.append(
