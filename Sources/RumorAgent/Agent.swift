@@ -366,10 +366,9 @@ public actor Agent: Service, AgentControl {
     func write(_ writes: [Replication.Write], awaiting replicas: (ReplicaTarget, Duration)? = nil) async throws
         -> (entries: [Entry], result: CommandResult?)
     {
-        // A node that restarted writes once it has synced (at most `ready_timeout` later): its
-        // clock then passes every stamp the swarm holds of its earlier processes, so a write
-        // of a key it wrote before is stamped above that value, whatever its wall clock says.
-        if !node.readiness.isReady { _ = await readiness(waitingUpTo: configuration.readyTimeout) }
+        // A node that started writes once it has synced with a peer in reach (`writesAwaitSync`),
+        // at most `ready_timeout` after its start.
+        while node.writesAwaitSync { _ = await readiness(waitingUpTo: .milliseconds(100)) }
         let id = newCommandID()
         let request = replicas.map { Node.ReplicaWaitRequest(target: $0.0, timeout: $0.1, command: id) }
         let prepared: Node.PreparedWrite

@@ -295,19 +295,23 @@ public struct KeysCommand: ParsableCommand {
     }
 }
 
-/// `30s`, `5m`, `2h`, `1d` or plain seconds, in seconds.
+/// `500ms`, `30s`, `5m`, `2h`, `1d` or plain seconds, in seconds.
 /// - Parameter flag: the flag that gave `text` (`--ttl`), named at the start of the error message.
 public func parseDuration(_ text: String, flag: String? = nil) throws(CLIError) -> Double {
     let named = flag.map { "\($0): " } ?? ""
     let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
     var number = Substring(text)
     var scale = 1.0
-    if let last = text.last, let unit = units[last] {
+    if text.hasSuffix("ms") {
+        number = number.dropLast(2)
+        scale = 0.001
+    } else if let last = text.last, let unit = units[last] {
         number = number.dropLast()
         scale = unit
     }
     guard let value = Double(number), value.isFinite else {
-        throw CLIError(code: "bad_arguments", message: "\(named)'\(text)' is not a duration", hint: "use e.g. 30s, 5m, 2h or 90")
+        throw CLIError(
+            code: "bad_arguments", message: "\(named)'\(text)' is not a duration", hint: "use e.g. 500ms, 30s, 5m, 2h or 90")
     }
     guard value > 0 else {
         throw CLIError(code: "bad_arguments", message: "\(named)a duration must be positive, not '\(text)'", hint: "use e.g. 30s, 5m, 2h or 90")

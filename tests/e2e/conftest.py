@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -14,6 +15,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "clockshim"))
+import clockshim  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -128,9 +132,7 @@ class RumorAgent(Process):
         """Sets how far off the agent's wall clock is (the shim reads it within 20 ms); written
         whole and renamed into place, so the shim never reads half a number."""
         assert self.clock_offset_file, f"agent {self.name} does not run under the clock shim (pass clock_offset_ms)"
-        staged = self.clock_offset_file.with_suffix(".tmp")
-        staged.write_text(f"{int(milliseconds)}\n")
-        os.replace(staged, self.clock_offset_file)
+        clockshim.set_offset(self.clock_offset_file, milliseconds)
 
     def lost_port_race(self) -> bool:
         """Waits until the agent serves its API or exits; true if it exited on a port taken meanwhile."""
@@ -232,18 +234,12 @@ def gonode_binary(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def clock_shim(tmp_path_factory) -> str:
-    """tests/e2e/clockshim/clockshim.c built into a shared library, for LD_PRELOAD: it shifts the
-    wall clock of the agents started with clock_offset_ms."""
-    compiler = shutil.which("cc") or shutil.which("clang") or shutil.which("gcc")
-    if not compiler:
-        pytest.fail("no C compiler (cc, clang or gcc) to build the clock shim: apt-get install gcc libc6-dev", pytrace=False)
-    out = tmp_path_factory.mktemp("clockshim") / "clockshim.so"
-    result = subprocess.run(
-        [compiler, "-shared", "-fPIC", "-O2", "-o", str(out), str(ROOT / "tests/e2e/clockshim/clockshim.c"), "-ldl"],
-        capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.fail(f"building the clock shim with {compiler} failed:\n{result.stderr}", pytrace=False)
-    return str(out)
+    """tests/clockshim built into a shared library, for LD_PRELOAD: it shifts the wall clock of
+    the agents started with clock_offset_ms."""
+    try:
+        return clockshim.build(tmp_path_factory.mktemp("clockshim"))
+    except RuntimeError as error:
+        pytest.fail(str(error), pytrace=False)
 
 
 @pytest.fixture

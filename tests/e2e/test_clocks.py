@@ -1,5 +1,5 @@
 """Clocks you cannot trust (issue 27), on real agents on loopback: one agent's wall clock is
-shifted by the clock shim (tests/e2e/clockshim, preloaded; `RumorAgent(clock_offset_ms=...)`,
+shifted by the clock shim (tests/clockshim, preloaded; `RumorAgent(clock_offset_ms=...)`,
 `set_clock_offset`), as Jepsen's clock nemesis does: bumped an hour ahead while it runs,
 restarted an hour behind while a peer is away, strobing between +5 s and -5 s with a kill -9
 beside it, and 100 ms off. Under a write load of `rumor put --wait all` from every agent:

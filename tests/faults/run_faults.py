@@ -1,6 +1,7 @@
 """The fault-injection suite on real sockets: 5 Rumor agents in 5 network namespaces on a
-bridge, 3 workload clients, and a schedule of faults (10 % and 30 % loss, partitions, kill -9
-and restart, SIGSTOP/SIGCONT). At the end the network heals, the workload stops, and the run
+bridge, 3 workload clients, and a schedule of faults (10 % and 30 % loss, partitions with one
+agent's clock an hour ahead meanwhile, kill -9 and restart with the clock an hour behind,
+SIGSTOP/SIGCONT). Every agent runs under the clock shim (tests/clockshim). At the end the network heals, the workload stops, and the run
 passes only if every live node holds identical state within 10 s, no acknowledged write is
 lost, no delete is undone, no agent crashed, and no node was declared dead under 10 % loss.
 
@@ -22,11 +23,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "clockshim"))
+import clockshim  # noqa: E402
 import checker  # noqa: E402
 from netns import Network, require_root_tools  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTS = 5
+HOUR_MS = 3_600_000
 CLIENTS = (0, 2, 4)
 
 
@@ -41,6 +45,13 @@ class Cluster:
         self.agents: dict[int, subprocess.Popen] = {}
         self.clients: list[subprocess.Popen] = []
         self.crashes: list[str] = []
+        self.shim = clockshim.build(workdir)
+        for index in range(len(network.hosts)):
+            self.set_clock(index, 0)
+
+    def set_clock(self, index, milliseconds):
+        """Steps host `index`'s agent's wall clock to `milliseconds` off (at once if it runs)."""
+        clockshim.set_offset(self.workdir / f"clock{index}", milliseconds)
 
     def start_agent(self, index):
         host = self.network.addresses[index]
@@ -50,7 +61,8 @@ class Cluster:
         for seed in seeds:
             args += ["--join", seed]
         log_file = open(self.workdir / f"agent{index}.log", "ab")
-        self.agents[index] = subprocess.Popen(self.network.command(index, *args), stdout=log_file, stderr=log_file)
+        clock = ["env", f"LD_PRELOAD={self.shim}", f"RUMOR_CLOCK_OFFSET_FILE={self.workdir / f'clock{index}'}"]
+        self.agents[index] = subprocess.Popen(self.network.command(index, *clock, *args), stdout=log_file, stderr=log_file)
 
     def cli(self, index, *args, timeout=10):
         result = subprocess.run(self.network.command(index, self.binary, *args, "--api", "127.0.0.1:7373", "--json"),
@@ -163,8 +175,17 @@ def run(duration: float, binary: str, keep: bool, direct_push_limit: int = 2) ->
             groups = (sorted(hosts[:split]), sorted(hosts[split:]))
             network.partition(*groups)
             log(f"partition {groups[0]} | {groups[1]}")
-            time.sleep(15)
+            # Meanwhile one agent's clock goes an hour ahead: it fences itself (its writes answer
+            # clock_skew) and must lose nothing, nor make anyone lose anything.
+            skewed = rng.randrange(HOSTS)
+            time.sleep(5)
+            cluster.set_clock(skewed, HOUR_MS)
+            log(f"h{skewed}'s clock +1 h")
+            time.sleep(10)
             network.heal()
+            time.sleep(3)
+            cluster.set_clock(skewed, 0)
+            log(f"h{skewed}'s clock fixed")
             healed = cluster.wait(cluster.all_alive, 10, "membership heals within 10 s of the partition healing")
             summary["faults"].append({"fault": f"partition {groups[0]}|{groups[1]}", "seconds": 15,
                                       "membership_healed_seconds": round(healed, 2)})
@@ -174,9 +195,14 @@ def run(duration: float, binary: str, keep: bool, direct_push_limit: int = 2) ->
             log(f"kill -9 h{victim}")
             cluster.kill9(victim)
             time.sleep(5)
+            # It comes back an hour behind (its clock lost an hour), writing at once.
+            cluster.set_clock(victim, -HOUR_MS)
             cluster.start_agent(victim)
             back = cluster.wait(cluster.all_alive, 30, f"h{victim} rejoins after restart")
-            summary["faults"].append({"fault": f"kill -9 h{victim}, restart after 5 s", "rejoined_seconds": round(back, 2)})
+            time.sleep(3)
+            cluster.set_clock(victim, 0)
+            summary["faults"].append({"fault": f"kill -9 h{victim}, restart after 5 s an hour behind, fixed 3 s after rejoining",
+                                      "rejoined_seconds": round(back, 2)})
 
             # Pause an agent (SIGSTOP) shorter than the suspicion timeout: Lifeguard must keep
             # it from accusing the others when it wakes up with a backlog.

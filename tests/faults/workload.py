@@ -39,7 +39,12 @@ while not stopping:
             data = json.load(response)["data"]
         record.update(status="acked", timestamp=data["timestamp"], origin=data["origin"])
     except urllib.error.HTTPError as error:
-        record.update(status="rejected" if error.code < 500 else "unknown", error=error.code)
+        # A node whose clock is fenced refuses before writing anything (clock_skew, HTTP 503).
+        try:
+            code = json.load(error).get("code")
+        except ValueError:
+            code = None
+        record.update(status="rejected" if error.code < 500 or code == "clock_skew" else "unknown", error=error.code, code=code)
     except OSError as error:
         # Connection refused means it never reached the agent; a timeout may have been applied.
         refused = isinstance(getattr(error, "reason", None), ConnectionRefusedError)

@@ -133,6 +133,7 @@ extension AgentSetting {
     /// `1d`, `24h`, `30m`, `90s` or `1.5s`: the largest unit that divides the duration.
     static func durationText(_ duration: Duration) -> String {
         let milliseconds = duration.nanosecondsClamped / 1_000_000
+        if milliseconds > 0, milliseconds < 1000 { return "\(milliseconds)ms" }
         for (unit, size) in [("d", Int64(86_400_000)), ("h", 3_600_000), ("m", 60_000), ("s", 1000)]
         where milliseconds % size == 0 {
             return "\(milliseconds / size)\(unit)"

@@ -130,7 +130,9 @@ extension Node {
         var out: [NodeEffect] = []
         for (command, wait) in replicaWaits.sorted(by: { $0.key < $1.key }) {
             let holders = replication.holders(of: wait.entries.map(\.version), among: names).sorted()
-            let refusers = replication.refusers(of: wait.entries.map(\.version)).filter { !holders.contains($0.key) }
+            let refusers = replication.refusers(of: wait.entries.map(\.version)).filter {
+                names.contains($0.key) && !holders.contains($0.key)
+            }
             let needed: Int
             switch wait.target {
             case .all: needed = names.count

@@ -11,7 +11,8 @@
 /// Readiness only ever goes from `syncing` to `ready`, once per process. It changes nothing in
 /// the core's behaviour: writes are taken while syncing (the sync's entries merge with them by
 /// version, as any others), and `read` answers; refusing reads while syncing is the API's
-/// policy (`not_ready`), decided from `Node.readiness`. Kubernetes separates liveness from
+/// policy (`not_ready`), decided from `Node.readiness`, and so is holding writes until the sync
+/// when one is in reach (`writesAwaitSync`). Kubernetes separates liveness from
 /// readiness the same way, and Redis answers `-LOADING` until its dataset is loaded.
 public enum Readiness: Sendable, Hashable {
     /// Waiting for a first sync, since this monotonic time.
@@ -48,6 +49,16 @@ public enum ReadyReason: Sendable, Hashable {
 }
 
 extension Node {
+    /// Whether a local write should wait for the first sync: the node is syncing and has peers
+    /// to sync with, or a join under way may bring some. After the sync its clock has passed
+    /// every stamp the swarm holds of its earlier processes, so a write of a key it wrote before
+    /// is stamped above that value whatever its wall clock says. With no peer in reach, waiting
+    /// would teach it nothing: the write goes through.
+    public var writesAwaitSync: Bool {
+        guard !readiness.isReady else { return false }
+        return !joins.isEmpty || !replicationMembers().isEmpty
+    }
+
     /// Begins readiness at `start`: ready at once when nothing will be joined; else syncing,
     /// with the ready timer armed and, when peers are already known (fixed), a pull at once.
     mutating func startReadiness(joining: Bool, at time: NodeTime) -> [NodeEffect] {

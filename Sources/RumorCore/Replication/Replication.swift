@@ -27,9 +27,9 @@ public struct Replication: Sendable {
     /// simulated 1,000-node swarm with restarts).
     public internal(set) var peerDigests: [String: Digest] = [:]
     /// For our writes someone waits on (`put --wait`): the peers that acknowledged holding them.
-    private var acknowledgements: [Version: Set<String>] = [:]
+    var acknowledgements: [Version: Set<String>] = [:]
     /// For our writes someone waits on: the peers that refused them, and why.
-    private var refusals: [Version: [String: String]] = [:]
+    var refusals: [Version: [String: String]] = [:]
     /// Retries left for this round's pull, while it is unanswered (nil: answered or none sent).
     var pullRetriesLeft: Int?
     /// Values whose time to live ran out up to here (wall milliseconds) have been reported as
@@ -232,75 +232,9 @@ public struct Replication: Sendable {
         return out
     }
 
-    /// Per reason, the directive that reports refused entries (and tells their writers, when
-    /// they wait for acknowledgements).
-    static func refusalDirectives(_ refused: [(entry: Entry, reason: String)], from sender: String, tellingWriters: Bool)
-        -> [ReplicationDirective]
-    {
-        Dictionary(grouping: refused, by: { $0.reason }).sorted { $0.key < $1.key }.map { reason, refused in
-            .refused(refused.map(\.entry.version), reason: reason, from: sender, tellWriters: tellingWriters)
-        }
-    }
-
-    /// `peer` refused these versions of our writes, for `reason`.
-    public mutating func receiveRefusal(_ versions: [Version], reason: String, from peer: String) {
-        for version in versions where acknowledgements[version] != nil {
-            refusals[version, default: [:]][peer] = reason
-        }
-    }
-
-    /// The peers that refused any of `versions`, with their reason.
-    public func refusers(of versions: [Version]) -> [String: String] {
-        var refusers: [String: String] = [:]
-        for version in versions {
-            refusers.merge(refusals[version] ?? [:]) { first, _ in first }
-        }
-        return refusers
-    }
-
-    /// `peer` reports holding these versions (or newer writes of their keys).
-    public mutating func receiveAcknowledgement(_ versions: [Version], from peer: String) {
-        for version in versions where acknowledgements[version] != nil {
-            acknowledgements[version]?.insert(peer)
-        }
-    }
-
-    /// The `peers` known to hold every one of `versions` (or newer writes of the same keys): by
-    /// their acknowledgement, or by the digest they last sent.
-    public func holders(of versions: [Version], among peers: [String]) -> [String] {
-        peers.filter { peer in
-            versions.allSatisfy { version in
-                if acknowledgements[version]?.contains(peer) == true { return true }
-                guard let held = peerDigests[peer]?[version.writer] else { return false }
-                return held >= version.timestamp
-            }
-        }
-    }
-
     /// Per peer, how the states compared at the last exchange with it (no entry: never synced
     /// since this process started).
     public internal(set) var peerSync: [String: PeerSync] = [:]
-
-    /// Stops tracking acknowledgements of `versions` (the wait for them is over).
-    public mutating func stopAwaiting(_ versions: [Version]) {
-        for version in versions {
-            acknowledgements[version] = nil
-            refusals[version] = nil
-        }
-        if acknowledgements.isEmpty { peerDigests = [:] }
-    }
-
-    /// Keeps `peer`'s digest while some write is awaited (see `peerDigests`).
-    mutating func notePeerDigest(_ digest: Digest, of peer: String) {
-        if !acknowledgements.isEmpty { peerDigests[peer] = digest }
-    }
-
-    /// Pushes awaited writes straight to peers not yet known to hold them, asking for
-    /// acknowledgement, without relaying (`put --wait` repairs this way between anti-entropy rounds).
-    public func pushAgain(_ entries: [Entry], to peers: [NodeAddress]) -> [ReplicationDirective] {
-        guard !entries.isEmpty else { return [] }
-        return peers.map { .push(entries, relay: .none, acknowledge: true, after: nil, to: $0) }
-    }
 
     /// The anti-entropy timer fired: report values whose time to live ran out, forget tombstones
     /// past the grace period, and pull from one random peer.
@@ -431,61 +365,6 @@ public struct Replication: Sendable {
             .filter { $0.hasPrefix(prefix) }
             .compactMap { read($0, wallMilliseconds: wallMilliseconds) }
             .sorted { $0.key < $1.key }
-    }
-
-    /// Merges remote entries: returns those that became winners, and those refused with why.
-    mutating func mergeRemote(_ entries: [Entry], wallMilliseconds: UInt64)
-        -> (news: [Entry], refused: [(entry: Entry, reason: String)])
-    {
-        var news: [Entry] = []
-        var refused: [(entry: Entry, reason: String)] = []
-        for entry in entries {
-            if let reason = refusal(of: entry) {
-                refused.append((entry, reason))
-                continue
-            }
-            observe(entry.version, wallMilliseconds: wallMilliseconds)
-            if store.merge(entry) { news.append(entry) }
-        }
-        return (news, refused)
-    }
-
-    /// Why this node refuses a remote entry, if it does. No rule reads a clock: nodes with the
-    /// same limits refuse the same entries, whenever and wherever they see them, so the swarm
-    /// cannot split over an entry some nodes took and others did not. An entry stamped far
-    /// ahead of every clock is taken like any other (it wins until a later write replaces it,
-    /// and a local write of its key is stamped above it).
-    func refusal(of entry: Entry) -> String? {
-        if entry.key.utf8.count > settings.maximumKeyBytes {
-            return "its key is \(entry.key.utf8.count) bytes, over this node's limit of \(settings.maximumKeyBytes)"
-        }
-        if let value = entry.value, value.count > settings.maximumValueBytes {
-            return "its value is \(value.count) bytes, over this node's limit of \(settings.maximumValueBytes)"
-        }
-        if entry.version.timestamp >= .latestAccepted {
-            return "it is stamped \(entry.version.timestamp.milliseconds) ms after 1970, past the year 6429 no node takes"
-        }
-        return nil
-    }
-
-    var maximumOffsetMilliseconds: UInt64 { UInt64(max(0, settings.maximumClockOffset.nanosecondsClamped / 1_000_000)) }
-
-    /// Our clock passes a remote version: any stamp of an earlier process of ours (what it
-    /// issued, our next stamps must pass), others' only as far as the maximum clock offset past
-    /// our wall clock.
-    mutating func observe(_ version: Version, wallMilliseconds: UInt64) {
-        if version.writer.name == localName {
-            clock.pass(version.timestamp)
-        } else {
-            clock.observe(version.timestamp, wallMilliseconds: wallMilliseconds, boundMilliseconds: maximumOffsetMilliseconds)
-        }
-    }
-
-    /// Our clock passes every write a peer's digest vouches for, even ones we never merged.
-    mutating func observe(_ digest: Digest, wallMilliseconds: UInt64) {
-        for (writer, timestamp) in digest {
-            observe(Version(timestamp: timestamp, writer: writer), wallMilliseconds: wallMilliseconds)
-        }
     }
 
 }
