@@ -56,12 +56,16 @@ public struct ClockOffsets: Sendable {
 
         public var isFenced: Bool { max(peersSeeingAhead, peersSeeingBehind) >= peersNeeded }
 
-        /// "3600012 ms ahead of 2 of its 2 measured peers (the bound is 500 ms)".
+        /// "3600012 ms ahead of the median peer (beyond the bound for 2 of 2 measured peers, 2
+        /// needed to fence; the bound is 500 ms)", or "3 ms behind the median peer (2 measured;
+        /// the bound is 500 ms)".
         public var description: String {
-            let ahead = peersSeeingAhead >= peersSeeingBehind
-            let offset = offsetMilliseconds.map { "\(abs($0)) ms \($0 >= 0 ? "ahead" : "behind")" } ?? "unmeasured"
-            let count = ahead ? peersSeeingAhead : peersSeeingBehind
-            return "\(offset) (beyond the bound for \(count) of its \(measuredPeers) measured peers; the bound is \(maximumMilliseconds) ms)"
+            guard let offset = offsetMilliseconds else { return "not measured yet (no peer answered a pull)" }
+            let side = "\(abs(offset)) ms \(offset >= 0 ? "ahead of" : "behind") the median peer"
+            let beyond = max(peersSeeingAhead, peersSeeingBehind)
+            guard beyond > 0 else { return "\(side) (\(measuredPeers) measured; the bound is \(maximumMilliseconds) ms)" }
+            return "\(side) (beyond the bound for \(beyond) of \(measuredPeers) measured peers, \(peersNeeded) needed to fence; "
+                + "the bound is \(maximumMilliseconds) ms)"
         }
     }
 
