@@ -182,6 +182,7 @@ extension Node {
     /// the change is logged and counted.
     private mutating func report(_ event: MemberEvent, at time: NodeTime) -> [NodeEffect] {
         if !local.fixedPeers { peerCache = nil }
+        peerNameCache = nil
         let member = event.member
         var out: [NodeEffect] = []
         switch event.kind {
