@@ -74,6 +74,9 @@ public struct ClockOffsets: Sendable {
 
     public let maximumMilliseconds: Int64
     public private(set) var samples: [String: Sample] = [:]
+    /// The measured peers, most recently measured first (the vote reads the first few live ones
+    /// without sorting every sample).
+    private var recent: [String] = []
     /// Whether the last `update` fenced the node (its log lines follow changes of it).
     public private(set) var fenced = false
 
@@ -94,6 +97,12 @@ public struct ClockOffsets: Sendable {
         samples[peer] = Sample(
             peerWallMinusLocalMonotonic: peerWallNow - time.now.nanoseconds / 1_000_000,
             errorMilliseconds: (roundTrip + 1) / 2 + 1, measuredAt: time.now)
+        recent.removeAll { $0 == peer }
+        recent.insert(peer, at: 0)
+        if samples.values.contains(where: { time.now - $0.measuredAt > Self.sampleLifetime }) {
+            samples = samples.filter { time.now - $0.value.measuredAt <= Self.sampleLifetime }
+            recent.removeAll { samples[$0] == nil }
+        }
     }
 
     /// `peer`'s clock relative to this node's now, if measured.
@@ -104,13 +113,14 @@ public struct ClockOffsets: Sendable {
     }
 
     /// What the `livePeers`' clocks say of this node's now.
-    public func verdict(livePeers: [String], at time: NodeTime) -> Verdict {
-        let reference = livePeers
-            .compactMap { peer in samples[peer].map { (peer, $0) } }
-            .filter { time.now - $0.1.measuredAt <= Self.sampleLifetime }
-            .sorted { ($0.1.measuredAt, $0.0) > ($1.1.measuredAt, $1.0) }
-            .prefix(Self.referencePeers)
-            .compactMap { offset(of: $0.0, at: time) }
+    public func verdict(livePeers: Set<String>, at time: NodeTime) -> Verdict {
+        var reference: [Offset] = []
+        for peer in recent where reference.count < Self.referencePeers && livePeers.contains(peer) {
+            guard let sample = samples[peer], time.now - sample.measuredAt <= Self.sampleLifetime,
+                let offset = offset(of: peer, at: time)
+            else { continue }
+            reference.append(offset)
+        }
         let ahead = reference.count { -$0.milliseconds - $0.errorMilliseconds > maximumMilliseconds }
         let behind = reference.count { $0.milliseconds - $0.errorMilliseconds > maximumMilliseconds }
         let ours = reference.map { -$0.milliseconds }.sorted()
@@ -121,12 +131,8 @@ public struct ClockOffsets: Sendable {
             maximumMilliseconds: maximumMilliseconds)
     }
 
-    /// Takes the verdict now, forgets samples past their lifetime, and returns the log line of
-    /// a fence that begins or ends.
-    public mutating func update(livePeers: [String], at time: NodeTime) -> NodeLog? {
-        if samples.values.contains(where: { time.now - $0.measuredAt > Self.sampleLifetime }) {
-            samples = samples.filter { time.now - $0.value.measuredAt <= Self.sampleLifetime }
-        }
+    /// Takes the verdict now, and returns the log line of a fence that begins or ends.
+    public mutating func update(livePeers: Set<String>, at time: NodeTime) -> NodeLog? {
         let verdict = verdict(livePeers: livePeers, at: time)
         guard verdict.isFenced != fenced else { return nil }
         fenced = verdict.isFenced

@@ -55,7 +55,7 @@ public struct Node: Sendable {
     /// The names of the live replicating members, rebuilt with `peerCache` (the clock vote's
     /// electorate, taken twice a second: decoding every member's tags each time cost 30 % of
     /// an idle agent's CPU in a swarm of 100).
-    var peerNameCache: [String]?
+    var peerNameCache: Set<String>?
 
     struct ReplicaWait: Sendable {
         var entries: [Entry]
@@ -206,12 +206,12 @@ public struct Node: Sendable {
 
     /// What the live peers' clocks say of this node's now (`ClockOffsets`).
     public func clockVerdict(at time: NodeTime) -> ClockOffsets.Verdict {
-        clockOffsets.verdict(livePeers: replicationMembers().map(\.name), at: time)
+        clockOffsets.verdict(livePeers: Set(replicationMembers().map(\.name)), at: time)
     }
 
     /// Takes the clock verdict now: the log line of a fence that begins or ends.
     mutating func updateClockFence(at time: NodeTime) -> [NodeEffect] {
-        let names = peerNameCache ?? replicationMembers().map(\.name)
+        let names = peerNameCache ?? Set(replicationMembers().map(\.name))
         peerNameCache = names
         return clockOffsets.update(livePeers: names, at: time).map { [.log($0)] } ?? []
     }
