@@ -351,3 +351,18 @@ struct NodeCounterNameTests {
         #expect(names.allSatisfy { $0.allSatisfy { $0.isLowercase || $0 == "_" } })
     }
 }
+
+struct NodeCountersTests {
+    /// Refusals are logged when their count passes 1, 2, 4, 8…, whether they come one at a time
+    /// (rate limits) or in batches (refused entries).
+    @Test func passingAPowerOfTwo_isSeenOneAtATime_andInBatches() {
+        var counters = NodeCounters()
+        let single = (1...9).map { _ in counters.addPassingPowerOfTwo(.rateLimitedPull) }
+        #expect(single == [true, true, false, true, false, false, false, true, false])
+        #expect(counters.addPassingPowerOfTwo(.replicationEntriesRefused, 3) == true)
+        #expect(counters.addPassingPowerOfTwo(.replicationEntriesRefused, 1) == true, "3 → 4")
+        #expect(counters.addPassingPowerOfTwo(.replicationEntriesRefused, 3) == false, "4 → 7")
+        #expect(counters.addPassingPowerOfTwo(.replicationEntriesRefused, 10) == true, "7 → 17 passes 8 and 16")
+        #expect(counters.addPassingPowerOfTwo(.replicationEntriesRefused, 0) == false)
+    }
+}

@@ -51,7 +51,8 @@ extension Node {
         guard !membership.hasLeft else {
             throw NodeError(.left, "this node has left the swarm", hint: "restart the agent to write")
         }
-        let clock = clockVerdict(at: time)
+        // (From the cached peer names: decoding every member's tags per write would tax the write path.)
+        let clock = clockOffsets.verdict(livePeers: replicationPeerNames(), at: time)
         guard !clock.isFenced else {
             throw NodeError(
                 .clockSkew, "this node's clock is \(clock.description): it takes no local writes until its clock is back",

@@ -82,10 +82,8 @@ extension Node {
     /// Counts a request refused by a rate limit and logs it: the 1st, 2nd, 4th, 8th… refusal of
     /// its kind, so a flood is visible in the log without flooding it.
     mutating func refused(_ counter: NodeCounter, _ message: String, peer: NodeAddress, limit: String) -> [NodeEffect] {
-        counters.add(counter)
-        let count = counters[counter]
-        guard count & (count - 1) == 0 else { return [] }
-        return [.log(NodeLog(.warning, message, ["peer": "\(peer)", "limit": limit, "refused_so_far": "\(count)"]))]
+        guard counters.addPassingPowerOfTwo(counter) else { return [] }
+        return [.log(NodeLog(.warning, message, ["peer": "\(peer)", "limit": limit, "refused_so_far": "\(counters[counter])"]))]
     }
 
     // MARK: - Timers

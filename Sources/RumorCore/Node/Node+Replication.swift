@@ -205,15 +205,12 @@ extension Node {
                 out.append(.changesRecorded)
                 out += queueSave(entries, sequences: sequences, digest: [:])
             case .refused(let versions, let reason, let sender, let tellWriters):
-                counters.add(.replicationEntriesRefused, versions.count)
-                let count = counters[.replicationEntriesRefused], before = count - UInt64(versions.count)
-                // Logged when the count so far passes 1, 2, 4, 8…: loud without flooding.
-                if before == 0 || before.leadingZeroBitCount != count.leadingZeroBitCount {
+                if counters.addPassingPowerOfTwo(.replicationEntriesRefused, versions.count) {
                     out.append(
                         .log(
                             NodeLog(
                                 .warning, "refused entries from a peer", ["from": sender, "entries": "\(versions.count)",
-                                    "reason": reason, "refused_so_far": "\(count)"])))
+                                    "reason": reason, "refused_so_far": "\(counters[.replicationEntriesRefused])"])))
                 }
                 guard tellWriters else { continue }
                 for (writer, versions) in Dictionary(grouping: versions, by: \.writer.name) {

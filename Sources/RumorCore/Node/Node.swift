@@ -206,14 +206,20 @@ public struct Node: Sendable {
 
     /// What the live peers' clocks say of this node's now (`ClockOffsets`).
     public func clockVerdict(at time: NodeTime) -> ClockOffsets.Verdict {
-        clockOffsets.verdict(livePeers: Set(replicationMembers().map(\.name)), at: time)
+        clockOffsets.verdict(livePeers: peerNameCache ?? Set(replicationMembers().map(\.name)), at: time)
+    }
+
+    /// The names of the live replicating members (`peerNameCache`, rebuilt when stale).
+    mutating func replicationPeerNames() -> Set<String> {
+        if let peerNameCache { return peerNameCache }
+        let names = Set(replicationMembers().map(\.name))
+        peerNameCache = names
+        return names
     }
 
     /// Takes the clock verdict now: the log line of a fence that begins or ends.
     mutating func updateClockFence(at time: NodeTime) -> [NodeEffect] {
-        let names = peerNameCache ?? Set(replicationMembers().map(\.name))
-        peerNameCache = names
-        return clockOffsets.update(livePeers: names, at: time).map { [.log($0)] } ?? []
+        clockOffsets.update(livePeers: replicationPeerNames(), at: time).map { [.log($0)] } ?? []
     }
 
     // MARK: - Reading

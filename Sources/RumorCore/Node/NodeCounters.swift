@@ -74,6 +74,15 @@ public struct NodeCounters: Sendable, Hashable {
         slots[counter.rawValue] &+= UInt64(amount)
     }
 
+    /// Adds `amount` and says whether the count passed 1, 2, 4, 8…: a refusal logged then is
+    /// visible in the log without a flood flooding it.
+    mutating func addPassingPowerOfTwo(_ counter: NodeCounter, _ amount: Int = 1) -> Bool {
+        let before = slots[counter.rawValue]
+        add(counter, amount)
+        let after = slots[counter.rawValue]
+        return after > before && (before == 0 || before.leadingZeroBitCount != after.leadingZeroBitCount)
+    }
+
     /// The counters that moved, by name.
     public var values: [String: UInt64] {
         var out: [String: UInt64] = [:]
