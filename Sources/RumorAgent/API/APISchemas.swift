@@ -70,7 +70,7 @@ enum APISchemas {
                 "maxOffsetMs": integer("The bound (max_clock_offset)."),
                 "measuredPeers": integer("Peers measured lately (at most 7 count)."),
                 "peersNeededToFence": integer("How many of them must see this node beyond the bound, on one side, for a fence."),
-                "text": string("One line, e.g. '12 ms ahead (beyond the bound for 0 of its 2 measured peers; the bound is 500 ms)'."),
+                "text": string("One line, e.g. '12 ms ahead of the median peer (2 measured; the bound is 500 ms)'."),
             ], required: ["fenced", "maxOffsetMs", "measuredPeers", "peersNeededToFence", "text"])),
         ("Info", object(
             "A summary of the local node.",

@@ -107,19 +107,19 @@ public struct ClockOffsets: Sendable {
 
     /// `peer`'s clock relative to this node's now, if measured.
     public func offset(of peer: String, at time: NodeTime) -> Offset? {
-        guard let sample = samples[peer] else { return nil }
-        return Offset(
-            milliseconds: sample.peerWallMinusLocalMonotonic - Self.wallMinusMonotonic(time), errorMilliseconds: sample.errorMilliseconds)
+        samples[peer].map { Self.offset($0, at: time) }
+    }
+
+    static func offset(_ sample: Sample, at time: NodeTime) -> Offset {
+        Offset(milliseconds: sample.peerWallMinusLocalMonotonic - wallMinusMonotonic(time), errorMilliseconds: sample.errorMilliseconds)
     }
 
     /// What the `livePeers`' clocks say of this node's now.
     public func verdict(livePeers: Set<String>, at time: NodeTime) -> Verdict {
         var reference: [Offset] = []
         for peer in recent where reference.count < Self.referencePeers && livePeers.contains(peer) {
-            guard let sample = samples[peer], time.now - sample.measuredAt <= Self.sampleLifetime,
-                let offset = offset(of: peer, at: time)
-            else { continue }
-            reference.append(offset)
+            guard let sample = samples[peer], time.now - sample.measuredAt <= Self.sampleLifetime else { continue }
+            reference.append(Self.offset(sample, at: time))
         }
         let ahead = reference.count { -$0.milliseconds - $0.errorMilliseconds > maximumMilliseconds }
         let behind = reference.count { $0.milliseconds - $0.errorMilliseconds > maximumMilliseconds }
