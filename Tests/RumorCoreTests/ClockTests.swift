@@ -178,14 +178,24 @@ struct ClockFaultTests {
         cluster.run(for: .seconds(10))
         cluster.network.loss = 0.1
         var issued: [Version: Instant] = [:]
+        // Writes made by a node whose clock was beyond the bound but that was not fenced: one that
+        // had not measured enough peers yet (just restarted), or had too few live peers to vote
+        // (README, "Time": the known limit). Their far-off stamps may win over later writes.
+        let bound = NodeSettings().replication.maximumClockOffset
+        var unfencedBeyondTheBound = 0
         var awaited: [CommandID: Entry] = [:]
         for step in 0..<60 {
             let node = Int.random(in: 0..<5, using: &random)
             switch Int.random(in: 0..<12, using: &random) {
-            case 0..<8 where cluster.isUp[node]:
+            // As the agent does, a node that restarted writes once it has synced with a peer in
+            // reach (`writesAwaitSync`): before that it may lack newer values of its keys.
+            case 0..<8 where cluster.isUp[node] && !cluster.nodes[node].writesAwaitSync:
                 let write = Replication.Write(key: "k\(Int.random(in: 0..<4, using: &random))", value: [UInt8(step)])
                 if let (entries, command) = cluster.write([write], at: node, awaiting: .all, timeout: .seconds(3)) {
                     issued[entries[0].version] = cluster.now
+                    if abs(cluster.clocks[node].offset(at: cluster.now)) > bound.nanosecondsClamped / 1_000_000 {
+                        unfencedBeyondTheBound += 1
+                    }
                     if let command { awaited[command] = entries[0] }
                 } else {
                     #expect(cluster.lastRefusal?.code == .clockSkew, "only a fenced node refuses (seed \(seed))")
@@ -222,8 +232,15 @@ struct ClockFaultTests {
             for node in cluster.nodes {
                 let final = node.replication.store.entries[entry.key]
                 #expect(final.map { $0.version >= entry.version } == true, "acknowledged \(entry.version) lost (seed \(seed))")
-                if let final, final.version != entry.version, let at = issued[final.version], let mine = issued[entry.version] {
-                    #expect(at >= mine, "acknowledged \(entry.version) undone by an older write \(final.version) (seed \(seed))")
+                // Without such writes, an acknowledged write is never undone by one issued earlier,
+                // but for writes within twice the bound of each other: clocks within it may be that
+                // far apart, and last writer wins orders such concurrent writes by stamp.
+                if unfencedBeyondTheBound == 0, let final, final.version != entry.version, let at = issued[final.version],
+                    let mine = issued[entry.version]
+                {
+                    #expect(
+                        at + bound * 2 >= mine,
+                        "acknowledged \(entry.version) undone by \(final.version), issued \(mine - at) earlier (seed \(seed))")
                 }
             }
         }
