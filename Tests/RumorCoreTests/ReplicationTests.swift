@@ -14,6 +14,7 @@ struct ReplicationTests {
     static func treeNode(_ name: String, at index: Int, seed: UInt64) -> Replication {
         var settings = ReplicationSettings()
         settings.directPushLimit = 1
+        settings.maximumFanout = 3
         var node = Replication(localName: name, settings: settings, seed: seed)
         node.localAddress = peer(index)
         return node
@@ -28,7 +29,8 @@ struct ReplicationTests {
 
     @Test func localWrite_inALargeSwarm_goesToTheHeadsOfFanoutRangesOfTheRing() throws {
         var node = Self.treeNode("a", at: 1, seed: 1)
-        let (entry, out) = try node.write(key: "k", value: [1], wallMilliseconds: 1_000, peers: Self.peers)
+        let (entry, out) = try node.write(
+            key: "k", value: [1], wallMilliseconds: 1_000, peers: Self.peers, now: Self.at(1_000), roundTrips: Self.roundTrips(1))
         let pushed = Self.pushes(out)
         // Peers 2…9 after 1 on the ring, in three ranges: 2–3, 4–6, 7–9 (back to the writer).
         #expect(pushed.map(\.to) == [Self.peer(2), Self.peer(4), Self.peer(7)])
@@ -76,18 +78,29 @@ struct ReplicationTests {
         #expect(plain == [.applied([entry])])
     }
 
+    /// Round trips of about `milliseconds` to every peer.
+    static func roundTrips(_ milliseconds: Int64) -> RoundTripTimes {
+        var roundTrips = RoundTripTimes()
+        for peer in peers + [peer(1)] { roundTrips.record(.milliseconds(milliseconds), to: peer) }
+        return roundTrips
+    }
+
+    static func at(_ milliseconds: Int64) -> Instant { Instant(nanoseconds: milliseconds * 1_000_000) }
+
     @Test func anUnconfirmedRelay_isSentAgain_thenItsRangeIsHandedToTheNextMember_andTheChildKeepsItsCopy() throws {
         var writer = Self.treeNode("a", at: 1, seed: 1)
-        let (entry, _) = try writer.write(key: "k", value: [1], wallMilliseconds: 1_000, peers: Self.peers)
-        writer.relayConfirmed(entry.version, by: Self.peer(2))
-        writer.relayConfirmed(entry.version, by: Self.peer(7))
+        let loopback = Self.roundTrips(1)
+        let (entry, _) = try writer.write(
+            key: "k", value: [1], wallMilliseconds: 1_000, peers: Self.peers, now: Self.at(1_000), roundTrips: loopback)
+        #expect(writer.relayConfirmed(entry.version, by: Self.peer(2), now: Self.at(1_001)) == .milliseconds(1))
+        _ = writer.relayConfirmed(entry.version, by: Self.peer(7), now: Self.at(1_001))
         #expect(writer.relaysAwaitingConfirmation == 1, "peer 4 stays silent")
-        #expect(Self.pushes(writer.relayTimerFired(peers: Self.peers, wallMilliseconds: 1_010)).isEmpty, "not yet due")
+        #expect(Self.pushes(writer.relayTimerFired(peers: Self.peers, now: Self.at(1_010), roundTrips: loopback)).isEmpty, "not yet due")
         var sent: [(to: NodeAddress, relay: PushRelay)] = []
-        var now: UInt64 = 1_020
-        while writer.relaysAwaitingConfirmation > 0, now < 2_000 {
-            sent += Self.pushes(writer.relayTimerFired(peers: Self.peers, wallMilliseconds: now)).map { ($0.to, $0.relay) }
-            if sent.contains(where: { $0.to == Self.peer(5) }) { writer.relayConfirmed(entry.version, by: Self.peer(5)) }
+        var now: Int64 = 1_020
+        while writer.relaysAwaitingConfirmation > 0, now < 3_000 {
+            sent += Self.pushes(writer.relayTimerFired(peers: Self.peers, now: Self.at(now), roundTrips: loopback)).map { ($0.to, $0.relay) }
+            if sent.contains(where: { $0.to == Self.peer(5) }) { _ = writer.relayConfirmed(entry.version, by: Self.peer(5), now: Self.at(now)) }
             now += 20
         }
         let toFour = sent.filter { $0.to == Self.peer(4) }
@@ -288,14 +301,23 @@ struct ReplicationTests {
 
     @Test func anUnansweredPull_isRetriedElsewhere_twiceAtMost_andNotOnceAnswered() {
         var node = Replication(localName: "b", seed: 2)
-        let tick = node.antiEntropyTimerFired(peers: Self.peers, wallMilliseconds: 1_000)
+        let loopback = Self.roundTrips(1)
+        let tick = node.antiEntropyTimerFired(peers: Self.peers, wallMilliseconds: 1_000, roundTrips: loopback)
         #expect(tick.contains(.startPullRetryTimer(after: .milliseconds(200))))
-        #expect(node.pullRetryTimerFired(peers: Self.peers).contains { if case .pull = $0 { true } else { false } })
-        #expect(!node.pullRetryTimerFired(peers: Self.peers).isEmpty)
-        #expect(node.pullRetryTimerFired(peers: Self.peers).isEmpty, "two retries per round")
-        _ = node.antiEntropyTimerFired(peers: Self.peers, wallMilliseconds: 2_000)
+        #expect(node.pullRetryTimerFired(peers: Self.peers, roundTrips: loopback).contains { if case .pull = $0 { true } else { false } })
+        #expect(!node.pullRetryTimerFired(peers: Self.peers, roundTrips: loopback).isEmpty)
+        #expect(node.pullRetryTimerFired(peers: Self.peers, roundTrips: loopback).isEmpty, "two retries per round")
+        _ = node.antiEntropyTimerFired(peers: Self.peers, wallMilliseconds: 2_000, roundTrips: loopback)
         _ = node.receivePullAnswer(entries: [], digest: [:], from: "a", replyingTo: Self.peer(1), wallMilliseconds: 2_000)
-        #expect(node.pullRetryTimerFired(peers: Self.peers).isEmpty, "answered: no retry")
+        #expect(node.pullRetryTimerFired(peers: Self.peers, roundTrips: loopback).isEmpty, "answered: no retry")
+    }
+
+    /// On a 400 ms round trip a pull waits for its answer (about SRTT + 4·RTTVAR) before asking
+    /// another peer, where a fixed 200 ms would ask three peers for every answer.
+    @Test func aPull_waitsForThePeersRoundTrip() {
+        var node = Replication(localName: "b", seed: 2)
+        let tick = node.antiEntropyTimerFired(peers: Self.peers, wallMilliseconds: 1_000, roundTrips: Self.roundTrips(400))
+        #expect(tick.contains(.startPullRetryTimer(after: .milliseconds(1_200))))
     }
 
     /// An entry stamped far ahead of every clock is taken (whether to take it must not depend on

@@ -29,6 +29,9 @@ public struct Membership: Sendable {
     var recentJoinAnswers: [Instant] = []
     /// The join storm this node is hearing of, if any (see `noteNewMemberByGossip`).
     var storm = JoinStorm()
+    /// Round-trip times to members, from probe acks here and from replication's requests (the
+    /// node records those): every timer that waits for a member derives from them.
+    public internal(set) var roundTrips = RoundTripTimes()
 
     struct FailedMember {
         var address: NodeAddress
@@ -282,7 +285,8 @@ public struct Membership: Sendable {
         case .probe:
             finishProbe(now: now, into: &out)
             if leave == .none { startProbe(now: now, into: &out) }
-            out.append(.startTimer(.probe, after: awareness.scale(settings.probeInterval)))
+            let target = probe.flatMap { members[$0.target]?.address }
+            out.append(.startTimer(.probe, after: awareness.scale(probePeriod(for: target))))
         case .probeTimeout(let sequence):
             handleProbeTimeout(sequence: sequence, now: now, into: &out)
         case .relayTimeout(let sequence):

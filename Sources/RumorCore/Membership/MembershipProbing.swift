@@ -14,7 +14,23 @@ extension Membership {
             messages.append(.suspect(Suspect(incarnation: target.incarnation, node: target.name, from: localName)))
         }
         send(messages, to: target.address, checksum: target.versions.acceptsChecksums, into: &out)
-        out.append(.startTimer(.probeTimeout(sequence: sequence), after: settings.probeTimeout))
+        out.append(.startTimer(.probeTimeout(sequence: sequence), after: probeTimeout(for: target.address)))
+    }
+
+    /// How long a probe of the member at `address` waits for its ack before asking others:
+    /// the member's retransmission timeout (`RoundTripTimes`), never less than `probeTimeout`
+    /// (memberlist's, which Serf and Go nodes use too). nil: a typical member.
+    func probeTimeout(for address: NodeAddress?) -> Duration {
+        roundTrips.timeout(for: address, floor: settings.probeTimeout, cap: settings.probeTimeout)
+    }
+
+    /// Time from one probe to the next when probing the member at `address` (nil: a typical
+    /// member): `probeInterval`, stretched on a slow network so that the round still holds the
+    /// direct probe's timeout and an indirect probe after it (two typical round trips more,
+    /// through a helper).
+    func probePeriod(for address: NodeAddress?) -> Duration {
+        let indirect = roundTrips.network.map { $0.retransmissionTimeout * 2 } ?? .zero
+        return max(settings.probeInterval, probeTimeout(for: address) + indirect)
     }
 
     /// The next member in probe order that is neither us nor dead/left, reshuffling (and reaping
@@ -46,6 +62,7 @@ extension Membership {
             if name != localName, member.isDeadOrLeft, now - member.stateChanged > settings.gossipToTheDeadTime {
                 members[name] = nil
                 suspicions[name] = nil
+                roundTrips.forget(member.address)
                 out.append(.event(MemberEvent(kind: .reaped, member: member)))
             } else {
                 kept.append(name)
@@ -76,7 +93,7 @@ extension Membership {
         probe = current
         if target.versions.acceptsStreamPings {
             let ping = Ping(sequenceNumber: sequence, target: target.name, source: local.address, sourceName: localName)
-            let remaining = awareness.scale(settings.probeInterval) - settings.probeTimeout
+            let remaining = awareness.scale(probePeriod(for: target.address)) - probeTimeout(for: target.address)
             out.append(.streamPing(to: target.address, ping: ping, deadline: now + remaining))
         }
     }
@@ -115,12 +132,16 @@ extension Membership {
             requesterSequence: request.sequenceNumber, requester: request.source ?? sender, wantsNack: request.wantsNack)
         let ping = Ping(sequenceNumber: sequence, target: request.targetName, source: local.address, sourceName: localName)
         send([.ping(ping)], to: request.target, checksum: memberAcceptsChecksums(request.targetName), into: &out)
-        out.append(.startTimer(.relayTimeout(sequence: sequence), after: settings.probeTimeout))
+        out.append(.startTimer(.relayTimeout(sequence: sequence), after: probeTimeout(for: request.target)))
     }
 
     mutating func handleAck(_ ack: Ack, now: Instant, into out: inout [MembershipDirective]) {
         if let current = probe, current.sequence == ack.sequenceNumber {
-            if !current.acknowledged { out.append(.probeAnswered(roundTrip: now - current.sentAt)) }
+            if !current.acknowledged, let target = members[current.target] {
+                // One ping per sequence number: every ack is an unambiguous sample.
+                roundTrips.record(now - current.sentAt, to: target.address)
+                out.append(.probeAnswered(roundTrip: now - current.sentAt))
+            }
             probe?.acknowledged = true
         } else if let relay = relays.removeValue(forKey: ack.sequenceNumber) {
             send(

@@ -95,7 +95,8 @@ extension Membership {
         // others could possibly confirm.
         var expected = settings.suspicionMultiplier - 2
         if memberCount - 2 < expected { expected = 0 }
-        let minimum = settings.minimumSuspicionTimeout(memberCount: memberCount)
+        let minimum = settings.minimumSuspicionTimeout(
+            memberCount: memberCount, probeInterval: probePeriod(for: member.address))
         let maximum = minimum * settings.suspicionMaxTimeoutMultiplier
         let suspicion = Suspicion(
             from: suspect.from, start: now, minimum: minimum, maximum: maximum, expectedConfirmations: expected)

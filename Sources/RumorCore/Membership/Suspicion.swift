@@ -54,8 +54,10 @@ struct Suspicion: Sendable, Hashable {
 }
 
 extension MembershipSettings {
-    /// `suspicionMultiplier * max(1, log10(N)) * probeInterval`, memberlist's `suspicionTimeout`.
-    func minimumSuspicionTimeout(memberCount: Int) -> Duration {
+    /// `suspicionMultiplier * max(1, log10(N)) * probeInterval`, memberlist's `suspicionTimeout`,
+    /// with the probe period in use (`probeInterval` stretched on a slow network) for
+    /// `probeInterval`.
+    func minimumSuspicionTimeout(memberCount: Int, probeInterval: Duration) -> Duration {
         let scale = Swift.max(1.0, log10(Swift.max(1.0, Double(memberCount))))
         let milliScaled = Int64(scale * 1000)
         return probeInterval * suspicionMultiplier * Int(milliScaled) / 1000

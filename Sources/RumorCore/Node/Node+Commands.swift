@@ -84,7 +84,8 @@ extension Node {
     {
         let entries = prepared.entries
         let directives = replication.commit(
-            entries, wallMilliseconds: time.wallMilliseconds, peers: replicationPeers(), awaitingReplicas: awaiting != nil)
+            entries, wallMilliseconds: time.wallMilliseconds, peers: replicationPeers(), awaitingReplicas: awaiting != nil,
+            now: time.now, roundTrips: membership.roundTrips)
         _ = recordChanges(entries.map(\.key))
         var out: [NodeEffect] = [.changesRecorded]
         out += effects(of: directives, at: time)
@@ -94,7 +95,7 @@ extension Node {
             out += checkReplicaWaits(at: time)
             if !replicaWaits.isEmpty, !replicaWaitTimerArmed {
                 replicaWaitTimerArmed = true
-                out.append(.startTimer(.replicaWaits, after: local.replicaRepairInterval))
+                out.append(.startTimer(.replicaWaits, after: replicaRepairInterval))
             }
         }
         return WriteOutcome(entries: entries, effects: out)
@@ -119,6 +120,13 @@ extension Node {
     public mutating func saveFailed(_ write: StorageWrite, at time: NodeTime) -> [NodeEffect] {
         guard case .save(let entries, let sequences, let digest) = write else { return [] }
         return queueSave(entries, sequences: sequences, digest: digest, after: local.saveRetryDelay)
+    }
+
+    /// How often writes awaited by `put --wait` are pushed again to the peers that lack them:
+    /// a typical member's retransmission timeout (`RoundTripTimes`), at least
+    /// `replicaRepairInterval`: sooner, the first push's acknowledgements could not be back.
+    var replicaRepairInterval: Duration {
+        membership.roundTrips.timeout(for: nil, floor: local.replicaRepairInterval, cap: local.replicaRepairInterval)
     }
 
     /// Completes the waits that have enough replicas; with `repairing`, fails those past their

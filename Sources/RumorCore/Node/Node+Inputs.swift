@@ -95,19 +95,22 @@ extension Node {
         case .antiEntropy:
             let peers = replicationPeers()
             return updateClockFence(at: time)
-                + effects(of: replication.antiEntropyTimerFired(peers: peers, wallMilliseconds: time.wallMilliseconds), at: time)
+                + effects(
+                    of: replication.antiEntropyTimerFired(
+                        peers: peers, wallMilliseconds: time.wallMilliseconds, roundTrips: membership.roundTrips),
+                    at: time)
         case .pullRetry:
             let peers = replicationPeers()
-            return effects(of: replication.pullRetryTimerFired(peers: peers), at: time)
+            return effects(of: replication.pullRetryTimerFired(peers: peers, roundTrips: membership.roundTrips), at: time)
         case .relayRetry:
             let peers = replicationPeers()
-            return effects(of: replication.relayTimerFired(peers: peers, wallMilliseconds: time.wallMilliseconds), at: time)
+            return effects(of: replication.relayTimerFired(peers: peers, now: time.now, roundTrips: membership.roundTrips), at: time)
         case .replicaWaits:
             replicaWaitTimerArmed = false
             var out = checkReplicaWaits(repairing: true, at: time)
             if !replicaWaits.isEmpty {
                 replicaWaitTimerArmed = true
-                out.append(.startTimer(.replicaWaits, after: local.replicaRepairInterval))
+                out.append(.startTimer(.replicaWaits, after: replicaRepairInterval))
             }
             return out
         case .leaveTimeout:

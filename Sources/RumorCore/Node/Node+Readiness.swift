@@ -86,7 +86,7 @@ extension Node {
     /// anti-entropy round's), without touching the anti-entropy cadence.
     mutating func pullForFirstSync(at time: NodeTime) -> [NodeEffect] {
         guard case .syncing = readiness else { return [] }
-        return effects(of: replication.pullAtOnce(peers: replicationPeers()), at: time)
+        return effects(of: replication.pullAtOnce(peers: replicationPeers(), roundTrips: membership.roundTrips), at: time)
     }
 
     /// A pull answer or a catch-up's last page from `peer` was merged.
@@ -111,10 +111,10 @@ extension Node {
 extension Replication {
     /// A pull from one random peer now, with this round's retries, unless a catch-up is under
     /// way (it is the pull, and more). The anti-entropy timer is left as it is.
-    mutating func pullAtOnce(peers: [NodeAddress]) -> [ReplicationDirective] {
+    mutating func pullAtOnce(peers: [NodeAddress], roundTrips: RoundTripTimes) -> [ReplicationDirective] {
         guard catchUp == nil, !peers.isEmpty else { return [] }
         // `pullRetryTimerFired` pulls while retries are left: one for this pull, then this round's.
         pullRetriesLeft = settings.pullRetries + 1
-        return pullRetryTimerFired(peers: peers)
+        return pullRetryTimerFired(peers: peers, roundTrips: roundTrips)
     }
 }

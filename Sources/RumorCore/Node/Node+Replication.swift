@@ -14,7 +14,7 @@ extension Node {
             return effects(
                 of: replication.receivePush(
                     entries, relay: relay, acknowledge: acknowledge, after: after, from: sender, viaStream: viaStream,
-                    wallMilliseconds: time.wallMilliseconds, peers: peers),
+                    wallMilliseconds: time.wallMilliseconds, peers: peers, now: time.now, roundTrips: membership.roundTrips),
                 at: time)
         case .pullRequest(let peer, let digest, let held, let fingerprint):
             guard pullLimiter.allow(sender, now: time.now) else {
@@ -43,7 +43,11 @@ extension Node {
         case .acknowledgement(let peer, let versions):
             counters.add(.replicationAcknowledgementsReceived)
             replication.receiveAcknowledgement(versions, from: peer)
-            if !viaStream, let first = versions.first { replication.relayConfirmed(first, by: sender) }
+            if !viaStream, let first = versions.first,
+                let roundTrip = replication.relayConfirmed(first, by: sender, now: time.now)
+            {
+                membership.roundTrips.record(roundTrip, to: sender)
+            }
             return checkReplicaWaits(at: time)
         case .pullAnswer(let peer, let wall, let entries, let digest, let held, let fingerprint):
             return receivePullAnswer(
@@ -60,7 +64,10 @@ extension Node {
             // The first page of a large delta: a pull answer, or the push half of an exchange.
             counters.add(.catchUpPagesReceived)
             guard let address = answerer(page.from, at: viaStream ? nil : sender) else { return [] }
-            if pendingPulls.removeValue(forKey: address) != nil { counters.add(.replicationPullsCompleted) }
+            if let pull = pendingPulls.removeValue(forKey: address) {
+                counters.add(.replicationPullsCompleted)
+                recordRoundTrip(of: pull, to: address, at: time)
+            }
             return merged(
                 replication.receiveCatchUpPage(page, from: address, inCatchUp: false, wallMilliseconds: time.wallMilliseconds),
                 at: time)
@@ -116,13 +123,14 @@ extension Node {
         held: HeldWrites, fingerprint: UInt64?, time: NodeTime
     ) -> [NodeEffect] {
         let address = answerer(peer, at: source)
-        let sentAt = address.flatMap { pendingPulls.removeValue(forKey: $0) }
-        let solicited = sentAt != nil
+        let pull = address.flatMap { pendingPulls.removeValue(forKey: $0) }
+        let solicited = pull != nil
         counters.add(solicited ? .replicationPullsCompleted : .replicationDeltasReceived)
         var clock: [NodeEffect] = []
-        if let sentAt {
-            clockOffsets.record(peer: peer, peerWallMilliseconds: wallMilliseconds, sentAt: sentAt, at: time)
+        if let pull, let address {
+            clockOffsets.record(peer: peer, peerWallMilliseconds: wallMilliseconds, sentAt: pull.sentAt, at: time)
             clock = updateClockFence(at: time)
+            recordRoundTrip(of: pull, to: address, at: time)
         }
         let out = clock + merged(
             replication.receivePullAnswer(
@@ -131,6 +139,13 @@ extension Node {
                 wallMilliseconds: time.wallMilliseconds),
             at: time)
         return solicited ? out + synced(at: time) + syncedForReadiness(with: peer, at: time) : out
+    }
+
+    /// The answer to `pull` arrived from `address`: a round-trip sample, unless the pull went
+    /// to it more than once (Karn's rule: the answer could be to either).
+    private mutating func recordRoundTrip(of pull: PendingPull, to address: NodeAddress, at time: NodeTime) {
+        guard !pull.resent else { return }
+        membership.roundTrips.record(time.now - pull.sentAt, to: address)
     }
 
     /// Where the answer of `peer` came from: the datagram's `source` when we pulled from it
@@ -177,10 +192,16 @@ extension Node {
                 out.append(.send(.replication(.acknowledgement(from: name, versions: versions)), to: member.address))
             case .pull(let address, let digest, let held):
                 let lifetime = local.pendingPullLifetime
-                if pendingPulls.values.contains(where: { time.now - $0 >= lifetime }) {
-                    pendingPulls = pendingPulls.filter { time.now - $0.value < lifetime }
+                if pendingPulls.values.contains(where: { time.now - $0.sentAt >= lifetime }) {
+                    pendingPulls = pendingPulls.filter { time.now - $0.value.sentAt < lifetime }
                 }
-                pendingPulls[address] = time.now
+                // Asked again before it answered: the answer times neither ask (and the clock
+                // sample keeps the first send, the larger error bound).
+                if pendingPulls[address] != nil {
+                    pendingPulls[address]!.resent = true
+                } else {
+                    pendingPulls[address] = PendingPull(sentAt: time.now)
+                }
                 counters.add(.replicationPullsSent)
                 let request = ReplicationFrame.pullRequest(
                     from: name, digest: digest, held: held, fingerprint: replication.store.fingerprint)

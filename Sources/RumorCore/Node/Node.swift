@@ -27,8 +27,8 @@ public struct Node: Sendable {
     /// Peers' clocks as this node measured them, and whether its own is fenced.
     public internal(set) var clockOffsets: ClockOffsets
 
-    /// Anti-entropy pulls sent and not yet answered, by peer address, with when they were sent.
-    var pendingPulls: [NodeAddress: Instant] = [:]
+    /// Anti-entropy pulls sent and not yet answered, by peer address.
+    var pendingPulls: [NodeAddress: PendingPull] = [:]
     var replicaWaits: [CommandID: ReplicaWait] = [:]
     var replicaWaitTimerArmed = false
     /// Per sending host (IP): push-pull state exchanges it may ask of us (each costs a full
@@ -56,6 +56,13 @@ public struct Node: Sendable {
     /// electorate, taken twice a second: decoding every member's tags each time cost 30 % of
     /// an idle agent's CPU in a swarm of 100).
     var peerNameCache: Set<String>?
+
+    struct PendingPull: Sendable {
+        /// When the pull first went to the peer.
+        var sentAt: Instant
+        /// Whether it went to the peer again before an answer came.
+        var resent = false
+    }
 
     struct ReplicaWait: Sendable {
         var entries: [Entry]

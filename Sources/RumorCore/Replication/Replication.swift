@@ -41,7 +41,8 @@ public struct Replication: Sendable {
     public var localAddress: NodeAddress?
     /// Tree relays sent and not yet confirmed by their child.
     var relaysInFlight: [RelayInFlight.Key: RelayInFlight] = [:]
-    var relayTimerArmed = false
+    /// When the running relay timer fires (nil: none runs).
+    var relayTimerDue: Instant?
     /// Ranges this node relayed lately, so that a push sent again (its confirmation was lost) is
     /// not relayed twice.
     var relayedRanges = RecentKeys<RelayInFlight.Key>(capacity: 4096)
@@ -94,11 +95,11 @@ public struct Replication: Sendable {
     /// - Throws: `NodeError` (nothing written) for an empty or oversized key or value.
     public mutating func write(
         key: String, value: [UInt8]?, timeToLive: Duration? = nil, ephemeral: Bool = false,
-        wallMilliseconds: UInt64, peers: [NodeAddress]
+        wallMilliseconds: UInt64, peers: [NodeAddress], now: Instant = .zero, roundTrips: RoundTripTimes = RoundTripTimes()
     ) throws(NodeError) -> (entry: Entry, directives: [ReplicationDirective]) {
         let (entries, directives) = try write(
             [Write(key: key, value: value, timeToLive: timeToLive, ephemeral: ephemeral)],
-            wallMilliseconds: wallMilliseconds, peers: peers)
+            wallMilliseconds: wallMilliseconds, peers: peers, now: now, roundTrips: roundTrips)
         return (entries[0], directives)
     }
 
@@ -107,10 +108,16 @@ public struct Replication: Sendable {
     /// gets it to acknowledge, and `holders(of:among:)` tracks who did.
     /// - Throws: `NodeError` for the first invalid write; nothing is written.
     public mutating func write(
-        _ writes: [Write], wallMilliseconds: UInt64, peers: [NodeAddress], awaitingReplicas: Bool = false
+        _ writes: [Write], wallMilliseconds: UInt64, peers: [NodeAddress], awaitingReplicas: Bool = false,
+        now: Instant = .zero, roundTrips: RoundTripTimes = RoundTripTimes()
     ) throws(NodeError) -> (entries: [Entry], directives: [ReplicationDirective]) {
         let entries = try prepare(writes, wallMilliseconds: wallMilliseconds)
-        return (entries, commit(entries, wallMilliseconds: wallMilliseconds, peers: peers, awaitingReplicas: awaitingReplicas))
+        return (
+            entries,
+            commit(
+                entries, wallMilliseconds: wallMilliseconds, peers: peers, awaitingReplicas: awaitingReplicas, now: now,
+                roundTrips: roundTrips)
+        )
     }
 
     /// Checks a batch of local writes and gives each its entry (timestamped), without applying
@@ -134,9 +141,11 @@ public struct Replication: Sendable {
         return entries
     }
 
-    /// Applies prepared local writes and pushes them to the peers.
+    /// Applies prepared local writes and pushes them to the peers (`now` and `roundTrips` time
+    /// the tree's confirmations).
     public mutating func commit(
-        _ entries: [Entry], wallMilliseconds: UInt64, peers: [NodeAddress], awaitingReplicas: Bool = false
+        _ entries: [Entry], wallMilliseconds: UInt64, peers: [NodeAddress], awaitingReplicas: Bool = false,
+        now: Instant = .zero, roundTrips: RoundTripTimes = RoundTripTimes()
     ) -> [ReplicationDirective] {
         // Pushes say they hold every write of ours after this one, so receivers that have all
         // before it can advance their digest without waiting for anti-entropy.
@@ -152,7 +161,7 @@ public struct Replication: Sendable {
         for chunk in Self.chunks(entries, maximumBytes: settings.maximumMessageBytes) {
             if let ring {
                 directives += relay(
-                    chunk, acknowledge: awaitingReplicas, after: chunkAfter, over: ring, until: nil, wallMilliseconds: wallMilliseconds)
+                    chunk, acknowledge: awaitingReplicas, after: chunkAfter, over: ring, until: nil, now: now, roundTrips: roundTrips)
             } else {
                 directives += peers.filter { $0 != localAddress }.map {
                     .push(chunk, relay: .none, acknowledge: awaitingReplicas, after: chunkAfter, to: $0)
@@ -203,7 +212,8 @@ public struct Replication: Sendable {
     ///   (no confirmation).
     public mutating func receivePush(
         _ entries: [Entry], relay: PushRelay = .none, acknowledge: Bool = false, after: HybridTimestamp? = nil,
-        from sender: NodeAddress, viaStream: Bool = false, wallMilliseconds: UInt64, peers: [NodeAddress]
+        from sender: NodeAddress, viaStream: Bool = false, wallMilliseconds: UInt64, peers: [NodeAddress],
+        now: Instant = .zero, roundTrips: RoundTripTimes = RoundTripTimes()
     ) -> [ReplicationDirective] {
         let (news, refused) = mergeRemote(entries, wallMilliseconds: wallMilliseconds)
         if let after, let writer = entries.first?.version.writer, let through = entries.map(\.version.timestamp).max(),
@@ -219,7 +229,7 @@ public struct Replication: Sendable {
             if relayedRanges.insert(RelayInFlight.Key(child: end, version: first.version)) {
                 let ring = AddressRing(peers, local: localAddress)
                 out += self.relay(
-                    entries, acknowledge: acknowledge, after: after, over: ring, until: end, wallMilliseconds: wallMilliseconds)
+                    entries, acknowledge: acknowledge, after: after, over: ring, until: end, now: now, roundTrips: roundTrips)
             }
         }
         if acknowledge {
@@ -238,7 +248,9 @@ public struct Replication: Sendable {
 
     /// The anti-entropy timer fired: report values whose time to live ran out, forget tombstones
     /// past the grace period, and pull from one random peer.
-    public mutating func antiEntropyTimerFired(peers: [NodeAddress], wallMilliseconds: UInt64) -> [ReplicationDirective] {
+    public mutating func antiEntropyTimerFired(
+        peers: [NodeAddress], wallMilliseconds: UInt64, roundTrips: RoundTripTimes = RoundTripTimes()
+    ) -> [ReplicationDirective] {
         var out: [ReplicationDirective] = [.startAntiEntropyTimer(after: settings.antiEntropyInterval)]
         let since = expiryReportedThrough
         let expired = store.entries.values.filter { entry in
@@ -256,7 +268,7 @@ public struct Replication: Sendable {
             out.append(.pull(from: peer, digest: store.digest, held: store.heldSummary()))
             if settings.pullRetries > 0 {
                 pullRetriesLeft = settings.pullRetries
-                out.append(.startPullRetryTimer(after: settings.pullRetryAfter))
+                out.append(.startPullRetryTimer(after: pullTimeout(for: peer, roundTrips: roundTrips)))
             }
         }
         return out
@@ -264,13 +276,23 @@ public struct Replication: Sendable {
 
     /// The pull-retry timer fired: if this round's pull is still unanswered, pull from another
     /// random peer.
-    public mutating func pullRetryTimerFired(peers: [NodeAddress]) -> [ReplicationDirective] {
+    public mutating func pullRetryTimerFired(peers: [NodeAddress], roundTrips: RoundTripTimes)
+        -> [ReplicationDirective]
+    {
         guard let left = pullRetriesLeft, left > 0, let peer = peers.randomElement(using: &random) else { return [] }
         pullRetriesLeft = left - 1
         return [
             .pull(from: peer, digest: store.digest, held: store.heldSummary()),
-            .startPullRetryTimer(after: settings.pullRetryAfter),
+            .startPullRetryTimer(after: pullTimeout(for: peer, roundTrips: roundTrips)),
         ]
+    }
+
+    /// How long a pull from `peer` waits for its answer before another peer is asked: the
+    /// peer's retransmission timeout (`RoundTripTimes`), at least `pullRetryAfter`, and at
+    /// most what leaves the round room for its retries (unless the round trip itself is longer).
+    func pullTimeout(for peer: NodeAddress, roundTrips: RoundTripTimes) -> Duration {
+        roundTrips.timeout(
+            for: peer, floor: settings.pullRetryAfter, cap: settings.antiEntropyInterval / (settings.pullRetries + 1))
     }
 
     /// What a pull is answered with.

@@ -1,13 +1,21 @@
 /// Tunables of key-value replication.
 public struct ReplicationSettings: Sendable, Hashable {
-    /// Peers a fresh write is pushed to, and relayed to by each node that learns it. Default 3.
+    /// The fewest children a node of the broadcast tree relays a fresh write to; more when the
+    /// network is slow (`Replication.treeFanout`: each tree level costs a one-way delay, each
+    /// child `sendCost`, and the fanout that informs the last node soonest wins). Default 3.
     public var fanout = 3
+    /// The most children a node of the broadcast tree relays a fresh write to. Default 256.
+    public var maximumFanout = 256
+    /// What one more child costs a relaying node: the time to encode, seal and send one more
+    /// datagram. Default 20 µs.
+    public var sendCost: Duration = .microseconds(20)
     /// In a swarm of at most this many nodes a writer pushes straight to every peer (one hop,
     /// one copy per node); above it, down the broadcast tree with `fanout` children per node
     /// (log_fanout(N) hops, one copy per node). Default 64.
     public var directPushLimit = 64
-    /// How long a tree relay waits for its child to confirm a push before sending it again.
-    /// Default 20 ms.
+    /// The shortest a tree relay waits for its child to confirm a push before sending it again;
+    /// the wait is the child's retransmission timeout (`RoundTripTimes`) when that is longer.
+    /// Default 20 ms: a busy host (a hundred agents on two cores) answers from loopback within it.
     public var relayConfirmTimeout: Duration = .milliseconds(20)
     /// Unconfirmed sends of one push to one child after which the next member of the child's
     /// range is asked to relay the range too (the child may have crashed); the child itself keeps
@@ -29,8 +37,9 @@ public struct ReplicationSettings: Sendable, Hashable {
     /// been reconciled with a peer for longer than this discards it and resyncs, so it cannot
     /// bring back a key whose tombstone others have forgotten. Default 24 h.
     public var tombstoneGrace: Duration = .seconds(24 * 3600)
-    /// A pull (a datagram, when small) unanswered after this long is sent again to another
-    /// peer, at most `pullRetries` times per round: a lost datagram costs this, not a round.
+    /// A pull (a datagram, when small) unanswered after the pulled peer's retransmission
+    /// timeout (`RoundTripTimes`), and at least this long, is sent again to another peer, at most
+    /// `pullRetries` times per round: a lost datagram costs this, not a round. Default 200 ms.
     public var pullRetryAfter: Duration = .milliseconds(200)
     public var pullRetries = 2
     /// Largest pull answer, delta or catch-up page, in entry bytes (`KeyValueStore.pageBytes`):
