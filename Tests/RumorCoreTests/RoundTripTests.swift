@@ -106,6 +106,28 @@ struct RoundTripTests {
         }
     }
 
+    /// While the tree is still delivering a write, anti-entropy leaves it out (a second copy),
+    /// and vouches only for what it sends; once the tree had time, it repairs as before. The
+    /// answerer's own writes always go: the puller may have joined after the tree pushed them.
+    @Test func antiEntropy_leavesOutWritesTheTreeIsStillDelivering() throws {
+        var writer = Replication(localName: "w", seed: 1)
+        var relay = Replication(localName: "r", seed: 2)
+        let puller = Replication(localName: "p", seed: 3)
+        let (old, _) = try writer.write(key: "old", value: [1], wallMilliseconds: 1_000, peers: [])
+        let (fresh, _) = try writer.write(key: "fresh", value: [2], wallMilliseconds: 5_000, peers: [])
+        _ = relay.receivePush([old, fresh], from: Self.a, wallMilliseconds: 5_001, peers: [])
+        let (own, _) = try relay.write(key: "own", value: [3], wallMilliseconds: 5_002, peers: [])
+        let early = relay.answerPull(
+            digest: puller.store.digest, from: "p", wallMilliseconds: 5_050, heldBack: .milliseconds(100))
+        guard case .complete(let entries, let digest, _) = early else { Issue.record("a small delta is complete"); return }
+        #expect(Set(entries.map(\.key)) == ["old", "own"])
+        #expect((digest[writer.localWriter] ?? .zero) < fresh.version.timestamp, "not vouching for what it left out")
+        let late = relay.answerPull(
+            digest: puller.store.digest, from: "p", wallMilliseconds: 5_101, heldBack: .milliseconds(100))
+        guard case .complete(let all, let full, _) = late else { Issue.record("a small delta is complete"); return }
+        #expect(Set(all.map(\.key)) == ["old", "fresh", "own"] && full == relay.store.digest)
+    }
+
     // MARK: - Membership
 
     /// A probe of a member 1 s away waits for its ack past memberlist's 500 ms (which would

@@ -29,7 +29,12 @@ extension Node {
             // address is stale (it restarted on a new port).
             let replyTo = viaStream ? membership.members[peer]?.address ?? sender : sender
             let reply: ReplicationFrame
-            switch replication.answerPull(digest: digest, held: held, fingerprint: fingerprint, from: peer, wallMilliseconds: time.wallMilliseconds) {
+            let heldBack = Replication.treeDeliveryTime(
+                members: replicationPeers().count + 1, roundTrips: membership.roundTrips, settings: replication.settings)
+            switch replication.answerPull(
+                digest: digest, held: held, fingerprint: fingerprint, from: peer, wallMilliseconds: time.wallMilliseconds,
+                heldBack: heldBack)
+            {
             case .complete(let entries, let digest, let held):
                 reply = .pullAnswer(
                     from: name, wallMilliseconds: time.wallMilliseconds, entries: entries, digest: digest, held: held,
@@ -136,7 +141,9 @@ extension Node {
             replication.receivePullAnswer(
                 entries: entries, digest: digest, held: held, fingerprint: fingerprint, from: peer,
                 replyingTo: solicited ? address : nil,
-                wallMilliseconds: time.wallMilliseconds),
+                wallMilliseconds: time.wallMilliseconds,
+                heldBack: Replication.treeDeliveryTime(
+                    members: replicationPeers().count + 1, roundTrips: membership.roundTrips, settings: replication.settings)),
             at: time)
         return solicited ? out + synced(at: time) + syncedForReadiness(with: peer, at: time) : out
     }

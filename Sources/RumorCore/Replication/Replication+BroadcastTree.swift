@@ -108,6 +108,17 @@ extension Replication {
         return best.fanout
     }
 
+    /// About how long after a write the tree has delivered it to every one of `members` nodes,
+    /// one lost push included: a one-way delay per level, and one retransmission timeout. An
+    /// anti-entropy answer leaves out writes younger than this (`answerPull(heldBack:)`): the
+    /// tree is still on its way with them, and the copy would be a second one.
+    static func treeDeliveryTime(members: Int, roundTrips: RoundTripTimes, settings: ReplicationSettings) -> Duration {
+        guard let oneWay = roundTrips.oneWayDelay else { return .zero }
+        let fanout = treeFanout(members: members, oneWayDelay: oneWay, settings: settings)
+        let levels = members <= settings.directPushLimit ? 1 : levels(members: members, fanout: fanout)
+        return oneWay * levels + roundTrips.timeout(for: nil, floor: settings.relayConfirmTimeout, cap: settings.antiEntropyInterval)
+    }
+
     /// Levels of a tree over `members` nodes (the writer included) with `fanout` children each.
     static func levels(members: Int, fanout: Int) -> Int {
         var remaining = members - 1

@@ -307,9 +307,12 @@ public struct Replication: Sendable {
     /// Answers `peer`'s pull: the entries its digest shows missing (less those it says it
     /// holds), and our digest and held writes; or, when they exceed `maximumMessageBytes`, the
     /// first page of them.
+    /// - Parameter heldBack: entries written less than this long ago are left out (with the
+    ///   digest we send lowered below them): the broadcast tree is still delivering them
+    ///   (`treeDeliveryTime`), and sending them here too only makes copies.
     public mutating func answerPull(
         digest: Digest, held: HeldWrites = [:], fingerprint: UInt64? = nil,
-        from peer: String, wallMilliseconds: UInt64 = 0
+        from peer: String, wallMilliseconds: UInt64 = 0, heldBack: Duration = .zero
     ) -> PullAnswer {
         notePeerDigest(digest, of: peer)
         if fingerprint == store.fingerprint {
@@ -319,7 +322,8 @@ public struct Replication: Sendable {
         let page = store.page(since: digest, held: held, maximumBytes: settings.maximumMessageBytes)
         if page.next == nil {
             compare(with: peer, fingerprint: fingerprint, peerLacks: page.entries.count, wallMilliseconds: wallMilliseconds)
-            return .complete(entries: page.entries, digest: store.digest, held: store.heldSummary())
+            let (settled, digest) = holdingBack(page.entries, heldBack, wallMilliseconds: wallMilliseconds)
+            return .complete(entries: settled, digest: digest, held: store.heldSummary())
         }
         let first = firstPage(page, since: digest)
         compare(
@@ -334,7 +338,8 @@ public struct Replication: Sendable {
     /// `replyingTo: nil`, which ends the exchange.
     public mutating func receivePullAnswer(
         entries: [Entry], digest: Digest, held: HeldWrites = [:],
-        fingerprint: UInt64? = nil, from peer: String, replyingTo address: NodeAddress? = nil, wallMilliseconds: UInt64
+        fingerprint: UInt64? = nil, from peer: String, replyingTo address: NodeAddress? = nil, wallMilliseconds: UInt64,
+        heldBack: Duration = .zero
     ) -> [ReplicationDirective] {
         notePeerDigest(digest, of: peer)
         if address != nil { pullRetriesLeft = nil }
@@ -359,10 +364,33 @@ public struct Replication: Sendable {
             if let address, let first {
                 out.append(.sendPage(first, to: address))
             } else if let address, !page.entries.isEmpty {
-                out.append(.sendDelta(page.entries, digest: store.digest, to: address))
+                let (settled, digest) = holdingBack(page.entries, heldBack, wallMilliseconds: wallMilliseconds)
+                if !settled.isEmpty { out.append(.sendDelta(settled, digest: digest, to: address)) }
             }
         }
         return out
+    }
+
+    /// `entries` less those others wrote within `heldBack` of `wallMilliseconds`, and our digest
+    /// lowered, for each writer of one left out, to just before the cut: what we vouch to hold
+    /// for the receiver is then exactly what we send or it holds. Our own writes always go: we
+    /// may have written them before we knew the receiver (while joining), so no tree brings
+    /// them there.
+    func holdingBack(_ entries: [Entry], _ heldBack: Duration, wallMilliseconds: UInt64) -> (entries: [Entry], digest: Digest) {
+        let back = UInt64(max(0, heldBack.nanosecondsClamped / 1_000_000))
+        guard back > 0, wallMilliseconds > back else { return (entries, store.digest) }
+        let cut = HybridTimestamp(milliseconds: wallMilliseconds - back, logical: .max)
+        var settled: [Entry] = []
+        settled.reserveCapacity(entries.count)
+        var digest = store.digest
+        for entry in entries {
+            if entry.version.timestamp <= cut || entry.version.writer == localWriter {
+                settled.append(entry)
+            } else if let held = digest[entry.version.writer], held > cut {
+                digest[entry.version.writer] = cut
+            }
+        }
+        return (settled, digest)
     }
 
     var graceMilliseconds: UInt64 { UInt64(max(0, settings.tombstoneGrace.nanosecondsClamped / 1_000_000)) }
