@@ -4,7 +4,7 @@
 One process serves every host namespace of a test network: for each it opens a netfilter-queue
 netlink socket *inside* that namespace (setns on this thread, socket, setns back), so that one
 loop sees the packets queued by all of them. Each host's iptables sends the gossip packets it
-emits on eth0 to the queue (`tests/netdelay/network.py` installs the rules, on OUTPUT only, never
+emits on eth0 to the queue (`tests/netdelay/delayed_network.py` installs the rules, on OUTPUT only, never
 on loopback); the delayer holds each packet for the one-way delay of its (source, destination)
 pair, plus a uniform jitter in ±jitter, drops it with the pair's loss probability, and accepts it
 when it is due: the whole one-way delay is paid at the sender's egress.

@@ -288,7 +288,7 @@ def udp_rtt_ms(network: Network, client: int, server: int, rate: float = 20, sec
 
 
 if __name__ == "__main__":
-    # Accuracy check: python3 tests/netdelay/network.py [ONE_WAY_MS]
+    # Accuracy check: python3 tests/netdelay/delayed_network.py [ONE_WAY_MS]
     one_way = float(sys.argv[1]) if len(sys.argv) > 1 else 50
     with DelayedNetwork(2, icmp=True) as net:
         net.set_delays(one_way)
