@@ -35,15 +35,20 @@ def _needs_root_and_nfqueue():
         pytest.fail("; ".join(problems), pytrace=False)
 
 
-def put_round(swarm, label: str) -> dict:
-    """Gossip packets per put: the delayer's counts over PUTS writes (spread over the writers, no
-    --wait) until every node holds every one of them and SETTLE_SECONDS more, less the idle
-    rate (probes, anti-entropy) measured over IDLE_SECONDS just before."""
-    network, nodes = swarm.network, len(swarm)
+def idle_window(network):
+    """The delayer's counts over IDLE_SECONDS with nothing written, and the seconds they took."""
     network.reset_counts()
     started = time.monotonic()
     time.sleep(IDLE_SECONDS)
-    idle, idle_seconds = network.counts(), time.monotonic() - started
+    return network.counts(), time.monotonic() - started
+
+
+def put_round(swarm, label: str) -> dict:
+    """Gossip packets per put: the delayer's counts over PUTS writes (spread over the writers, no
+    --wait) until every node holds every one of them and SETTLE_SECONDS more, less the idle
+    rate (probes, anti-entropy) measured over IDLE_SECONDS just before and just after."""
+    network, nodes = swarm.network, len(swarm)
+    idle_before, before_seconds = idle_window(network)
 
     network.reset_counts()
     started = time.monotonic()
@@ -60,16 +65,21 @@ def put_round(swarm, label: str) -> dict:
     time.sleep(SETTLE_SECONDS)
     counts, seconds = network.counts(), time.monotonic() - started
     assert held_by_all(), f"a node lost a write of {label} after holding it"
+    idle_after, after_seconds = idle_window(network)
+    idle_seconds = before_seconds + after_seconds
 
-    def per_put(measured, background):
-        return (measured - background / idle_seconds * seconds) / PUTS
+    def per_put(measure):
+        background = (measure(idle_before) + measure(idle_after)) / idle_seconds * seconds
+        return round((measure(counts) - background) / PUTS, 1)
     figures = {
         "label": label,
         "held_seconds": round(held_seconds, 2),
-        "replication_packets_per_put": round(per_put(counts.replication_packets(), idle.replication_packets()), 1),
-        "gossip_packets_per_put": round(per_put(counts.total_packets(), idle.total_packets()), 1),
-        "idle_gossip_packets_per_second": round(idle.total_packets() / idle_seconds, 1),
-        "idle_replication_packets_per_second": round(idle.replication_packets() / idle_seconds, 1),
+        "window_seconds": round(seconds, 2),
+        "replication_packets_per_put": per_put(lambda c: c.replication_packets()),
+        "gossip_packets_per_put": per_put(lambda c: c.total_packets()),
+        "idle_gossip_packets_per_second": round((idle_before.total_packets() + idle_after.total_packets()) / idle_seconds, 1),
+        "idle_replication_packets_per_second": round(
+            (idle_before.replication_packets() + idle_after.replication_packets()) / idle_seconds, 1),
         "dropped": counts.total_dropped(),
     }
     print(f"MEASURE netdelay_puts {figures}")
@@ -82,10 +92,11 @@ def test_tree_writes_cost_no_more_packets_at_50ms_one_way_than_at_0ms(delayed_sw
     # (100 ms here), so a relay that resends sooner pays packets for nothing.
     swarm = delayed_swarm(12, extra=["--direct-push-limit", "2"])
     swarm.wait_all_alive()
+    time.sleep(3)  # the join's broadcasts die down
     at_zero = put_round(swarm, "zero")
 
     swarm.network.set_delays(50)
-    time.sleep(2)
+    time.sleep(3)
     swarm.check_running(range(len(swarm)))
     assert swarm.all_see({swarm.name(i): "alive" for i in range(len(swarm))}), "a member is not alive at 50 ms"
     at_fifty = put_round(swarm, "fifty")
