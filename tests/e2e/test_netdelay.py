@@ -12,7 +12,6 @@ delay and counts packets per pair. Needs root (CI runs as root).
 
 import sys
 import time
-from pathlib import Path
 
 import pytest
 

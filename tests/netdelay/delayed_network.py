@@ -14,7 +14,6 @@ and INPUT loss from `Network` still apply (a cut drops before the delay).
 """
 
 import json
-import os
 import socket
 import subprocess
 import sys

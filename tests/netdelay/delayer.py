@@ -44,6 +44,7 @@ from netfilterqueue import NetfilterQueue
 
 CLONE_NEWNET = 0x40000000
 NETLINK_NETFILTER = 12
+PR_SET_PDEATHSIG = 1
 REPLICATION_MAGIC = b"RK\x03"
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -232,6 +233,8 @@ def main():
     parser.add_argument("--seed", type=int, default=None, help="seed for jitter and loss")
     args = parser.parse_args()
     hosts = [tuple(host.split("=", 1)) for host in args.host]
+    # Stop with the test that started us, even if it is killed: held sockets keep namespaces alive.
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     Delayer(hosts, args.queue, args.seed).run(args.control)
 
 
