@@ -274,9 +274,11 @@ def swarm(request, gonode_binary):
 
 @pytest.fixture
 def delayed_swarm(request):
-    """`delayed_swarm(n, extra=[...])` starts n agents in network namespaces behind the NFQUEUE
-    delayer (tests/netdelay: `swarm.network.set_delays(ms, jitter_ms, loss)` per pair,
-    `swarm.network.counts()` packets per pair) and returns the `DelayedSwarm`; every swarm is
+    """`delayed_swarm(n, extra=[...], one_way_ms=…, jitter_ms=…, loss=…)` starts n agents in
+    network namespaces behind the NFQUEUE delayer (tests/netdelay; each of the three a number, a
+    function (source, destination) -> number, or a matrix: a region matrix) and returns the
+    `DelayedSwarm` (`swarm.network.set_delays(...)` changes them, `swarm.network.counts()`
+    counts packets per pair, `swarm.cli(i, ...)` runs the CLI beside agent i); every swarm is
     torn down after the test (agents, delayer, namespaces), its logs printed if it failed.
     Needs root, iproute2, iptables and NetfilterQueue (.ci/run installs them)."""
     from delayed_network import delay_tools_missing

@@ -25,9 +25,10 @@ DEAD_STATES = ("dead", "failed")
 
 class DelayedSwarm:
     def __init__(self, agents: int, binary: str, extra=(), tag: str | None = None, seed: int | None = None,
-                 start: bool = True):
-        """Creates the network and (with `start`) starts every agent; host 0 is the seed the
-        others join (host 0 itself joins host 1 when it restarts)."""
+                 start: bool = True, one_way_ms=0, jitter_ms=0, loss=0.0):
+        """Creates the network, sets its delays (`DelayedNetwork.set_delays`: a number, a function
+        (source, destination) -> number or a matrix each) and, with `start`, starts every agent;
+        host 0 is the seed the others join (host 0 itself joins host 1 when it restarts)."""
         self.binary = binary
         self.extra = list(extra)
         self.network = DelayedNetwork(agents, tag=tag, seed=seed)
@@ -36,6 +37,7 @@ class DelayedSwarm:
         self.logs = {}
         self.pool = ThreadPoolExecutor(max_workers=min(32, agents))
         try:
+            self.network.set_delays(one_way_ms, jitter_ms, loss)
             if start:
                 for index in range(agents):
                     self.start(index)
