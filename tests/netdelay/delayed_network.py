@@ -209,8 +209,19 @@ def across_delayed_link(measure, one_way_ms: float = 40, jitter_ms: float = 0, i
     """Runs `measure(network)` across a link delayed `one_way_ms` each way between two fresh
     namespaces (hosts 0 and 1 at `network.addresses`; run programs there with
     `network.command(i, ...)` and bind them to `network.addresses[i]:7946`, the queued port) and
-    returns what it returns; tears the namespaces and delayer down afterwards, even on failure.
-    The link's RTT is checked first (ping, within 5 ms of twice the delay)."""
+    returns what it returns; tears the namespaces and delayer down afterwards, even on failure
+    (processes still running in the namespaces are killed). The link's RTT is checked first
+    (ping, within 5 ms of twice the delay). For example, Serf's view of the link:
+
+        def serf_rtt(net):
+            for i in (0, 1):
+                subprocess.Popen(net.command(i, serf, "agent", "-node", f"s{i}", "-bind",
+                                 f"{net.addresses[i]}:7946", "-rpc-addr", "127.0.0.1:7373",
+                                 *(["-join", f"{net.addresses[0]}:7946"] if i else [])))
+            ...  # wait for the join and a few probes, then:
+            return subprocess.run(net.command(0, serf, "rtt", "-rpc-addr", "127.0.0.1:7373", "s1"), ...)
+        across_delayed_link(serf_rtt, one_way_ms=40)
+    """
     with DelayedNetwork(2, icmp=icmp, **network_args) as network:
         network.set_delays(one_way_ms, jitter_ms)
         if icmp:
