@@ -14,6 +14,7 @@ and INPUT loss from `Network` still apply (a cut drops before the delay).
 """
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -85,11 +86,12 @@ class DelayedNetwork(Network):
                  ports=(GOSSIP_PORT,), queue: int = 0, seed: int | None = None):
         """Creates the namespaces, starts the delayer and queues each host's egress gossip to it
         (UDP on `ports`, TCP too with `tcp`, ICMP with `icmp`, for ping). No delay until
-        `set_delays`. Everything is removed by `close()`, at exit too, even after a failure."""
+        `set_delays`. Everything is removed by `close()`, at exit too, even after a failure.
+        `tag` names the namespaces (default `nd<pid>`): networks alive at once need different tags."""
         self.delayer = None
         self.workdir = Path(tempfile.mkdtemp(prefix="rumor-netdelay-"))
         self.control = str(self.workdir / "delayer.sock")
-        super().__init__(hosts, tag)
+        super().__init__(hosts, tag or f"nd{os.getpid() % 100000}")
         try:
             self._start_delayer(queue, seed)
             for host in self.hosts:
@@ -222,6 +224,7 @@ def across_delayed_link(measure, one_way_ms: float = 40, jitter_ms: float = 0, i
             return subprocess.run(net.command(0, serf, "rtt", "-rpc-addr", "127.0.0.1:7373", "s1"), ...)
         across_delayed_link(serf_rtt, one_way_ms=40)
     """
+    network_args.setdefault("tag", f"nl{os.getpid() % 100000}")
     with DelayedNetwork(2, icmp=icmp, **network_args) as network:
         network.set_delays(one_way_ms, jitter_ms)
         if icmp:
