@@ -213,7 +213,7 @@ def across_delayed_link(measure, one_way_ms: float = 40, jitter_ms: float = 0, i
     `network.command(i, ...)` and bind them to `network.addresses[i]:7946`, the queued port) and
     returns what it returns; tears the namespaces and delayer down afterwards, even on failure
     (processes still running in the namespaces are killed). The link's RTT is checked first
-    (ping, within 5 ms of twice the delay). For example, Serf's view of the link:
+    (the fastest of 5 pings, within 5 ms of twice the delay). For example, Serf's view of the link:
 
         def serf_rtt(net):
             for i in (0, 1):
@@ -229,8 +229,8 @@ def across_delayed_link(measure, one_way_ms: float = 40, jitter_ms: float = 0, i
         network.set_delays(one_way_ms, jitter_ms)
         if icmp:
             rtt = ping_rtt_ms(network, 0, 1, count=5, interval=0.05)
-            if abs(rtt["avg"] - 2 * one_way_ms) > 5 + 2 * jitter_ms:
-                raise RuntimeError(f"the delayed link's RTT is {rtt['avg']:.1f} ms, not {2 * one_way_ms} ms")
+            if abs(rtt["min"] - 2 * one_way_ms) > 5 + 2 * jitter_ms:
+                raise RuntimeError(f"the delayed link's RTT is {rtt['min']:.1f} ms at least, not {2 * one_way_ms} ms")
         return measure(network)
 
 
@@ -251,7 +251,7 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((me, 0))
 rtts = []
 def receive():
-    s.settimeout(3)
+    s.settimeout(1.5)
     while True:
         try:
             data = s.recv(2048)

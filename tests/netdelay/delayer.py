@@ -198,7 +198,12 @@ class Delayer:
             os.unlink(control_path)
         server.bind(control_path)
         server.listen(16)
-        readable = [server.fileno(), *self.queues]
+        # A signal wakes select through this pipe (select resumes after EINTR by itself).
+        wakeup, wakeup_writer = os.pipe()
+        os.set_blocking(wakeup, False)
+        os.set_blocking(wakeup_writer, False)
+        signal.set_wakeup_fd(wakeup_writer)
+        readable = [server.fileno(), wakeup, *self.queues]
         stopping = []
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stopping.append(True))
@@ -211,7 +216,9 @@ class Delayer:
             except InterruptedError:
                 continue
             for fd in ready:
-                if fd == server.fileno():
+                if fd == wakeup:
+                    os.read(wakeup, 512)
+                elif fd == server.fileno():
                     self.serve_control(server)
                 else:
                     self.queues[fd][1].run(block=False)
