@@ -14,7 +14,7 @@ with a one-way delay (200 ms) and loss (10 %) on every pair, in both directions,
 
     sudo python3 tests/netdelay/failure_detection.py                              # 8 agents, 60 s (CI's size)
     sudo python3 tests/netdelay/failure_detection.py --agents 20 --duration 600   # the full run
-    RUMOR_BIN=... or --binary PATH picks the rumor binary (default /work/bin-base/rumor, then .build/release)
+    --binary PATH or RUMOR_BIN picks the rumor binary (default .build/release/rumor)
 
 Prints a JSON summary and exits 1 on a false death or a late detection.
 """
@@ -123,7 +123,7 @@ def run(agents: int = 8, duration: float = 60, binary: str | None = None, one_wa
 
 
 def default_binary() -> str:
-    for candidate in (os.environ.get("RUMOR_BIN"), "/work/bin-base/rumor", ROOT / ".build/release/rumor"):
+    for candidate in (os.environ.get("RUMOR_BIN"), ROOT / ".build/release/rumor"):
         if candidate and Path(candidate).is_file():
             return str(candidate)
     raise SystemExit("no rumor binary: pass --binary or set RUMOR_BIN")
