@@ -3,7 +3,7 @@
 inside its namespace (never delayed). The CLI runs in the agent's namespace (`cli`), so a
 client's requests cost no delay and only gossip between agents is held and counted.
 
-    swarm = DelayedSwarm(12, "/work/bin-base/rumor", extra=["--direct-push-limit", "2"])
+    swarm = DelayedSwarm(12, ".build/release/rumor", extra=["--direct-push-limit", "2"])
     try:
         swarm.wait_all_alive()
         swarm.network.set_delays(50)
