@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "clockshim"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "netdelay"))
 import clockshim  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -269,6 +270,38 @@ def swarm(request, gonode_binary):
             print(f"----- log of {process.name} -----")
             print(process.log_path.read_text(errors="replace")[-4000:])
     shutil.rmtree(log_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def delayed_swarm(request):
+    """`delayed_swarm(n, extra=[...], one_way_ms=…, jitter_ms=…, loss=…)` starts n agents in
+    network namespaces behind the NFQUEUE delayer (tests/netdelay; each of the three a number, a
+    function (source, destination) -> number, or a matrix: a region matrix) and returns the
+    `DelayedSwarm` (`swarm.network.set_delays(...)` changes them, `swarm.network.counts()`
+    counts packets per pair, `swarm.cli(i, ...)` runs the CLI beside agent i); every swarm is
+    torn down after the test (agents, delayer, namespaces), its logs printed if it failed.
+    Needs root, iproute2, iptables and NetfilterQueue (.ci/run installs them)."""
+    from delayed_network import delay_tools_missing
+    from delayed_swarm import DelayedSwarm
+
+    problems = delay_tools_missing()
+    if problems:
+        pytest.fail("; ".join(problems), pytrace=False)
+    started = []
+
+    def start(agents, **kwargs):
+        swarm = DelayedSwarm(agents, rumor_binary(), tag=f"nd{os.getpid() % 10000}x{len(started)}", **kwargs)
+        started.append(swarm)
+        return swarm
+
+    yield start
+    failed = request.node.rep_call.failed if hasattr(request.node, "rep_call") else True
+    for swarm in started:
+        if failed:
+            for index in range(len(swarm)):
+                print(f"----- log of h{index} -----\n{swarm.log_tail(index, 1500)}")
+            print(f"----- delayer -----\n{swarm.network.delayer_log_text()}")
+        swarm.close()
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
