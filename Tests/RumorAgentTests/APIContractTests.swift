@@ -20,7 +20,7 @@ struct APIContractTests {
             "watch_ahead": 409, "encryption_disabled": 409, "encryption_migrating": 409, "watch_compacted": 410, "watch_epoch_changed": 410,
             "too_large": 413,
             "join_failed": 502, "keyring_partial": 502, "replication_timeout": 504, "storage_full": 507,
-            "peer_unknown": 404, "trust_refused": 502, "pilot_unavailable": 503, "query_too_large": 400, "unknown_node": 404, "needs_serf": 409,
+            "peer_unknown": 404, "trust_refused": 502, "pilot_unavailable": 503, "query_too_large": 400, "unknown_node": 404, "needs_serf": 409, "no_coordinate": 404,
             "not_ready": 503, "clock_skew": 503, "replication_refused": 502,
         ]
         for code in ErrorCode.allCases {

@@ -29,6 +29,9 @@ public struct Membership: Sendable {
     var recentJoinAnswers: [Instant] = []
     /// The join storm this node is hearing of, if any (see `noteNewMemberByGossip`).
     var storm = JoinStorm()
+    /// Vivaldi network coordinates, carried in acks as Serf does (`Membership+Coordinates.swift`);
+    /// nil (the default) sends empty acks, as a memberlist node without a ping delegate.
+    public internal(set) var coordinates: NetworkCoordinates?
 
     struct FailedMember {
         var address: NodeAddress

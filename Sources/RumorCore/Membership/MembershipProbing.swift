@@ -46,6 +46,7 @@ extension Membership {
             if name != localName, member.isDeadOrLeft, now - member.stateChanged > settings.gossipToTheDeadTime {
                 members[name] = nil
                 suspicions[name] = nil
+                coordinates?.forget(peer: name)
                 out.append(.event(MemberEvent(kind: .reaped, member: member)))
             } else {
                 kept.append(name)
@@ -103,7 +104,8 @@ extension Membership {
         // A ping for a previous node at our address must not be answered on its behalf.
         guard ping.target.isEmpty || ping.target == localName else { return }
         let replyTo = ping.source ?? sender
-        send([.ack(Ack(sequenceNumber: ping.sequenceNumber))], to: replyTo, checksum: memberAcceptsChecksums(ping.sourceName), into: &out)
+        let ack = Ack(sequenceNumber: ping.sequenceNumber, payload: coordinates?.ackPayload() ?? [])
+        send([.ack(ack)], to: replyTo, checksum: memberAcceptsChecksums(ping.sourceName), into: &out)
     }
 
     mutating func handleIndirectPing(
@@ -120,7 +122,10 @@ extension Membership {
 
     mutating func handleAck(_ ack: Ack, now: Instant, into out: inout [MembershipDirective]) {
         if let current = probe, current.sequence == ack.sequenceNumber {
-            if !current.acknowledged { out.append(.probeAnswered(roundTrip: now - current.sentAt)) }
+            if !current.acknowledged {
+                out.append(.probeAnswered(roundTrip: now - current.sentAt))
+                observeCoordinate(in: ack, of: current, now: now, into: &out)
+            }
             probe?.acknowledged = true
         } else if let relay = relays.removeValue(forKey: ack.sequenceNumber) {
             send(
