@@ -41,7 +41,7 @@ struct APIContractTests {
         let names = APIRoute.all.map(\.name)
         #expect(Set(names).count == names.count)
         #expect(APIRoute.all.allSatisfy { ($0.path.hasPrefix("/v1/") || $0.path == "/metrics" || $0.path == "/") && !$0.summary.isEmpty && !$0.summary.contains("\n") })
-        #expect(names.count == 22)
+        #expect(names.count == 24)
         let operations = APIRoute.all.map(\.contract.operationID)
         #expect(Set(operations).count == operations.count)
         // Only the status page, which holds no data, is served without the token.
@@ -51,7 +51,7 @@ struct APIContractTests {
     @Test func theNotFoundHintListsEveryRouteAsBefore() {
         #expect(
             APIRoute.notFoundHint
-                == "routes: GET /v1/health, /v1/members, /v1/events, /v1/monitor, /v1/info, /v1/kv/get, /v1/kv/list, /v1/kv/status, /v1/kv/watch, /v1/keys, /metrics, /, /v1/openapi.json; POST /v1/event, /v1/query, /v1/tags, /v1/join, /v1/leave, /v1/kv/put, /v1/kv/batch, /v1/kv/delete, /v1/keys"
+                == "routes: GET /v1/health, /v1/members, /v1/coordinate, /v1/rtt, /v1/events, /v1/monitor, /v1/info, /v1/kv/get, /v1/kv/list, /v1/kv/status, /v1/kv/watch, /v1/keys, /metrics, /, /v1/openapi.json; POST /v1/event, /v1/query, /v1/tags, /v1/join, /v1/leave, /v1/kv/put, /v1/kv/batch, /v1/kv/delete, /v1/keys"
         )
     }
 
