@@ -1,4 +1,5 @@
 import Testing
+import RumorSimulation
 
 @testable import RumorCore
 
@@ -124,5 +125,36 @@ struct MembershipCoordinateTests {
         for tick in 1...6 { _ = machine.timerFired(.probe, now: MembershipRuleTests.at(second + 2 + Double(tick))) }
         #expect(machine.members["p2"] == nil)
         #expect(machine.coordinate(of: "p2") == nil)
+    }
+}
+
+/// Whole nodes on the virtual clock: coordinates learned from real probes converge on the
+/// network's round trip.
+struct CoordinateClusterTests {
+    @Test func nodesOnAFixedLatencyNetwork_estimateItsRoundTrip() {
+        var cluster = TestCluster(observer: EventLog(), seed: 5)
+        cluster.network.latencyMinimum = .milliseconds(20)  // 40 ms round trips
+        cluster.network.latencyMeanExtra = .zero
+        var settings = NodeSettings()
+        settings.coordinateCodec = MembershipCoordinateTests.PlainCodec()
+        for index in 0..<6 {
+            cluster.add(settings: settings, seeds: NodeSeeds(membership: UInt64(index) &* 7919, replication: UInt64(index) &+ 1))
+            cluster.start(index)
+            if index > 0 { cluster.join(index, through: [0]) }
+        }
+        cluster.run(for: .seconds(60))
+        for a in 0..<6 {
+            let membership = cluster.nodes[a].membership
+            #expect(membership.coordinates?.rejected == 0)
+            for b in 0..<6 where a != b {
+                guard let estimate = membership.estimatedRoundTrip(from: TestCluster.name(of: a), to: TestCluster.name(of: b)) else {
+                    Issue.record("n\(a) has no coordinate for n\(b)")
+                    continue
+                }
+                let milliseconds = Double(estimate.nanosecondsClamped) / 1e6
+                // Within 25 % (seed 5 gives 37.6–45.6 ms after a minute, about 12 probes per pair).
+                #expect(abs(milliseconds - 40) < 10, "n\(a) estimates n\(b) at \(milliseconds) ms")
+            }
+        }
     }
 }
