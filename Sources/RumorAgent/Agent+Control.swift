@@ -55,12 +55,12 @@ extension Agent {
         guard membership.coordinates != nil else {
             throw AgentError(
                 code: .noCoordinate, message: "this agent keeps no network coordinates",
-                hint: "coordinates are computed when the agent runs with Serf's coordinates on (the default)")
+                hint: "the agent runs with --disable-coordinates (disable_coordinates = true); start it without to estimate round trips")
         }
         guard let coordinate = membership.coordinate(of: name) else {
             throw AgentError(
                 code: .noCoordinate, message: "no network coordinate is known for '\(name)' yet",
-                hint: "a coordinate arrives with the member's first ack to this node's probes (about one probe interval per member); plain memberlist nodes send none")
+                hint: "a coordinate arrives with the member's first ack to this node's probes (about one probe interval per member); plain memberlist nodes, and agents run with --disable-coordinates, send none")
         }
         return coordinate
     }

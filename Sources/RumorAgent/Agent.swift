@@ -131,7 +131,7 @@ public actor Agent: Service, AgentControl {
         var settings = NodeSettings(membership: membership, replication: configuration.replication)
         settings.tagFormat = configuration.gossipProtocol.tagFormat
         // Network coordinates in acks, as Serf (Go memberlist nodes ignore ack payloads).
-        settings.coordinateCodec = SerfCoordinateCodec()
+        if !configuration.disableCoordinates { settings.coordinateCodec = SerfCoordinateCodec() }
         settings.durable = storage != nil
         settings.readyTimeout = configuration.readyTimeout
         let seed = UInt64.random(in: .min ... .max)

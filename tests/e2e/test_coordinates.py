@@ -98,12 +98,18 @@ def test_go_memberlist_nodes_ignore_the_ack_payload_and_have_no_coordinate(swarm
     assert json.loads(r1.cli("coordinate").stdout)["data"]["node"] == "r1"
     g1 = swarm.gonode("g1", join=[r1.address])
     r2 = swarm.agent("r2", join=[r1.address], extra=memberlist)
-    wait_until(lambda: all(g1.members().get(n) == "alive" and r1.members().get(n) == "alive" for n in ("r1", "r2", "g1")),
-               20, "the Go node and both Rumor nodes see each other alive")
-    # Rumor nodes learn each other's coordinates; the Go node sends none and gets a clear error.
+    r3 = swarm.agent("r3", join=[r1.address], extra=memberlist + ["--disable-coordinates"])
+    names = ("r1", "r2", "r3", "g1")
+    wait_until(lambda: all(g1.members().get(n) == "alive" and r1.members().get(n) == "alive" for n in names),
+               20, "the Go node and the Rumor nodes see each other alive")
+    # Rumor nodes learn each other's coordinates; the Go node sends none and gets a clear error,
+    # and so does a Rumor node with coordinates off, which has none of its own either.
     wait_until(lambda: rumor_rtt(r1, "r2").get("status") == "ok", 30, "r1 estimates r2")
-    error = rumor_rtt(r1, "g1")
-    assert error["code"] == "no_coordinate" and "memberlist" in error["hint"], error
+    for node in ("g1", "r3"):
+        error = rumor_rtt(r1, node)
+        assert error["code"] == "no_coordinate" and "memberlist" in error["hint"], error
+    error = rumor_rtt(r3, "r1")
+    assert error["code"] == "no_coordinate" and "disable" in error["hint"], error
     # The Go node keeps taking Rumor's acks (with a coordinate in them) as answers to its probes.
     assert all(state == "alive" for state in g1.members().values()), g1.members()
     assert "coordinates_rejected" not in r1.info()["counters"]
