@@ -8,6 +8,12 @@ import RumorWire
 public protocol AgentControl: Sendable {
     /// Every member this node knows, itself included, sorted by name.
     func members() async -> [MemberSnapshot]
+    /// The network coordinate of `node` (nil: this node). Throws `AgentError` `unknown_node`
+    /// when no member has that name, `no_coordinate` when none is known for it yet.
+    func coordinate(of node: String?) async throws -> NodeCoordinateSnapshot
+    /// The round trip between `from` and `to` (nil: this node) estimated from their
+    /// coordinates, as `serf rtt`. Throws as `coordinate(of:)` for either node.
+    func roundTrip(from: String, to: String?) async throws -> RoundTripEstimate
     /// A summary of this node.
     func info() async -> AgentInfo
     /// Sends a Serf user event to every node (Serf agents included); it is delivered here too.
@@ -267,11 +273,20 @@ public struct MemberSnapshot: Codable, Sendable, Hashable {
     public var clockOffsetMs: Int64?
     /// That measurement's error bound (half its round trip).
     public var clockOffsetErrorMs: Int64?
+    /// The member's Vivaldi network coordinate, as its last ack to this node's probes carried
+    /// it (this node's own for itself); nil until then, or for nodes that send none (plain
+    /// memberlist).
+    public var coordinate: CoordinateSnapshot?
+    /// The round trip from this node to the member estimated from both coordinates, in
+    /// milliseconds (0 for this node itself); nil without a coordinate.
+    public var rttMs: Double?
 
     public init(
         name: String, address: String, state: String, incarnation: UInt32, tags: [String: String], protocolVersion: UInt8,
-        clockOffset: ClockOffsets.Offset? = nil
+        clockOffset: ClockOffsets.Offset? = nil, coordinate: NetworkCoordinate? = nil, rtt: Duration? = nil
     ) {
+        self.coordinate = coordinate.map(CoordinateSnapshot.init)
+        self.rttMs = rtt.map(RoundTripEstimate.milliseconds)
         self.name = name
         self.address = address
         self.state = state

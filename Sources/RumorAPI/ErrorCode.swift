@@ -28,6 +28,9 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
     case keyNotFound = "key_not_found"
     /// A command named a node that is not a live Rumor member.
     case unknownNode = "unknown_node"
+    /// No network coordinate is known for a node yet (none of its acks carried one: it was
+    /// not probed yet, or it is a plain memberlist node).
+    case noCoordinate = "no_coordinate"
     /// A Serf feature (queries) asked of a node that speaks plain memberlist.
     case needsSerf = "needs_serf"
     /// A read asked of a node that has not synced with a peer since it started (`ReadinessSnapshot`).
@@ -78,7 +81,7 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
         switch self {
         case .badRequest, .badAddress, .badKey, .emptyKey, .keyTooLong, .valueTooLarge, .tagsTooLarge, .eventTooLarge, .queryTooLarge: 400
         case .unauthorized: 401
-        case .notFound, .keyNotFound, .unknownNode: 404
+        case .notFound, .keyNotFound, .unknownNode, .noCoordinate: 404
         case .left, .watchAhead, .encryptionDisabled, .encryptionMigrating, .needsSerf: 409
         case .watchCompacted, .watchEpochChanged: 410
         case .tooLarge: 413

@@ -7,16 +7,62 @@ import RumorWire
 extension Agent {
     public func members() async -> [MemberSnapshot] {
         let time = time
-        return node.membership.members.values
+        let membership = node.membership
+        return membership.members.values
             .sorted { $0.name < $1.name }
-            .map { Self.snapshot($0, clockOffset: node.clockOffsets.offset(of: $0.name, at: time)) }
+            .map { member in
+                let isLocal = member.name == membership.localName
+                return Self.snapshot(
+                    member, clockOffset: node.clockOffsets.offset(of: member.name, at: time),
+                    coordinate: membership.coordinate(of: member.name),
+                    rtt: isLocal ? (membership.coordinates == nil ? nil : Duration.zero)
+                        : membership.estimatedRoundTrip(from: membership.localName, to: member.name))
+            }
     }
 
-    static func snapshot(_ member: Member, clockOffset: ClockOffsets.Offset? = nil) -> MemberSnapshot {
+    static func snapshot(
+        _ member: Member, clockOffset: ClockOffsets.Offset? = nil, coordinate: NetworkCoordinate? = nil, rtt: Duration? = nil
+    ) -> MemberSnapshot {
         MemberSnapshot(
             name: member.name, address: member.address.description, state: member.state.description,
             incarnation: member.incarnation, tags: NodeTags.decode(member.meta) ?? [:],
-            protocolVersion: member.versions.protocolCurrent, clockOffset: clockOffset)
+            protocolVersion: member.versions.protocolCurrent, clockOffset: clockOffset, coordinate: coordinate, rtt: rtt)
+    }
+
+    public func coordinate(of name: String?) async throws -> NodeCoordinateSnapshot {
+        let name = name ?? node.membership.localName
+        return NodeCoordinateSnapshot(node: name, coordinate: CoordinateSnapshot(try knownCoordinate(of: name)))
+    }
+
+    public func roundTrip(from: String, to: String?) async throws -> RoundTripEstimate {
+        let to = to ?? node.membership.localName
+        let first = try knownCoordinate(of: from)
+        let second = try knownCoordinate(of: to)
+        guard first.isCompatible(with: second) else {
+            throw AgentError(
+                code: .noCoordinate, message: "the coordinates of \(from) and \(to) have different dimensionalities",
+                hint: "every node of a swarm must use the same Vivaldi settings (Serf's: 8 dimensions)")
+        }
+        return RoundTripEstimate(from: from, to: to, rtt: first.distance(to: second))
+    }
+
+    /// The coordinate of member `name`, or the error saying why there is none.
+    private func knownCoordinate(of name: String) throws(AgentError) -> NetworkCoordinate {
+        let membership = node.membership
+        guard membership.members[name] != nil else {
+            throw AgentError(code: .unknownNode, message: "no member is named '\(name)'", hint: "list members with `rumor members`")
+        }
+        guard membership.coordinates != nil else {
+            throw AgentError(
+                code: .noCoordinate, message: "this agent keeps no network coordinates",
+                hint: "the agent runs with --disable-coordinates (disable_coordinates = true); start it without to estimate round trips")
+        }
+        guard let coordinate = membership.coordinate(of: name) else {
+            throw AgentError(
+                code: .noCoordinate, message: "no network coordinate is known for '\(name)' yet",
+                hint: "a coordinate arrives with the member's first ack to this node's probes (about one probe interval per member); plain memberlist nodes, and agents run with --disable-coordinates, send none")
+        }
+        return coordinate
     }
 
     public func sendEvent(name: String, payload: [UInt8], coalesce: Bool, nodes: [String]?) async throws -> UserEventSnapshot {

@@ -130,6 +130,8 @@ public actor Agent: Service, AgentControl {
         membership.versions = configuration.gossipProtocol.versions
         var settings = NodeSettings(membership: membership, replication: configuration.replication)
         settings.tagFormat = configuration.gossipProtocol.tagFormat
+        // Network coordinates in acks, as Serf (Go memberlist nodes ignore ack payloads).
+        if !configuration.disableCoordinates { settings.coordinateCodec = SerfCoordinateCodec() }
         settings.durable = storage != nil
         settings.readyTimeout = configuration.readyTimeout
         let seed = UInt64.random(in: .min ... .max)

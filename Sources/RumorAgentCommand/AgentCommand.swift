@@ -88,6 +88,10 @@ struct AgentCommand: AsyncParsableCommand {
         name: .customLong("wait-ready"),
         help: "Announce the start (the 'rumor agent up: …' line on stdout, systemd's READY=1) only once the node has synced with a peer, or after --ready-timeout (env RUMOR_WAIT_READY).")
     var waitReady = false
+    @Flag(
+        name: .customLong("disable-coordinates"),
+        help: "Send acks without a Vivaldi network coordinate and keep none, as Serf's disable_coordinates (env RUMOR_DISABLE_COORDINATES).")
+    var disableCoordinates = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (env RUMOR_LOG_LEVEL).")
     var logLevel: String?
     @Option(help: "Read settings from this TOML or JSON file (env RUMOR_CONFIG); flags and environment variables override it.")
@@ -150,6 +154,7 @@ struct AgentCommand: AsyncParsableCommand {
         for case (let key, let text?) in texts { values[key] = .text(text) }
         if discover { values["discover"] = .text("true") }
         if waitReady { values["wait_ready"] = .text("true") }
+        if disableCoordinates { values["disable_coordinates"] = .text("true") }
         if let readyTimeout { values["ready_timeout"] = .text(readyTimeout) }
         if !join.isEmpty { values["join"] = .list(join) }
         if !tags.isEmpty { values["tags"] = .list(tags) }
@@ -312,6 +317,7 @@ struct AgentCommand: AsyncParsableCommand {
         }
         if let timeout = try settings.duration("handler_timeout") { configuration.handlerTimeout = timeout }
         configuration.waitReady = try settings.boolean("wait_ready", default: false)
+        configuration.disableCoordinates = try settings.boolean("disable_coordinates", default: false)
         if let timeout = try settings.duration("ready_timeout") { configuration.readyTimeout = timeout }
         if let grace = try settings.duration("tombstone_grace") { configuration.replication.tombstoneGrace = grace }
         if let offset = try settings.duration("max_clock_offset") { configuration.replication.maximumClockOffset = offset }

@@ -39,10 +39,11 @@ public struct MembersCommand: ParsableCommand {
     @Option(help: "Only members whose tag KEY matches REGEX (KEY=REGEX); repeatable, all must match.") var tag: [String] = []
     @Option(help: "Only members in this state: alive, suspect, dead or left.") var status: String?
     @Option(help: "Only members whose name matches REGEX.") var name: String?
+    @Option(help: "name (default), or rtt: nearest first by estimated round trip (see `rumor rtt`).") var sort: String?
     public init() {}
 
     public func run() throws {
-        let query = APIClient.query(tag.map { ("tag", $0) } + [("status", status), ("name", name)])
+        let query = APIClient.query(tag.map { ("tag", $0) } + [("status", status), ("name", name), ("sort", sort)])
         try options.show("GET", "/v1/members" + query)
     }
 }

@@ -4,7 +4,8 @@ import ArgumentParser
 public let clientCommands: [any ParsableCommand.Type] = [
     MembersCommand.self, JoinCommand.self, LeaveCommand.self, InfoCommand.self, PutCommand.self, GetCommand.self,
     DeleteCommand.self, ListCommand.self, WatchCommand.self, WaitCommand.self, StatusCommand.self, KeygenCommand.self, KeysCommand.self,
-    TagsCommand.self, EventCommand.self, EventsCommand.self, QueryCommand.self, MonitorCommand.self,
+    TagsCommand.self, EventCommand.self, EventsCommand.self, QueryCommand.self, MonitorCommand.self, RTTCommand.self,
+    CoordinateCommand.self,
 ]
 
 /// The summary line both executables show for `rumor`.
@@ -26,7 +27,7 @@ public enum ServerCommands {
     public static let mcpAbstract = "Serve the local agent to AI agents as a Model Context Protocol server over stdio."
     public static let mcpDiscussion = """
         Add it to an MCP client as a stdio server, e.g. {"command": "rumor", "args": ["mcp", \
-        "--api", "127.0.0.1:7373"]}. Tools: members, get, put, delete, list, status; every key is a \
+        "--api", "127.0.0.1:7373"]}. Tools: members, rtt, get, put, delete, list, status; every key is a \
         resource rumor://kv/{key} you can subscribe to. Tool errors carry the agent's code, message \
         and hint.
         """

@@ -199,7 +199,14 @@ enum MCPTools {
     ])
 
     static let all: [Tool] = [
-        Tool(name: "members", description: "Every member of the swarm this node knows: name, address, state (alive, suspect, dead, left), metadata.", inputSchema: schema([:])),
+        Tool(
+            name: "members",
+            description: "Every member of the swarm this node knows: name, address, state (alive, suspect, dead, left), metadata, network coordinate and estimated round trip (rttMs). With sort=rtt, nearest first.",
+            inputSchema: schema(["sort": string("name (default) or rtt (nearest first).")])),
+        Tool(
+            name: "rtt",
+            description: "The round trip between two nodes estimated from their Vivaldi network coordinates (as serf rtt); other defaults to this node. Fails with unknown_node, or no_coordinate before the node has answered a probe.",
+            inputSchema: schema(["node": string("The first node."), "other": string("The second node (default: this node).")], required: ["node"])),
         Tool(
             name: "get",
             description: "Read a key's live value from the replicated state. Fails with not_ready while the agent is syncing after a restart, unless stale is true.",
@@ -292,7 +299,10 @@ enum MCPTools {
             }
         }
         switch name {
-        case "members": return Request(method: "GET", target: "/v1/members")
+        case "members": return Request(method: "GET", target: "/v1/members" + APIClient.query([("sort", arguments["sort"]?.stringValue)]))
+        case "rtt":
+            return Request(
+                method: "GET", target: "/v1/rtt" + APIClient.query([("node", try required("node")), ("other", arguments["other"]?.stringValue)]))
         case "status": return Request(method: "GET", target: "/v1/kv/status")
         case "get":
             return Request(method: "GET", target: "/v1/kv/get" + APIClient.query([("key", try required("key")), staleParameter]))

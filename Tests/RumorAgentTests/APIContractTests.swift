@@ -20,7 +20,7 @@ struct APIContractTests {
             "watch_ahead": 409, "encryption_disabled": 409, "encryption_migrating": 409, "watch_compacted": 410, "watch_epoch_changed": 410,
             "too_large": 413,
             "join_failed": 502, "keyring_partial": 502, "replication_timeout": 504, "storage_full": 507,
-            "peer_unknown": 404, "trust_refused": 502, "pilot_unavailable": 503, "query_too_large": 400, "unknown_node": 404, "needs_serf": 409,
+            "peer_unknown": 404, "trust_refused": 502, "pilot_unavailable": 503, "query_too_large": 400, "unknown_node": 404, "needs_serf": 409, "no_coordinate": 404,
             "not_ready": 503, "clock_skew": 503, "replication_refused": 502,
         ]
         for code in ErrorCode.allCases {
@@ -41,7 +41,7 @@ struct APIContractTests {
         let names = APIRoute.all.map(\.name)
         #expect(Set(names).count == names.count)
         #expect(APIRoute.all.allSatisfy { ($0.path.hasPrefix("/v1/") || $0.path == "/metrics" || $0.path == "/") && !$0.summary.isEmpty && !$0.summary.contains("\n") })
-        #expect(names.count == 22)
+        #expect(names.count == 24)
         let operations = APIRoute.all.map(\.contract.operationID)
         #expect(Set(operations).count == operations.count)
         // Only the status page, which holds no data, is served without the token.
@@ -51,7 +51,7 @@ struct APIContractTests {
     @Test func theNotFoundHintListsEveryRouteAsBefore() {
         #expect(
             APIRoute.notFoundHint
-                == "routes: GET /v1/health, /v1/members, /v1/events, /v1/monitor, /v1/info, /v1/kv/get, /v1/kv/list, /v1/kv/status, /v1/kv/watch, /v1/keys, /metrics, /, /v1/openapi.json; POST /v1/event, /v1/query, /v1/tags, /v1/join, /v1/leave, /v1/kv/put, /v1/kv/batch, /v1/kv/delete, /v1/keys"
+                == "routes: GET /v1/health, /v1/members, /v1/coordinate, /v1/rtt, /v1/events, /v1/monitor, /v1/info, /v1/kv/get, /v1/kv/list, /v1/kv/status, /v1/kv/watch, /v1/keys, /metrics, /, /v1/openapi.json; POST /v1/event, /v1/query, /v1/tags, /v1/join, /v1/leave, /v1/kv/put, /v1/kv/batch, /v1/kv/delete, /v1/keys"
         )
     }
 

@@ -63,13 +63,35 @@ extension APIRoute {
                     .init(name: "tag", description: "KEY=REGEX: only members whose tag KEY matches REGEX, whole value (repeatable; all must match)."),
                     .init(name: "status", description: "Only members in this state: alive, suspect, dead or left."),
                     .init(name: "name", description: "REGEX: only members whose whole name matches."),
+                    .init(name: "sort", description: "name (default), or rtt: nearest first by estimated round trip (this node first, members without a coordinate last)."),
                 ],
-                answer: .data(APISchemas.object("Members, sorted by name.", ["members": APISchemas.array(of: APISchemas.reference("Member"), "Every member.")], required: ["members"])))) { request, control in
+                answer: .data(APISchemas.object("Members, sorted by name (or as ?sort= asks).", ["members": APISchemas.array(of: APISchemas.reference("Member"), "Every member.")], required: ["members"])))) { request, control in
             let parameters = request.uri.queryParameters
             let filter = try MemberFilter(
                 tags: parameters.getAll("tag"), status: parameters.get("status"), name: parameters.get("name"))
-            let members = await control.members().filter(filter.matches)
+            let order = try MemberOrder(parsing: parameters.get("sort"))
+            let members = order.sorted(await control.members().filter(filter.matches))
             return try ok(MembersData(members: members), for: request) { APIText.members($0.members) }
+        },
+        APIRoute(.get, "/v1/coordinate", "A node's Vivaldi network coordinate (default: this node's).",
+            RouteContract(
+                operationID: "coordinate",
+                query: [.init(name: "node", description: "The member whose coordinate to report; default this node.")],
+                answer: .data(APISchemas.reference("NodeCoordinate")))) { request, control in
+            try ok(try await control.coordinate(of: request.uri.queryParameters.get("node")), for: request, text: APIText.coordinate)
+        },
+        APIRoute(.get, "/v1/rtt", "The round trip between two nodes estimated from their coordinates, as serf rtt.",
+            RouteContract(
+                operationID: "rtt",
+                query: [
+                    .init(name: "node", description: "The first node.", required: true),
+                    .init(name: "other", description: "The second node; default this node."),
+                ],
+                answer: .data(APISchemas.reference("RoundTripEstimate")))) { request, control in
+            guard let first = request.uri.queryParameters.get("node") else {
+                throw AgentError(code: .badRequest, message: "no node given", hint: "GET /v1/rtt?node=NODE[&other=NODE]")
+            }
+            return try ok(try await control.roundTrip(from: first, to: request.uri.queryParameters.get("other")), for: request) { $0.text }
         },
         APIRoute(.post, "/v1/event", "Send a user event (Serf's) to every node.",
             RouteContract(operationID: "event", body: "EventRequest", answer: .data(APISchemas.reference("UserEvent")))) { request, control in

@@ -61,7 +61,28 @@ enum APISchemas {
                 "protocolVersion": integer("The memberlist protocol version the member speaks."),
                 "clockOffsetMs": integer("The member's clock minus this node's, in ms (positive: ahead), as last measured; absent when not measured."),
                 "clockOffsetErrorMs": integer("That measurement's error bound, in ms (half its round trip)."),
+                "coordinate": reference("Coordinate"),
+                "rttMs": number("The round trip from this node estimated from both coordinates, in ms (0 for this node); absent without a coordinate."),
             ], required: ["name", "address", "state", "incarnation", "tags", "protocolVersion"])),
+        ("Coordinate", object(
+            "A Vivaldi network coordinate (Serf's, lengths in seconds): the member's as its last ack to this node's probes carried it; absent until then and for plain memberlist nodes.",
+            [
+                "vec": array(of: ["type": "number"], "Position in Euclidean space, in seconds (8 dimensions)."),
+                "error": number("Relative error the node believes its coordinate has (1.5 before any measurement)."),
+                "adjustment": number("Added to every estimate from this node, in seconds."),
+                "height": number("The node's own link, in seconds."),
+            ], required: ["vec", "error", "adjustment", "height"])),
+        ("NodeCoordinate", object(
+            "One node's network coordinate, as this agent knows it.",
+            ["node": string("The node's name."), "coordinate": reference("Coordinate")], required: ["node", "coordinate"])),
+        ("RoundTripEstimate", object(
+            "The round trip between two nodes estimated from their network coordinates (as serf rtt), not measured.",
+            [
+                "from": string("The first node."),
+                "to": string("The second node."),
+                "rttMs": number("The estimate, in ms."),
+                "source": choice(["lan_coordinates"], "Where the estimate comes from."),
+            ], required: ["from", "to", "rttMs", "source"])),
         ("Clock", object(
             "This node's clock as its peers see it: a node beyond maxOffsetMs from a majority of the peers it measured is fenced (it refuses local writes with clock_skew).",
             [

@@ -41,11 +41,24 @@ enum APIText {
 
     static func members(_ members: [MemberSnapshot]) -> String {
         TextTable.render(
-            ["NAME", "ADDRESS", "STATE", "INCARNATION", "CLOCK", "TAGS"],
+            ["NAME", "ADDRESS", "STATE", "INCARNATION", "CLOCK", "RTT", "TAGS"],
             members.map { member in
                 let tags = member.tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-                return [member.name, member.address, member.state, String(member.incarnation), clockOffset(member), tags]
+                let rtt = member.rttMs.map { String(format: "%.3f ms", $0) } ?? "-"
+                return [member.name, member.address, member.state, String(member.incarnation), clockOffset(member), rtt, tags]
             })
+    }
+
+    /// A coordinate, one field a line, as `serf`'s RPC reports its four fields.
+    static func coordinate(_ snapshot: NodeCoordinateSnapshot) -> String {
+        let coordinate = snapshot.coordinate
+        return [
+            "node:       \(snapshot.node)",
+            "vec:        [" + coordinate.vec.map { String(format: "%.9g", $0) }.joined(separator: ", ") + "]",
+            "error:      " + String(format: "%.6g", coordinate.error),
+            "adjustment: " + String(format: "%.6g s", coordinate.adjustment),
+            "height:     " + String(format: "%.6g s", coordinate.height),
+        ].joined(separator: "\n")
     }
 
     /// A member's clock relative to this node's: "+12 ms ±1", or "-" when not measured.

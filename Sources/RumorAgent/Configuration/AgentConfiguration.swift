@@ -61,6 +61,9 @@ public struct AgentConfiguration: Sendable {
     /// Whether the agent announces its start (the `rumor agent up: …` line on stdout, systemd's READY=1) only
     /// once the node is ready (`Node.readiness`), rather than once its API listens.
     public var waitReady = false
+    /// Whether acks go without a network coordinate and none are kept (Serf's
+    /// `disable_coordinates`). Default false: Serf's coordinates ride in every ack.
+    public var disableCoordinates = false
     /// How long a node that joins peers syncs at most before it serves reads anyway
     /// (`NodeSettings.readyTimeout`).
     public var readyTimeout: Duration = NodeSettings().readyTimeout

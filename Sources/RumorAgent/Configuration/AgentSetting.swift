@@ -124,6 +124,9 @@ extension AgentSetting {
         AgentSetting(
             "wait_ready", .boolean, default: .text("false"),
             "true: announce the start (the `rumor agent up: …` line on stdout, systemd's READY=1) only once the node is ready, not once its API listens."),
+        AgentSetting(
+            "disable_coordinates", .boolean, default: .text("false"),
+            "true: send acks without a Vivaldi network coordinate and keep none (Serf's disable_coordinates); rumor rtt then answers no_coordinate."),
         AgentSetting("log_level", .text, default: .text("info"), "trace, debug, info, notice, warning or error."),
     ]
 

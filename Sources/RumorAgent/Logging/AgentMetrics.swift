@@ -88,6 +88,19 @@ public final class AgentMetrics: Sendable {
                 help: "A peer's clock minus this node's, as last measured (positive: the peer's is ahead).")
                 .set(Double(offset) / 1000)
         }
+        for member in members {
+            guard let coordinate = member.coordinate else { continue }
+            if member.name == info.name {
+                registry.makeGauge(
+                    name: "rumor_coordinate_error", help: "This node's Vivaldi coordinate error (1.5 before any measurement; lower is surer).")
+                    .set(coordinate.error)
+            } else if let rtt = member.rttMs {
+                registry.makeGauge(
+                    name: "rumor_peer_coordinate_rtt_seconds", labels: [("peer", member.name)],
+                    help: "The round trip to a peer estimated from both Vivaldi coordinates (as serf rtt).")
+                    .set(rtt / 1000)
+            }
+        }
         return registry.emitToString()
     }
 }

@@ -32,6 +32,9 @@ public struct Membership: Sendable {
     /// Round-trip times to members, from probe acks here and from replication's requests (the
     /// node records those): every timer that waits for a member derives from them.
     public internal(set) var roundTrips = RoundTripTimes()
+    /// Vivaldi network coordinates, carried in acks as Serf does (`Membership+Coordinates.swift`);
+    /// nil (the default) sends empty acks, as a memberlist node without a ping delegate.
+    public internal(set) var coordinates: NetworkCoordinates?
 
     struct FailedMember {
         var address: NodeAddress
@@ -57,6 +60,9 @@ public struct Membership: Sendable {
         /// When the ping went out (for the round-trip time an ack reports).
         var sentAt: Instant
         var acknowledged = false
+        /// Whether the direct probe timed out and others were asked: an ack could then be a
+        /// relayed one, whose round trip is not the direct link's.
+        var timedOut = false
         var contactedByStream = false
         var expectedNacks = 0
         var nacks = 0

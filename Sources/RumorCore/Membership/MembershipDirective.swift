@@ -23,6 +23,9 @@ public enum MembershipDirective: Sendable, Hashable {
     case leaveCompleted
     /// The current probe was acknowledged this long after its ping (directly or through a relay).
     case probeAnswered(roundTrip: Duration)
+    /// The coordinate in `node`'s ack to our probe (or the round trip) was refused; nothing
+    /// changed. Count and log it.
+    case coordinateRejected(node: String, CoordinateRejection)
 }
 
 /// Timers the membership machine asks its driver for.

@@ -63,6 +63,7 @@ extension Membership {
                 members[name] = nil
                 suspicions[name] = nil
                 roundTrips.forget(member.address)
+                coordinates?.forget(peer: name)
                 out.append(.event(MemberEvent(kind: .reaped, member: member)))
             } else {
                 kept.append(name)
@@ -82,6 +83,7 @@ extension Membership {
             $0.state == .alive && $0.name != target.name
         }
         let local = localMember
+        current.timedOut = true
         for helper in helpers {
             let wantsNack = helper.versions.supportsNacks
             if wantsNack { current.expectedNacks += 1 }
@@ -120,7 +122,8 @@ extension Membership {
         // A ping for a previous node at our address must not be answered on its behalf.
         guard ping.target.isEmpty || ping.target == localName else { return }
         let replyTo = ping.source ?? sender
-        send([.ack(Ack(sequenceNumber: ping.sequenceNumber))], to: replyTo, checksum: memberAcceptsChecksums(ping.sourceName), into: &out)
+        let ack = Ack(sequenceNumber: ping.sequenceNumber, payload: coordinates?.ackPayload() ?? [])
+        send([.ack(ack)], to: replyTo, checksum: memberAcceptsChecksums(ping.sourceName), into: &out)
     }
 
     mutating func handleIndirectPing(
@@ -137,10 +140,13 @@ extension Membership {
 
     mutating func handleAck(_ ack: Ack, now: Instant, into out: inout [MembershipDirective]) {
         if let current = probe, current.sequence == ack.sequenceNumber {
-            if !current.acknowledged, let target = members[current.target] {
-                // One ping per sequence number: every ack is an unambiguous sample.
-                roundTrips.record(now - current.sentAt, to: target.address)
+            if !current.acknowledged {
+                // The direct ack, before others were asked: an unambiguous sample.
+                if !current.timedOut, let target = members[current.target] {
+                    roundTrips.record(now - current.sentAt, to: target.address)
+                }
                 out.append(.probeAnswered(roundTrip: now - current.sentAt))
+                observeCoordinate(in: ack, of: current, now: now, into: &out)
             }
             probe?.acknowledged = true
         } else if let relay = relays.removeValue(forKey: ack.sequenceNumber) {

@@ -174,6 +174,14 @@ extension Node {
                 out += completeLeave()
             case .probeAnswered(let roundTrip):
                 out.append(.probeAnswered(roundTrip: roundTrip))
+            case .coordinateRejected(let node, let rejection):
+                if counters.addPassingPowerOfTwo(.coordinatesRejected) {
+                    out.append(
+                        .log(
+                            NodeLog(
+                                .warning, "a peer's network coordinate was refused (logged at the 1st, 2nd, 4th… refusal)",
+                                ["member": node, "reason": "\(rejection)", "count": "\(counters[.coordinatesRejected])"])))
+                }
             }
         }
         return out

@@ -116,6 +116,10 @@ public struct Node: Sendable {
             name: name, address: address,
             meta: Self.advertisedMeta(tags, generation: replication.localWriter.generation, as: settings.tagFormat),
             settings: settings.membership, seed: seeds.membership, now: time.now)
+        if let codec = settings.coordinateCodec {
+            membership.enableCoordinates(
+                NetworkCoordinates(settings: settings.vivaldi, codec: codec, seed: seeds.membership ^ Self.coordinateSeedMask))
+        }
         self.replication.localAddress = address
         self.replication.expiryReportedThrough = saved.expiryReportedThrough ?? time.wallMilliseconds
         self.changes = saved.changes
@@ -183,15 +187,24 @@ public struct Node: Sendable {
         var settings = NodeSettings(membership: membership.settings, replication: replication.settings)
         settings.peers = local.fixedPeers ? .fixed(peerCache ?? []) : .membership
         local.copy(into: &settings)
+        if let coordinates = membership.coordinates {
+            settings.coordinateCodec = coordinates.codec
+            settings.vivaldi = coordinates.client.settings
+        }
         return settings
     }
+
+    /// Mixed into the membership seed for the coordinates' own generator.
+    static let coordinateSeedMask: UInt64 = 0x5649_5641_4C44_4921
 
     /// Moves the node to `address` (a port the system picked at bind time). Only before `start`.
     public mutating func readdress(_ address: NodeAddress, at time: NodeTime) {
         let member = membership.localMember
+        let coordinates = membership.coordinates
         membership = Membership(
             name: member.name, address: address, meta: member.meta, settings: membership.settings,
             seed: seeds.membership, now: time.now)
+        if let coordinates { membership.enableCoordinates(coordinates) }
     }
 
     /// Starts the periodic work: membership timers (unless peers are fixed) and anti-entropy,

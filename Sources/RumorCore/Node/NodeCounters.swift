@@ -35,6 +35,8 @@ public enum NodeCounter: Int, Sendable, CaseIterable {
     case memberEventsFailed
     case memberEventsLeft
     case memberEventsReaped
+    /// Acks whose network coordinate (or round trip) was refused (`CoordinateRejection`).
+    case coordinatesRejected
 
     /// The reported name.
     public var name: String { Self.names[rawValue] }

@@ -16,6 +16,11 @@ public struct NodeSettings: Sendable {
     /// How the node announces its tags: Serf's format (default; Serf agents read it) or
     /// `k=v` text (for swarms with plain Go memberlist nodes). See `MembershipSettings.versions`.
     public var tagFormat: NodeTags.Format = .serf
+    /// How network coordinates ride in probe acks; nil (the default) keeps them off and acks
+    /// empty. The agent sets Serf's encoding (`SerfCoordinateCodec`), as Serf keeps them on.
+    public var coordinateCodec: (any CoordinateCodec)?
+    /// The Vivaldi tunables when coordinates are on. Default: Serf's.
+    public var vivaldi = VivaldiSettings()
     /// Whether the node keeps a durable copy (it then emits `StorageWrite`s). Default false.
     public var durable = false
     /// How long applied remote state may wait to be saved, so a burst of pushes costs one
