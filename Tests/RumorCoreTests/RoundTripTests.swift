@@ -46,6 +46,19 @@ struct RoundTripTests {
         #expect(times.timeout(for: Self.a, floor: .milliseconds(20), cap: .milliseconds(100)) == .milliseconds(300))
     }
 
+    /// RFC 6298 §5.5: a timeout keeps the doubled value for later requests until a sample.
+    @Test func anUnansweredRequest_doublesLaterTimeouts_untilASample() {
+        var times = RoundTripTimes()
+        times.record(.milliseconds(100), to: Self.a)  // RTO 300 ms
+        times.noAnswer(from: Self.a)
+        times.noAnswer(from: Self.a)
+        #expect(times.timeout(for: Self.a, floor: .milliseconds(20), cap: .seconds(5)) == .milliseconds(1_200))
+        times.noAnswer(from: Self.b)
+        #expect(times.timeout(for: Self.b, floor: .milliseconds(20), cap: .seconds(5)) != .milliseconds(1_200), "per peer")
+        times.record(.milliseconds(100), to: Self.a)
+        #expect(times.estimate(of: Self.a)?.backOffs == 0)
+    }
+
     @Test func theTable_isBounded_oldestFirst() {
         var times = RoundTripTimes()
         for index in 0..<(RoundTripTimes.capacity + 10) {

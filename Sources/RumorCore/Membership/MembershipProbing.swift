@@ -84,6 +84,7 @@ extension Membership {
         }
         let local = localMember
         current.timedOut = true
+        roundTrips.noAnswer(from: target.address)
         for helper in helpers {
             let wantsNack = helper.versions.supportsNacks
             if wantsNack { current.expectedNacks += 1 }

@@ -7,7 +7,10 @@
 /// RTTVAR = R/2; later ones RTTVAR = ¾·RTTVAR + ¼·|SRTT − R| and SRTT = ⅞·SRTT + ⅛·R; the
 /// retransmission timeout is SRTT + max(G, 4·RTTVAR), doubled for each send of the same request
 /// that went unanswered. Karn's rule is the callers': an answer to a request sent more than once
-/// is no sample. A peer not measured yet takes the estimate of the whole network (the same
+/// is no sample. A request to a peer that went unanswered (`noAnswer`) doubles the peer's
+/// timeout for every later request until a sample comes (RFC 6298 §5.5): after the round trip
+/// steps up, the next requests wait long enough to be answered, and so give the samples that
+/// correct the estimate. A peer not measured yet takes the estimate of the whole network (the same
 /// filter fed with every sample), and with no sample at all the RFC's initial 1 s.
 /// - SeeAlso: RFC 6298 §2, §3 and §5; Karn and Partridge (1987).
 public struct RoundTripTimes: Sendable {
@@ -19,6 +22,8 @@ public struct RoundTripTimes: Sendable {
         /// Which sample (of this node's, counted from one) last updated it: the oldest goes first
         /// when the table is full.
         var updatedAt: UInt64
+        /// Requests unanswered since the last sample (each doubles the timeout; at most 6).
+        public private(set) var backOffs: UInt8 = 0
 
         init(first sample: UInt32, at sequence: UInt64) {
             smoothedMicroseconds = sample
@@ -33,7 +38,10 @@ public struct RoundTripTimes: Sendable {
             variationMicroseconds = UInt32(clamping: (3 * variation + deviation) / 4)
             smoothedMicroseconds = UInt32(clamping: (7 * smoothed + Int64(sample)) / 8)
             updatedAt = sequence
+            backOffs = 0
         }
+
+        mutating func backOff() { backOffs = min(backOffs + 1, 6) }
 
         public var smoothed: Duration { .microseconds(smoothedMicroseconds) }
         public var variation: Duration { .microseconds(variationMicroseconds) }
@@ -75,6 +83,12 @@ public struct RoundTripTimes: Sendable {
         }
     }
 
+    /// A request to `peer` went unanswered in its timeout: later ones wait twice as long, until
+    /// a sample comes.
+    public mutating func noAnswer(from peer: NodeAddress) {
+        peers[peer]?.backOff()
+    }
+
     /// Forgets `peer` (it failed, left or was reaped): a node back at its address starts over.
     public mutating func forget(_ peer: NodeAddress) {
         peers[peer] = nil
@@ -86,14 +100,16 @@ public struct RoundTripTimes: Sendable {
     }
 
     /// How long to wait for `peer`'s answer to a request: its RTO (or the network's), doubled
-    /// `backOff` times, then kept within `floor`…`cap`; a cap below a measured RTO is raised to
-    /// it (a timeout shorter than the round trip only sends copies). With no sample at all,
+    /// `backOff` times and once more per unanswered request since its last sample, then kept
+    /// within `floor`…`cap`; a cap below a measured RTO is raised to it (a timeout shorter than
+    /// the round trip only sends copies). With no sample at all,
     /// RFC 6298's initial 1 s within `floor`…`cap`. The floor is the caller's: the shortest wait
     /// that does not fire on a busy host answering from loopback.
     public func timeout(for peer: NodeAddress?, backOff: Int = 0, floor: Duration, cap: Duration) -> Duration {
-        let measured = estimate(of: peer)?.retransmissionTimeout
+        let estimate = estimate(of: peer)
+        let measured = estimate?.retransmissionTimeout
         let base = measured ?? Self.initialTimeout
-        let backedOff = base * (1 << min(max(0, backOff), 16))
+        let backedOff = base * (1 << min(max(0, backOff) + Int(estimate?.backOffs ?? 0), 16))
         return min(max(floor, backedOff), max(cap, measured ?? floor, floor))
     }
 

@@ -193,6 +193,8 @@ extension Node {
                 out.append(.send(.replication(.acknowledgement(from: name, versions: [version])), to: address))
             case .startRelayTimer(let delay):
                 out.append(.startTimer(.relayRetry, after: delay))
+            case .noAnswer(let peer):
+                membership.roundTrips.noAnswer(from: peer)
             case .acknowledge(let versions, let writer):
                 guard let member = membership.members[writer], member.state == .alive else { continue }
                 counters.add(.replicationAcknowledgementsSent)

@@ -43,6 +43,7 @@ extension Replication {
         var out: [ReplicationDirective] = []
         let ring = AddressRing(peers, local: localAddress)
         let due = relaysInFlight.filter { $0.value.due <= now }
+        for child in Set(due.keys.map(\.child)).sorted() { out.append(.noAnswer(from: child)) }
         for key in due.keys.sorted(by: { ($0.version, $0.child) < ($1.version, $1.child) }) {
             guard var relay = relaysInFlight.removeValue(forKey: key), relay.sends < settings.relayAttempts else { continue }
             if !relay.handedOver, relay.sends >= settings.relayAttemptsBeforeHandOver,

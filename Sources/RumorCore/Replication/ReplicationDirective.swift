@@ -8,6 +8,8 @@ public enum ReplicationDirective: Sendable, Hashable {
     case confirmRelay(Version, to: NodeAddress)
     /// Call `relayTimerFired` after this long.
     case startRelayTimer(after: Duration)
+    /// `peer` did not answer a request in its timeout (`RoundTripTimes.noAnswer`).
+    case noAnswer(from: NodeAddress)
     /// Tell the member named `to` that this node holds these versions of its writes.
     case acknowledge([Version], to: String)
     /// Ask `from` for what `digest` lacks, then call `receivePullAnswer(replyingTo: from)`.
