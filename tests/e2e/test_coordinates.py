@@ -14,9 +14,11 @@ from test_serf_interop import serf_binary, serf_swarm  # noqa: F401 (fixtures)
 
 
 def serf_rtt_ms(serf, *nodes):
-    """`serf rtt NODE [NODE]` in ms, or None when Serf has no estimate (yet)."""
-    result = subprocess.run([serf.binary, "rtt", "-rpc-addr", serf.rpc, *nodes], capture_output=True, text=True,
-                            timeout=30)
+    """`serf rtt NODE [NODE]` in ms, or None when Serf has no estimate (yet). `serf` gives
+    `binary` and `rpc`, and may give `prefix`, an argv the command runs under (a namespace's
+    `ip netns exec NS`)."""
+    result = subprocess.run([*getattr(serf, "prefix", ()), serf.binary, "rtt", "-rpc-addr", serf.rpc, *nodes],
+                            capture_output=True, text=True, timeout=30)
     match = re.search(r"rtt: ([0-9.]+) ms", result.stdout)
     return float(match.group(1)) if result.returncode == 0 and match else None
 

@@ -8,10 +8,16 @@ delay and counts packets per pair. Needs root (CI runs as root).
   CI runs 8 agents for 60 s, the documented full run 20 agents for 10 minutes).
 - The delayer itself: the RTT across a delayed link is what was set (ping and UDP, slow and at
   more than 1000 packets per second), per pair.
+- Issue 28's bar for network coordinates: a Serf agent's `serf rtt` to a Rumor node and `rumor
+  rtt` to the Serf node (and to another Rumor node), 40 ms each way: within 25 % of 80 ms after a
+  minute.
 """
 
+import json
+import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -21,6 +27,8 @@ sys.path.insert(0, str(ROOT / "tests/netdelay"))
 from delayed_network import (DelayedNetwork, across_delayed_link, delay_tools_missing,  # noqa: E402
                              ping_rtt_ms, udp_rtt_ms)
 import failure_detection  # noqa: E402
+from test_coordinates import rtt_estimates, rumor_rtt  # noqa: E402
+from test_serf_interop import serf_binary  # noqa: E402,F401 (fixture)
 
 PUTS = 20
 IDLE_SECONDS = 3
@@ -147,3 +155,84 @@ def test_delayer_holds_each_pair_for_its_delay_also_at_1000_packets_per_second()
         near, far = udp_rtt_ms(network, 0, 1, rate=50, seconds=0.5), udp_rtt_ms(network, 1, 2, rate=50, seconds=0.5)
         print(f"MEASURE netdelay_matrix near={near['p50']:.1f}ms far={far['p50']:.1f}ms")
         assert abs(near["p50"] - 10) <= 5 and abs(far["p50"] - 120) <= 5, (near, far)
+
+
+class RumorInNamespace:
+    """Agent `index` of a `DelayedSwarm` as test_coordinates' helpers take a Rumor agent: `cli`
+    runs `rumor ARGS --json` inside its namespace and returns the finished process."""
+
+    def __init__(self, swarm, index):
+        self.swarm, self.index = swarm, index
+
+    def cli(self, *args, check=True):
+        result = subprocess.run(self.swarm.network.command(self.index, self.swarm.binary, *args, "--api",
+                                                           "127.0.0.1:7373", "--json"),
+                                capture_output=True, text=True, timeout=30)
+        if check and result.returncode != 0:
+            raise AssertionError(f"h{self.index}: rumor {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+        return result
+
+
+RTT_BAR_MS, RTT_TOLERANCE = 80, 0.25   # issue 28: within 25 % of 80 ms ...
+RTT_AFTER_SECONDS, RTT_LAST_SECONDS = 60, 70  # ... after one minute (read from 60 s, for at most 10 s)
+
+
+def test_serf_and_rumor_estimate_an_80ms_round_trip_within_25pct_after_a_minute(delayed_swarm, serf_binary):  # noqa: F811
+    # Rumor agents h0 and h2 and a Serf agent s1 (host 1), 40 ms each way between every pair.
+    # Serf gossips on host 1's GOSSIP_PORT (swarm.address(1)), the port the delayer queues (UDP
+    # probes and acks, TCP push-pull); its RPC stays on loopback, undelayed.
+    swarm = delayed_swarm(3, start=False, one_way_ms=40)
+    link = udp_rtt_ms(swarm.network, 0, 1, rate=20, seconds=1)
+    assert abs(link["p50"] - 80) <= 5, f"the link's UDP RTT is not 80 ms: {link}"
+    swarm.start(0)
+    rumor = RumorInNamespace(swarm, 0)
+    swarm.wait(lambda: swarm.cli(0, "members"), 20, "h0 serves its API")
+
+    serf = SimpleNamespace(binary=serf_binary, rpc="127.0.0.1:7373", prefix=swarm.network.command(1))
+    swarm.logs[1] = open(swarm.workdir / "h1.log", "ab")  # swarm.close() kills it; its log shows on failure
+    started = time.monotonic()
+    swarm.agents[1] = subprocess.Popen(
+        swarm.network.command(1, serf_binary, "agent", "-node", "s1", "-bind", swarm.address(1), "-rpc-addr",
+                              serf.rpc, "-join", swarm.address(0), "-log-level", "debug"),
+        stdout=swarm.logs[1], stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    swarm.start(2)
+    names = ("h0", "s1", "h2")
+
+    def serf_members():
+        listed = subprocess.run([*serf.prefix, serf_binary, "members", "-rpc-addr", serf.rpc, "-format", "json"],
+                                capture_output=True, text=True, timeout=30)
+        return {m["name"]: m["status"] for m in json.loads(listed.stdout)["members"]} if listed.returncode == 0 else {}
+    joined = swarm.wait(lambda: all(swarm.members(i).get(name) == "alive" for i in (0, 2) for name in names)
+                        and all(serf_members().get(name) == "alive" for name in names),
+                        30, "h0, h2 and s1 all see all three alive")
+    swarm.check_running((0, 1, 2))
+
+    def estimates():
+        found = rtt_estimates(rumor, "h0", serf, "s1")
+        to_rumor = rumor_rtt(rumor, "h2")
+        found["rumor rtt rumor"] = to_rumor["data"]["rttMs"] if to_rumor.get("status") == "ok" else None
+        return found
+
+    def within(value):
+        return value is not None and abs(value - RTT_BAR_MS) <= RTT_TOLERANCE * RTT_BAR_MS
+
+    history = []  # (seconds since Serf started, estimates)
+    while True:
+        elapsed = time.monotonic() - started
+        if elapsed >= RTT_LAST_SECONDS:
+            break
+        history.append((round(elapsed, 1), {k: None if v is None else round(v, 1) for k, v in estimates().items()}))
+        if elapsed >= RTT_AFTER_SECONDS and all(within(v) for v in history[-1][1].values()):
+            break
+        time.sleep(1 if elapsed >= RTT_AFTER_SECONDS else 5)
+    swarm.check_running((0, 1, 2))
+    seconds, final = history[-1]
+    print(f"MEASURE netdelay_rtt_estimates_40ms_one_way at={seconds}s joined={joined:.1f}s link_p50={link['p50']:.1f}ms "
+          f"{final}")
+    print("estimates over time (s, ms):\n" + "\n".join(f"  {t:5.1f}  {e}" for t, e in history))
+    wrong = {name: value for name, value in final.items() if not within(value)}
+    low, high = RTT_BAR_MS * (1 - RTT_TOLERANCE), RTT_BAR_MS * (1 + RTT_TOLERANCE)
+    assert not wrong, (
+        f"{seconds} s after the Serf agent started (all alive after {joined:.1f} s), across a link of 40 ms each way "
+        f"(UDP RTT p50 {link['p50']:.1f} ms), these estimates are outside {low:.0f}-{high:.0f} ms (80 ms ± 25 %): "
+        f"{wrong}; all: {final}; over time: {history}")
