@@ -14,7 +14,7 @@ import Darwin
 /// - `directSend`: the expected time until the last target hears if the writer sent one copy to
 ///   every target at once, each drawing its pair's jitter: E[max over targets of (base + tail)].
 ///   Jitter enters here, as the expected maximum of the tails over all targets (with a 50 % tail
-///   and 10,000 targets, about 0.5 × base × ln 10,000 ≈ 4.6 × base on top of the base). It is a
+///   and 10,000 targets, 0.5 × base × H(9,999) ≈ 4.9 × base on top of the base). It is a
 ///   reference, not a bound: a relay over a shorter path, or redundant copies racing, can beat it.
 ///
 /// A protocol that relays over a tree pays at least one jitter tail per hop, so its time to 100 %
@@ -108,6 +108,10 @@ struct PhysicalLimit: Sendable, Hashable {
 
     /// Shortest paths from `writer` over every directed pair's base, ns (N² steps, O(N) memory).
     static func nodeDistances(from writer: Int, nodes: Int, network: VirtualNetwork) -> [Int64] {
+        // The same figures as `network.baseLatency`, read from flat local copies (the N² loop).
+        let regionCount = network.regions?.count ?? 1
+        let of = (0..<nodes).map { network.region(of: $0) }
+        let matrix = (0..<regionCount * regionCount).map { network.regionBase($0 / regionCount, $0 % regionCount) }
         var distance = Array(repeating: Int64.max, count: nodes)
         var done = Array(repeating: false, count: nodes)
         distance[writer] = 0
@@ -116,8 +120,10 @@ struct PhysicalLimit: Sendable, Hashable {
             for index in 0..<nodes where !done[index] && (next < 0 || distance[index] < distance[next]) { next = index }
             guard next >= 0, distance[next] < .max else { break }
             done[next] = true
+            let row = of[next] * regionCount
             for index in 0..<nodes where !done[index] {
-                let through = distance[next] + network.baseLatency(from: next, to: index).nanosecondsClamped
+                let base = VirtualNetwork.scaled(matrix[row + of[index]], by: network.asymmetryFactor(from: next, to: index))
+                let through = distance[next] + base
                 if through < distance[index] { distance[index] = through }
             }
         }

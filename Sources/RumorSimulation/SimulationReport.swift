@@ -48,12 +48,12 @@ public struct SimulationReport: Sendable, Hashable, Codable {
             p99MillisecondsTo100 = updates.contains { $0.millisecondsTo100 == nil } ? nil : p99(updates.compactMap(\.millisecondsTo100))
             p99LimitMilliseconds = p99(updates.map(\.limitMilliseconds))
             p99DirectSendMilliseconds = p99(updates.map(\.directSendMilliseconds))
-            func ratio(_ over: Double?) -> Double? {
-                guard let time = p99MillisecondsTo100, let over, over > 0 else { return nil }
+            func ratio(_ time: Double?, _ over: Double?) -> Double? {
+                guard let time, let over, over > 0 else { return nil }
                 return time / over
             }
-            ratioToLimit = ratio(p99LimitMilliseconds)
-            ratioToDirectSend = ratio(p99DirectSendMilliseconds)
+            ratioToLimit = ratio(p99MillisecondsTo100, p99LimitMilliseconds)
+            ratioToDirectSend = ratio(p99MillisecondsTo100, p99DirectSendMilliseconds)
             self.exact = exact
         }
     }
@@ -355,7 +355,7 @@ extension SimulationConfiguration {
         func ms(_ microseconds: Int) -> String { number(Double(microseconds) / 1000, digits: microseconds % 1000 == 0 ? 0 : 3) }
         var text: String
         if let matrix = regionLatencyMicroseconds {
-            let names = matrix.indices.map { String(UnicodeScalar(UInt8(65 + $0))) }
+            let names = matrix.indices.map(Self.regionName)
             let within = matrix.indices.map { "\(names[$0]) \(ms(matrix[$0][$0]))" }.joined(separator: ", ")
             let between = matrix.indices.flatMap { r in (r + 1..<matrix.count).map { "\(names[r])–\(names[$0]) \(ms(matrix[r][$0]))" } }
             text = "\(matrix.count) regions (within \(within)" + (between.isEmpty ? "" : "; " + between.joined(separator: ", ")) + " ms)"

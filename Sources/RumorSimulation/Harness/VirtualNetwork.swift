@@ -108,7 +108,13 @@ public struct VirtualNetwork: Sendable {
     public func baseLatency(from a: Int, to b: Int) -> Duration {
         let base = regionBase(region(of: a), region(of: b))
         guard asymmetry > 0 else { return .nanoseconds(base) }
-        return .nanoseconds(Int64((Double(base) * asymmetryFactor(from: a, to: b)).rounded()))
+        return .nanoseconds(Self.scaled(base, by: asymmetryFactor(from: a, to: b)))
+    }
+
+    /// A base of `base` ns scaled by an asymmetry factor, rounded to the nanosecond.
+    @inline(__always)
+    static func scaled(_ base: Int64, by factor: Double) -> Int64 {
+        factor == 1 ? base : Int64((Double(base) * factor).rounded())
     }
 
     /// Mean of the exponential tail on top of a base of `base` ns, ns.
