@@ -61,7 +61,7 @@ def run_sim(binary, nodes, model, loss, args):
     wall = time.monotonic() - started
     if result.returncode != 0:
         unknown = "unknown option" in result.stderr.lower() or "unexpected argument" in result.stderr.lower()
-        return {"error": "n/a (this build has no region model)" if unknown else result.stderr.strip()[-300:], "wall": wall}
+        return {"error": "n/a: no region model" if unknown else result.stderr.strip()[-300:], "wall": wall}
     report = json.loads(result.stdout[result.stdout.index("{"):result.stdout.rindex("}") + 1])["data"]
     updates = report["updates"]
     times = [u["millisecondsTo100"] if u["millisecondsTo100"] is not None else math.inf for u in updates]
@@ -98,15 +98,15 @@ def table(rows):
     lines = [header]
     for row in rows:
         f = row["figures"]
-        model = row["model"] if row["model"] == REGIONS else f"{row['model']} ms"
+        model = row["model"] if row["model"] == REGIONS else f"{row['model']:g} ms"
         if "error" in f:
-            lines.append([row["build"], str(row["nodes"]), model, f"{row['loss']} %", f["error"], "", "", "", "", "",
+            lines.append([row["build"], str(row["nodes"]), model, f"{row['loss']:g} %", f["error"], "", "", "", "", "",
                           fmt(f["wall"], 0)])
             continue
-        lines.append([row["build"], str(row["nodes"]), model, f"{row['loss']} %", fmt(f["copies"], 2),
+        lines.append([row["build"], str(row["nodes"]), model, f"{row['loss']:g} %", fmt(f["copies"], 2),
                       fmt(f["p99_to_100"]), fmt(f.get("limit")), fmt(ratio(f["p99_to_100"], f.get("limit")), 2),
                       fmt(f.get("direct")), fmt(ratio(f["p99_to_100"], f.get("direct")), 2), fmt(f["wall"], 1)])
-    widths = [max(len(line[i]) for line in lines if len(line[i]) < 40) for i in range(len(header))]
+    widths = [max(len(line[i]) for line in lines if len(line[i]) < 24) for i in range(len(header))]
     return "\n".join("  ".join(cell.rjust(widths[i]) if i else cell.ljust(widths[i]) for i, cell in enumerate(line))
                      for line in lines)
 
@@ -180,7 +180,7 @@ def svg(rows, latencies, path):
         lx = left + (i % 3) * 260
         ly = legend_y + (i // 3) * 20
         parts.append(f'<line x1="{lx}" y1="{ly}" x2="{lx + 30}" y2="{ly}" stroke="{colour[(n, loss)]}" stroke-width="2"/>')
-        parts.append(f'<text x="{lx + 36}" y="{ly + 4}">N = {n:,}, loss {loss} %</text>')
+        parts.append(f'<text x="{lx + 36}" y="{ly + 4}">N = {n:,}, loss {loss:g} %</text>')
     parts.append("</svg>")
     Path(path).write_text("\n".join(parts) + "\n")
 
