@@ -106,12 +106,20 @@ struct PhysicalLimit: Sendable, Hashable {
         return distance
     }
 
-    /// Shortest paths from `writer` over every directed pair's base, ns (N² steps, O(N) memory).
+    /// Shortest paths from `writer` over every directed pair's base, ns (Dijkstra without a heap:
+    /// N² steps at most, O(N) memory). A settled node relaxes a region's nodes only if it could
+    /// improve one: its distance plus the region pair's smallest base, base × (1 − asymmetry),
+    /// must beat the largest tentative distance there (kept from the region's last pass; it only
+    /// falls). Near the end almost every pass is skipped.
     static func nodeDistances(from writer: Int, nodes: Int, network: VirtualNetwork) -> [Int64] {
         // The same figures as `network.baseLatency`, read from flat local copies (the N² loop).
         let regionCount = network.regions?.count ?? 1
         let of = (0..<nodes).map { network.region(of: $0) }
         let matrix = (0..<regionCount * regionCount).map { network.regionBase($0 / regionCount, $0 % regionCount) }
+        let smallest = matrix.map { Int64((Double($0) * (1 - network.asymmetry)).rounded(.down)) - 1 }
+        var members = Array(repeating: [Int](), count: regionCount)
+        for index in 0..<nodes { members[of[index]].append(index) }
+        var largest = Array(repeating: Int64.max, count: regionCount)
         var distance = Array(repeating: Int64.max, count: nodes)
         var done = Array(repeating: false, count: nodes)
         distance[writer] = 0
@@ -121,10 +129,15 @@ struct PhysicalLimit: Sendable, Hashable {
             guard next >= 0, distance[next] < .max else { break }
             done[next] = true
             let row = of[next] * regionCount
-            for index in 0..<nodes where !done[index] {
-                let base = VirtualNetwork.scaled(matrix[row + of[index]], by: network.asymmetryFactor(from: next, to: index))
-                let through = distance[next] + base
-                if through < distance[index] { distance[index] = through }
+            for region in 0..<regionCount where distance[next] + smallest[row + region] < largest[region] {
+                var most: Int64 = 0
+                for index in members[region] where !done[index] {
+                    let base = VirtualNetwork.scaled(matrix[row + region], by: network.asymmetryFactor(from: next, to: index))
+                    let through = distance[next] + base
+                    if through < distance[index] { distance[index] = through }
+                    most = max(most, distance[index])
+                }
+                largest[region] = most
             }
         }
         return distance

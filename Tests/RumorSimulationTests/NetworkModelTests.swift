@@ -18,6 +18,7 @@ struct NetworkModelTests {
         var network = VirtualNetwork()
         network.place(VirtualNetwork.Regions(of: regions, latency: latency))
         network.jitter = jitter
+        network.latencyMeanExtra = .zero  // no tail unless `jitter`
         network.asymmetry = asymmetry
         network.asymmetrySeed = 42
         return network
