@@ -10,8 +10,10 @@ struct SimCommand: ParsableCommand {
         abstract: ServerCommands.simAbstract,
         discussion: """
             Runs one Replication machine per node (and with --membership one SWIM machine per node) \
-            and reports how fast updates reach 50/99/99.9/100 % of nodes, payload copies per node, \
-            traffic per node, and failure detection. The same --seed gives the same output.
+            and reports how fast updates reach 50/99/99.9/100 % of nodes, the physical limit \
+            (the farthest node's shortest path over base latencies) beside the time to 100 %, \
+            payload copies received per node, traffic per node, and failure detection. The same \
+            --seed gives the same output.
             """)
 
     @Option(help: "Nodes in the swarm.") var nodes = 1_000
@@ -22,8 +24,23 @@ struct SimCommand: ParsableCommand {
     @Option(help: "Updates to write, one every --update-spacing-ms.") var updates = 1
     @Option(name: .customLong("update-spacing-ms")) var updateSpacingMilliseconds = 100
     @Option(name: .customLong("first-update-ms"), help: "When the first update is written (default: at once, or after joining with --membership).") var firstUpdate: Int?
-    @Option(name: .customLong("latency-min-us"), help: "Minimum one-way latency, µs.") var latencyMinimum = 200
-    @Option(name: .customLong("latency-tail-us"), help: "Mean of the exponential latency tail, µs.") var latencyTail = 300
+    @Option(name: .customLong("latency-min-us"), help: "Minimum (base) one-way latency of every pair, µs (default 200).") var latencyMinimum: Int?
+    @Option(name: .customLong("latency-tail-us"), help: "Mean of the exponential latency tail, µs (default 300).") var latencyTail: Int?
+    @Option(
+        help: ArgumentHelp(
+            "Place the nodes in N regions (A, B, C…, seeded random placement); alone, --regions 3 is the three-region model.",
+            discussion: "5 ms within a region, A-B 40, A-C 150, B-C 80 ms one way; replaces --latency-min-us."))
+    var regions: Int?
+    @Option(
+        name: .customLong("region-latency-ms"),
+        help: ArgumentHelp(
+            "Base one-way latencies, ms: 'W,A-B=x,A-C=y,…' (W within every region; A=w for one region).",
+            discussion: "Every pair of regions needs its latency; the same both ways (see --asymmetry)."))
+    var regionLatency: String?
+    @Option(help: "Latency tail relative to each pair's base: 50% = an exponential tail of mean half the base (replaces --latency-tail-us).")
+    var jitter: String?
+    @Option(help: "Asymmetric links: 20% scales a pair's base by 1 + 0.2u one way and 1 - 0.2u the other (u in [-1, 1) per pair, seeded).")
+    var asymmetry: String?
     @Option(help: "Datagram loss: 0.1 or 10%.") var loss = "0"
     @Flag(help: "Run SWIM + Lifeguard membership on every node (at most 5,000 nodes).") var membership = false
     @Option(help: "Nodes to crash at --crash-at-ms.") var crashes = 0
@@ -62,8 +79,7 @@ struct SimCommand: ParsableCommand {
         configuration.updates = updates
         configuration.updateSpacingMilliseconds = updateSpacingMilliseconds
         configuration.firstUpdateMilliseconds = firstUpdate
-        configuration.latencyMinimumMicroseconds = latencyMinimum
-        configuration.latencyMeanExtraMicroseconds = latencyTail
+        try configureLatency(&configuration)
         configuration.loss = try Self.fraction(loss)
         configuration.membership = membership
         configuration.crashes = crashes
@@ -115,6 +131,35 @@ struct SimCommand: ParsableCommand {
         // Wall time goes to stderr so the report itself stays identical for the same seed.
         let seconds = wall.seconds
         FileHandle.standardError.write(Data(String(format: "simulated in %.2f s wall\n", seconds).utf8))
+    }
+
+    /// The latency flags: the old pair (one base, one absolute tail) and the regions, jitter and
+    /// asymmetry that refine it; flags that contradict each other are refused.
+    private func configureLatency(_ configuration: inout SimulationConfiguration) throws {
+        func usage(_ message: String, _ hint: String) -> AgentError { AgentError(code: .badArguments, message: message, hint: hint) }
+        if let latencyMinimum { configuration.latencyMinimumMicroseconds = latencyMinimum }
+        if let latencyTail { configuration.latencyMeanExtraMicroseconds = latencyTail }
+        if regions != nil || regionLatency != nil {
+            guard latencyMinimum == nil else {
+                throw usage("--latency-min-us and regions both set the base latency", "give the within-region latency in --region-latency-ms")
+            }
+            let spec = regionLatency ?? (regions == 3 ? SimulationConfiguration.threeRegions : nil)
+            guard let spec else {
+                throw usage("--regions \(regions!) needs --region-latency-ms", "e.g. --region-latency-ms '5,A-B=40,…' (only --regions 3 has a default)")
+            }
+            do {
+                configuration.regionLatencyMicroseconds = try SimulationConfiguration.regionLatency(parsing: spec, regions: regions)
+            } catch {
+                throw usage("--region-latency-ms: \(error.message)", "e.g. --regions 3 --region-latency-ms '\(SimulationConfiguration.threeRegions)'")
+            }
+        }
+        if let jitter {
+            guard latencyTail == nil else {
+                throw usage("--latency-tail-us and --jitter both set the latency tail", "give one: an absolute mean, or a fraction of the base")
+            }
+            configuration.jitter = try Self.fraction(jitter)
+        }
+        if let asymmetry { configuration.asymmetry = try Self.fraction(asymmetry) }
     }
 
     private func write(_ text: String, to path: String) throws {

@@ -21,6 +21,16 @@ public struct SimulationConfiguration: Sendable, Hashable, Codable {
     /// One-way latency: `latencyMinimumMicroseconds` plus an exponential tail of this mean.
     public var latencyMinimumMicroseconds = 200
     public var latencyMeanExtraMicroseconds = 300
+    /// Regions: base one-way latency between them, µs (`[r][s]`, symmetric; `[r][r]` within
+    /// region r), replacing `latencyMinimumMicroseconds`. Nodes are spread evenly over the
+    /// regions in a seeded random order. nil: one place.
+    public var regionLatencyMicroseconds: [[Int]]?
+    /// Mean of the latency tail as a fraction of the pair's base (0.5: a "50 % jitter tail"),
+    /// replacing `latencyMeanExtraMicroseconds`; nil: that absolute mean.
+    public var jitter: Double?
+    /// 0 ≤ a < 1: a pair's base is scaled by 1 + a·u one way and 1 − a·u the other, u uniform
+    /// in [−1, 1) from a seeded hash of the pair (its round trip stays twice the base).
+    public var asymmetry = 0.0
     /// Probability that a datagram is lost: membership packets, and replication frames that fit
     /// a packet (larger ones go over TCP, which retransmits).
     public var loss = 0.0
@@ -94,6 +104,16 @@ public struct SimulationConfiguration: Sendable, Hashable, Codable {
         try check(clockSkewFraction == 0 || membership, "clock offsets are measured between members: --clock-skew needs --membership")
         try check(clockSkewMaximumMilliseconds >= 0, "the clock skew must not be negative")
         try check(latencyMinimumMicroseconds >= 0 && latencyMeanExtraMicroseconds >= 0, "latencies must not be negative")
+        if let matrix = regionLatencyMicroseconds {
+            try check(matrix.count >= 1 && matrix.count <= 26, "regions must be 1...26")
+            try check(matrix.allSatisfy { $0.count == matrix.count }, "the region latency matrix must be square")
+            try check(matrix.allSatisfy { $0.allSatisfy { $0 >= 0 } }, "region latencies must not be negative")
+            try check(
+                matrix.indices.allSatisfy { r in matrix.indices.allSatisfy { matrix[r][$0] == matrix[$0][r] } },
+                "region latencies are symmetric (use asymmetry for links that differ by direction)")
+        }
+        try check(jitter.map { $0 >= 0 && $0 <= 100 } ?? true, "jitter must be 0...10,000 %")
+        try check(asymmetry >= 0 && asymmetry < 1, "asymmetry must be in [0, 1)")
     }
 }
 
@@ -146,7 +166,19 @@ public struct Simulation {
         cluster.network.latencyMinimum = .microseconds(configuration.latencyMinimumMicroseconds)
         cluster.network.latencyMeanExtra = .microseconds(configuration.latencyMeanExtraMicroseconds)
         cluster.network.loss = configuration.loss
+        cluster.network.jitter = configuration.jitter
+        cluster.network.asymmetry = configuration.asymmetry
+        cluster.network.asymmetrySeed = mix(configuration.seed, 1, Self.networkSalt)
+        if let matrix = configuration.regionLatencyMicroseconds {
+            cluster.network.place(
+                nodes: configuration.nodes, latency: matrix.map { $0.map { .microseconds($0) } },
+                seed: mix(configuration.seed, 0, Self.networkSalt))
+        }
     }
+
+    /// Salt of the network's own seeds (placement, asymmetry): they draw nothing from the
+    /// cluster's generator, so runs without regions draw exactly as before.
+    static let networkSalt: UInt64 = 0x5245_4749_4F4E
 
     /// Runs the whole scenario; `progress` is called with the fraction of virtual time done.
     public mutating func run(progress: (Double) -> Void = { _ in }) -> SimulationReport {

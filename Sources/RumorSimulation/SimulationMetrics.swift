@@ -7,6 +7,8 @@ struct SimulationMetrics: ClusterObserver {
 
     var updateKeys: [String: Int] = [:]
     var writtenAt: [Instant]
+    /// Per update, the node that wrote it.
+    var writers: [Int]
     var informedAt: [[Int64]]  // per update, per node: ns after the write, or -1
     var copies: [Int]
     var messages = 0
@@ -52,6 +54,7 @@ struct SimulationMetrics: ClusterObserver {
         bytesSent = Array(repeating: 0, count: nodes)
         messagesSent = Array(repeating: 0, count: nodes)
         writtenAt = Array(repeating: .zero, count: updates)
+        writers = Array(repeating: 0, count: updates)
         informedAt = Array(repeating: [], count: updates)
         copies = Array(repeating: 0, count: updates)
     }
@@ -59,6 +62,7 @@ struct SimulationMetrics: ClusterObserver {
     mutating func track(_ update: Int, key: String, writer: Int, nodes: Int, now: Instant) {
         updateKeys[key] = update
         writtenAt[update] = now
+        writers[update] = writer
         informedAt[update] = Array(repeating: -1, count: nodes)
         informedAt[update][writer] = 0
     }
@@ -108,8 +112,10 @@ struct SimulationMetrics: ClusterObserver {
         }
     }
 
-    /// Counts payload copies of tracked updates delivered to a node, and notes when it first
-    /// holds each: the first copy a node gets is news it applies (every simulated write is valid).
+    /// Counts payload copies of tracked updates delivered to a node (pushes and pull answers
+    /// that arrive, redundant ones included; lost ones and catch-up pages are not counted), and
+    /// notes when it first holds each: the first copy a node gets is news it applies (every
+    /// simulated write is valid).
     mutating func received(_ messages: [NodeMessage], at index: Int, now: Instant) {
         guard !updateKeys.isEmpty else { return }
         for message in messages {
@@ -158,7 +164,16 @@ extension Simulation {
     func report() -> SimulationReport {
         let roundNanoseconds = Double(configuration.roundMilliseconds) * 1e6
         var updates: [SimulationReport.Update] = []
+        let liveNodes = cluster.isUp.indices.filter { cluster.isUp[$0] }
+        var limits: [Int: PhysicalLimit] = [:]  // by writer
+        var allExact = true
         for update in 0..<configuration.updates where !cluster.observer.informedAt[update].isEmpty {
+            let writer = cluster.observer.writers[update]
+            let limit =
+                limits[writer]
+                ?? PhysicalLimit(writer: writer, targets: liveNodes, nodes: configuration.nodes, network: cluster.network)
+            limits[writer] = limit
+            allExact = allExact && limit.isExact
             // Nodes that were up at the end are the ones that should know.
             var times = cluster.isUp.indices.filter { cluster.isUp[$0] }.map { cluster.observer.informedAt[update][$0] }
             let total = times.count
@@ -178,7 +193,9 @@ extension Simulation {
                     roundsTo99: milliseconds[1].map { ($0 * 1e6 / roundNanoseconds).rounded(.up) },
                     roundsTo999: milliseconds[2].map { ($0 * 1e6 / roundNanoseconds).rounded(.up) },
                     roundsTo100: milliseconds[3].map { ($0 * 1e6 / roundNanoseconds).rounded(.up) },
-                    copiesPerNode: Double(cluster.observer.copies[update]) / Double(configuration.nodes)))
+                    copiesPerNode: Double(cluster.observer.copies[update]) / Double(configuration.nodes),
+                    limitMilliseconds: Double(limit.floor.nanosecondsClamped) / 1e6,
+                    directSendMilliseconds: Double(limit.directSend.nanosecondsClamped) / 1e6))
         }
         let seconds = Double(configuration.rounds) * Double(configuration.roundMilliseconds) / 1000
         let perNodeSecond = 1 / (Double(configuration.nodes) * seconds)
@@ -197,6 +214,7 @@ extension Simulation {
         return SimulationReport(
             configuration: configuration,
             updates: updates,
+            physicalLimit: SimulationReport.Limits(updates, exact: allExact),
             curve: curve(),
             replicationMessagesPerNodePerSecond: Double(cluster.observer.messages) * perNodeSecond,
             replicationBytesPerNodePerSecond: Double(cluster.observer.bytes) * perNodeSecond,

@@ -14,8 +14,48 @@ public struct SimulationReport: Sendable, Hashable, Codable {
         public var roundsTo99: Double?
         public var roundsTo999: Double?
         public var roundsTo100: Double?
-        /// Payload copies of the update delivered, per node (1.0 = no redundancy).
+        /// Payload copies of the update received, per node (1.0 = no redundancy): pushes and
+        /// pull answers that arrived, redundant ones included, over all nodes; copies lost on
+        /// the way are not counted.
         public var copiesPerNode: Double
+        /// The physical limit for this update (`PhysicalLimit`): the farthest live node's
+        /// shortest-path delay from the writer over base latencies, jitter excluded.
+        public var limitMilliseconds: Double
+        /// Expected time until the last live node hears if the writer sent to each directly, with
+        /// jitter (`PhysicalLimit.directSend`).
+        public var directSendMilliseconds: Double
+    }
+
+    /// Time to 100 % informed against the physical limit, over the updates.
+    public struct Limits: Sendable, Hashable, Codable {
+        /// p99 over the updates of the time until every live node held it; nil if some update
+        /// never reached every live node.
+        public var p99MillisecondsTo100: Double?
+        /// p99 over the updates of their physical limits (shortest paths over base latencies to
+        /// the farthest node: no protocol does better; jitter excluded).
+        public var p99LimitMilliseconds: Double?
+        /// p99 over the updates of a one-hop direct send's expected time to the last node, jitter
+        /// included (a reference, not a bound).
+        public var p99DirectSendMilliseconds: Double?
+        /// `p99MillisecondsTo100 / p99LimitMilliseconds` (≥ 1), and against the direct send.
+        public var ratioToLimit: Double?
+        public var ratioToDirectSend: Double?
+        /// False when the limit is a looser lower bound (asymmetric links above 20,000 nodes).
+        public var exact: Bool
+
+        init(_ updates: [Update], exact: Bool) {
+            func p99(_ values: [Double]) -> Double? { Summary(values).p99 }
+            p99MillisecondsTo100 = updates.contains { $0.millisecondsTo100 == nil } ? nil : p99(updates.compactMap(\.millisecondsTo100))
+            p99LimitMilliseconds = p99(updates.map(\.limitMilliseconds))
+            p99DirectSendMilliseconds = p99(updates.map(\.directSendMilliseconds))
+            func ratio(_ time: Double?, _ over: Double?) -> Double? {
+                guard let time, let over, over > 0 else { return nil }
+                return time / over
+            }
+            ratioToLimit = ratio(p99MillisecondsTo100, p99LimitMilliseconds)
+            ratioToDirectSend = ratio(p99MillisecondsTo100, p99DirectSendMilliseconds)
+            self.exact = exact
+        }
     }
 
     public struct Point: Sendable, Hashable, Codable {
@@ -108,6 +148,7 @@ public struct SimulationReport: Sendable, Hashable, Codable {
 
     public var configuration: SimulationConfiguration
     public var updates: [Update]
+    public var physicalLimit: Limits
     public var curve: [Point]
     public var replicationMessagesPerNodePerSecond: Double
     public var replicationBytesPerNodePerSecond: Double
@@ -132,7 +173,7 @@ public struct SimulationReport: Sendable, Hashable, Codable {
         return sorted[min(sorted.count - 1, Int((Double(sorted.count) * percentile).rounded(.up)) - 1)]
     }
 
-    /// Mean payload copies per node per update.
+    /// Mean payload copies received per node per update.
     public var copiesPerNode: Double {
         updates.isEmpty ? 0 : updates.map(\.copiesPerNode).reduce(0, +) / Double(updates.count)
     }
@@ -146,6 +187,7 @@ extension SimulationReport {
         lines.append(
             "nodes \(c.nodes), rounds \(c.rounds) × \(c.roundMilliseconds) ms, fanout \(c.fanout), loss \(percent(c.loss)), "
                 + "updates \(c.updates), seed \(c.seed)\(c.membership ? ", SWIM membership" : ", full-knowledge membership")")
+        lines.append("latency: " + c.latencyDescription)
         lines.append("")
         lines.append(pad(["informed", "p50 ms", "p99 ms", "max ms", "p50 rounds", "p99 rounds", "max rounds"]))
         let rows: [(String, KeyPath<Update, Double?>, KeyPath<Update, Double?>)] = [
@@ -163,8 +205,13 @@ extension SimulationReport {
                 ]))
         }
         lines.append("")
+        let limit = physicalLimit
         lines.append(
-            "payload copies per node per update: \(number(copiesPerNode, digits: 2)); "
+            "100 % informed p99 \(number(limit.p99MillisecondsTo100)) ms; physical limit p99 \(number(limit.p99LimitMilliseconds)) ms"
+                + (limit.exact ? "" : " (a lower bound)") + " (×\(number(limit.ratioToLimit, digits: 2))); "
+                + "a direct send with the same jitter \(number(limit.p99DirectSendMilliseconds)) ms (×\(number(limit.ratioToDirectSend, digits: 2)))")
+        lines.append(
+            "payload copies received per node per update: \(number(copiesPerNode, digits: 2)); "
                 + "acknowledgements \(number(acknowledgementBytesPerNodePerUpdate, digits: 1)) B per node per update")
         lines.append(
             "replication: \(number(replicationMessagesPerNodePerSecond, digits: 2)) msg/s, "
@@ -215,13 +262,15 @@ extension SimulationReport {
 
     /// Per-update figures as CSV, one row per update.
     public var csv: String {
-        var lines = ["update,informed,live,ms_to_50,ms_to_99,ms_to_99_9,ms_to_100,rounds_to_50,rounds_to_99,rounds_to_99_9,rounds_to_100,copies_per_node"]
+        var lines = [
+            "update,informed,live,ms_to_50,ms_to_99,ms_to_99_9,ms_to_100,rounds_to_50,rounds_to_99,rounds_to_99_9,rounds_to_100,copies_per_node,limit_ms,direct_send_ms"
+        ]
         for (index, update) in updates.enumerated() {
             let fields = [
                 update.millisecondsTo50, update.millisecondsTo99, update.millisecondsTo999, update.millisecondsTo100,
                 update.roundsTo50, update.roundsTo99, update.roundsTo999, update.roundsTo100,
             ].map { number($0, digits: 3, empty: "") }
-            lines.append(([String(index), String(update.informed), String(update.live)] + fields + [number(update.copiesPerNode, digits: 4)]).joined(separator: ","))
+            lines.append(([String(index), String(update.informed), String(update.live)] + fields + [number(update.copiesPerNode, digits: 4), number(update.limitMilliseconds, digits: 3), number(update.directSendMilliseconds, digits: 3)]).joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -296,5 +345,29 @@ private func pad(_ cells: [String]) -> String {
 extension String {
     fileprivate func padding(_ width: Int) -> String {
         self + String(repeating: " ", count: max(0, width - count))
+    }
+}
+
+extension SimulationConfiguration {
+    /// The latency model in words, e.g. "3 regions (A 5, B 5, C 5; A–B 40, A–C 150, B–C 80 ms),
+    /// tail 50 % of the base, asymmetry ±20 %".
+    public var latencyDescription: String {
+        func ms(_ microseconds: Int) -> String { number(Double(microseconds) / 1000, digits: microseconds % 1000 == 0 ? 0 : 3) }
+        var text: String
+        if let matrix = regionLatencyMicroseconds {
+            let names = matrix.indices.map(Self.regionName)
+            let within = matrix.indices.map { "\(names[$0]) \(ms(matrix[$0][$0]))" }.joined(separator: ", ")
+            let between = matrix.indices.flatMap { r in (r + 1..<matrix.count).map { "\(names[r])–\(names[$0]) \(ms(matrix[r][$0]))" } }
+            text = "\(matrix.count) regions (within \(within)" + (between.isEmpty ? "" : "; " + between.joined(separator: ", ")) + " ms)"
+        } else {
+            text = "base \(ms(latencyMinimumMicroseconds)) ms"
+        }
+        if let jitter {
+            text += ", tail mean \(number(jitter * 100, digits: 0)) % of the base"
+        } else {
+            text += " + exponential tail of mean \(ms(latencyMeanExtraMicroseconds)) ms"
+        }
+        if asymmetry > 0 { text += ", asymmetry ±\(number(asymmetry * 100, digits: 0)) %" }
+        return text
     }
 }

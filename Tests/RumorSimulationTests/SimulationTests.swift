@@ -128,8 +128,10 @@ struct SimulationTests {
             $0.updates = 2
             $0.rounds = 5
         }
-        #expect(report.table.contains("payload copies per node per update"))
+        #expect(report.table.contains("payload copies received per node per update"))
+        #expect(report.table.contains("physical limit"))
         #expect(report.csv.split(separator: "\n").count == 3)
+        #expect(report.csv.hasPrefix("update,") && report.csv.split(separator: "\n")[0].hasSuffix(",limit_ms,direct_send_ms"))
         #expect(report.svg.hasPrefix("<svg") && report.svg.contains("<polyline"))
         #expect(report.curve.last?.informed == 1)
     }

@@ -44,3 +44,28 @@ def test_same_seed_same_output_and_files(tmp_path):
 def test_bad_sim_arguments_are_clear_errors():
     result = subprocess.run([rumor_binary(), "sim", "--nodes", "1", "--json"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 64 and json.loads(result.stderr)["code"] == "bad_arguments"
+
+
+def test_regions_jitter_asymmetry_report_the_physical_limit():
+    args = ["--nodes", "300", "--regions", "3", "--jitter", "50%", "--asymmetry", "20%", "--updates", "3", "--rounds", "4",
+            "--json"]
+    first = sim(*args)
+    assert sim(*args).stdout == first.stdout, "same seed, different report"
+    report = json.loads(first.stdout)["data"]
+    assert report["configuration"]["regionLatencyMicroseconds"] == [[5000, 40000, 150000], [40000, 5000, 80000],
+                                                                     [150000, 80000, 5000]]
+    limit = report["physicalLimit"]
+    assert limit["exact"] and limit["ratioToLimit"] >= 1, limit
+    for update in report["updates"]:
+        assert update["millisecondsTo100"] >= update["limitMilliseconds"], update
+    # The old pair of flags still means a base and an absolute tail; --jitter 50% on the same base is the same tail.
+    old = sim("--nodes", "200", "--latency-min-us", "20000", "--latency-tail-us", "10000", "--updates", "2", "--rounds", "3")
+    new = sim("--nodes", "200", "--latency-min-us", "20000", "--jitter", "50%", "--updates", "2", "--rounds", "3")
+    assert old.stdout.split("\n", 2)[2] == new.stdout.split("\n", 2)[2], "same draws, same figures"
+
+
+def test_contradicting_latency_flags_are_refused():
+    for args in (["--regions", "2"], ["--regions", "3", "--latency-min-us", "100"], ["--jitter", "50%", "--latency-tail-us", "9"],
+                 ["--region-latency-ms", "5,A-B=40,A-C=150"]):
+        result = subprocess.run([rumor_binary(), "sim", "--nodes", "10", *args], capture_output=True, text=True, timeout=30)
+        assert result.returncode == 64, (args, result.stderr)

@@ -283,7 +283,7 @@ public struct VirtualCluster<Observer: ClusterObserver> {
         }
         observer.sent(datagram, size: size, from: source, to: target, now: now)
         guard network.isReachable(source, target), !isPacket || !network.drawLoss(using: &random) else { return }
-        let arrival = now + network.drawLatency(using: &random)
+        let arrival = now + network.drawLatency(from: source, to: target, using: &random)
         queue.push(time: arrival, event: .datagram(to: target, from: source, messages))
     }
 
