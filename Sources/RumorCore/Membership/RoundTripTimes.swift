@@ -7,7 +7,9 @@
 /// RTTVAR = R/2; later ones RTTVAR = ¾·RTTVAR + ¼·|SRTT − R| and SRTT = ⅞·SRTT + ⅛·R; the
 /// retransmission timeout is SRTT + max(G, 4·RTTVAR), doubled for each send of the same request
 /// that went unanswered. Karn's rule is the callers': an answer to a request sent more than once
-/// is no sample. A request to a peer that went unanswered (`noAnswer`) doubles the peer's
+/// is no sample. The network's estimate stands in for an unmeasured peer only once it has
+/// `priorSamples` samples: the first few come from whichever peers answered first (the nearest,
+/// in a swarm across regions), and would time a far peer out before it could answer. A request to a peer that went unanswered (`noAnswer`) doubles the peer's
 /// timeout for every later request until a sample comes (RFC 6298 §5.5): after the round trip
 /// steps up, the next requests wait long enough to be answered, and so give the samples that
 /// correct the estimate. A peer not measured yet takes the estimate of the whole network (the same
@@ -56,6 +58,9 @@ public struct RoundTripTimes: Sendable {
     static let granularityMicroseconds: Int64 = 1_000
     /// RFC 6298's timeout before any sample (§2.1).
     public static let initialTimeout: Duration = .seconds(1)
+    /// Samples the network's estimate needs before it stands in for an unmeasured peer (before
+    /// that, RFC 6298's initial 1 s does). 16.
+    public static let priorSamples = 16
     /// Peers remembered at most (the oldest estimate goes first).
     public static let capacity = 4096
 
@@ -94,9 +99,10 @@ public struct RoundTripTimes: Sendable {
         peers[peer] = nil
     }
 
-    /// `peer`'s estimate, or the network's when `peer` was not measured (nil: no sample yet).
+    /// `peer`'s estimate, or the network's when `peer` was not measured (nil: no sample yet, or
+    /// too few for the network's to stand in).
     public func estimate(of peer: NodeAddress?) -> Estimate? {
-        peer.flatMap { peers[$0] } ?? network
+        peer.flatMap { peers[$0] } ?? (samples >= Self.priorSamples ? network : nil)
     }
 
     /// How long to wait for `peer`'s answer to a request: its RTO (or the network's), doubled
