@@ -49,6 +49,8 @@ def run_sim(binary, nodes, model, loss, args):
     """One `rumor sim` run; returns a dict of figures, or one with `error`."""
     command = [binary, "sim", "--nodes", str(nodes), "--updates", str(args.updates), "--rounds", str(args.rounds),
                "--loss", f"{loss}%", "--seed", str(args.seed), "--json", "--quiet"]
+    if args.warm_up_ms:
+        command += ["--first-update-ms", str(args.warm_up_ms)]
     if model == REGIONS:
         command += ["--regions", "3", "--jitter", f"{args.jitter}%"]
     else:
@@ -196,7 +198,10 @@ def main():
     parser.add_argument("--jitter", type=float, default=50, help="tail mean as a percentage of the base (default 50)")
     parser.add_argument("--no-regions", action="store_true", help="skip the three-region model")
     parser.add_argument("--updates", type=int, help="updates per run (default 5; --full: 20)")
-    parser.add_argument("--rounds", type=int, default=10, help="rounds per run (default 10)")
+    parser.add_argument("--rounds", type=int, default=12, help="rounds per run (default 12)")
+    parser.add_argument("--warm-up-ms", type=int, default=5000,
+                        help="the first update this long after the start (default 5000: the nodes have measured "
+                             "round trips, as in a swarm that has run a while; 0: at once, a cold start)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=600, help="seconds per run (default 600)")
     parser.add_argument("--svg", default="latency_sweep.svg", help="plot path (default latency_sweep.svg)")

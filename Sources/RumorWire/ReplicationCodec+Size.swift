@@ -33,8 +33,9 @@ extension ReplicationCodec {
             var end = 0
             if case .range(let address) = relay { end = 3 + address.ip.count }
             return header + 2 + (after == nil ? 0 : 8) + end + entries(list)
-        case .pullRequest(let from, let summary, let extra, let fingerprint):
+        case .pullRequest(let from, let summary, let extra, let fingerprint, let complete):
             return header + bytes(from.utf8.count) + digest(summary) + held(extra) + (fingerprint == nil ? 0 : 8)
+                + (complete ? 1 : 0)
         case .pullAnswer(let from, _, let list, let summary, let extra, let fingerprint):
             return header + bytes(from.utf8.count) + 8 + digest(summary) + held(extra) + entries(list) + (fingerprint == nil ? 0 : 8)
         case .acknowledgement(let from, let list):

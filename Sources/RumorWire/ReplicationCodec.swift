@@ -16,7 +16,7 @@ import RumorCore
 /// had no refusals; version 1 had no generations).
 /// Every length and count is checked against the bytes present before allocation.
 public enum ReplicationCodec {
-    static let magic: [UInt8] = [0x52, 0x4B, 3]
+    static let magic: [UInt8] = [0x52, 0x4B, 4]
     /// The kind byte (after the magic) of a `catchUpRequest`.
     public static let catchUpRequestKind: UInt8 = 5
 
@@ -42,12 +42,13 @@ public enum ReplicationCodec {
                 out.append(UInt8(end.port & 0xFF))
             }
             writeEntries(entries, into: &out)
-        case .pullRequest(let from, let digest, let held, let fingerprint):
+        case .pullRequest(let from, let digest, let held, let fingerprint, let complete):
             out.append(2)
             writeBytes(Array(from.utf8), into: &out)
             writeDigest(digest, into: &out)
             writeHeld(held, into: &out)
             if let fingerprint { writeUInt64(fingerprint, into: &out) }
+            if complete { out.append(1) }  // flags: 1 = complete
         case .pullAnswer(let from, let wall, let entries, let digest, let held, let fingerprint):
             out.append(3)
             writeBytes(Array(from.utf8), into: &out)
@@ -131,7 +132,9 @@ public enum ReplicationCodec {
             let digest = try readDigest(&reader)
             let held = try readHeld(&reader)
             let fingerprint = reader.remaining >= 8 ? try reader.readUInt64() : nil
-            frame = .pullRequest(from: from, digest: digest, held: held, fingerprint: fingerprint)
+            let flags = reader.remaining >= 1 ? try reader.readByte() : 0
+            guard flags & ~1 == 0 else { throw WireError(.malformed, "unknown pull request flags \(flags)") }
+            frame = .pullRequest(from: from, digest: digest, held: held, fingerprint: fingerprint, complete: flags & 1 != 0)
         case 3:
             let from = try reader.readString()
             let wall = try reader.readUInt64()

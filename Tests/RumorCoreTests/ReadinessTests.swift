@@ -83,6 +83,10 @@ struct ReadinessTests {
         let joined = Self.join(&a, Self.b, members: [Self.member("b", at: Self.b)], at: 120)
         #expect(Self.pulls(joined) == [Self.b])
         #expect(!a.readiness.isReady, "a pull sent is not a sync")
+        let complete = { (effects: [NodeEffect]) in
+            Self.sends(effects).compactMap { if case .pullRequest(_, _, _, _, let complete) = $0.0 { complete } else { nil } }
+        }
+        #expect(complete(joined) == [true], "syncing: everything, writes the tree is still delivering too")
         #expect(a.read("counter", at: Self.time(122)) == nil, "the core reads what it holds; the API refuses it while syncing")
 
         let answer = Self.deliver(joined, from: Self.a, to: &b, at: Self.b, at: 125)
@@ -93,6 +97,7 @@ struct ReadinessTests {
         #expect(a.read("counter", at: Self.time(261))?.value == Array("10".utf8))
         // Later rounds change nothing.
         #expect(a.timerFired(.readyTimeout, at: Self.time(10_100)).isEmpty)
+        #expect(complete(a.timerFired(.antiEntropy, at: Self.time(10_200))) == [false], "ready: repairs only")
     }
 
     @Test func aJoiningNode_whosePeersNeverAnswer_isReadyAfterTheTimeout_withAWarning() {

@@ -141,6 +141,12 @@ struct RoundTripTests {
             digest: puller.store.digest, from: "p", wallMilliseconds: 5_101, heldBack: .milliseconds(100))
         guard case .complete(let all, let full, _) = late else { Issue.record("a small delta is complete"); return }
         #expect(Set(all.map(\.key)) == ["old", "fresh", "own"] && full == relay.store.digest)
+        // An answerer whose clock is behind (a second here, an hour alike) sees writes stamped
+        // past it: their age says nothing of the tree, and they go.
+        let behind = relay.answerPull(
+            digest: puller.store.digest, from: "p", wallMilliseconds: 4_000, heldBack: .milliseconds(100))
+        guard case .complete(let seen, _, _) = behind else { Issue.record("a small delta is complete"); return }
+        #expect(Set(seen.map(\.key)) == ["old", "fresh", "own"])
     }
 
     // MARK: - Membership

@@ -26,6 +26,8 @@ struct ReplicationCodecTests {
         .pullRequest(from: "", digest: [:], held: [:]),
         .pullAnswer(from: "n2", wallMilliseconds: 1_700_000_000_000, entries: entries, digest: digest, held: held),
         .pullRequest(from: "n1", digest: digest, held: held, fingerprint: 0xdead_beef_0123_4567),
+        .pullRequest(from: "n1", digest: digest, held: held, fingerprint: 0xdead_beef_0123_4567, complete: true),
+        .pullRequest(from: "n1", digest: [:], held: [:], complete: true),
         .pullAnswer(from: "n2", wallMilliseconds: 1_700_000_000_000, entries: entries, digest: digest, held: held, fingerprint: .max),
         .pullAnswer(from: "n2", wallMilliseconds: 1_700_000_000_000, entries: [], digest: [:], held: [:], fingerprint: 0),
         .acknowledgement(from: "n4", versions: entries.map(\.version)),
@@ -67,7 +69,7 @@ struct ReplicationCodecTests {
     @Test func aFrameOfAnotherFormat_isRefusedNamingBothFormats() {
         var bytes = ReplicationCodec.encode(.push(entries: Self.entries, relay: .none, acknowledge: false))
         bytes[2] = 1
-        #expect(throws: WireError(.malformed, "a replication frame of format 1; this node speaks format 3 (run one Rumor release on every node)")) {
+        #expect(throws: WireError(.malformed, "a replication frame of format 1; this node speaks format 4 (run one Rumor release on every node)")) {
             try ReplicationCodec.decode(bytes)
         }
     }
@@ -95,10 +97,10 @@ struct ReplicationCodecTests {
     /// non-canonical varint, decoded; their canonical re-encoding then failed the entry-count
     /// plausibility check (which assumed 12-byte entries; the minimum is 11). Entries without a
     /// key or writer are now malformed, and the bound is 11 (19 since writers carry a
-    /// generation; the frame below is that crash in format 3, with one entry).
+    /// generation; the frame below is that crash in format 4, with one entry).
     @Test func entriesWithoutKeyOrWriterAreMalformed() throws {
         let crash: [UInt8] = [
-            0x52, 0x4b, 0x03, 0x01, 0x00, 0x00, 0x01, 0x80, 0x00, 0x05, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02,
+            0x52, 0x4b, 0x04, 0x01, 0x00, 0x00, 0x01, 0x80, 0x00, 0x05, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02,
             0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00,
         ]
         #expect(throws: WireError(.malformed, "entry without a key")) { try ReplicationCodec.decode(crash) }

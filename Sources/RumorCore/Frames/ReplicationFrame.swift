@@ -9,9 +9,11 @@ public enum ReplicationFrame: Sendable, Hashable {
     case push(entries: [Entry], relay: PushRelay, acknowledge: Bool, after: HybridTimestamp? = nil)
     /// Node `from` asks for what its digest shows missing, less the writes it `held` beyond it.
     /// `fingerprint`: of the versions it holds (`KeyValueStore.fingerprint`); a peer holding the
-    /// same answers with no entries without computing a delta.
+    /// same answers with no entries without computing a delta. `complete`: the node is syncing
+    /// after its start and must get everything, writes the broadcast tree is still delivering
+    /// included (`Replication.answerPull(heldBack:)`).
     case pullRequest(
-        from: String, digest: Digest, held: HeldWrites, fingerprint: UInt64? = nil)
+        from: String, digest: Digest, held: HeldWrites, fingerprint: UInt64? = nil, complete: Bool = false)
     /// Node `from` answers a pull with the missing entries, its own digest and held writes
     /// (also sent unsolicited as the push half of a push-pull exchange), and its fingerprint.
     /// `wallMilliseconds`: its wall clock when it answered; the puller measures the offset of

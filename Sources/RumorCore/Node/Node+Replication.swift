@@ -16,7 +16,7 @@ extension Node {
                     entries, relay: relay, acknowledge: acknowledge, after: after, from: sender, viaStream: viaStream,
                     wallMilliseconds: time.wallMilliseconds, peers: peers, now: time.now, roundTrips: membership.roundTrips),
                 at: time)
-        case .pullRequest(let peer, let digest, let held, let fingerprint):
+        case .pullRequest(let peer, let digest, let held, let fingerprint, let complete):
             guard pullLimiter.allow(sender, now: time.now) else {
                 let burst = local.limits.pullBurst, rate = local.limits.pullPerSecond
                 return refused(
@@ -29,8 +29,11 @@ extension Node {
             // address is stale (it restarted on a new port).
             let replyTo = viaStream ? membership.members[peer]?.address ?? sender : sender
             let reply: ReplicationFrame
-            let heldBack = Replication.treeDeliveryTime(
-                members: replicationPeers().count + 1, roundTrips: membership.roundTrips, settings: replication.settings)
+            let heldBack =
+                complete
+                ? .zero
+                : Replication.treeDeliveryTime(
+                    members: replicationPeers().count + 1, roundTrips: membership.roundTrips, settings: replication.settings)
             switch replication.answerPull(
                 digest: digest, held: held, fingerprint: fingerprint, from: peer, wallMilliseconds: time.wallMilliseconds,
                 heldBack: heldBack)
@@ -212,8 +215,10 @@ extension Node {
                     pendingPulls[address] = PendingPull(sentAt: time.now)
                 }
                 counters.add(.replicationPullsSent)
+                // Until the first sync, everything: reads then see every write acknowledged before.
                 let request = ReplicationFrame.pullRequest(
-                    from: name, digest: digest, held: held, fingerprint: replication.store.fingerprint)
+                    from: name, digest: digest, held: held, fingerprint: replication.store.fingerprint,
+                    complete: !readiness.isReady)
                 out.append(.send(.replication(request), to: address))
             case .sendDelta(let entries, let digest, let address):
                 counters.add(.replicationDeltasSent)

@@ -375,16 +375,19 @@ public struct Replication: Sendable {
     /// lowered, for each writer of one left out, to just before the cut: what we vouch to hold
     /// for the receiver is then exactly what we send or it holds. Our own writes always go: we
     /// may have written them before we knew the receiver (while joining), so no tree brings
-    /// them there.
+    /// them there. So do writes stamped further ahead of our clock than `maximumClockOffset`:
+    /// our clock is wrong (or theirs), and their age says nothing of the tree.
     func holdingBack(_ entries: [Entry], _ heldBack: Duration, wallMilliseconds: UInt64) -> (entries: [Entry], digest: Digest) {
         let back = UInt64(max(0, heldBack.nanosecondsClamped / 1_000_000))
         guard back > 0, wallMilliseconds > back else { return (entries, store.digest) }
         let cut = HybridTimestamp(milliseconds: wallMilliseconds - back, logical: .max)
+        let ahead = HybridTimestamp(milliseconds: wallMilliseconds &+ maximumOffsetMilliseconds, logical: .max)
         var settled: [Entry] = []
         settled.reserveCapacity(entries.count)
         var digest = store.digest
         for entry in entries {
-            if entry.version.timestamp <= cut || entry.version.writer == localWriter {
+            let young = entry.version.timestamp > cut && entry.version.timestamp <= ahead
+            if !young || entry.version.writer == localWriter {
                 settled.append(entry)
             } else if let held = digest[entry.version.writer], held > cut {
                 digest[entry.version.writer] = cut
