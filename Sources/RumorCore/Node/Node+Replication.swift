@@ -32,8 +32,7 @@ extension Node {
             let heldBack =
                 complete
                 ? .zero
-                : Replication.treeDeliveryTime(
-                    members: replicationPeers().count + 1, roundTrips: membership.roundTrips, settings: replication.settings)
+                : treeDeliveryTime()
             switch replication.answerPull(
                 digest: digest, held: held, fingerprint: fingerprint, from: peer, wallMilliseconds: time.wallMilliseconds,
                 heldBack: heldBack)
@@ -145,10 +144,21 @@ extension Node {
                 entries: entries, digest: digest, held: held, fingerprint: fingerprint, from: peer,
                 replyingTo: solicited ? address : nil,
                 wallMilliseconds: time.wallMilliseconds,
-                heldBack: Replication.treeDeliveryTime(
-                    members: replicationPeers().count + 1, roundTrips: membership.roundTrips, settings: replication.settings)),
+                heldBack: treeDeliveryTime()),
             at: time)
         return solicited ? out + synced(at: time) + syncedForReadiness(with: peer, at: time) : out
+    }
+
+    /// `Replication.treeDeliveryTime` for the swarm as it is, kept while the member count and
+    /// the network's round trip (to the millisecond) stay the same: every pull answer asks.
+    mutating func treeDeliveryTime() -> Duration {
+        let members = replicationPeers().count + 1
+        let estimate = membership.roundTrips.network
+        let network = UInt64(estimate?.smoothedMicroseconds ?? 0) / 1_000 << 32 | UInt64(estimate?.variationMicroseconds ?? 0) / 1_000
+        if let cached = deliveryTimeCache, cached.members == members, cached.network == network { return cached.time }
+        let time = Replication.treeDeliveryTime(members: members, roundTrips: membership.roundTrips, settings: replication.settings)
+        deliveryTimeCache = (members, network, time)
+        return time
     }
 
     /// The answer to `pull` arrived from `address`: a round-trip sample, unless the pull went

@@ -56,6 +56,8 @@ public struct Node: Sendable {
     /// electorate, taken twice a second: decoding every member's tags each time cost 30 % of
     /// an idle agent's CPU in a swarm of 100).
     var peerNameCache: Set<String>?
+    /// The tree's delivery time, with what it was computed from (`treeDeliveryTime()`).
+    var deliveryTimeCache: (members: Int, network: UInt64, time: Duration)?
 
     struct PendingPull: Sendable {
         /// When the pull first went to the peer.
