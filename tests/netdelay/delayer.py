@@ -17,7 +17,8 @@ callback, and accepts whatever is due each time round; select's timeout is the t
 due packet. Packets go out in order of due time (with jitter, a later packet may overtake).
 
 It also counts, per (source, destination), the packets and bytes it saw, those that carry a
-Rumor replication frame (the `RK` magic, format 3), and those it dropped; and how late each
+Rumor replication frame (the `RK` magic and the format the codec speaks, read from
+Sources/RumorWire/ReplicationCodec.swift), and those it dropped; and how late each
 release was against its due time, the delayer's own error.
 
 Control: a Unix stream socket, one JSON request per connection, one JSON answer:
@@ -45,7 +46,21 @@ from netfilterqueue import NetfilterQueue
 CLONE_NEWNET = 0x40000000
 NETLINK_NETFILTER = 12
 PR_SET_PDEATHSIG = 1
-REPLICATION_MAGIC = b"RK\x03"
+
+
+def replication_magic() -> bytes:
+    """`ReplicationCodec.magic`, read from its one definition (the format byte changes with the
+    frame format)."""
+    import pathlib
+    import re
+    source = pathlib.Path(__file__).resolve().parents[2] / "Sources/RumorWire/ReplicationCodec.swift"
+    found = re.search(r"static let magic: \[UInt8\] = \[0x52, 0x4B, (\d+)\]", source.read_text())
+    if not found:
+        raise SystemExit(f"no replication frame magic in {source}")
+    return b"RK" + bytes([int(found.group(1))])
+
+
+REPLICATION_MAGIC = replication_magic()
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
