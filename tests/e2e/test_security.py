@@ -234,7 +234,7 @@ def test_pull_floods_from_one_peer_are_rate_limited(swarm):
     agent = swarm.agent("limited")
     agent.cli("put", "k", "v")
     host, port = agent.address.split(":")
-    pull = b"\x08" + b"RK\x03\x02" + b"\x05flood" + b"\x00" + b"\x00"  # user message: pull request, empty digest
+    pull = b"\x08" + b"RK\x04\x02" + b"\x05flood" + b"\x00" + b"\x00"  # user message: pull request (frame format 4), empty digest
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
         for _ in range(200):
             sender.sendto(pull, (host, int(port)))
