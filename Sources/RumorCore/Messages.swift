@@ -32,12 +32,18 @@ public struct NodeAddress: Hashable, Sendable, CustomStringConvertible {
     /// Hashes an IPv4 address and port as one word: addresses key the per-peer tables every
     /// datagram touches (rate limits, pending pulls), 100k nodes deep in the simulator.
     public func hash(into hasher: inout Hasher) {
-        if ip.count == 4 {
-            hasher.combine(UInt64(ip[0]) << 40 | UInt64(ip[1]) << 32 | UInt64(ip[2]) << 24 | UInt64(ip[3]) << 16 | UInt64(port))
+        if let packed = packedIPv4 {
+            hasher.combine(packed)
         } else {
             hasher.combine(ip)
             hasher.combine(port)
         }
+    }
+
+    /// An IPv4 address and port as one word, ordered as the address bytes then the port are.
+    var packedIPv4: UInt64? {
+        guard ip.count == 4 else { return nil }
+        return UInt64(ip[0]) << 40 | UInt64(ip[1]) << 32 | UInt64(ip[2]) << 24 | UInt64(ip[3]) << 16 | UInt64(port)
     }
 
     /// Whether an address of `count` bytes is one of the three kinds.

@@ -49,8 +49,7 @@ def test_mixed_cluster_with_go_memberlist(swarm):
     measure("go_detects_rumor_kill9", detected)
 
     g1.leave()
-    _, left = wait_until(lambda: all(node.members().get("g1") == "left" for node in [r1, r2]), 5,
-                         "Rumor nodes report the Go node left")
+    _, left = wait_until(everyone_sees([r1, r2], ["g1"], state="left"), 5, "Rumor nodes report the Go node left")
     measure("rumor_sees_go_leave", left)
 
     # A fresh Go node to watch a Rumor node leave (g1 has left).

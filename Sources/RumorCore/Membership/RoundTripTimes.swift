@@ -75,8 +75,8 @@ public struct RoundTripTimes: Sendable {
     public mutating func record(_ roundTrip: Duration, to peer: NodeAddress) {
         let sample = UInt32(clamping: max(0, roundTrip.nanosecondsClamped / 1_000))
         samples += 1
-        if peers[peer] != nil {
-            peers[peer]!.update(with: sample, at: samples)
+        if let index = peers.index(forKey: peer) {
+            peers.values[index].update(with: sample, at: samples)
         } else {
             if peers.count >= Self.capacity { evictOldest() }
             peers[peer] = Estimate(first: sample, at: samples)

@@ -97,11 +97,12 @@ public struct ClockOffsets: Sendable {
         samples[peer] = Sample(
             peerWallMinusLocalMonotonic: peerWallNow - time.now.nanoseconds / 1_000_000,
             errorMilliseconds: (roundTrip + 1) / 2 + 1, measuredAt: time.now)
-        recent.removeAll { $0 == peer }
+        if let index = recent.firstIndex(of: peer) { recent.remove(at: index) }
         recent.insert(peer, at: 0)
-        if samples.values.contains(where: { time.now - $0.measuredAt > Self.sampleLifetime }) {
-            samples = samples.filter { time.now - $0.value.measuredAt <= Self.sampleLifetime }
-            recent.removeAll { samples[$0] == nil }
+        // `recent` runs newest first, so the expired samples are at its end.
+        while let oldest = recent.last, let sample = samples[oldest], time.now - sample.measuredAt > Self.sampleLifetime {
+            samples[oldest] = nil
+            recent.removeLast()
         }
     }
 

@@ -100,6 +100,8 @@ extension Node {
                         peers: peers, wallMilliseconds: time.wallMilliseconds, roundTrips: membership.roundTrips),
                     at: time)
         case .pullRetry:
+            // Usually the pull was answered: no retry, and no peer list to build.
+            guard replication.pullRetryPending else { return [] }
             let peers = replicationPeers()
             return effects(of: replication.pullRetryTimerFired(peers: peers, roundTrips: membership.roundTrips), at: time)
         case .relayRetry:

@@ -16,18 +16,23 @@ public struct RateLimiter<Peer: Hashable & Sendable>: Sendable {
 
     /// Takes one token from `peer`'s bucket; false when it is empty (drop the request).
     public mutating func allow(_ peer: Peer, now: Instant) -> Bool {
-        var bucket = buckets[peer] ?? (burst, now)
-        let elapsed = Double((now - bucket.updated).nanosecondsClamped) / 1e9
-        bucket.tokens = min(burst, bucket.tokens + max(0, elapsed) * perSecond)
-        bucket.updated = now
-        let allowed = bucket.tokens >= 1
-        if allowed { bucket.tokens -= 1 }
-        if buckets[peer] == nil, buckets.count >= maximumPeers,
+        if buckets.count >= maximumPeers, buckets[peer] == nil,
             let stalest = buckets.min(by: { $0.value.updated < $1.value.updated })
         {
             buckets[stalest.key] = nil
         }
-        buckets[peer] = bucket
-        return allowed
+        // Updated in place: one lookup per request.
+        return Self.take(from: &buckets[peer, default: (burst, now)], now: now, burst: burst, perSecond: perSecond)
+    }
+
+    private static func take(
+        from bucket: inout (tokens: Double, updated: Instant), now: Instant, burst: Double, perSecond: Double
+    ) -> Bool {
+        let elapsed = Double((now - bucket.updated).nanosecondsClamped) / 1e9
+        bucket.tokens = min(burst, bucket.tokens + max(0, elapsed) * perSecond)
+        bucket.updated = now
+        guard bucket.tokens >= 1 else { return false }
+        bucket.tokens -= 1
+        return true
     }
 }

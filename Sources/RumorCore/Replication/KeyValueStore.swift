@@ -44,6 +44,9 @@ public struct KeyValueStore: Sendable, Hashable {
     public private(set) var pagedBytes = 0
     /// Tombstones held, kept up to date (`counts` without a scan).
     private var tombstones = 0
+    /// Live values with a time to live, kept up to date: with none and no tombstones, the
+    /// round's expiry and collection scans are skipped.
+    public private(set) var expiringValues = 0
 
     public init() {}
 
@@ -79,16 +82,25 @@ public struct KeyValueStore: Sendable, Hashable {
                 let old = replaced.entry(entry.key, writers: writers)
                 fingerprint ^= Self.fingerprint(of: old.version)
                 pagedBytes -= Self.pageBytes(of: old)
-                if old.isTombstone { tombstones -= 1 }
+                count(old, -1)
                 winningEntries[old.version.writer, default: 1] -= 1
             }
             fingerprint ^= Self.fingerprint(of: entry.version)
             pagedBytes += Self.pageBytes(of: entry)
-            if entry.isTombstone { tombstones += 1 }
+            count(entry, 1)
             winningEntries[entry.version.writer, default: 0] += 1
             index[entry.version.writer, default: WriterIndex()].insert(entry.version.timestamp, entry.key)
         }
         self.digest = digest
+    }
+
+    /// Keeps `tombstones` and `expiringValues` up to date as `entry` comes (`by` 1) or goes (-1).
+    private mutating func count(_ entry: Entry, _ by: Int) {
+        if entry.isTombstone {
+            tombstones += by
+        } else if entry.expiresAtMilliseconds != nil {
+            expiringValues += by
+        }
     }
 
     /// Merges one entry received from elsewhere. Returns true when it became the key's winner.
@@ -102,12 +114,12 @@ public struct KeyValueStore: Sendable, Hashable {
             if current.version >= entry.version { return false }
             fingerprint ^= Self.fingerprint(of: current.version)
             pagedBytes -= Self.pageBytes(of: current)
-            if current.isTombstone { tombstones -= 1 }
+            count(current, -1)
             winningEntries[current.version.writer, default: 1] -= 1
         }
         fingerprint ^= Self.fingerprint(of: entry.version)
         pagedBytes += Self.pageBytes(of: entry)
-        if entry.isTombstone { tombstones += 1 }
+        count(entry, 1)
         winningEntries[writer, default: 0] += 1
         var slot = Slot(entry, writer: intern(writer))
         slot.sequence = slots[entry.key]?.sequence ?? 0
@@ -146,7 +158,10 @@ public struct KeyValueStore: Sendable, Hashable {
     /// we hold everything the peer held: take the maximum of both digests (less writers that
     /// have stopped and of whom this store holds nothing, see `currentWriters`).
     public mutating func acknowledge(_ peerDigest: Digest) {
-        for (writer, timestamp) in peerDigest where !isForgettable(writer) { advance(writer, to: timestamp) }
+        // Usually the peer's digest is ours: the first test skips those writers in one lookup.
+        for (writer, timestamp) in peerDigest where digest[writer].map({ $0 < timestamp }) ?? true && !isForgettable(writer) {
+            advance(writer, to: timestamp)
+        }
     }
 
     mutating func advance(_ writer: Writer, to timestamp: HybridTimestamp) {
@@ -167,7 +182,10 @@ public struct KeyValueStore: Sendable, Hashable {
     /// Drops from the digest and index the writers `isForgettable` names. Returns how many.
     @discardableResult
     public mutating func forgetStoppedWriters() -> Int {
-        let stopped = digest.keys.filter(isForgettable)
+        // A loop, not `filter(isForgettable)`: that closure would capture a copy of the store,
+        // and the removals below would then copy every table (a cost per round at 100k nodes).
+        var stopped: [Writer] = []
+        for writer in digest.keys where isForgettable(writer) { stopped.append(writer) }
         for writer in stopped {
             digest[writer] = nil
             index[writer] = nil
@@ -248,6 +266,7 @@ public struct KeyValueStore: Sendable, Hashable {
     /// `graceMilliseconds`. Returns the keys removed.
     @discardableResult
     public mutating func collectTombstones(nowMilliseconds: UInt64, graceMilliseconds: UInt64) -> [String] {
+        guard tombstones > 0 || expiringValues > 0 else { return [] }
         let horizon = nowMilliseconds > graceMilliseconds ? nowMilliseconds - graceMilliseconds : 0
         let expired = entries.values.filter { entry in
             if entry.isTombstone { return entry.version.timestamp.milliseconds < horizon }
@@ -256,7 +275,7 @@ public struct KeyValueStore: Sendable, Hashable {
         }
         for entry in expired {
             if let removed = slots.removeValue(forKey: entry.key) { forgottenThrough = max(forgottenThrough, removed.sequence) }
-            if entry.isTombstone { tombstones -= 1 }
+            count(entry, -1)
             winningEntries[entry.version.writer, default: 1] -= 1
             fingerprint ^= Self.fingerprint(of: entry.version)
             pagedBytes -= Self.pageBytes(of: entry)

@@ -8,7 +8,7 @@ extension Replication {
     ) -> [ReplicationDirective] {
         var out: [ReplicationDirective] = [.startAntiEntropyTimer(after: settings.antiEntropyInterval)]
         let since = expiryReportedThrough
-        let expired = store.entries.values.filter { entry in
+        let expired = store.expiringValues == 0 ? [] : store.entries.values.filter { entry in
             guard !entry.isTombstone, let expiry = entry.expiresAtMilliseconds else { return false }
             return expiry > since && expiry <= wallMilliseconds
         }
@@ -42,12 +42,16 @@ extension Replication {
         ]
     }
 
+    /// Whether the pull-retry timer has a retry to make (this round's pull is unanswered).
+    public var pullRetryPending: Bool { (pullRetriesLeft ?? 0) > 0 }
+
     /// How long a pull from `peer` waits for its answer before another peer is asked: the
     /// peer's retransmission timeout (`RoundTripTimes`), at least `pullRetryAfter`, and at
     /// most what leaves the round room for its retries (unless the round trip itself is longer).
     func pullTimeout(for peer: NodeAddress, roundTrips: RoundTripTimes) -> Duration {
-        roundTrips.timeout(
-            for: peer, floor: settings.pullRetryAfter, cap: settings.antiEntropyInterval / (settings.pullRetries + 1))
+        // Divided in nanoseconds: `Duration / Int` divides 128-bit attoseconds, a cost on every pull.
+        let cap = Duration.nanoseconds(settings.antiEntropyInterval.nanosecondsClamped / Int64(settings.pullRetries + 1))
+        return roundTrips.timeout(for: peer, floor: settings.pullRetryAfter, cap: cap)
     }
 
     /// What a pull is answered with.

@@ -48,7 +48,9 @@ public struct SerfLayer: Sendable {
     public private(set) var eventClock = Clock()
     /// Queries received and sent, with their clock.
     public internal(set) var queries: SerfQueries
-    private var eventRing: [SerfEventSlot?] = Array(repeating: nil, count: eventBuffer)
+    /// Serf's recent-event ring, `eventBuffer` slots, allocated at the first event (8 KB a node:
+    /// half of a simulated node's memory, for events the simulator never sends).
+    private var eventRing: [SerfEventSlot?] = []
     /// The latest intent time seen per node (Serf's status times and recent-intent buffer).
     private var intentTimes: [String: LamportTime] = [:]
     private var hasLeft = false
@@ -176,6 +178,7 @@ public struct SerfLayer: Sendable {
         guard event.time >= eventMinTime, eventClock.isRecent(event.time) else { return [] }
         let index = Int(event.time % LamportTime(Self.eventBuffer))
         let entry = SerfEventSlot.Event(name: event.name, payload: event.payload)
+        if eventRing.isEmpty { eventRing = Array(repeating: nil, count: Self.eventBuffer) }
         if var slot = eventRing[index], slot.time == event.time {
             guard !slot.events.contains(entry) else { return [] }
             slot.events.append(entry)
@@ -193,7 +196,7 @@ public struct SerfLayer: Sendable {
     public func pushPullState(leftMembers: [String]) -> SerfPushPull {
         SerfPushPull(
             memberTime: memberClock.time, statusTimes: intentTimes, leftMembers: leftMembers, eventTime: eventClock.time,
-            events: eventRing, queryTime: queries.clock.time)
+            events: eventRing.isEmpty ? Array(repeating: nil, count: Self.eventBuffer) : eventRing, queryTime: queries.clock.time)
     }
 
     /// Merges a peer's push-pull state (Serf's `MergeRemoteState`): clocks witnessed, intents

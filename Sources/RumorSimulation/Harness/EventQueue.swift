@@ -1,8 +1,9 @@
 import RumorCore
 
-/// A binary min-heap of events by (time, insertion order): ties resolve in the order scheduled,
+/// A 4-ary min-heap of events by (time, insertion order): ties resolve in the order scheduled,
 /// which keeps runs deterministic. The heap holds plain (time, order, slot) triples; the events
-/// themselves wait in a slab, so sifting moves no reference-counted payloads.
+/// themselves wait in a slab, so sifting moves no reference-counted payloads. Four children a
+/// node halve the levels a pop walks (each a cache miss in a heap of 100,000 nodes' events).
 public struct EventQueue<Event> {
     struct Item {
         var time: Int64
@@ -36,7 +37,7 @@ public struct EventQueue<Event> {
         var child = heap.count - 1
         let item = heap[child]
         while child > 0 {
-            let parent = (child - 1) / 2
+            let parent = (child - 1) / 4
             guard Self.before(item, heap[parent]) else { break }
             heap[child] = heap[parent]
             child = parent
@@ -51,10 +52,10 @@ public struct EventQueue<Event> {
             var parent = 0
             let count = heap.count
             while true {
-                let left = 2 * parent + 1
-                guard left < count else { break }
-                var child = left
-                if left + 1 < count, Self.before(heap[left + 1], heap[left]) { child = left + 1 }
+                let first = 4 * parent + 1
+                guard first < count else { break }
+                var child = first
+                for sibling in first + 1..<min(first + 4, count) where Self.before(heap[sibling], heap[child]) { child = sibling }
                 guard Self.before(heap[child], last) else { break }
                 heap[parent] = heap[child]
                 parent = child

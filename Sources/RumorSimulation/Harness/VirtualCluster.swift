@@ -51,6 +51,9 @@ public struct VirtualCluster<Observer: ClusterObserver> {
     /// Bumped at each crash: timers armed before it are ignored.
     private var generation: [UInt32] = []
     private var joinSeeds: [[NodeAddress]] = []
+    /// Every node's address, made once: a datagram's source is one of them (an address holds
+    /// its bytes in an array, an allocation per datagram otherwise).
+    private var addresses: [NodeAddress] = []
     private var nextCommand: CommandID = 0
 
     private enum Event {
@@ -102,8 +105,9 @@ public struct VirtualCluster<Observer: ClusterObserver> {
     public mutating func add(settings: NodeSettings, seeds: NodeSeeds) -> Int {
         let index = nodes.count
         clocks.append(NodeClock())
+        addresses.append(Self.address(of: index))
         nodes.append(
-            Node(name: Self.name(of: index), address: Self.address(of: index), settings: settings, seeds: seeds, at: time(of: index)))
+            Node(name: Self.name(of: index), address: addresses[index], settings: settings, seeds: seeds, at: time(of: index)))
         isUp.append(true)
         generation.append(0)
         joinSeeds.append([])
@@ -207,7 +211,7 @@ public struct VirtualCluster<Observer: ClusterObserver> {
             case .datagram(let index, let from, let messages):
                 guard isUp[index] else { continue }
                 observer.received(messages, at: index, now: now)
-                execute(nodes[index].receive(messages, from: Self.address(of: from), at: self.time(of: index)), at: index)
+                execute(nodes[index].receive(messages, from: addresses[from], at: self.time(of: index)), at: index)
             }
         }
         now = max(now, limit)
