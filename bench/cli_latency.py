@@ -12,7 +12,7 @@ Prints a table with the Rumor/Serf ratio of each pair, and exits 1 when a target
 missed (--check): CLI median <= 5 ms and <= 1.5x `serf members`; idle watch <= 0.5 % CPU; idle
 agent RSS <= 20 MB.
 
-    python3 bench/cli_latency.py            # the full run (README figures)
+    python3 bench/cli_latency.py            # the full run (the figures in docs/performance.md)
     python3 bench/cli_latency.py --runs 40 --idle 3 --check   # what CI runs
 """
 

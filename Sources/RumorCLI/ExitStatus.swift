@@ -1,4 +1,4 @@
-/// The exit status of every `rumor` command: one table, shown in README and `rumor context`.
+/// The exit status of every `rumor` command: one table, shown in docs/guide/cli.md and `rumor context`.
 ///
 /// A status says who is at fault, so a script can branch without reading stderr: the command
 /// line (64), the address it points at (69, 76), or the agent's answer (1, whose `code` says

@@ -3,7 +3,7 @@ import RumorAPI
 @testable import RumorCLI
 import Testing
 
-/// The one exit-status table of `rumor` (README's "Exit statuses", `rumor context`).
+/// The one exit-status table of `rumor` (docs/guide/cli.md, "Output and exit statuses"; `rumor context`).
 struct ExitStatusTests {
     @Test func usageUnreachableAndNotAnAgentHaveTheirOwnStatusAndEveryOtherCodeIsAnAgentError() {
         #expect(ExitStatus(errorCode: "bad_arguments") == .usage)

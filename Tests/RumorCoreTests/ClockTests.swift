@@ -180,7 +180,7 @@ struct ClockFaultTests {
         var issued: [Version: Instant] = [:]
         // Writes made by a node whose clock was beyond the bound but that was not fenced: one that
         // had not measured enough peers yet (just restarted), or had too few live peers to vote
-        // (README, "Time": the known limit). Their far-off stamps may win over later writes.
+        // (docs/design/replication.md, "Time": the known limit). Their far-off stamps may win over later writes.
         let bound = NodeSettings().replication.maximumClockOffset
         var unfencedBeyondTheBound = 0
         var awaited: [CommandID: Entry] = [:]
@@ -210,7 +210,7 @@ struct ClockFaultTests {
             default:
                 // A restart comes with a clock within the bound: a process has no samples before
                 // it measures its peers, so one restarted far ahead writes unfenced until then
-                // (README, "Time"); a clock that goes wrong while the node runs is fenced at once.
+                // (docs/design/replication.md, "Time"); a clock that goes wrong while the node runs is fenced at once.
                 guard !cluster.isUp[node] else { break }
                 cluster.setClock(of: node, offsetMilliseconds: Int64.random(in: -200...200, using: &random))
                 cluster.restart(

@@ -30,7 +30,7 @@ struct SimulationTests {
         #expect(try bytes(7) != bytes(8))
     }
 
-    /// The small version of `rumor sim --nodes 1000 --churn ... --restart-state mixed` (README):
+    /// The small version of `rumor sim --nodes 1000 --churn ... --restart-state mixed` (docs/development.md, "Simulator"):
     /// nodes restarting as new processes with their state, none or a stale copy, under writes and
     /// 10 % loss, end with every live replica equal and every acknowledged write held.
     @Test(arguments: SimulationConfiguration.RestartState.allCases)

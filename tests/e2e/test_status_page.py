@@ -71,7 +71,7 @@ def test_the_page_shows_the_swarm_live(swarm, browser):
     screenshot(browser, "status-page.png")
 
     c.kill9()
-    # Lifeguard lets a suspicion last up to 6x its minimum while few confirm it (README: 26 s bound).
+    # Lifeguard lets a suspicion last up to 6x its minimum while few confirm it (docs/performance.md, "Measured": 26 s bound).
     wait_until(lambda: member_states(browser).get("page-c") in ("dead", "left"), 30, "the killed node turns dead")
     assert browser.execute_script("return window.notReloaded === true;"), "the page reloaded"
     screenshot(browser, "status-page-dead-member.png")

@@ -5,7 +5,7 @@ import RumorCore
 /// flag (`--data-dir`) and the environment variable (`RUMOR_DATA_DIR`).
 ///
 /// `AgentSetting.all` is the only list: the config-file reader refuses keys that are not in it,
-/// `--print-config` prints it, README documents it.
+/// `--print-config` prints it, docs/guide/cli.md and docs/guide/configuration.md document it.
 public struct AgentSetting: Sendable {
     /// What a value of the setting is, which decides the type it must have in a config file.
     public enum Kind: Sendable {
@@ -76,7 +76,7 @@ public enum SettingValue: Sendable, Hashable {
 }
 
 extension AgentSetting {
-    /// Every setting, in the order `--print-config` and README show them.
+    /// Every setting, in the order `--print-config` and docs/guide/cli.md show them.
     public static let all: [AgentSetting] = [
         AgentSetting("name", .text, "Unique node name (default: the host name)."),
         AgentSetting("bind", .text, default: .text("0.0.0.0:7946"), "Gossip address, UDP and TCP."),
