@@ -8,14 +8,44 @@
 /// address (6 bytes: `u16` network, `u32` node) when the swarm gossips over Pilot. memberlist's
 /// wire format carries the address as raw bytes, so either fits in its `Addr` fields.
 public struct NodeAddress: Hashable, Sendable, CustomStringConvertible {
-    /// The raw address bytes: 4 for IPv4, 16 for IPv6, 6 for a Pilot address.
-    public var ip: [UInt8]
+    /// Up to 16 address bytes, big-endian in two words and zero-padded, and their count: held
+    /// inline, so hashing, comparing and copying an address touch no heap memory (addresses key
+    /// the per-peer tables every datagram touches, 100k nodes deep in the simulator).
+    private var high: UInt64 = 0
+    private var low: UInt64 = 0
     public var port: UInt16
+    /// How many bytes the address has. One of more than 16 (only a malformed one off the wire,
+    /// refused by every use of it) keeps its first 16, and reads back zeros after them.
+    private var count: UInt8 = 0
 
     public init(ip: [UInt8], port: UInt16) {
-        self.ip = ip
         self.port = port
+        self.ip = ip
     }
+
+    /// The raw address bytes: 4 for IPv4, 16 for IPv6, 6 for a Pilot address.
+    public var ip: [UInt8] {
+        get {
+            (0..<Int(count)).map { index in
+                index >= 16 ? 0 : UInt8(truncatingIfNeeded: index < 8 ? high >> (56 - 8 * index) : low >> (56 - 8 * (index - 8)))
+            }
+        }
+        set {
+            high = 0
+            low = 0
+            count = UInt8(clamping: newValue.count)
+            for (index, byte) in newValue.prefix(16).enumerated() {
+                if index < 8 {
+                    high |= UInt64(byte) << (56 - 8 * index)
+                } else {
+                    low |= UInt64(byte) << (56 - 8 * (index - 8))
+                }
+            }
+        }
+    }
+
+    /// How many address bytes (`ip.count` without building the array).
+    public var ipLength: Int { Int(count) }
 
     /// Parses dotted IPv4 (`"127.0.0.1"`); returns nil for anything else.
     public init?(ipv4 text: Substring, port: UInt16) {
@@ -29,21 +59,17 @@ public struct NodeAddress: Hashable, Sendable, CustomStringConvertible {
         self.init(ip: bytes, port: port)
     }
 
-    /// Hashes an IPv4 address and port as one word: addresses key the per-peer tables every
-    /// datagram touches (rate limits, pending pulls), 100k nodes deep in the simulator.
-    public func hash(into hasher: inout Hasher) {
-        if let packed = packedIPv4 {
-            hasher.combine(packed)
-        } else {
-            hasher.combine(ip)
-            hasher.combine(port)
-        }
+    /// An IPv4 address and port as one word, ordered as the address bytes then the port are.
+    public var packedIPv4: UInt64? {
+        guard count == 4 else { return nil }
+        return high >> 16 | UInt64(port)
     }
 
-    /// An IPv4 address and port as one word, ordered as the address bytes then the port are.
-    var packedIPv4: UInt64? {
-        guard ip.count == 4 else { return nil }
-        return UInt64(ip[0]) << 40 | UInt64(ip[1]) << 32 | UInt64(ip[2]) << 24 | UInt64(ip[3]) << 16 | UInt64(port)
+    /// By address bytes (a prefix first), then port: a stable order for peer lists.
+    static func precedes(_ lhs: NodeAddress, _ rhs: NodeAddress) -> Bool {
+        // Zero padding keeps byte order; of two addresses equal once padded, one is a prefix of
+        // the other, and the shorter comes first.
+        return (lhs.high, lhs.low, lhs.count, lhs.port) < (rhs.high, rhs.low, rhs.count, rhs.port)
     }
 
     /// Whether an address of `count` bytes is one of the three kinds.
@@ -58,6 +84,7 @@ public struct NodeAddress: Hashable, Sendable, CustomStringConvertible {
 
     /// The textual IP address without the port.
     public var host: String {
+        let ip = self.ip
         if ip.count == 4 {
             return ip.map(String.init).joined(separator: ".")
         }

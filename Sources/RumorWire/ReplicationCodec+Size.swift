@@ -31,7 +31,7 @@ extension ReplicationCodec {
         switch frame {
         case .push(let list, let relay, _, let after):
             var end = 0
-            if case .range(let address) = relay { end = 3 + address.ip.count }
+            if case .range(let address) = relay { end = 3 + address.ipLength }
             return header + 2 + (after == nil ? 0 : 8) + end + entries(list)
         case .pullRequest(let from, let summary, let extra, let fingerprint, let complete):
             return header + bytes(from.utf8.count) + digest(summary) + held(extra) + (fingerprint == nil ? 0 : 8)

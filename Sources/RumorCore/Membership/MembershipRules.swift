@@ -8,7 +8,7 @@ extension Membership {
             handleAliveAboutLocalNode(alive, now: now, into: &out)
             return
         }
-        guard NodeAddress.isValidLength(alive.address.ip.count) else { return }
+        guard NodeAddress.isValidLength(alive.address.ipLength) else { return }
         guard var member = members[alive.node] else {
             let member = Member(
                 name: alive.node, address: alive.address, meta: alive.meta, incarnation: alive.incarnation,

@@ -8,16 +8,16 @@ extension Message {
         case .ping(let ping):
             var size = 1 + Size.map + Size.field("SeqNo", Size.uint32) + Size.field("Node", Size.raw(ping.target.utf8.count))
             if let source = ping.source {
-                size += Size.field("SourceAddr", Size.raw(source.ip.count)) + Size.field("SourcePort", Size.uint16)
+                size += Size.field("SourceAddr", Size.raw(source.ipLength)) + Size.field("SourcePort", Size.uint16)
             }
             if !ping.sourceName.isEmpty { size += Size.field("SourceNode", Size.raw(ping.sourceName.utf8.count)) }
             return size
         case .indirectPing(let request):
             var size = 1 + Size.map + Size.field("SeqNo", Size.uint32)
-                + Size.field("Target", Size.raw(request.target.ip.count)) + Size.field("Port", Size.uint16)
+                + Size.field("Target", Size.raw(request.target.ipLength)) + Size.field("Port", Size.uint16)
                 + Size.field("Node", Size.raw(request.targetName.utf8.count)) + Size.field("Nack", 1)
             if let source = request.source {
-                size += Size.field("SourceAddr", Size.raw(source.ip.count)) + Size.field("SourcePort", Size.uint16)
+                size += Size.field("SourceAddr", Size.raw(source.ipLength)) + Size.field("SourcePort", Size.uint16)
             }
             if !request.sourceName.isEmpty { size += Size.field("SourceNode", Size.raw(request.sourceName.utf8.count)) }
             return size
@@ -33,7 +33,7 @@ extension Message {
                 + Size.field("Node", Size.raw(dead.node.utf8.count)) + Size.field("From", Size.raw(dead.from.utf8.count))
         case .alive(let alive):
             return 1 + Size.map + Size.field("Incarnation", Size.uint32)
-                + Size.field("Node", Size.raw(alive.node.utf8.count)) + Size.field("Addr", Size.raw(alive.address.ip.count))
+                + Size.field("Node", Size.raw(alive.node.utf8.count)) + Size.field("Addr", Size.raw(alive.address.ipLength))
                 + Size.field("Port", Size.uint16) + Size.field("Meta", Size.raw(alive.meta.count))
                 + Size.field("Vsn", Size.array + 6 * 2)
         case .user(let bytes):

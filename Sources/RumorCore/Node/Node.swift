@@ -368,8 +368,7 @@ struct SaveBatch: Sendable {
 extension NodeAddress: Comparable {
     /// By IP bytes, then port: a stable order for peer lists.
     public static func < (lhs: NodeAddress, rhs: NodeAddress) -> Bool {
-        if let left = lhs.packedIPv4, let right = rhs.packedIPv4 { return left < right }
-        return lhs.ip.lexicographicallyPrecedes(rhs.ip) || (lhs.ip == rhs.ip && lhs.port < rhs.port)
+        precedes(lhs, rhs)
     }
 }
 

@@ -74,7 +74,7 @@ public struct VirtualCluster<Observer: ClusterObserver> {
     }
 
     public static func index(of address: NodeAddress) -> Int {
-        address.ip.count == 4 ? Int(address.ip[1]) << 16 | Int(address.ip[2]) << 8 | Int(address.ip[3]) : -1
+        address.packedIPv4.map { Int($0 >> 16 & 0xff_ffff) } ?? -1
     }
 
     public static func name(of index: Int) -> String { "n\(index)" }
