@@ -105,7 +105,13 @@ public enum ConfigFile {
 
     private static func json(_ text: String, path: String) throws(AgentError) -> [String: FileValue] {
         do {
+            // Foundation's decoder takes trailing commas and keeps the first of duplicate keys.
+            try StrictJSON.check(text)
             return try JSONDecoder().decode([String: FileValue].self, from: Data(text.utf8))
+        } catch let problem as StrictJSON.Problem {
+            throw AgentError(
+                code: .badConfig, message: "config file \(path) is not strict JSON: \(problem)",
+                hint: "remove the trailing comma, or keep one of the keys given twice")
         } catch {
             throw AgentError(
                 code: .badConfig, message: "config file \(path) is not a JSON object of settings: \(error)",
