@@ -20,13 +20,14 @@ public struct AddressRule: Sendable, Hashable {
         /// The Pilot overlay: 6-byte Pilot addresses only.
         case pilot
 
-        /// The address lengths the family takes.
-        public var lengths: Set<Int> {
+        /// Whether the family takes addresses of `count` bytes (no allocation: this runs for
+        /// every datagram).
+        public func takes(length count: Int) -> Bool {
             switch self {
-            case .ipv4: [4]
-            case .ipv6: [16]
-            case .dualStack: [4, 16]
-            case .pilot: [6]
+            case .ipv4: count == 4
+            case .ipv6: count == 16
+            case .dualStack: count == 4 || count == 16
+            case .pilot: count == 6
             }
         }
 
@@ -64,7 +65,7 @@ public struct AddressRule: Sendable, Hashable {
     /// Why `address` may not be sent to; nil when it may.
     public func problem(with address: NodeAddress) -> AddressProblem? {
         let ip = address.ip
-        guard family.lengths.contains(ip.count) else { return .wrongLength(ip.count, family) }
+        guard family.takes(length: ip.count) else { return .wrongLength(ip.count, family) }
         guard address.port != 0 else { return .portZero }
         switch ip.count {
         case 4: return Self.problem(ipv4: ip[0], ip[1], ip[2], ip[3], broadcasts: broadcasts)
