@@ -196,7 +196,7 @@ public enum APIRequests {
             try StrictJSON.check(body)
             return try JSONDecoder().decode(T.self, from: Data(body))
         } catch let problem as StrictJSON.Problem {
-            throw AgentError(code: .badRequest, message: "the request body is not strict JSON: \(problem)", hint: hint)
+            throw AgentError(code: .badRequest, message: "the request body is not valid JSON: \(problem)", hint: hint)
         } catch {
             throw AgentError(code: .badRequest, message: "the request body is not valid: \(error)", hint: hint)
         }

@@ -109,9 +109,12 @@ public enum ConfigFile {
             try StrictJSON.check(text)
             return try JSONDecoder().decode([String: FileValue].self, from: Data(text.utf8))
         } catch let problem as StrictJSON.Problem {
+            let strictOnly = problem.message.hasPrefix("trailing comma") || problem.message.hasPrefix("duplicate key")
             throw AgentError(
-                code: .badConfig, message: "config file \(path) is not strict JSON: \(problem)",
-                hint: "remove the trailing comma, or keep one of the keys given twice")
+                code: .badConfig, message: "config file \(path) is not a JSON object of settings: \(problem)",
+                hint: strictOnly
+                    ? "remove the trailing comma, or keep one of the keys given twice (JSON has no defined meaning for either)"
+                    : #"write e.g. {"name": "node1", "join": ["10.0.0.1:7946"]}"#)
         } catch {
             throw AgentError(
                 code: .badConfig, message: "config file \(path) is not a JSON object of settings: \(error)",
