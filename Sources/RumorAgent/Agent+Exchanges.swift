@@ -55,7 +55,9 @@ extension Agent {
                 switch answer {
                 case .pushPull(let remote): reply = remote
                 case .error(let text):
-                    logger.warning("push-pull answered with an error", metadata: ["peer": "\(address)", "error": "\(text)"])
+                    logThrottle.peerUnreadable(
+                        message: "\(join != nil ? "seed" : "peer") \(address) answered the push-pull with an error: \(text)",
+                        hint: "see that node's log", peer: address, now: time.now, logger: logger)
                 default: break
                 }
             } catch {

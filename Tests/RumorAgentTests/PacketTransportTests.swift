@@ -8,6 +8,8 @@ import NIOPosix
 import Testing
 
 @testable import RumorAgent
+import RumorCore
+import RumorWire
 
 struct PacketTransportTests {
     /// Issue 29: a spoofed indirect ping naming port 0 made every relay probe fail with EINVAL,
@@ -71,5 +73,44 @@ struct PacketTransportTests {
         // 10, 20, 40, 80 ms at the least (the first as soon as possible).
         #expect(delays[3] >= .milliseconds(80), "the delay grows while the socket keeps breaking: \(delays)")
         #expect(transport.send([1], to: try SocketAddress(ipAddress: "127.0.0.1", port: port)) == .sent)
+    }
+
+    /// The transport checks the node's rule once more before the system sees the address: a
+    /// multicast, broadcast or unspecified address, port 0, or another family is never sent to.
+    @Test func theSocketTransportRefusesAddressesNoPeerMayName() async throws {
+        let handlers = TransportHandlers(onPacket: { _, _ in }, onRequest: { _, _, _ in }, onFailure: { _, _ in }, onRecovered: { _ in })
+        let transport = try await SocketTransport.bind(
+            host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, streamTimeout: .seconds(5),
+            maximumStreamBytes: 1 << 20, decode: { _ in nil }, handlers: handlers)
+        defer { Task { await transport.close() } }
+        #expect(transport.send([1], to: NodeAddress(ip: [224, 0, 0, 1], port: 7946)) == .dropped(.address("multicast")))
+        #expect(transport.send([1], to: NodeAddress(ip: [255, 255, 255, 255], port: 7946)) == .dropped(.address("broadcast")))
+        #expect(transport.send([1], to: NodeAddress(ip: [0, 0, 0, 0], port: 7946)) == .dropped(.address("unspecified")))
+        #expect(transport.send([1], to: NodeAddress(ip: [127, 0, 0, 1], port: 0)) == .dropped(.address("port_zero")))
+        #expect(transport.send([1], to: NodeAddress(ip: Array(repeating: 0, count: 15) + [1], port: 7946)) == .dropped(.address("wrong_length")))
+        #expect(transport.send([1], to: NodeAddress(ip: [127, 0, 0, 1], port: UInt16(transport.port))) == .sent)
+    }
+}
+
+/// A seed answers a stream it cannot read for a keyring mismatch with an error its peer can
+/// tell apart from silence (memberlist does the same).
+struct KeyringMismatchReplyTests {
+    @Test func aStreamNoKeyDecryptsIsAnsweredWithAnEncryptedError_otherFailuresAreNot() throws {
+        let keyring = try Keyring(keys: [Array(repeating: 1, count: 32)])
+        let codec = GossipCodec(configuration: AgentConfiguration(name: "seed"), keyring: keyring)
+        let reply = try #require(Agent.failureReply(to: WireError(.decryptionFailed, "no installed key decrypts the message"), codec: codec))
+        // The joiner with another key cannot read it: that is what it reports.
+        let other = GossipCodec(configuration: AgentConfiguration(name: "joiner"), keyring: try Keyring(keys: [Array(repeating: 2, count: 32)]))
+        #expect(throws: WireError.self) { _ = try other.streams.decode(reply) }
+        let decoded = try #require(try codec.streams.decode(reply))
+        guard case .error(let text) = decoded.message else {
+            Issue.record("not an error response: \(decoded.message)")
+            return
+        }
+        #expect(text.contains("decrypt"))
+        #expect(Agent.failureReply(to: WireError(.encrypted), codec: codec) != nil)
+        #expect(Agent.failureReply(to: WireError(.notEncrypted), codec: codec) != nil)
+        #expect(Agent.failureReply(to: WireError(.malformed), codec: codec) == nil)
+        #expect(Agent.failureReply(to: StreamTransportError.timedOut, codec: codec) == nil)
     }
 }

@@ -74,7 +74,8 @@ struct LogThrottle: Sendable {
             metadata: ["peer": "\(peer)", "reason": "\(failure)", "failures_since_last_line": "\(since)"])
     }
 
-    /// Logs a peer whose answers cannot be read (wrong or missing key): at most once a minute per host.
+    /// Logs a peer whose answers cannot be used (a wrong or missing key, an error answered): at
+    /// most once a minute per host.
     mutating func peerUnreadable(message: String, hint: String, peer: NodeAddress, now: Instant, logger: Logger) {
         if let logged = unreadableLogged[peer.host], now - logged < .seconds(60) { return }
         if unreadableLogged.count >= 1024 { unreadableLogged = unreadableLogged.filter { now - $0.value < .seconds(60) } }
