@@ -192,7 +192,11 @@ public enum APIRequests {
             throw AgentError(code: .tooLarge, message: "the request body exceeds \(maximumBodyBytes) bytes", hint: hint)
         }
         do {
+            // Foundation's decoder takes trailing commas and keeps the first of duplicate keys.
+            try StrictJSON.check(body)
             return try JSONDecoder().decode(T.self, from: Data(body))
+        } catch let problem as StrictJSON.Problem {
+            throw AgentError(code: .badRequest, message: "the request body is not valid JSON: \(problem)", hint: hint)
         } catch {
             throw AgentError(code: .badRequest, message: "the request body is not valid: \(error)", hint: hint)
         }

@@ -10,9 +10,13 @@ extension Agent {
         guard let transport, !stopped else { return }
         switch codec.encode(withValues(datagram)) {
         case .packet(let bytes):
-            transport.send(bytes, to: address)
-            counters.add("packets_sent")
-            counters.add("bytes_sent", UInt64(bytes.count))
+            switch transport.send(bytes, to: address) {
+            case .sent, .queued:
+                counters.add("packets_sent")
+                counters.add("bytes_sent", UInt64(bytes.count))
+            case .dropped(let failure):
+                sendFailed(failure, to: address)
+            }
         case .stream(let message):
             guard message.count <= GossipCodec.maximumStreamBytes else {
                 refusedToSend(bytes: message.count, to: address)
@@ -48,9 +52,19 @@ extension Agent {
                     codec.encode(.pushPull(state)), with: address,
                     timeout: .nanoseconds(configuration.membership.streamTimeout.nanosecondsClamped),
                     maximumBytes: GossipCodec.maximumStreamBytes, decode: { try codec.decode($0) })
-                if case .pushPull(let remote) = answer { reply = remote }
+                switch answer {
+                case .pushPull(let remote): reply = remote
+                case .error(let text):
+                    logThrottle.peerUnreadable(
+                        message: "\(join != nil ? "seed" : "peer") \(address) answered the push-pull with an error: \(text)",
+                        hint: "see that node's log", peer: address, now: time.now, logger: logger)
+                default: break
+                }
             } catch {
-                if let wireError = error as? WireError { dropped(wireError, from: address) }
+                if let wireError = error as? WireError {
+                    answerUnreadable(wireError, from: address, joining: join != nil)
+                    dropped(wireError, from: address)
+                }
                 logger.debug("push-pull failed", metadata: ["peer": "\(address)", "error": "\(error)"])
             }
         }

@@ -128,6 +128,8 @@ public actor Agent: Service, AgentControl {
         }
         var membership = configuration.membership
         membership.versions = configuration.gossipProtocol.versions
+        // What peers may name for this node to send to: its socket's family, no subnet broadcast.
+        if configuration.transport == .udp { membership.addressRule = AddressRule.forSocket(boundTo: configuration.bindHost) }
         var settings = NodeSettings(membership: membership, replication: configuration.replication)
         settings.tagFormat = configuration.gossipProtocol.tagFormat
         // Network coordinates in acks, as Serf (Go memberlist nodes ignore ack payloads).
@@ -194,7 +196,8 @@ public actor Agent: Service, AgentControl {
                 }
             },
             onFailure: { [weak self] error, peer in Task { await self?.streamFailed(error, from: peer) } },
-            onRecovered: { [weak self] error in Task { await self?.transportRecovered(after: error) } })
+            onRecovered: { [weak self] error in Task { await self?.transportRecovered(after: error) } },
+            replyToFailure: { error in Self.failureReply(to: error, codec: codecBox.withLockedValue { $0 }) })
         let decode: StreamDecoder = { bytes in try codecBox.withLockedValue { $0 }.streams.decode(bytes) }
         if configuration.transport == .pilot {
             let settings = PilotTransport.Settings(

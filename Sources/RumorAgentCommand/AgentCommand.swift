@@ -269,6 +269,9 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.apiHost = apiHost
         configuration.apiPort = apiPort
         configuration.apiToken = settings.text("api_token")
+        if let token = configuration.apiToken, let problem = AgentConfiguration.apiTokenProblem(token) {
+            throw AgentError(code: .badArguments, message: "\(settings.origin("api_token")) \(problem)", hint: AgentConfiguration.apiTokenHint)
+        }
 
         if let text = settings.text("encrypt") {
             do {

@@ -77,6 +77,11 @@ public struct MembershipSettings: Sendable, Hashable {
     /// Whether to compress outgoing packets and streams with LZW as memberlist does. Incoming
     /// compressed messages are always accepted. Default true.
     public var enableCompression: Bool = true
+    /// Which addresses peers may name for this node to send to (`AddressRule`); a message naming
+    /// another is dropped and reported. nil: those of the family of the node's own address, no
+    /// subnet broadcasts known. The agent sets its socket's family and its interfaces'
+    /// broadcast addresses. Default nil.
+    public var addressRule: AddressRule? = nil
 
     public init() {}
 

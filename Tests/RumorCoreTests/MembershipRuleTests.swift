@@ -27,14 +27,19 @@ struct MembershipRuleTests {
 
     static func at(_ seconds: Double) -> Instant { Instant(nanoseconds: Int64(seconds * 1e9)) }
 
-    @Test func membersAtPilotAddressesJoin_andOtherLengthsAreIgnored() {
-        var machine = Self.machine(others: 0)
+    @Test func membersAtPilotAddressesJoinAPilotNode_andOtherLengthsAreIgnored() {
+        let local = NodeAddress(ip: [0, 0, 0, 0, 0, 1], port: 7946)
+        var machine = Membership(name: "me", address: local, seed: 1, now: .zero)
         let pilot = NodeAddress(ip: [0, 0, 0, 0, 0, 9], port: 7946)
         _ = machine.receive(.alive(Alive(incarnation: 1, node: "on-pilot", address: pilot, meta: [], versions: .rumor)), from: pilot, now: .zero)
         #expect(machine.members["on-pilot"]?.address == pilot)
-        let odd = NodeAddress(ip: [1, 2, 3], port: 7946)
-        _ = machine.receive(.alive(Alive(incarnation: 1, node: "odd", address: odd, meta: [], versions: .rumor)), from: odd, now: .zero)
-        #expect(machine.members["odd"] == nil)
+        for odd in [NodeAddress(ip: [1, 2, 3], port: 7946), Self.peer(2)] {
+            _ = machine.receive(.alive(Alive(incarnation: 1, node: "odd", address: odd, meta: [], versions: .rumor)), from: pilot, now: .zero)
+            #expect(machine.members["odd"] == nil)
+        }
+        var onIPv4 = Self.machine(others: 0)
+        _ = onIPv4.receive(.alive(Alive(incarnation: 1, node: "on-pilot", address: pilot, meta: [], versions: .rumor)), from: Self.peer(2), now: .zero)
+        #expect(onIPv4.members["on-pilot"] == nil, "an IPv4 socket cannot reach a Pilot address")
     }
 
     @Test func probeSendsPingAndWaitsProbeTimeout() {

@@ -4,7 +4,28 @@ import random
 import socket
 import struct
 
+import msgpack
+
 from conftest import wait_until
+
+# memberlist's message type bytes (net.go).
+INDIRECT_PING = 1
+ALIVE = 4
+
+
+def indirect_ping_request(seq, target_ip: bytes, target_port, node="victim", source_ip=None, source_port=0, nack=True) -> bytes:
+    """A memberlist indirect-ping request (`indirectPingReq`): asks the receiver to probe
+    `target_ip:target_port` (4 or 16 raw bytes) and answer to the source (or the sender)."""
+    body = {"SeqNo": seq, "Target": target_ip, "Port": target_port, "Node": node, "Nack": nack, "SourceNode": "spoofer"}
+    if source_ip is not None:
+        body.update({"SourceAddr": source_ip, "SourcePort": source_port})
+    return bytes([INDIRECT_PING]) + msgpack.packb(body, use_bin_type=True)
+
+
+def alive_message(node, ip: bytes, port, incarnation=1) -> bytes:
+    """A memberlist `alive` announcing `node` at `ip:port` (Serf's protocol versions)."""
+    body = {"Incarnation": incarnation, "Node": node, "Addr": ip, "Port": port, "Meta": b"", "Vsn": bytes([1, 5, 2, 2, 5, 5])}
+    return bytes([ALIVE]) + msgpack.packb(body, use_bin_type=True)
 
 
 def garbage_packets(rng):

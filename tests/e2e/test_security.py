@@ -57,6 +57,26 @@ def test_encrypted_swarm_with_go_memberlist_and_rejected_strangers(swarm):
     assert "stranger" not in r1.members() and set(stranger.members()) == {"stranger"}
 
 
+def test_a_node_with_the_wrong_key_says_the_seed_answered_but_could_not_be_read(swarm):
+    """Issue 29: a node with the wrong key logged only "no seed answered; retrying". The seed now
+    answers a stream it cannot decrypt with an error in its own encryption (as memberlist does),
+    and the joiner says the seed answered but could not be read with its keyring, with a hint,
+    once a minute per seed; a joiner without a key says it has none."""
+    seed = swarm.agent("seed", extra=["--encrypt", keygen()])
+    wrong = swarm.agent("wrong", join=[seed.address], extra=["--encrypt", keygen()], ready=False)
+    plain = swarm.agent("plain", join=[seed.address], ready=False)
+    line = f"seed {seed.address} answered, but its messages could not be decrypted with this node's keyring (wrong or missing key)"
+    wait_until(lambda: line in wrong.log_path.read_text(), 15, "the wrong-key joiner says why it cannot join")
+    missing = f"seed {seed.address} answered with encrypted messages, but this node has no keyring (missing key)"
+    wait_until(lambda: missing in plain.log_path.read_text(), 15, "the joiner without a key says so")
+    # Retries (after 1, 2, 4 s) do not repeat the line within its minute.
+    wait_until(lambda: wrong.log_path.read_text().count("no seed answered; retrying") >= 3, 20, "the joiner retries")
+    log = wrong.log_path.read_text()
+    assert log.count(line) == 1, log
+    assert "--encrypt KEY" in next(text for text in log.splitlines() if line in text), "the line carries a hint"
+    assert set(wrong.members()) == {"wrong"} and "wrong" not in seed.members()
+
+
 def test_key_rotation_with_the_swarm_live(swarm, tmp_path):
     old, new = keygen(), keygen()
     nodes = []

@@ -163,3 +163,17 @@ def test_a_data_directory_that_is_not_writable_is_a_clear_error_at_start(tmp_pat
         assert result.returncode != 0 and error["code"] == "bad_config" and "cannot create" in error["message"], error
     finally:
         subprocess.run(["umount", "-l", str(readonly)], check=False)
+
+
+def test_a_full_disk_at_start_names_the_full_disk(tmp_path, small_disk):
+    """Issue 29: a full disk at start-up was reported as "check that --data-dir is writable and
+    not used by another agent"; the hint now says the disk is full (ENOSPC)."""
+    data = small_disk / "data"
+    data.mkdir()
+    subprocess.run(["dd", "if=/dev/zero", f"of={small_disk}/fill", "bs=64k"], capture_output=True)
+    result = run_agent(tmp_path, data)
+    assert result.returncode != 0, result.stdout
+    error = json.loads(result.stderr.strip().splitlines()[-1])
+    assert error["code"] == "storage_failed", error
+    assert f"{data} is full (ENOSPC)" in error["hint"], error
+    assert "another agent" not in error["hint"], error

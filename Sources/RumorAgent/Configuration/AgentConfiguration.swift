@@ -144,12 +144,35 @@ extension AgentConfiguration {
                 code: .badConfig, message: "a node that sends plaintext gossip must also accept it",
                 hint: "pass --encrypt-verify-incoming false with --encrypt-verify-outgoing false")
         }
+        if let token = apiToken, let problem = Self.apiTokenProblem(token) {
+            throw AgentError(code: .badArguments, message: "--api-token \(problem)", hint: Self.apiTokenHint)
+        }
         guard apiIsLoopback || apiToken != nil else {
             throw AgentError(
                 code: .badArguments, message: "--api \(apiHost):\(apiPort) is reachable from other hosts but no token is set",
                 hint: "bind the API to 127.0.0.1, or set --api-token (RUMOR_API_TOKEN)")
         }
     }
+
+    /// Why `token` cannot work as the API's bearer token, nil when it can. A blank token (or one
+    /// with spaces around it, which HTTP strips from a header) would match no request, so the API
+    /// would refuse everyone, its own CLI included; a control character cannot be sent at all.
+    public static func apiTokenProblem(_ token: String) -> String? {
+        if token.allSatisfy(\.isWhitespace) {
+            return "is blank: no request could carry it, so the API would refuse every client"
+        }
+        if token.first!.isWhitespace || token.last!.isWhitespace {
+            return "begins or ends with whitespace, which HTTP strips from headers: no request would match it"
+        }
+        if token.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            return "holds a control character, which an HTTP header cannot carry"
+        }
+        return nil
+    }
+
+    /// How to give a token that works.
+    public static let apiTokenHint =
+        "give a token of visible characters, e.g. --api-token \"$(rumor keygen)\", or none for an API on 127.0.0.1"
 
     /// Checks the rules that depend on the keyring the node starts with (the saved one, else
     /// `encryptionKey`'s): relaxed verification applies only to an encrypted node.

@@ -105,7 +105,16 @@ public enum ConfigFile {
 
     private static func json(_ text: String, path: String) throws(AgentError) -> [String: FileValue] {
         do {
+            // Foundation's decoder takes trailing commas and keeps the first of duplicate keys.
+            try StrictJSON.check(text)
             return try JSONDecoder().decode([String: FileValue].self, from: Data(text.utf8))
+        } catch let problem as StrictJSON.Problem {
+            let strictOnly = problem.message.hasPrefix("trailing comma") || problem.message.hasPrefix("duplicate key")
+            throw AgentError(
+                code: .badConfig, message: "config file \(path) is not a JSON object of settings: \(problem)",
+                hint: strictOnly
+                    ? "remove the trailing comma, or keep one of the keys given twice (JSON has no defined meaning for either)"
+                    : #"write e.g. {"name": "node1", "join": ["10.0.0.1:7946"]}"#)
         } catch {
             throw AgentError(
                 code: .badConfig, message: "config file \(path) is not a JSON object of settings: \(error)",

@@ -22,10 +22,15 @@ func dropReason(_ error: WireError) -> String {
 
 /// Keeps noisy conditions from flooding the log: a warning once per peer and reason for
 /// traffic that will keep coming (a foreign swarm, a wrong key), and at most one line per 10 s
-/// for UDP socket rebinds. Counters keep counting everything.
+/// for UDP socket rebinds and for each reason a datagram was not sent. Counters keep counting
+/// everything.
 struct LogThrottle: Sendable {
     private var warned: Set<String> = []
     private var recoveryLogged: (at: Instant, since: Int)?
+    /// Per peer host whose answers this node cannot read (a keyring mismatch): when it was last logged.
+    private var unreadableLogged: [String: Instant] = [:]
+    /// Per send-failure reason: when it was last logged, and failures since.
+    private var sendFailuresLogged: [String: (at: Instant, since: Int)] = [:]
 
     private static let warnings = [
         "label": "ignoring packets from another swarm",
@@ -56,6 +61,28 @@ struct LogThrottle: Sendable {
             metadata: ["peer": "\(peer)", "bytes": "\(bytes)", "limit": "\(limit)"])
     }
 
+    /// Logs a datagram not sent: at most one line per reason every 10 s, with the count since.
+    mutating func sendFailed(_ failure: SendFailure, to peer: NodeAddress, now: Instant, logger: Logger) {
+        if let logged = sendFailuresLogged[failure.name], now - logged.at < .seconds(10) {
+            sendFailuresLogged[failure.name]?.since += 1
+            return
+        }
+        let since = (sendFailuresLogged[failure.name]?.since ?? 0) + 1
+        sendFailuresLogged[failure.name] = (now, 0)
+        logger.warning(
+            "a datagram was not sent; only it is lost, the gossip socket stays open",
+            metadata: ["peer": "\(peer)", "reason": "\(failure)", "failures_since_last_line": "\(since)"])
+    }
+
+    /// Logs a peer whose answers cannot be used (a wrong or missing key, an error answered): at
+    /// most once a minute per host.
+    mutating func peerUnreadable(message: String, hint: String, peer: NodeAddress, now: Instant, logger: Logger) {
+        if let logged = unreadableLogged[peer.host], now - logged < .seconds(60) { return }
+        if unreadableLogged.count >= 1024 { unreadableLogged = unreadableLogged.filter { now - $0.value < .seconds(60) } }
+        unreadableLogged[peer.host] = now
+        logger.warning("\(message)", metadata: ["peer": "\(peer)", "hint": "\(hint)"])
+    }
+
     mutating func transportRecovered(after error: any Error, transport: TransportKind, now: Instant, logger: Logger) {
         if let logged = recoveryLogged, now - logged.at < .seconds(10) {
             recoveryLogged?.since += 1
@@ -63,7 +90,7 @@ struct LogThrottle: Sendable {
         }
         let message: Logger.Message =
             switch transport {
-            case .udp: "the gossip UDP socket closed on a send error and was bound again (a firewall rule refusing sends?)"
+            case .udp: "the gossip UDP socket broke and was bound again on the same port"
             case .pilot: "reconnected to the Pilot daemon after losing it (restarted?): port bound again, gossip resumes"
             }
         logger.warning(

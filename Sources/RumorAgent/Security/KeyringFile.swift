@@ -9,7 +9,9 @@ enum KeyringFile {
     static func load(_ path: String) throws -> Keyring? {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         do {
-            let texts = try JSONDecoder().decode([String].self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+            let data = try Data(contentsOf: URL(fileURLWithPath: path))
+            try StrictJSON.check(Array(data))
+            let texts = try JSONDecoder().decode([String].self, from: data)
             return try Keyring(keys: texts.map(KeyText.decode))
         } catch {
             throw AgentError(

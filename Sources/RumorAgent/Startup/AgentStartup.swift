@@ -30,7 +30,7 @@ enum AgentStartup {
         } catch {
             throw AgentError(
                 code: .badConfig, message: "cannot create data directory \(path): \(error.localizedDescription)",
-                hint: "pass a writable --data-dir")
+                hint: DiskFull.hint(for: error, directory: path, otherwise: "pass a writable --data-dir"))
         }
         guard files.isWritableFile(atPath: path) else {
             throw AgentError(
@@ -55,7 +55,7 @@ enum AgentStartup {
             guard opened.code == .storageCorrupt else {
                 throw AgentError(
                     code: .storageFailed, message: "cannot read the saved state in \(directory): \(error)",
-                    hint: EntryStorage.resyncHint)
+                    hint: DiskFull.hint(for: error, directory: directory, otherwise: EntryStorage.resyncHint))
             }
             throw opened
         }

@@ -121,9 +121,11 @@ final class EntryStorage: Sendable {
         {
             return AgentError(code: .storageCorrupt, message: "\(path) is damaged: \(database.message ?? "\(error)")", hint: resyncHint)
         }
+        let directory = (path as NSString).deletingLastPathComponent
         return AgentError(
             code: .storageFailed, message: "cannot open \(path): \(error)",
-            hint: "check that --data-dir is writable and not used by another agent")
+            hint: DiskFull.hint(
+                for: error, directory: directory, otherwise: "check that --data-dir is writable and not used by another agent"))
     }
 
     /// Moves the state file (and its write-ahead log) aside as `state.sqlite.broken-TIME…`,

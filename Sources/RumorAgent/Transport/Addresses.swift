@@ -1,4 +1,5 @@
 import NIOCore
+import NIOPosix
 import RumorCore
 
 #if canImport(Glibc)
@@ -130,5 +131,33 @@ extension AgentError {
         AgentError(
             code: .badAddress, message: "'\(text)' is not a valid address",
             hint: "use HOST:PORT, e.g. 127.0.0.1:7946 or [::1]:7946")
+    }
+}
+
+extension AddressRule {
+    /// The rule for a UDP socket bound to `host`: its family (`::` is dual-stack, another IPv6
+    /// address IPv6 only, anything else IPv4), and the broadcast addresses of this host's
+    /// interfaces, so that a peer cannot aim gossip at a whole subnet.
+    static func forSocket(boundTo host: String) -> AddressRule {
+        let family: Family
+        if host == "::" {
+            family = .dualStack
+        } else if host.contains(":") {
+            family = .ipv6
+        } else if !host.isEmpty, let address = try? SocketAddress.makeAddressResolvingHost(host, port: 0), case .v6 = address {
+            family = .ipv6
+        } else {
+            family = .ipv4
+        }
+        var broadcasts: Set<[UInt8]> = []
+        for device in (try? System.enumerateDevices()) ?? [] {
+            // A /31 or /32 has no broadcast address (RFC 3021): both of a /31's are hosts.
+            guard let address = device.broadcastAddress, case .v4 = address, let node = NodeAddress(address),
+                let mask = device.netmask.flatMap(NodeAddress.init), mask.ip.count == 4,
+                mask.ip.reduce(0, { $0 + $1.nonzeroBitCount }) < 31
+            else { continue }
+            broadcasts.insert(node.ip)
+        }
+        return AddressRule(family: family, broadcasts: broadcasts)
     }
 }

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NIOCore
 import RumorCore
 import RumorWire
@@ -10,8 +15,10 @@ protocol GossipTransport: Sendable {
     /// for UDP/TCP (the host comes from the configuration), the whole address on Pilot.
     var boundAddress: NodeAddress { get async }
 
-    /// Sends one datagram, without waiting; lost when the peer cannot be reached.
-    func send(_ bytes: [UInt8], to address: NodeAddress)
+    /// Sends one datagram, without waiting; lost when the peer cannot be reached. A datagram the
+    /// transport or the system refuses is dropped, alone, and said so: the transport stays open.
+    @discardableResult
+    func send(_ bytes: [UInt8], to address: NodeAddress) -> SendOutcome
 
     /// Opens a stream to `address`, writes `message` and closes, expecting no answer.
     func sendStream(_ message: [UInt8], to address: NodeAddress, timeout: TimeAmount) async throws
@@ -57,6 +64,9 @@ struct TransportHandlers: Sendable {
     /// The transport lost its network and got it back (UDP socket bound again, Pilot daemon
     /// reconnected); `error` says what was lost.
     var onRecovered: @Sendable (_ error: any Error) -> Void
+    /// What to answer on a stream that failed before a whole request arrived, before closing
+    /// it (nil: nothing). Runs on a transport thread; must not block.
+    var replyToFailure: @Sendable (any Error) -> [UInt8]? = { _ in nil }
 }
 
 /// Writes an answer on a stream; each write returns once the bytes are handed to the
@@ -64,4 +74,61 @@ struct TransportHandlers: Sendable {
 /// buffers in between (the backpressure of a catch-up).
 struct StreamReplyWriter: Sendable {
     let write: @Sendable ([UInt8]) async throws -> Void
+}
+
+/// What became of one datagram handed to the transport.
+enum SendOutcome: Sendable, Hashable {
+    /// Handed to the system.
+    case sent
+    /// The send buffer was full: queued, sent once the socket is writable.
+    case queued
+    case dropped(SendFailure)
+}
+
+/// Why a datagram was not sent; the socket stays open unless `broken`.
+enum SendFailure: Sendable, Hashable, CustomStringConvertible {
+    /// The system refused this one datagram (the errno: EINVAL, EACCES, EPERM, ENETUNREACH…).
+    case refused(CInt)
+    /// The descriptor is gone (EBADF): the socket is being bound again.
+    case broken(CInt)
+    /// The socket is being bound again, or closed.
+    case closed
+    /// The address is not one this transport sends to (`AddressRule`).
+    case address(String)
+
+    /// A short name for counters: the errno's symbol (`einval`), `closed`, `address_<problem>`.
+    var name: String {
+        switch self {
+        case .refused(let code), .broken(let code): Self.errnoName(code)
+        case .closed: "closed"
+        case .address(let problem): "address_\(problem)"
+        }
+    }
+
+    var description: String {
+        switch self {
+        case .refused(let code): "\(Self.errnoName(code).uppercased()): \(String(cString: strerror(code)))"
+        case .broken(let code): "the socket broke: \(Self.errnoName(code).uppercased()): \(String(cString: strerror(code)))"
+        case .closed: "the socket is being bound again"
+        case .address(let problem): "the address is \(problem)"
+        }
+    }
+
+    static func errnoName(_ code: CInt) -> String {
+        switch code {
+        case EINVAL: "einval"
+        case EACCES: "eacces"
+        case EPERM: "eperm"
+        case ENETUNREACH: "enetunreach"
+        case EHOSTUNREACH: "ehostunreach"
+        case EADDRNOTAVAIL: "eaddrnotavail"
+        case EAFNOSUPPORT: "eafnosupport"
+        case EMSGSIZE: "emsgsize"
+        case ENOBUFS: "enobufs"
+        case ECONNREFUSED: "econnrefused"
+        case EBADF: "ebadf"
+        case ENOTSOCK: "enotsock"
+        default: "errno_\(code)"
+        }
+    }
 }

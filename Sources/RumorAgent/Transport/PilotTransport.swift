@@ -165,11 +165,13 @@ final class PilotTransport: GossipTransport {
 
     // MARK: - Datagrams
 
-    func send(_ bytes: [UInt8], to address: NodeAddress) {
-        guard let target = Self.pilotAddress(address) else { return }
-        guard let control = state.withLockedValue({ $0.control }) else { return }
+    @discardableResult
+    func send(_ bytes: [UInt8], to address: NodeAddress) -> SendOutcome {
+        guard let target = Self.pilotAddress(address) else { return .dropped(.address("not_pilot")) }
+        guard let control = state.withLockedValue({ $0.control }) else { return .dropped(.closed) }
         askTrustIfNeeded(target.node)
         control.post(PilotIPC.sendTo(target, port: address.port, bytes))
+        return .sent
     }
 
     /// Pushes on the listener: datagrams to our port, streams dialled to it.

@@ -10,12 +10,16 @@ final class SocketTransport: GossipTransport {
     private let listener: StreamListener
     private let group: EventLoopGroup
     let port: Int
+    /// The addresses datagrams may go to: the socket's family, no broadcast, multicast,
+    /// unspecified address or port 0.
+    let addressRule: AddressRule
 
-    private init(packets: PacketTransport, listener: StreamListener, group: EventLoopGroup, port: Int) {
+    private init(packets: PacketTransport, listener: StreamListener, group: EventLoopGroup, port: Int, addressRule: AddressRule) {
         self.packets = packets
         self.listener = listener
         self.group = group
         self.port = port
+        self.addressRule = addressRule
     }
 
     /// Binds UDP on `host:port`, then TCP on the same port (the one the system chose for 0).
@@ -42,8 +46,10 @@ final class SocketTransport: GossipTransport {
                     let writer = StreamReplyWriter { bytes in try await channel.writeAndFlush(channel.allocator.buffer(bytes: bytes)) }
                     await handlers.onRequest(request, peer.flatMap(NodeAddress.init), writer)
                 },
-                onFailure: { error, peer in handlers.onFailure(error, peer.flatMap(NodeAddress.init)) })
-            return SocketTransport(packets: packets, listener: listener, group: group, port: bound)
+                onFailure: { error, peer in handlers.onFailure(error, peer.flatMap(NodeAddress.init)) },
+                replyToFailure: handlers.replyToFailure)
+            return SocketTransport(
+                packets: packets, listener: listener, group: group, port: bound, addressRule: AddressRule.forSocket(boundTo: host))
         } catch {
             await packets.close()
             throw BindFailure(.gossipTCP, host: host, port: bound, error: error)
@@ -52,9 +58,13 @@ final class SocketTransport: GossipTransport {
 
     var boundAddress: NodeAddress { NodeAddress(ip: [], port: UInt16(truncatingIfNeeded: port)) }
 
-    func send(_ bytes: [UInt8], to address: NodeAddress) {
-        guard let target = address.socketAddress else { return }
-        packets.send(bytes, to: target)
+    /// Sends one datagram unless `addressRule` refuses the address (a last check: the node
+    /// checks every address a peer names before it sends there).
+    @discardableResult
+    func send(_ bytes: [UInt8], to address: NodeAddress) -> SendOutcome {
+        if let problem = addressRule.problem(with: address) { return .dropped(.address(problem.name)) }
+        guard let target = address.socketAddress else { return .dropped(.address("not_ip")) }
+        return packets.send(bytes, to: target)
     }
 
     func sendStream(_ message: [UInt8], to address: NodeAddress, timeout: TimeAmount) async throws {

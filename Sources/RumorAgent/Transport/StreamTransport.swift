@@ -51,7 +51,8 @@ final class StreamListener: Sendable {
         host: String, port: Int, group: EventLoopGroup, timeout: TimeAmount, maximumBytes: Int,
         decode: @escaping StreamDecoder,
         onRequest: @escaping @Sendable (StreamMessage, SocketAddress?, Channel) async -> Void,
-        onFailure: @escaping @Sendable (Error, SocketAddress?) -> Void
+        onFailure: @escaping @Sendable (Error, SocketAddress?) -> Void,
+        replyToFailure: @escaping @Sendable (Error) -> [UInt8]? = { _ in nil }
     ) async throws -> StreamListener {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -59,7 +60,8 @@ final class StreamListener: Sendable {
             .childChannelInitializer { child in
                 child.eventLoop.makeCompletedFuture {
                     let handler = StreamRequestHandler(
-                        maximumBytes: maximumBytes, decode: decode, onRequest: onRequest, onFailure: onFailure)
+                        maximumBytes: maximumBytes, decode: decode, onRequest: onRequest, onFailure: onFailure,
+                        replyToFailure: replyToFailure)
                     try child.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: timeout))
                     try child.pipeline.syncOperations.addHandler(handler)
                 }
@@ -77,20 +79,26 @@ final class StreamListener: Sendable {
 /// Reads one request, hands it to the agent, which writes the answer; then closes.
 private final class StreamRequestHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private let onRequest: @Sendable (StreamMessage, SocketAddress?, Channel) async -> Void
     private let onFailure: @Sendable (Error, SocketAddress?) -> Void
+    /// The answer to a request that could not be read, if any (memberlist answers one with an
+    /// error response), written before the stream closes.
+    private let replyToFailure: @Sendable (Error) -> [UInt8]?
     private var buffer: StreamMessageBuffer
     private var answered = false
 
     init(
         maximumBytes: Int, decode: @escaping StreamDecoder,
         onRequest: @escaping @Sendable (StreamMessage, SocketAddress?, Channel) async -> Void,
-        onFailure: @escaping @Sendable (Error, SocketAddress?) -> Void
+        onFailure: @escaping @Sendable (Error, SocketAddress?) -> Void,
+        replyToFailure: @escaping @Sendable (Error) -> [UInt8]?
     ) {
         self.buffer = StreamMessageBuffer(maximumBytes: maximumBytes, decode: decode)
         self.onRequest = onRequest
         self.onFailure = onFailure
+        self.replyToFailure = replyToFailure
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -134,7 +142,14 @@ private final class StreamRequestHandler: ChannelInboundHandler {
     private func fail(_ error: Error, peer: SocketAddress?, context: ChannelHandlerContext) {
         answered = true
         onFailure(error, peer)
-        context.close(promise: nil)
+        guard let reply = replyToFailure(error) else {
+            context.close(promise: nil)
+            return
+        }
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(channel.allocator.buffer(bytes: reply))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
     }
 }
 

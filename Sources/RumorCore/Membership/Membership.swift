@@ -12,6 +12,8 @@
 public struct Membership: Sendable {
     public let settings: MembershipSettings
     public let localName: String
+    /// The addresses peers may name for this node to send to (`MembershipSettings.addressRule`).
+    public let addressRule: AddressRule
 
     /// Every known member, this node included, by name.
     public internal(set) var members: [String: Member]
@@ -96,6 +98,7 @@ public struct Membership: Sendable {
     ) {
         self.settings = settings
         self.localName = name
+        self.addressRule = settings.addressRule ?? AddressRule(for: address)
         self.awareness = Awareness(maximum: settings.awarenessMaxMultiplier)
         self.random = SeededRandom(seed: seed)
         let local = Member(
@@ -215,6 +218,8 @@ public struct Membership: Sendable {
         case .suspect(let suspect):
             handleSuspect(suspect, now: now, into: &out)
         case .alive(let alive):
+            // Our own address is ours to announce: an alive about us is refuted, not followed.
+            guard alive.node == localName || admits(alive.address, "alive address", from: sender, into: &out) else { break }
             let isNew = alive.node != localName && members[alive.node] == nil
             handleAlive(alive, now: now, into: &out)
             if isNew, members[alive.node] != nil { noteNewMemberByGossip(now: now, into: &out) }
@@ -238,7 +243,7 @@ public struct Membership: Sendable {
     ) {
         let reply = remote.join ? joinAnswer(now: now, sampled: sampled) : pushPullState(join: false)
         var out: [MembershipDirective] = []
-        merge(remote.nodes, now: now, into: &out)
+        merge(remote.nodes, from: sender, now: now, into: &out)
         gossipNews(now: now, into: &out)
         return (reply, out)
     }
@@ -271,7 +276,7 @@ public struct Membership: Sendable {
     public mutating func receivePushPullReply(_ remote: PushPull, from sender: NodeAddress, now: Instant) -> [MembershipDirective] {
         var out: [MembershipDirective] = []
         let incarnation = localMember.incarnation
-        merge(remote.nodes, now: now, into: &out)
+        merge(remote.nodes, from: sender, now: now, into: &out)
         if localMember.incarnation != incarnation, leave == .none {
             out.append(.pushPull(to: sender, state: pushPullState(join: false)))
         }

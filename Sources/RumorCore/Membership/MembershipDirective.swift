@@ -26,6 +26,9 @@ public enum MembershipDirective: Sendable, Hashable {
     /// The coordinate in `node`'s ack to our probe (or the round trip) was refused; nothing
     /// changed. Count and log it.
     case coordinateRejected(node: String, CoordinateRejection)
+    /// A received message (or one member record of a push-pull) named an address `addressRule`
+    /// refuses: it was dropped, nothing else changed. Count and log it.
+    case addressRefused(AddressRefusal)
 }
 
 /// Timers the membership machine asks its driver for.

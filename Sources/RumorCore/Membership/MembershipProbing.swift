@@ -123,6 +123,7 @@ extension Membership {
         // A ping for a previous node at our address must not be answered on its behalf.
         guard ping.target.isEmpty || ping.target == localName else { return }
         let replyTo = ping.source ?? sender
+        guard admits(replyTo, ping.source == nil ? "ping sender" : "ping source address", from: sender, into: &out) else { return }
         let ack = Ack(sequenceNumber: ping.sequenceNumber, payload: coordinates?.ackPayload() ?? [])
         send([.ack(ack)], to: replyTo, checksum: memberAcceptsChecksums(ping.sourceName), into: &out)
     }
@@ -130,10 +131,14 @@ extension Membership {
     mutating func handleIndirectPing(
         _ request: IndirectPing, from sender: NodeAddress, into out: inout [MembershipDirective]
     ) {
+        let requester = request.source ?? sender
+        guard admits(request.target, "indirect ping target", from: sender, into: &out),
+            admits(requester, request.source == nil ? "indirect ping sender" : "indirect ping source address", from: sender, into: &out)
+        else { return }
         let sequence = advanceSequence()
         let local = localMember
         relays[sequence] = Relay(
-            requesterSequence: request.sequenceNumber, requester: request.source ?? sender, wantsNack: request.wantsNack)
+            requesterSequence: request.sequenceNumber, requester: requester, wantsNack: request.wantsNack)
         let ping = Ping(sequenceNumber: sequence, target: request.targetName, source: local.address, sourceName: localName)
         send([.ping(ping)], to: request.target, checksum: memberAcceptsChecksums(request.targetName), into: &out)
         out.append(.startTimer(.relayTimeout(sequence: sequence), after: probeTimeout(for: request.target)))

@@ -8,7 +8,8 @@ extension Membership {
             handleAliveAboutLocalNode(alive, now: now, into: &out)
             return
         }
-        guard NodeAddress.isValidLength(alive.address.ipLength) else { return }
+        // Callers report a refused address (`admits`); this guard keeps every path safe.
+        guard addressRule.allows(alive.address) else { return }
         guard var member = members[alive.node] else {
             let member = Member(
                 name: alive.node, address: alive.address, meta: alive.meta, incarnation: alive.incarnation,
@@ -158,10 +159,15 @@ extension Membership {
         broadcasts.enqueue(.alive(local.aliveMessage), about: localName)
     }
 
-    /// Merges a remote push-pull state: remote `alive` as alive, `left` as a leave, and remote
-    /// `suspect`/`dead` as a suspicion only, so a node is never declared dead on hearsay.
-    mutating func merge(_ nodes: [PushNodeState], now: Instant, into out: inout [MembershipDirective]) {
+    /// Merges a remote push-pull state from `sender`: remote `alive` as alive, `left` as a leave,
+    /// and remote `suspect`/`dead` as a suspicion only, so a node is never declared dead on
+    /// hearsay. A record whose address `addressRule` refuses is dropped (and reported); the
+    /// others are merged. Our own record is never taken from a peer, whatever its address.
+    mutating func merge(_ nodes: [PushNodeState], from sender: NodeAddress, now: Instant, into out: inout [MembershipDirective]) {
         for node in nodes {
+            guard node.name == localName || admits(node.address, "push-pull member address", from: sender, into: &out) else {
+                continue
+            }
             switch node.state {
             case .alive:
                 let alive = Alive(

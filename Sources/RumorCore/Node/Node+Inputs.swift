@@ -3,6 +3,10 @@ extension Node {
 
     /// A datagram from `sender` (the peer's gossip socket), decoded.
     public mutating func receive(_ messages: [NodeMessage], from sender: NodeAddress, at time: NodeTime) -> [NodeEffect] {
+        // Answers go to the sender when a message names no reply address.
+        if let problem = membership.addressRule.problem(with: sender) {
+            return refusedAddress(AddressRefusal(address: sender, problem: problem, field: "datagram sender", sender: sender), at: time)
+        }
         var out: [NodeEffect] = []
         for message in messages {
             switch message {
@@ -12,7 +16,7 @@ extension Node {
                 out += receive(frame, from: sender, viaStream: false, at: time)
             case .serf(let message):
                 guard speaksSerf else { continue }
-                out += receiveSerf(message, at: time)
+                out += receiveSerf(message, from: sender, at: time)
             }
         }
         return out
@@ -84,6 +88,23 @@ extension Node {
     mutating func refused(_ counter: NodeCounter, _ message: String, peer: NodeAddress, limit: String) -> [NodeEffect] {
         guard counters.addPassingPowerOfTwo(counter) else { return [] }
         return [.log(NodeLog(.warning, message, ["peer": "\(peer)", "limit": limit, "refused_so_far": "\(counters[counter])"]))]
+    }
+
+    /// Counts a message dropped for an address it named (`AddressRule`) and logs it, paced
+    /// (`LogPace`): the first at once, then at most one line per 10 s with the count since.
+    mutating func refusedAddress(_ refusal: AddressRefusal, at time: NodeTime) -> [NodeEffect] {
+        counters.add(.addressesRefused)
+        guard let since = addressRefusalLog.note(now: time.now) else { return [] }
+        return [
+            .log(
+                NodeLog(
+                    .warning, "dropped a message naming an address this node may not send to",
+                    [
+                        "field": refusal.field, "address": "\(refusal.address)", "problem": "\(refusal.problem)",
+                        "peer": "\(refusal.sender)", "refused_since_last_line": "\(since)",
+                        "refused_total": "\(counters[.addressesRefused])",
+                    ]))
+        ]
     }
 
     // MARK: - Timers
@@ -176,6 +197,8 @@ extension Node {
                 out += completeLeave()
             case .probeAnswered(let roundTrip):
                 out.append(.probeAnswered(roundTrip: roundTrip))
+            case .addressRefused(let refusal):
+                out += refusedAddress(refusal, at: time)
             case .coordinateRejected(let node, let rejection):
                 if counters.addPassingPowerOfTwo(.coordinatesRejected) {
                     out.append(

@@ -10,15 +10,24 @@ extension Node {
         }
     }
 
-    /// A Serf message from the swarm: queries and their answers go to `serf.queries` (they need
-    /// this node's tags, address and clock), relays are passed on, the rest to `serf`.
-    mutating func receiveSerf(_ message: SerfMessage, at time: NodeTime) -> [NodeEffect] {
+    /// A Serf message from `sender`: queries and their answers go to `serf.queries` (they need
+    /// this node's tags, address and clock), relays are passed on, the rest to `serf`. A query
+    /// whose reply address, or a relay whose destination, `AddressRule` refuses is dropped.
+    mutating func receiveSerf(_ message: SerfMessage, from sender: NodeAddress, at time: NodeTime) -> [NodeEffect] {
         switch message {
         case .query(let query):
+            let replyTo = NodeAddress(ip: query.address, port: query.port)
+            if let problem = membership.addressRule.problem(with: replyTo) {
+                return refusedAddress(AddressRefusal(address: replyTo, problem: problem, field: "Serf query reply address", sender: sender), at: time)
+            }
             return effects(of: serf.queries.receive(query, local: queryView, now: time.now), at: time)
         case .queryResponse(let response):
             return effects(of: serf.queries.receive(response, now: time.now), at: time)
         case .relay(let relay):
+            if let problem = membership.addressRule.problem(with: relay.destination) {
+                return refusedAddress(
+                    AddressRefusal(address: relay.destination, problem: problem, field: "Serf relay destination", sender: sender), at: time)
+            }
             // As Serf: passed on unread, once (relayed answers are never relayed again).
             return [.serfForward(relay.message, to: relay.destination)]
         case .join, .leave, .userEvent, .pushPull:

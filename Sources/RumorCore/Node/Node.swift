@@ -58,6 +58,8 @@ public struct Node: Sendable {
     var peerNameCache: Set<String>?
     /// The tree's delivery time, with what it was computed from (`treeDeliveryTime()`).
     var deliveryTimeCache: (members: Int, network: UInt64, time: Duration)?
+    /// Paces the log line of refused addresses (a spoofing peer can send thousands a second).
+    var addressRefusalLog = LogPace(interval: .seconds(10))
 
     struct PendingPull: Sendable {
         /// When the pull first went to the peer.

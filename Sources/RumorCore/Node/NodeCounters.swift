@@ -37,6 +37,9 @@ public enum NodeCounter: Int, Sendable, CaseIterable {
     case memberEventsReaped
     /// Acks whose network coordinate (or round trip) was refused (`CoordinateRejection`).
     case coordinatesRejected
+    /// Messages (or push-pull member records) dropped for naming an address `AddressRule`
+    /// refuses (port 0, broadcast, multicast, unspecified, wrong family).
+    case addressesRefused
 
     /// The reported name.
     public var name: String { Self.names[rawValue] }
