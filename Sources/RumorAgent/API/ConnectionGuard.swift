@@ -67,7 +67,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             refuse(
                 context, .serviceUnavailable, .tooManyConnections,
                 "this agent's API holds \(limits.maxConnections) connections (its api_max_connections), each with a request under way",
-                "retry in a moment; close idle clients, or raise --api-max-connections", wantsText: false)
+                "retry in a moment; close idle clients, or raise --api-max-connections", wantsText: false, linger: false)
             return
         }
         self.id = id
@@ -158,7 +158,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         guard requestComplete else {
             // The answer came before the body: close rather than read the rest.
             context.writeAndFlush(data, promise: promise)
-            close(context)
+            closeUnread(context)
             return
         }
         context.write(data, promise: promise)
@@ -197,7 +197,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// Answers an error itself (the request goes no further) and closes the connection.
     private func refuse(
         _ context: ChannelHandlerContext, _ status: HTTPResponse.Status, _ code: ErrorCode, _ message: String, _ hint: String,
-        wantsText: Bool
+        wantsText: Bool, linger: Bool = true
     ) {
         reading = false
         let body = ErrorEnvelope.body(code, message: message, hint: hint, asText: wantsText)
@@ -208,8 +208,33 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         fields[APIServer.errorCode] = code.rawValue
         context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
         context.write(wrapOutboundOut(.body(body)), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+        guard linger else {
+            // Refused before its request: nothing to wait for, and the descriptor is wanted back.
+            closing = true
+            reading = false
+            timer?.cancel()
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+            return
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        closeUnread(context)
+    }
+
+    /// How long a connection closed with a request body unread stays half-open: a client still
+    /// sending would otherwise get a reset that may discard the answer before it reads it.
+    static let linger: TimeAmount = .seconds(2)
+
+    /// Closes a connection whose request is not read in full: the answer (already written) and
+    /// a FIN go out, nothing more is read, and the socket closes after `linger`.
+    private func closeUnread(_ context: ChannelHandlerContext) {
+        guard !closing else { return }
         closing = true
+        reading = false
         timer?.cancel()
+        // Lingering, it may be closed for a newcomer like a connection waiting for a head.
+        if let id { connections.answered(id) }
+        context.close(mode: .output, promise: nil)
+        let loop = context.eventLoop.assumeIsolated()
+        timer = loop.scheduleTask(in: Self.linger) { context.close(promise: nil) }
     }
 }
