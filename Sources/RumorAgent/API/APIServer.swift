@@ -136,7 +136,7 @@ struct ErrorEnvelope: Codable {
         if asText { return ByteBuffer(string: APIText.error(code, message: message, hint: hint)) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return ByteBuffer(bytes: (try? encoder.encode(ErrorEnvelope(code: code, message: message, hint: hint))) ?? [])
+        return ByteBuffer(bytes: (try? encoder.encode(ErrorEnvelope(code: code, message: message, hint: hint))) ?? Data())
     }
 }
 

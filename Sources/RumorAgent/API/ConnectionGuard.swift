@@ -1,13 +1,25 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import NIOCore
 import RumorAPI
 
 /// The request and response parts of the API's HTTP/1.1 connections (NIOHTTPTypes' enums, named
 /// through Hummingbird's channel so that this target needs no extra package).
-typealias RequestPart = HTTP1Channel.Value.Inbound
-typealias ResponsePart = HTTP1Channel.Value.Outbound
+typealias RequestPart = HTTP1Channel.Value.InboundPart
+typealias ResponsePart = HTTP1Channel.Value.OutboundPart
+
+/// Names an async channel's element types (a generic parameter is no member type).
+protocol AsyncChannelParts {
+    associatedtype InboundPart
+    associatedtype OutboundPart
+}
+
+extension NIOAsyncChannel: AsyncChannelParts {
+    typealias InboundPart = Inbound
+    typealias OutboundPart = Outbound
+}
 
 /// One API connection's limits, in its channel pipeline right after HTTP decoding: it admits the
 /// connection (`APIConnections`), closes it when a request head, a body or the next request takes

@@ -94,3 +94,6 @@ struct ConnectionTable<Handle> {
         return nil
     }
 }
+
+extension ConnectionTable: Sendable where Handle: Sendable {}
+extension ConnectionTable.Admission: Sendable where Handle: Sendable {}

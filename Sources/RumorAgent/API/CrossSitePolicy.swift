@@ -86,7 +86,7 @@ struct CrossSitePolicy: Sendable {
     }
 
     func allows(origin: String) -> Bool {
-        let origin = origin.lowercased()
+        let origin = origin.lowercased().trimmingSuffix("/")
         if allowedOrigins.contains(origin) { return true }
         guard origin.hasPrefix("http://") else { return false }
         let authority = origin.dropFirst("http://".count)
@@ -138,7 +138,7 @@ struct RequestScreening<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if let (reason, error) = policy.refusal(
             method: request.method, host: request.head.authority, origin: request.headers[.origin],
-            fetchSite: request.headers[Self.secFetchSite], contentType: request.headers[.contentType])
+            fetchSite: request.headers[secFetchSite], contentType: request.headers[.contentType])
         {
             connections?.refused(reason, "refused \(request.method) \(request.uri.path): \(error.message)", [:])
             throw error
@@ -153,6 +153,7 @@ struct RequestScreening<Context: RequestContext>: RouterMiddleware {
         }
         return try await next(request, context)
     }
-
-    static let secFetchSite = HTTPField.Name("Sec-Fetch-Site")!
 }
+
+/// The header a browser sends to say which site a request comes from.
+private let secFetchSite = HTTPField.Name("Sec-Fetch-Site")!
