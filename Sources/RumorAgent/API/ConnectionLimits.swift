@@ -16,11 +16,14 @@ final class APIConnections: Sendable {
     let logger: Logger
     private let table: NIOLockedValueBox<ConnectionTable<any Channel>>
     private let state = NIOLockedValueBox(Shared())
+    private let connectionsGauge = Gauge(label: "rumor_api_connections")
+    private let streamsGauge = Gauge(label: "rumor_api_streams")
 
     private struct Shared {
         var nextID = 0
         var gone: [ObjectIdentifier: EventLoopFuture<Void>] = [:]
         var refusals: [String: UInt64] = [:]
+        var counters: [String: Counter] = [:]
     }
 
     /// - Parameter limits: the effective limits (`maxConnections` already fitted to the open-file limit).
@@ -39,7 +42,7 @@ final class APIConnections: Sendable {
             return state.nextID
         }
         let (admission, count) = table.withLockedValue { table in (table.open(id, channel), table.count) }
-        Gauge(label: "rumor_api_connections").record(count)
+        connectionsGauge.record(count)
         switch admission {
         case .admitted:
             return id
@@ -75,7 +78,7 @@ final class APIConnections: Sendable {
             return table.count
         }
         _ = state.withLockedValue { $0.gone.removeValue(forKey: ObjectIdentifier(channel)) }
-        Gauge(label: "rumor_api_connections").record(count)
+        connectionsGauge.record(count)
     }
 
     /// The connection a request came on, for the streams (nil for a channel this server does not hold).
@@ -94,7 +97,7 @@ final class APIConnections: Sendable {
                 message: "this agent already serves \(limits.maxStreams) streams (watch, events, monitor, query), its api_max_streams",
                 hint: "close streams you no longer read, share one watch among readers (a wider prefix), or raise --api-max-streams")
         }
-        Gauge(label: "rumor_api_streams").record(streams)
+        streamsGauge.record(streams)
         return StreamSlot(self)
     }
 
@@ -103,18 +106,21 @@ final class APIConnections: Sendable {
             table.closeStream()
             return table.streams
         }
-        Gauge(label: "rumor_api_streams").record(streams)
+        streamsGauge.record(streams)
     }
 
     /// Logs and counts a limit applied: a warning the 1st, 2nd, 4th, 8th… time for `reason`.
-    func refused(_ reason: String, _ message: @autoclosure () -> String, _ metadata: Logger.Metadata) {
-        let count = state.withLockedValue { state in
+    func refused(_ reason: String, _ message: @autoclosure () -> String, _ metadata: @autoclosure () -> Logger.Metadata) {
+        let (count, counter) = state.withLockedValue { state in
             state.refusals[reason, default: 0] += 1
-            return state.refusals[reason]!
+            if state.counters[reason] == nil {
+                state.counters[reason] = Counter(label: "rumor_api_refused", dimensions: [("reason", reason)])
+            }
+            return (state.refusals[reason]!, state.counters[reason]!)
         }
-        Counter(label: "rumor_api_refused", dimensions: [("reason", reason)]).increment()
+        counter.increment()
         guard count & (count - 1) == 0 else { return }
-        var metadata = metadata
+        var metadata = metadata()
         metadata["reason"] = "\(reason)"
         metadata["times"] = "\(count)"
         logger.warning("\(message()) (logged the 1st, 2nd, 4th… time)", metadata: metadata)
