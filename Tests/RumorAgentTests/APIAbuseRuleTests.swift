@@ -123,6 +123,14 @@ struct APIAbuseRuleTests {
         #expect(!wildcard.allows(host: "rebind.evil.example"))
     }
 
+    @Test func anAPIOnTheNetworkBehindATokenAnswersAnyHost_butStillNoForeignPage() {
+        let remote = CrossSitePolicy(apiHost: "0.0.0.0", apiPort: 7373, allowedHosts: [], allowedOrigins: [], token: "t")
+        #expect(remote.refusal(method: .get, host: "server.example:7373", origin: nil, fetchSite: nil, contentType: nil) == nil)
+        #expect(remote.refusal(method: .get, host: "server.example:7373", origin: "https://evil.example", fetchSite: nil, contentType: nil)?.reason == "forbidden_origin")
+        let local = CrossSitePolicy(apiHost: "127.0.0.1", apiPort: 7373, allowedHosts: [], allowedOrigins: [], token: "t")
+        #expect(local.refusal(method: .get, host: "rebind.evil.example", origin: nil, fetchSite: nil, contentType: nil)?.reason == "forbidden_host")
+    }
+
     @Test func theAPIsOwnOriginAndAllowedOriginsPass_othersAreRefused() {
         for origin in ["http://127.0.0.1:7373", "http://localhost:7373", "http://[::1]:7373", "https://dash.example", "https://dash.example/"] {
             #expect(refusal(origin: origin) == nil, "\(origin)")

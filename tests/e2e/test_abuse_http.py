@@ -140,6 +140,38 @@ def test_watch_clients_that_close_leave_nothing_behind(swarm):
     assert agent.alive()
 
 
+def test_streams_past_their_limit_are_refused_loudly(swarm):
+    """The stream bound: past --api-max-streams a new watch gets 503 too_many_streams (JSON,
+    Rumor-Error-Code), the log says so and /metrics counts it; a closed stream frees its slot."""
+    agent = swarm.agent("streams", extra=["--api-max-streams", "4"])
+    host, port = agent.api.split(":")
+    held = []
+    for index in range(4):
+        client = socket.create_connection((host, int(port)), timeout=10)
+        client.sendall(watch_request(agent, f"held/{index}/"))
+        assert client.recv(4096).startswith(b"HTTP/1.1 200"), index
+        held.append(client)
+    status, answer = request(agent, "GET", "/v1/kv/watch?prefix=one/more/")
+    assert status == 503 and answer["code"] == "too_many_streams" and "--api-max-streams" in answer["hint"], answer
+    result = agent.cli("watch", "x/", "--no-reconnect", check=False)
+    assert result.returncode == 1 and "too_many_streams" in result.stderr, result.stderr
+    held.pop().close()
+
+    def opens():
+        with socket.create_connection((host, int(port)), timeout=10) as client:
+            client.sendall(watch_request(agent, "freed/"))
+            return client.recv(4096).startswith(b"HTTP/1.1 200")
+    _, freed = wait_until(opens, 5, "a closed stream frees its slot")
+    print(f"a closed stream's slot was free again {freed * 1000:.0f} ms later")
+    with urllib.request.urlopen(f"http://{agent.api}/metrics", timeout=5) as response:
+        metrics = response.read().decode()
+    assert 'rumor_api_refused{reason="too_many_streams"}' in metrics, metrics[-1500:]
+    assert "rumor_api_streams" in metrics and "rumor_api_connections" in metrics
+    assert "api_max_streams (4)" in agent.log_path.read_text()
+    for client in held:
+        client.close()
+
+
 # The slowloris client runs in a process of its own, so that the GIL it holds while it opens
 # thousands of sockets does not delay the `rumor get` loop that times the agent.
 HALF_SENDER = r"""
@@ -332,7 +364,7 @@ def test_oversize_and_malformed_bodies(swarm):
                 answer += part
         except (ConnectionResetError, socket.timeout):
             pass
-    assert answer.startswith(b"HTTP/1.1 400"), answer[:400]
+    assert answer.startswith(b"HTTP/1.1 400") and b'"code":"bad_request"' in answer, answer[:400]
     assert b"internal" not in answer, answer[:400]
     assert agent.cli("put", "after", "ok").returncode == 0
     log = agent.log_path.read_text()

@@ -48,7 +48,7 @@ public struct APIServer: Service {
         let started = NIOLockedValueBox(false)
         let listening = self.listening
         let connections = APIConnections(limits: limits, logger: logger)
-        let policy = CrossSitePolicy(apiHost: host, apiPort: port, allowedHosts: limits.allowedHosts, allowedOrigins: limits.allowedOrigins)
+        let policy = CrossSitePolicy(apiHost: host, apiPort: port, allowedHosts: limits.allowedHosts, allowedOrigins: limits.allowedOrigins, token: token)
         let application = Application(
             router: Self.router(control: control, token: token, policy: policy, connections: connections),
             server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionGuard(connections: connections)])),

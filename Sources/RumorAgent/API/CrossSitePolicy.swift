@@ -11,7 +11,9 @@ import RumorAPI
 /// The rules, in order (each refusal a 403 `forbidden`, or 415 for the media type):
 /// 1. Host MUST name the API: a loopback name (`localhost`, `127.x.x.x`, `::1`), the API's own
 ///    bind address (any IP address when it binds every interface), or an `allowedHosts` name.
-///    A request without Host (HTTP/1.0) passes: a browser always sends one.
+///    A request without Host (HTTP/1.0) passes: a browser always sends one. An API reachable from
+///    other hosts has a token (`AgentConfiguration.validate`), which a rebound page cannot send:
+///    there any Host passes, so that clients may use the host's DNS names.
 /// 2. An Origin MUST be the API's own (`http://` + an allowed Host name + `:` API port) or one of
 ///    `allowedOrigins`.
 /// 3. Without an Origin, `Sec-Fetch-Site` MUST be absent, `same-origin` or `none`: a foreign page's
@@ -24,10 +26,14 @@ struct CrossSitePolicy: Sendable {
     let apiPort: Int
     let allowedHosts: Set<String>
     let allowedOrigins: Set<String>
+    /// Whether every Host passes (a non-loopback API behind a token).
+    let anyHost: Bool
 
-    init(apiHost: String, apiPort: Int, allowedHosts: [String], allowedOrigins: [String]) {
+    init(apiHost: String, apiPort: Int, allowedHosts: [String], allowedOrigins: [String], token: String? = nil) {
         self.apiHost = Self.bare(apiHost.lowercased())
         self.apiPort = apiPort
+        let loopback = apiHost == "localhost" || Self.bare(apiHost) == "::1" || apiHost.hasPrefix("127.")
+        self.anyHost = token != nil && !loopback
         self.allowedHosts = Set(allowedHosts.map { Self.bare($0.lowercased()) })
         self.allowedOrigins = Set(allowedOrigins.map { $0.lowercased().trimmingSuffix("/") })
     }
@@ -37,7 +43,7 @@ struct CrossSitePolicy: Sendable {
     func refusal(
         method: HTTPRequest.Method, host: String?, origin: String?, fetchSite: String?, contentType: String?
     ) -> (reason: String, error: AgentError)? {
-        if let host, !allows(host: Self.hostName(host)) {
+        if let host, !anyHost, !allows(host: Self.hostName(host)) {
             return (
                 "forbidden_host",
                 AgentError(
