@@ -11,6 +11,16 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
     case notFound = "not_found"
     case tooLarge = "too_large"
     case unauthorized
+    /// A request the API refuses for where it comes from: a Host that is not the API's own
+    /// address or an allowed name (DNS rebinding), or a foreign web page (its Origin or
+    /// `Sec-Fetch-Site`).
+    case forbidden
+    /// A state-changing request (POST, PUT, PATCH, DELETE) without `Content-Type: application/json`.
+    case unsupportedMediaType = "unsupported_media_type"
+    /// The API holds `api_max_connections` connections that all have a request under way.
+    case tooManyConnections = "too_many_connections"
+    /// The API holds `api_max_streams` streams (watches, events, monitor, queries) already.
+    case tooManyStreams = "too_many_streams"
     case badAddress = "bad_address"
     case badKey = "bad_key"
     // Writes the replication core refuses (see `NodeError.Code`).
@@ -81,6 +91,9 @@ public enum ErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
         switch self {
         case .badRequest, .badAddress, .badKey, .emptyKey, .keyTooLong, .valueTooLarge, .tagsTooLarge, .eventTooLarge, .queryTooLarge: 400
         case .unauthorized: 401
+        case .forbidden: 403
+        case .unsupportedMediaType: 415
+        case .tooManyConnections, .tooManyStreams: 503
         case .notFound, .keyNotFound, .unknownNode, .noCoordinate: 404
         case .left, .watchAhead, .encryptionDisabled, .encryptionMigrating, .needsSerf: 409
         case .watchCompacted, .watchEpochChanged: 410

@@ -44,6 +44,38 @@ struct AgentCommand: AsyncParsableCommand {
     var api: String?
     @Option(name: .customLong("api-token"), help: "Require this bearer token on the API (env RUMOR_API_TOKEN); needed for a non-loopback --api.")
     var apiToken: String?
+    @Option(
+        name: .customLong("api-max-connections"), parsing: .unconditional,
+        help: "API connections held at once; past it the one waiting longest for a request head is closed, or 503 (env RUMOR_API_MAX_CONNECTIONS; default 512).")
+    var apiMaxConnections: String?
+    @Option(
+        name: .customLong("api-max-streams"), parsing: .unconditional,
+        help: "Streams (watch, events, monitor, query) open at once; past it 503 (env RUMOR_API_MAX_STREAMS; default 128).")
+    var apiMaxStreams: String?
+    @Option(
+        name: .customLong("api-header-timeout"), parsing: .unconditional,
+        help: "Close an API connection that sent no complete request head this long after opening, e.g. 10s (env RUMOR_API_HEADER_TIMEOUT).")
+    var apiHeaderTimeout: String?
+    @Option(
+        name: .customLong("api-idle-timeout"), parsing: .unconditional,
+        help: "Close a kept-alive API connection with no request this long, e.g. 60s (env RUMOR_API_IDLE_TIMEOUT).")
+    var apiIdleTimeout: String?
+    @Option(
+        name: .customLong("api-body-timeout"), parsing: .unconditional,
+        help: "Cut off a request body not received in full this long after its head, e.g. 30s (env RUMOR_API_BODY_TIMEOUT).")
+    var apiBodyTimeout: String?
+    @Option(
+        name: .customLong("api-stream-keepalive"), parsing: .unconditional,
+        help: "How often an idle server-sent-event stream writes a comment line, e.g. 15s (env RUMOR_API_STREAM_KEEPALIVE).")
+    var apiStreamKeepalive: String?
+    @Option(
+        name: .customLong("api-allowed-host"),
+        help: "A Host name the API answers besides its address and loopback names; repeatable (env RUMOR_API_ALLOWED_HOSTS, comma-separated).")
+    var apiAllowedHosts: [String] = []
+    @Option(
+        name: .customLong("api-allowed-origin"),
+        help: "A web page origin (http://host:port) allowed to call the API; repeatable (env RUMOR_API_ALLOWED_ORIGINS, comma-separated).")
+    var apiAllowedOrigins: [String] = []
     @Option(help: "Encrypt gossip with this base64 key from `rumor keygen` (env RUMOR_ENCRYPT); a saved keyring takes precedence.")
     var encrypt: String?
     @Option(
@@ -122,9 +154,12 @@ struct AgentCommand: AsyncParsableCommand {
         let apiListening = StartGate()
         let agent = try Agent(configuration: configuration, logger: logger, logMonitor: monitor, startGate: apiListening)
         agent.metrics.bootstrapProcess()
+        let apiLogger = Logger(label: "rumor.api")
+        let openFiles = FileLimit.raise(logger: apiLogger)
         let api = APIServer(
             control: agent, host: configuration.apiHost, port: configuration.apiPort, token: configuration.apiToken,
-            logger: Logger(label: "rumor.api"), listening: apiListening, onListening: { await agent.apiListening() })
+            limits: configuration.apiLimits.fitted(toOpenFiles: openFiles, logger: apiLogger),
+            logger: apiLogger, listening: apiListening, onListening: { await agent.apiListening() })
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: agent), .init(service: api)],
@@ -150,6 +185,8 @@ struct AgentCommand: AsyncParsableCommand {
             ("encrypt_verify_outgoing", encryptVerifyOutgoing), ("keyring_file", keyringFile), ("profile", profile),
             ("tombstone_grace", tombstoneGrace), ("max_clock_offset", maxClockOffset), ("direct_push_limit", directPushLimit), ("log_level", logLevel),
             ("transport", transport), ("pilot_socket", pilotSocket), ("pilot_port", pilotPort), ("protocol", gossipProtocol), ("handler_timeout", handlerTimeout),
+            ("api_max_connections", apiMaxConnections), ("api_max_streams", apiMaxStreams), ("api_header_timeout", apiHeaderTimeout),
+            ("api_idle_timeout", apiIdleTimeout), ("api_body_timeout", apiBodyTimeout), ("api_stream_keepalive", apiStreamKeepalive),
         ]
         for case (let key, let text?) in texts { values[key] = .text(text) }
         if discover { values["discover"] = .text("true") }
@@ -159,6 +196,8 @@ struct AgentCommand: AsyncParsableCommand {
         if !join.isEmpty { values["join"] = .list(join) }
         if !tags.isEmpty { values["tags"] = .list(tags) }
         if !eventHandlers.isEmpty { values["event_handlers"] = .list(eventHandlers) }
+        if !apiAllowedHosts.isEmpty { values["api_allowed_hosts"] = .list(apiAllowedHosts) }
+        if !apiAllowedOrigins.isEmpty { values["api_allowed_origins"] = .list(apiAllowedOrigins) }
         return values
     }
 
@@ -272,6 +311,7 @@ struct AgentCommand: AsyncParsableCommand {
         if let token = configuration.apiToken, let problem = AgentConfiguration.apiTokenProblem(token) {
             throw AgentError(code: .badArguments, message: "\(settings.origin("api_token")) \(problem)", hint: AgentConfiguration.apiTokenHint)
         }
+        configuration.apiLimits = try apiLimits(settings)
 
         if let text = settings.text("encrypt") {
             do {
@@ -334,6 +374,29 @@ struct AgentCommand: AsyncParsableCommand {
         }
         try configuration.validate()
         return configuration
+    }
+
+    /// The API's limits from their settings (`api_max_connections`…).
+    func apiLimits(_ settings: ResolvedSettings) throws -> APILimits {
+        var limits = APILimits()
+        func count(_ key: String) throws -> Int? {
+            guard let text = settings.text(key) else { return nil }
+            guard let count = Int(text), count >= 1 else {
+                throw AgentError(
+                    code: .badArguments, message: "\(settings.origin(key)) '\(text)' is not a positive count",
+                    hint: "e.g. \(AgentSetting.named(key)?.flag ?? key) \(AgentSetting.named(key)?.defaultValue?.text ?? "1")")
+            }
+            return count
+        }
+        limits.maxConnections = try count("api_max_connections") ?? limits.maxConnections
+        limits.maxStreams = try count("api_max_streams") ?? limits.maxStreams
+        limits.headerTimeout = try settings.duration("api_header_timeout") ?? limits.headerTimeout
+        limits.idleTimeout = try settings.duration("api_idle_timeout") ?? limits.idleTimeout
+        limits.bodyTimeout = try settings.duration("api_body_timeout") ?? limits.bodyTimeout
+        limits.streamKeepAlive = try settings.duration("api_stream_keepalive") ?? limits.streamKeepAlive
+        limits.allowedHosts = settings.items("api_allowed_hosts")
+        limits.allowedOrigins = settings.items("api_allowed_origins")
+        return limits
     }
 
     func logLevelValue(_ settings: ResolvedSettings) throws -> Logger.Level {

@@ -140,11 +140,13 @@ final class HTTPConnection {
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
     }
 
-    /// Sends a request; `body` goes as `application/json`.
+    /// Sends a request; `body` goes as `application/json`. A request other than GET says
+    /// `application/json` even without a body: the agent refuses state-changing requests of any
+    /// other type (a web page could send those).
     func send(method: String, target: String, accept: String, token: String?, body: [UInt8]?) throws(CLIError) {
         var head = "\(method) \(target) HTTP/1.1\r\nHost: \(address)\r\nAccept: \(accept)\r\nConnection: close\r\n"
         if let token { head += "Authorization: Bearer \(token)\r\n" }
-        if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" }
+        if body != nil || method != "GET" { head += "Content-Type: application/json\r\nContent-Length: \(body?.count ?? 0)\r\n" }
         head += "\r\n"
         var bytes = Array(head.utf8)
         if let body { bytes += body }

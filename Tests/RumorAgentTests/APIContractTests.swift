@@ -22,6 +22,7 @@ struct APIContractTests {
             "join_failed": 502, "keyring_partial": 502, "replication_timeout": 504, "storage_full": 507,
             "peer_unknown": 404, "trust_refused": 502, "pilot_unavailable": 503, "query_too_large": 400, "unknown_node": 404, "needs_serf": 409, "no_coordinate": 404,
             "not_ready": 503, "clock_skew": 503, "replication_refused": 502,
+            "forbidden": 403, "unsupported_media_type": 415, "too_many_connections": 503, "too_many_streams": 503,
         ]
         for code in ErrorCode.allCases {
             #expect(code.httpStatus == statuses[code.rawValue] ?? 500, "\(code.rawValue)")

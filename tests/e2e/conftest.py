@@ -3,6 +3,7 @@ them, and prints their logs when a test fails."""
 
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -62,11 +63,14 @@ def wait_until(predicate, timeout: float, message: str, interval: float = 0.05):
 
 
 class Process:
-    def __init__(self, name, args, log_dir: Path, env=None):
+    def __init__(self, name, args, log_dir: Path, env=None, nofile=None):
+        """`nofile`: the process's open-file limit, soft and hard (as `ulimit -n`)."""
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self.log = open(self.log_path, "wb")
-        self.popen = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))) if nofile else None
+        self.popen = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                      preexec_fn=limit)
 
     def kill9(self):
         self.popen.send_signal(signal.SIGKILL)
@@ -88,7 +92,7 @@ class Process:
 
 class RumorAgent(Process):
     def __init__(self, name, log_dir, join=(), swarm=None, profile=None, extra=(), port=None, api_port=None, ready=True,
-                 clock_offset_ms=None, clock_shim=None):
+                 clock_offset_ms=None, clock_shim=None, nofile=None):
         """Starts the agent and waits until it serves its API; with peers to join (or discover),
         also until it is ready (synced with one), as `rumor wait --ready` does: before that its
         reads answer not_ready. `ready=False` returns while it may still be syncing.
@@ -119,7 +123,7 @@ class RumorAgent(Process):
             if profile:
                 args += ["--profile", profile]
             args += list(extra)
-            super().__init__(name, args, log_dir, env=env)
+            super().__init__(name, args, log_dir, env=env, nofile=nofile)
             chosen_by_us = port is None and api_port is None
             if chosen_by_us and attempt < 2 and self.lost_port_race():
                 self.stop()

@@ -22,7 +22,7 @@ def call(agent, method, path, body=None, accept="application/json", read_line=Fa
     data = json.dumps(body).encode() if body is not None else (b"" if method == "post" else None)
     request = urllib.request.Request(f"http://{agent.api}{path}", data=data, method=method.upper())
     request.add_header("Accept", accept)
-    if body is not None:
+    if body is not None or method != "get":
         request.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(request, timeout=10) as response:

@@ -127,7 +127,8 @@ def test_bad_writes_are_clear_errors_and_write_nothing(swarm):
     not_utf8 = subprocess.run([rumor_binary(), "put", b"key-\xff", "v", "--api", agent.api, "--json"],
                               capture_output=True, timeout=30)
     assert not_utf8.returncode == 64 and json.loads(not_utf8.stderr)["code"] == "bad_arguments"
-    raw = urllib.request.Request(f"http://{agent.api}/v1/kv/put", data=b'{"key":"k\xff","value":"v"}', method="POST")
+    raw = urllib.request.Request(f"http://{agent.api}/v1/kv/put", data=b'{"key":"k\xff","value":"v"}', method="POST",
+                                 headers={"Content-Type": "application/json"})
     try:
         urllib.request.urlopen(raw, timeout=5)
         raise AssertionError("a key with invalid UTF-8 was accepted")

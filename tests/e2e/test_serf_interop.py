@@ -247,7 +247,8 @@ def test_user_events_cross_between_serf_and_rumor_and_rumor_leaves_as_serf_does(
             error = json.loads(result.stderr or result.stdout)
             assert result.returncode != 0 and error["code"] == code, (args, error)
         request = urllib.request.Request(f"http://{r1.api}/v1/event", method="POST",
-                                         data=json.dumps({"name": "huge", "payload": "x" * (1 << 20)}).encode())
+                                         data=json.dumps({"name": "huge", "payload": "x" * (1 << 20)}).encode(),
+                                         headers={"Content-Type": "application/json"})
         try:
             urllib.request.urlopen(request, timeout=10)
             raise AssertionError("a 1 MiB event was accepted")

@@ -103,37 +103,33 @@ extension APIRoute {
         APIRoute(.post, "/v1/query", "Send a query (Serf's) and stream its acknowledgements and responses until its timeout.",
             RouteContract(operationID: "query", body: "QueryRequest", answer: .queryStream)) { request, control in
             let query = try APIRequests.query(try await body(of: request))
-            let (dispatch, answers) = try await control.query(query)
             let asText = request.headers[.accept]?.contains("text/plain") == true
-            return Response(
-                status: .ok, headers: [.contentType: asText ? "text/plain; charset=utf-8" : "application/x-ndjson", .cacheControl: "no-cache"],
-                body: ResponseBody { writer in
-                    try await APIServer.streamQuery(dispatch, answers, asText: asText, to: &writer)
-                })
+            // The slot first: a refused stream must not have sent the query.
+            let slot = try StreamPump.Slot()
+            let (dispatch, answers) = try await control.query(query)
+            return try slot.response(
+                headers: [.contentType: asText ? "text/plain; charset=utf-8" : "application/x-ndjson", .cacheControl: "no-cache"],
+                serverSentEvents: false, produce: APIStreams.query(dispatch, answers, asText: asText))
         },
         APIRoute(.get, "/v1/events", "Follow user events: one JSON object per line (or server-sent events), from now on.",
             RouteContract(operationID: "events", answer: .eventStream)) { request, control in
             let asServerSentEvents = request.headers[.accept]?.contains("text/event-stream") == true
+            let slot = try StreamPump.Slot()
             let events = await control.events()
-            return Response(
-                status: .ok,
+            return try slot.response(
                 headers: [.contentType: asServerSentEvents ? "text/event-stream" : "application/x-ndjson", .cacheControl: "no-cache"],
-                body: ResponseBody { writer in
-                    try await APIServer.streamEvents(events, asServerSentEvents: asServerSentEvents, to: &writer)
-                })
+                serverSentEvents: asServerSentEvents, produce: APIStreams.events(events, asServerSentEvents: asServerSentEvents))
         },
         APIRoute(.get, "/v1/monitor", "Follow the agent's log, live: one line per log line, from now on.",
             RouteContract(
                 operationID: "monitor",
                 query: [.init(name: "level", description: "Only lines at this level or above: trace, debug, info (default), notice, warning, error.")],
                 answer: .document(mediaType: "text/plain", description: "Log lines as the agent writes them, until the agent stops."))) { request, control in
+            let slot = try StreamPump.Slot()
             let lines = try await control.monitor(level: request.uri.queryParameters.get("level") ?? "info")
-            return Response(
-                status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-cache"],
-                body: ResponseBody { writer in
-                    for await line in lines { try await writer.write(ByteBuffer(string: line + "\n")) }
-                    try await writer.finish(nil)
-                })
+            return try slot.response(
+                headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-cache"], serverSentEvents: false,
+                produce: APIStreams.lines(lines))
         },
         APIRoute(.post, "/v1/tags", "Set or delete this node's tags and announce them.",
             RouteContract(operationID: "tags", body: "TagsRequest", answer: .data(APISchemas.reference("Member")))) { request, control in
@@ -286,16 +282,14 @@ extension APIRoute {
         }
         let events = request.headers[.accept]?.contains("text/event-stream") == true
         let epoch = request.uri.queryParameters.get("epoch")
+        let slot = try StreamPump.Slot()
         let opening = try await control.watch(prefix: prefix, from: from, epoch: epoch)
-        return Response(
-            status: .ok,
+        return try slot.response(
             headers: [
                 .contentType: events ? "text/event-stream" : "application/x-ndjson", .cacheControl: "no-cache",
                 APIServer.watchEpoch: opening.epoch, APIServer.watchPosition: String(opening.position),
             ],
-            body: ResponseBody { writer in
-                try await APIServer.streamChanges(opening.changes, asServerSentEvents: events, to: &writer)
-            })
+            serverSentEvents: events, produce: APIStreams.changes(opening.changes, asServerSentEvents: events))
     }
 
     /// `?stale=true` on a read: answer from this node's state even while it is syncing.
@@ -320,8 +314,14 @@ extension APIRoute {
         }
     }
 
-    /// The request body, refused past `APIRequests.maximumBodyBytes`.
+    /// The request body, refused past `APIRequests.maximumBodyBytes`: by its Content-Length before
+    /// any of it is read (the connection's `ConnectionGuard` refuses that too), else as it arrives.
     private static func body(of request: Request) async throws -> [UInt8] {
+        if let text = request.headers[.contentLength], let length = Int(text), length > APIRequests.maximumBodyBytes {
+            throw AgentError(
+                code: .tooLarge, message: "the request body (\(length) bytes) exceeds \(APIRequests.maximumBodyBytes) bytes; it was not read",
+                hint: "send a smaller body: split a batch into several")
+        }
         let buffer = try await request.body.collect(upTo: APIRequests.maximumBodyBytes)
         return Array(buffer.readableBytesView)
     }

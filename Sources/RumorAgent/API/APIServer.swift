@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOHTTP1
 import RumorCore
 import RumorAPI
 import RumorWire
@@ -19,6 +20,8 @@ public struct APIServer: Service {
     let host: String
     let port: Int
     let token: String?
+    /// The effective limits (`maxConnections` fitted to the open-file limit; `FileLimit`).
+    let limits: APILimits
     let logger: Logger
     /// Opened once the socket listens (the agent waits for it before it joins).
     let listening: StartGate?
@@ -26,13 +29,14 @@ public struct APIServer: Service {
     let onListening: @Sendable () async -> Void
 
     public init(
-        control: any AgentControl, host: String, port: Int, token: String?, logger: Logger, listening: StartGate? = nil,
-        onListening: @escaping @Sendable () async -> Void = {}
+        control: any AgentControl, host: String, port: Int, token: String?, limits: APILimits = APILimits(), logger: Logger,
+        listening: StartGate? = nil, onListening: @escaping @Sendable () async -> Void = {}
     ) {
         self.control = control
         self.host = host
         self.port = port
         self.token = token
+        self.limits = limits
         self.logger = logger
         self.listening = listening
         self.onListening = onListening
@@ -43,9 +47,14 @@ public struct APIServer: Service {
     public func run() async throws {
         let started = NIOLockedValueBox(false)
         let listening = self.listening
+        let connections = APIConnections(limits: limits, logger: logger)
+        let policy = CrossSitePolicy(apiHost: host, apiPort: port, allowedHosts: limits.allowedHosts, allowedOrigins: limits.allowedOrigins, token: token)
         let application = Application(
-            router: Self.router(control: control, token: token),
-            configuration: .init(address: .hostname(host, port: port), serverName: "rumor"),
+            router: Self.router(control: control, token: token, policy: policy, connections: connections),
+            server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionGuard(connections: connections)])),
+            // A backlog as deep as the connection limit: a burst of connections waits to be
+            // admitted (and to close the oldest half-sent ones) rather than being refused.
+            configuration: .init(address: .hostname(host, port: port), serverName: "rumor", backlog: max(256, limits.maxConnections)),
             onServerRunning: { [onListening] _ in
                 started.withLockedValue { $0 = true }
                 listening?.open()
@@ -68,14 +77,19 @@ public struct APIServer: Service {
         }
     }
 
-    /// The routes, separate from the socket so tests can drive them directly.
-    static func router(control: any AgentControl, token: String?) -> Router<BasicRequestContext> {
-        let router = Router()
-        router.add(middleware: EnvelopeErrors())
+    /// The routes, separate from the socket so tests can drive them directly (`connections` nil:
+    /// no stream limit, refusals not logged).
+    static func router(
+        control: any AgentControl, token: String?, policy: CrossSitePolicy, connections: APIConnections? = nil
+    ) -> Router<APIRequestContext> {
+        let router = Router(context: APIRequestContext.self)
+        router.add(middleware: EnvelopeErrors(connections: connections))
+        router.add(middleware: RequestScreening(policy: policy, connections: connections))
         if let token { router.add(middleware: BearerToken(token: token)) }
         for route in APIRoute.all {
-            router.on(RouterPath(route.path), method: route.method) { request, _ in
-                try await route.handle(request, control)
+            router.on(RouterPath(route.path), method: route.method) { request, context in
+                let connection = context.channel.flatMap { connections?.connection(for: $0) }
+                return try await APIConnection.$current.withValue(connection) { try await route.handle(request, control) }
             }
         }
         return router
@@ -88,59 +102,6 @@ public struct APIServer: Service {
     /// The code of an error answer, text or JSON, so that a client reading the text knows it too
     /// (the CLI's exit status depends on it).
     static let errorCode = HTTPField.Name("Rumor-Error-Code")!
-
-    /// Writes each change as an NDJSON line or a server-sent event (`id:` is its seq). An error
-    /// mid-stream (the reader fell behind compaction) becomes a final error envelope line.
-    /// Writes each user event as a JSON line (or a server-sent event) until the agent stops.
-    static func streamEvents(
-        _ events: AsyncStream<UserEventSnapshot>, asServerSentEvents: Bool, to writer: inout any ResponseBodyWriter
-    ) async throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        for await event in events {
-            let line = String(decoding: try encoder.encode(event), as: UTF8.self)
-            try await writer.write(ByteBuffer(string: asServerSentEvents ? "event: \(event.event)\ndata: \(line)\n\n" : line + "\n"))
-        }
-        try await writer.finish(nil)
-    }
-
-    /// A query's answers as NDJSON, or as `serf query` prints them (`asText`).
-    static func streamQuery(
-        _ dispatch: QueryDispatch, _ answers: AsyncStream<QueryAnswerSnapshot>, asText: Bool, to writer: inout any ResponseBodyWriter
-    ) async throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        try await writer.write(ByteBuffer(string: asText ? APIText.query(dispatch) : String(decoding: try encoder.encode(dispatch), as: UTF8.self) + "\n"))
-        for await answer in answers {
-            let line = asText ? APIText.query(answer, acknowledged: dispatch.ack) : String(decoding: try encoder.encode(answer), as: UTF8.self) + "\n"
-            try await writer.write(ByteBuffer(string: line))
-        }
-        try await writer.finish(nil)
-    }
-
-    static func streamChanges(
-        _ changes: AsyncThrowingStream<[EntrySnapshot], any Error>, asServerSentEvents events: Bool,
-        to writer: inout any ResponseBodyWriter
-    ) async throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        do {
-            for try await batch in changes {
-                var text = ""
-                for change in batch {
-                    let line = String(decoding: try encoder.encode(change), as: UTF8.self)
-                    text += events ? "id: \(change.seq ?? 0)\ndata: \(line)\n\n" : line + "\n"
-                }
-                try await writer.write(ByteBuffer(string: text))
-            }
-        } catch let error as AgentError {
-            let line = String(
-                decoding: try encoder.encode(ErrorEnvelope(code: error.code, message: error.message, hint: error.hint)),
-                as: UTF8.self)
-            try await writer.write(ByteBuffer(string: events ? "event: error\ndata: \(line)\n\n" : line + "\n"))
-        }
-        try await writer.finish(nil)
-    }
 }
 
 /// `{"status":"ok","data":…}`.
@@ -169,6 +130,35 @@ struct ErrorEnvelope: Codable {
     var code: ErrorCode
     var message: String
     var hint: String
+
+    /// An error answer's body: this envelope, or the `error:`/`hint:` lines (`asText`).
+    static func body(_ code: ErrorCode, message: String, hint: String, asText: Bool) -> ByteBuffer {
+        if asText { return ByteBuffer(string: APIText.error(code, message: message, hint: hint)) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return ByteBuffer(bytes: (try? encoder.encode(ErrorEnvelope(code: code, message: message, hint: hint))) ?? Data())
+    }
+}
+
+/// A request's context: Hummingbird's, and the channel it came on (nil when tests drive the router).
+struct APIRequestContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let channel: (any Channel)?
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
+
+    /// A context for a request that came on no connection (tests driving the router).
+    init(logger: Logger) {
+        coreContext = .init(source: LoggerSource(logger: logger))
+        channel = nil
+    }
+
+    private struct LoggerSource: RequestContextSource {
+        let logger: Logger
+    }
 }
 
 func json(_ value: some Encodable, status: HTTPResponse.Status) throws -> Response {
@@ -183,11 +173,26 @@ func json(_ value: some Encodable, status: HTTPResponse.Status) throws -> Respon
 /// Turns every error into the JSON error envelope with a fitting HTTP status (`error:` and
 /// `hint:` lines for a client that asks for `text/plain`).
 struct EnvelopeErrors<Context: RequestContext>: RouterMiddleware {
+    /// Where too-large and malformed requests are logged and counted; nil in router tests.
+    let connections: APIConnections?
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch let error as AgentError {
+            if error.code == .tooLarge { connections?.refused("too_large", "refused \(request.method) \(request.uri.path): \(error.message)", [:]) }
             return try answer(error.code, error.message, error.hint, status: HTTPResponse.Status(code: error.code.httpStatus), to: request)
+        } catch let error as NIOTooManyBytesError {
+            let limit = error.maxBytes ?? APIRequests.maximumBodyBytes
+            connections?.refused("too_large", "refused \(request.method) \(request.uri.path): its body passed \(limit) bytes", [:])
+            return try answer(
+                .tooLarge, "the request body exceeds \(limit) bytes; the rest was not read", "send a smaller body: split a batch into several",
+                status: .contentTooLarge, to: request)
+        } catch let error as HTTPParserError {
+            connections?.refused("bad_framing", "refused \(request.method) \(request.uri.path): malformed HTTP (\(error))", [:])
+            return try answer(
+                .badRequest, "the request is not well-formed HTTP/1.1 (\(error)): a bad chunk size or header", "send a valid HTTP/1.1 request",
+                status: .badRequest, to: request)
         } catch let error as HTTPError {
             let code: ErrorCode = error.status == .notFound ? .notFound : error.status == .contentTooLarge ? .tooLarge : .badRequest
             let hint = error.status == .notFound ? APIRoute.notFoundHint : "check the request"

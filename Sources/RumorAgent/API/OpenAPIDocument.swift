@@ -101,7 +101,13 @@ enum OpenAPIDocument {
                 ["required": true, "content": ["application/json": ["schema": APISchemas.reference(body)]]]
             ))
         }
-        members.append(("responses", ["200": success(contract.answer), "default": errorResponse]))
+        var responses: [(String, JSONValue)] = [("200", success(contract.answer))]
+        responses += limitResponses.map { ($0.status, error($0.description)) }
+        if [.post, .put, .patch, .delete].contains(route.method) {
+            responses.append(("415", error("unsupported_media_type: a state-changing request without Content-Type: application/json.")))
+        }
+        responses.append(("default", errorResponse))
+        members.append(("responses", .object(responses)))
         // Without a token configured no route needs one; with one, all but the status page do.
         members.append(("security", contract.needsToken ? [[:], ["token": []]] : [[:]]))
         return .object(members)
@@ -158,8 +164,26 @@ enum OpenAPIDocument {
         }
     }
 
+    /// The refusals every route may answer, whatever it does (`CrossSitePolicy`, `ConnectionGuard`, `APILimits`).
+    private static let limitResponses: [(status: String, description: String)] = [
+        ("400", "bad_request: bad input, a query that is not UTF-8 once percent-decoded, or malformed HTTP framing."),
+        ("403", "forbidden: a Host that is not the API's address nor an allowed name, or a foreign web page (Origin, Sec-Fetch-Site)."),
+        ("413", "too_large: a request body past the limit, refused before it is read."),
+        ("503", "too_many_connections or too_many_streams (api_max_connections, api_max_streams), or not_ready, clock_skew."),
+    ]
+
+    private static func error(_ description: String) -> JSONValue {
+        [
+            "description": .string(description),
+            "content": [
+                "application/json": ["schema": APISchemas.reference("Error")],
+                "text/plain": ["schema": ["type": "string", "description": "error: MESSAGE and hint: HINT lines."]],
+            ],
+        ]
+    }
+
     private static let errorResponse: JSONValue = [
-        "description": "Any failure: the HTTP status follows the code (400 bad input, 401 token, 404, 409, 413, 5xx).",
+        "description": "Any failure: the HTTP status follows the code (400 bad input, 401 token, 403 cross-site, 404, 409, 413, 415, 5xx).",
         "content": [
             "application/json": ["schema": APISchemas.reference("Error")],
             "text/plain": ["schema": ["type": "string", "description": "error: MESSAGE and hint: HINT lines."]],

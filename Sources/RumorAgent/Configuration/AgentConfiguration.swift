@@ -37,6 +37,8 @@ public struct AgentConfiguration: Sendable {
     public var apiPort: Int = 7373
     /// When set, API requests must carry `Authorization: Bearer <token>`.
     public var apiToken: String?
+    /// The API's connection, stream, timeout and cross-site limits (`api_max_connections`…).
+    public var apiLimits = APILimits()
     /// The gossip encryption key to start with (16, 24 or 32 bytes) when no keyring file exists
     /// yet; nil and no keyring file = unencrypted.
     public var encryptionKey: [UInt8]?
@@ -147,6 +149,7 @@ extension AgentConfiguration {
         if let token = apiToken, let problem = Self.apiTokenProblem(token) {
             throw AgentError(code: .badArguments, message: "--api-token \(problem)", hint: Self.apiTokenHint)
         }
+        try apiLimits.validate()
         guard apiIsLoopback || apiToken != nil else {
             throw AgentError(
                 code: .badArguments, message: "--api \(apiHost):\(apiPort) is reachable from other hosts but no token is set",

@@ -37,6 +37,8 @@ public struct AgentSetting: Sendable {
         switch key {
         case "tags": "--tag"
         case "event_handlers": "--event-handler"
+        case "api_allowed_hosts": "--api-allowed-host"
+        case "api_allowed_origins": "--api-allowed-origin"
         default: "--" + key.replacing("_", with: "-")
         }
     }
@@ -92,6 +94,30 @@ extension AgentSetting {
         AgentSetting("data_dir", .text, "Directory for persistent state (default: state in memory only)."),
         AgentSetting("api", .text, default: .text("127.0.0.1:7373"), "Local HTTP API address."),
         AgentSetting("api_token", .text, "Bearer token the API requires; needed for a non-loopback api."),
+        AgentSetting(
+            "api_max_connections", .count, default: .text(String(APILimits().maxConnections)),
+            "API connections held at once: past it a new one closes the one waiting longest for a request head, or gets 503 too_many_connections (lowered to fit the open-file limit)."),
+        AgentSetting(
+            "api_max_streams", .count, default: .text(String(APILimits().maxStreams)),
+            "Streams (watch, events, monitor, query) open at once; past it 503 too_many_streams. Below api_max_connections."),
+        AgentSetting(
+            "api_header_timeout", .duration, default: .text(durationText(APILimits().headerTimeout)),
+            "An API connection that has not sent a complete request head this long after it opened is closed."),
+        AgentSetting(
+            "api_idle_timeout", .duration, default: .text(durationText(APILimits().idleTimeout)),
+            "A kept-alive API connection with no request this long is closed."),
+        AgentSetting(
+            "api_body_timeout", .duration, default: .text(durationText(APILimits().bodyTimeout)),
+            "A request body not received in full this long after its head is cut off, its connection closed."),
+        AgentSetting(
+            "api_stream_keepalive", .duration, default: .text(durationText(APILimits().streamKeepAlive)),
+            "A server-sent-event stream with nothing to send writes a comment line this often (a gone reader is found by the write)."),
+        AgentSetting(
+            "api_allowed_hosts", .list, default: .list([]),
+            "Host names the API answers besides its address and loopback names (others get 403 forbidden: DNS rebinding)."),
+        AgentSetting(
+            "api_allowed_origins", .list, default: .list([]),
+            "Web page origins (http://host:port) allowed to call the API besides its own status page (others get 403 forbidden)."),
         AgentSetting("encrypt", .text, "Base64 gossip key from `rumor keygen`; a saved keyring takes precedence."),
         AgentSetting(
             "encrypt_verify_incoming", .boolean, default: .text("true"),
