@@ -79,8 +79,9 @@ struct EventStream {
                 try open(receive)
             } catch {
                 // Past the first stream, the agent going away (mid-stream, or not back yet) is
-                // not an error of the stream: its message (and errno) is not shown.
-                guard opened > 0, error.code == "agent_unreachable" else { throw error }
+                // not an error of the stream: its message (and errno) is not shown; nor is an
+                // agent back but holding its most streams or connections for now.
+                guard opened > 0, ["agent_unreachable", "too_many_streams", "too_many_connections"].contains(error.code) else { throw error }
             }
             guard reconnect else {
                 throw CLIError(

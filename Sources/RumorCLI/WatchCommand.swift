@@ -91,8 +91,9 @@ public struct Watch: Sendable {
                 try stream(receive)
             } catch {
                 // Past the first stream, the agent going away (mid-stream, or not back yet) is waited out;
-                // so is a connection it closed unanswered while stopping (`bad_response`): it did answer here.
-                guard opened > 0, reconnect, error.code == "agent_unreachable" || error.code == "bad_response" else { throw error }
+                // so is a connection it closed unanswered while stopping (`bad_response`): it did answer here;
+                // and so is an agent back but holding its most streams or connections for now.
+                guard opened > 0, reconnect, Self.waitedOut.contains(error.code) else { throw error }
             }
             guard reconnect else {
                 throw CLIError(
@@ -109,6 +110,9 @@ public struct Watch: Sendable {
             pause = min(pause * 2, 2)
         }
     }
+
+    /// The errors a reconnecting watch waits out.
+    static let waitedOut: Set<String> = ["agent_unreachable", "bad_response", "too_many_streams", "too_many_connections"]
 
     /// Streams changes until the agent ends the stream.
     mutating func stream(_ receive: (String) -> Void) throws(CLIError) {

@@ -175,6 +175,22 @@ def test_streams_past_their_limit_are_refused_loudly(swarm):
         client.close()
 
 
+def test_an_idle_event_stream_sends_keepalive_comments(swarm):
+    """A server-sent-event watch with nothing to say writes a comment line every
+    --api-stream-keepalive, so that a reader gone without a word is found by the write."""
+    agent = swarm.agent("keepalive", extra=["--api-stream-keepalive", "1s"])
+    host, port = agent.api.split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as client:
+        client.sendall((f"GET /v1/kv/watch?prefix=quiet/ HTTP/1.1\r\nHost: {agent.api}\r\n"
+                        f"Accept: text/event-stream\r\n\r\n").encode())
+        received = b""
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and b":\n" not in received.split(b"\r\n\r\n", 1)[-1]:
+            received += client.recv(4096)
+    assert received.startswith(b"HTTP/1.1 200") and b"text/event-stream" in received, received[:300]
+    assert b":\n" in received.split(b"\r\n\r\n", 1)[1], received
+
+
 # The slowloris client runs in a process of its own, so that the GIL it holds while it opens
 # thousands of sockets does not delay the `rumor get` loop that times the agent.
 HALF_SENDER = r"""
