@@ -123,7 +123,10 @@ def test_a_killed_agents_ephemeral_values_never_reappear_in_20_restarts(swarm):
         n3.kill9()
         slow = trial % 2 == 1
         if slow:
-            wait_until(lambda: all(get(a, "presence/n3") is None for a in (n1, n2)), 15,
+            # What this test holds is that the presence never comes back; how fast a death is
+            # detected is the failure-detection tests' bar. 30 s: twice this wait timed out at 15 s
+            # after issue 28's backed-off probe timeouts (open there).
+            wait_until(lambda: all(get(a, "presence/n3") is None for a in (n1, n2)), 30,
                        f"trial {trial}: the presence vanishes once n3 is declared dead", interval=0.1)
         if trial % 4 == 3:  # n2 restarts without state after n3's departure
             n2.kill9()
