@@ -64,10 +64,12 @@ public struct AddressRule: Sendable, Hashable {
 
     /// Why `address` may not be sent to; nil when it may.
     public func problem(with address: NodeAddress) -> AddressProblem? {
-        let ip = address.ip
-        guard family.takes(length: ip.count) else { return .wrongLength(ip.count, family) }
+        // Length and port first: they need no copy of the address bytes.
+        let length = address.ipLength
+        guard family.takes(length: length) else { return .wrongLength(length, family) }
         guard address.port != 0 else { return .portZero }
-        switch ip.count {
+        let ip = address.ip
+        switch length {
         case 4: return Self.problem(ipv4: ip[0], ip[1], ip[2], ip[3], broadcasts: broadcasts)
         case 16: return Self.problem(ipv6: ip, broadcasts: broadcasts)
         default: return ip.allSatisfy { $0 == 0 } ? .unspecified : nil
